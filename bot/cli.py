@@ -1,0 +1,244 @@
+"""The `pulse` command. The only module that reads the environment, configures logging and
+runs the event loop; everything else takes its settings and clock as parameters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from bot.app import PlanPulse, system_clock
+from bot.domain import timescales
+from bot.domain.errors import ImportFailed, PulseError, TimescaleError
+from bot.settings import Settings
+from digests.markdown import render_markdown
+from storage.importer import import_plan
+
+app = typer.Typer(
+    name="pulse",
+    help="Plan Pulse: keeps improvement plans current by asking each lead for progress.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("pulse")
+T = TypeVar("T")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if sys.stderr.isatty():
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Alembic and SQLAlchemy are chatty at INFO; their news is not ours.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            typer.echo(f"configuration error: {where}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    _configure_logging(settings.log_level)
+    return settings
+
+
+def _run(work: Callable[[PlanPulse], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Build the app, bring the schema up to date, run `work`, and turn our errors into
+    messages and exit codes (tracebacks go to the log only)."""
+    settings = _settings()
+
+    async def main() -> T:
+        pulse = PlanPulse(settings, clock=system_clock)
+        try:
+            if migrate:
+                await pulse.migrate()
+            return await work(pulse)
+        finally:
+            await pulse.close()
+
+    try:
+        return asyncio.run(main())
+    except ImportFailed as exc:
+        typer.echo(str(exc), err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1) from None
+    except PulseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        log.debug("failed", exc_info=True)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _day(value: str | None, option: str) -> date | None:
+    """A day from the command line: 2026-11-20 or 20/11/2026."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        parsed = timescales.parse(value)
+    except TimescaleError as exc:
+        raise typer.BadParameter(exc.reason, param_hint=option) from None
+    if parsed.due is None or parsed.start is not None or parsed.recurrence is not None:
+        raise typer.BadParameter(f"not a day: {value!r}", param_hint=option)
+    return parsed.due
+
+
+@app.command()
+def init() -> None:
+    """Create the database, or bring its schema up to date (safe to run again)."""
+
+    async def work(pulse: PlanPulse) -> str:
+        return pulse.settings.redacted_database_url()
+
+    url = _run(work)
+    typer.echo(f"database ready: {url}")
+
+
+@app.command("import")
+def import_(
+    plan_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    people: Annotated[
+        Path | None, typer.Option("--people", exists=True, dir_okay=False, help="people file")
+    ] = None,
+    networks: Annotated[
+        Path | None,
+        typer.Option("--networks", exists=True, dir_okay=False, help="networks file"),
+    ] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="the plan's key")] = None,
+    ratings_as_of: Annotated[
+        str | None,
+        typer.Option("--ratings-as-of", help="date for ratings in the progress column"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="check and report; write nothing")
+    ] = False,
+) -> None:
+    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing."""
+    as_of = _day(ratings_as_of, "--ratings-as-of")
+
+    async def work(pulse: PlanPulse) -> str:
+        report = await import_plan(
+            pulse.sessions, plan_file, now=pulse.clock(), people_path=people,
+            networks_path=networks, plan_key=plan, ratings_as_of=as_of, dry_run=dry_run,
+        )
+        lines = [f"  {w}" for w in report.warnings]
+        return "\n".join([report.summary(), *lines])
+
+    typer.echo(_run(work))
+
+
+@app.command()
+def status(
+    plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the day to judge")] = None,
+) -> None:
+    """Each milestone's status and the reasons for it, as a table."""
+    day = _day(as_of, "--as-of")
+
+    async def work(pulse: PlanPulse) -> str:
+        lines = await pulse.statuses(plan, as_of=day)
+        rows = [("REF", "STATUS", "DUE", "RATING", "UPDATED", "LEADS", "REASONS", "MILESTONE")]
+        for line in lines:
+            s = line.status
+            status_text = s.status.value
+            if s.days_overdue:
+                status_text += f" ({s.days_overdue}d)"
+            rows.append((
+                line.milestone.ref,
+                status_text,
+                s.due.isoformat() if s.due else "-",
+                str(s.rating) if s.rating else "-",
+                s.updated.isoformat() if s.updated else "-",
+                "/".join(line.milestone.leads) or "no lead",
+                ", ".join(r.value for r in s.reasons) or "-",
+                _one_line(line.milestone.title, 60),
+            ))
+        return _table(rows)
+
+    typer.echo(_run(work))
+
+
+class DigestFormat(StrEnum):
+    JSON = "json"
+    MD = "md"
+
+
+@app.command()
+def digest(
+    plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
+    network: Annotated[str | None, typer.Option("--network", help="one network's key")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the digest's day")] = None,
+    fmt: Annotated[DigestFormat, typer.Option("--format", help="json or md")] = (
+        DigestFormat.JSON
+    ),
+) -> None:
+    """Print the digest content of the plan's networks (or one network)."""
+    day = _day(as_of, "--as-of")
+
+    async def work(pulse: PlanPulse) -> str:
+        digests = await pulse.digests(plan, network=network, as_of=day)
+        if fmt is DigestFormat.JSON:
+            if network:
+                return json.dumps(digests[0].to_json(), indent=2, ensure_ascii=False)
+            return json.dumps([d.to_json() for d in digests], indent=2, ensure_ascii=False)
+        return "\n".join(render_markdown(d) for d in digests)
+
+    typer.echo(_run(work))
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

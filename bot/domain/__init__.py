@@ -1,0 +1,1 @@
+"""The pure core: the rules that decide things, on plain data, with no I/O and no clock."""

@@ -1,0 +1,76 @@
+"""Every error Plan Pulse raises on purpose, in one hierarchy.
+
+    PulseError                  base: a message a person can act on
+    ├── TimescaleError          a timescale cell that names an impossible or unreadable date
+    ├── ImportFailed            a plan, people or networks file with problems; nothing written
+    ├── PlanNotFound            a plan key that is not in the store
+    ├── NetworkNotFound         a network key that is not in the store or not in the plan
+    └── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
+
+Handlers turn these into messages for leads and admins; tracebacks go to the log only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class PulseError(Exception):
+    """Base of every deliberate Plan Pulse error."""
+
+
+class TimescaleError(PulseError):
+    """A timescale that cannot be read without guessing, e.g. `31/09/18`."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"{reason}: {text!r}")
+        self.text = text
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem in an input file: where it is, what was there, and why it is wrong."""
+
+    row: int | None
+    column: str | None
+    value: str | None
+    reason: str
+    severity: str = "error"  # "error" stops the import; "warning" is reported only
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column {self.column!r}")
+        place = ", ".join(where) or "file"
+        value = f" value {self.value!r}:" if self.value is not None else ""
+        return f"{self.severity}: {place}:{value} {self.reason}"
+
+
+class ImportFailed(PulseError):
+    """A file had errors; nothing was written. `problems` lists every one of them."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        errors = [p for p in problems if p.severity == "error"]
+        super().__init__(f"{source}: {len(errors)} problem(s); nothing was imported")
+        self.source = source
+        self.problems = tuple(problems)
+
+
+class PlanNotFound(PulseError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no plan with key {key!r}; import it first (pulse import)")
+        self.key = key
+
+
+class NetworkNotFound(PulseError):
+    def __init__(self, key: str, plan_key: str) -> None:
+        super().__init__(f"plan {plan_key!r} has no network {key!r}")
+        self.key = key
+
+
+class ConfigError(PulseError):
+    """Settings that cannot work."""

@@ -1,0 +1,111 @@
+"""Lead cells (`AW/MC`, `DC / PB`, `GR / S Murray`, `Joe Bannham - Head of Practice`) read
+into person keys against the people directory (DESIGN.md §5).
+
+Whole names and keys are tried first, then the cell's parts split on slashes, commas and
+`and`, then each part's words. A job title after a dash is dropped. Letters from other
+scripts that look like Latin ones (a Cyrillic `МС`) are folded to Latin and reported, so a
+look-alike never becomes a new person. Anything left unresolved is reported, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.domain.model import Person
+
+# Cyrillic and Greek capitals and small letters that render like Latin ones.
+_LOOKALIKES = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУаеіјорсхуѕԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧον",
+    "ABESIJKMHOPCTXYaeijopcxysdqwABEZHIKMNOPTYXov",
+)
+_ROLE = re.compile(r"\s+[-–—]\s+.*$|\s*\(.*\)\s*$")
+_PARTS = re.compile(r"\s*(?:/|\\|,|;|&|\+|\band\b|\n)\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadReading:
+    """The keys a lead cell names, and what could not be read (errors) or was folded."""
+
+    keys: tuple[str, ...]
+    unknown: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def fold_lookalikes(text: str) -> str:
+    """NFKC-normalise and fold look-alike letters from other scripts to Latin."""
+    return unicodedata.normalize("NFKC", text).translate(_LOOKALIKES)
+
+
+def _norm(text: str) -> str:
+    return " ".join(fold_lookalikes(text).replace(".", " ").split()).casefold()
+
+
+class Directory:
+    """People looked up by key, full name and "initial surname"."""
+
+    def __init__(self, people: Iterable[Person]) -> None:
+        self._exact: dict[str, str] = {}
+        short: dict[str, set[str]] = {}
+        for person in people:
+            self._exact[_norm(person.key)] = person.key
+        for person in people:
+            self._exact.setdefault(_norm(person.name), person.key)
+            words = _norm(person.name).split()
+            if len(words) >= 2:
+                short.setdefault(f"{words[0][0]} {words[-1]}", set()).add(person.key)
+        # "S Murray" only resolves when one person fits it.
+        self._short = {k: next(iter(v)) for k, v in short.items() if len(v) == 1}
+
+    def find(self, text: str) -> str | None:
+        norm = _norm(text)
+        return self._exact.get(norm) or self._short.get(norm)
+
+    def __contains__(self, key: str) -> bool:
+        return _norm(key) in self._exact
+
+
+def read_leads(cell: str | Sequence[str], directory: Directory) -> LeadReading:
+    """The person keys named by a lead cell (or a list of names/keys from a YAML plan)."""
+    cells = [cell] if isinstance(cell, str) else list(cell)
+    keys: list[str] = []
+    unknown: list[str] = []
+    warnings: list[str] = []
+    for text in cells:
+        if not text or not text.strip():
+            continue
+        folded = unicodedata.normalize("NFKC", text).translate(_LOOKALIKES)
+        if folded != unicodedata.normalize("NFKC", text):
+            warnings.append(
+                f"lead {text.strip()!r} has look-alike letters from another script; "
+                f"read as {folded.strip()!r}"
+            )
+        for found in _read_cell(folded, directory, unknown):
+            if found not in keys:
+                keys.append(found)
+    return LeadReading(tuple(keys), tuple(unknown), tuple(warnings))
+
+
+def _read_cell(text: str, directory: Directory, unknown: list[str]) -> list[str]:
+    whole = _match(text, directory)
+    if whole:
+        return [whole]
+    found: list[str] = []
+    for part in filter(None, (p.strip() for p in _PARTS.split(text))):
+        key = _match(part, directory)
+        if key:
+            found.append(key)
+            continue
+        words = _ROLE.sub("", part).split()
+        word_keys = [directory.find(w) for w in words]
+        if len(words) > 1 and all(word_keys):
+            found.extend(k for k in word_keys if k)
+        else:
+            unknown.append(part)
+    return found
+
+
+def _match(text: str, directory: Directory) -> str | None:
+    return directory.find(text) or directory.find(_ROLE.sub("", text))

@@ -1,0 +1,132 @@
+"""The vocabulary of DESIGN.md §2 as frozen dataclasses: plans, actions, milestones, people,
+networks and updates. Pure data, no I/O: every rule in `bot.domain` works on these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Recurrence(StrEnum):
+    """How often a recurring milestone falls due: at the end of each calendar period."""
+
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+    ANNUAL = "annual"
+
+
+class Channel(StrEnum):
+    """Where a person prefers to be asked."""
+
+    SLACK = "slack"
+    EMAIL = "email"
+
+
+class Source(StrEnum):
+    """Where an update came from."""
+
+    SLACK = "slack"
+    EMAIL = "email"
+    CLI = "cli"
+    IMPORT = "import"
+
+
+@dataclass(frozen=True, slots=True)
+class Timescale:
+    """The meaning of a timescale cell (DESIGN.md §4).
+
+    `due` is the fixed due date, if any. A recurring timescale falls due at the end of each
+    period from `start` (or from the beginning, when there is no start); its due date for a
+    given day is worked out by `bot.domain.timescales.due_on`. `ongoing` marks work with no end.
+    """
+
+    text: str
+    due: date | None = None
+    start: date | None = None
+    recurrence: Recurrence | None = None
+    ongoing: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPolicy:
+    """The thresholds of DESIGN.md §6, in calendar days; a plan may override each."""
+
+    due_soon_window: int = 14
+    not_started_window: int = 42
+    stale_after: int = 21
+    stale_horizon: int = 56
+    achieved_window: int = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    key: str
+    name: str
+    email: str | None = None
+    slack_user_id: str | None = None
+    prefers: Channel = Channel.EMAIL
+    timezone: str | None = None
+    delegate_key: str | None = None
+    away_until: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    key: str
+    name: str
+    slack_channel: str | None = None
+    coordinators: tuple[str, ...] = ()
+    all_actions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    ref: str
+    title: str
+    timescale: Timescale
+    action_ref: str
+    leads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    ref: str
+    title: str
+    priority: int
+    leads: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+    aim: str | None = None
+    milestones: tuple[Milestone, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Priority:
+    number: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    key: str
+    title: str
+    organisation: str | None = None
+    timezone: str = "Europe/London"
+    start: date | None = None
+    policy: RiskPolicy = field(default_factory=RiskPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One answer about one milestone. `given_at` is timezone-aware (UTC in storage)."""
+
+    milestone_ref: str
+    given_at: datetime
+    rating: int | None = None
+    note: str | None = None
+    revised_due: date | None = None
+    needs_support: bool = False
+    source: Source = Source.CLI
+    person_key: str | None = None
+    external_id: str | None = None

@@ -1,0 +1,214 @@
+"""What a network's digest contains (DESIGN.md §10 and the JSON shape of §12).
+
+`build_digest` is pure: a plan's actions, milestones and updates, a network and a day in, one
+`Digest` out. Each milestone is in exactly one of overdue, at risk, due soon and achieved,
+by its status; the needs-support section repeats every milestone whose latest update asks
+for support. Renderers (Markdown, Slack, HTML) all start from this one value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.model import Action, Milestone, Network, Plan, Update
+from bot.domain.status import MilestoneStatus, Status, milestone_status
+
+
+class DigestSection(StrEnum):
+    """The sections, most severe first."""
+
+    OVERDUE = "overdue"
+    AT_RISK = "at_risk"
+    NEEDS_SUPPORT = "needs_support"
+    DUE_SOON = "due_soon"
+    ACHIEVED = "achieved"
+
+
+SECTION_TITLES: Mapping[DigestSection, str] = {
+    DigestSection.OVERDUE: "Overdue",
+    DigestSection.AT_RISK: "At risk",
+    DigestSection.NEEDS_SUPPORT: "Needs support",
+    DigestSection.DUE_SOON: "Due in the next 14 days",
+    DigestSection.ACHIEVED: "Achieved this week",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """One milestone as a digest shows it."""
+
+    ref: str
+    title: str
+    leads: tuple[str, ...]
+    due: date | None
+    days_overdue: int
+    rating: int | None
+    note: str | None
+    updated: date | None
+    reasons: tuple[str, ...]
+    priority: int
+    action_ref: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "title": self.title,
+            "leads": list(self.leads),
+            "due": self.due.isoformat() if self.due else None,
+            "days_overdue": self.days_overdue,
+            "rating": self.rating,
+            "note": self.note,
+            "updated": self.updated.isoformat() if self.updated else None,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    plan: str
+    network: str
+    network_name: str
+    as_of: date
+    sections: Mapping[DigestSection, tuple[DigestItem, ...]]
+    awaiting: tuple[str, ...] = ()
+    prompted: int = 0
+    answered: int = 0
+    milestones: int = 0
+    statuses: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def period(self) -> str:
+        return iso_week(self.as_of)
+
+    @property
+    def response_rate(self) -> float | None:
+        """Share of this cycle's prompts that were answered, or None before any prompt."""
+        return self.answered / self.prompted if self.prompted else None
+
+    def counts(self) -> dict[str, int]:
+        counts = {section.value: len(self.sections[section]) for section in DigestSection}
+        counts["awaiting"] = len(self.awaiting)
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the shape of DESIGN.md §12."""
+        out: dict[str, Any] = {
+            "plan": self.plan,
+            "network": self.network,
+            "as_of": self.as_of.isoformat(),
+            "period": self.period,
+            "counts": self.counts(),
+        }
+        for section in DigestSection:
+            out[section.value] = [item.to_json() for item in self.sections[section]]
+        out["awaiting"] = list(self.awaiting)
+        return out
+
+
+def iso_week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def in_network(action: Action, network: Network) -> bool:
+    return network.all_actions or network.key in action.networks
+
+
+def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
+    return DigestItem(
+        ref=milestone.ref,
+        title=milestone.title,
+        leads=milestone.leads,
+        due=status.due,
+        days_overdue=status.days_overdue,
+        rating=status.rating,
+        note=status.note,
+        updated=status.updated,
+        reasons=tuple(r.value for r in status.reasons),
+        priority=action.priority,
+        action_ref=action.ref,
+    )
+
+
+def _ref_key(ref: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order for references: 1.2 before 1.10, W1.2-3 before W1.2-10."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in re.findall(r"\d+|[^\d.\-]+", ref)
+    )
+
+
+def _by_due(item: DigestItem) -> tuple[int, date, tuple[tuple[int, int | str], ...]]:
+    return (item.due is None, item.due or date.max, _ref_key(item.ref))
+
+
+def build_digest(
+    plan: Plan,
+    network: Network,
+    actions: Iterable[Action],
+    updates: Mapping[str, Sequence[Update]],
+    *,
+    as_of: date,
+    awaiting: Sequence[str] = (),
+    prompted: int = 0,
+    answered: int = 0,
+) -> Digest:
+    """The digest of `network` for the week of `as_of`.
+
+    `updates` maps milestone references to their updates; `awaiting` lists the people who
+    did not answer this cycle's prompt (sorted here), out of `prompted` people prompted.
+    """
+    sections: dict[DigestSection, list[DigestItem]] = {s: [] for s in DigestSection}
+    statuses: dict[str, int] = {s.value: 0 for s in MilestoneStatus}
+    total = 0
+    for action in actions:
+        if not in_network(action, network):
+            continue
+        for milestone in action.milestones:
+            total += 1
+            status = milestone_status(
+                milestone.timescale,
+                updates.get(milestone.ref, ()),
+                today=as_of,
+                policy=plan.policy,
+                timezone=plan.timezone,
+            )
+            statuses[status.status.value] += 1
+            item = _item(milestone, action, status)
+            if status.status is MilestoneStatus.OVERDUE:
+                sections[DigestSection.OVERDUE].append(item)
+            elif status.status is MilestoneStatus.AT_RISK:
+                sections[DigestSection.AT_RISK].append(item)
+            elif status.status is MilestoneStatus.DUE_SOON:
+                sections[DigestSection.DUE_SOON].append(item)
+            elif status.status is MilestoneStatus.ACHIEVED and status.rated_on is not None:
+                if 0 <= (as_of - status.rated_on).days < plan.policy.achieved_window:
+                    sections[DigestSection.ACHIEVED].append(item)
+            if status.needs_support:
+                sections[DigestSection.NEEDS_SUPPORT].append(item)
+
+    sections[DigestSection.OVERDUE].sort(key=lambda i: (-i.days_overdue, _ref_key(i.ref)))
+    for section in (
+        DigestSection.AT_RISK,
+        DigestSection.NEEDS_SUPPORT,
+        DigestSection.DUE_SOON,
+        DigestSection.ACHIEVED,
+    ):
+        sections[section].sort(key=_by_due)
+    return Digest(
+        plan=plan.key,
+        network=network.key,
+        network_name=network.name,
+        as_of=as_of,
+        sections={s: tuple(items) for s, items in sections.items()},
+        awaiting=tuple(sorted(set(awaiting))),
+        prompted=prompted,
+        answered=answered,
+        milestones=total,
+        statuses=statuses,
+    )

@@ -1,0 +1,1 @@
+"""Slack and email, in and out: payloads and messages turned into calls on the core."""

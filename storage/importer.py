@@ -1,0 +1,420 @@
+"""Importing a plan with its people and networks: all or nothing (DESIGN.md §5).
+
+Every file is read and every lead and network resolved before anything is written; if any
+problem is an error, `ImportFailed` lists them all and the store is untouched. Otherwise one
+transaction writes the lot. Re-importing updates actions and milestones by reference; those
+no longer in the file are retired, never deleted, and every update stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain.errors import ImportFailed, Problem
+from bot.domain.leads import Directory, read_leads
+from bot.domain.model import Network, Person, Source
+from storage.models import (
+    ActionLeadRow,
+    ActionNetworkRow,
+    ActionRow,
+    MilestoneRow,
+    PlanNetworkRow,
+    PlanRow,
+    PriorityRow,
+)
+from storage.plan_files import PlanDraft, read_networks, read_people, read_plan
+from storage.repositories import NetworkRepository, PeopleRepository, UpdateRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did (or, with --dry-run, would do)."""
+
+    plan_key: str
+    dry_run: bool = False
+    created_plan: bool = False
+    people_added: int = 0
+    people_changed: int = 0
+    networks_added: int = 0
+    networks_changed: int = 0
+    actions_added: int = 0
+    actions_changed: int = 0
+    actions_retired: int = 0
+    milestones_added: int = 0
+    milestones_changed: int = 0
+    milestones_retired: int = 0
+    ratings_recorded: int = 0
+    warnings: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        return (
+            f"{verb} plan {self.plan_key}: actions +{self.actions_added} "
+            f"~{self.actions_changed} retired {self.actions_retired}; milestones "
+            f"+{self.milestones_added} ~{self.milestones_changed} retired "
+            f"{self.milestones_retired}; people +{self.people_added} ~{self.people_changed}; "
+            f"networks +{self.networks_added} ~{self.networks_changed}; "
+            f"ratings recorded {self.ratings_recorded}; warnings {len(self.warnings)}"
+        )
+
+
+class _DryRunRollback(Exception):
+    """Raised inside the transaction to undo a dry run after counting what it would do."""
+
+
+def _given_at(ratings_as_of: date | datetime, timezone: str) -> datetime:
+    if isinstance(ratings_as_of, datetime):
+        moment = ratings_as_of
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone))
+        return moment.astimezone(UTC)
+    # A rating "as of" a day is taken at noon there, safely inside the day in every zone.
+    return datetime.combine(ratings_as_of, time(12), ZoneInfo(timezone)).astimezone(UTC)
+
+
+async def import_plan(
+    sessions: async_sessionmaker[AsyncSession],
+    plan_path: Path,
+    *,
+    now: datetime,
+    people_path: Path | None = None,
+    networks_path: Path | None = None,
+    plan_key: str | None = None,
+    ratings_as_of: date | datetime | None = None,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Import `plan_path` (and optional people and networks files) in one transaction.
+
+    Raises `ImportFailed` with every problem, having written nothing, when any is an error.
+    """
+    problems: list[Problem] = []
+    file_people: list[Person] = []
+    file_networks: list[Network] = []
+    if people_path is not None:
+        file_people, found = read_people(people_path)
+        problems += [_tag(p, people_path) for p in found]
+    if networks_path is not None:
+        file_networks, found = read_networks(networks_path)
+        problems += [_tag(p, networks_path) for p in found]
+
+    report: ImportReport | None = None
+    try:
+        async with sessions() as session, session.begin():
+            report = await _import(
+                session,
+                plan_path,
+                plan_key=plan_key,
+                problems=problems,
+                file_people=file_people,
+                file_networks=file_networks,
+                now=now,
+                ratings_as_of=ratings_as_of,
+                dry_run=dry_run,
+            )
+            if dry_run:
+                raise _DryRunRollback
+    except _DryRunRollback:
+        pass
+    assert report is not None
+    log.info("%s", report.summary())
+    return report
+
+
+async def _import(
+    session: AsyncSession,
+    plan_path: Path,
+    *,
+    plan_key: str | None,
+    problems: list[Problem],
+    file_people: list[Person],
+    file_networks: list[Network],
+    now: datetime,
+    ratings_as_of: date | datetime | None,
+    dry_run: bool,
+) -> ImportReport:
+    existing_title = None
+    if plan_key:
+        existing = await session.scalar(select(PlanRow).where(PlanRow.key == plan_key))
+        existing_title = existing.title if existing else None
+    draft = read_plan(plan_path, plan_key=plan_key, existing_title=existing_title)
+    problems += draft.problems
+    people = _merge(
+        {p.key: p for p in await PeopleRepository(session).all()}, draft.people + file_people
+    )
+    networks = _merge(
+        {n.key: n for n in await NetworkRepository(session).all()}, draft.networks + file_networks
+    )
+    leads_by_action = _resolve(draft, people, networks, problems)
+    for person in people.values():
+        if person.delegate_key and person.delegate_key not in people:
+            problems.append(
+                Problem(
+                    None,
+                    "delegate",
+                    person.delegate_key,
+                    f"delegate of {person.key} is not a known person",
+                )
+            )
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ImportFailed(str(plan_path), problems)
+
+    report = ImportReport(
+        draft.plan.key, dry_run=dry_run, warnings=[p for p in problems if p.severity == "warning"]
+    )
+    await _write(
+        session,
+        draft,
+        people=draft.people + file_people,
+        networks=draft.networks + file_networks,
+        leads_by_action=leads_by_action,
+        now=now,
+        ratings_as_of=ratings_as_of or now,
+        report=report,
+    )
+    return report
+
+
+def _tag(problem: Problem, path: Path) -> Problem:
+    column = f"{path.name}: {problem.column}" if problem.column else path.name
+    return Problem(problem.row, column, problem.value, problem.reason, problem.severity)
+
+
+_Keyed = TypeVar("_Keyed", Person, Network)
+
+
+def _merge(known: dict[str, _Keyed], new: list[_Keyed]) -> dict[str, _Keyed]:
+    merged = dict(known)
+    for item in new:
+        merged[item.key] = item
+    return merged
+
+
+def _resolve(
+    draft: PlanDraft,
+    people: dict[str, Person],
+    networks: dict[str, Network],
+    problems: list[Problem],
+) -> dict[str, tuple[str, ...]]:
+    directory = Directory(people.values())
+    network_keys = {k.casefold(): k for k in networks}
+    out: dict[str, tuple[str, ...]] = {}
+    for action in draft.actions:
+        keys: list[str] = []
+        for cell in action.lead_cells:
+            reading = read_leads(cell, directory)
+            shown = cell if isinstance(cell, str) else ", ".join(cell)
+            for part in reading.unknown:
+                problems.append(
+                    Problem(
+                        action.row,
+                        "Lead(s)",
+                        shown,
+                        f"unknown lead {part!r} for action {action.ref}: add them to the people "
+                        "file or correct the cell",
+                    )
+                )
+            for warning in reading.warnings:
+                problems.append(Problem(action.row, "Lead(s)", shown, warning, "warning"))
+            keys += [k for k in reading.keys if k not in keys]
+        out[action.ref] = tuple(keys)
+        resolved = []
+        for key in action.network_keys:
+            found = network_keys.get(key.casefold())
+            if found is None:
+                problems.append(
+                    Problem(
+                        action.row,
+                        "Network(s)",
+                        key,
+                        f"unknown network for action {action.ref}: add it to the networks file",
+                    )
+                )
+            else:
+                resolved.append(found)
+        action.network_keys = resolved
+    return out
+
+
+async def _write(
+    session: AsyncSession,
+    draft: PlanDraft,
+    *,
+    people: list[Person],
+    networks: list[Network],
+    leads_by_action: dict[str, tuple[str, ...]],
+    now: datetime,
+    ratings_as_of: date | datetime,
+    report: ImportReport,
+) -> None:
+    report.people_added, report.people_changed = await PeopleRepository(session).upsert(people)
+    report.networks_added, report.networks_changed = await NetworkRepository(session).upsert(
+        networks
+    )
+    people_rows = await PeopleRepository(session).rows_by_key()
+    network_rows = await NetworkRepository(session).rows_by_key()
+
+    plan = draft.plan
+    plan_row = await session.scalar(select(PlanRow).where(PlanRow.key == plan.key))
+    is_yaml_plan = bool(draft.people or draft.networks) or plan.start is not None
+    if plan_row is None:
+        report.created_plan = True
+        plan_row = PlanRow(
+            key=plan.key,
+            title=plan.title,
+            organisation=plan.organisation,
+            timezone=plan.timezone,
+            start=plan.start,
+            created_at=now,
+            updated_at=now,
+            settings={},
+        )
+        session.add(plan_row)
+    elif plan.title != plan.key or is_yaml_plan:
+        plan_row.title, plan_row.organisation = plan.title, plan.organisation
+        plan_row.timezone, plan_row.start = plan.timezone, plan.start
+    if plan.policy != type(plan.policy)():
+        plan_row.settings = {**(plan_row.settings or {}), "thresholds": asdict(plan.policy)}
+    plan_row.updated_at = now
+    await session.flush()
+    timezone = plan_row.timezone
+
+    # The networks that get this plan's digests: those its actions name and the plan-wide ones
+    # that came with it.
+    linked = {n for a in draft.actions for n in a.network_keys}
+    linked |= {n.key for n in networks if n.all_actions}
+    current_links = set(
+        (
+            await session.scalars(
+                select(PlanNetworkRow.network_id).where(PlanNetworkRow.plan_id == plan_row.id)
+            )
+        ).all()
+    )
+    for key in sorted(linked):
+        if network_rows[key].id not in current_links:
+            session.add(PlanNetworkRow(plan_id=plan_row.id, network_id=network_rows[key].id))
+
+    priority_rows = {
+        p.number: p
+        for p in (
+            await session.scalars(select(PriorityRow).where(PriorityRow.plan_id == plan_row.id))
+        ).all()
+    }
+    for number, title in draft.priorities.items():
+        row = priority_rows.get(number)
+        if row is None:
+            row = PriorityRow(plan_id=plan_row.id, number=number, title=title)
+            session.add(row)
+            priority_rows[number] = row
+        elif title and row.title != title:
+            row.title = title
+    await session.flush()
+
+    action_rows = {
+        a.ref: a
+        for a in (
+            await session.scalars(select(ActionRow).where(ActionRow.plan_id == plan_row.id))
+        ).all()
+    }
+    milestone_rows = {
+        m.ref: m
+        for m in (
+            await session.scalars(select(MilestoneRow).where(MilestoneRow.plan_id == plan_row.id))
+        ).all()
+    }
+    seen_actions: set[str] = set()
+    seen_milestones: set[str] = set()
+    rated: list[tuple[MilestoneRow, int | None, str | None]] = []
+
+    for action in draft.actions:
+        seen_actions.add(action.ref)
+        values = {
+            "title": action.title,
+            "aim": action.aim,
+            "priority_id": priority_rows[action.priority].id,
+            "position": action.position,
+            "retired": False,
+        }
+        arow = action_rows.get(action.ref)
+        if arow is None:
+            arow = ActionRow(plan_id=plan_row.id, ref=action.ref, **values)
+            session.add(arow)
+            report.actions_added += 1
+        elif any(getattr(arow, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(arow, k, v)
+            report.actions_changed += 1
+        await session.flush()
+        await session.execute(delete(ActionLeadRow).where(ActionLeadRow.action_id == arow.id))
+        for position, key in enumerate(leads_by_action.get(action.ref, ())):
+            session.add(
+                ActionLeadRow(action_id=arow.id, person_id=people_rows[key].id, position=position)
+            )
+        await session.execute(delete(ActionNetworkRow).where(ActionNetworkRow.action_id == arow.id))
+        for key in action.network_keys:
+            session.add(ActionNetworkRow(action_id=arow.id, network_id=network_rows[key].id))
+
+        for position, ms in enumerate(action.milestones):
+            seen_milestones.add(ms.ref)
+            ts = ms.timescale
+            mvalues = {
+                "action_id": arow.id,
+                "title": ms.title,
+                "timescale_text": ts.text,
+                "due": ts.due,
+                "start": ts.start,
+                "recurrence": ts.recurrence.value if ts.recurrence else None,
+                "ongoing": ts.ongoing,
+                "position": position,
+                "retired": False,
+            }
+            mrow = milestone_rows.get(ms.ref)
+            if mrow is None:
+                mrow = MilestoneRow(plan_id=plan_row.id, ref=ms.ref, **mvalues)
+                session.add(mrow)
+                report.milestones_added += 1
+            elif any(getattr(mrow, k) != v for k, v in mvalues.items()):
+                for k, v in mvalues.items():
+                    setattr(mrow, k, v)
+                report.milestones_changed += 1
+            if ms.rating is not None or ms.note:
+                rated.append((mrow, ms.rating, ms.note))
+
+    for ref, arow in action_rows.items():
+        if ref not in seen_actions and not arow.retired:
+            arow.retired = True
+            report.actions_retired += 1
+    for ref, mrow in milestone_rows.items():
+        if ref not in seen_milestones and not mrow.retired:
+            mrow.retired = True
+            report.milestones_retired += 1
+    await session.flush()
+
+    updates = UpdateRepository(session)
+    latest = await updates.latest_by_milestone([m.id for m, _, _ in rated])
+    given_at = _given_at(ratings_as_of, timezone)
+    for mrow, rating, note in rated:
+        last = latest.get(mrow.id)
+        # Re-importing an unchanged progress column is not news: record only what differs.
+        if last is not None and last.rating == rating and (last.note or None) == note:
+            continue
+        await updates.add(
+            milestone_id=mrow.id,
+            rating=rating,
+            note=note,
+            source=Source.IMPORT,
+            given_at=given_at,
+            recorded_at=now,
+        )
+        report.ratings_recorded += 1
+    await session.flush()

@@ -1,0 +1,390 @@
+"""Repositories: read and write the store in the plan's own terms. They take a session and
+never commit (the caller's unit of work does), and they return domain dataclasses, so no
+lazy load escapes a session."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.errors import NetworkNotFound, PlanNotFound
+from bot.domain.model import (
+    Action,
+    Channel,
+    Milestone,
+    Network,
+    Person,
+    Plan,
+    Priority,
+    Recurrence,
+    RiskPolicy,
+    Source,
+    Timescale,
+    Update,
+)
+from storage.models import (
+    ActionLeadRow,
+    ActionNetworkRow,
+    ActionRow,
+    MilestoneRow,
+    NetworkRow,
+    PersonRow,
+    PlanNetworkRow,
+    PlanRow,
+    PriorityRow,
+    UpdateRow,
+)
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def plan_from_row(row: PlanRow) -> Plan:
+    settings: dict[str, Any] = dict(row.settings or {})
+    thresholds = settings.get("thresholds") or {}
+    return Plan(
+        key=row.key,
+        title=row.title,
+        organisation=row.organisation,
+        timezone=row.timezone,
+        start=row.start,
+        policy=RiskPolicy(**thresholds),
+    )
+
+
+def person_from_row(row: PersonRow, delegate_key: str | None = None) -> Person:
+    return Person(
+        key=row.key,
+        name=row.name,
+        email=row.email,
+        slack_user_id=row.slack_user_id,
+        prefers=Channel(row.prefers),
+        timezone=row.timezone,
+        delegate_key=delegate_key,
+        away_until=row.away_until,
+    )
+
+
+def network_from_row(row: NetworkRow) -> Network:
+    return Network(
+        key=row.key,
+        name=row.name,
+        slack_channel=row.slack_channel,
+        coordinators=tuple(a for a in row.coordinators.split(";") if a),
+        all_actions=row.all_actions,
+    )
+
+
+def update_from_row(row: UpdateRow, milestone_ref: str, person_key: str | None) -> Update:
+    return Update(
+        milestone_ref=milestone_ref,
+        given_at=utc(row.given_at),
+        rating=row.rating,
+        note=row.note,
+        revised_due=row.revised_due,
+        needs_support=row.needs_support,
+        source=Source(row.source),
+        person_key=person_key,
+        external_id=row.external_id,
+    )
+
+
+def timescale_from_row(row: MilestoneRow) -> Timescale:
+    return Timescale(
+        text=row.timescale_text,
+        due=row.due,
+        start=row.start,
+        recurrence=Recurrence(row.recurrence) if row.recurrence else None,
+        ongoing=row.ongoing,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedPlan:
+    """A plan with its live actions, milestones and every update, ready for the rules."""
+
+    plan: Plan
+    priorities: tuple[Priority, ...]
+    actions: tuple[Action, ...]
+    networks: tuple[Network, ...]
+    people: tuple[Person, ...]
+    updates: dict[str, tuple[Update, ...]]  # by milestone ref, oldest first
+
+    def network(self, key: str) -> Network:
+        for network in self.networks:
+            if network.key == key:
+                return network
+        raise NetworkNotFound(key, self.plan.key)
+
+
+class PeopleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[Person]:
+        rows = (await self.session.scalars(select(PersonRow).order_by(PersonRow.key))).all()
+        keys = {row.id: row.key for row in rows}
+        return [
+            person_from_row(r, keys.get(r.delegate_id) if r.delegate_id else None) for r in rows
+        ]
+
+    async def rows_by_key(self) -> dict[str, PersonRow]:
+        rows = (await self.session.scalars(select(PersonRow))).all()
+        return {row.key: row for row in rows}
+
+    async def upsert(self, people: Iterable[Person]) -> tuple[int, int]:
+        """Add or update people by key; returns (added, changed)."""
+        existing = await self.rows_by_key()
+        added = changed = 0
+        people = list(people)
+        for person in people:
+            row = existing.get(person.key)
+            values = {
+                "name": person.name,
+                "email": person.email,
+                "slack_user_id": person.slack_user_id,
+                "prefers": person.prefers.value,
+                "timezone": person.timezone,
+                "away_until": person.away_until,
+            }
+            if row is None:
+                row = PersonRow(key=person.key, **values)
+                self.session.add(row)
+                existing[person.key] = row
+                added += 1
+            elif any(getattr(row, k) != v for k, v in values.items()):
+                for k, v in values.items():
+                    setattr(row, k, v)
+                changed += 1
+        await self.session.flush()
+        for person in people:
+            if person.delegate_key and person.delegate_key in existing:
+                existing[person.key].delegate_id = existing[person.delegate_key].id
+        await self.session.flush()
+        return added, changed
+
+
+class NetworkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[Network]:
+        rows = (await self.session.scalars(select(NetworkRow).order_by(NetworkRow.key))).all()
+        return [network_from_row(r) for r in rows]
+
+    async def rows_by_key(self) -> dict[str, NetworkRow]:
+        rows = (await self.session.scalars(select(NetworkRow))).all()
+        return {row.key: row for row in rows}
+
+    async def upsert(self, networks: Iterable[Network]) -> tuple[int, int]:
+        existing = await self.rows_by_key()
+        added = changed = 0
+        for network in networks:
+            values = {
+                "name": network.name,
+                "slack_channel": network.slack_channel,
+                "coordinators": ";".join(network.coordinators),
+                "all_actions": network.all_actions,
+            }
+            row = existing.get(network.key)
+            if row is None:
+                self.session.add(NetworkRow(key=network.key, **values))
+                added += 1
+            elif any(getattr(row, k) != v for k, v in values.items()):
+                for k, v in values.items():
+                    setattr(row, k, v)
+                changed += 1
+        await self.session.flush()
+        return added, changed
+
+
+class PlanRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def row(self, key: str) -> PlanRow | None:
+        row: PlanRow | None = await self.session.scalar(select(PlanRow).where(PlanRow.key == key))
+        return row
+
+    async def keys(self) -> list[str]:
+        return list((await self.session.scalars(select(PlanRow.key).order_by(PlanRow.key))).all())
+
+    async def get(self, key: str) -> Plan:
+        row = await self.row(key)
+        if row is None:
+            raise PlanNotFound(key)
+        return plan_from_row(row)
+
+    async def tracked(self, key: str, *, until: datetime | None = None) -> TrackedPlan:
+        """The plan's live actions and milestones with their updates (given up to `until`)."""
+        plan_row = await self.row(key)
+        if plan_row is None:
+            raise PlanNotFound(key)
+        s = self.session
+        pid = plan_row.id
+        priorities = (
+            await s.scalars(
+                select(PriorityRow).where(PriorityRow.plan_id == pid).order_by(PriorityRow.number)
+            )
+        ).all()
+        number_of = {p.id: p.number for p in priorities}
+        actions = (
+            await s.scalars(
+                select(ActionRow)
+                .where(ActionRow.plan_id == pid, ActionRow.retired.is_(False))
+                .order_by(ActionRow.position, ActionRow.id)
+            )
+        ).all()
+        milestones = (
+            await s.scalars(
+                select(MilestoneRow)
+                .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False))
+                .order_by(MilestoneRow.position, MilestoneRow.id)
+            )
+        ).all()
+        people_rows = (await s.scalars(select(PersonRow))).all()
+        person_key = {p.id: p.key for p in people_rows}
+        lead_rows = (
+            await s.execute(
+                select(ActionLeadRow.action_id, ActionLeadRow.person_id)
+                .join(ActionRow, ActionRow.id == ActionLeadRow.action_id)
+                .where(ActionRow.plan_id == pid)
+                .order_by(ActionLeadRow.position)
+            )
+        ).all()
+        leads: dict[int, list[str]] = defaultdict(list)
+        for action_id, person_id in lead_rows:
+            leads[action_id].append(person_key[person_id])
+        network_rows = (
+            await s.scalars(
+                select(NetworkRow)
+                .join(PlanNetworkRow, PlanNetworkRow.network_id == NetworkRow.id)
+                .where(PlanNetworkRow.plan_id == pid)
+                .order_by(NetworkRow.key)
+            )
+        ).all()
+        network_key = {n.id: n.key for n in network_rows}
+        net_links = (
+            await s.execute(
+                select(ActionNetworkRow.action_id, ActionNetworkRow.network_id)
+                .join(ActionRow, ActionRow.id == ActionNetworkRow.action_id)
+                .where(ActionRow.plan_id == pid)
+            )
+        ).all()
+        nets: dict[int, list[str]] = defaultdict(list)
+        for action_id, network_id in net_links:
+            if network_id in network_key:
+                nets[action_id].append(network_key[network_id])
+        update_query = (
+            select(UpdateRow, MilestoneRow.ref)
+            .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
+            .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False))
+            .order_by(UpdateRow.given_at, UpdateRow.id)
+        )
+        if until is not None:
+            update_query = update_query.where(UpdateRow.given_at <= until)
+        updates: dict[str, list[Update]] = defaultdict(list)
+        for update_row, ref in (await s.execute(update_query)).all():
+            updates[ref].append(
+                update_from_row(
+                    update_row,
+                    ref,
+                    person_key.get(update_row.person_id) if update_row.person_id else None,
+                )
+            )
+
+        by_action: dict[int, list[MilestoneRow]] = defaultdict(list)
+        for m in milestones:
+            by_action[m.action_id].append(m)
+        domain_actions = []
+        for a in actions:
+            action_leads = tuple(leads[a.id])
+            domain_actions.append(
+                Action(
+                    ref=a.ref,
+                    title=a.title,
+                    priority=number_of[a.priority_id],
+                    leads=action_leads,
+                    networks=tuple(sorted(nets[a.id])),
+                    aim=a.aim,
+                    milestones=tuple(
+                        Milestone(
+                            ref=m.ref,
+                            title=m.title,
+                            timescale=timescale_from_row(m),
+                            action_ref=a.ref,
+                            leads=action_leads,
+                        )
+                        for m in by_action[a.id]
+                    ),
+                )
+            )
+        return TrackedPlan(
+            plan=plan_from_row(plan_row),
+            priorities=tuple(Priority(p.number, p.title) for p in priorities),
+            actions=tuple(domain_actions),
+            networks=tuple(network_from_row(n) for n in network_rows),
+            people=tuple(person_from_row(p) for p in people_rows),
+            updates={ref: tuple(us) for ref, us in updates.items()},
+        )
+
+
+class UpdateRepository:
+    """Append-only: updates are added, never changed or removed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        milestone_id: int,
+        rating: int | None,
+        note: str | None,
+        source: Source,
+        given_at: datetime,
+        recorded_at: datetime,
+        person_id: int | None = None,
+        revised_due: date | None = None,
+        needs_support: bool = False,
+        external_id: str | None = None,
+    ) -> None:
+        self.session.add(
+            UpdateRow(
+                milestone_id=milestone_id,
+                person_id=person_id,
+                rating=rating,
+                note=note,
+                revised_due=revised_due,
+                needs_support=needs_support,
+                source=source.value,
+                external_id=external_id,
+                given_at=utc(given_at),
+                recorded_at=utc(recorded_at),
+            )
+        )
+
+    async def latest_by_milestone(self, milestone_ids: Sequence[int]) -> dict[int, UpdateRow]:
+        if not milestone_ids:
+            return {}
+        rows = (
+            await self.session.scalars(
+                select(UpdateRow)
+                .where(UpdateRow.milestone_id.in_(milestone_ids))
+                .order_by(UpdateRow.given_at, UpdateRow.id)
+            )
+        ).all()
+        return {row.milestone_id: row for row in rows}
+
+    async def count(self) -> int:
+        from sqlalchemy import func
+
+        return int(await self.session.scalar(select(func.count()).select_from(UpdateRow)) or 0)
