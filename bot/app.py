@@ -61,8 +61,11 @@ class PlanPulse:
         for action in tracked.actions:
             for milestone in action.milestones:
                 status = milestone_status(
-                    milestone.timescale, tracked.updates.get(milestone.ref, ()),
-                    today=day, policy=plan.policy, timezone=plan.timezone,
+                    milestone.timescale,
+                    tracked.updates.get(milestone.ref, ()),
+                    today=day,
+                    policy=plan.policy,
+                    timezone=plan.timezone,
                 )
                 lines.append(MilestoneLine(milestone, action.priority, status))
         return lines

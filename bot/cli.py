@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -155,8 +155,14 @@ def import_(
 
     async def work(pulse: PlanPulse) -> str:
         report = await import_plan(
-            pulse.sessions, plan_file, now=pulse.clock(), people_path=people,
-            networks_path=networks, plan_key=plan, ratings_as_of=as_of, dry_run=dry_run,
+            pulse.sessions,
+            plan_file,
+            now=pulse.clock(),
+            people_path=people,
+            networks_path=networks,
+            plan_key=plan,
+            ratings_as_of=as_of,
+            dry_run=dry_run,
         )
         lines = [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
@@ -180,16 +186,18 @@ def status(
             status_text = s.status.value
             if s.days_overdue:
                 status_text += f" ({s.days_overdue}d)"
-            rows.append((
-                line.milestone.ref,
-                status_text,
-                s.due.isoformat() if s.due else "-",
-                str(s.rating) if s.rating else "-",
-                s.updated.isoformat() if s.updated else "-",
-                "/".join(line.milestone.leads) or "no lead",
-                ", ".join(r.value for r in s.reasons) or "-",
-                _one_line(line.milestone.title, 60),
-            ))
+            rows.append(
+                (
+                    line.milestone.ref,
+                    status_text,
+                    s.due.isoformat() if s.due else "-",
+                    str(s.rating) if s.rating else "-",
+                    s.updated.isoformat() if s.updated else "-",
+                    "/".join(line.milestone.leads) or "no lead",
+                    ", ".join(r.value for r in s.reasons) or "-",
+                    _one_line(line.milestone.title, 60),
+                )
+            )
         return _table(rows)
 
     typer.echo(_run(work))
@@ -205,9 +213,7 @@ def digest(
     plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
     network: Annotated[str | None, typer.Option("--network", help="one network's key")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="the digest's day")] = None,
-    fmt: Annotated[DigestFormat, typer.Option("--format", help="json or md")] = (
-        DigestFormat.JSON
-    ),
+    fmt: Annotated[DigestFormat, typer.Option("--format", help="json or md")] = (DigestFormat.JSON),
 ) -> None:
     """Print the digest content of the plan's networks (or one network)."""
     day = _day(as_of, "--as-of")
@@ -228,7 +234,7 @@ def _one_line(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

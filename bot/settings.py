@@ -23,9 +23,7 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///./var/pulse.db", alias="DATABASE_URL"
-    )
+    database_url: str = Field(default="sqlite+aiosqlite:///./var/pulse.db", alias="DATABASE_URL")
     data_dir: Path = Field(default=Path("./var"), alias="PULSE_DATA_DIR")
     secret_key: SecretStr = Field(default=SecretStr(""), alias="PULSE_SECRET_KEY")
     log_level: str = Field(default="INFO", alias="PULSE_LOG_LEVEL")

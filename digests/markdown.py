@@ -7,8 +7,10 @@ import re
 from bot.domain.ratings import label
 from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
 
-# Characters that Markdown (CommonMark and GitHub's) would read as markup or raw HTML.
-_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+# Characters that Markdown (CommonMark and GitHub's) reads as inline markup, raw HTML or an
+# entity. User text never starts a line here (it follows a bullet or a quote marker), so the
+# line-start markers (`#`, `-`, `1.`) need no escaping.
+_MARKUP = re.compile(r"([\\`*_\[\]<>&|~])")
 
 
 def escape(text: str) -> str:
@@ -25,7 +27,8 @@ def _item_line(item: DigestItem, section: DigestSection) -> str:
     else:
         parts.append("no date")
     if section is DigestSection.OVERDUE:
-        parts.append(f"{item.days_overdue} days overdue")
+        days = item.days_overdue
+        parts.append(f"{days} day{'s' if days != 1 else ''} overdue")
     if item.rating is not None:
         parts.append(f"rated {item.rating} ({escape(label(item.rating))})")
     if item.reasons:
@@ -42,9 +45,7 @@ def render_markdown(digest: Digest) -> str:
     header = [
         f"# {escape(digest.network_name)}: digest for {digest.as_of:%d %B %Y} ({digest.period})",
         "",
-        " · ".join(
-            f"{SECTION_TITLES[s]}: {counts[s.value]}" for s in DigestSection
-        )
+        " · ".join(f"{SECTION_TITLES[s]}: {counts[s.value]}" for s in DigestSection)
         + f" · Awaiting update: {counts['awaiting']}",
         "",
         f"Response rate: {rate:.0%}" if rate is not None else "Response rate: no prompts yet",

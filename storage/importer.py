@@ -31,7 +31,12 @@ from storage.models import (
     PriorityRow,
 )
 from storage.plan_files import PlanDraft, read_networks, read_people, read_plan
-from storage.repositories import NetworkRepository, PeopleRepository, UpdateRepository
+from storage.repositories import (
+    NetworkRepository,
+    PeopleRepository,
+    UpdateRepository,
+    apply_changes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +343,7 @@ async def _write(
 
     for action in draft.actions:
         seen_actions.add(action.ref)
-        values = {
+        values: dict[str, object] = {
             "title": action.title,
             "aim": action.aim,
             "priority_id": priority_rows[action.priority].id,
@@ -350,9 +355,7 @@ async def _write(
             arow = ActionRow(plan_id=plan_row.id, ref=action.ref, **values)
             session.add(arow)
             report.actions_added += 1
-        elif any(getattr(arow, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(arow, k, v)
+        elif apply_changes(arow, values):
             report.actions_changed += 1
         await session.flush()
         await session.execute(delete(ActionLeadRow).where(ActionLeadRow.action_id == arow.id))
@@ -367,7 +370,7 @@ async def _write(
         for position, ms in enumerate(action.milestones):
             seen_milestones.add(ms.ref)
             ts = ms.timescale
-            mvalues = {
+            mvalues: dict[str, object] = {
                 "action_id": arow.id,
                 "title": ms.title,
                 "timescale_text": ts.text,
@@ -383,9 +386,7 @@ async def _write(
                 mrow = MilestoneRow(plan_id=plan_row.id, ref=ms.ref, **mvalues)
                 session.add(mrow)
                 report.milestones_added += 1
-            elif any(getattr(mrow, k) != v for k, v in mvalues.items()):
-                for k, v in mvalues.items():
-                    setattr(mrow, k, v)
+            elif apply_changes(mrow, mvalues):
                 report.milestones_changed += 1
             if ms.rating is not None or ms.note:
                 rated.append((mrow, ms.rating, ms.note))

@@ -47,6 +47,14 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def apply_changes(row: object, values: dict[str, object]) -> bool:
+    """Set `values` on `row`; True when anything was different."""
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    for name in changed:
+        setattr(row, name, values[name])
+    return bool(changed)
+
+
 def plan_from_row(row: PlanRow) -> Plan:
     settings: dict[str, Any] = dict(row.settings or {})
     thresholds = settings.get("thresholds") or {}
@@ -147,7 +155,7 @@ class PeopleRepository:
         people = list(people)
         for person in people:
             row = existing.get(person.key)
-            values = {
+            values: dict[str, object] = {
                 "name": person.name,
                 "email": person.email,
                 "slack_user_id": person.slack_user_id,
@@ -160,9 +168,7 @@ class PeopleRepository:
                 self.session.add(row)
                 existing[person.key] = row
                 added += 1
-            elif any(getattr(row, k) != v for k, v in values.items()):
-                for k, v in values.items():
-                    setattr(row, k, v)
+            elif apply_changes(row, values):
                 changed += 1
         await self.session.flush()
         for person in people:
@@ -188,7 +194,7 @@ class NetworkRepository:
         existing = await self.rows_by_key()
         added = changed = 0
         for network in networks:
-            values = {
+            values: dict[str, object] = {
                 "name": network.name,
                 "slack_channel": network.slack_channel,
                 "coordinators": ";".join(network.coordinators),
@@ -198,9 +204,7 @@ class NetworkRepository:
             if row is None:
                 self.session.add(NetworkRow(key=network.key, **values))
                 added += 1
-            elif any(getattr(row, k) != v for k, v in values.items()):
-                for k, v in values.items():
-                    setattr(row, k, v)
+            elif apply_changes(row, values):
                 changed += 1
         await self.session.flush()
         return added, changed

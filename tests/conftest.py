@@ -68,17 +68,46 @@ def postgres_server() -> Iterator[PostgresServer]:
     if as_root:
         shutil.chown(root, "postgres", "postgres")
     subprocess.run(
-        [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-         "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True, user=user,
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        user=user,
     )
     port = _free_port()
     proc = subprocess.Popen(
-        [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-         "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-         "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=user,
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(root),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        user=user,
     )
     try:
         _wait_ready(proc, bin_dir, port)
@@ -107,8 +136,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], bin_dir: Path, port: int) -> None
                 raise RuntimeError(f"PostgreSQL did not start: {err}") from None
             time.sleep(0.05)
     # Accepting TCP is not quite ready: wait until a real connection succeeds.
-    ready = subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port),
-                            "-t", "20"], capture_output=True, check=False)
+    ready = subprocess.run(
+        [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-t", "20"],
+        capture_output=True,
+        check=False,
+    )
     if ready.returncode != 0:
         raise RuntimeError("PostgreSQL never became ready")
 
@@ -117,8 +149,9 @@ async def _create_database(server: PostgresServer) -> str:
     import asyncpg
 
     name = f"pulse_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user=server.user,
-                                 database="postgres")
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=server.port, user=server.user, database="postgres"
+    )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:

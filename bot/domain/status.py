@@ -115,8 +115,10 @@ def milestone_status(
 
     reasons: list[Reason] = []
     # days_to_due >= 0 from here on: an overdue milestone has already returned.
-    if rating == NOT_STARTED and days_to_due is not None and (
-        days_to_due <= policy.not_started_window
+    if (
+        rating == NOT_STARTED
+        and days_to_due is not None
+        and (days_to_due <= policy.not_started_window)
     ):
         reasons.append(Reason.NOT_STARTED)
     revised = next((u.revised_due for _, u in reversed(counted) if u.revised_due), None)

@@ -25,8 +25,9 @@ WEST_MIDLANDS = EXAMPLES / "west-midlands"
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),
-                    clock=lambda: NOW)
+    app = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
+    )
     await app.migrate()
     yield app
     await app.close()
@@ -39,9 +40,14 @@ async def _count(pulse: PlanPulse, model: type[object]) -> int:
 
 async def _import_wirral(pulse: PlanPulse, plan: Path | None = None, **kw: object) -> object:
     return await import_plan(
-        pulse.sessions, plan or WIRRAL / "plan.csv", now=NOW, plan_key="wirral",
-        people_path=WIRRAL / "people.csv", networks_path=WIRRAL / "networks.csv",
-        ratings_as_of=date(2018, 4, 16), **kw,  # type: ignore[arg-type]
+        pulse.sessions,
+        plan or WIRRAL / "plan.csv",
+        now=NOW,
+        plan_key="wirral",
+        people_path=WIRRAL / "people.csv",
+        networks_path=WIRRAL / "networks.csv",
+        ratings_as_of=date(2018, 4, 16),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -66,7 +72,8 @@ async def test_wirral_sample_imports_with_every_milestone(pulse: PlanPulse) -> N
     assert await _count(pulse, PersonRow) == 10
     tracked = await pulse.tracked("wirral")
     first = tracked.actions[0]
-    assert first.ref == "1.1" and first.leads == ("JB",)
+    assert first.ref == "1.1"
+    assert first.leads == ("JB",)
     assert [m.ref for m in first.milestones] == ["1.1-1", "1.1-2", "1.1-3", "1.1-4"]
     assert first.milestones[0].timescale.due == date(2018, 5, 31)
     assert first.milestones[1].timescale.start == date(2018, 5, 31)
@@ -79,28 +86,38 @@ async def test_wirral_sample_imports_with_every_milestone(pulse: PlanPulse) -> N
 
 async def test_yaml_and_csv_forms_of_a_plan_agree(pulse: PlanPulse, tmp_path: Path) -> None:
     """The YAML and CSV forms of the Wirral plan give the same references and due dates."""
-    await import_plan(pulse.sessions, WIRRAL / "plan.yaml", now=NOW,
-                      ratings_as_of=date(2018, 4, 16))
+    await import_plan(
+        pulse.sessions, WIRRAL / "plan.yaml", now=NOW, ratings_as_of=date(2018, 4, 16)
+    )
     from_yaml = await pulse.tracked("wirral")
     assert from_yaml.plan.title.startswith("Wirral Children")
     assert {n.key for n in from_yaml.networks} == {"board", "ws1", "ws2", "ws3", "ws4", "ws5"}
     shutil.copy(WIRRAL / "plan.csv", tmp_path / "wirral.csv")
-    await import_plan(pulse.sessions, tmp_path / "wirral.csv", now=NOW, plan_key="csvform",
-                      ratings_as_of=date(2018, 4, 16))
+    await import_plan(
+        pulse.sessions,
+        tmp_path / "wirral.csv",
+        now=NOW,
+        plan_key="csvform",
+        ratings_as_of=date(2018, 4, 16),
+    )
     from_csv = await pulse.tracked("csvform")
 
     def shape(tracked: object) -> list[tuple[str, date | None, tuple[str, ...]]]:
-        return [(m.ref, m.timescale.due, m.leads)
-                for a in tracked.actions for m in a.milestones]  # type: ignore[attr-defined]
+        return [(m.ref, m.timescale.due, m.leads) for a in tracked.actions for m in a.milestones]  # type: ignore[attr-defined]
 
     assert shape(from_yaml) == shape(from_csv)
 
 
 async def test_west_midlands_joint_leads_resolve(pulse: PlanPulse) -> None:
     """Joint lead cells like 'AW/MC', 'DC / PB' and 'GR / S Murray' become person keys."""
-    await import_plan(pulse.sessions, WEST_MIDLANDS / "plan.csv", now=NOW, plan_key="wm",
-                      people_path=WEST_MIDLANDS / "people.csv",
-                      networks_path=WEST_MIDLANDS / "networks.csv")
+    await import_plan(
+        pulse.sessions,
+        WEST_MIDLANDS / "plan.csv",
+        now=NOW,
+        plan_key="wm",
+        people_path=WEST_MIDLANDS / "people.csv",
+        networks_path=WEST_MIDLANDS / "networks.csv",
+    )
     tracked = await pulse.tracked("wm")
     leads = {a.leads for a in tracked.actions}
     assert ("AW", "MC") in leads
@@ -128,10 +145,15 @@ async def test_bad_plan_reports_every_problem_and_writes_nothing(
     problems = [p for p in caught.value.problems if p.severity == "error"]
     text = "\n".join(str(p) for p in problems)
     assert len(problems) == 4, text
-    assert "row 6" in text and "31/09/18" in text and "September has 30 days" in text
-    assert "row 7" in text and "Zed Unknown" in text
-    assert "row 8" in text and "duplicate reference" in text
-    assert "row 9" in text and "'Green'" in text
+    assert "row 6" in text
+    assert "31/09/18" in text
+    assert "September has 30 days" in text
+    assert "row 7" in text
+    assert "Zed Unknown" in text
+    assert "row 8" in text
+    assert "duplicate reference" in text
+    assert "row 9" in text
+    assert "'Green'" in text
     after = [await _count(pulse, m) for m in (ActionRow, MilestoneRow, UpdateRow, PersonRow)]
     assert after == before
 
@@ -157,13 +179,19 @@ async def test_reimport_updates_by_reference_and_keeps_history(
     dropped = rows.pop(1)  # action 1.2 and its rated milestones disappear from the file
     rows[0]["Milestones"] = rows[0]["Milestones"].replace(
         "Agree improvement programme next phase 31/05/18",
-        "Agree improvement programme next phase 30/06/18")
+        "Agree improvement programme next phase 30/06/18",
+    )
     rows[0]["Progress 1 - 4"] = "2"
     revised = _write_csv(tmp_path / "revised.csv", rows)
     report = await import_plan(
-        pulse.sessions, revised, now=NOW, plan_key="wirral",
-        people_path=WIRRAL / "people.csv", networks_path=WIRRAL / "networks.csv",
-        ratings_as_of=date(2018, 5, 14))
+        pulse.sessions,
+        revised,
+        now=NOW,
+        plan_key="wirral",
+        people_path=WIRRAL / "people.csv",
+        networks_path=WIRRAL / "networks.csv",
+        ratings_as_of=date(2018, 5, 14),
+    )
     assert report.actions_retired == 1
     assert report.milestones_changed >= 1
     tracked = await pulse.tracked("wirral")
@@ -174,16 +202,23 @@ async def test_reimport_updates_by_reference_and_keeps_history(
     assert [u.rating for u in tracked.updates["1.1-1"]] == [3, 2]
     # Re-importing the very same file records nothing new.
     again = await import_plan(
-        pulse.sessions, revised, now=NOW, plan_key="wirral",
-        people_path=WIRRAL / "people.csv", networks_path=WIRRAL / "networks.csv",
-        ratings_as_of=date(2018, 5, 21))
-    assert again.ratings_recorded == 0 and again.actions_changed == 0
+        pulse.sessions,
+        revised,
+        now=NOW,
+        plan_key="wirral",
+        people_path=WIRRAL / "people.csv",
+        networks_path=WIRRAL / "networks.csv",
+        ratings_as_of=date(2018, 5, 21),
+    )
+    assert again.ratings_recorded == 0
+    assert again.actions_changed == 0
 
 
 async def test_dry_run_reports_and_writes_nothing(pulse: PlanPulse) -> None:
     """--dry-run counts what an import would do and leaves the store empty."""
     report = await _import_wirral(pulse, dry_run=True)
-    assert report.dry_run and report.actions_added == 28  # type: ignore[attr-defined]
+    assert report.dry_run
+    assert report.actions_added == 28
     assert await _count(pulse, PlanRow) == 0
     assert await _count(pulse, MilestoneRow) == 0
 
@@ -200,37 +235,81 @@ async def test_xlsx_plan_imports_like_its_csv(pulse: PlanPulse, tmp_path: Path) 
     for row in rows:
         sheet.append([int(v) if v.isdigit() else v for v in row.values()])
     book.save(tmp_path / "wirral.xlsx")
-    await import_plan(pulse.sessions, tmp_path / "wirral.xlsx", now=NOW, plan_key="x",
-                      people_path=WIRRAL / "people.csv", networks_path=WIRRAL / "networks.csv")
+    await import_plan(
+        pulse.sessions,
+        tmp_path / "wirral.xlsx",
+        now=NOW,
+        plan_key="x",
+        people_path=WIRRAL / "people.csv",
+        networks_path=WIRRAL / "networks.csv",
+    )
     await _import_wirral(pulse)
     xlsx = await pulse.tracked("x")
     csv_form = await pulse.tracked("wirral")
     assert [(m.ref, m.title, m.timescale.due) for a in xlsx.actions for m in a.milestones] == [
-        (m.ref, m.title, m.timescale.due) for a in csv_form.actions for m in a.milestones]
+        (m.ref, m.title, m.timescale.due) for a in csv_form.actions for m in a.milestones
+    ]
 
 
 async def test_one_row_per_milestone_form_groups_rows_into_actions(
     pulse: PlanPulse, tmp_path: Path
 ) -> None:
     """Rows that repeat a reference, or leave the action blank, add milestones to one action."""
-    path = _write_csv(tmp_path / "rows.csv", [
-        {"Priority": "1 Early help", "Ref": "1.1", "Key actions": "Family hubs", "Lead(s)": "JB",
-         "Timescales": "July 2019", "Milestones": "Blueprint agreed", "Progress 1 - 4": "3"},
-        {"Priority": "", "Ref": "1.1", "Key actions": "Family hubs", "Lead(s)": "",
-         "Timescales": "", "Milestones": "Hubs open 31/03/20", "Progress 1 - 4": ""},
-        {"Priority": "", "Ref": "", "Key actions": "", "Lead(s)": "", "Timescales": "Quarterly",
-         "Milestones": "", "Progress 1 - 4": ""},
-        {"Priority": "2 Workforce", "Ref": "", "Key actions": "Recruitment", "Lead(s)": "KM",
-         "Timescales": "Ongoing", "Milestones": "", "Progress 1 - 4": ""},
-    ])
-    await import_plan(pulse.sessions, path, now=NOW, plan_key="rows",
-                      people_path=WIRRAL / "people.csv")
+    path = _write_csv(
+        tmp_path / "rows.csv",
+        [
+            {
+                "Priority": "1 Early help",
+                "Ref": "1.1",
+                "Key actions": "Family hubs",
+                "Lead(s)": "JB",
+                "Timescales": "July 2019",
+                "Milestones": "Blueprint agreed",
+                "Progress 1 - 4": "3",
+            },
+            {
+                "Priority": "",
+                "Ref": "1.1",
+                "Key actions": "Family hubs",
+                "Lead(s)": "",
+                "Timescales": "",
+                "Milestones": "Hubs open 31/03/20",
+                "Progress 1 - 4": "",
+            },
+            {
+                "Priority": "",
+                "Ref": "",
+                "Key actions": "",
+                "Lead(s)": "",
+                "Timescales": "Quarterly",
+                "Milestones": "",
+                "Progress 1 - 4": "",
+            },
+            {
+                "Priority": "2 Workforce",
+                "Ref": "",
+                "Key actions": "Recruitment",
+                "Lead(s)": "KM",
+                "Timescales": "Ongoing",
+                "Milestones": "",
+                "Progress 1 - 4": "",
+            },
+        ],
+    )
+    await import_plan(
+        pulse.sessions, path, now=NOW, plan_key="rows", people_path=WIRRAL / "people.csv"
+    )
     tracked = await pulse.tracked("rows")
     assert [(a.ref, a.priority, len(a.milestones)) for a in tracked.actions] == [
-        ("1.1", 1, 3), ("2.1", 2, 1)]
+        ("1.1", 1, 3),
+        ("2.1", 2, 1),
+    ]
     hubs = tracked.actions[0].milestones
     assert [(m.ref, m.title) for m in hubs] == [
-        ("1.1-1", "Blueprint agreed"), ("1.1-2", "Hubs open"), ("1.1-3", "Family hubs")]
+        ("1.1-1", "Blueprint agreed"),
+        ("1.1-2", "Hubs open"),
+        ("1.1-3", "Family hubs"),
+    ]
     assert hubs[0].timescale.due == date(2019, 7, 31)
     assert hubs[2].timescale.recurrence is not None
     assert tracked.actions[1].milestones[0].ref == "2.1"

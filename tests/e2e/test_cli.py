@@ -1,0 +1,284 @@
+"""The `pulse` command as an admin runs it: a fresh folder, the environment, the real binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLES, FIXTURES
+
+PULSE = Path(sys.executable).with_name("pulse")
+PLANS = FIXTURES / "plans"
+
+
+def pulse(
+    tmp: Path, *args: str | Path, db_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "IMAP_"))}
+    env.update(
+        PULSE_DATA_DIR=str(tmp / "var"),
+        DATABASE_URL=db_url or f"sqlite+aiosqlite:///{tmp / 'var' / 'pulse.db'}",
+    )
+    return subprocess.run(
+        [str(PULSE), *map(str, args)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def import_small(tmp: Path, db_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    return pulse(
+        tmp,
+        "import",
+        PLANS / "small-plan.csv",
+        "--people",
+        PLANS / "small-people.csv",
+        "--networks",
+        PLANS / "small-networks.csv",
+        "--plan",
+        "small",
+        "--ratings-as-of",
+        "2026-11-16",
+        db_url=db_url,
+    )
+
+
+def item(
+    ref: str,
+    title: str,
+    leads: list[str],
+    due: str | None,
+    *,
+    days_overdue: int = 0,
+    rating: int | None = None,
+    note: str | None = None,
+    updated: str | None = None,
+    reasons: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "title": title,
+        "leads": leads,
+        "due": due,
+        "days_overdue": days_overdue,
+        "rating": rating,
+        "note": note,
+        "updated": updated,
+        "reasons": reasons or [],
+    }
+
+
+OVERDUE_1_1 = item(
+    "1.1",
+    "Family hubs blueprint",
+    ["AW", "MC"],
+    "2026-10-31",
+    days_overdue=20,
+    rating=3,
+    note="Drafting with partners",
+    updated="2026-11-16",
+)
+AT_RISK_1_2_1 = item(
+    "1.2-1",
+    "Training needs analysis",
+    ["DC", "PB"],
+    "2026-11-30",
+    rating=4,
+    updated="2026-11-16",
+    reasons=["not_started"],
+)
+AT_RISK_1_2_2 = item(
+    "1.2-2",
+    "Programme commissioned",
+    ["DC", "PB"],
+    "2026-12-31",
+    rating=4,
+    updated="2026-11-16",
+    reasons=["not_started"],
+)
+AT_RISK_2_4 = item("2.4", "Recruitment microsite", ["PB"], "2026-12-31", reasons=["never_rated"])
+DUE_SOON_2_3 = item(
+    "2.3",
+    "Exit interview analysis",
+    ["AW"],
+    "2026-11-30",
+    rating=2,
+    note="Needs <script>alert(1)</script> and <!channel> **now**",
+    updated="2026-11-16",
+)
+ACHIEVED_2_2 = item(
+    "2.2",
+    "Agency rate dashboard",
+    ["MC"],
+    "2026-12-31",
+    rating=1,
+    note="Q3 dashboard published",
+    updated="2026-11-16",
+)
+
+
+def expected(network: str, **sections: list[dict[str, Any]]) -> dict[str, Any]:
+    body = {
+        name: sections.get(name, [])
+        for name in ("overdue", "at_risk", "needs_support", "due_soon", "achieved")
+    }
+    counts = {name: len(items) for name, items in body.items()} | {"awaiting": 0}
+    return {
+        "plan": "small",
+        "network": network,
+        "as_of": "2026-11-20",
+        "period": "2026-W47",
+        "counts": counts,
+        **body,
+        "awaiting": [],
+    }
+
+
+def test_digest_json_matches_a_hand_reading_of_the_plan(tmp_path: Path) -> None:
+    """For a plan read by hand on 20 Nov 2026, `pulse digest --format json` gives exactly
+    the sections, order and fields of DESIGN.md §12 for every network."""
+    imported = import_small(tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    out = pulse(tmp_path, "digest", "--plan", "small", "--as-of", "2026-11-20", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    digests = {d["network"]: d for d in json.loads(out.stdout)}
+    assert digests["oversight"] == expected(
+        "oversight",
+        overdue=[OVERDUE_1_1],
+        at_risk=[AT_RISK_1_2_1, AT_RISK_1_2_2, AT_RISK_2_4],
+        due_soon=[DUE_SOON_2_3],
+        achieved=[ACHIEVED_2_2],
+    )
+    assert digests["early-help"] == expected(
+        "early-help", overdue=[OVERDUE_1_1], at_risk=[AT_RISK_1_2_1, AT_RISK_1_2_2]
+    )
+    assert digests["workforce"] == expected(
+        "workforce",
+        at_risk=[AT_RISK_1_2_1, AT_RISK_1_2_2, AT_RISK_2_4],
+        due_soon=[DUE_SOON_2_3],
+        achieved=[ACHIEVED_2_2],
+    )
+    one = pulse(
+        tmp_path, "digest", "--plan", "small", "--network", "early-help", "--as-of", "20/11/2026"
+    )
+    assert json.loads(one.stdout) == digests["early-help"]
+
+
+def test_status_table_lists_every_milestone_with_reasons(tmp_path: Path) -> None:
+    """`pulse status` shows each milestone's status, due date and reasons."""
+    assert import_small(tmp_path).returncode == 0
+    out = pulse(tmp_path, "status", "--plan", "small", "--as-of", "2026-11-20")
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert set(lines) == {"1.1", "1.2-1", "1.2-2", "1.2-3", "2.1", "2.2", "2.3", "2.4"}
+    assert "overdue (20d)" in lines["1.1"]
+    assert "at_risk" in lines["1.2-1"]
+    assert "not_started" in lines["1.2-1"]
+    assert "on_track" in lines["1.2-3"]
+    assert "no_date" in lines["2.1"]
+    assert "GR/SMu" in lines["2.1"]
+
+
+def test_markdown_digest_escapes_what_leads_wrote(tmp_path: Path) -> None:
+    """A note's markup and HTML come out inert in the Markdown digest."""
+    assert import_small(tmp_path).returncode == 0
+    out = pulse(
+        tmp_path,
+        "digest",
+        "--plan",
+        "small",
+        "--network",
+        "workforce",
+        "--as-of",
+        "2026-11-20",
+        "--format",
+        "md",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "<script>" not in out.stdout
+    assert "**now**" not in out.stdout
+    assert r"\<script\>" in out.stdout
+    assert "## Due in the next 14 days (1)" in out.stdout
+
+
+def test_bad_import_exits_nonzero_lists_problems_and_changes_nothing(tmp_path: Path) -> None:
+    """A plan with an impossible date and an unknown lead fails with both reported by row and
+    column, and the digest afterwards is what it was before."""
+    assert import_small(tmp_path).returncode == 0
+    before = pulse(tmp_path, "digest", "--plan", "small", "--as-of", "2026-11-20").stdout
+    bad = tmp_path / "bad.csv"
+    text = (PLANS / "small-plan.csv").read_text(encoding="utf-8")
+    bad.write_text(
+        text.replace("31/10/26", "31/09/26").replace("GR / S Murray", "GR / Q Nobody"),
+        encoding="utf-8",
+    )
+    out = pulse(
+        tmp_path,
+        "import",
+        bad,
+        "--people",
+        PLANS / "small-people.csv",
+        "--networks",
+        PLANS / "small-networks.csv",
+        "--plan",
+        "small",
+    )
+    assert out.returncode == 1
+    assert "nothing was imported" in out.stderr
+    assert "row 2, column 'Timescales': value '31/09/26'" in out.stderr
+    assert "row 4, column 'Lead(s)'" in out.stderr
+    assert "Q Nobody" in out.stderr
+    after = pulse(tmp_path, "digest", "--plan", "small", "--as-of", "2026-11-20").stdout
+    assert after == before
+
+
+def test_unknown_plan_and_bad_date_get_clear_errors(tmp_path: Path) -> None:
+    """Asking for a plan that is not there, or an impossible --as-of, says so plainly."""
+    missing = pulse(tmp_path, "status", "--plan", "nope")
+    assert missing.returncode == 1
+    assert "no plan with key 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad_day = pulse(tmp_path, "digest", "--plan", "nope", "--as-of", "31/02/2026")
+    flat = " ".join(bad_day.stderr.replace("│", " ").split())
+    assert bad_day.returncode == 2
+    assert "February 2026 has 28 days" in flat
+
+
+def test_readme_quick_start_runs(tmp_path: Path) -> None:
+    """The sample plan of the README imports from YAML and gives a digest for every network."""
+    out = pulse(
+        tmp_path, "import", EXAMPLES / "wirral" / "plan.yaml", "--ratings-as-of", "2018-04-16"
+    )
+    assert out.returncode == 0, out.stderr
+    digest = pulse(tmp_path, "digest", "--plan", "wirral", "--as-of", "2018-06-01")
+    networks = [d["network"] for d in json.loads(digest.stdout)]
+    assert networks == ["board", "ws1", "ws2", "ws3", "ws4", "ws5"]
+
+
+@pytest.mark.postgres
+def test_cli_works_on_postgresql(tmp_path: Path, db_url: str) -> None:
+    """The same import and digest work through DATABASE_URL on SQLite and PostgreSQL."""
+    assert import_small(tmp_path, db_url).returncode == 0
+    out = pulse(
+        tmp_path,
+        "digest",
+        "--plan",
+        "small",
+        "--network",
+        "oversight",
+        "--as-of",
+        "2026-11-20",
+        db_url=db_url,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["counts"]["at_risk"] == 3
