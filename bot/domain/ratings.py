@@ -74,6 +74,10 @@ def rating_from_text(text: str) -> int | None:
     number = re.fullmatch(r"([1-4])(?:\.0+)?", cleaned)
     if number:
         return int(number.group(1))
+    folded = " ".join(cleaned.casefold().split())
+    for value, text in DEFAULT_LABELS.items():
+        if folded == " ".join(text.casefold().split()):
+            return value
     match = _WORD_PATTERN.match(cleaned)
     if match and not cleaned[match.end() :].strip(" .,;:-–—!"):
         return _WORDS[re.sub(r"\s+", " ", match.group(1).lower())]

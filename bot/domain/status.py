@@ -87,7 +87,8 @@ def milestone_status(
     """The one status of a milestone on `today`, and every at-risk reason that applies.
 
     Only rated updates count towards the rating rules; an update with a note and no rating
-    still counts as contact (it is the latest word, and it resets "stale").
+    still counts as contact (it is the latest word, and it resets "stale"). Updates given at
+    the same instant keep the order they are passed in (storage order: as recorded).
     """
     due, period_start = due_on(timescale, today)
     ordered = sorted(updates, key=lambda u: u.given_at)
