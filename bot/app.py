@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.cycle import Cycles
+from bot.delivery import OutboxWorker
+from bot.domain.errors import ConfigError
 from bot.domain.model import Milestone
 from bot.domain.status import Status, local_date, milestone_status
+from bot.inbound import Inbound
 from bot.settings import Settings
 from digests.content import Digest, build_digest
+from handlers.transports import LocalMailTransport
 from storage.db import create_engine, migrate, session_factory
 from storage.repositories import PlanRepository, TrackedPlan
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def system_clock() -> datetime:
@@ -81,3 +89,103 @@ class PlanPulse:
         return [
             build_digest(plan, n, tracked.actions, tracked.updates, as_of=day) for n in networks
         ]
+
+
+@dataclass(slots=True)
+class PassReport:
+    """What one pass of every loop did (`pulse run --once`)."""
+
+    taken_in: int
+    answers: int
+    prompts: int
+    reminders: int
+    delivered: int
+
+
+class Runner:
+    """Every loop of the running bot: scheduler tick, outbox worker, inbound mail."""
+
+    def __init__(self, pulse: PlanPulse) -> None:
+        settings = pulse.settings
+        if not settings.local_mode:
+            raise ConfigError(
+                "SMTP and Slack delivery are not available in this version; unset SMTP_* and "
+                "SLACK_* to run in local mode (mail as files under PULSE_DATA_DIR/mail)"
+            )
+        self.pulse = pulse
+        mail_dir = settings.mail_dir
+        self.cycles = Cycles(pulse.sessions, mail_from=settings.mail_from, clock=pulse.clock)
+        self.worker = OutboxWorker(
+            pulse.sessions, {"email": LocalMailTransport(mail_dir / "outbox")}, clock=pulse.clock
+        )
+        self.inbound = Inbound(
+            pulse.sessions,
+            mail_from=settings.mail_from,
+            clock=pulse.clock,
+            inbox=mail_dir / "inbox",
+        )
+        (mail_dir / "inbox").mkdir(parents=True, exist_ok=True)
+        (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
+
+    async def run_once(self) -> PassReport:
+        """One pass of each loop: take in replies, tick, deliver what is due."""
+        taken = await self.inbound.sweep_inbox()
+        outcomes = await self.inbound.process_pending()
+        tick = await self.cycles.tick()
+        delivered = await self.worker.drain()
+        return PassReport(
+            taken_in=taken,
+            answers=sum(o.recorded for o in outcomes),
+            prompts=sum(c.created for c in tick.cycles),
+            reminders=tick.reminders,
+            delivered=delivered,
+        )
+
+    async def run_forever(
+        self, stop: asyncio.Event, *, tick_every: float = 60.0, inbox_every: float = 5.0
+    ) -> None:
+        """Run until `stop` is set; then finish the message in hand and release leases."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        # The job store is memory and never trusted: a missed tick is harmless because the
+        # tick derives what is due from the database and its watermark.
+        scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=tick_every,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.pulse.clock(),
+        )
+        scheduler.add_job(
+            self._inbox,
+            "interval",
+            seconds=inbox_every,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=self.pulse.clock(),
+        )
+        scheduler.start()
+        worker = asyncio.create_task(self.worker.run_forever())
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            self.worker.stop()
+            await worker
+
+    async def _tick(self) -> None:
+        try:
+            await self.cycles.tick()
+        except Exception:  # a database outage is retried at the next tick
+            log.exception("tick failed; retrying at the next one")
+
+    async def _inbox(self) -> None:
+        try:
+            await self.inbound.sweep_inbox()
+            await self.inbound.process_pending()
+        except Exception:
+            log.exception("inbound pass failed; retrying")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
@@ -16,11 +17,14 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from bot.app import PlanPulse, system_clock
+from bot.app import PlanPulse, Runner, system_clock
+from bot.cycle import Cycles
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
+from bot.locks import ProcessLock
 from bot.settings import Settings
 from digests.markdown import render_markdown
+from storage.db import is_sqlite
 from storage.importer import import_plan
 
 app = typer.Typer(
@@ -73,13 +77,18 @@ def _settings() -> Settings:
     return settings
 
 
-def _run(work: Callable[[PlanPulse], Awaitable[T]], *, migrate: bool = True) -> T:
+def _run(
+    work: Callable[[PlanPulse], Awaitable[T]],
+    *,
+    migrate: bool = True,
+    clock: datetime | None = None,
+) -> T:
     """Build the app, bring the schema up to date, run `work`, and turn our errors into
     messages and exit codes (tracebacks go to the log only)."""
     settings = _settings()
 
     async def main() -> T:
-        pulse = PlanPulse(settings, clock=system_clock)
+        pulse = PlanPulse(settings, clock=(lambda: clock) if clock else system_clock)
         try:
             if migrate:
                 await pulse.migrate()
@@ -227,6 +236,97 @@ def digest(
         return "\n".join(render_markdown(d) for d in digests)
 
     typer.echo(_run(work))
+
+
+def _moment(value: str | None) -> datetime | None:
+    """--now: an ISO date-time; naive means UTC (`2026-11-23T09:05`, `2026-11-23 09:05Z`)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"not a date-time: {value!r} (e.g. 2026-11-23T09:05 or 2026-11-23T09:05+00:00)",
+            param_hint="--now",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def prompt(
+    plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
+    person: Annotated[str | None, typer.Option("--person", help="only this person")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show who would be asked about what")
+    ] = False,
+    now: Annotated[str | None, typer.Option("--now", help="act as if at this moment")] = None,
+) -> None:
+    """Start this week's cycle for a plan now, through the outbox (nobody is asked twice)."""
+    moment = _moment(now)
+
+    async def work(pulse: PlanPulse) -> str:
+        cycles = Cycles(pulse.sessions, mail_from=pulse.settings.mail_from, clock=pulse.clock)
+        report = await cycles.start_cycle(plan, now=pulse.clock(), only=person, dry_run=dry_run)
+        lines = []
+        for planned in report.planned:
+            refs = ", ".join(item.milestone_ref for item in planned.items)
+            extra = f" (for {', '.join(planned.on_behalf_of)})" if planned.on_behalf_of else ""
+            lines.append(f"  {planned.person_key}{extra}: {refs}")
+        if dry_run:
+            head = f"would prompt {len(report.planned)} people for {plan}, cycle {report.cycle}:"
+        else:
+            head = (
+                f"cycle {report.cycle} of {plan}: {report.created} prompts enqueued, "
+                f"{report.already} already prompted, {len(report.skipped)} unreachable"
+            )
+        return "\n".join([head, *lines])
+
+    typer.echo(_run(work, clock=moment))
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="one pass of each loop, then exit")] = False,
+    now: Annotated[str | None, typer.Option("--now", help="act as if at this moment")] = None,
+) -> None:
+    """Run every loop (scheduler tick, outbox, inbound mail) until stopped."""
+    moment = _moment(now)
+    if moment is not None and not once:
+        raise typer.BadParameter("--now only makes sense with --once", param_hint="--now")
+
+    async def work(pulse: PlanPulse) -> str:
+        lock = (
+            ProcessLock(pulse.settings.data_dir / "pulse.lock")
+            if is_sqlite(pulse.settings.database_url)
+            else None
+        )
+        if lock is not None:
+            lock.acquire()
+        try:
+            runner = Runner(pulse)
+            if once:
+                done = await runner.run_once()
+                return (
+                    f"taken in {done.taken_in} messages, recorded {done.answers} answers, "
+                    f"enqueued {done.prompts} prompts and {done.reminders} reminders, "
+                    f"delivered {done.delivered} messages"
+                )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            log.info(
+                "running in %s mode; mail in %s",
+                "local" if pulse.settings.local_mode else "connected",
+                pulse.settings.mail_dir,
+            )
+            await runner.run_forever(stop)
+            return "stopped"
+        finally:
+            if lock is not None:
+                lock.release()
+
+    typer.echo(_run(work, clock=moment))
 
 
 def _one_line(text: str, width: int) -> str:

@@ -81,10 +81,13 @@ def rating_from_text(text: str) -> int | None:
     match = _WORD_PATTERN.match(cleaned)
     if match and not cleaned[match.end() :].strip(" .,;:-–—!"):
         return _WORDS[re.sub(r"\s+", " ", match.group(1).lower())]
-    # "3 - In progress" and "1 Achieved" as written in plan tables.
-    lead = re.match(r"([1-4])\b[\s.:\-–—)]*(.*)$", cleaned)
+    # "3 - In progress" and "1 Achieved" as written in plan tables; never "2.2" or "1 1".
+    lead = re.match(r"([1-4])(?![\d.]*\d)[\s.:\-–—)]*(.*)$", cleaned, re.DOTALL)
     if lead:
-        rest = lead.group(2).strip()
-        if not rest or rating_from_text(rest) == int(lead.group(1)):
+        rest = lead.group(2).strip(" .,;:-–—!")
+        if not rest:
+            return int(lead.group(1))
+        word = _WORD_PATTERN.fullmatch(rest)
+        if word and _WORDS[re.sub(r"\s+", " ", word.group(1).lower())] == int(lead.group(1)):
             return int(lead.group(1))
     return None

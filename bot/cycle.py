@@ -1,0 +1,309 @@
+"""The scheduler tick: an idempotent pass that derives from our own tables what is due —
+this cycle's prompts, and reminders — and writes each decision with its outbox row in one
+transaction. APScheduler only calls it every minute; the database is the truth, and a
+stored watermark makes a missed schedule run once on start, never once per missed tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain.cycles import (
+    CyclePolicy,
+    PlannedPrompt,
+    PromptItem,
+    WorkingCalendar,
+    cycle_key,
+    due_now,
+    plan_prompts,
+    reminder_due_at,
+)
+from bot.domain.model import Person
+from bot.domain.status import local_date
+from handlers.email_messages import as_payload, new_token, prompt_email, token_hash
+from storage.delivery import OutboxRepository, PromptRepository, WatermarkRepository
+from storage.models import PersonRow, PlanRow
+from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+TOKEN_LIFETIME = timedelta(days=42)
+PROMPT_JOB = "prompt"
+
+
+@dataclass(slots=True)
+class CycleReport:
+    plan: str
+    cycle: str
+    planned: list[PlannedPrompt] = field(default_factory=list)
+    created: int = 0
+    already: int = 0
+    skipped: list[str] = field(default_factory=list)  # people who cannot be reached
+
+
+@dataclass(slots=True)
+class TickReport:
+    cycles: list[CycleReport] = field(default_factory=list)
+    reminders: int = 0
+
+
+def cycle_policy(row: PlanRow) -> CyclePolicy:
+    raw = (row.settings or {}).get("cycles") or {}
+    return CyclePolicy.from_settings(raw if isinstance(raw, dict) else {})
+
+
+def working_calendar(policy: CyclePolicy, around: datetime) -> WorkingCalendar:
+    return WorkingCalendar.for_region(policy.region, range(around.year - 1, around.year + 2))
+
+
+class Cycles:
+    """Plans cycles and reminders; shared by the tick and `pulse prompt`."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str, clock: Clock
+    ) -> None:
+        self.sessions = sessions
+        self.mail_from = mail_from
+        self.clock = clock
+
+    async def plan_keys(self) -> list[str]:
+        async with self.sessions() as session:
+            return await PlanRepository(session).keys()
+
+    async def tick(self, now: datetime | None = None) -> TickReport:
+        """One idempotent pass over every plan: due cycles, then due reminders."""
+        now = now or self.clock()
+        report = TickReport()
+        for key in await self.plan_keys():
+            cycle = await self._tick_prompts(key, now)
+            if cycle is not None:
+                report.cycles.append(cycle)
+            report.reminders += await self.send_reminders(key, now)
+        return report
+
+    async def _tick_prompts(self, plan_key: str, now: datetime) -> CycleReport | None:
+        async with self.sessions() as session:
+            row = await PlanRepository(session).row(plan_key)
+            if row is None:
+                return None
+            policy = cycle_policy(row)
+            watermark = await WatermarkRepository(session).get(row.id, PROMPT_JOB)
+        occurrence = due_now(
+            policy.prompt,
+            timezone=row.timezone,
+            calendar=working_calendar(policy, now),
+            watermark=watermark,
+            now=now,
+        )
+        if occurrence is None:
+            return None
+        return await self.start_cycle(
+            plan_key, cycle=occurrence.cycle, now=now, advance_to=occurrence.at
+        )
+
+    async def start_cycle(
+        self,
+        plan_key: str,
+        *,
+        now: datetime,
+        cycle: str | None = None,
+        only: str | None = None,
+        dry_run: bool = False,
+        advance_to: datetime | None = None,
+    ) -> CycleReport:
+        """Plan this cycle's prompts and enqueue them, with the watermark, in one transaction.
+
+        Prompts are unique per (plan, person, cycle): running it again, or concurrently,
+        prompts nobody twice. `cycle` defaults to the current week, so a manual prompt and
+        the scheduled one of the same week are the same prompt.
+        """
+        async with self.sessions() as session, session.begin():
+            plan_repo = PlanRepository(session)
+            tracked = await plan_repo.tracked(plan_key)
+            plan_row = await plan_repo.row(plan_key)
+            assert plan_row is not None
+            today = local_date(now, tracked.plan.timezone)
+            report = CycleReport(plan_key, cycle or cycle_key(today))
+            report.planned = plan_prompts(
+                tracked.plan,
+                tracked.actions,
+                tracked.updates,
+                tracked.people,
+                today=today,
+                only=only,
+            )
+            if dry_run:
+                return report
+            people = await PeopleRepository(session).rows_by_key()
+            by_key = {p.key: p for p in tracked.people}
+            for planned in report.planned:
+                person = by_key[planned.person_key]
+                if not person.email:
+                    report.skipped.append(person.key)
+                    log.warning("cannot prompt %s for %s: no email address", person.key, plan_key)
+                    continue
+                created = await self._enqueue_prompt(
+                    session,
+                    tracked,
+                    plan_row.id,
+                    people[person.key].id,
+                    person,
+                    planned,
+                    cycle=report.cycle,
+                    now=now,
+                )
+                if created:
+                    report.created += 1
+                else:
+                    report.already += 1
+            if advance_to is not None:
+                await WatermarkRepository(session).advance(plan_row.id, PROMPT_JOB, advance_to)
+        log.info(
+            "cycle %s of %s: %d prompts enqueued, %d already prompted, %d unreachable",
+            report.cycle,
+            plan_key,
+            report.created,
+            report.already,
+            len(report.skipped),
+        )
+        return report
+
+    async def _enqueue_prompt(
+        self,
+        session: AsyncSession,
+        tracked: TrackedPlan,
+        plan_id: int,
+        person_id: int,
+        person: Person,
+        planned: PlannedPrompt,
+        *,
+        cycle: str,
+        now: datetime,
+    ) -> bool:
+        prompts = PromptRepository(session)
+        prompt_id = await prompts.create(
+            plan_id=plan_id,
+            person_id=person_id,
+            cycle=cycle,
+            channel="email",
+            milestone_refs=[item.milestone_ref for item in planned.items],
+            on_behalf_of=planned.on_behalf_of,
+            now=now,
+        )
+        if prompt_id is None:
+            return False
+        token = new_token()
+        await prompts.add_token(
+            prompt_id, token_hash=token_hash(token), expires_at=now + TOKEN_LIFETIME
+        )
+        message = prompt_email(
+            plan=tracked.plan,
+            person=person,
+            items=planned.items,
+            token=token,
+            mail_from=self.mail_from,
+            now=now,
+        )
+        await OutboxRepository(session).enqueue(
+            dedupe_key=f"prompt:{prompt_id}",
+            kind="prompt",
+            channel="email",
+            recipient=str(person.email),
+            payload=as_payload(message),
+            message_id=str(message["Message-ID"]),
+            prompt_id=prompt_id,
+            now=now,
+        )
+        return True
+
+    async def send_reminders(self, plan_key: str, now: datetime) -> int:
+        """Enqueue the one reminder of each silent prompt whose time has come."""
+        async with self.sessions() as session, session.begin():
+            plan_repo = PlanRepository(session)
+            row = await plan_repo.row(plan_key)
+            if row is None:
+                return 0
+            policy = cycle_policy(row)
+            calendar = working_calendar(policy, now)
+            if not calendar.is_working_day(local_date(now, row.timezone)):
+                return 0
+            prompts = PromptRepository(session)
+            waiting = [
+                p
+                for p in await prompts.awaiting_reminder(row.id)
+                if p.sent_at is not None
+                and reminder_due_at(
+                    utc(p.sent_at),
+                    remind_after=policy.remind_after,
+                    schedule=policy.prompt,
+                    timezone=row.timezone,
+                    calendar=calendar,
+                )
+                <= now
+            ]
+            if not waiting:
+                return 0
+            tracked = await plan_repo.tracked(plan_key)
+            people_rows = {r.id: r.key for r in (await session.scalars(select(PersonRow))).all()}
+            by_key = {p.key: p for p in tracked.people}
+            sent = 0
+            for prompt in waiting:
+                if not await prompts.mark_reminded(prompt.id, now):
+                    continue
+                person = by_key[people_rows[prompt.person_id]]
+                items = _still_open(tracked, person.key, prompt.milestone_refs, now)
+                if not items or not person.email:
+                    continue
+                token = new_token()
+                await prompts.add_token(
+                    prompt.id, token_hash=token_hash(token), expires_at=now + TOKEN_LIFETIME
+                )
+                outbox = OutboxRepository(session)
+                original = await outbox.message_id_for(f"prompt:{prompt.id}")
+                message = prompt_email(
+                    plan=tracked.plan,
+                    person=person,
+                    items=items,
+                    token=token,
+                    mail_from=self.mail_from,
+                    now=now,
+                    reminder=True,
+                    in_reply_to=original,
+                )
+                await outbox.enqueue(
+                    dedupe_key=f"reminder:{prompt.id}",
+                    kind="reminder",
+                    channel="email",
+                    recipient=person.email,
+                    payload=as_payload(message),
+                    message_id=str(message["Message-ID"]),
+                    prompt_id=prompt.id,
+                    now=now,
+                )
+                sent += 1
+            if sent:
+                log.info("%d reminders enqueued for %s", sent, plan_key)
+            return sent
+
+
+def _still_open(
+    tracked: TrackedPlan, person_key: str, refs: Sequence[str], now: datetime
+) -> list[PromptItem]:
+    today = local_date(now, tracked.plan.timezone)
+    planned = plan_prompts(
+        tracked.plan,
+        tracked.actions,
+        tracked.updates,
+        tracked.people,
+        today=today,
+        only=person_key,
+    )
+    wanted = set(refs)
+    return [item for p in planned for item in p.items if item.milestone_ref in wanted]

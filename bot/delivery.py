@@ -1,0 +1,240 @@
+"""The outbox worker: claims due messages with a lease, hands each to its transport, and
+records the outcome; rows whose sender vanished are reconciled before anything is resent.
+
+One summary log line per message sent, per retry and per failure. Shutdown never leaves a
+message half sent: the current message finishes, then unsent leases are given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.transports import Outcome, Reconciled, Result, Transport
+from storage.delivery import OutboxMessage, OutboxRepository, PromptRepository
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+OnSent = Callable[[AsyncSession, OutboxMessage, datetime], Awaitable[None]]
+
+
+def backoff(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> timedelta:
+    """30 s, 60 s, 2 min, … up to an hour: failures wait longer, never in a tight loop."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    review: int = 0
+    reconciled: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(object()):x}"
+
+
+class OutboxWorker:
+    """Delivers the outbox through one transport per channel."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transports: Mapping[str, Transport],
+        *,
+        clock: Clock,
+        owner: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        batch: int = 50,
+        max_attempts: int = 8,
+    ) -> None:
+        self.sessions = sessions
+        self.transports = transports
+        self.clock = clock
+        self.owner = owner or worker_name()
+        self.lease = lease
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.stats = DeliveryStats()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the message in hand, then stop taking more."""
+        self._stopping.set()
+
+    async def reconcile_expired(self) -> int:
+        """Settle rows left 'sending' by a worker that died: look before resending."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            expired = await OutboxRepository(session).expired_leases(now=now, limit=self.batch)
+        settled = 0
+        for message in expired:
+            async with self.sessions() as session, session.begin():
+                if not await OutboxRepository(session).take_over(
+                    message.id, owner=self.owner, now=now, lease=self.lease
+                ):
+                    continue
+            verdict = await self._transport(message).reconcile(message)
+            async with self.sessions() as session, session.begin():
+                repo = OutboxRepository(session)
+                if verdict is Reconciled.SENT:
+                    await repo.finish(message.id, owner=self.owner, state="sent", now=now)
+                    await self._after_sent(session, message, now)
+                elif verdict is Reconciled.NOT_SENT:
+                    await repo.finish(
+                        message.id, owner=self.owner, state="pending", now=now, retry_at=now
+                    )
+                else:
+                    await repo.finish(
+                        message.id,
+                        owner=self.owner,
+                        state="needs_review",
+                        now=now,
+                        error="sender stopped mid-send; outcome unknown",
+                    )
+                    log.warning("outbox %s needs review: outcome unknown", message.id)
+            settled += 1
+            self.stats.reconciled += 1
+            log.info("outbox %s reconciled: %s", message.id, verdict.value)
+        return settled
+
+    async def run_once(self) -> int:
+        """One pass: reconcile expired leases, then claim and deliver one batch."""
+        await self.reconcile_expired()
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            claimed = await OutboxRepository(session).claim(
+                owner=self.owner, now=now, lease=self.lease, limit=self.batch
+            )
+        done = 0
+        for message in claimed:
+            if self._stopping.is_set():
+                break
+            await self._deliver(message)
+            done += 1
+        if len(claimed) > done:
+            async with self.sessions() as session, session.begin():
+                await OutboxRepository(session).release(owner=self.owner)
+        return done
+
+    async def drain(self) -> int:
+        """Deliver until nothing is due now (for `run --once` and tests)."""
+        total = 0
+        while not self._stopping.is_set():
+            n = await self.run_once()
+            total += n
+            if n == 0:
+                break
+        return total
+
+    async def run_forever(self, *, idle: float = 1.0) -> None:
+        while not self._stopping.is_set():
+            try:
+                n = await self.run_once()
+            except Exception:  # a database outage must not kill the loop: retried next pass
+                log.exception("outbox pass failed; retrying")
+                n = 0
+            if n == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=idle)
+        async with self.sessions() as session, session.begin():
+            released = await OutboxRepository(session).release(owner=self.owner)
+        if released:
+            log.info("released %d unsent outbox rows on shutdown", released)
+
+    def _transport(self, message: OutboxMessage) -> Transport:
+        return self.transports[message.channel]
+
+    async def _deliver(self, message: OutboxMessage) -> None:
+        started = self.clock()
+        try:
+            outcome = await self._transport(message).deliver(message)
+        except Exception as exc:  # a transport bug must not lose the row: retry it
+            log.exception("outbox %s: transport error", message.id)
+            outcome = Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            repo = OutboxRepository(session)
+            if outcome.result is Result.SENT:
+                if await repo.finish(
+                    message.id,
+                    owner=self.owner,
+                    state="sent",
+                    now=now,
+                    external_id=outcome.external_id,
+                ):
+                    await self._after_sent(session, message, now)
+                self.stats.sent += 1
+                self.stats.by_kind[message.kind] = self.stats.by_kind.get(message.kind, 0) + 1
+                log.info(
+                    "sent %s %s to %s (outbox %s, %.0f ms)",
+                    message.kind,
+                    message.channel,
+                    message.recipient,
+                    message.id,
+                    (now - started).total_seconds() * 1000,
+                )
+            elif outcome.result is Result.RETRY and message.attempts < self.max_attempts:
+                wait = (
+                    timedelta(seconds=outcome.retry_after)
+                    if outcome.retry_after is not None
+                    else backoff(message.attempts)
+                )
+                await repo.finish(
+                    message.id,
+                    owner=self.owner,
+                    state="pending",
+                    now=now,
+                    error=outcome.error,
+                    retry_at=now + wait,
+                )
+                self.stats.retried += 1
+                log.warning(
+                    "retry %s to %s (outbox %s, attempt %d) in %ds: %s",
+                    message.kind,
+                    message.recipient,
+                    message.id,
+                    message.attempts,
+                    int(wait.total_seconds()),
+                    outcome.error,
+                )
+            elif outcome.result is Result.UNKNOWN:
+                await repo.finish(
+                    message.id,
+                    owner=self.owner,
+                    state="needs_review",
+                    now=now,
+                    error=outcome.error,
+                )
+                self.stats.review += 1
+                log.warning("outbox %s needs review: %s", message.id, outcome.error)
+            else:
+                await repo.finish(
+                    message.id, owner=self.owner, state="failed", now=now, error=outcome.error
+                )
+                self.stats.failed += 1
+                log.error(
+                    "failed %s to %s (outbox %s): %s",
+                    message.kind,
+                    message.recipient,
+                    message.id,
+                    outcome.error,
+                )
+
+    async def _after_sent(
+        self, session: AsyncSession, message: OutboxMessage, now: datetime
+    ) -> None:
+        if message.prompt_id is not None and message.kind == "prompt":
+            await PromptRepository(session).mark_sent(message.prompt_id, now)

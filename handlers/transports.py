@@ -1,0 +1,82 @@
+"""How an outbox row leaves the building, and how an unknown outcome is settled.
+
+Every transport answers a delivery with one `Outcome`, and a row whose sender vanished
+mid-send with a `Reconciled` verdict. Local mode's transport writes each message as an
+`.eml` file named after its outbox id, by an atomic rename: writing the same row twice
+leaves one file, and reconciling is looking for that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from storage.delivery import OutboxMessage
+
+
+class Result(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # temporary: try again later
+    FAILED = "failed"  # permanent: never retry
+    UNKNOWN = "unknown"  # the message may or may not have gone
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: Result
+    error: str | None = None
+    external_id: str | None = None
+    retry_after: float | None = None  # seconds, when the far end said so
+
+
+class Reconciled(StrEnum):
+    SENT = "sent"  # it went: record it, send nothing
+    NOT_SENT = "not_sent"  # it did not go: send it again
+    UNKNOWN = "unknown"  # cannot tell: a person must look (never resend blindly)
+
+
+class Transport(Protocol):
+    async def deliver(self, message: OutboxMessage) -> Outcome: ...
+
+    async def reconcile(self, message: OutboxMessage) -> Reconciled: ...
+
+
+class LocalMailTransport:
+    """Local mode: each message becomes `<outbox>/<id>-<kind>.eml`."""
+
+    def __init__(self, outbox: Path) -> None:
+        self.outbox = outbox
+
+    def path_for(self, message: OutboxMessage) -> Path:
+        return self.outbox / f"{message.id:08d}-{message.kind}.eml"
+
+    def _write(self, message: OutboxMessage) -> Path:
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        raw = str(message.payload["raw"]).encode("ascii", errors="surrogateescape")
+        target = self.path_for(message)
+        fd, tmp = tempfile.mkstemp(prefix=".sending-", dir=self.outbox)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    async def deliver(self, message: OutboxMessage) -> Outcome:
+        try:
+            target = await asyncio.to_thread(self._write, message)
+        except OSError as exc:
+            return Outcome(Result.RETRY, f"could not write the message: {exc}")
+        return Outcome(Result.SENT, external_id=target.name)
+
+    async def reconcile(self, message: OutboxMessage) -> Reconciled:
+        return Reconciled.SENT if self.path_for(message).exists() else Reconciled.NOT_SENT

@@ -1,0 +1,398 @@
+"""Prompts, the outbox, watermarks and inbound messages: the tables that make delivery
+durable (RELIABILITY.md, "Decisions").
+
+A prompt and its outbox row are inserted in the caller's one transaction, the prompt with
+`ON CONFLICT DO NOTHING` on (plan, person, cycle), so concurrent tickers plan a cycle once.
+Workers claim outbox rows with a lease: `FOR UPDATE SKIP LOCKED` on PostgreSQL, a single
+conditional `UPDATE ... RETURNING` on SQLite (one process there; see `bot.locks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from storage.models import InboundRow, OutboxRow, PromptRow, PromptTokenRow, WatermarkRow
+from storage.repositories import utc
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A claimed outbox row, detached from its session."""
+
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    message_id: str | None
+    payload: dict[str, Any]
+    prompt_id: int | None
+    attempts: int
+    state: str
+
+
+def _message(row: OutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        row.id,
+        row.kind,
+        row.channel,
+        row.recipient,
+        row.message_id,
+        dict(row.payload),
+        row.prompt_id,
+        row.attempts,
+        row.state,
+    )
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT DO NOTHING on either database."""
+    if session.bind.dialect.name == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
+class PromptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        plan_id: int,
+        person_id: int,
+        cycle: str,
+        channel: str,
+        milestone_refs: Sequence[str],
+        on_behalf_of: Sequence[str],
+        now: datetime,
+    ) -> int | None:
+        """Insert the prompt unless this person already has one this cycle; its id, or None."""
+        statement = (
+            _insert(self.session, PromptRow)
+            .values(
+                plan_id=plan_id,
+                person_id=person_id,
+                cycle=cycle,
+                channel=channel,
+                milestone_refs=list(milestone_refs),
+                on_behalf_of=list(on_behalf_of),
+                created_at=utc(now),
+            )
+            .on_conflict_do_nothing(index_elements=["plan_id", "person_id", "cycle"])
+            .returning(PromptRow.id)
+        )
+        new_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return new_id
+
+    async def add_token(self, prompt_id: int, *, token_hash: str, expires_at: datetime) -> None:
+        self.session.add(
+            PromptTokenRow(token_hash=token_hash, prompt_id=prompt_id, expires_at=utc(expires_at))
+        )
+
+    async def by_token_hash(self, token_hash: str) -> tuple[PromptRow, datetime] | None:
+        """The prompt a reply token belongs to, and when the token expires."""
+        found = (
+            await self.session.execute(
+                select(PromptRow, PromptTokenRow.expires_at)
+                .join(PromptTokenRow, PromptTokenRow.prompt_id == PromptRow.id)
+                .where(PromptTokenRow.token_hash == token_hash)
+            )
+        ).first()
+        return (found[0], utc(found[1])) if found else None
+
+    async def get(self, prompt_id: int) -> PromptRow | None:
+        return await self.session.get(PromptRow, prompt_id)
+
+    async def awaiting_reminder(self, plan_id: int) -> list[PromptRow]:
+        """Sent, unanswered, not yet reminded prompts that are their person's latest."""
+        later = aliased(PromptRow)
+        newer = (
+            select(later.id)
+            .where(
+                later.plan_id == PromptRow.plan_id,
+                later.person_id == PromptRow.person_id,
+                later.id > PromptRow.id,
+            )
+            .exists()
+        )
+        rows = await self.session.scalars(
+            select(PromptRow).where(
+                PromptRow.plan_id == plan_id,
+                PromptRow.sent_at.is_not(None),
+                PromptRow.answered_at.is_(None),
+                PromptRow.reminded_at.is_(None),
+                ~newer,
+            )
+        )
+        return list(rows.all())
+
+    async def mark_reminded(self, prompt_id: int, now: datetime) -> bool:
+        """Claim the one reminder of a prompt; False when someone else already did."""
+        result = await self.session.execute(
+            update(PromptRow)
+            .where(PromptRow.id == prompt_id, PromptRow.reminded_at.is_(None))
+            .values(reminded_at=utc(now))
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def mark_sent(self, prompt_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(PromptRow)
+            .where(PromptRow.id == prompt_id, PromptRow.sent_at.is_(None))
+            .values(sent_at=utc(now))
+        )
+
+    async def mark_answered(self, prompt_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(PromptRow)
+            .where(PromptRow.id == prompt_id, PromptRow.answered_at.is_(None))
+            .values(answered_at=utc(now))
+        )
+
+    async def for_cycle(self, plan_id: int, cycle: str) -> list[PromptRow]:
+        rows = await self.session.scalars(
+            select(PromptRow).where(PromptRow.plan_id == plan_id, PromptRow.cycle == cycle)
+        )
+        return list(rows.all())
+
+
+class WatermarkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, plan_id: int, job: str) -> datetime | None:
+        value: datetime | None = await self.session.scalar(
+            select(WatermarkRow.last_at).where(
+                WatermarkRow.plan_id == plan_id, WatermarkRow.job == job
+            )
+        )
+        return utc(value) if value is not None else None
+
+    async def advance(self, plan_id: int, job: str, to: datetime) -> None:
+        """Move the watermark forward to `to`, never back (concurrent tickers agree)."""
+        statement = _insert(self.session, WatermarkRow).values(
+            plan_id=plan_id, job=job, last_at=utc(to)
+        )
+        table = WatermarkRow.__table__
+        statement = statement.on_conflict_do_update(
+            index_elements=["plan_id", "job"],
+            set_={"last_at": statement.excluded.last_at},
+            where=table.c.last_at < statement.excluded.last_at,
+        )
+        await self.session.execute(statement)
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(
+        self,
+        *,
+        dedupe_key: str,
+        kind: str,
+        channel: str,
+        recipient: str,
+        payload: dict[str, Any],
+        now: datetime,
+        message_id: str | None = None,
+        prompt_id: int | None = None,
+    ) -> int | None:
+        """Add a message unless one with the same dedupe key exists; its id, or None."""
+        statement = (
+            _insert(self.session, OutboxRow)
+            .values(
+                dedupe_key=dedupe_key,
+                kind=kind,
+                channel=channel,
+                recipient=recipient,
+                payload=payload,
+                message_id=message_id,
+                prompt_id=prompt_id,
+                state="pending",
+                attempts=0,
+                next_attempt_at=utc(now),
+                created_at=utc(now),
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(OutboxRow.id)
+        )
+        new_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return new_id
+
+    async def claim(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxMessage]:
+        """Lease up to `limit` due rows to `owner`; no row is ever leased to two owners."""
+        due = and_(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= utc(now))
+        values = {
+            "state": "sending",
+            "lease_owner": owner,
+            "lease_until": utc(now + lease),
+            "attempts": OutboxRow.attempts + 1,
+        }
+        if self.session.bind.dialect.name == "postgresql":
+            ids = (
+                (
+                    await self.session.execute(
+                        select(OutboxRow.id)
+                        .where(due)
+                        .order_by(OutboxRow.id)
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            chosen = OutboxRow.id.in_(ids)
+        else:
+            chosen = OutboxRow.id.in_(
+                select(OutboxRow.id).where(due).order_by(OutboxRow.id).limit(limit)
+            )
+        rows = (
+            await self.session.scalars(
+                update(OutboxRow)
+                .where(chosen, due)
+                .values(**values)
+                .returning(OutboxRow)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        return sorted((_message(r) for r in rows), key=lambda m: m.id)
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Rows whose sender vanished mid-send: their outcome is unknown until reconciled."""
+        rows = await self.session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.state == "sending", OutboxRow.lease_until < utc(now))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return [_message(r) for r in rows.all()]
+
+    async def take_over(
+        self, message_id: int, *, owner: str, now: datetime, lease: timedelta
+    ) -> bool:
+        """Lease an expired row to `owner` for reconciliation; False if someone else did."""
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id == message_id,
+                OutboxRow.state == "sending",
+                OutboxRow.lease_until < utc(now),
+            )
+            .values(lease_owner=owner, lease_until=utc(now + lease))
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def finish(
+        self,
+        message_id: int,
+        *,
+        owner: str,
+        state: str,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        external_id: str | None = None,
+    ) -> bool:
+        """Record the outcome of a send by the lease holder; False if the lease was lost."""
+        values: dict[str, Any] = {
+            "state": state,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": error,
+        }
+        if state == "sent":
+            values["sent_at"] = utc(now)
+            values["external_id"] = external_id
+        if retry_at is not None:
+            values["next_attempt_at"] = utc(retry_at)
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id, OutboxRow.lease_owner == owner)
+            .values(**values)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def release(self, *, owner: str) -> int:
+        """Give back every row leased to `owner` that it has not started sending."""
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.lease_owner == owner, OutboxRow.state == "sending")
+            .values(
+                state="pending",
+                lease_owner=None,
+                lease_until=None,
+                attempts=func.max(OutboxRow.attempts - 1, 0)
+                if self.session.bind.dialect.name == "sqlite"
+                else func.greatest(OutboxRow.attempts - 1, 0),
+            )
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    async def message_id_for(self, dedupe_key: str) -> str | None:
+        value: str | None = await self.session.scalar(
+            select(OutboxRow.message_id).where(OutboxRow.dedupe_key == dedupe_key)
+        )
+        return value
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
+        )
+        return {state: int(n) for state, n in rows.all()}
+
+    async def pending_due(self, now: datetime) -> int:
+        n = await self.session.scalar(
+            select(func.count())
+            .select_from(OutboxRow)
+            .where(
+                or_(
+                    and_(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= utc(now)),
+                    and_(OutboxRow.state == "sending", OutboxRow.lease_until < utc(now)),
+                )
+            )
+        )
+        return int(n or 0)
+
+
+class InboundRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def store(self, *, dedupe_key: str, source: str, raw: bytes, now: datetime) -> bool:
+        """Keep a raw message; False when the same message was already taken in."""
+        statement = (
+            _insert(self.session, InboundRow)
+            .values(
+                dedupe_key=dedupe_key, source=source, raw=raw, received_at=utc(now), state="new"
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboundRow.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
+
+    async def unprocessed(self, limit: int) -> list[InboundRow]:
+        rows = await self.session.scalars(
+            select(InboundRow).where(InboundRow.state == "new").order_by(InboundRow.id).limit(limit)
+        )
+        return list(rows.all())
+
+    async def by_state(self, state: str) -> list[InboundRow]:
+        rows = await self.session.scalars(
+            select(InboundRow).where(InboundRow.state == state).order_by(InboundRow.id)
+        )
+        return list(rows.all())

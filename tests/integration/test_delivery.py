@@ -1,0 +1,330 @@
+"""Cycles, the outbox and local mail on SQLite and PostgreSQL: every lead asked once per
+cycle, every message delivered once, replies taken in once, nothing lost to a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import PlanPulse, Runner
+from bot.cycle import Cycles
+from bot.delivery import OutboxWorker
+from bot.settings import Settings
+from handlers.transports import LocalMailTransport
+from storage.delivery import OutboxRepository
+from storage.importer import import_plan
+from storage.models import InboundRow, OutboxRow, PromptRow, UpdateRow
+from tests.conftest import FIXTURES
+
+PLANS = FIXTURES / "plans"
+# Monday 23 November 2026, 09:05 in London (GMT): the default prompt time has passed.
+MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+LEADS_WITH_OPEN_MILESTONES = {"AW", "MC", "DC", "PB"}
+
+
+class Clock:
+    """A clock the test sets; never the wall's."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(MONDAY)
+
+
+def _settings(db_url: str, data: Path) -> Settings:
+    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def pulse(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[PlanPulse]:
+    app = PlanPulse(_settings(db_url, tmp_path / "var"), clock=clock)
+    await app.migrate()
+    await import_plan(
+        app.sessions,
+        PLANS / "small-plan.csv",
+        now=clock(),
+        plan_key="small",
+        people_path=PLANS / "small-people.csv",
+        networks_path=PLANS / "small-networks.csv",
+        ratings_as_of=date(2026, 11, 16),
+    )
+    yield app
+    await app.close()
+
+
+def outbox_files(pulse: PlanPulse) -> list[Path]:
+    return sorted((pulse.settings.mail_dir / "outbox").glob("*.eml"))
+
+
+def read_eml(path: Path) -> EmailMessage:
+    message = message_from_bytes(path.read_bytes(), policy=default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+async def count(pulse: PlanPulse, model: type[object], *where: object) -> int:
+    async with pulse.sessions() as session:
+        query = select(func.count()).select_from(model)
+        for condition in where:
+            query = query.where(condition)  # type: ignore[arg-type]
+        return int(await session.scalar(query) or 0)
+
+
+async def test_a_cycle_asks_each_lead_once_by_real_email_files(pulse: PlanPulse) -> None:
+    """On Monday after 09:00 each lead with open milestones gets one multipart prompt file;
+    running again the same week sends nothing more."""
+    runner = Runner(pulse)
+    first = await runner.run_once()
+    assert first.prompts == len(LEADS_WITH_OPEN_MILESTONES)
+    files = outbox_files(pulse)
+    assert len(files) == len(LEADS_WITH_OPEN_MILESTONES)
+    recipients = set()
+    for path in files:
+        message = read_eml(path)
+        recipients.add(str(message["To"]))
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert message["X-Auto-Response-Suppress"] == "OOF, AutoReply"
+        assert "[PP-" in str(message["Subject"])
+        assert str(message["Message-ID"]).endswith("@localhost>")
+        assert {p.get_content_type() for p in message.iter_parts()} == {"text/plain", "text/html"}
+    assert "Dana Cole <dana.cole@council.example>" in recipients
+    again = await runner.run_once()
+    assert again.prompts == 0
+    assert again.delivered == 0
+    assert len(outbox_files(pulse)) == len(files)
+
+
+async def test_prompt_lists_overdue_first_and_escapes_notes_in_html(pulse: PlanPulse) -> None:
+    """A prompt lists overdue milestones before the rest, and a note's HTML is shown, not run."""
+    await Runner(pulse).run_once()
+    aw = next(read_eml(p) for p in outbox_files(pulse) if "alex.walker" in str(read_eml(p)["To"]))
+    text = aw.get_body(preferencelist=("plain",))
+    html = aw.get_body(preferencelist=("html",))
+    assert text is not None
+    assert html is not None
+    plain = text.get_content()
+    assert plain.index("1.1 ") < plain.index("2.3 ")  # overdue 1.1 before due-soon 2.3
+    assert "<script>alert(1)</script>" not in html.get_content()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html.get_content()
+
+
+async def test_two_tickers_and_two_workers_at_once_prompt_and_deliver_exactly_once(
+    db_url: str, pulse: PlanPulse, clock: Clock
+) -> None:
+    """Two tickers and two outbox workers on separate connections, all at once, give one
+    prompt per person per cycle and deliver each outbox row exactly once."""
+    others = [PlanPulse(_settings(db_url, pulse.settings.data_dir), clock=clock) for _ in range(3)]
+    try:
+        transport = LocalMailTransport(pulse.settings.mail_dir / "outbox")
+        apps = [pulse, *others]
+        tickers = [
+            Cycles(a.sessions, mail_from="pulse@council.example", clock=clock) for a in apps[:2]
+        ]
+        await asyncio.gather(*(t.tick() for t in tickers))
+        workers = [
+            OutboxWorker(a.sessions, {"email": transport}, clock=clock, batch=1) for a in apps[2:]
+        ]
+        sent = await asyncio.gather(*(w.drain() for w in workers))
+    finally:
+        for other in others:
+            await other.close()
+    assert await count(pulse, PromptRow) == len(LEADS_WITH_OPEN_MILESTONES)
+    assert sum(sent) == len(LEADS_WITH_OPEN_MILESTONES)
+    assert await count(pulse, OutboxRow, OutboxRow.state == "sent") == len(
+        LEADS_WITH_OPEN_MILESTONES
+    )
+    assert len(outbox_files(pulse)) == len(LEADS_WITH_OPEN_MILESTONES)
+
+
+async def test_week_of_downtime_gives_one_catch_up_cycle(pulse: PlanPulse, clock: Clock) -> None:
+    """After the bot was down for two scheduled Mondays, the first tick prompts once for the
+    latest cycle only."""
+    cycles = Cycles(pulse.sessions, mail_from="pulse@council.example", clock=clock)
+    first = await cycles.tick()
+    assert [c.cycle for c in first.cycles] == ["2026-W48"]
+    clock.now = datetime(2026, 12, 9, 14, 0, tzinfo=UTC)  # Wednesday of the week after next
+    caught_up = await cycles.tick()
+    assert [c.cycle for c in caught_up.cycles] == ["2026-W50"]
+    assert (await cycles.tick()).cycles == []
+    async with pulse.sessions() as session:
+        cycles_seen = set((await session.scalars(select(PromptRow.cycle))).all())
+    assert cycles_seen == {"2026-W48", "2026-W50"}
+
+
+async def test_one_reminder_to_the_silent_after_two_working_days(
+    pulse: PlanPulse, clock: Clock
+) -> None:
+    """A prompt left unanswered gets one reminder two working days later, and only one."""
+    runner = Runner(pulse)
+    await runner.run_once()
+    clock.now = MONDAY + timedelta(days=1)
+    assert (await runner.run_once()).reminders == 0
+    clock.now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    assert (await runner.run_once()).reminders == len(LEADS_WITH_OPEN_MILESTONES)
+    reminders = [read_eml(p) for p in outbox_files(pulse) if "reminder" in p.name]
+    assert len(reminders) == len(LEADS_WITH_OPEN_MILESTONES)
+    assert all(str(r["Subject"]).startswith("Reminder:") for r in reminders)
+    assert all(r["In-Reply-To"] for r in reminders)
+    clock.now += timedelta(days=1)
+    assert (await runner.run_once()).reminders == 0
+
+
+def reply_to(prompt: EmailMessage, *, sender: str, body: str, message_id: str) -> bytes:
+    reply = EmailMessage()
+    reply["From"] = sender
+    reply["To"] = str(prompt["From"])
+    reply["Subject"] = "RE: " + str(prompt["Subject"])
+    reply["Message-ID"] = message_id
+    reply["In-Reply-To"] = str(prompt["Message-ID"])
+    reply["References"] = str(prompt["Message-ID"])
+    reply["Date"] = "Mon, 23 Nov 2026 10:15:00 +0000"
+    reply.set_content(body + "\n\nOn Mon, 23 Nov 2026 at 09:05, Plan Pulse wrote:\n> quoted\n")
+    return reply.as_bytes()
+
+
+def prompt_for(pulse: PlanPulse, address: str) -> EmailMessage:
+    return next(
+        m
+        for m in map(read_eml, outbox_files(pulse))
+        if address in str(m["To"]) and "prompt" in str(m["Message-ID"])
+    )
+
+
+async def test_a_reply_dropped_in_the_inbox_is_recorded_once_and_confirmed(
+    pulse: PlanPulse, clock: Clock
+) -> None:
+    """A lead's reply in the inbox folder records their ratings, is confirmed by email, stops
+    their reminder, and the same message dropped twice is recorded once."""
+    runner = Runner(pulse)
+    await runner.run_once()
+    prompt = prompt_for(pulse, "dana.cole")
+    raw = reply_to(
+        prompt,
+        sender="Dana Cole <Dana.Cole@council.example>",
+        body="1.2-1 3 Analysis under way with HR\n1.2-2 in progress - need support",
+        message_id="<reply-1@mail.council.example>",
+    )
+    inbox = pulse.settings.mail_dir / "inbox"
+    (inbox / "reply.eml").write_bytes(raw)
+    clock.now = MONDAY + timedelta(hours=2)
+    done = await runner.run_once()
+    assert done.answers == 2
+    (inbox / "again.eml").write_bytes(raw)
+    assert (await runner.run_once()).answers == 0
+    assert await count(pulse, UpdateRow, UpdateRow.source == "email") == 2
+    tracked = await pulse.tracked("small")
+    latest = tracked.updates["1.2-2"][-1]
+    assert latest.rating == 3
+    assert latest.needs_support
+    assert latest.person_key == "DC"
+    assert latest.given_at == datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
+    confirmations = [read_eml(p) for p in outbox_files(pulse) if "confirmation" in p.name]
+    assert len(confirmations) == 1
+    assert confirmations[0]["Auto-Submitted"] == "auto-replied"
+    assert "1.2-1" in confirmations[0].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    clock.now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    await runner.run_once()
+    reminded = {str(read_eml(p)["To"]) for p in outbox_files(pulse) if "reminder" in p.name}
+    assert not any("dana.cole" in r for r in reminded)
+    assert len(reminded) == len(LEADS_WITH_OPEN_MILESTONES) - 1
+
+
+async def test_a_reply_from_someone_else_records_nothing(pulse: PlanPulse, clock: Clock) -> None:
+    """A forwarded prompt answered by a stranger, or by a lead who is not on it, changes
+    nothing; automatic replies are kept but never answered."""
+    runner = Runner(pulse)
+    await runner.run_once()
+    prompt = prompt_for(pulse, "dana.cole")
+    inbox = pulse.settings.mail_dir / "inbox"
+    (inbox / "a.eml").write_bytes(
+        reply_to(
+            prompt,
+            sender="mallory@evil.example",
+            body="1.2-1 1 done",
+            message_id="<m1@evil.example>",
+        )
+    )
+    (inbox / "b.eml").write_bytes(
+        reply_to(
+            prompt,
+            sender="gwen.roberts@council.example",
+            body="1.2-1 1 done",
+            message_id="<m2@x.example>",
+        )
+    )
+    ooo = reply_to(
+        prompt,
+        sender="dana.cole@council.example",
+        body="I am away until Monday",
+        message_id="<m3@x.example>",
+    ).replace(b"Subject: RE:", b"Auto-Submitted: auto-replied\nSubject: RE:")
+    (inbox / "c.eml").write_bytes(ooo)
+    before = len(outbox_files(pulse))
+    await runner.run_once()
+    assert await count(pulse, UpdateRow, UpdateRow.source == "email") == 0
+    async with pulse.sessions() as session:
+        states = sorted((await session.scalars(select(InboundRow.state))).all())
+    assert states == ["ignored", "rejected", "rejected"]
+    assert len(outbox_files(pulse)) == before
+
+
+async def test_a_worker_that_died_mid_send_loses_and_duplicates_nothing(
+    pulse: PlanPulse, clock: Clock
+) -> None:
+    """Rows claimed by a worker that vanished are reconciled once its lease expires: one that
+    reached the outbox folder is marked sent, the others are sent once."""
+    cycles = Cycles(pulse.sessions, mail_from="pulse@council.example", clock=clock)
+    await cycles.tick()
+    transport = LocalMailTransport(pulse.settings.mail_dir / "outbox")
+    async with pulse.sessions() as session, session.begin():
+        claimed = await OutboxRepository(session).claim(
+            owner="dead-worker", now=clock(), lease=timedelta(minutes=5), limit=10
+        )
+    assert len(claimed) == len(LEADS_WITH_OPEN_MILESTONES)
+    await transport.deliver(claimed[0])  # it wrote one file, then died before recording it
+    survivor = OutboxWorker(pulse.sessions, {"email": transport}, clock=clock)
+    assert await survivor.drain() == 0  # leases still live: nothing is touched
+    clock.now += timedelta(minutes=6)
+    await survivor.drain()
+    assert len(outbox_files(pulse)) == len(LEADS_WITH_OPEN_MILESTONES)
+    assert await count(pulse, OutboxRow, OutboxRow.state == "sent") == len(
+        LEADS_WITH_OPEN_MILESTONES
+    )
+    assert survivor.stats.reconciled == len(LEADS_WITH_OPEN_MILESTONES)
+
+
+async def test_a_failing_transport_backs_off_and_keeps_the_message(
+    pulse: PlanPulse, clock: Clock
+) -> None:
+    """A transport that fails is retried later with growing waits, never in a tight loop,
+    and the message goes once it recovers."""
+    cycles = Cycles(pulse.sessions, mail_from="pulse@council.example", clock=clock)
+    await cycles.tick()
+    pulse.settings.mail_dir.mkdir(parents=True, exist_ok=True)
+    blocked = pulse.settings.mail_dir / "blocked"
+    blocked.write_text("not a folder")
+    broken = OutboxWorker(pulse.sessions, {"email": LocalMailTransport(blocked)}, clock=clock)
+    await broken.drain()
+    assert broken.stats.retried == len(LEADS_WITH_OPEN_MILESTONES)
+    assert await broken.drain() == 0  # not due again yet
+    working = OutboxWorker(
+        pulse.sessions,
+        {"email": LocalMailTransport(pulse.settings.mail_dir / "outbox")},
+        clock=clock,
+    )
+    clock.now += timedelta(seconds=31)
+    assert await working.drain() == len(LEADS_WITH_OPEN_MILESTONES)

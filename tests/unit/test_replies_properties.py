@@ -1,0 +1,106 @@
+"""Properties of reply parsing that must hold for any text a lead (or a mail client) sends."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.domain.replies import AskedMilestone, parse_reply, strip_quoted
+
+TODAY = date(2026, 11, 23)
+
+REFS = st.sampled_from(["1.1a", "1.2", "2.1", "W1.2", "W1.2-3", "3.4b-2", "10.1"])
+ASKED = st.lists(
+    st.builds(
+        AskedMilestone,
+        ref=REFS,
+        current_rating=st.none() | st.integers(1, 4),
+        overdue=st.booleans(),
+    ),
+    max_size=5,
+)
+
+# Words a generated note must avoid: the scale's words, the markers of dates, support and
+# ratings, and the sign-offs.
+RESERVED = {
+    "achieved", "done", "complete", "completed", "largely", "mostly", "in", "progress",
+    "progressing", "on", "track", "started", "not", "no", "rating", "rated", "revised", "new",
+    "date", "by", "due", "need", "needs", "help", "support", "needed", "please", "thanks",
+    "regards", "best", "cheers", "ta", "start", "achieve",
+}  # fmt: skip
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10).filter(
+    lambda w: w not in RESERVED
+)
+NOTES = st.lists(WORDS, min_size=1, max_size=8).map(" ".join)
+
+# Text built from the pieces replies are made of, so that generated text reaches the grammar.
+PIECES = st.sampled_from(
+    [
+        "1.1a", "1.2", "W1.2-3", "9.9", "2", "3/4", "rating", "done", "not started", "in progress",
+        "revised date", "by", "31/01/27", "31/09/26", "14 Dec", "2027-01-31", "need support",
+        "help", "no", "-", ";", ":", ",", ".", "\n", "\n\n", " ", "Thanks", "> ", "--", "\x00",
+    ]
+)  # fmt: skip
+REPLIES = st.text() | st.lists(PIECES | st.text(max_size=5), max_size=30).map("".join)
+
+
+@given(text=REPLIES, asked=ASKED, today=st.dates())
+def test_never_raises(text: str, asked: list[AskedMilestone], today: date) -> None:
+    """parse_reply gives a result for any text, prompt and day, and strip_quoted too."""
+    parse_reply(text, asked, today=today)
+    parse_reply(strip_quoted(text), asked, today=today)
+
+
+@given(text=REPLIES, asked=ASKED)
+def test_accepted_answers_are_about_asked_milestones(
+    text: str, asked: list[AskedMilestone]
+) -> None:
+    """Every accepted answer names an asked reference, spelled as asked, at most once."""
+    reply = parse_reply(text, asked, today=TODAY)
+    refs = [a.ref for a in reply.accepted]
+    assert set(refs) <= {m.ref for m in asked}
+    assert len(refs) == len({r.casefold() for r in refs})
+
+
+@given(text=REPLIES, asked=ASKED)
+def test_ratings_are_on_the_scale(text: str, asked: list[AskedMilestone]) -> None:
+    """Every accepted rating is 1-4 or None, every answer records something."""
+    reply = parse_reply(text, asked, today=TODAY)
+    for answer in reply.accepted:
+        assert answer.rating is None or answer.rating in (1, 2, 3, 4)
+        assert answer.rating or answer.note or answer.revised_due or answer.needs_support
+        assert answer.revised_due is None or answer.revised_due >= TODAY
+
+
+@given(text=REPLIES, asked=ASKED)
+def test_line_numbers_point_into_the_text(text: str, asked: list[AskedMilestone]) -> None:
+    """Every answer and rejection names a line of the text, in order."""
+    reply = parse_reply(text, asked, today=TODAY)
+    count = len(text.replace("\x00", "").splitlines())
+    numbers = [a.line_no for a in reply.accepted] + [r.line_no for r in reply.rejected]
+    assert all(1 <= n <= count for n in numbers)
+    assert [a.line_no for a in reply.accepted] == sorted(a.line_no for a in reply.accepted)
+
+
+@given(ref=REFS, rating=st.integers(1, 4), note=NOTES, shout=st.booleans())
+def test_valid_line_round_trips(ref: str, rating: int, note: str, shout: bool) -> None:
+    """`REF RATING note` gives back the reference, the rating and the note."""
+    asked = [AskedMilestone(ref, current_rating=None, overdue=False)]
+    written = ref.upper() if shout else ref
+    reply = parse_reply(f"{written} {rating} {note}", asked, today=TODAY)
+    assert reply.rejected == ()
+    [answer] = reply.accepted
+    assert (answer.ref, answer.rating, answer.note) == (ref, rating, note)
+    assert (answer.revised_due, answer.needs_support, answer.line_no) == (None, False, 1)
+
+
+@given(text=REPLIES)
+def test_strip_quoted_keeps_a_prefix_of_unquoted_lines(text: str) -> None:
+    """strip_quoted only removes lines: what it keeps is unquoted lines of the text, in order."""
+    kept = strip_quoted(text).splitlines()
+    source = iter(line.rstrip() for line in text.splitlines())
+    for line in kept:
+        assert not line.lstrip().startswith(">")
+        assert any(line == candidate for candidate in source)
