@@ -6,8 +6,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cycle import Cycles
@@ -17,10 +19,12 @@ from bot.domain.model import Milestone
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.settings import Settings
-from digests.content import Digest, build_digest
+from digests.content import Digest, build_digest, in_network
 from handlers.transports import LocalMailTransport
 from storage.db import create_engine, migrate, session_factory
-from storage.repositories import PlanRepository, TrackedPlan
+from storage.delivery import PromptRepository
+from storage.models import PersonRow
+from storage.repositories import PlanRepository, TrackedPlan, utc
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -82,13 +86,39 @@ class PlanPulse:
         self, plan_key: str, *, network: str | None = None, as_of: date | None = None
     ) -> list[Digest]:
         """The digest content of each of the plan's networks (or of one)."""
-        tracked = await self.tracked(plan_key)
-        plan = tracked.plan
-        day = as_of or self.today(plan.timezone)
+        async with self.sessions() as session:
+            tracked = await PlanRepository(session).tracked(plan_key)
+            plan = tracked.plan
+            day = as_of or self.today(plan.timezone)
+            until = datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(plan.timezone))
+            plan_row = await PlanRepository(session).row(plan_key)
+            assert plan_row is not None
+            prompts = await PromptRepository(session).current_cycle(plan_row.id, until=until)
+            person_keys = {p.id: p.key for p in (await session.scalars(select(PersonRow))).all()}
+        sent = [p for p in prompts if p.sent_at is not None and utc(p.sent_at) < until]
         networks = [tracked.network(network)] if network else list(tracked.networks)
-        return [
-            build_digest(plan, n, tracked.actions, tracked.updates, as_of=day) for n in networks
-        ]
+        digests = []
+        for n in networks:
+            refs = {m.ref for a in tracked.actions if in_network(a, n) for m in a.milestones}
+            mine = [p for p in sent if refs.intersection(p.milestone_refs)]
+            silent = [
+                person_keys[p.person_id]
+                for p in mine
+                if p.answered_at is None or utc(p.answered_at) >= until
+            ]
+            digests.append(
+                build_digest(
+                    plan,
+                    n,
+                    tracked.actions,
+                    tracked.updates,
+                    as_of=day,
+                    awaiting=silent,
+                    prompted=len(mine),
+                    answered=len(mine) - len(silent),
+                )
+            )
+        return digests
 
 
 @dataclass(slots=True)

@@ -26,8 +26,14 @@ from bot.domain.cycles import (
 )
 from bot.domain.model import Person
 from bot.domain.status import local_date
-from handlers.email_messages import as_payload, new_token, prompt_email, token_hash
-from storage.delivery import OutboxRepository, PromptRepository, WatermarkRepository
+from handlers.email_messages import new_token, prompt_email, token_hash
+from storage.delivery import (
+    NewMessage,
+    NewPrompt,
+    OutboxRepository,
+    PromptRepository,
+    WatermarkRepository,
+)
 from storage.models import PersonRow, PlanRow
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
 
@@ -143,26 +149,35 @@ class Cycles:
                 return report
             people = await PeopleRepository(session).rows_by_key()
             by_key = {p.key: p for p in tracked.people}
+            prompts = PromptRepository(session)
+            already = await prompts.prompted(plan_row.id, report.cycle)
+            wanted: list[tuple[PlannedPrompt, Person]] = []
             for planned in report.planned:
                 person = by_key[planned.person_key]
                 if not person.email:
                     report.skipped.append(person.key)
                     log.warning("cannot prompt %s for %s: no email address", person.key, plan_key)
-                    continue
-                created = await self._enqueue_prompt(
-                    session,
-                    tracked,
-                    plan_row.id,
-                    people[person.key].id,
-                    person,
-                    planned,
-                    cycle=report.cycle,
-                    now=now,
-                )
-                if created:
-                    report.created += 1
-                else:
+                elif people[person.key].id in already:
                     report.already += 1
+                else:
+                    wanted.append((planned, person))
+            created = await prompts.create_many(
+                [
+                    NewPrompt(
+                        plan_row.id,
+                        people[person.key].id,
+                        report.cycle,
+                        "email",
+                        tuple(item.milestone_ref for item in planned.items),
+                        planned.on_behalf_of,
+                    )
+                    for planned, person in wanted
+                ],
+                now=now,
+            )
+            report.already += len(wanted) - len(created)
+            report.created = len(created)
+            await self._enqueue_prompts(session, tracked, wanted, created, people, now=now)
             if advance_to is not None:
                 await WatermarkRepository(session).advance(plan_row.id, PROMPT_JOB, advance_to)
         log.info(
@@ -175,53 +190,46 @@ class Cycles:
         )
         return report
 
-    async def _enqueue_prompt(
+    async def _enqueue_prompts(
         self,
         session: AsyncSession,
         tracked: TrackedPlan,
-        plan_id: int,
-        person_id: int,
-        person: Person,
-        planned: PlannedPrompt,
+        wanted: Sequence[tuple[PlannedPrompt, Person]],
+        created: dict[int, int],
+        people: dict[str, PersonRow],
         *,
-        cycle: str,
         now: datetime,
-    ) -> bool:
-        prompts = PromptRepository(session)
-        prompt_id = await prompts.create(
-            plan_id=plan_id,
-            person_id=person_id,
-            cycle=cycle,
-            channel="email",
-            milestone_refs=[item.milestone_ref for item in planned.items],
-            on_behalf_of=planned.on_behalf_of,
-            now=now,
-        )
-        if prompt_id is None:
-            return False
-        token = new_token()
-        await prompts.add_token(
-            prompt_id, token_hash=token_hash(token), expires_at=now + TOKEN_LIFETIME
-        )
-        message = prompt_email(
-            plan=tracked.plan,
-            person=person,
-            items=planned.items,
-            token=token,
-            mail_from=self.mail_from,
-            now=now,
-        )
-        await OutboxRepository(session).enqueue(
-            dedupe_key=f"prompt:{prompt_id}",
-            kind="prompt",
-            channel="email",
-            recipient=str(person.email),
-            payload=as_payload(message),
-            message_id=str(message["Message-ID"]),
-            prompt_id=prompt_id,
-            now=now,
-        )
-        return True
+    ) -> None:
+        """Render each new prompt once, freeze it into its outbox row, store its token hash."""
+        tokens: list[tuple[int, str]] = []
+        messages: list[NewMessage] = []
+        for planned, person in wanted:
+            prompt_id = created.get(people[person.key].id)
+            if prompt_id is None:
+                continue  # another ticker prompted them first
+            token = new_token()
+            tokens.append((prompt_id, token_hash(token)))
+            message = prompt_email(
+                plan=tracked.plan,
+                person=person,
+                items=planned.items,
+                token=token,
+                mail_from=self.mail_from,
+                now=now,
+            )
+            messages.append(
+                NewMessage(
+                    dedupe_key=f"prompt:{prompt_id}",
+                    kind="prompt",
+                    channel="email",
+                    recipient=str(person.email),
+                    payload=message.payload(),
+                    message_id=message.message_id,
+                    prompt_id=prompt_id,
+                )
+            )
+        await PromptRepository(session).add_tokens(tokens, expires_at=now + TOKEN_LIFETIME)
+        await OutboxRepository(session).enqueue_many(messages, now=now)
 
     async def send_reminders(self, plan_key: str, now: datetime) -> int:
         """Enqueue the one reminder of each silent prompt whose time has come."""
@@ -262,8 +270,8 @@ class Cycles:
                 if not items or not person.email:
                     continue
                 token = new_token()
-                await prompts.add_token(
-                    prompt.id, token_hash=token_hash(token), expires_at=now + TOKEN_LIFETIME
+                await prompts.add_tokens(
+                    [(prompt.id, token_hash(token))], expires_at=now + TOKEN_LIFETIME
                 )
                 outbox = OutboxRepository(session)
                 original = await outbox.message_id_for(f"prompt:{prompt.id}")
@@ -282,8 +290,8 @@ class Cycles:
                     kind="reminder",
                     channel="email",
                     recipient=person.email,
-                    payload=as_payload(message),
-                    message_id=str(message["Message-ID"]),
+                    payload=message.payload(),
+                    message_id=message.message_id,
                     prompt_id=prompt.id,
                     now=now,
                 )

@@ -119,11 +119,16 @@ class OutboxWorker:
                 owner=self.owner, now=now, lease=self.lease, limit=self.batch
             )
         done = 0
+        delivered: list[tuple[OutboxMessage, Outcome, datetime]] = []
         for message in claimed:
             if self._stopping.is_set():
                 break
-            await self._deliver(message)
+            delivered.append((message, await self._send(message), self.clock()))
             done += 1
+            if len(delivered) >= max(1, self._transport(message).settle_every):
+                await self._settle(delivered)
+                delivered = []
+        await self._settle(delivered)
         if len(claimed) > done:
             async with self.sessions() as session, session.begin():
                 await OutboxRepository(session).release(owner=self.owner)
@@ -157,81 +162,91 @@ class OutboxWorker:
     def _transport(self, message: OutboxMessage) -> Transport:
         return self.transports[message.channel]
 
-    async def _deliver(self, message: OutboxMessage) -> None:
-        started = self.clock()
+    async def _send(self, message: OutboxMessage) -> Outcome:
         try:
-            outcome = await self._transport(message).deliver(message)
+            return await self._transport(message).deliver(message)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %s: transport error", message.id)
-            outcome = Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
-        now = self.clock()
+            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+
+    async def _settle(self, delivered: list[tuple[OutboxMessage, Outcome, datetime]]) -> None:
+        """Record outcomes in one transaction: the sent in bulk, the rest one by one."""
+        if not delivered:
+            return
         async with self.sessions() as session, session.begin():
             repo = OutboxRepository(session)
-            if outcome.result is Result.SENT:
-                if await repo.finish(
-                    message.id,
-                    owner=self.owner,
-                    state="sent",
-                    now=now,
-                    external_id=outcome.external_id,
-                ):
-                    await self._after_sent(session, message, now)
-                self.stats.sent += 1
-                self.stats.by_kind[message.kind] = self.stats.by_kind.get(message.kind, 0) + 1
-                log.info(
-                    "sent %s %s to %s (outbox %s, %.0f ms)",
-                    message.kind,
-                    message.channel,
-                    message.recipient,
-                    message.id,
-                    (now - started).total_seconds() * 1000,
+            sent = [(m, o, at) for m, o, at in delivered if o.result is Result.SENT]
+            if sent:
+                now = sent[-1][2]
+                await repo.finish_sent(
+                    [(m.id, o.external_id) for m, o, _ in sent], owner=self.owner, now=now
                 )
-            elif outcome.result is Result.RETRY and message.attempts < self.max_attempts:
-                wait = (
-                    timedelta(seconds=outcome.retry_after)
-                    if outcome.retry_after is not None
-                    else backoff(message.attempts)
+                await PromptRepository(session).mark_sent_many(
+                    [m.prompt_id for m, _, _ in sent if m.prompt_id and m.kind == "prompt"], now
                 )
-                await repo.finish(
-                    message.id,
-                    owner=self.owner,
-                    state="pending",
-                    now=now,
-                    error=outcome.error,
-                    retry_at=now + wait,
-                )
-                self.stats.retried += 1
-                log.warning(
-                    "retry %s to %s (outbox %s, attempt %d) in %ds: %s",
-                    message.kind,
-                    message.recipient,
-                    message.id,
-                    message.attempts,
-                    int(wait.total_seconds()),
-                    outcome.error,
-                )
-            elif outcome.result is Result.UNKNOWN:
-                await repo.finish(
-                    message.id,
-                    owner=self.owner,
-                    state="needs_review",
-                    now=now,
-                    error=outcome.error,
-                )
-                self.stats.review += 1
-                log.warning("outbox %s needs review: %s", message.id, outcome.error)
-            else:
-                await repo.finish(
-                    message.id, owner=self.owner, state="failed", now=now, error=outcome.error
-                )
-                self.stats.failed += 1
-                log.error(
-                    "failed %s to %s (outbox %s): %s",
-                    message.kind,
-                    message.recipient,
-                    message.id,
-                    outcome.error,
-                )
+                for message, _, _ in sent:
+                    self.stats.sent += 1
+                    self.stats.by_kind[message.kind] = self.stats.by_kind.get(message.kind, 0) + 1
+                    log.info(
+                        "sent %s %s to %s (outbox %s)",
+                        message.kind,
+                        message.channel,
+                        message.recipient,
+                        message.id,
+                    )
+            for message, outcome, now in delivered:
+                if outcome.result is not Result.SENT:
+                    await self._record_failure(repo, message, outcome, now)
+
+    async def _record_failure(
+        self, repo: OutboxRepository, message: OutboxMessage, outcome: Outcome, now: datetime
+    ) -> None:
+        if outcome.result is Result.RETRY and message.attempts < self.max_attempts:
+            wait = (
+                timedelta(seconds=outcome.retry_after)
+                if outcome.retry_after is not None
+                else backoff(message.attempts)
+            )
+            await repo.finish(
+                message.id,
+                owner=self.owner,
+                state="pending",
+                now=now,
+                error=outcome.error,
+                retry_at=now + wait,
+            )
+            self.stats.retried += 1
+            log.warning(
+                "retry %s to %s (outbox %s, attempt %d) in %ds: %s",
+                message.kind,
+                message.recipient,
+                message.id,
+                message.attempts,
+                int(wait.total_seconds()),
+                outcome.error,
+            )
+        elif outcome.result is Result.UNKNOWN:
+            await repo.finish(
+                message.id,
+                owner=self.owner,
+                state="needs_review",
+                now=now,
+                error=outcome.error,
+            )
+            self.stats.review += 1
+            log.warning("outbox %s needs review: %s", message.id, outcome.error)
+        else:
+            await repo.finish(
+                message.id, owner=self.owner, state="failed", now=now, error=outcome.error
+            )
+            self.stats.failed += 1
+            log.error(
+                "failed %s to %s (outbox %s): %s",
+                message.kind,
+                message.recipient,
+                message.id,
+                outcome.error,
+            )
 
     async def _after_sent(
         self, session: AsyncSession, message: OutboxMessage, now: datetime

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain.model import Person, Plan, Source
 from bot.domain.replies import AskedMilestone, ParsedReply, RejectedLine, parse_reply, strip_quoted
 from bot.domain.status import MilestoneStatus, local_date, milestone_status
-from handlers.email_messages import as_payload, confirmation_email, mail_domain, token_hash
+from handlers.email_messages import confirmation_email, mail_domain, token_hash
 from handlers.inbound_mail import InboundMail, dedupe_key, read_mail
 from storage.delivery import InboundRepository, OutboxRepository, PromptRepository
 from storage.models import InboundRow, MilestoneRow, PersonRow, PlanRow, PromptRow
@@ -273,8 +273,8 @@ class Inbound:
             kind="confirmation",
             channel="email",
             recipient=writer.email,
-            payload=as_payload(message),
-            message_id=str(message["Message-ID"]),
+            payload=message.payload(),
+            message_id=message.message_id,
             now=now,
         )
 

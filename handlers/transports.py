@@ -41,6 +41,11 @@ class Reconciled(StrEnum):
 
 
 class Transport(Protocol):
+    # How many deliveries may be recorded together. A transport whose outcomes can be
+    # reconciled cheaply and surely (a file that exists or not) records in batches; one
+    # whose unknown outcome needs a person (SMTP after DATA) records each at once.
+    settle_every: int
+
     async def deliver(self, message: OutboxMessage) -> Outcome: ...
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled: ...
@@ -48,6 +53,8 @@ class Transport(Protocol):
 
 class LocalMailTransport:
     """Local mode: each message becomes `<outbox>/<id>-<kind>.eml`."""
+
+    settle_every = 100
 
     def __init__(self, outbox: Path) -> None:
         self.outbox = outbox
@@ -59,7 +66,7 @@ class LocalMailTransport:
         self.outbox.mkdir(parents=True, exist_ok=True)
         raw = str(message.payload["raw"]).encode("ascii", errors="surrogateescape")
         target = self.path_for(message)
-        fd, tmp = tempfile.mkstemp(prefix=".sending-", dir=self.outbox)
+        fd, tmp = tempfile.mkstemp(prefix=self._temp_prefix(message), dir=self.outbox)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(raw)
@@ -78,5 +85,12 @@ class LocalMailTransport:
             return Outcome(Result.RETRY, f"could not write the message: {exc}")
         return Outcome(Result.SENT, external_id=target.name)
 
+    def _temp_prefix(self, message: OutboxMessage) -> str:
+        return f".sending-{message.id:08d}-"
+
     async def reconcile(self, message: OutboxMessage) -> Reconciled:
+        # The rename is the commit point: a half-written temp file of a dead writer is
+        # never a message, so it goes; the message itself is there or it is not.
+        for leftover in self.outbox.glob(self._temp_prefix(message) + "*"):
+            leftover.unlink(missing_ok=True)
         return Reconciled.SENT if self.path_for(message).exists() else Reconciled.NOT_SENT

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,43 +60,78 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite_insert(table)
 
 
+@dataclass(frozen=True, slots=True)
+class NewPrompt:
+    plan_id: int
+    person_id: int
+    cycle: str
+    channel: str
+    milestone_refs: tuple[str, ...]
+    on_behalf_of: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    dedupe_key: str
+    kind: str
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    message_id: str | None = None
+    prompt_id: int | None = None
+
+
 class PromptRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(
-        self,
-        *,
-        plan_id: int,
-        person_id: int,
-        cycle: str,
-        channel: str,
-        milestone_refs: Sequence[str],
-        on_behalf_of: Sequence[str],
-        now: datetime,
-    ) -> int | None:
-        """Insert the prompt unless this person already has one this cycle; its id, or None."""
+    async def create_many(self, prompts: Sequence[NewPrompt], *, now: datetime) -> dict[int, int]:
+        """Insert prompts, skipping anyone already prompted this cycle (the unique key
+        decides, so concurrent tickers agree); {person_id: prompt_id} of those inserted."""
+        inserted: dict[int, int] = {}
+        rows = [
+            {
+                "plan_id": p.plan_id,
+                "person_id": p.person_id,
+                "cycle": p.cycle,
+                "channel": p.channel,
+                "milestone_refs": list(p.milestone_refs),
+                "on_behalf_of": list(p.on_behalf_of),
+                "created_at": utc(now),
+            }
+            for p in prompts
+        ]
+        if not rows:
+            return inserted
+        # One statement compiled once and sent as batches of VALUES ("insertmanyvalues").
         statement = (
             _insert(self.session, PromptRow)
-            .values(
-                plan_id=plan_id,
-                person_id=person_id,
-                cycle=cycle,
-                channel=channel,
-                milestone_refs=list(milestone_refs),
-                on_behalf_of=list(on_behalf_of),
-                created_at=utc(now),
-            )
             .on_conflict_do_nothing(index_elements=["plan_id", "person_id", "cycle"])
-            .returning(PromptRow.id)
+            .returning(PromptRow.person_id, PromptRow.id)
         )
-        new_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
-        return new_id
+        for person_id, prompt_id in (await self.session.execute(statement, rows)).tuples():
+            inserted[person_id] = prompt_id
+        return inserted
 
-    async def add_token(self, prompt_id: int, *, token_hash: str, expires_at: datetime) -> None:
-        self.session.add(
-            PromptTokenRow(token_hash=token_hash, prompt_id=prompt_id, expires_at=utc(expires_at))
+    async def prompted(self, plan_id: int, cycle: str) -> set[int]:
+        """The people already prompted in this cycle."""
+        rows = await self.session.scalars(
+            select(PromptRow.person_id).where(
+                PromptRow.plan_id == plan_id, PromptRow.cycle == cycle
+            )
         )
+        return set(rows.all())
+
+    async def add_tokens(self, tokens: Sequence[tuple[int, str]], *, expires_at: datetime) -> None:
+        """Store (prompt id, token hash) pairs."""
+        if tokens:
+            await self.session.execute(
+                insert(PromptTokenRow),
+                [
+                    {"prompt_id": pid, "token_hash": digest, "expires_at": utc(expires_at)}
+                    for pid, digest in tokens
+                ],
+            )
 
     async def by_token_hash(self, token_hash: str) -> tuple[PromptRow, datetime] | None:
         """The prompt a reply token belongs to, and when the token expires."""
@@ -151,12 +186,32 @@ class PromptRepository:
             .values(sent_at=utc(now))
         )
 
+    async def mark_sent_many(self, prompt_ids: Sequence[int], now: datetime) -> None:
+        if prompt_ids:
+            await self.session.execute(
+                update(PromptRow)
+                .where(PromptRow.id.in_(list(prompt_ids)), PromptRow.sent_at.is_(None))
+                .values(sent_at=utc(now))
+            )
+
     async def mark_answered(self, prompt_id: int, now: datetime) -> None:
         await self.session.execute(
             update(PromptRow)
             .where(PromptRow.id == prompt_id, PromptRow.answered_at.is_(None))
             .values(answered_at=utc(now))
         )
+
+    async def current_cycle(self, plan_id: int, *, until: datetime) -> list[PromptRow]:
+        """The prompts of the plan's latest cycle started by `until`."""
+        latest = await self.session.scalar(
+            select(PromptRow.cycle)
+            .where(PromptRow.plan_id == plan_id, PromptRow.created_at <= utc(until))
+            .order_by(PromptRow.created_at.desc(), PromptRow.id.desc())
+            .limit(1)
+        )
+        if latest is None:
+            return []
+        return await self.for_cycle(plan_id, latest)
 
     async def for_cycle(self, plan_id: int, cycle: str) -> list[PromptRow]:
         rows = await self.session.scalars(
@@ -228,6 +283,30 @@ class OutboxRepository:
         )
         new_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return new_id
+
+    async def enqueue_many(self, messages: Sequence[NewMessage], *, now: datetime) -> None:
+        """Add messages in bulk; one whose dedupe key exists is skipped."""
+        rows = [
+            {
+                "dedupe_key": m.dedupe_key,
+                "kind": m.kind,
+                "channel": m.channel,
+                "recipient": m.recipient,
+                "payload": m.payload,
+                "message_id": m.message_id,
+                "prompt_id": m.prompt_id,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": utc(now),
+                "created_at": utc(now),
+            }
+            for m in messages
+        ]
+        if rows:
+            statement = _insert(self.session, OutboxRow).on_conflict_do_nothing(
+                index_elements=["dedupe_key"]
+            )
+            await self.session.execute(statement, rows)
 
     async def claim(
         self, *, owner: str, now: datetime, lease: timedelta, limit: int
@@ -326,6 +405,29 @@ class OutboxRepository:
             .values(**values)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def finish_sent(
+        self, sent: Sequence[tuple[int, str | None]], *, owner: str, now: datetime
+    ) -> None:
+        """Record many deliveries at once: (outbox id, external id) pairs."""
+        if not sent:
+            return
+        table = cast(Table, OutboxRow.__table__)
+        statement = (
+            table.update()
+            .where(table.c.id == bindparam("row_id"), table.c.lease_owner == owner)
+            .values(
+                state="sent",
+                sent_at=utc(now),
+                lease_owner=None,
+                lease_until=None,
+                last_error=None,
+                external_id=bindparam("ext_id"),
+            )
+        )
+        await self.session.execute(
+            statement, [{"row_id": row_id, "ext_id": ext_id} for row_id, ext_id in sent]
+        )
 
     async def release(self, *, owner: str) -> int:
         """Give back every row leased to `owner` that it has not started sending."""

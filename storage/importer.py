@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.errors import ImportFailed, Problem
@@ -30,7 +30,7 @@ from storage.models import (
     PlanRow,
     PriorityRow,
 )
-from storage.plan_files import PlanDraft, read_networks, read_people, read_plan
+from storage.plan_files import DraftAction, PlanDraft, read_networks, read_people, read_plan
 from storage.repositories import (
     NetworkRepository,
     PeopleRepository,
@@ -290,6 +290,8 @@ async def _write(
         plan_row.timezone, plan_row.start = plan.timezone, plan.start
     if plan.policy != type(plan.policy)():
         plan_row.settings = {**(plan_row.settings or {}), "thresholds": asdict(plan.policy)}
+    if draft.cycles is not None:
+        plan_row.settings = {**(plan_row.settings or {}), "cycles": draft.cycles}
     plan_row.updated_at = now
     await session.flush()
     timezone = plan_row.timezone
@@ -341,6 +343,8 @@ async def _write(
     seen_milestones: set[str] = set()
     rated: list[tuple[MilestoneRow, int | None, str | None]] = []
 
+    # Actions first, flushed once so that new ones have ids; then links and milestones.
+    current: list[tuple[DraftAction, ActionRow]] = []
     for action in draft.actions:
         seen_actions.add(action.ref)
         values: dict[str, object] = {
@@ -357,16 +361,32 @@ async def _write(
             report.actions_added += 1
         elif apply_changes(arow, values):
             report.actions_changed += 1
-        await session.flush()
-        await session.execute(delete(ActionLeadRow).where(ActionLeadRow.action_id == arow.id))
-        for position, key in enumerate(leads_by_action.get(action.ref, ())):
-            session.add(
-                ActionLeadRow(action_id=arow.id, person_id=people_rows[key].id, position=position)
+        current.append((action, arow))
+    await session.flush()
+    action_ids = [arow.id for _, arow in current]
+    for link in (ActionLeadRow, ActionNetworkRow):
+        for start in range(0, len(action_ids), 500):
+            await session.execute(
+                delete(link)
+                .where(link.action_id.in_(action_ids[start : start + 500]))
+                .execution_options(synchronize_session=False)
             )
-        await session.execute(delete(ActionNetworkRow).where(ActionNetworkRow.action_id == arow.id))
-        for key in action.network_keys:
-            session.add(ActionNetworkRow(action_id=arow.id, network_id=network_rows[key].id))
+    lead_links = [
+        {"action_id": arow.id, "person_id": people_rows[key].id, "position": position}
+        for action, arow in current
+        for position, key in enumerate(leads_by_action.get(action.ref, ()))
+    ]
+    network_links = [
+        {"action_id": arow.id, "network_id": network_rows[key].id}
+        for action, arow in current
+        for key in action.network_keys
+    ]
+    if lead_links:
+        await session.execute(insert(ActionLeadRow), lead_links)
+    if network_links:
+        await session.execute(insert(ActionNetworkRow), network_links)
 
+    for action, arow in current:
         for position, ms in enumerate(action.milestones):
             seen_milestones.add(ms.ref)
             ts = ms.timescale

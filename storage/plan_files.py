@@ -12,7 +12,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.domain import timescales
+from bot.domain.cycles import CyclePolicy
 from bot.domain.errors import Problem, TimescaleError
 from bot.domain.model import Channel, Network, Person, Plan, RiskPolicy, Timescale
 from bot.domain.ratings import rating_from_text
@@ -112,6 +113,8 @@ class PlanDraft:
     people: list[Person] = field(default_factory=list)
     networks: list[Network] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Schedules from a YAML plan's `cycles:` (DESIGN.md §7); None keeps what is stored.
+    cycles: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- tables
@@ -720,7 +723,28 @@ def plan_from_yaml(
                         )
                     )
     builder.finish()
-    return PlanDraft(plan, builder.priorities, builder.actions, people, networks, problems)
+    draft = PlanDraft(plan, builder.priorities, builder.actions, people, networks, problems)
+    raw_cycles = meta.get("cycles")
+    if raw_cycles is not None:
+        try:
+            if not isinstance(raw_cycles, Mapping):
+                raise ValueError("expected a mapping with prompt, digest, remind_after, holidays")
+            CyclePolicy.from_settings(raw_cycles)
+            draft.cycles = _plain(raw_cycles)
+        except ValueError as exc:
+            problems.append(Problem(None, "plan.cycles", None, str(exc)))
+    return draft
+
+
+def _plain(value: Any) -> Any:
+    """YAML values as JSON-storable ones (times as HH:MM)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    return value
 
 
 def _yaml_rows(

@@ -91,30 +91,6 @@ def network_from_row(row: NetworkRow) -> Network:
     )
 
 
-def update_from_row(row: UpdateRow, milestone_ref: str, person_key: str | None) -> Update:
-    return Update(
-        milestone_ref=milestone_ref,
-        given_at=utc(row.given_at),
-        rating=row.rating,
-        note=row.note,
-        revised_due=row.revised_due,
-        needs_support=row.needs_support,
-        source=Source(row.source),
-        person_key=person_key,
-        external_id=row.external_id,
-    )
-
-
-def timescale_from_row(row: MilestoneRow) -> Timescale:
-    return Timescale(
-        text=row.timescale_text,
-        due=row.due,
-        start=row.start,
-        recurrence=Recurrence(row.recurrence) if row.recurrence else None,
-        ongoing=row.ongoing,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class TrackedPlan:
     """A plan with its live actions, milestones and every update, ready for the rules."""
@@ -240,16 +216,32 @@ class PlanRepository:
             )
         ).all()
         number_of = {p.id: p.number for p in priorities}
+        # Plain column rows, not ORM objects: a national plan has tens of thousands of them.
         actions = (
-            await s.scalars(
-                select(ActionRow)
+            await s.execute(
+                select(
+                    ActionRow.id,
+                    ActionRow.ref,
+                    ActionRow.title,
+                    ActionRow.aim,
+                    ActionRow.priority_id,
+                )
                 .where(ActionRow.plan_id == pid, ActionRow.retired.is_(False))
                 .order_by(ActionRow.position, ActionRow.id)
             )
         ).all()
         milestones = (
-            await s.scalars(
-                select(MilestoneRow)
+            await s.execute(
+                select(
+                    MilestoneRow.action_id,
+                    MilestoneRow.ref,
+                    MilestoneRow.title,
+                    MilestoneRow.timescale_text,
+                    MilestoneRow.due,
+                    MilestoneRow.start,
+                    MilestoneRow.recurrence,
+                    MilestoneRow.ongoing,
+                )
                 .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False))
                 .order_by(MilestoneRow.position, MilestoneRow.id)
             )
@@ -288,7 +280,17 @@ class PlanRepository:
             if network_id in network_key:
                 nets[action_id].append(network_key[network_id])
         update_query = (
-            select(UpdateRow, MilestoneRow.ref)
+            select(
+                MilestoneRow.ref,
+                UpdateRow.given_at,
+                UpdateRow.rating,
+                UpdateRow.note,
+                UpdateRow.revised_due,
+                UpdateRow.needs_support,
+                UpdateRow.source,
+                UpdateRow.person_id,
+                UpdateRow.external_id,
+            )
             .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
             .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False))
             .order_by(UpdateRow.given_at, UpdateRow.id)
@@ -296,16 +298,24 @@ class PlanRepository:
         if until is not None:
             update_query = update_query.where(UpdateRow.given_at <= until)
         updates: dict[str, list[Update]] = defaultdict(list)
-        for update_row, ref in (await s.execute(update_query)).all():
+        for ref, given, rating, note, revised, support, source, person_id, external in (
+            await s.execute(update_query)
+        ).tuples():
             updates[ref].append(
-                update_from_row(
-                    update_row,
-                    ref,
-                    person_key.get(update_row.person_id) if update_row.person_id else None,
+                Update(
+                    milestone_ref=ref,
+                    given_at=utc(given),
+                    rating=rating,
+                    note=note,
+                    revised_due=revised,
+                    needs_support=support,
+                    source=Source(source),
+                    person_key=person_key.get(person_id) if person_id else None,
+                    external_id=external,
                 )
             )
 
-        by_action: dict[int, list[MilestoneRow]] = defaultdict(list)
+        by_action: dict[int, list[Any]] = defaultdict(list)
         for m in milestones:
             by_action[m.action_id].append(m)
         domain_actions = []
@@ -323,7 +333,13 @@ class PlanRepository:
                         Milestone(
                             ref=m.ref,
                             title=m.title,
-                            timescale=timescale_from_row(m),
+                            timescale=Timescale(
+                                text=m.timescale_text,
+                                due=m.due,
+                                start=m.start,
+                                recurrence=Recurrence(m.recurrence) if m.recurrence else None,
+                                ongoing=m.ongoing,
+                            ),
                             action_ref=a.ref,
                             leads=action_leads,
                         )
@@ -336,7 +352,10 @@ class PlanRepository:
             priorities=tuple(Priority(p.number, p.title) for p in priorities),
             actions=tuple(domain_actions),
             networks=tuple(network_from_row(n) for n in network_rows),
-            people=tuple(person_from_row(p) for p in people_rows),
+            people=tuple(
+                person_from_row(p, person_key.get(p.delegate_id) if p.delegate_id else None)
+                for p in people_rows
+            ),
             updates={ref: tuple(us) for ref, us in updates.items()},
         )
 

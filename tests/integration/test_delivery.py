@@ -328,3 +328,59 @@ async def test_a_failing_transport_backs_off_and_keeps_the_message(
     )
     clock.now += timedelta(seconds=31)
     assert await working.drain() == len(LEADS_WITH_OPEN_MILESTONES)
+
+
+async def test_digest_lists_who_is_still_silent_this_cycle(pulse: PlanPulse, clock: Clock) -> None:
+    """At digest time, the people prompted this cycle who have not answered are 'awaiting',
+    per network, and the response rate counts the answers."""
+    runner = Runner(pulse)
+    await runner.run_once()
+    prompt = prompt_for(pulse, "dana.cole")
+    (pulse.settings.mail_dir / "inbox" / "r.eml").write_bytes(
+        reply_to(
+            prompt,
+            sender="dana.cole@council.example",
+            body="1.2-1 3 started",
+            message_id="<r@x.example>",
+        )
+    )
+    clock.now = MONDAY + timedelta(hours=3)
+    await runner.run_once()
+    digests = {d.network: d for d in await pulse.digests("small", as_of=date(2026, 11, 27))}
+    assert digests["oversight"].awaiting == ("AW", "MC", "PB")
+    assert digests["oversight"].response_rate == 0.25
+    assert digests["early-help"].awaiting == ("AW", "MC", "PB")
+    # MC is asked only about 1.1, which the workforce network does not follow.
+    assert digests["workforce"].to_json()["awaiting"] == ["AW", "PB"]
+    before = {d.network: d for d in await pulse.digests("small", as_of=date(2026, 11, 22))}
+    assert before["oversight"].awaiting == ()
+
+
+async def test_an_away_lead_is_not_prompted_and_their_delegate_is(
+    pulse: PlanPulse, clock: Clock, tmp_path: Path
+) -> None:
+    """A lead away until after the cycle gets no prompt; their delegate is asked about their
+    milestones instead, in one prompt with the delegate's own."""
+    people = (PLANS / "small-people.csv").read_text(encoding="utf-8").splitlines()
+    header = people[0] + ",delegate,away_until"
+    rows = [line + (",PB,2026-12-04" if line.startswith("AW,") else ",,") for line in people[1:]]
+    (tmp_path / "people.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    await import_plan(
+        pulse.sessions,
+        PLANS / "small-plan.csv",
+        now=clock(),
+        plan_key="small",
+        people_path=tmp_path / "people.csv",
+        networks_path=PLANS / "small-networks.csv",
+        ratings_as_of=date(2026, 11, 16),
+    )
+    await Runner(pulse).run_once()
+    to = {str(read_eml(p)["To"]) for p in outbox_files(pulse)}
+    assert not any("alex.walker" in t for t in to)
+    priya = prompt_for(pulse, "priya.bains")
+    plain = priya.get_body(preferencelist=("plain",))
+    assert plain is not None
+    text = plain.get_content()
+    assert "2.3 " in text  # AW's milestone, asked of their delegate
+    assert "for AW" in text
+    assert "2.4 " in text  # PB's own
