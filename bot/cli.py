@@ -24,6 +24,7 @@ from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.locks import ProcessLock
 from bot.settings import Settings
 from digests.markdown import render_markdown
+from handlers.local_mail import write_local_reply
 from storage.db import is_sqlite
 from storage.importer import import_plan
 
@@ -327,6 +328,29 @@ def run(
                 lock.release()
 
     typer.echo(_run(work, clock=moment))
+
+
+@app.command()
+def reply(
+    prompt_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="a prompt .eml from the outbox")
+    ],
+    text: Annotated[
+        str, typer.Argument(help='the answer, e.g. "1.1-1 2 Done; sign-off next week"')
+    ],
+    sender: Annotated[
+        str | None, typer.Option("--from", help="who answers (default: the prompt's recipient)")
+    ] = None,
+) -> None:
+    """Local mode: answer a prompt as its lead would, by writing a reply into the inbox."""
+    settings = _settings()
+    message = write_local_reply(
+        prompt_file.read_bytes(),
+        text.replace("\\n", "\n"),
+        inbox=settings.mail_dir / "inbox",
+        sender=sender,
+    )
+    typer.echo(f"reply written to {message}; `pulse run --once` (or the running bot) takes it in")
 
 
 def _one_line(text: str, width: int) -> str:

@@ -1,0 +1,166 @@
+"""Outbound email bytes: valid MIME that any client parses, with the headers and tokens
+replies are matched by, and user text escaped in the HTML part."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.domain.cycles import PromptItem
+from bot.domain.model import Person, Plan
+from bot.domain.replies import RejectedLine, ReplyLine
+from bot.domain.status import MilestoneStatus
+from handlers.email_messages import (
+    confirmation_email,
+    find_tokens,
+    new_token,
+    prompt_email,
+    token_hash,
+)
+
+NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+PLAN = Plan("wirral", "Wirral Children and Young People's Improvement Plan 2017-2019")
+PERSON = Person("JB", "Joe Bannham", "joe.bannham@wirral.example")
+
+
+def item(ref: str, note: str | None = None, title: str = "Agree next phase") -> PromptItem:
+    return PromptItem(
+        ref,
+        ref.split("-")[0],
+        title,
+        date(2026, 11, 30),
+        MilestoneStatus.DUE_SOON,
+        (),
+        3,
+        note,
+        0,
+        "JB",
+    )
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=default)
+    assert isinstance(message, EmailMessage)
+    assert message.defects == []
+    for part in message.walk():
+        assert part.defects == []
+    return message
+
+
+def test_prompt_is_multipart_text_and_html_with_reply_headers() -> None:
+    """A prompt parses without defects into text and HTML parts, with the headers that keep
+    auto-replies away and the token replies are matched by."""
+    token = new_token()
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1-1")],
+        token=token,
+        mail_from="Plan Pulse <pulse@wirral.example>",
+        now=NOW,
+    )
+    message = parse(out.raw)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["X-Auto-Response-Suppress"] == "OOF, AutoReply"
+    assert message["Message-ID"] == out.message_id
+    assert out.message_id.endswith("@wirral.example>")
+    assert str(message["To"]) == "Joe Bannham <joe.bannham@wirral.example>"
+    assert find_tokens(str(message["Subject"])) == [token]
+    assert find_tokens(out.message_id) == [token]
+    assert b"\r\n" in out.raw
+    assert b"\n" not in out.raw.replace(b"\r\n", b"")
+
+
+def test_reminder_threads_under_the_prompt() -> None:
+    """A reminder says so in its subject and points at the prompt it follows."""
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1-1")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        reminder=True,
+        in_reply_to="<pp.abc.prompt@wirral.example>",
+    )
+    message = parse(out.raw)
+    assert str(message["Subject"]).startswith("Reminder:")
+    assert message["In-Reply-To"] == "<pp.abc.prompt@wirral.example>"
+
+
+def test_non_ascii_names_and_long_subjects_are_encoded_and_folded() -> None:
+    """Accented names and long titles come back intact; no header line exceeds 78 columns."""
+    plan = Plan("p", "Plan d'amélioration des services à l'enfance — " + "très long " * 6)
+    person = Person("ZO", "Zoë O'Brien", "zoe@council.example")
+    out = prompt_email(
+        plan=plan,
+        person=person,
+        items=[item("1.1")],
+        token=new_token(),
+        mail_from="pulse@council.example",
+        now=NOW,
+    )
+    message = parse(out.raw)
+    assert str(message["To"]) == "Zoë O'Brien <zoe@council.example>"
+    assert plan.title.split()[0] in str(message["Subject"])
+    head = out.raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    text = message.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert "Zoë O'Brien" in text.get_content()
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_no_note_breaks_out_of_the_html(note: str) -> None:
+    """Whatever a lead wrote, it is shown as text in the HTML part, never as markup."""
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1", note=note + "<b>x</b>")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+    )
+    message = parse(out.raw)
+    html = message.get_body(preferencelist=("html",))
+    assert html is not None
+    content = html.get_content()
+    assert "<b>x</b>" not in content
+    assert "&lt;b&gt;x&lt;/b&gt;" in content
+
+
+def test_confirmation_lists_recorded_and_refused_lines() -> None:
+    """A confirmation is an auto-reply that says what was recorded and why a line was not."""
+    out = confirmation_email(
+        plan=PLAN,
+        person=PERSON,
+        accepted=[ReplyLine("1.1-1", 2, "Signed off", None, False, 1)],
+        rejected=[RejectedLine("9.9 1 done", 2, "unknown reference 9.9")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        in_reply_to="<reply@x.example>",
+    )
+    message = parse(out.raw)
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["In-Reply-To"] == "<reply@x.example>"
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "1.1-1: rating 2" in text
+    assert "unknown reference 9.9" in text
+
+
+@pytest.mark.parametrize("token", [new_token() for _ in range(5)])
+def test_token_hash_ignores_case(token: str) -> None:
+    """A token typed back in lower case is the same token."""
+    assert token_hash(token.lower()) == token_hash(token)
+    assert len(token) == 26
