@@ -86,7 +86,10 @@ class OutboxWorker:
                     message.id, owner=self.owner, now=now, lease=self.lease
                 ):
                     continue
-            verdict = await self._transport(message).reconcile(message)
+            if message.state == "claimed":
+                verdict = Reconciled.NOT_SENT  # its worker never started sending it
+            else:
+                verdict = await self._transport(message).reconcile(message)
             async with self.sessions() as session, session.begin():
                 repo = OutboxRepository(session)
                 if verdict is Reconciled.SENT:
@@ -120,9 +123,18 @@ class OutboxWorker:
             )
         done = 0
         delivered: list[tuple[OutboxMessage, Outcome, datetime]] = []
+        # Transports that reconcile exactly are marked as sending in one statement; the
+        # others row by row, just before each delivery starts.
+        batched = [m.id for m in claimed if self._transport(m).settle_every > 1]
+        if batched:
+            async with self.sessions() as session, session.begin():
+                await OutboxRepository(session).mark_sending(batched, owner=self.owner)
         for message in claimed:
             if self._stopping.is_set():
                 break
+            if self._transport(message).settle_every <= 1:
+                async with self.sessions() as session, session.begin():
+                    await OutboxRepository(session).mark_sending([message.id], owner=self.owner)
             delivered.append((message, await self._send(message), self.clock()))
             done += 1
             if len(delivered) >= max(1, self._transport(message).settle_every):
@@ -131,7 +143,9 @@ class OutboxWorker:
         await self._settle(delivered)
         if len(claimed) > done:
             async with self.sessions() as session, session.begin():
-                await OutboxRepository(session).release(owner=self.owner)
+                await OutboxRepository(session).release(
+                    owner=self.owner, ids=[m.id for m in claimed[done:]]
+                )
         return done
 
     async def drain(self) -> int:

@@ -246,6 +246,11 @@ class WatermarkRepository:
         await self.session.execute(statement)
 
 
+# Leased states: "claimed" (not started: safe to send again) and "sending" (started: its
+# outcome is unknown until the transport reconciles it).
+LEASED = ("claimed", "sending")
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -314,7 +319,7 @@ class OutboxRepository:
         """Lease up to `limit` due rows to `owner`; no row is ever leased to two owners."""
         due = and_(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= utc(now))
         values = {
-            "state": "sending",
+            "state": "claimed",
             "lease_owner": owner,
             "lease_until": utc(now + lease),
             "attempts": OutboxRow.attempts + 1,
@@ -351,11 +356,21 @@ class OutboxRepository:
         ).all()
         return sorted((_message(r) for r in rows), key=lambda m: m.id)
 
+    async def mark_sending(self, message_ids: Sequence[int], *, owner: str) -> None:
+        """Delivery of these rows is about to start: from now on their outcome must be
+        reconciled if the worker vanishes, where a merely claimed row is simply resent."""
+        if message_ids:
+            await self.session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(list(message_ids)), OutboxRow.lease_owner == owner)
+                .values(state="sending")
+            )
+
     async def expired_leases(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
         """Rows whose sender vanished mid-send: their outcome is unknown until reconciled."""
         rows = await self.session.scalars(
             select(OutboxRow)
-            .where(OutboxRow.state == "sending", OutboxRow.lease_until < utc(now))
+            .where(OutboxRow.state.in_(LEASED), OutboxRow.lease_until < utc(now))
             .order_by(OutboxRow.id)
             .limit(limit)
         )
@@ -369,7 +384,7 @@ class OutboxRepository:
             update(OutboxRow)
             .where(
                 OutboxRow.id == message_id,
-                OutboxRow.state == "sending",
+                OutboxRow.state.in_(LEASED),
                 OutboxRow.lease_until < utc(now),
             )
             .values(lease_owner=owner, lease_until=utc(now + lease))
@@ -429,11 +444,17 @@ class OutboxRepository:
             statement, [{"row_id": row_id, "ext_id": ext_id} for row_id, ext_id in sent]
         )
 
-    async def release(self, *, owner: str) -> int:
-        """Give back every row leased to `owner` that it has not started sending."""
+    async def release(self, *, owner: str, ids: Sequence[int] | None = None) -> int:
+        """Give back rows leased to `owner` that it will not send: every merely claimed
+        row, or exactly `ids` (claimed or marked sending but not started)."""
+        where = [OutboxRow.lease_owner == owner]
+        if ids is None:
+            where.append(OutboxRow.state == "claimed")
+        else:
+            where += [OutboxRow.id.in_(list(ids)), OutboxRow.state.in_(LEASED)]
         result = await self.session.execute(
             update(OutboxRow)
-            .where(OutboxRow.lease_owner == owner, OutboxRow.state == "sending")
+            .where(*where)
             .values(
                 state="pending",
                 lease_owner=None,
@@ -464,7 +485,7 @@ class OutboxRepository:
             .where(
                 or_(
                     and_(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= utc(now)),
-                    and_(OutboxRow.state == "sending", OutboxRow.lease_until < utc(now)),
+                    and_(OutboxRow.state.in_(LEASED), OutboxRow.lease_until < utc(now)),
                 )
             )
         )

@@ -206,8 +206,9 @@ class PromptTokenRow(Base):
 class OutboxRow(Base):
     """A message to deliver, frozen when it was decided, so a retry sends the same thing.
 
-    state: pending → sending (leased) → sent | failed | needs_review; a lease that expires
-    while sending is reconciled with the transport before anything is sent again.
+    state: pending → claimed (leased) → sending (delivery started) → sent | failed |
+    needs_review. An expired lease on a claimed row puts it back to pending; one on a row
+    that was sending is reconciled with the transport before anything is sent again.
     """
 
     __tablename__ = "outbox"

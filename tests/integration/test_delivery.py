@@ -295,6 +295,8 @@ async def test_a_worker_that_died_mid_send_loses_and_duplicates_nothing(
             owner="dead-worker", now=clock(), lease=timedelta(minutes=5), limit=10
         )
     assert len(claimed) == len(LEADS_WITH_OPEN_MILESTONES)
+    async with pulse.sessions() as session, session.begin():
+        await OutboxRepository(session).mark_sending([m.id for m in claimed], owner="dead-worker")
     await transport.deliver(claimed[0])  # it wrote one file, then died before recording it
     survivor = OutboxWorker(pulse.sessions, {"email": transport}, clock=clock)
     assert await survivor.drain() == 0  # leases still live: nothing is touched
