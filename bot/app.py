@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.domain.errors import ConfigError
-from bot.domain.model import Milestone
+from bot.domain.model import Milestone, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.settings import Settings
@@ -28,6 +28,11 @@ from storage.repositories import PlanRepository, TrackedPlan, utc
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
+
+
+def end_of(day: date, plan: Plan) -> datetime:
+    """The first instant after `day` in the plan's timezone."""
+    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(plan.timezone))
 
 
 def system_clock() -> datetime:
@@ -66,9 +71,10 @@ class PlanPulse:
         return local_date(self.clock(), timezone)
 
     async def statuses(self, plan_key: str, *, as_of: date | None = None) -> list[MilestoneLine]:
-        tracked = await self.tracked(plan_key)
-        plan = tracked.plan
-        day = as_of or self.today(plan.timezone)
+        async with self.sessions() as session:
+            plan = await PlanRepository(session).get(plan_key)
+            day = as_of or self.today(plan.timezone)
+            tracked = await PlanRepository(session).tracked(plan_key, until=end_of(day, plan))
         lines = []
         for action in tracked.actions:
             for milestone in action.milestones:
@@ -87,10 +93,10 @@ class PlanPulse:
     ) -> list[Digest]:
         """The digest content of each of the plan's networks (or of one)."""
         async with self.sessions() as session:
-            tracked = await PlanRepository(session).tracked(plan_key)
-            plan = tracked.plan
+            plan = await PlanRepository(session).get(plan_key)
             day = as_of or self.today(plan.timezone)
-            until = datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(plan.timezone))
+            until = end_of(day, plan)
+            tracked = await PlanRepository(session).tracked(plan_key, until=until)
             plan_row = await PlanRepository(session).row(plan_key)
             assert plan_row is not None
             prompts = await PromptRepository(session).current_cycle(plan_row.id, until=until)

@@ -80,6 +80,11 @@ class Digest:
     answered: int = 0
     milestones: int = 0
     statuses: Mapping[str, int] = field(default_factory=dict)
+    # For the picture: the rating mix per priority now, the priorities' titles, and the
+    # network's rating mix at the end of each of the last weeks (oldest first).
+    mix: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    priorities: Mapping[int, str] = field(default_factory=dict)
+    trend: tuple[tuple[str, Mapping[str, int]], ...] = ()
 
     @property
     def period(self) -> str:
@@ -157,28 +162,33 @@ def build_digest(
     awaiting: Sequence[str] = (),
     prompted: int = 0,
     answered: int = 0,
+    statuses: Mapping[str, Status] | None = None,
+    priorities: Mapping[int, str] | None = None,
+    trend: Sequence[tuple[str, Mapping[str, int]]] = (),
 ) -> Digest:
     """The digest of `network` for the week of `as_of`.
 
     `updates` maps milestone references to their updates; `awaiting` lists the people who
     did not answer this cycle's prompt (sorted here), out of `prompted` people prompted.
+    `statuses`, when given, are the milestones' statuses already worked out for `as_of`
+    (see `plan_statuses`), so that many networks' digests share one computation.
     """
+    if statuses is None:
+        statuses = plan_statuses(plan, actions, updates, as_of=as_of)
+    mix: dict[int, dict[str, int]] = {}
     sections: dict[DigestSection, list[DigestItem]] = {s: [] for s in DigestSection}
-    statuses: dict[str, int] = {s.value: 0 for s in MilestoneStatus}
+    counts: dict[str, int] = {s.value: 0 for s in MilestoneStatus}
     total = 0
     for action in actions:
         if not in_network(action, network):
             continue
         for milestone in action.milestones:
             total += 1
-            status = milestone_status(
-                milestone.timescale,
-                updates.get(milestone.ref, ()),
-                today=as_of,
-                policy=plan.policy,
-                timezone=plan.timezone,
-            )
-            statuses[status.status.value] += 1
+            status = statuses[milestone.ref]
+            counts[status.status.value] += 1
+            rating_key = str(status.rating) if status.rating is not None else "unrated"
+            by_rating = mix.setdefault(action.priority, dict.fromkeys(MIX_KEYS, 0))
+            by_rating[rating_key] += 1
             item = _item(milestone, action, status)
             if status.status is MilestoneStatus.OVERDUE:
                 sections[DigestSection.OVERDUE].append(item)
@@ -210,5 +220,36 @@ def build_digest(
         prompted=prompted,
         answered=answered,
         milestones=total,
-        statuses=statuses,
+        statuses=counts,
+        mix=mix,
+        priorities=dict(priorities or {}),
+        trend=tuple(trend),
     )
+
+
+MIX_KEYS = ("1", "2", "3", "4", "unrated")
+
+
+def plan_statuses(
+    plan: Plan, actions: Iterable[Action], updates: Mapping[str, Sequence[Update]], *, as_of: date
+) -> dict[str, Status]:
+    """Every milestone's status on `as_of`, by reference."""
+    return {
+        milestone.ref: milestone_status(
+            milestone.timescale,
+            updates.get(milestone.ref, ()),
+            today=as_of,
+            policy=plan.policy,
+            timezone=plan.timezone,
+        )
+        for action in actions
+        for milestone in action.milestones
+    }
+
+
+def rating_mix(statuses: Iterable[Status]) -> dict[str, int]:
+    """How many milestones carry each latest rating (and how many none)."""
+    mix = dict.fromkeys(MIX_KEYS, 0)
+    for status in statuses:
+        mix[str(status.rating) if status.rating is not None else "unrated"] += 1
+    return mix

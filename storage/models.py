@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -156,7 +157,25 @@ class UpdateRow(Base):
     __tablename__ = "updates"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
-        Index("ix_updates_milestone_given", "milestone_id", "given_at"),
+        Index("ix_updates_milestone_given", "milestone_id", "given_at", "id"),
+        # A milestone's status needs only its latest update, its last two ratings and its
+        # latest revised date: these indexes find each without reading the history.
+        Index(
+            "ix_updates_milestone_rated",
+            "milestone_id",
+            "given_at",
+            "id",
+            sqlite_where=text("rating IS NOT NULL"),
+            postgresql_where=text("rating IS NOT NULL"),
+        ),
+        Index(
+            "ix_updates_milestone_revised",
+            "milestone_id",
+            "given_at",
+            "id",
+            sqlite_where=text("revised_due IS NOT NULL"),
+            postgresql_where=text("revised_due IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -262,3 +281,19 @@ class InboundRow(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DigestRow(Base):
+    """One posting of one network's digest for one period: posted once, whatever happens."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("plan_id", "network_id", "period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    network_id: Mapped[int] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(16))
+    as_of: Mapped[date] = mapped_column(Date)
+    # The rating mix it reported, so later digests can draw the trend.
+    mix: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
@@ -204,7 +204,9 @@ class PlanRepository:
         return plan_from_row(row)
 
     async def tracked(self, key: str, *, until: datetime | None = None) -> TrackedPlan:
-        """The plan's live actions and milestones with their updates (given up to `until`)."""
+        """The plan's live actions and milestones, each with the updates that decide its
+        status given before `until` (its latest update, its last two ratings and its latest
+        revised date: see `_decisive_updates`), oldest first."""
         plan_row = await self.row(key)
         if plan_row is None:
             raise PlanNotFound(key)
@@ -279,24 +281,7 @@ class PlanRepository:
         for action_id, network_id in net_links:
             if network_id in network_key:
                 nets[action_id].append(network_key[network_id])
-        update_query = (
-            select(
-                MilestoneRow.ref,
-                UpdateRow.given_at,
-                UpdateRow.rating,
-                UpdateRow.note,
-                UpdateRow.revised_due,
-                UpdateRow.needs_support,
-                UpdateRow.source,
-                UpdateRow.person_id,
-                UpdateRow.external_id,
-            )
-            .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
-            .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False))
-            .order_by(UpdateRow.given_at, UpdateRow.id)
-        )
-        if until is not None:
-            update_query = update_query.where(UpdateRow.given_at <= until)
+        update_query = _decisive_updates(pid, until)
         updates: dict[str, list[Update]] = defaultdict(list)
         for ref, given, rating, note, revised, support, source, person_id, external in (
             await s.execute(update_query)
@@ -358,6 +343,55 @@ class PlanRepository:
             ),
             updates={ref: tuple(us) for ref, us in updates.items()},
         )
+
+
+def _decisive_updates(plan_id: int, until: datetime | None) -> Select[Any]:
+    """The updates that decide each live milestone's status, found by index probes.
+
+    A status needs a milestone's latest update (note, support), its last two ratings
+    (achieved, worsening) and its latest revised date; everything older changes nothing.
+    Reading just these keeps a digest's cost flat however long the history grows.
+    """
+    latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
+
+    def probe(*conditions: ColumnElement[bool], offset: int = 0) -> Select[Any]:
+        found = (
+            select(UpdateRow.id)
+            .where(UpdateRow.milestone_id == MilestoneRow.id, *conditions)
+            .order_by(*latest_first)
+            .limit(1)
+            .offset(offset)
+            .correlate(MilestoneRow)
+            .scalar_subquery()
+        )
+        return select(found.label("update_id")).where(
+            MilestoneRow.plan_id == plan_id, MilestoneRow.retired.is_(False)
+        )
+
+    before = [UpdateRow.given_at < utc(until)] if until is not None else []
+    rated = UpdateRow.rating.is_not(None)
+    chosen = union(
+        probe(*before),
+        probe(*before, rated),
+        probe(*before, rated, offset=1),
+        probe(*before, UpdateRow.revised_due.is_not(None)),
+    ).subquery()
+    return (
+        select(
+            MilestoneRow.ref,
+            UpdateRow.given_at,
+            UpdateRow.rating,
+            UpdateRow.note,
+            UpdateRow.revised_due,
+            UpdateRow.needs_support,
+            UpdateRow.source,
+            UpdateRow.person_id,
+            UpdateRow.external_id,
+        )
+        .join(chosen, chosen.c.update_id == UpdateRow.id)
+        .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
+        .order_by(UpdateRow.given_at, UpdateRow.id)
+    )
 
 
 class UpdateRepository:

@@ -1,0 +1,120 @@
+"""The status read from a milestone's decisive updates equals the status read from its
+whole history, on both databases, for random histories and any day."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import PlanPulse
+from bot.domain.model import Source, Update
+from bot.domain.status import milestone_status
+from bot.settings import Settings
+from storage.importer import import_plan
+from storage.models import MilestoneRow, UpdateRow
+from storage.repositories import PlanRepository, UpdateRepository, utc
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
+    app = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
+        clock=lambda: NOW,
+    )
+    await app.migrate()
+    yield app
+    await app.close()
+
+
+async def test_decisive_updates_give_the_same_status_as_the_whole_history(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """For 60 milestones with random histories (ratings, notes, revised dates, support, same
+    instants), every status on every sampled day matches the whole-history reading."""
+    rows = ["Priority,Ref,Key actions,Timescales"]
+    timescales = ["31/12/26", "Quarterly", "30/11/26", "Ongoing", "31/01/27", "Monthly"]
+    for i in range(60):
+        rows.append(f"1,1.{i + 1},Action {i},{timescales[i % len(timescales)]}")
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    await import_plan(pulse.sessions, tmp_path / "p.csv", now=NOW, plan_key="r")
+    rng = random.Random(20261123)
+    start = datetime(2026, 8, 1, tzinfo=UTC)
+    async with pulse.sessions() as session, session.begin():
+        ids = dict(
+            (await session.execute(select(MilestoneRow.ref, MilestoneRow.id))).tuples().all()
+        )
+        updates = UpdateRepository(session)
+        for milestone_id in ids.values():
+            for _ in range(rng.randrange(0, 12)):
+                given = start + timedelta(hours=rng.randrange(0, 24 * 120))
+                await updates.add(
+                    milestone_id=milestone_id,
+                    rating=rng.choice([None, 1, 2, 3, 4, 3, 4]),
+                    note=rng.choice([None, "note", "other"]),
+                    revised_due=rng.choice([None, None, date(2027, 2, rng.randrange(1, 28))]),
+                    needs_support=rng.random() < 0.2,
+                    source=Source.CLI,
+                    given_at=given,
+                    recorded_at=given,
+                )
+            if rng.random() < 0.3:  # two answers at the very same instant
+                for rating in (1, 3):
+                    await updates.add(
+                        milestone_id=milestone_id,
+                        rating=rating,
+                        note=None,
+                        source=Source.CLI,
+                        given_at=start + timedelta(days=50),
+                        recorded_at=start,
+                    )
+    async with pulse.sessions() as session:
+        every = (
+            (
+                await session.execute(
+                    select(
+                        MilestoneRow.ref,
+                        UpdateRow.given_at,
+                        UpdateRow.rating,
+                        UpdateRow.note,
+                        UpdateRow.revised_due,
+                        UpdateRow.needs_support,
+                    )
+                    .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
+                    .order_by(UpdateRow.given_at, UpdateRow.id)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    history: dict[str, list[Update]] = defaultdict(list)
+    for ref, given, rating, note, revised, support in every:
+        history[ref].append(Update(ref, utc(given), rating, note, revised, support))
+    london = ZoneInfo("Europe/London")
+    for day in (date(2026, 9, 15), date(2026, 10, 31), date(2026, 11, 23), date(2026, 12, 20)):
+        until = datetime.combine(day + timedelta(days=1), time(0), london)
+        async with pulse.sessions() as session:
+            tracked = await PlanRepository(session).tracked("r", until=until)
+        for action in tracked.actions:
+            for milestone in action.milestones:
+                full = milestone_status(
+                    milestone.timescale,
+                    history[milestone.ref],
+                    today=day,
+                    policy=tracked.plan.policy,
+                )
+                decisive = milestone_status(
+                    milestone.timescale,
+                    tracked.updates.get(milestone.ref, ()),
+                    today=day,
+                    policy=tracked.plan.policy,
+                )
+                assert decisive == full, (milestone.ref, day)
