@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -19,8 +20,9 @@ from bot.domain.model import Milestone, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.settings import Settings
-from digests.content import Digest, build_digest, in_network
+from digests.content import Digest, build_digest, in_network, plan_statuses
 from handlers.transports import LocalMailTransport
+from storage import export
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import PromptRepository
 from storage.models import PersonRow
@@ -87,6 +89,31 @@ class PlanPulse:
                 )
                 lines.append(MilestoneLine(milestone, action.priority, status))
         return lines
+
+    async def export(
+        self, plan_key: str, *, fmt: str, as_of: date | None = None, output: Path | None = None
+    ) -> Path:
+        """Write the plan with each milestone's latest rating, note, date and status."""
+        async with self.sessions() as session:
+            plan = await PlanRepository(session).get(plan_key)
+            day = as_of or self.today(plan.timezone)
+            tracked = await PlanRepository(session).tracked(plan_key, until=end_of(day, plan))
+            row = await PlanRepository(session).row(plan_key)
+            assert row is not None
+            layout = (row.settings or {}).get("layout")
+        statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
+        columns, body = export.rows(tracked, statuses, layout if isinstance(layout, list) else None)
+        if output is None:
+            folder = self.settings.data_dir / "exports"
+            folder.mkdir(parents=True, exist_ok=True)
+            output = folder / f"{plan_key}-{day.isoformat()}.{fmt}"
+        if fmt == "xlsx":
+            await asyncio.to_thread(
+                export.write_xlsx, output, columns, body, title=plan.title, as_of=day
+            )
+        else:
+            await asyncio.to_thread(export.write_csv, output, columns, body)
+        return output
 
     async def digests(
         self, plan_key: str, *, network: str | None = None, as_of: date | None = None

@@ -239,6 +239,30 @@ def digest(
     typer.echo(_run(work))
 
 
+class ExportFormat(StrEnum):
+    XLSX = "xlsx"
+    CSV = "csv"
+
+
+@app.command("export")
+def export_(
+    plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="xlsx or csv")] = ExportFormat.XLSX,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the day to report")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="file to write")
+    ] = None,
+) -> None:
+    """Write the plan back with each milestone's latest rating, note, date and status."""
+    day = _day(as_of, "--as-of")
+
+    async def work(pulse: PlanPulse) -> str:
+        path = await pulse.export(plan, fmt=fmt.value, as_of=day, output=output)
+        return f"exported {plan} to {path}"
+
+    typer.echo(_run(work))
+
+
 def _moment(value: str | None) -> datetime | None:
     """--now: an ISO date-time; naive means UTC (`2026-11-23T09:05`, `2026-11-23 09:05Z`)."""
     if value is None:

@@ -292,6 +292,8 @@ async def _write(
         plan_row.settings = {**(plan_row.settings or {}), "thresholds": asdict(plan.policy)}
     if draft.cycles is not None:
         plan_row.settings = {**(plan_row.settings or {}), "cycles": draft.cycles}
+    if draft.layout is not None:
+        plan_row.settings = {**(plan_row.settings or {}), "layout": draft.layout}
     plan_row.updated_at = now
     await session.flush()
     timezone = plan_row.timezone

@@ -52,6 +52,9 @@ PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
     ),
     "networks": ("network(s)", "network", "networks"),
     "note": ("notes", "note", "action update", "progress notes", "update", "comments"),
+    # Written by `pulse export` for the board; worked out afresh, so read and ignored.
+    "updated": ("last updated", "updated", "date updated"),
+    "status": ("status",),
 }
 PEOPLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "key": ("key", "initials", "id"),
@@ -115,12 +118,15 @@ class PlanDraft:
     problems: list[Problem] = field(default_factory=list)
     # Schedules from a YAML plan's `cycles:` (DESIGN.md §7); None keeps what is stored.
     cycles: dict[str, Any] | None = None
+    # A spreadsheet plan's own column headings, so that an export can use them.
+    layout: list[str] | None = None
 
 
 # --------------------------------------------------------------------------- tables
 
 
-def _header_key(text: str) -> str:
+def header_key(text: str) -> str:
+    """A heading folded for matching: case, spaces, underscores and dash styles ignored."""
     return re.sub(r"[\s_]+", "", str(text).casefold().replace("–", "-").replace("—", "-"))
 
 
@@ -167,12 +173,12 @@ def read_table(path: Path) -> list[list[str]]:
 def _columns(
     header: Sequence[str], aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
 ) -> dict[str, int]:
-    lookup = {_header_key(a): name for name, names in aliases.items() for a in names}
+    lookup = {header_key(a): name for name, names in aliases.items() for a in names}
     found: dict[str, int] = {}
     for index, title in enumerate(header):
         if not title.strip():
             continue
-        name = lookup.get(_header_key(title))
+        name = lookup.get(header_key(title))
         if name is None:
             problems.append(Problem(1, title, None, "column not recognised; ignored", "warning"))
         elif name in found:
@@ -183,7 +189,10 @@ def _columns(
 
 
 def _records(
-    path: Path, aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
+    path: Path,
+    aliases: Mapping[str, tuple[str, ...]],
+    problems: list[Problem],
+    header: list[str] | None = None,
 ) -> list[tuple[int, dict[str, str]]]:
     """(row number, {column: text}) for each non-empty data row; row 1 is the header."""
     if path.suffix.lower() in (".yaml", ".yml"):
@@ -193,6 +202,8 @@ def _records(
         problems.append(Problem(None, None, None, "the file is empty"))
         return []
     columns = _columns(rows[0], aliases, problems)
+    if header is not None:
+        header.extend(cell for cell in rows[0] if cell.strip())
     out = []
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -567,13 +578,25 @@ def plan_from_records(
         for line in lines:
             line_title, line_ts = timescales.split_milestone(line)
             column = "Milestones"
-            if not line_ts.strip() and action_ts_text:
-                line_ts, column = action_ts_text, "Timescales"
+            # A line's own date wins; a line that only says "quarterly" or "rolling" does not
+            # override a date in the row's Timescales cell.
+            if action_ts_text and not _names_a_date(line_ts):
+                line_title, line_ts, column = line, action_ts_text, "Timescales"
             ts = builder.timescale(line_ts, row, column)
             if ts is not None:
                 current.milestones.append(DraftMilestone(line_title or line, ts, rating, note, row))
     builder.finish()
     return PlanDraft(plan, builder.priorities, builder.actions, problems=problems)
+
+
+def _names_a_date(text: str) -> bool:
+    if not text.strip():
+        return False
+    try:
+        parsed = timescales.parse(text)
+    except TimescaleError:
+        return True  # an impossible date is still a date: let it be reported
+    return parsed.due is not None or parsed.start is not None
 
 
 def _policy(raw: object, problems: list[Problem]) -> RiskPolicy:
@@ -753,7 +776,7 @@ def _yaml_rows(
     if not isinstance(items, list):
         problems.append(Problem(None, where, None, "expected a list"))
         return []
-    lookup = {_header_key(a): name for name, names in aliases.items() for a in names}
+    lookup = {header_key(a): name for name, names in aliases.items() for a in names}
     out: list[tuple[int, dict[str, str]]] = []
     for index, item in enumerate(items, start=1):
         if not isinstance(item, Mapping):
@@ -761,7 +784,7 @@ def _yaml_rows(
             continue
         row: dict[str, str] = {}
         for k, v in item.items():
-            name = lookup.get(_header_key(str(k)))
+            name = lookup.get(header_key(str(k)))
             if name is not None:
                 row[name] = (
                     ";".join(_cell_text(x) for x in v) if isinstance(v, list) else _cell_text(v)
@@ -778,4 +801,7 @@ def read_plan(path: Path, *, plan_key: str | None, existing_title: str | None = 
         return plan_from_yaml(_load_yaml(path, problems), plan_key, fallback, problems)
     key = plan_key or fallback
     plan = Plan(key=key, title=existing_title or key)
-    return plan_from_records(plan, _records(path, PLAN_COLUMNS, problems), problems)
+    layout: list[str] = []
+    draft = plan_from_records(plan, _records(path, PLAN_COLUMNS, problems, layout), problems)
+    draft.layout = layout or None
+    return draft
