@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,17 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
-from bot.domain.errors import ConfigError
-from bot.domain.model import Milestone, Plan
+from bot.digest_posting import DigestPoster
+from bot.domain.model import Action, Milestone, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.settings import Settings
-from digests.content import Digest, build_digest, in_network, plan_statuses
-from handlers.transports import LocalMailTransport
+from digests.content import Digest, build_digest, iso_week, plan_statuses
+from handlers.imap import ImapReceiver
+from handlers.slack_transport import SlackTransport
+from handlers.smtp import Ms365TokenProvider, SmtpTransport
+from handlers.transports import LocalMailTransport, Transport
 from storage import export
 from storage.db import create_engine, migrate, session_factory
-from storage.delivery import PromptRepository
-from storage.models import PersonRow
+from storage.delivery import DigestRepository, PromptRepository
+from storage.models import NetworkRow, PersonRow, PromptRow
 from storage.repositories import PlanRepository, TrackedPlan, utc
 
 Clock = Callable[[], datetime]
@@ -128,12 +132,36 @@ class PlanPulse:
             assert plan_row is not None
             prompts = await PromptRepository(session).current_cycle(plan_row.id, until=until)
             person_keys = {p.id: p.key for p in (await session.scalars(select(PersonRow))).all()}
+            network_ids = dict(
+                (await session.execute(select(NetworkRow.key, NetworkRow.id))).tuples().all()
+            )
+            networks = [tracked.network(network)] if network else list(tracked.networks)
+            trends = {
+                n.key: await DigestRepository(session).trend(
+                    plan_id=plan_row.id, network_id=network_ids[n.key], before=iso_week(day)
+                )
+                for n in networks
+            }
+        statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
+        # Group once: with hundreds of networks, scanning every action per network adds up.
+        followed: dict[str, list[Action]] = defaultdict(list)
+        for action in tracked.actions:
+            for key in action.networks:
+                followed[key].append(action)
+        network_of_ref = {
+            m.ref: action.networks for action in tracked.actions for m in action.milestones
+        }
         sent = [p for p in prompts if p.sent_at is not None and utc(p.sent_at) < until]
-        networks = [tracked.network(network)] if network else list(tracked.networks)
+        asked: dict[str, list[PromptRow]] = defaultdict(list)
+        for prompt in sent:
+            touched = {key for ref in prompt.milestone_refs for key in network_of_ref.get(ref, ())}
+            for key in touched:
+                asked[key].append(prompt)
+        priorities = {p.number: p.title for p in tracked.priorities}
         digests = []
         for n in networks:
-            refs = {m.ref for a in tracked.actions if in_network(a, n) for m in a.milestones}
-            mine = [p for p in sent if refs.intersection(p.milestone_refs)]
+            actions = tracked.actions if n.all_actions else followed[n.key]
+            mine = sent if n.all_actions else asked[n.key]
             silent = [
                 person_keys[p.person_id]
                 for p in mine
@@ -143,12 +171,15 @@ class PlanPulse:
                 build_digest(
                     plan,
                     n,
-                    tracked.actions,
+                    actions,
                     tracked.updates,
                     as_of=day,
                     awaiting=silent,
                     prompted=len(mine),
                     answered=len(mine) - len(silent),
+                    statuses=statuses,
+                    priorities=priorities,
+                    trend=trends[n.key],
                 )
             )
         return digests
@@ -163,6 +194,49 @@ class PassReport:
     prompts: int
     reminders: int
     delivered: int
+    digests: int = 0
+
+
+def transports(settings: Settings) -> dict[str, Transport]:
+    """One transport per channel: SMTP when configured, else local mail files; Slack when
+    its token and signing secret are set."""
+    chosen: dict[str, Transport] = {}
+    if settings.smtp_host:
+        chosen["email"] = SmtpTransport.from_settings(settings)
+    else:
+        chosen["email"] = LocalMailTransport(settings.mail_dir / "outbox")
+    if settings.slack_enabled and settings.slack_bot_token is not None:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+        chosen["slack"] = SlackTransport(client=client)
+    return chosen
+
+
+def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
+    """The IMAP reader when IMAP_HOST is set (OAuth2 when MS365_* are set and no password)."""
+    if not settings.imap_host:
+        return None
+    provider = None
+    secret = settings.ms365_client_secret
+    if (
+        settings.imap_password is None
+        and settings.ms365_tenant_id
+        and settings.ms365_client_id
+        and secret is not None
+    ):
+        provider = Ms365TokenProvider(
+            tenant_id=settings.ms365_tenant_id,
+            client_id=settings.ms365_client_id,
+            client_secret=secret.get_secret_value(),
+        )
+
+    async def take_in(raw: bytes) -> bool:
+        return await inbound.take_in(raw, source="imap")
+
+    return ImapReceiver.from_settings(settings, take_in, token_provider=provider)
 
 
 class Runner:
@@ -170,17 +244,11 @@ class Runner:
 
     def __init__(self, pulse: PlanPulse) -> None:
         settings = pulse.settings
-        if not settings.local_mode:
-            raise ConfigError(
-                "SMTP and Slack delivery are not available in this version; unset SMTP_* and "
-                "SLACK_* to run in local mode (mail as files under PULSE_DATA_DIR/mail)"
-            )
         self.pulse = pulse
         mail_dir = settings.mail_dir
         self.cycles = Cycles(pulse.sessions, mail_from=settings.mail_from, clock=pulse.clock)
-        self.worker = OutboxWorker(
-            pulse.sessions, {"email": LocalMailTransport(mail_dir / "outbox")}, clock=pulse.clock
-        )
+        self.digests = DigestPoster(pulse)
+        self.worker = OutboxWorker(pulse.sessions, transports(settings), clock=pulse.clock)
         self.inbound = Inbound(
             pulse.sessions,
             mail_from=settings.mail_from,
@@ -189,12 +257,19 @@ class Runner:
         )
         (mail_dir / "inbox").mkdir(parents=True, exist_ok=True)
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
+        self.imap = imap_receiver(settings, self.inbound)
 
     async def run_once(self) -> PassReport:
         """One pass of each loop: take in replies, tick, deliver what is due."""
         taken = await self.inbound.sweep_inbox()
+        if self.imap is not None:
+            try:
+                taken += await self.imap.sweep()
+            finally:
+                await self.imap.close()
         outcomes = await self.inbound.process_pending()
         tick = await self.cycles.tick()
+        posted = await self.digests.tick(self.pulse.clock())
         delivered = await self.worker.drain()
         return PassReport(
             taken_in=taken,
@@ -202,6 +277,7 @@ class Runner:
             prompts=sum(c.created for c in tick.cycles),
             reminders=tick.reminders,
             delivered=delivered,
+            digests=sum(1 for p in posted if p.posted),
         )
 
     async def run_forever(
@@ -233,16 +309,20 @@ class Runner:
         )
         scheduler.start()
         worker = asyncio.create_task(self.worker.run_forever())
+        imap = asyncio.create_task(self.imap.run(stop)) if self.imap is not None else None
         try:
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
             self.worker.stop()
             await worker
+            if imap is not None:
+                await imap
 
     async def _tick(self) -> None:
         try:
             await self.cycles.tick()
+            await self.digests.tick(self.pulse.clock())
         except Exception:  # a database outage is retried at the next tick
             log.exception("tick failed; retrying at the next one")
 

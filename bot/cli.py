@@ -19,11 +19,15 @@ from pydantic import ValidationError
 
 from bot.app import PlanPulse, Runner, system_clock
 from bot.cycle import Cycles
+from bot.demo import run_demo
+from bot.digest_posting import DigestPoster
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.locks import ProcessLock
 from bot.settings import Settings
+from digests.html import render_html, render_text
 from digests.markdown import render_markdown
+from digests.slack import render_slack
 from handlers.local_mail import write_local_reply
 from storage.db import is_sqlite
 from storage.importer import import_plan
@@ -64,6 +68,8 @@ def _configure_logging(level: str) -> None:
     # Alembic and SQLAlchemy are chatty at INFO; their news is not ours.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # aioimaplib logs whole messages at DEBUG: never let mail bodies reach the log.
+    logging.getLogger("aioimaplib").setLevel(logging.INFO)
 
 
 def _settings() -> Settings:
@@ -216,6 +222,9 @@ def status(
 class DigestFormat(StrEnum):
     JSON = "json"
     MD = "md"
+    HTML = "html"
+    SLACK = "slack"
+    TEXT = "text"
 
 
 @app.command()
@@ -223,20 +232,69 @@ def digest(
     plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
     network: Annotated[str | None, typer.Option("--network", help="one network's key")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="the digest's day")] = None,
-    fmt: Annotated[DigestFormat, typer.Option("--format", help="json or md")] = (DigestFormat.JSON),
+    fmt: Annotated[
+        DigestFormat, typer.Option("--format", help="json, md, html, slack or text")
+    ] = DigestFormat.JSON,
+    post: Annotated[
+        bool, typer.Option("--post", help="post it now (once per network and period)")
+    ] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="only show it (the default)")] = False,
 ) -> None:
-    """Print the digest content of the plan's networks (or one network)."""
+    """Show the digest of the plan's networks (or one), or post it with --post."""
     day = _day(as_of, "--as-of")
+    if post and preview:
+        raise typer.BadParameter("choose --post or --preview, not both", param_hint="--post")
 
     async def work(pulse: PlanPulse) -> str:
+        if post:
+            posted = await DigestPoster(pulse).post(
+                plan, now=pulse.clock(), as_of=day, network=network
+            )
+            return (
+                "\n".join(
+                    f"{p.network} {p.period}: "
+                    + (f"{p.messages} messages enqueued" if p.posted else "already posted")
+                    for p in posted
+                )
+                + "\n(`pulse run` delivers them)"
+            )
         digests = await pulse.digests(plan, network=network, as_of=day)
         if fmt is DigestFormat.JSON:
             if network:
                 return json.dumps(digests[0].to_json(), indent=2, ensure_ascii=False)
             return json.dumps([d.to_json() for d in digests], indent=2, ensure_ascii=False)
+        if fmt is DigestFormat.SLACK:
+            slack = [{"network": d.network, "posts": render_slack(d)} for d in digests]
+            return json.dumps(slack[0] if network else slack, indent=2, ensure_ascii=False)
+        if fmt is DigestFormat.HTML:
+            names = {p.key: p.name for p in (await pulse.tracked(plan)).people}
+            return "\n".join(render_html(d, names=names) for d in digests)
+        if fmt is DigestFormat.TEXT:
+            return "\n".join(render_text(d) for d in digests)
         return "\n".join(render_markdown(d) for d in digests)
 
     typer.echo(_run(work))
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path | None, typer.Option("--folder", help="where the demo keeps its files")
+    ] = None,
+) -> None:
+    """A whole cycle of the sample plan in local mode, with scripted replies, in its own
+    folder: prompts, answers, an out-of-office, a reminder, a late reply, the digest."""
+    settings = _settings()
+    where = folder or settings.data_dir / "demo"
+    sample = Path(__file__).resolve().parent.parent / "examples" / "wirral" / "plan.yaml"
+    if not sample.exists():
+        typer.echo(f"error: the sample plan is not at {sample}", err=True)
+        raise typer.Exit(1)
+    report = asyncio.run(run_demo(where, sample, say=typer.echo))
+    typer.echo("")
+    typer.echo(report.digest_markdown)
+    typer.echo(f"Digest written as HTML to {report.digest_html}")
+    typer.echo(f"Every message is in {where / 'mail' / 'outbox'}")
 
 
 class ExportFormat(StrEnum):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from bot.domain.model import Action, Milestone, Network, Plan, Update
@@ -140,6 +141,7 @@ def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
     )
 
 
+@lru_cache(maxsize=65536)
 def _ref_key(ref: str) -> tuple[tuple[int, int | str], ...]:
     """Natural order for references: 1.2 before 1.10, W1.2-3 before W1.2-10."""
     return tuple(

@@ -1,11 +1,18 @@
-"""A digest as Markdown: for previews, wikis and email clients that show plain text."""
+"""A digest as Markdown: for previews, wikis and email clients that show plain text.
+
+This module also holds the wording every digest renderer shares (Slack, HTML, plain text):
+the counts line, the facts of an item, the rating-mix words and the arithmetic of the
+"picture of progress" bars. The helpers return plain, unescaped text made only of our own
+words and numbers; each renderer escapes user text for its own medium.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 from bot.domain.ratings import label
-from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
+from digests.content import MIX_KEYS, SECTION_TITLES, Digest, DigestItem, DigestSection
 
 # Characters that Markdown (CommonMark and GitHub's) reads as inline markup, raw HTML or an
 # entity. User text never starts a line here (it follows a bullet or a quote marker), so the
@@ -18,21 +25,149 @@ def escape(text: str) -> str:
     return _MARKUP.sub(r"\\\1", " ".join(text.split()))
 
 
+# --- wording shared by the renderers ----------------------------------------------------------
+
+AWAITING_TITLE = "Awaiting update"
+
+# C0 and C1 control characters except tab and line breaks: invisible, and some (NUL, ESC)
+# are trouble in JSON consumers, mail and terminals. The Slack and email renderers drop them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def without_controls(text: str) -> str:
+    """`text` with its control characters (other than tab and line breaks) dropped."""
+    return _CONTROL.sub("", text)
+
+
+NOTHING_TO_REPORT = "Nothing overdue, at risk or due soon."
+
+
+def digest_title(digest: Digest) -> str:
+    """`: digest for 14 May 2027 (2027-W19)`, the words after the network's name."""
+    return f": digest for {digest.as_of:%d %B %Y} ({digest.period})"
+
+
+def counts_line(digest: Digest) -> str:
+    """Every section's count and the people awaiting, in the order of the sections."""
+    counts = digest.counts()
+    return (
+        " · ".join(f"{SECTION_TITLES[s]}: {counts[s.value]}" for s in DigestSection)
+        + f" · {AWAITING_TITLE}: {counts['awaiting']}"
+    )
+
+
+def response_line(digest: Digest) -> str:
+    rate = digest.response_rate
+    return f"Response rate: {rate:.0%}" if rate is not None else "Response rate: no prompts yet"
+
+
+def item_facts(item: DigestItem, section: DigestSection) -> list[str]:
+    """The facts after an item's leads: due date, days overdue, rating, reasons.
+
+    Plain text of our own (dates, numbers, the rating scale's labels, reason words).
+    """
+    facts = [f"due {item.due:%d %b %Y}" if item.due is not None else "no date"]
+    if section is DigestSection.OVERDUE:
+        days = item.days_overdue
+        facts.append(f"{days} day{'s' if days != 1 else ''} overdue")
+    if item.rating is not None:
+        facts.append(f"rated {item.rating} ({label(item.rating)})")
+    if item.reasons:
+        facts.append("why: " + ", ".join(r.replace("_", " ") for r in item.reasons))
+    return facts
+
+
+# The rating mix, in the order of the scale: short words for a count ("3 in progress") and
+# the scale's own labels for the legend.
+MIX_WORDS: Mapping[str, str] = {
+    "1": "achieved",
+    "2": "largely achieved",
+    "3": "in progress",
+    "4": "not started",
+    "unrated": "not rated",
+}
+
+
+def legend_label(key: str) -> str:
+    """`1 Achieved` ... `4 Not achieved / not started`, and `not rated`."""
+    return f"{key} {label(int(key))}" if key != "unrated" else "not rated"
+
+
+def mix_counts(mix: Mapping[str, int]) -> list[int]:
+    """The mix's counts in the order of `MIX_KEYS` (a missing key counts 0)."""
+    return [int(mix.get(key, 0)) for key in MIX_KEYS]
+
+
+def mix_summary(mix: Mapping[str, int]) -> str:
+    """`3 achieved · 4 in progress · 1 not rated`: the non-zero counts, in scale order."""
+    parts = [f"{n} {MIX_WORDS[key]}" for key, n in zip(MIX_KEYS, mix_counts(mix), strict=True) if n]
+    return " · ".join(parts) if parts else "no milestones"
+
+
+def scaled(counts: Sequence[int], width: int, *, minimum: int = 1) -> list[int]:
+    """`counts` shared out over `width` units (squares, pixels) for a 100% stacked bar.
+
+    Largest remainder, so the shares always add up to `width` when there is anything to
+    show; every non-zero count gets at least `minimum` units so that a single milestone
+    never disappears from the picture.
+    """
+    total = sum(counts)
+    if total <= 0:
+        return [0] * len(counts)
+    shares = [c * width // total for c in counts]
+    remainders = [c * width % total for c in counts]
+    shares = [max(s, minimum) if c > 0 else 0 for s, c in zip(shares, counts, strict=True)]
+    by_remainder = sorted(
+        (i for i, c in enumerate(counts) if c > 0), key=lambda i: (-remainders[i], i)
+    )
+    step = 0
+    while sum(shares) < width:
+        shares[by_remainder[step % len(by_remainder)]] += 1
+        step += 1
+    while sum(shares) > width:  # only after the minimum was applied: take from the largest
+        largest = max(range(len(shares)), key=lambda i: (shares[i], -i))
+        if shares[largest] <= minimum:
+            break
+        shares[largest] -= 1
+    return shares
+
+
+def priority_rows(digest: Digest) -> list[tuple[int, str, Mapping[str, int]]]:
+    """(number, title, mix) per priority, in priority order; untitled ones are "Priority n"."""
+    return [
+        (number, digest.priorities.get(number) or f"Priority {number}", digest.mix[number])
+        for number in sorted(digest.mix)
+    ]
+
+
+def network_mix(digest: Digest) -> dict[str, int]:
+    """The rating mix of the whole network now: the priorities' mixes added up."""
+    total = dict.fromkeys(MIX_KEYS, 0)
+    for mix in digest.mix.values():
+        for key, n in zip(MIX_KEYS, mix_counts(mix), strict=True):
+            total[key] += n
+    return total
+
+
+def trend_rows(digest: Digest) -> list[tuple[str, Mapping[str, int]]]:
+    """(period, mix) for each earlier digest, oldest first, then "now"; empty without history.
+
+    An earlier digest of this very period (a re-run) gives way to the mix of now.
+    """
+    earlier = [(period, mix) for period, mix in digest.trend if period != digest.period]
+    if not earlier:
+        return []
+    return [*earlier, (f"{digest.period} (now)", network_mix(digest))]
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+
 def _item_line(item: DigestItem, section: DigestSection) -> str:
     parts = [f"**{escape(item.ref)}** {escape(item.title)}"]
     leads = ", ".join(escape(k) for k in item.leads) or "no lead"
     parts.append(f"lead: {leads}")
-    if item.due is not None:
-        parts.append(f"due {item.due:%d %b %Y}")
-    else:
-        parts.append("no date")
-    if section is DigestSection.OVERDUE:
-        days = item.days_overdue
-        parts.append(f"{days} day{'s' if days != 1 else ''} overdue")
-    if item.rating is not None:
-        parts.append(f"rated {item.rating} ({escape(label(item.rating))})")
-    if item.reasons:
-        parts.append("why: " + ", ".join(r.replace("_", " ") for r in item.reasons))
+    parts += [escape(fact) for fact in item_facts(item, section)]
     line = "- " + " · ".join(parts)
     if item.note:
         line += f"\n  > {escape(item.note)}"
@@ -40,15 +175,12 @@ def _item_line(item: DigestItem, section: DigestSection) -> str:
 
 
 def render_markdown(digest: Digest) -> str:
-    counts = digest.counts()
-    rate = digest.response_rate
     header = [
-        f"# {escape(digest.network_name)}: digest for {digest.as_of:%d %B %Y} ({digest.period})",
+        f"# {escape(digest.network_name)}{digest_title(digest)}",
         "",
-        " · ".join(f"{SECTION_TITLES[s]}: {counts[s.value]}" for s in DigestSection)
-        + f" · Awaiting update: {counts['awaiting']}",
+        counts_line(digest),
         "",
-        f"Response rate: {rate:.0%}" if rate is not None else "Response rate: no prompts yet",
+        response_line(digest),
     ]
     body: list[str] = []
     for section in DigestSection:
@@ -58,8 +190,8 @@ def render_markdown(digest: Digest) -> str:
         body += ["", f"## {SECTION_TITLES[section]} ({len(items)})", ""]
         body += [_item_line(item, section) for item in items]
     if digest.awaiting:
-        body += ["", f"## Awaiting update ({len(digest.awaiting)})", ""]
+        body += ["", f"## {AWAITING_TITLE} ({len(digest.awaiting)})", ""]
         body += [f"- {escape(key)}" for key in digest.awaiting]
     if not any(digest.sections.values()) and not digest.awaiting:
-        body += ["", "Nothing overdue, at risk or due soon."]
+        body += ["", NOTHING_TO_REPORT]
     return "\n".join(header + body) + "\n"

@@ -291,3 +291,29 @@ def confirmation_email(
         html=_HTML.get_template("confirmation.html.j2").render(context),
         headers=headers,
     )
+
+
+def digest_email(
+    *,
+    plan: Plan,
+    network_name: str,
+    period: str,
+    recipient: str,
+    html: str,
+    text: str,
+    mail_from: str,
+    now: datetime,
+    digest_id: int,
+) -> OutboundEmail:
+    """A network's digest for its coordinators: the HTML digest with its text alternative."""
+    subject = f"{network_name}: {plan.title} digest, {period}"
+    return _message(
+        subject=subject,
+        mail_from=mail_from,
+        to=Person(key=recipient, name="", email=recipient),
+        now=now,
+        msg_id=f"<pp.digest.{digest_id}.{secrets.token_hex(4)}@{mail_domain(mail_from)}>",
+        text=text,
+        html=html,
+        headers={"Auto-Submitted": "auto-generated"},
+    )

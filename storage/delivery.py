@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
@@ -20,7 +20,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import InboundRow, OutboxRow, PromptRow, PromptTokenRow, WatermarkRow
+from storage.models import (
+    DigestRow,
+    InboundRow,
+    OutboxRow,
+    PromptRow,
+    PromptTokenRow,
+    WatermarkRow,
+)
 from storage.repositories import utc
 
 
@@ -519,3 +526,62 @@ class InboundRepository:
             select(InboundRow).where(InboundRow.state == state).order_by(InboundRow.id)
         )
         return list(rows.all())
+
+
+class DigestRepository:
+    """Digest postings: one per (plan, network, period)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        plan_id: int,
+        network_id: int,
+        period: str,
+        as_of: date,
+        mix: dict[str, object],
+        now: datetime,
+    ) -> int | None:
+        """Record this period's posting; None when it was already posted."""
+        statement = (
+            _insert(self.session, DigestRow)
+            .values(
+                plan_id=plan_id,
+                network_id=network_id,
+                period=period,
+                as_of=as_of,
+                mix=mix,
+                created_at=utc(now),
+            )
+            .on_conflict_do_nothing(index_elements=["plan_id", "network_id", "period"])
+            .returning(DigestRow.id)
+        )
+        new_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return new_id
+
+    async def trend(
+        self, *, plan_id: int, network_id: int, before: str, limit: int = 6
+    ) -> list[tuple[str, dict[str, int]]]:
+        """The rating mix of the network's last posted digests before `before`, oldest first."""
+        rows = (
+            (
+                await self.session.execute(
+                    select(DigestRow.period, DigestRow.mix)
+                    .where(
+                        DigestRow.plan_id == plan_id,
+                        DigestRow.network_id == network_id,
+                        DigestRow.period < before,
+                    )
+                    .order_by(DigestRow.period.desc())
+                    .limit(limit)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        return [
+            (period, {str(k): int(str(v)) for k, v in dict(mix).items()})
+            for period, mix in reversed(rows)
+        ]

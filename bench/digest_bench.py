@@ -1,0 +1,287 @@
+"""Benchmark: every network's digest for a national-scale store, and again with the
+update history doubled.
+
+Builds a store of 50,000 milestones (10,000 actions), 2,000,000 updates and 200 networks
+(one of them plan-wide), then times `PlanPulse.digests` for all 200 networks on one day.
+It then adds another 2,000,000 older updates and times it again: the digest reads only
+each milestone's decisive updates, so the second time should match the first.
+
+    .venv/bin/python bench/digest_bench.py [--milestones 50000] [--updates 2000000]
+                                           [--networks 200] [--database-url URL]
+
+Targets (issue 6): all digests under 2 s, and within 10% when the history doubles. The
+store is written with the database's bulk path (not timed); a bare baseline — the same
+statuses computed from the decisive updates already in memory, no database — is printed
+beside it to show where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from bot.app import PlanPulse
+from bot.settings import Settings
+from digests.content import plan_statuses
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+AS_OF = date(2026, 11, 20)
+PER_ACTION = 5
+
+
+def store_rows(
+    milestones: int, networks: int, people: int = 1000
+) -> dict[str, list[tuple[object, ...]]]:
+    rng = random.Random(42)
+    actions = milestones // PER_ACTION
+    rows: dict[str, list[tuple[object, ...]]] = {
+        "plans": [
+            (
+                1,
+                "national",
+                "National plan",
+                None,
+                "Europe/London",
+                None,
+                "{}",
+                NOW.isoformat(),
+                NOW.isoformat(),
+            )
+        ],
+        "priorities": [(p, 1, p, f"Priority {p}") for p in range(1, 11)],
+        "people": [
+            (i, f"P{i}", f"Person {i}", f"p{i}@council.example", None, "email", None, None, None)
+            for i in range(1, people + 1)
+        ],
+        "networks": [
+            (n, f"n{n}", f"Network {n}", None, f"coord{n}@council.example", n == 1)
+            for n in range(1, networks + 1)
+        ],
+        "plan_networks": [(1, n) for n in range(1, networks + 1)],
+        "actions": [],
+        "action_leads": [],
+        "action_networks": [],
+        "milestones": [],
+    }
+    mid = 0
+    for a in range(1, actions + 1):
+        rows["actions"].append(
+            (a, 1, 1 + a % 10, f"{1 + a % 10}.{a}", f"Action {a}", None, a, False)
+        )
+        rows["action_leads"].append((a, 1 + a % people, 0))
+        for n in {2 + a % (networks - 1), 2 + (a * 7) % (networks - 1)}:
+            rows["action_networks"].append((a, n))
+        for k in range(1, PER_ACTION + 1):
+            mid += 1
+            due = AS_OF + timedelta(days=rng.randrange(-120, 240))
+            rows["milestones"].append(
+                (
+                    mid,
+                    1,
+                    a,
+                    f"{1 + a % 10}.{a}-{k}",
+                    f"Milestone {k}",
+                    due.strftime("%d/%m/%Y"),
+                    due,
+                    None,
+                    None,
+                    False,
+                    k,
+                    False,
+                )
+            )
+    return rows
+
+
+def update_rows(
+    milestones: int, count: int, *, start_id: int, newest: datetime, seed: int
+) -> list[tuple[object, ...]]:
+    rng = random.Random(seed)
+    out: list[tuple[object, ...]] = []
+    per = count // milestones
+    for m in range(1, milestones + 1):
+        for i in range(per):
+            given = newest - timedelta(hours=(per - i) * 37 + rng.randrange(0, 30))
+            rating = rng.choice((1, 2, 3, 3, 4, None))
+            out.append(
+                (
+                    start_id + len(out),
+                    m,
+                    1 + m % 1000,
+                    rating,
+                    "progress note",
+                    None,
+                    rng.random() < 0.05,
+                    "cli",
+                    None,
+                    given,
+                    given,
+                )
+            )
+    return out
+
+
+COLUMNS = {
+    "plans": "id, key, title, organisation, timezone, start, settings, created_at, updated_at",
+    "priorities": "id, plan_id, number, title",
+    "people": "id, key, name, email, slack_user_id, prefers, timezone, delegate_id, away_until",
+    "networks": "id, key, name, slack_channel, coordinators, all_actions",
+    "plan_networks": "plan_id, network_id",
+    "actions": "id, plan_id, priority_id, ref, title, aim, position, retired",
+    "action_leads": "action_id, person_id, position",
+    "action_networks": "action_id, network_id",
+    "milestones": "id, plan_id, action_id, ref, title, timescale_text, due, start, recurrence, "
+    "ongoing, position, retired",
+    "updates": "id, milestone_id, person_id, rating, note, revised_due, needs_support, source, "
+    "external_id, given_at, recorded_at",
+}
+
+
+def _sqlite_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def write_sqlite(path: Path, tables: dict[str, list[tuple[object, ...]]]) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        for table, rows in tables.items():
+            columns = COLUMNS[table]
+            marks = ", ".join("?" for _ in columns.split(","))
+            connection.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                ([_sqlite_value(v) for v in row] for row in rows),
+            )
+        connection.commit()
+        connection.execute("ANALYZE")
+    finally:
+        connection.close()
+
+
+async def write_postgres(url: str, tables: dict[str, list[tuple[object, ...]]]) -> None:
+    import asyncpg
+
+    parts = make_url(url)
+    connection = await asyncpg.connect(
+        host=parts.host,
+        port=parts.port,
+        user=parts.username,
+        password=parts.password,
+        database=parts.database,
+    )
+    try:
+        for table, rows in tables.items():
+            columns = [c.strip() for c in COLUMNS[table].split(",")]
+            fixed = [
+                tuple(
+                    (v == "True" if isinstance(v, str) and v in ("True", "False") else v)
+                    for v in row
+                )
+                for row in rows
+            ]
+            await connection.copy_records_to_table(table, records=fixed, columns=columns)
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+async def timed_digests(pulse: PlanPulse, rounds: int = 3) -> tuple[float, int]:
+    best = float("inf")
+    count = 0
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        digests = await pulse.digests("national", as_of=AS_OF)
+        best = min(best, time.perf_counter() - t0)
+        count = len(digests)
+    return best, count
+
+
+async def bench(milestones: int, updates: int, networks: int, database_url: str | None) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="pulse-digest-bench-"))
+    try:
+        url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
+        pulse = PlanPulse(
+            Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=folder),  # type: ignore[call-arg]
+            clock=lambda: NOW,
+        )
+        await pulse.migrate()
+        print(
+            f"building the store: {milestones:,} milestones, {updates:,} updates, "
+            f"{networks} networks …",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        tables = store_rows(milestones, networks)
+        tables["updates"] = update_rows(
+            milestones, updates, start_id=1, newest=NOW - timedelta(days=1), seed=1
+        )
+        if url.startswith("sqlite"):
+            await asyncio.to_thread(write_sqlite, Path(make_url(url).database or ""), tables)
+        else:
+            await write_postgres(url, tables)
+        print(f"  written in {time.perf_counter() - t0:.0f} s")
+
+        first, count = await timed_digests(pulse)
+
+        tracked = await pulse.tracked("national")
+        t0 = time.perf_counter()
+        plan_statuses(tracked.plan, tracked.actions, tracked.updates, as_of=AS_OF)
+        bare = time.perf_counter() - t0
+
+        print(f"doubling the history with {updates:,} older updates …", flush=True)
+        older = update_rows(
+            milestones, updates, start_id=updates + 1, newest=NOW - timedelta(days=800), seed=2
+        )
+        if url.startswith("sqlite"):
+            await asyncio.to_thread(
+                write_sqlite, Path(make_url(url).database or ""), {"updates": older}
+            )
+        else:
+            await write_postgres(url, {"updates": older})
+        second, _ = await timed_digests(pulse)
+        await pulse.close()
+
+        print(f"database                         {url.split(':', 1)[0]}")
+        print(f"digests built                    {count}")
+        print(
+            f"all digests, {updates:>9,} updates  {first:6.2f} s   target < 2 s: "
+            f"{'met' if first < 2 else 'NOT met'}"
+        )
+        print(f"all digests, {2 * updates:>9,} updates  {second:6.2f} s")
+        change = (second - first) / first
+        print(
+            f"change when the history doubles  {change:+.1%}   target within 10%: "
+            f"{'met' if abs(change) <= 0.10 else 'NOT met'}"
+        )
+        print(
+            f"bare statuses in memory          {bare:6.2f} s   "
+            f"(digests / bare = {first / bare:.1f}x)"
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--milestones", type=int, default=50_000)
+    parser.add_argument("--updates", type=int, default=2_000_000)
+    parser.add_argument("--networks", type=int, default=200)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    asyncio.run(bench(args.milestones, args.updates, args.networks, args.database_url))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Posting digests: once per (plan, network, period), on the plan's digest schedule or by
+hand, through the outbox — to the network's Slack channel and to each coordinator by email.
+
+The `digests` row is the decision: it is inserted with `ON CONFLICT DO NOTHING` in the same
+transaction as the outbox rows, so restarts and replicas post a period's digest once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from bot.cycle import cycle_policy, working_calendar
+from bot.domain.cycles import due_now
+from bot.domain.model import Plan
+from bot.domain.status import local_date
+from digests.content import Digest
+from digests.html import render_html, render_text
+from digests.slack import render_slack
+from handlers.email_messages import digest_email
+from storage.delivery import (
+    DigestRepository,
+    NewMessage,
+    OutboxRepository,
+    WatermarkRepository,
+)
+from storage.models import NetworkRow, PersonRow
+from storage.repositories import PlanRepository
+
+if TYPE_CHECKING:
+    from bot.app import PlanPulse
+
+log = logging.getLogger(__name__)
+DIGEST_JOB = "digest"
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    plan: str
+    network: str
+    period: str
+    posted: bool  # False: this period's digest was already posted
+    messages: int
+
+
+class DigestPoster:
+    def __init__(self, pulse: PlanPulse) -> None:
+        self.pulse = pulse
+
+    async def tick(self, now: datetime) -> list[Posted]:
+        """Post every plan's digests whose schedule has come (catch-up once, as prompts)."""
+        posted: list[Posted] = []
+        async with self.pulse.sessions() as session:
+            keys = await PlanRepository(session).keys()
+        for key in keys:
+            async with self.pulse.sessions() as session:
+                row = await PlanRepository(session).row(key)
+                assert row is not None
+                watermark = await WatermarkRepository(session).get(row.id, DIGEST_JOB)
+            policy = cycle_policy(row)
+            if watermark is None:
+                # A plan's first digest is its next scheduled one: a digest "caught up" from
+                # before the plan was loaded would report a week nobody was asked about.
+                async with self.pulse.sessions() as session, session.begin():
+                    await WatermarkRepository(session).advance(row.id, DIGEST_JOB, now)
+                continue
+            occurrence = due_now(
+                policy.digest,
+                timezone=row.timezone,
+                calendar=working_calendar(policy, now),
+                watermark=watermark,
+                now=now,
+            )
+            if occurrence is None:
+                continue
+            posted += await self.post(
+                key, now=now, as_of=occurrence.scheduled, advance_to=occurrence.at
+            )
+        return posted
+
+    async def post(
+        self,
+        plan_key: str,
+        *,
+        now: datetime,
+        as_of: date | None = None,
+        network: str | None = None,
+        advance_to: datetime | None = None,
+    ) -> list[Posted]:
+        """Enqueue this period's digest of each network (or one) unless already posted."""
+        plan = (await self.pulse.tracked(plan_key)).plan
+        day = as_of or local_date(now, plan.timezone)
+        digests = await self.pulse.digests(plan_key, network=network, as_of=day)
+        results: list[Posted] = []
+        async with self.pulse.sessions() as session, session.begin():
+            plan_row = await PlanRepository(session).row(plan_key)
+            assert plan_row is not None
+            networks = {n.key: n for n in (await session.scalars(select(NetworkRow))).all()}
+            people = (await session.scalars(select(PersonRow))).all()
+            slack_ids = {p.key: p.slack_user_id for p in people if p.slack_user_id}
+            names = {p.key: p.name for p in people}
+            repo = DigestRepository(session)
+            outbox = OutboxRepository(session)
+            for digest in digests:
+                row = networks[digest.network]
+                digest_id = await repo.create(
+                    plan_id=plan_row.id,
+                    network_id=row.id,
+                    period=digest.period,
+                    as_of=digest.as_of,
+                    mix=_overall_mix(digest),
+                    now=now,
+                )
+                if digest_id is None:
+                    results.append(Posted(plan_key, digest.network, digest.period, False, 0))
+                    continue
+                messages = self._messages(
+                    digest, digest_id, plan_row.title, row, names, slack_ids, now=now
+                )
+                await outbox.enqueue_many(messages, now=now)
+                results.append(Posted(plan_key, digest.network, digest.period, True, len(messages)))
+                log.info(
+                    "digest %s of %s for %s enqueued: %d messages",
+                    digest.period,
+                    digest.network,
+                    plan_key,
+                    len(messages),
+                )
+            if advance_to is not None:
+                await WatermarkRepository(session).advance(plan_row.id, DIGEST_JOB, advance_to)
+        return results
+
+    def _messages(
+        self,
+        digest: Digest,
+        digest_id: int,
+        plan_title: str,
+        network: NetworkRow,
+        names: dict[str, str],
+        slack_ids: Mapping[str, str],
+        *,
+        now: datetime,
+    ) -> list[NewMessage]:
+        settings = self.pulse.settings
+        messages: list[NewMessage] = []
+        if settings.slack_enabled and network.slack_channel:
+            posts = render_slack(digest, slack_ids=slack_ids)
+            messages.append(
+                NewMessage(
+                    dedupe_key=f"digest:{digest_id}:slack",
+                    kind="digest",
+                    channel="slack",
+                    recipient=network.slack_channel,
+                    payload={"channel": network.slack_channel, "posts": posts},
+                )
+            )
+        html = render_html(digest, names=names)
+        text = render_text(digest)
+        plan = Plan(key=digest.plan, title=plan_title)
+        for address in _addresses(network.coordinators):
+            email = digest_email(
+                plan=plan,
+                network_name=network.name,
+                period=digest.period,
+                recipient=address,
+                html=html,
+                text=text,
+                mail_from=settings.mail_from,
+                now=now,
+                digest_id=digest_id,
+            )
+            messages.append(
+                NewMessage(
+                    dedupe_key=f"digest:{digest_id}:email:{address.lower()}",
+                    kind="digest",
+                    channel="email",
+                    recipient=address,
+                    payload=email.payload(),
+                    message_id=email.message_id,
+                )
+            )
+        return messages
+
+
+def _addresses(coordinators: str) -> Sequence[str]:
+    return [a for a in coordinators.split(";") if a.strip()]
+
+
+def _overall_mix(digest: Digest) -> dict[str, object]:
+    total: dict[str, int] = {}
+    for mix in digest.mix.values():
+        for key, count in mix.items():
+            total[key] = total.get(key, 0) + count
+    return dict(total)

@@ -1,0 +1,807 @@
+"""The digest renderers: Slack Block Kit, HTML email, plain text and Markdown.
+
+Golden files in tests/golden/ pin down each renderer's whole output for one digest that
+fills every section; after a deliberate change, review the diff and rewrite them with
+`UPDATE_GOLDEN=1 pytest tests/unit/test_digest_renderers.py`. Properties check that no user
+text breaks out of its escaping (RELIABILITY.md scenario 16) and that a long digest is
+split into posts within Slack's limits without losing anything (scenario 17).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.domain.model import Action, Milestone, Network, Plan, Timescale, Update
+from digests.content import (
+    MIX_KEYS,
+    Digest,
+    DigestItem,
+    DigestSection,
+    build_digest,
+)
+from digests.html import render_html, render_text
+from digests.markdown import counts_line, render_markdown, scaled
+from digests.slack import NOTE_SHORTENED, TITLE_SHORTENED, escape_mrkdwn, render_slack
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+AS_OF = date(2027, 5, 14)
+PLAN = Plan(key="NW", title="North West regional improvement plan")
+NORTH = Network(key="north", name="North & Coast network", slack_channel="#north")
+OUR_ID = "U0MARYC"
+SLACK_IDS = {"MC": OUR_ID}
+NAMES = {"MC": "Mary Clark", "AW": "Alex Wood"}
+SCENARIO_16 = (
+    "<!channel> <!here> <@U123> <https://evil|Council> &amp; *bold* _it_ ~gone~ `code` @channel"
+)
+# The renderer's own tags: user text may never add to these.
+HTML_TAGS = {"html", "head", "meta", "title", "body", "table", "tr", "td", "span", "br"}
+
+
+# --- golden files -----------------------------------------------------------------------------
+
+
+def assert_golden(name: str, actual: str) -> None:
+    """Compare `actual` with tests/golden/`name`, or rewrite the file when UPDATE_GOLDEN=1."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8", newline="")
+        return
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run with UPDATE_GOLDEN=1 to write it", pytrace=False)
+    expected = path.read_text(encoding="utf-8")
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"tests/golden/{name}",
+                tofile="rendered now",
+            )
+        )
+        pytest.fail(
+            f"{name} differs from its golden file; if the change is intended, review it and "
+            f"rerun with UPDATE_GOLDEN=1:\n{diff}",
+            pytrace=False,
+        )
+
+
+# --- building digests -------------------------------------------------------------------------
+
+
+def day(offset: int) -> date:
+    return AS_OF + timedelta(days=offset)
+
+
+def milestone(
+    ref: str, due: date | None, title: str, *, leads: tuple[str, ...] = ("MC",)
+) -> Milestone:
+    ts = Timescale(text="Ongoing", ongoing=True) if due is None else Timescale(text="x", due=due)
+    return Milestone(ref=ref, title=title, timescale=ts, action_ref=ref.split("-")[0], leads=leads)
+
+
+def action(ref: str, priority: int, *milestones: Milestone) -> Action:
+    return Action(
+        ref=ref,
+        title=f"Action {ref}",
+        priority=priority,
+        leads=("MC",),
+        networks=("north",),
+        milestones=milestones,
+    )
+
+
+def update(
+    ref: str, on: date, rating: int | None, *, note: str | None = None, support: bool = False
+) -> Update:
+    return Update(
+        milestone_ref=ref,
+        given_at=datetime.combine(on, time(12, 0), tzinfo=UTC),
+        rating=rating,
+        note=note,
+        needs_support=support,
+        person_key="MC",
+    )
+
+
+def golden_digest() -> Digest:
+    """Every section filled, people awaiting, three priorities, a trend, and hostile text."""
+    actions = [
+        action(
+            "1.1",
+            1,
+            milestone("1.1", day(-3), "Agree the multi-agency safeguarding arrangements"),
+        ),
+        action("1.2", 1, milestone("1.2", day(20), "Audit of return-home interviews")),
+        action("1.3", 1, milestone("1.3", day(5), "Publish the early help strategy")),
+        action("1.4", 1, milestone("1.4", day(30), "Recruit two family group conferencers")),
+        action("1.5", 1, milestone("1.5", day(100), "Review the threshold document")),
+        action(
+            "2.1",
+            2,
+            milestone("2.1", day(10), "Tracker for EHC plans <issued> within 20 weeks & more"),
+        ),
+        action(
+            "W2.2",
+            2,
+            milestone("W2.2-1", day(-1), "Case audit *all* teams", leads=("AW", "MC")),
+            milestone("W2.2-2", day(7), "Parent carer forum survey", leads=()),
+        ),
+        action("3.1", 3, milestone("3.1", day(60), "Care leavers' local offer")),
+        action("3.2", 3, milestone("3.2", day(-10), "Sufficiency strategy signed off")),
+        action("3.3", 3, milestone("3.3", None, "Corporate parenting panel, ongoing")),
+    ]
+    updates = [
+        update("1.1", day(-5), 3, note="Draft with partners; sign-off at the June board."),
+        update("1.2", day(-2), 4),
+        update("1.3", day(-1), 3),
+        update("1.4", day(-2), 1, note="Both posts filled."),
+        update("1.5", day(-1), 3),
+        update("W2.2-1", day(-1), 2, note=f"Scenario 16: {SCENARIO_16}"),
+        update("W2.2-2", day(-1), 3),
+        update("3.1", day(-1), 3, note="Need a data analyst\n\nfor two days a week", support=True),
+        update("3.2", day(-1), 4, note="Blocked on budget <script>alert(1)</script>", support=True),
+        update("3.3", day(-1), 1),
+    ]
+    by_ref: dict[str, list[Update]] = {}
+    for u in updates:
+        by_ref.setdefault(u.milestone_ref, []).append(u)
+    return build_digest(
+        PLAN,
+        NORTH,
+        actions,
+        by_ref,
+        as_of=AS_OF,
+        awaiting=["PB", "AW", "MC"],
+        prompted=5,
+        answered=2,
+        priorities={1: "Help & protection", 2: "SEND <local area>", 3: "Children in care"},
+        trend=(
+            ("2027-W17", {"1": 0, "2": 1, "3": 4, "4": 3, "unrated": 2}),
+            ("2027-W18", {"1": 1, "2": 1, "3": 5, "4": 2, "unrated": 1}),
+        ),
+    )
+
+
+def item(
+    ref: str,
+    *,
+    title: str = "Milestone",
+    leads: tuple[str, ...] = ("MC",),
+    note: str | None = None,
+    days_overdue: int = 0,
+    rating: int | None = 3,
+) -> DigestItem:
+    return DigestItem(
+        ref=ref,
+        title=title,
+        leads=leads,
+        due=day(-days_overdue) if days_overdue else day(10),
+        days_overdue=days_overdue,
+        rating=rating,
+        note=note,
+        updated=day(-1),
+        reasons=(),
+        priority=1,
+        action_ref=ref,
+    )
+
+
+def make_digest(
+    sections: Mapping[DigestSection, Sequence[DigestItem]],
+    *,
+    network_name: str = "North network",
+    awaiting: Sequence[str] = (),
+    priorities: Mapping[int, str] | None = None,
+) -> Digest:
+    mix = {1: {"1": 2, "2": 1, "3": 4, "4": 1, "unrated": 1}}
+    return Digest(
+        plan="NW",
+        network="north",
+        network_name=network_name,
+        as_of=AS_OF,
+        sections={s: tuple(sections.get(s, ())) for s in DigestSection},
+        awaiting=tuple(awaiting),
+        prompted=4,
+        answered=3,
+        mix=mix,
+        priorities=dict(priorities or {1: "Help and protection"}),
+        trend=(("2027-W18", {"1": 1, "3": 5, "4": 2, "unrated": 1}),),
+    )
+
+
+# --- walking Slack posts ----------------------------------------------------------------------
+
+
+def text_objects(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if value.get("type") in ("mrkdwn", "plain_text"):
+            yield value
+        else:
+            for inner in value.values():
+                yield from text_objects(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from text_objects(inner)
+
+
+def counted(text_object: Mapping[str, Any]) -> int:
+    """A text object's length, counted the way that is longest: UTF-16 units, with `&<>` as
+    the entities Slack stores plain text with."""
+    text = str(text_object["text"])
+    if text_object["type"] == "plain_text":
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return len(text.encode("utf-16-le")) // 2
+
+
+def post_length(post: Mapping[str, Any]) -> int:
+    return sum(counted(t) for t in text_objects(post["blocks"])) + counted(
+        {"type": "mrkdwn", "text": post["text"]}
+    )
+
+
+def parsed_texts(posts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every text Slack parses for markup: the posts' fallback text and mrkdwn text objects."""
+    texts = [str(post["text"]) for post in posts]
+    blocks = [post["blocks"] for post in posts]
+    return texts + [str(t["text"]) for t in text_objects(blocks) if t["type"] == "mrkdwn"]
+
+
+def item_refs(posts: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """The reference of every item section across the posts, counted."""
+    found: Counter[str] = Counter()
+    for post in posts:
+        for block in post["blocks"]:
+            if block["type"] == "section":
+                match = re.match(r"\*([^*\s]+)\* [^\n]*\n(lead: |no lead)", block["text"]["text"])
+                if match:
+                    found[match.group(1)] += 1
+    return found
+
+
+# --- golden -----------------------------------------------------------------------------------
+
+
+def test_slack_golden() -> None:
+    """The Slack posts of the fixed digest, as pretty-printed JSON, match the golden file."""
+    posts = render_slack(golden_digest(), slack_ids=SLACK_IDS)
+    assert_golden("digest.slack.json", json.dumps(posts, indent=2, ensure_ascii=False) + "\n")
+
+
+def test_html_golden() -> None:
+    """The HTML email of the fixed digest matches the golden file."""
+    assert_golden("digest.html", render_html(golden_digest(), names=NAMES))
+
+
+def test_text_golden() -> None:
+    """The plain-text part of the email of the fixed digest matches the golden file."""
+    assert_golden("digest.txt", render_text(golden_digest(), names=NAMES))
+
+
+def test_markdown_golden() -> None:
+    """The Markdown of the fixed digest matches the golden file."""
+    assert_golden("digest.md", render_markdown(golden_digest()))
+
+
+def test_golden_digest_fills_every_section() -> None:
+    """The golden fixture exercises every section, people awaiting, the picture and the trend."""
+    digest = golden_digest()
+    assert all(digest.sections[s] for s in DigestSection)
+    assert digest.awaiting
+    assert len(digest.mix) == 3
+    assert digest.trend
+
+
+# --- Slack: content ---------------------------------------------------------------------------
+
+
+def test_slack_parent_fallback_text_summarises_the_counts() -> None:
+    """The parent post's notification text names the network, the period and every count."""
+    digest = golden_digest()
+    text = render_slack(digest)[0]["text"]
+    assert "North &amp; Coast network" in text
+    assert "2027-W19" in text
+    assert counts_line(digest) in text
+    assert "Response rate: 40%" in text
+
+
+def test_slack_mentions_only_leads_with_a_known_slack_id() -> None:
+    """A lead in `slack_ids` is @-mentioned; others, and ids that are not user ids, show keys."""
+    digest = make_digest(
+        {DigestSection.OVERDUE: [item("1.1", leads=("MC", "AW", "ZZ"), days_overdue=2)]},
+        awaiting=("AW", "MC"),
+    )
+    posts = render_slack(digest, slack_ids={"MC": OUR_ID, "ZZ": "!channel"})
+    texts = "\n".join(parsed_texts(posts))
+    assert f"lead: <@{OUR_ID}>, AW, ZZ" in texts
+    assert f"AW, <@{OUR_ID}>" in texts  # awaiting update
+    assert "<!channel>" not in texts
+
+
+def test_slack_item_shows_every_fact() -> None:
+    """An item shows reference, title, leads, due date, days overdue, rating, reasons and note."""
+    posts = render_slack(golden_digest(), slack_ids=SLACK_IDS)
+    blocks = [b for p in posts for b in p["blocks"]]
+    index = next(
+        i for i, b in enumerate(blocks) if b.get("text", {}).get("text", "").startswith("*3.2*")
+    )
+    assert blocks[index]["text"]["text"] == (
+        f"*3.2* Sufficiency strategy signed off\nlead: <@{OUR_ID}> · due 04 May 2027 · "
+        "10 days overdue · rated 4 (Not achieved / not started)"
+    )
+    assert blocks[index + 1] == {
+        "type": "context",
+        "elements": [
+            {"type": "mrkdwn", "text": "Note (13 May 2027):", "verbatim": True},
+            {
+                "type": "plain_text",
+                "text": "Blocked on budget <script>alert(1)</script>",
+                "emoji": False,
+            },
+        ],
+    }
+
+
+def test_slack_scenario_16_note_is_plain_text_exactly_as_written() -> None:
+    """A note with mentions, links, entities and formatting is sent as plain_text, unchanged."""
+    digest = make_digest({DigestSection.AT_RISK: [item("1.1", note=SCENARIO_16)]})
+    posts = render_slack(digest)
+    notes = [t for t in text_objects(posts[0]["blocks"]) if t["type"] == "plain_text"]
+    assert {"type": "plain_text", "text": SCENARIO_16, "emoji": False} in notes
+    assert all("<!channel>" not in t and "<@U123>" not in t for t in parsed_texts(posts))
+
+
+def test_slack_scenario_16_title_is_escaped_in_mrkdwn() -> None:
+    """A title with mentions, links, entities and formatting is escaped and shown verbatim."""
+    digest = make_digest({DigestSection.AT_RISK: [item("1.1", title=SCENARIO_16)]})
+    posts = render_slack(digest)
+    section = next(
+        t for t in text_objects(posts[0]["blocks"]) if str(t["text"]).startswith("*1.1*")
+    )
+    assert section["verbatim"] is True
+    assert section["text"].startswith(
+        "*1.1* &lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil|Council&gt; "
+        "&amp;amp; ∗bold∗ ˍitˍ ∼gone∼ ˋcodeˋ @channel\n"
+    )
+
+
+def test_slack_empty_digest_says_nothing_to_report() -> None:
+    """A digest with nothing in it is one post that says so."""
+    posts = render_slack(make_digest({}))
+    assert len(posts) == 1
+    assert "Nothing overdue, at risk or due soon." in "\n".join(parsed_texts(posts))
+
+
+def test_slack_picture_has_a_bar_of_twenty_squares_per_priority_and_the_trend() -> None:
+    """The picture shows each priority's mix as 20 squares, a legend, and a line per period."""
+    posts = render_slack(golden_digest())
+    picture = next(t["text"] for t in text_objects(posts[0]["blocks"]) if "Picture" in t["text"])
+    bars = [line.split("  ")[0] for line in picture.splitlines()]
+    bars = [bar for bar in bars if re.fullmatch("[🟩🟦🟨🟥⬜]+", bar)]
+    assert [len(bar) for bar in bars] == [20, 20, 20]
+    trend = [line for line in picture.splitlines() if line.startswith("`")]
+    assert [line.split("`")[1] for line in trend] == ["2027-W17", "2027-W18", "2027-W19 (now)"]
+    assert "🟩 1 Achieved" in picture
+
+
+# --- Slack: escaping properties ---------------------------------------------------------------
+
+HOSTILE = [
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<@U123>",
+    "<@W999|boss>",
+    "<#C123>",
+    "<!subteam^S1>",
+    "<https://evil.example|Council>",
+    "<http://x>",
+    "<mailto:a@b.c|mail>",
+    "&amp;",
+    "&lt;!channel&gt;",
+    "&",
+    "<",
+    ">",
+    "*bold*",
+    "_it_",
+    "~gone~",
+    "`code`",
+    "```block```",
+    "@channel",
+    "@here",
+    "\n> quoted",
+    ":smile:",
+    "<!date^1392734382^{date}|x>",
+]
+user_text = st.one_of(
+    st.text(max_size=80),
+    st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=8)), max_size=10).map("".join),
+)
+
+
+@given(title=user_text, note=user_text, lead=user_text, network=user_text)
+@settings(max_examples=200, deadline=None)
+def test_slack_user_text_never_breaks_out(title: str, note: str, lead: str, network: str) -> None:
+    """No title, note, lead key or network name can mention, link or format in Slack."""
+    sections = {
+        DigestSection.OVERDUE: [item("1.1", title=title, note=note, leads=(lead, "MC"))],
+        DigestSection.NEEDS_SUPPORT: [item("1.1", title=title, note=note, leads=(lead, "MC"))],
+    }
+    digest = make_digest(sections, network_name=network, awaiting=(lead, "MC"))
+    posts = render_slack(digest, slack_ids=SLACK_IDS)
+    for text_object in text_objects([p["blocks"] for p in posts]):
+        if text_object["type"] == "mrkdwn":
+            assert text_object.get("verbatim") is True
+        assert counted(text_object) <= 3000
+    for text in parsed_texts(posts):
+        ours_removed = text.replace(f"<@{OUR_ID}>", "")
+        assert "<" not in ours_removed
+        assert ">" not in ours_removed
+        assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*", ours_removed, re.DOTALL)
+    # The title is in its section escaped, never raw.
+    sections_text = "\n".join(parsed_texts(posts))
+    assert f"*1.1* {escape_mrkdwn(title)}" in sections_text
+    if note.strip():
+        assert any(
+            t["type"] == "plain_text" and t["text"].strip()
+            for t in text_objects([p["blocks"] for p in posts])
+        )
+
+
+@given(st.text())
+def test_escape_mrkdwn_leaves_no_markup(text: str) -> None:
+    """Escaped text has no angle brackets, no raw ampersand, no formatting character, one line."""
+    escaped = escape_mrkdwn(text)
+    assert not set(escaped) & set("<>*_~`\n\x00\x1b")
+    assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*", escaped, re.DOTALL)
+
+
+# --- Slack: limits ----------------------------------------------------------------------------
+
+
+def big_digest(count: int = 200) -> Digest:
+    """`count` items spread over the four exclusive sections, with notes of many lengths."""
+    exclusive = [
+        DigestSection.OVERDUE,
+        DigestSection.AT_RISK,
+        DigestSection.DUE_SOON,
+        DigestSection.ACHIEVED,
+    ]
+    sections: dict[DigestSection, list[DigestItem]] = {s: [] for s in exclusive}
+    for n in range(count):
+        length = (n * 389) % 2900
+        note = None if n % 7 == 0 else ("Progress & <notes> " * 200)[:length] or "ok"
+        if n == 13:
+            note = "x" * 10_000
+        section = exclusive[n % 4]
+        sections[section].append(
+            item(
+                f"R{n:03d}",
+                title=f"Milestone number {n} with a reasonably long title for a plan",
+                note=note,
+                days_overdue=3 if section is DigestSection.OVERDUE else 0,
+                leads=("MC", "AW"),
+            )
+        )
+    return make_digest(sections, awaiting=[f"P{n:03d}" for n in range(300)])
+
+
+def test_long_digest_is_split_within_slacks_limits() -> None:
+    """200 items become several posts, each within 50 blocks, 3,000 and 12,000 characters."""
+    posts = render_slack(big_digest(), slack_ids=SLACK_IDS)
+    assert len(posts) > 1
+    for post in posts:
+        assert 0 < len(post["blocks"]) <= 50
+        assert post["text"]
+        for text_object in text_objects(post["blocks"]):
+            assert 0 < counted(text_object) <= 3000
+        assert post_length(post) <= 12_000
+
+
+def test_long_digest_loses_no_item_and_no_person() -> None:
+    """Every item's reference appears exactly once across the posts, and every person too."""
+    digest = big_digest()
+    posts = render_slack(digest)
+    refs = [i.ref for s in DigestSection for i in digest.sections[s]]
+    assert len(refs) == 200
+    assert item_refs(posts) == Counter(refs)
+    people = ", ".join(
+        str(b["text"]["text"])
+        for p in posts
+        for b in p["blocks"]
+        if b["type"] == "section" and str(b["text"]["text"]).startswith("P")
+    ).split(", ")
+    assert Counter(people) == Counter(digest.awaiting)
+
+
+def test_long_digest_replies_say_which_part_they_are() -> None:
+    """The parent says the digest continues in the thread; each reply says its part and section."""
+    posts = render_slack(big_digest())
+    parts = len(posts)
+    last_block = posts[0]["blocks"][-1]
+    assert last_block["type"] == "context"
+    assert f"{parts - 1} more parts" in last_block["elements"][0]["text"]
+    for number, post in enumerate(posts[1:], start=2):
+        assert post["text"].endswith(f"part {number} of {parts}")
+        assert post["blocks"][0]["elements"][0]["text"] == post["text"]
+        heading = post["blocks"][1]["text"]["text"]
+        assert re.fullmatch(r"\*.+ \(\d+\)(, continued)?\*", heading)  # where the reader is
+
+
+def test_needs_support_repeats_are_each_shown_once_per_section() -> None:
+    """An item in overdue and needs support appears once in each, even across posts."""
+    items = [item(f"S{n:03d}", note="n" * 2500, days_overdue=2) for n in range(30)]
+    digest = make_digest({DigestSection.OVERDUE: items, DigestSection.NEEDS_SUPPORT: items})
+    posts = render_slack(digest)
+    assert item_refs(posts) == Counter({i.ref: 2 for i in items})
+
+
+def test_very_long_note_is_shortened_with_a_marker() -> None:
+    """A 10,000-character note is cut to fit one text object and says that it was cut."""
+    note = "Lorem ipsum dolor sit amet. " * 400
+    assert len(note) > 10_000
+    posts = render_slack(make_digest({DigestSection.AT_RISK: [item("1.1", note=note)]}))
+    [shown] = [t for t in text_objects(posts[0]["blocks"]) if t["type"] == "plain_text"][1:]
+    assert shown["text"].endswith(NOTE_SHORTENED)
+    assert counted(shown) <= 3000
+    assert note.startswith(shown["text"].removesuffix(NOTE_SHORTENED))
+    assert len(shown["text"]) > 2500
+
+
+def test_very_long_note_of_ampersands_is_counted_as_slack_counts_it() -> None:
+    """A note of `&` and `<` is cut by the length Slack stores (with entities), not fewer."""
+    posts = render_slack(make_digest({DigestSection.AT_RISK: [item("1.1", note="&<" * 3000)]}))
+    shown = [t for t in text_objects(posts[0]["blocks"]) if t["type"] == "plain_text"][-1]
+    assert shown["text"].endswith(NOTE_SHORTENED)
+    assert counted(shown) <= 3000
+
+
+def test_very_long_title_is_shortened_with_a_marker() -> None:
+    """A title too long for a section is cut with a marker, never silently."""
+    title = "Title & more " * 500
+    posts = render_slack(make_digest({DigestSection.AT_RISK: [item("1.1", title=title)]}))
+    section = next(
+        t for t in text_objects(posts[0]["blocks"]) if str(t["text"]).startswith("*1.1*")
+    )
+    assert TITLE_SHORTENED in section["text"]
+    assert counted(section) <= 3000
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+
+class Structure(HTMLParser):
+    """Records the markup of a document (tags, comments, declarations) and its text apart."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.markup: list[tuple[str, ...]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.markup.append(("start", tag, repr(attrs)))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.markup.append(("startend", tag, repr(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.markup.append(("end", tag))
+
+    def handle_comment(self, data: str) -> None:
+        self.markup.append(("comment", data))
+
+    def handle_decl(self, decl: str) -> None:
+        self.markup.append(("decl", decl))
+
+    def handle_pi(self, data: str) -> None:
+        self.markup.append(("pi", data))
+
+    def unknown_decl(self, data: str) -> None:
+        self.markup.append(("unknown", data))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def structure(html: str) -> Structure:
+    parser = Structure()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+HTML_HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "</td></tr></table>",
+    "<!--",
+    "-->",
+    "<![CDATA[",
+    "]]>",
+    "<?php",
+    "<!DOCTYPE x>",
+    "<style>td{}</style>",
+    "&amp;",
+    "&lt;b&gt;",
+    '"',
+    "'",
+    "<b>",
+    "<br>",
+    "\n",
+    "&",
+    "javascript:",
+]
+# No control characters other than line breaks and tabs: those are dropped by the renderer,
+# which the twin below would have to model.
+html_text = st.one_of(
+    st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=60),
+    st.lists(
+        st.one_of(
+            st.sampled_from(HTML_HOSTILE),
+            st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=8),
+        ),
+        max_size=10,
+    ).map("".join),
+)
+
+
+def html_digest(title: str, note: str, lead: str, network: str) -> Digest:
+    return make_digest(
+        {
+            DigestSection.OVERDUE: [item("1.1", title=title, note=note, leads=(lead, "MC"))],
+            DigestSection.DUE_SOON: [item("1.2", title=title, note=note, leads=(lead,))],
+        },
+        network_name=network,
+        awaiting=(lead, "MC"),
+        priorities={1: title},
+    )
+
+
+def benign_note(note: str) -> str:
+    """A harmless note with as many non-blank lines as `note`."""
+    return "\n".join("x" for line in note.splitlines() if line.split())
+
+
+@given(title=html_text, note=html_text, lead=html_text, network=html_text, name=html_text)
+@settings(max_examples=200, deadline=None)
+def test_html_user_text_never_creates_markup(
+    title: str, note: str, lead: str, network: str, name: str
+) -> None:
+    """Whatever users write, the HTML has exactly the markup of the same digest with "x" text."""
+    hostile = structure(render_html(html_digest(title, note, lead, network), names={"MC": name}))
+    twin = structure(render_html(html_digest("x", benign_note(note), "x", "x"), names={"MC": "x"}))
+    assert hostile.markup == twin.markup
+    assert {m[1] for m in hostile.markup if m[0] in ("start", "end", "startend")} <= HTML_TAGS
+    shown = "".join(hostile.text)
+    assert " ".join(title.split()) in shown
+    for line in note.splitlines():
+        assert " ".join(line.split()) in shown
+
+
+@given(note=html_text)
+@settings(max_examples=100, deadline=None)
+def test_text_part_shows_user_text_as_written(note: str) -> None:
+    """The plain-text part shows a note's words as written, with no markup added or removed."""
+    text = render_text(make_digest({DigestSection.AT_RISK: [item("1.1", note=note)]}))
+    for line in note.splitlines():
+        for word in line.split():
+            assert word in text
+
+
+def test_html_is_outlook_safe() -> None:
+    """The HTML uses tables and inline styles only: no classes, style sheets, scripts or images."""
+    html = render_html(golden_digest(), names=NAMES)
+    assert html.startswith("<!DOCTYPE html>")
+    parsed = structure(html)
+    tags = {m[1] for m in parsed.markup if m[0] in ("start", "end", "startend")}
+    assert tags <= HTML_TAGS
+    for forbidden in ("class=", "<style", "<script", "<img", "<link", "display:", " src=", "href="):
+        assert forbidden not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    open_tags: list[str] = []
+    for kind, tag, *_ in parsed.markup:
+        if kind == "start" and tag not in ("meta", "br"):
+            open_tags.append(tag)
+        elif kind == "end":
+            assert open_tags.pop() == tag
+    assert open_tags == []
+
+
+def test_renderers_drop_control_characters() -> None:
+    """NUL, escape and other control characters in a note reach neither email nor Slack."""
+    note = "Budget\x00 agreed\x1b[31m by\x07 the board"
+    digest = make_digest({DigestSection.AT_RISK: [item("1.1", note=note)]})
+    for rendered in (render_html(digest), render_text(digest)):
+        assert "Budget agreed[31m by the board" in rendered
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", rendered)
+    posts = render_slack(digest)
+    assert {"type": "plain_text", "text": "Budget agreed[31m by the board", "emoji": False} in list(
+        text_objects(posts[0]["blocks"])
+    )
+
+
+def test_html_shows_leads_and_people_by_name_when_known() -> None:
+    """Leads and people awaiting are named when `names` has them, else shown by key."""
+    html = render_html(golden_digest(), names=NAMES)
+    assert "lead: Alex Wood, Mary Clark" in html
+    assert "PB" in html
+    assert ">MC<" not in html
+
+
+def test_html_picture_bars_fill_their_width() -> None:
+    """Each priority's bar is cells whose widths add up to the bar's width, one colour a rating."""
+    html = render_html(golden_digest())
+    bars = re.findall(r'<table role="presentation" width="(\d+)"[^>]*><tr>(.*?)</tr></table>', html)
+    widths = [
+        (int(total), [int(w) for w in re.findall(r'<td width="(\d+)"', cells)])
+        for total, cells in bars
+    ]
+    assert len(widths) == 3 + 3  # three priorities, two earlier periods and now
+    for total, cells in widths:
+        assert sum(cells) == total
+
+
+def test_text_part_has_no_markup() -> None:
+    """The plain-text part has no HTML or Markdown markup of ours."""
+    text = render_text(make_digest({DigestSection.AT_RISK: [item("1.1")]}))
+    assert "<" not in text
+    assert "**" not in text
+    assert "At risk (1)" in text
+
+
+def test_every_renderer_says_when_there_is_nothing_to_report() -> None:
+    """An empty digest says "Nothing overdue, at risk or due soon." in every medium."""
+    digest = make_digest({})
+    assert "Nothing overdue, at risk or due soon." in render_html(digest)
+    assert "Nothing overdue, at risk or due soon." in render_text(digest)
+    assert "Nothing overdue, at risk or due soon." in render_markdown(digest)
+
+
+# --- the picture's arithmetic -----------------------------------------------------------------
+
+
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=500), min_size=5, max_size=5),
+    width=st.sampled_from([20, 240, 480]),
+)
+def test_scaled_shares_fill_the_width_and_keep_every_rating_visible(
+    counts: list[int], width: int
+) -> None:
+    """Shares add up to the width, and every non-zero count gets at least the minimum."""
+    minimum = 1 if width == 20 else 4
+    shares = scaled(counts, width, minimum=minimum)
+    if sum(counts) == 0:
+        assert shares == [0] * 5
+        return
+    assert sum(shares) == width
+    for count, share in zip(counts, shares, strict=True):
+        assert (share >= minimum) if count else (share == 0)
+
+
+def test_scaled_is_proportional() -> None:
+    """Counts that divide evenly are shared exactly in proportion."""
+    assert scaled([5, 5, 10, 0, 0], 20) == [5, 5, 10, 0, 0]
+    assert scaled([1, 0, 0, 0, 0], 20) == [20, 0, 0, 0, 0]
+    assert scaled([1, 99, 0, 0, 0], 20) == [1, 19, 0, 0, 0]
+
+
+def _mix_total(mixes: Iterable[Mapping[str, int]]) -> int:
+    return sum(sum(int(m.get(k, 0)) for k in MIX_KEYS) for m in mixes)
+
+
+def test_golden_mix_counts_every_milestone_of_the_network() -> None:
+    """The picture's mix covers all eleven milestones of the fixture, rated or not."""
+    assert _mix_total(golden_digest().mix.values()) == 11
