@@ -282,3 +282,45 @@ def test_cli_works_on_postgresql(tmp_path: Path, db_url: str) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["counts"]["at_risk"] == 3
+
+
+def test_demo_runs_a_whole_week_and_writes_the_digest(tmp_path: Path) -> None:
+    """`pulse demo` prompts, takes replies, reminds, posts digests and writes the HTML."""
+    out = pulse(tmp_path, "demo")
+    assert out.returncode == 0, out.stderr
+    assert "10 prompts sent" in out.stdout
+    assert "7 reminders" in out.stdout
+    assert "digests posted: 6 networks" in out.stdout
+    html = next((tmp_path / "var" / "demo").glob("digest-board-*.html"))
+    assert "Picture of progress" in html.read_text(encoding="utf-8")
+    outbox = tmp_path / "var" / "demo" / "mail" / "outbox"
+    assert len(list(outbox.glob("*-confirmation.eml"))) == 4
+    assert not list(outbox.glob("*out-of-office*"))
+
+
+def test_export_and_html_digest_from_the_command_line(tmp_path: Path) -> None:
+    """`pulse export` writes the board's spreadsheet, and the HTML digest is a whole page."""
+    assert import_small(tmp_path).returncode == 0
+    exported = pulse(
+        tmp_path, "export", "--plan", "small", "--format", "xlsx", "--as-of", "2026-11-20"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "var" / "exports" / "small-2026-11-20.xlsx").exists()
+    html = pulse(
+        tmp_path,
+        "digest",
+        "--plan",
+        "small",
+        "--network",
+        "workforce",
+        "--as-of",
+        "2026-11-20",
+        "--format",
+        "html",
+    )
+    assert html.stdout.startswith("<!DOCTYPE html>")
+    assert "&lt;script&gt;" in html.stdout
+    posted = pulse(tmp_path, "digest", "--plan", "small", "--post", "--as-of", "2026-11-20")
+    assert "oversight 2026-W47: 2 messages enqueued" in posted.stdout
+    again = pulse(tmp_path, "digest", "--plan", "small", "--post", "--as-of", "2026-11-20")
+    assert "oversight 2026-W47: already posted" in again.stdout
