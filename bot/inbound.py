@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.answers import NotAllowed, answer_context, record_answers
 from bot.domain.model import Person, Plan, Source
-from bot.domain.replies import AskedMilestone, ParsedReply, RejectedLine, parse_reply, strip_quoted
-from bot.domain.status import MilestoneStatus, local_date, milestone_status
+from bot.domain.replies import ParsedReply, RejectedLine, parse_reply, strip_quoted
+from bot.domain.status import local_date
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
 from handlers.inbound_mail import InboundMail, dedupe_key, read_mail
 from storage.delivery import InboundRepository, OutboxRepository, PromptRepository
-from storage.models import InboundRow, MilestoneRow, PersonRow, PlanRow, PromptRow
-from storage.repositories import PlanRepository, UpdateRepository, utc
+from storage.models import InboundRow, PersonRow, PromptRow
+from storage.repositories import utc
 
 log = logging.getLogger(__name__)
 
@@ -153,40 +154,17 @@ class Inbound:
         sender: str,
         now: datetime,
     ) -> Outcome:
-        plan_row = await session.get(PlanRow, prompt.plan_id)
-        owner = await session.get(PersonRow, prompt.person_id)
-        assert plan_row is not None
-        assert owner is not None
-        tracked = await PlanRepository(session).tracked(plan_row.key)
-        people = {p.key: p for p in tracked.people}
-        by_email = {p.email.lower(): p for p in tracked.people if p.email}
-        writer = by_email.get(sender)
-        if writer is None:
+        writer_key = await session.scalar(
+            select(PersonRow.key).where(func.lower(PersonRow.email) == sender)
+        )
+        if writer_key is None:
             return Outcome("rejected", f"{sender} is not a known person")
-        milestones = {m.ref: m for a in tracked.actions for m in a.milestones}
-        asked_refs = [r for r in prompt.milestone_refs if r in milestones]
-        owner_person = people[owner.key]
-        if writer.key == owner_person.key or writer.key == owner_person.delegate_key:
-            allowed = set(asked_refs)
-        else:
-            allowed = {r for r in asked_refs if writer.key in milestones[r].leads}
-        if not allowed:
-            return Outcome("rejected", f"{sender} may not answer {owner.key}'s prompt")
-        today = local_date(now, tracked.plan.timezone)
-        asked = []
-        for ref in asked_refs:
-            status = milestone_status(
-                milestones[ref].timescale,
-                tracked.updates.get(ref, ()),
-                today=today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
-            asked.append(
-                AskedMilestone(ref, status.rating, status.status is MilestoneStatus.OVERDUE)
-            )
-        parsed = parse_reply(strip_quoted(mail.body), asked, today=today)
-        accepted = [line for line in parsed.accepted if line.ref in allowed]
+        try:
+            context = await answer_context(session, prompt, writer_key, now=now)
+        except NotAllowed as refused:
+            return Outcome("rejected", refused.reason)
+        parsed = parse_reply(strip_quoted(mail.body), context.asked, today=context.today)
+        accepted = [line for line in parsed.accepted if line.ref in context.allowed]
         rejected = list(parsed.rejected) + [
             RejectedLine(
                 f"{line.ref} …",
@@ -194,50 +172,29 @@ class Inbound:
                 f"you are not a lead of {line.ref}; it was not recorded",
             )
             for line in parsed.accepted
-            if line.ref not in allowed
+            if line.ref not in context.allowed
         ]
-        given_at = _given_at(mail.date, prompt, now)
-        ids = dict(
-            (
-                await session.execute(
-                    select(MilestoneRow.ref, MilestoneRow.id).where(
-                        MilestoneRow.plan_id == plan_row.id, MilestoneRow.ref.in_(list(allowed))
-                    )
-                )
-            )
-            .tuples()
-            .all()
+        recorded = await record_answers(
+            session,
+            context,
+            accepted,
+            source=Source.EMAIL,
+            external_key=mail.message_id or row.dedupe_key,
+            given_at=_given_at(mail.date, prompt, now),
+            now=now,
         )
-        writer_row = await session.scalar(select(PersonRow).where(PersonRow.key == writer.key))
-        updates = UpdateRepository(session)
-        key = mail.message_id or row.dedupe_key
-        for line in accepted:
-            await updates.add(
-                milestone_id=ids[line.ref],
-                rating=line.rating,
-                note=line.note,
-                revised_due=line.revised_due,
-                needs_support=line.needs_support,
-                source=Source.EMAIL,
-                given_at=given_at,
-                recorded_at=now,
-                person_id=writer_row.id if writer_row else None,
-                external_id=f"{key}#{line.ref}"[:255],
-            )
-        if accepted:
-            await PromptRepository(session).mark_answered(prompt.id, now)
         await self._confirm(
             session,
             row,
-            tracked.plan,
-            writer,
+            context.plan,
+            context.writer,
             mail,
             ParsedReply(tuple(accepted), tuple(rejected)),
             now,
         )
         if not accepted:
             return Outcome("rejected", "nothing could be recorded", 0)
-        return Outcome("processed", f"{len(accepted)} recorded, {len(rejected)} not", len(accepted))
+        return Outcome("processed", f"{len(accepted)} recorded, {len(rejected)} not", recorded)
 
     async def _confirm(
         self,

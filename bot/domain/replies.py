@@ -304,19 +304,29 @@ def _read_item(
         guess = _misspelt_rating(note)
         if guess is not None:
             return f"{note!r} is not a rating: did you mean {guess!r}? {_RATING_HELP}"
-    if rating is not None and note is None:
-        current = milestone.current_rating
-        if current is not None and rating > current:
-            return (
-                f"a note is required: rating {rating} is worse than the current rating "
-                f"{current}; say what has changed"
-            )
-        if milestone.overdue and rating >= 3:
-            return (
-                f"a note is required: {item.ref} is overdue and rated {rating}; say what is "
-                "holding it up"
-            )
+    missing = note_required(milestone, rating, note)
+    if missing is not None:
+        return missing
     return ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
+
+
+def note_required(milestone: AskedMilestone, rating: int | None, note: str | None) -> str | None:
+    """Why this answer needs a note (DESIGN.md §9), or None: a rating worse than the current
+    one, or 3 or 4 on an overdue milestone, must say why. The same rule in every channel."""
+    if rating is None or (note is not None and note.strip()):
+        return None
+    current = milestone.current_rating
+    if current is not None and rating > current:
+        return (
+            f"a note is required: rating {rating} is worse than the current rating "
+            f"{current}; say what has changed"
+        )
+    if milestone.overdue and rating >= 3:
+        return (
+            f"a note is required: {milestone.ref} is overdue and rated {rating}; say what is "
+            "holding it up"
+        )
+    return None
 
 
 def _read_rating(text: str) -> tuple[int | None, int, str | None]:
