@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,7 +25,7 @@ from bot.domain.cycles import (
     plan_prompts,
     reminder_due_at,
 )
-from bot.domain.model import Person
+from bot.domain.model import Channel, Person, Plan
 from bot.domain.status import local_date
 from handlers.email_messages import new_token, prompt_email, token_hash
 from storage.delivery import (
@@ -40,6 +41,7 @@ from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+SlackPromptRenderer = Callable[[Plan, Person, Sequence[PromptItem], int], list[dict[str, Any]]]
 TOKEN_LIFETIME = timedelta(days=42)
 PROMPT_JOB = "prompt"
 
@@ -73,11 +75,25 @@ class Cycles:
     """Plans cycles and reminders; shared by the tick and `pulse prompt`."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str, clock: Clock
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        mail_from: str,
+        clock: Clock,
+        slack_prompt: SlackPromptRenderer | None = None,
     ) -> None:
         self.sessions = sessions
         self.mail_from = mail_from
         self.clock = clock
+        # Set when Slack is on: people who prefer Slack and have a Slack id are asked by DM.
+        self.slack_prompt = slack_prompt
+
+    def channel_for(self, person: Person) -> str | None:
+        """Where this person is asked: Slack when they prefer it and we can, else email."""
+        if self.slack_prompt is not None and person.prefers is Channel.SLACK:
+            if person.slack_user_id:
+                return "slack"
+        return "email" if person.email else None
 
     async def plan_keys(self) -> list[str]:
         async with self.sessions() as session:
@@ -154,7 +170,7 @@ class Cycles:
             wanted: list[tuple[PlannedPrompt, Person]] = []
             for planned in report.planned:
                 person = by_key[planned.person_key]
-                if not person.email:
+                if self.channel_for(person) is None:
                     report.skipped.append(person.key)
                     log.warning("cannot prompt %s for %s: no email address", person.key, plan_key)
                 elif people[person.key].id in already:
@@ -167,7 +183,7 @@ class Cycles:
                         plan_row.id,
                         people[person.key].id,
                         report.cycle,
-                        "email",
+                        self.channel_for(person) or "email",
                         tuple(item.milestone_ref for item in planned.items),
                         planned.on_behalf_of,
                     )
@@ -209,25 +225,50 @@ class Cycles:
                 continue  # another ticker prompted them first
             token = new_token()
             tokens.append((prompt_id, token_hash(token)))
-            message = prompt_email(
-                plan=tracked.plan,
-                person=person,
-                items=planned.items,
-                token=token,
-                mail_from=self.mail_from,
-                now=now,
-            )
-            messages.append(
-                NewMessage(
+            email = None
+            if person.email:
+                message = prompt_email(
+                    plan=tracked.plan,
+                    person=person,
+                    items=planned.items,
+                    token=token,
+                    mail_from=self.mail_from,
+                    now=now,
+                )
+                email = NewMessage(
                     dedupe_key=f"prompt:{prompt_id}",
                     kind="prompt",
                     channel="email",
-                    recipient=str(person.email),
+                    recipient=person.email,
                     payload=message.payload(),
                     message_id=message.message_id,
                     prompt_id=prompt_id,
                 )
-            )
+            if self.channel_for(person) == "slack" and self.slack_prompt and person.slack_user_id:
+                payload: dict[str, Any] = {
+                    "channel": person.slack_user_id,
+                    "posts": self.slack_prompt(tracked.plan, person, planned.items, prompt_id),
+                }
+                if email is not None:
+                    # A DM that fails for good (account gone, not found) goes by email instead.
+                    payload["fallback"] = {
+                        "channel": "email",
+                        "recipient": email.recipient,
+                        "payload": email.payload,
+                        "message_id": email.message_id,
+                    }
+                messages.append(
+                    NewMessage(
+                        dedupe_key=f"prompt:{prompt_id}",
+                        kind="prompt",
+                        channel="slack",
+                        recipient=person.slack_user_id,
+                        payload=payload,
+                        prompt_id=prompt_id,
+                    )
+                )
+            elif email is not None:
+                messages.append(email)
         await PromptRepository(session).add_tokens(tokens, expires_at=now + TOKEN_LIFETIME)
         await OutboxRepository(session).enqueue_many(messages, now=now)
 

@@ -261,6 +261,29 @@ class OutboxWorker:
                 message.id,
                 outcome.error,
             )
+            await self._fall_back(repo, message, now)
+
+    async def _fall_back(
+        self, repo: OutboxRepository, message: OutboxMessage, now: datetime
+    ) -> None:
+        """A message that failed for good and carries a fallback (a Slack prompt's email
+        version) sends that instead, once."""
+        fallback = message.payload.get("fallback")
+        if not isinstance(fallback, dict):
+            return
+        await repo.enqueue(
+            dedupe_key=f"fallback:{message.id}",
+            kind=message.kind,
+            channel=str(fallback["channel"]),
+            recipient=str(fallback["recipient"]),
+            payload=dict(fallback["payload"]),
+            message_id=fallback.get("message_id"),
+            prompt_id=message.prompt_id,
+            now=now,
+        )
+        log.warning(
+            "outbox %s falls back to %s for %s", message.id, fallback["channel"], message.recipient
+        )
 
     async def _after_sent(
         self, session: AsyncSession, message: OutboxMessage, now: datetime
