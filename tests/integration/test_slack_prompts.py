@@ -1,0 +1,93 @@
+"""Prompts by Slack DM for people who prefer Slack, and email when the DM cannot go."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.app import PlanPulse
+from bot.cycle import Cycles
+from bot.delivery import OutboxWorker
+from bot.domain.cycles import PromptItem
+from bot.domain.model import Person, Plan
+from bot.settings import Settings
+from handlers.slack_transport import SlackTransport
+from handlers.transports import LocalMailTransport
+from storage.importer import import_plan
+from tests.conftest import FIXTURES
+from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
+
+PLANS = FIXTURES / "plans"
+MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+
+
+def simple_prompt(
+    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
+) -> list[dict[str, Any]]:
+    refs = ", ".join(i.milestone_ref for i in items)
+    return [{"text": f"{plan.title}: please rate {refs} (prompt {prompt_id})"}]
+
+
+async def no_wait(_: float) -> None:
+    return None
+
+
+async def test_slack_people_get_a_dm_and_a_failed_dm_falls_back_to_email(
+    db_url: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,  # noqa: F811
+) -> None:
+    """People who prefer Slack are asked by DM; when Slack says a user is gone, their
+    prompt goes by email instead, once; everyone else is asked by email."""
+    people = (PLANS / "small-people.csv").read_text(encoding="utf-8")
+    people = people.replace(
+        "dana.cole@council.example,,slack", "dana.cole@council.example,U0DANA,slack"
+    )
+    people = people.replace(
+        "priya.bains@council.example,,email", "priya.bains@council.example,U0PRIYA,slack"
+    )
+    (tmp_path / "people.csv").write_text(people, encoding="utf-8")
+    app = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
+        clock=lambda: MONDAY,
+    )
+    try:
+        await app.migrate()
+        await import_plan(
+            app.sessions,
+            PLANS / "small-plan.csv",
+            now=MONDAY,
+            plan_key="small",
+            people_path=tmp_path / "people.csv",
+            networks_path=PLANS / "small-networks.csv",
+            ratings_as_of=date(2026, 11, 16),
+        )
+        cycles = Cycles(
+            app.sessions,
+            mail_from="pulse@council.example",
+            clock=lambda: MONDAY,
+            slack_prompt=simple_prompt,
+        )
+        report = await cycles.start_cycle("small", now=MONDAY)
+        assert report.created == 4
+        fake_slack.fail_next("conversations.open", error="user_not_found", after=1)
+        outbox = tmp_path / "outbox"
+        worker = OutboxWorker(
+            app.sessions,
+            {
+                "slack": SlackTransport(client=fake_slack.client(), sleep=no_wait),
+                "email": LocalMailTransport(outbox),
+            },
+            clock=lambda: MONDAY,
+        )
+        await worker.drain()
+    finally:
+        await app.close()
+    dms = [m for m in fake_slack.posted if "please rate" in str(m.get("text"))]
+    assert len(dms) == 1
+    emails = sorted(p.read_text(errors="replace") for p in outbox.glob("*.eml"))
+    to = [next(line for line in e.splitlines() if line.startswith("To:")) for e in emails]
+    assert len(emails) == 3  # AW and MC by choice, and the Slack person whose DM failed
+    assert sum("priya.bains" in t or "dana.cole" in t for t in to) == 1
