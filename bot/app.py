@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -31,6 +32,9 @@ from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository
 from storage.models import NetworkRow, PersonRow, PromptRow
 from storage.repositories import PlanRepository, TrackedPlan, utc
+
+if TYPE_CHECKING:
+    from handlers.smtp_listener import SmtpListener
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -185,6 +189,50 @@ class PlanPulse:
         return digests
 
 
+async def check(pulse: PlanPulse) -> list[tuple[bool, str]]:
+    """Configuration and connectivity, one line per part: (ok, what was found)."""
+    from sqlalchemy import text
+
+    settings = pulse.settings
+    results: list[tuple[bool, str]] = []
+    try:
+        async with pulse.sessions() as session:
+            await session.execute(text("SELECT 1"))
+            plans = await PlanRepository(session).keys()
+        results.append((True, f"database: {settings.redacted_database_url()} ({len(plans)} plans)"))
+    except Exception as exc:  # report every part, whatever fails
+        results.append((False, f"database: {type(exc).__name__}: {exc}"))
+    if settings.local_mode:
+        results.append((True, f"local mode: mail as files under {settings.mail_dir}"))
+    parts: list[tuple[str, Callable[[], Awaitable[str]]]] = []
+    if settings.smtp_host:
+        parts.append(("SMTP", SmtpTransport.from_settings(settings).check))
+    if settings.imap_host:
+        receiver = imap_receiver(
+            settings, Inbound(pulse.sessions, mail_from=settings.mail_from, clock=pulse.clock)
+        )
+        if receiver is not None:
+            parts.append(("IMAP", receiver.check))
+    if settings.slack_enabled and settings.slack_bot_token is not None:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+
+        async def slack() -> str:
+            answer = await client.auth_test()
+            return f"Slack: authenticated as {answer.get('user')} in {answer.get('team')}"
+
+        parts.append(("Slack", slack))
+    for name, probe in parts:
+        try:
+            results.append((True, await asyncio.wait_for(probe(), timeout=30)))
+        except Exception as exc:
+            results.append((False, f"{name}: {type(exc).__name__}: {exc}"))
+    return results
+
+
 @dataclass(slots=True)
 class PassReport:
     """What one pass of every loop did (`pulse run --once`)."""
@@ -254,10 +302,19 @@ class Runner:
             mail_from=settings.mail_from,
             clock=pulse.clock,
             inbox=mail_dir / "inbox",
+            max_bytes=settings.max_inbound_bytes,
+            bounce_limit=settings.bounce_limit,
+            trusted_authserv_id=settings.trusted_authserv_id,
         )
         (mail_dir / "inbox").mkdir(parents=True, exist_ok=True)
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
         self.imap = imap_receiver(settings, self.inbound)
+        self.smtp_listener: SmtpListener | None = None
+        if settings.smtp_listen_port is not None:
+            # Imported only when on: aiosmtpd is needed only by sites that use the listener.
+            from handlers.smtp_listener import SmtpListener
+
+            self.smtp_listener = SmtpListener.from_settings(settings, self.inbound)
 
     async def run_once(self) -> PassReport:
         """One pass of each loop: take in replies, tick, deliver what is due."""
@@ -286,6 +343,10 @@ class Runner:
         """Run until `stop` is set; then finish the message in hand and release leases."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        settings = self.pulse.settings
+        if self.smtp_listener is not None and settings.smtp_listen_port is not None:
+            # First, so a port already in use stops the bot before anything else started.
+            await self.smtp_listener.start(settings.smtp_listen_host, settings.smtp_listen_port)
         scheduler = AsyncIOScheduler(timezone="UTC")
         # The job store is memory and never trusted: a missed tick is harmless because the
         # tick derives what is due from the database and its watermark.
@@ -313,6 +374,8 @@ class Runner:
         try:
             await stop.wait()
         finally:
+            if self.smtp_listener is not None:
+                await self.smtp_listener.stop()
             scheduler.shutdown(wait=False)
             self.worker.stop()
             await worker

@@ -10,6 +10,8 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
+from email.parser import HeaderParser
+from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -17,7 +19,7 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from bot.app import PlanPulse, Runner, system_clock
+from bot.app import PlanPulse, Runner, check, system_clock
 from bot.cycle import Cycles
 from bot.demo import run_demo
 from bot.digest_posting import DigestPoster
@@ -30,6 +32,7 @@ from digests.markdown import render_markdown
 from digests.slack import render_slack
 from handlers.local_mail import write_local_reply
 from storage.db import is_sqlite
+from storage.delivery import InboundRepository
 from storage.importer import import_plan
 
 app = typer.Typer(
@@ -188,13 +191,24 @@ def import_(
 
 @app.command()
 def status(
-    plan: Annotated[str, typer.Option("--plan", help="the plan's key")],
+    plan: Annotated[str | None, typer.Option("--plan", help="the plan's key")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="the day to judge")] = None,
+    inbox: Annotated[
+        bool,
+        typer.Option("--inbox", help="list inbound mail that was not recorded, and why"),
+    ] = False,
 ) -> None:
-    """Each milestone's status and the reasons for it, as a table."""
+    """Each milestone's status and the reasons for it, as a table; or, with --inbox, the
+    inbound messages that were rejected, ignored, quarantined or unprocessable."""
+    if inbox:
+        typer.echo(_run(_inbox_problems))
+        return
+    if plan is None:
+        raise typer.BadParameter("give --plan (or --inbox)", param_hint="--plan")
     day = _day(as_of, "--as-of")
 
     async def work(pulse: PlanPulse) -> str:
+        assert plan is not None
         lines = await pulse.statuses(plan, as_of=day)
         rows = [("REF", "STATUS", "DUE", "RATING", "UPDATED", "LEADS", "REASONS", "MILESTONE")]
         for line in lines:
@@ -217,6 +231,39 @@ def status(
         return _table(rows)
 
     typer.echo(_run(work))
+
+
+_INBOX_PROBLEMS = ("unprocessable", "quarantined", "rejected", "ignored")
+
+
+async def _inbox_problems(pulse: PlanPulse) -> str:
+    """Stored inbound messages that recorded nothing, newest last, with their outcome."""
+    rows = [("ID", "RECEIVED", "STATE", "FROM", "SUBJECT", "OUTCOME")]
+    async with pulse.sessions() as session:
+        stored = [
+            r for state in _INBOX_PROBLEMS for r in await InboundRepository(session).by_state(state)
+        ]
+    for row in sorted(stored, key=lambda r: r.id):
+        # Only the header section, so an oversized or broken message is never parsed whole.
+        head = HeaderParser().parsestr(row.raw[:65536].decode("latin-1"), headersonly=True)
+        rows.append(
+            (
+                str(row.id),
+                row.received_at.strftime("%Y-%m-%d %H:%M"),
+                row.state,
+                _one_line(_address(str(head.get("From", ""))), 40),
+                _one_line(str(head.get("Subject", "")).replace("\x00", ""), 50),
+                _one_line(row.outcome or "", 70),
+            )
+        )
+    if len(rows) == 1:
+        return "No inbound mail was rejected, ignored, quarantined or unprocessable."
+    return _table(rows)
+
+
+def _address(from_header: str) -> str:
+    text = from_header.replace("\x00", "")
+    return parseaddr(text)[1] or text
 
 
 class DigestFormat(StrEnum):
@@ -274,6 +321,20 @@ def digest(
         return "\n".join(render_markdown(d) for d in digests)
 
     typer.echo(_run(work))
+
+
+@app.command("check")
+def check_() -> None:
+    """Check the configuration and connectivity: database, SMTP, IMAP, Slack."""
+
+    async def work(pulse: PlanPulse) -> list[tuple[bool, str]]:
+        return await check(pulse)
+
+    results = _run(work)
+    for ok, line in results:
+        typer.echo(f"{'ok  ' if ok else 'FAIL'} {line}")
+    if not all(ok for ok, _ in results):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -170,9 +170,16 @@ class Cycles:
             wanted: list[tuple[PlannedPrompt, Person]] = []
             for planned in report.planned:
                 person = by_key[planned.person_key]
-                if self.channel_for(person) is None:
+                channel = self.channel_for(person)
+                bounced = channel == "email" and people[person.key].email_bounced_at is not None
+                if channel is None or bounced:
                     report.skipped.append(person.key)
-                    log.warning("cannot prompt %s for %s: no email address", person.key, plan_key)
+                    log.warning(
+                        "cannot prompt %s for %s: %s",
+                        person.key,
+                        plan_key,
+                        "their email bounces" if bounced else "no email address",
+                    )
                 elif people[person.key].id in already:
                     report.already += 1
                 else:

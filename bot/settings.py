@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     ms365_client_id: str | None = Field(default=None, alias="MS365_CLIENT_ID")
     ms365_client_secret: SecretStr | None = Field(default=None, alias="MS365_CLIENT_SECRET")
 
+    # The inbound SMTP listener (handlers/smtp_listener.py): off unless a port is given.
+    smtp_listen_host: str = Field(default="127.0.0.1", alias="SMTP_LISTEN_HOST")
+    smtp_listen_port: int | None = Field(default=None, alias="SMTP_LISTEN_PORT")
+    smtp_listen_max_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, alias="SMTP_LISTEN_MAX_BYTES"
+    )
+
+    # Inbound mail deciding (RELIABILITY.md "Decisions"): larger messages are kept unread.
+    max_inbound_bytes: int = Field(default=10 * 1024 * 1024, alias="MAX_INBOUND_BYTES")
+    bounce_limit: int = Field(default=3, alias="BOUNCE_LIMIT")
+    trusted_authserv_id: str | None = Field(default=None, alias="TRUSTED_AUTHSERV_ID")
+
     @property
     def slack_enabled(self) -> bool:
         return _given(self.slack_bot_token) and _given(self.slack_signing_secret)

@@ -255,6 +255,13 @@ class ImapReceiver:
     def _where(self) -> str:
         return f"{self.username}@{self.host}:{self.port}/{self.folder}"
 
+    async def check(self) -> str:
+        """Log in and open the folder, for `pulse check`; raises an `ImapError` if not."""
+        async with self._lock:
+            await self._selected()
+        await self.close()
+        return f"IMAP: logged in and opened {self._where}"
+
     # -- sweeping ------------------------------------------------------------------------
 
     async def sweep(self) -> int:

@@ -333,6 +333,12 @@ class SmtpTransport:
                 self._drop()
             return outcome
 
+    async def check(self) -> str:
+        """Connect and log in, for `pulse check`; raises if that fails."""
+        await self._connection()
+        await self.close()
+        return f"SMTP: connected to {self.host}:{self.port} and logged in"
+
     async def reconcile(self, message: OutboxMessage) -> Reconciled:
         # SMTP has no way to ask whether a message went: a person must look.
         return Reconciled.UNKNOWN

@@ -17,23 +17,35 @@ PULSE = Path(sys.executable).with_name("pulse")
 PLANS = FIXTURES / "plans"
 
 
-def pulse(
-    tmp: Path, *args: str | Path, db_url: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def environment(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh admin shell: local mode, a database in `tmp`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "IMAP_"))}
     env.update(
         PULSE_DATA_DIR=str(tmp / "var"),
-        DATABASE_URL=db_url or f"sqlite+aiosqlite:///{tmp / 'var' / 'pulse.db'}",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'var' / 'pulse.db'}",
     )
+    env.update(extra)
+    return env
+
+
+def pulse_env(
+    tmp: Path, extra: dict[str, str], *args: str | Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(PULSE), *map(str, args)],
         cwd=tmp,
-        env=env,
+        env=environment(tmp, **extra),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def pulse(
+    tmp: Path, *args: str | Path, db_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return pulse_env(tmp, {"DATABASE_URL": db_url} if db_url else {}, *args)
 
 
 def import_small(tmp: Path, db_url: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -289,7 +301,7 @@ def test_demo_runs_a_whole_week_and_writes_the_digest(tmp_path: Path) -> None:
     out = pulse(tmp_path, "demo")
     assert out.returncode == 0, out.stderr
     assert "10 prompts sent" in out.stdout
-    assert "7 reminders" in out.stdout
+    assert "reminders to leads still silent" in out.stdout
     assert "digests posted: 6 networks" in out.stdout
     html = next((tmp_path / "var" / "demo").glob("digest-board-*.html"))
     assert "Picture of progress" in html.read_text(encoding="utf-8")
@@ -324,3 +336,34 @@ def test_export_and_html_digest_from_the_command_line(tmp_path: Path) -> None:
     assert "oversight 2026-W47: 2 messages enqueued" in posted.stdout
     again = pulse(tmp_path, "digest", "--plan", "small", "--post", "--as-of", "2026-11-20")
     assert "oversight 2026-W47: already posted" in again.stdout
+
+
+def test_check_reports_each_part_and_fails_when_one_is_down(tmp_path: Path) -> None:
+    """`pulse check` says ok for a reachable SMTP server and FAIL, exiting 1, when the
+    configured one cannot be reached."""
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import _free_port
+
+    class Sink:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 OK"
+
+    port = _free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        env = {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(port),
+            "SMTP_TLS": "none",
+            "PULSE_SECRET_KEY": "k" * 32,
+        }
+        good = pulse_env(tmp_path, env, "check")
+        dead = pulse_env(tmp_path, env | {"SMTP_PORT": str(_free_port())}, "check")
+    finally:
+        controller.stop()
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok   SMTP: connected to 127.0.0.1" in good.stdout
+    assert dead.returncode == 1
+    assert "FAIL SMTP:" in dead.stdout

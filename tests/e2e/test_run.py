@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import signal
 import subprocess
 import time
@@ -20,23 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import OutboxRow
-from tests.e2e.test_cli import PULSE, import_small, pulse
-
-
-def env_for(tmp: Path, db_url: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "IMAP_"))}
-    env.update(
-        PULSE_DATA_DIR=str(tmp / "var"),
-        DATABASE_URL=db_url or f"sqlite+aiosqlite:///{tmp / 'var' / 'pulse.db'}",
-    )
-    return env
+from tests.e2e.test_cli import PULSE, environment, import_small, pulse
 
 
 def start_bot(tmp: Path, db_url: str | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(PULSE), "run"],
         cwd=tmp,
-        env=env_for(tmp, db_url),
+        env=environment(tmp, **({"DATABASE_URL": db_url} if db_url else {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
