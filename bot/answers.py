@@ -22,7 +22,7 @@ from bot.domain.replies import AskedMilestone, ReplyLine
 from bot.domain.status import MilestoneStatus, local_date, milestone_status
 from storage.delivery import PromptRepository
 from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
-from storage.repositories import PlanRepository, utc
+from storage.repositories import PlanRepository, person_from_row, utc
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,12 @@ async def answer_context(
     owner_row = await session.get(PersonRow, prompt.person_id)
     if plan_row is None or owner_row is None:
         raise NotAllowed("the prompt no longer exists")
-    tracked = await PlanRepository(session).tracked(plan_row.key)
-    people = {p.key: p for p in tracked.people}
-    writer = people.get(writer_key)
-    if writer is None:
+    tracked = await PlanRepository(session).tracked(plan_row.key, refs=prompt.milestone_refs)
+    writer_row = await session.scalar(select(PersonRow).where(PersonRow.key == writer_key))
+    if writer_row is None:
         raise NotAllowed(f"{writer_key} is not a known person")
-    owner = people[owner_row.key]
+    writer = await _person(session, writer_row)
+    owner = await _person(session, owner_row)
     milestones = {m.ref: m for a in tracked.actions for m in a.milestones}
     refs = [r for r in prompt.milestone_refs if r in milestones]
     if writer.key in (owner.key, owner.delegate_key):
@@ -85,6 +85,15 @@ async def answer_context(
         )
         asked.append(AskedMilestone(ref, status.rating, status.status is MilestoneStatus.OVERDUE))
     return AnswerContext(tracked.plan, prompt.id, owner, writer, tuple(asked), allowed, today)
+
+
+async def _person(session: AsyncSession, row: PersonRow) -> Person:
+    delegate = (
+        await session.scalar(select(PersonRow.key).where(PersonRow.id == row.delegate_id))
+        if row.delegate_id
+        else None
+    )
+    return person_from_row(row, delegate)
 
 
 async def record_answers(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -18,12 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.digest_posting import DigestPoster
-from bot.domain.model import Action, Milestone, Plan
+from bot.domain.cycles import PromptItem
+from bot.domain.model import Action, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.settings import Settings
 from digests.content import Digest, build_digest, iso_week, plan_statuses
 from handlers.imap import ImapReceiver
+from handlers.slack_app import Followups, SlackChannel, build_slack_app
+from handlers.slack_blocks import prompt_blocks
 from handlers.slack_transport import SlackTransport
 from handlers.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.transports import LocalMailTransport, Transport
@@ -263,6 +266,58 @@ def transports(settings: Settings) -> dict[str, Transport]:
     return chosen
 
 
+def slack_prompt_posts(
+    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
+) -> list[dict[str, Any]]:
+    """A prompt as Slack DM posts for the outbox (the first, then thread replies)."""
+    return [
+        {"text": f"{plan.title}: progress update", "blocks": blocks}
+        for blocks in prompt_blocks(plan.title, person.name, items, prompt_id)
+    ]
+
+
+def cycles_for(pulse: PlanPulse) -> Cycles:
+    """Cycles as configured: prompts by Slack DM for those who prefer it when Slack is on."""
+    settings = pulse.settings
+    return Cycles(
+        pulse.sessions,
+        mail_from=settings.mail_from,
+        clock=pulse.clock,
+        slack_prompt=slack_prompt_posts if settings.slack_enabled else None,
+    )
+
+
+def slack_channel(pulse: PlanPulse) -> SlackChannel | None:
+    """The Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP) when Slack is on."""
+    settings = pulse.settings
+    if not settings.slack_enabled or settings.slack_bot_token is None:
+        return None
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    assert settings.slack_signing_secret is not None
+    secret = settings.slack_signing_secret.get_secret_value()
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    followups = Followups()
+    app = build_slack_app(
+        sessions=pulse.sessions,
+        client=client,
+        signing_secret=secret,
+        clock=pulse.clock,
+        followups=followups,
+    )
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    return SlackChannel(
+        app,
+        signing_secret=secret,
+        host=settings.http_host,
+        port=settings.http_port,
+        app_token=app_token or None,
+        followups=followups,
+    )
+
+
 def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     """The IMAP reader when IMAP_HOST is set (OAuth2 when MS365_* are set and no password)."""
     if not settings.imap_host:
@@ -294,7 +349,8 @@ class Runner:
         settings = pulse.settings
         self.pulse = pulse
         mail_dir = settings.mail_dir
-        self.cycles = Cycles(pulse.sessions, mail_from=settings.mail_from, clock=pulse.clock)
+        self.cycles = cycles_for(pulse)
+        self.slack = slack_channel(pulse)
         self.digests = DigestPoster(pulse)
         self.worker = OutboxWorker(pulse.sessions, transports(settings), clock=pulse.clock)
         self.inbound = Inbound(
@@ -369,6 +425,8 @@ class Runner:
             next_run_time=self.pulse.clock(),
         )
         scheduler.start()
+        if self.slack is not None:
+            await self.slack.start()
         worker = asyncio.create_task(self.worker.run_forever())
         imap = asyncio.create_task(self.imap.run(stop)) if self.imap is not None else None
         try:
@@ -377,6 +435,8 @@ class Runner:
             if self.smtp_listener is not None:
                 await self.smtp_listener.stop()
             scheduler.shutdown(wait=False)
+            if self.slack is not None:
+                await self.slack.stop()
             self.worker.stop()
             await worker
             if imap is not None:

@@ -19,8 +19,7 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from bot.app import PlanPulse, Runner, check, system_clock
-from bot.cycle import Cycles
+from bot.app import PlanPulse, Runner, check, cycles_for, system_clock
 from bot.demo import run_demo
 from bot.digest_posting import DigestPoster
 from bot.domain import timescales
@@ -409,7 +408,7 @@ def prompt(
     moment = _moment(now)
 
     async def work(pulse: PlanPulse) -> str:
-        cycles = Cycles(pulse.sessions, mail_from=pulse.settings.mail_from, clock=pulse.clock)
+        cycles = cycles_for(pulse)
         report = await cycles.start_cycle(plan, now=pulse.clock(), only=person, dry_run=dry_run)
         lines = []
         for planned in report.planned:

@@ -73,6 +73,8 @@ class PersonRow(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     delegate_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     away_until: Mapped[date | None] = mapped_column(Date)
+    # Set once hard bounces reach BOUNCE_LIMIT: the person is no longer emailed.
+    email_bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class NetworkRow(Base):
@@ -297,3 +299,17 @@ class DigestRow(Base):
     # The rating mix it reported, so later digests can draw the trend.
     mix: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EmailBounceRow(Base):
+    """One delivery failure reported to us (a DSN), per failed address: hard ones are counted."""
+
+    __tablename__ = "email_bounces"
+    __table_args__ = (UniqueConstraint("inbound_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    hard: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))  # the DSN status code, e.g. 5.1.1
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id", ondelete="CASCADE"))
+    bounced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -203,10 +203,13 @@ class PlanRepository:
             raise PlanNotFound(key)
         return plan_from_row(row)
 
-    async def tracked(self, key: str, *, until: datetime | None = None) -> TrackedPlan:
+    async def tracked(
+        self, key: str, *, until: datetime | None = None, refs: Sequence[str] | None = None
+    ) -> TrackedPlan:
         """The plan's live actions and milestones, each with the updates that decide its
         status given before `until` (its latest update, its last two ratings and its latest
-        revised date: see `_decisive_updates`), oldest first."""
+        revised date: see `_decisive_updates`), oldest first. With `refs`, only those
+        milestones and their actions: what an answer to one prompt needs, and no more."""
         plan_row = await self.row(key)
         if plan_row is None:
             raise PlanNotFound(key)
@@ -218,6 +221,18 @@ class PlanRepository:
             )
         ).all()
         number_of = {p.id: p.number for p in priorities}
+        ref_filter = [] if refs is None else [MilestoneRow.ref.in_(list(refs))]
+        action_filter = (
+            []
+            if refs is None
+            else [
+                ActionRow.id.in_(
+                    select(MilestoneRow.action_id).where(
+                        MilestoneRow.plan_id == pid, MilestoneRow.ref.in_(list(refs))
+                    )
+                )
+            ]
+        )
         # Plain column rows, not ORM objects: a national plan has tens of thousands of them.
         actions = (
             await s.execute(
@@ -228,7 +243,7 @@ class PlanRepository:
                     ActionRow.aim,
                     ActionRow.priority_id,
                 )
-                .where(ActionRow.plan_id == pid, ActionRow.retired.is_(False))
+                .where(ActionRow.plan_id == pid, ActionRow.retired.is_(False), *action_filter)
                 .order_by(ActionRow.position, ActionRow.id)
             )
         ).all()
@@ -244,11 +259,21 @@ class PlanRepository:
                     MilestoneRow.recurrence,
                     MilestoneRow.ongoing,
                 )
-                .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False))
+                .where(MilestoneRow.plan_id == pid, MilestoneRow.retired.is_(False), *ref_filter)
                 .order_by(MilestoneRow.position, MilestoneRow.id)
             )
         ).all()
-        people_rows = (await s.scalars(select(PersonRow))).all()
+        people_query = select(PersonRow)
+        if refs is not None:
+            # Only the leads of these milestones: a prompt's answer needs no more.
+            people_query = people_query.where(
+                PersonRow.id.in_(
+                    select(ActionLeadRow.person_id).where(
+                        ActionLeadRow.action_id.in_([a.id for a in actions])
+                    )
+                )
+            )
+        people_rows = (await s.scalars(people_query)).all()
         person_key = {p.id: p.key for p in people_rows}
         lead_rows = (
             await s.execute(
@@ -260,7 +285,8 @@ class PlanRepository:
         ).all()
         leads: dict[int, list[str]] = defaultdict(list)
         for action_id, person_id in lead_rows:
-            leads[action_id].append(person_key[person_id])
+            if person_id in person_key:  # with `refs`, only the chosen actions' leads
+                leads[action_id].append(person_key[person_id])
         network_rows = (
             await s.scalars(
                 select(NetworkRow)
@@ -281,7 +307,7 @@ class PlanRepository:
         for action_id, network_id in net_links:
             if network_id in network_key:
                 nets[action_id].append(network_key[network_id])
-        update_query = _decisive_updates(pid, until)
+        update_query = _decisive_updates(pid, until, refs)
         updates: dict[str, list[Update]] = defaultdict(list)
         for ref, given, rating, note, revised, support, source, person_id, external in (
             await s.execute(update_query)
@@ -345,7 +371,9 @@ class PlanRepository:
         )
 
 
-def _decisive_updates(plan_id: int, until: datetime | None) -> Select[Any]:
+def _decisive_updates(
+    plan_id: int, until: datetime | None, refs: Sequence[str] | None = None
+) -> Select[Any]:
     """The updates that decide each live milestone's status, found by index probes.
 
     A status needs a milestone's latest update (note, support), its last two ratings
@@ -365,7 +393,9 @@ def _decisive_updates(plan_id: int, until: datetime | None) -> Select[Any]:
             .scalar_subquery()
         )
         return select(found.label("update_id")).where(
-            MilestoneRow.plan_id == plan_id, MilestoneRow.retired.is_(False)
+            MilestoneRow.plan_id == plan_id,
+            MilestoneRow.retired.is_(False),
+            *([] if refs is None else [MilestoneRow.ref.in_(list(refs))]),
         )
 
     before = [UpdateRow.given_at < utc(until)] if until is not None else []

@@ -245,7 +245,7 @@ async def test_a_reply_dropped_in_the_inbox_is_recorded_once_and_confirmed(
 
 async def test_a_reply_from_someone_else_records_nothing(pulse: PlanPulse, clock: Clock) -> None:
     """A forwarded prompt answered by a stranger, or by a lead who is not on it, changes
-    nothing; automatic replies are kept but never answered."""
+    nothing and the prompt's person is told once; automatic replies are never answered."""
     runner = Runner(pulse)
     await runner.run_once()
     prompt = prompt_for(pulse, "dana.cole")
@@ -279,7 +279,9 @@ async def test_a_reply_from_someone_else_records_nothing(pulse: PlanPulse, clock
     async with pulse.sessions() as session:
         states = sorted((await session.scalars(select(InboundRow.state))).all())
     assert states == ["ignored", "rejected", "rejected"]
-    assert len(outbox_files(pulse)) == before
+    # DESIGN.md §9: the registered person (Dana), not the senders, is told, once that day.
+    notices = [read_eml(p) for p in outbox_files(pulse)[before:]]
+    assert [str(n["To"]) for n in notices] == ["Dana Cole <dana.cole@council.example>"]
 
 
 async def test_a_worker_that_died_mid_send_loses_and_duplicates_nothing(

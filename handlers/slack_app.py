@@ -1,0 +1,757 @@
+"""Plan Pulse in Slack (DESIGN.md §8): rating selects and the "Update with notes" modal on
+prompt DMs, the `/pulse` command, and the App Home tab, on a slack_bolt `AsyncApp`.
+
+Answers are exactly once (RELIABILITY.md, "Decisions"): a listener checks that the Slack
+user is the prompt's person (or their delegate, or a joint lead), validates the answer with
+the same note rule as email, records it in one transaction keyed by the Slack action, and
+only after the commit acks. A replayed or double-sent action carries the same key, so it is
+recorded once (the `(source, external_id)` unique constraint settles a race). When the
+database fails the user is told to try again; nothing is acked as saved.
+
+Ingress hardening (scenarios 5-7): `build_http_app` puts a guard in front of bolt that caps
+the body, rejects a missing or non-numeric timestamp and a bad signature, and refuses a body
+that does not parse, all before bolt reads it; no stack trace ever reaches the caller.
+
+`SlackChannel` runs the app in Socket Mode when an app token is given (no public URL), else
+over HTTP at `/slack/events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.answers import AnswerContext, NotAllowed, answer_context, record_answers
+from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
+from bot.domain.model import Source
+from bot.domain.replies import ReplyLine, note_required
+from bot.domain.status import local_date, milestone_status
+from digests.slack import escape_mrkdwn
+from handlers import slack_blocks as kit
+from storage.delivery import NewPrompt, PromptRepository
+from storage.models import PersonRow, PromptRow
+from storage.repositories import PlanRepository, TrackedPlan
+from storage.slack_people import SlackPeople
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "Followups",
+    "SlackChannel",
+    "build_http_app",
+    "build_slack_app",
+    "parse_day",
+    "resolve_slack_id",
+]
+
+Clock = Callable[[], datetime]
+Sessions = Callable[[], AsyncSession]
+
+DEFAULT_MAX_BODY = 256 * 1024  # a big modal submission is tens of kilobytes
+RETRY = "Sorry, your update could not be saved just now. Nothing was recorded; please try again."
+NOT_LINKED = (
+    "Your Slack account is not linked to anyone in Plan Pulse, so nothing was recorded. "
+    "Ask your plan's coordinator to add your Slack user id to the people list."
+)
+# A database that is down or refuses the transaction; connection errors of asyncpg are
+# OSErrors. Anything else is a bug and goes to the log via bolt.
+_DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+
+
+class Refused(Exception):
+    """An answer that is not recorded; the message tells the lead why and what to do."""
+
+
+class Followups:
+    """Slack calls made after the ack (updating the DM), so the ack is not held up by them.
+    `wait()` lets a test (or shutdown) see them through."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+_DAY_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
+
+
+def parse_day(text: str) -> date | None:
+    """A date written day first (31/01/27, 31/1/2027, 14 Dec 2026) or as ISO (2027-01-31)."""
+    cleaned = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text.strip(), flags=re.I)
+    for pattern in _DAY_FORMATS:
+        try:
+            return datetime.strptime(cleaned, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+# --- reading the plan -----------------------------------------------------------------------
+
+
+def _item(tracked: TrackedPlan, ref: str, today: date, lead: str) -> PromptItem | None:
+    for action in tracked.actions:
+        for milestone in action.milestones:
+            if milestone.ref != ref:
+                continue
+            status = milestone_status(
+                milestone.timescale,
+                tracked.updates.get(ref, ()),
+                today=today,
+                policy=tracked.plan.policy,
+                timezone=tracked.plan.timezone,
+            )
+            return PromptItem(
+                milestone_ref=ref,
+                action_ref=action.ref,
+                title=milestone.title,
+                due=status.due,
+                status=status.status,
+                reasons=tuple(r.value for r in status.reasons),
+                rating=status.rating,
+                note=status.note,
+                days_overdue=status.days_overdue,
+                on_behalf_of=lead,
+            )
+    return None
+
+
+def _items(tracked: TrackedPlan, refs: Sequence[str], today: date, lead: str) -> list[PromptItem]:
+    found = (_item(tracked, ref, today, lead) for ref in refs)
+    return [item for item in found if item is not None]
+
+
+def _led_by(tracked: TrackedPlan, person_key: str, today: date) -> list[PromptItem]:
+    """Every live milestone `person_key` leads (its own leads, else its action's)."""
+    refs = [
+        m.ref
+        for action in tracked.actions
+        for m in action.milestones
+        if person_key in (m.leads or action.leads)
+    ]
+    return _items(tracked, refs, today, person_key)
+
+
+# --- the app --------------------------------------------------------------------------------
+
+
+class _Pulse:
+    """The listeners' shared state; one unit of work per Slack request."""
+
+    def __init__(
+        self, sessions: Sessions, client: AsyncWebClient, clock: Clock, followups: Followups
+    ) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.clock = clock
+        self.followups = followups
+        # SQLite mode is one process and one writer at a time: queueing writers here, not in
+        # SQLite's busy handler (which sleeps and retries), keeps a burst of clicks fast.
+        bind = getattr(sessions, "kw", {}).get("bind")
+        sqlite = getattr(getattr(bind, "dialect", None), "name", "") == "sqlite"
+        self._writer: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if sqlite else contextlib.nullcontext()
+        )
+
+    # -- answering ---------------------------------------------------------------------
+
+    async def _context(
+        self, session: AsyncSession, user: str, prompt_id: int, *, now: datetime
+    ) -> tuple[PromptRow, AnswerContext]:
+        person = await SlackPeople(session).by_slack_id(user)
+        if person is None:
+            raise Refused(NOT_LINKED)
+        prompt = await PromptRepository(session).get(prompt_id)
+        if prompt is None:
+            raise Refused("That prompt no longer exists; nothing was recorded.")
+        try:
+            context = await answer_context(session, prompt, person.key, now=now)
+        except NotAllowed as refused:
+            log.info(
+                "slack answer refused: %s (user %s, prompt %s)", refused.reason, user, prompt_id
+            )
+            raise Refused(
+                "This prompt was sent to someone else, so your answer was not recorded."
+            ) from refused
+        return prompt, context
+
+    async def record_rating(
+        self, user: str, prompt_id: int, ref: str, rating: int, *, key: str, given_at: datetime
+    ) -> int:
+        """Record one rating from the DM; returns how many updates were new (0 or 1)."""
+        now = self.clock()
+        try:
+            async with self._writer, self.sessions() as session, session.begin():
+                prompt, context = await self._context(session, user, prompt_id, now=now)
+                if ref not in prompt.milestone_refs:
+                    raise Refused("That milestone is not in this prompt; nothing was recorded.")
+                if ref not in context.allowed:
+                    raise Refused(f"You do not lead {ref}, so your rating was not recorded.")
+                why = note_required(context.asked_by_ref()[ref], rating, None)
+                if why is not None:
+                    raise Refused(
+                        f"Not recorded: {why}. Use *Update with notes* to give the rating "
+                        "with a note."
+                    )
+                line = ReplyLine(ref, rating, None, None, False, 0)
+                return await record_answers(
+                    session,
+                    context,
+                    [line],
+                    source=Source.SLACK,
+                    external_key=key,
+                    given_at=given_at,
+                    now=now,
+                )
+        except IntegrityError:
+            # The same action committed by a concurrent delivery of it: already recorded.
+            return 0
+
+    async def modal_items(self, prompt_id: int, user: str) -> tuple[list[PromptItem], str]:
+        """The prompt's milestones this user may answer, for the modal; and the plan title."""
+        now = self.clock()
+        async with self._writer, self.sessions() as session:
+            prompt, context = await self._context(session, user, prompt_id, now=now)
+            tracked = await PlanRepository(session).tracked(context.plan.key)
+        refs = [r for r in prompt.milestone_refs if r in context.allowed]
+        return _items(tracked, refs, context.today, context.owner.key), context.plan.title
+
+    async def record_modal(
+        self, user: str, meta: kit.ModalMetadata, values: dict[str, Any], *, key: str
+    ) -> tuple[list[ReplyLine], dict[str, str], list[PromptItem]]:
+        """Validate and record one page of the modal in one transaction: (recorded lines,
+        errors by block id, the prompt's items). With errors nothing is recorded."""
+        now = self.clock()
+        try:
+            async with self._writer, self.sessions() as session, session.begin():
+                prompt, context = await self._context(session, user, meta.prompt_id, now=now)
+                tracked = await PlanRepository(session).tracked(context.plan.key)
+                refs = [r for r in prompt.milestone_refs if r in context.allowed]
+                items = _items(tracked, refs, context.today, context.owner.key)
+                page = [i.milestone_ref for i in kit.page_items(items, meta.page)]
+                draft = kit.read_update(values, page, today=context.today)
+                errors = dict(draft.errors)
+                asked = context.asked_by_ref()
+                for line in draft.lines:
+                    why = note_required(asked[line.ref], line.rating, line.note)
+                    if why is not None:
+                        errors.setdefault(f"note:{line.ref}"[:255], why[0].upper() + why[1:] + ".")
+                if errors:
+                    return [], errors, items
+                await record_answers(
+                    session,
+                    context,
+                    draft.lines,
+                    source=Source.SLACK,
+                    external_key=key,
+                    given_at=now,
+                    now=now,
+                )
+                return list(draft.lines), {}, items
+        except IntegrityError:
+            return [], {}, []  # a concurrent submission of the same view recorded it
+
+    # -- the person's own view ---------------------------------------------------------
+
+    async def person(self, session: AsyncSession, user: str) -> PersonRow | None:
+        return await SlackPeople(session).by_slack_id(user)
+
+    async def milestones_of(
+        self, session: AsyncSession, person: PersonRow, now: datetime
+    ) -> list[tuple[str, list[PromptItem]]]:
+        out = []
+        for plan in await SlackPeople(session).plans():
+            tracked = await PlanRepository(session).tracked(plan.key)
+            items = _led_by(tracked, person.key, local_date(now, tracked.plan.timezone))
+            if items:
+                out.append((tracked.plan.title, items))
+        return out
+
+    async def prompt_for_command(self, user: str) -> tuple[int, list[PromptItem]] | None:
+        """The prompt `/pulse` opens: this cycle's, else one made now from what the person
+        leads, else their latest. None when there is nothing to ask about."""
+        now = self.clock()
+        async with self._writer, self.sessions() as session, session.begin():
+            person = await self.person(session, user)
+            if person is None:
+                raise Refused(NOT_LINKED)
+            people = SlackPeople(session)
+            latest = await people.latest_prompt(person.id)
+            for plan in await people.plans():
+                tracked = await PlanRepository(session).tracked(plan.key)
+                today = local_date(now, tracked.plan.timezone)
+                if latest is not None and latest.plan_id == plan.id:
+                    if latest.cycle == cycle_key(today):
+                        return latest.id, _items(tracked, latest.milestone_refs, today, person.key)
+                planned = plan_prompts(
+                    tracked.plan,
+                    tracked.actions,
+                    tracked.updates,
+                    tracked.people,
+                    today=today,
+                    only=person.key,
+                )
+                if not planned or not planned[0].items:
+                    continue
+                mine = planned[0]
+                created = await PromptRepository(session).create_many(
+                    [
+                        NewPrompt(
+                            plan.id,
+                            person.id,
+                            cycle_key(today),
+                            "slack",
+                            tuple(i.milestone_ref for i in mine.items),
+                            mine.on_behalf_of,
+                        )
+                    ],
+                    now=now,
+                )
+                prompt_id = created.get(person.id)
+                if prompt_id is None:  # prompted this cycle meanwhile: use that prompt
+                    latest = await people.latest_prompt(person.id)
+                    if latest is None:
+                        continue
+                    return latest.id, _items(tracked, latest.milestone_refs, today, person.key)
+                return prompt_id, list(mine.items)
+            if latest is not None:
+                row = await session.get(PromptRow, latest.id)
+                assert row is not None
+                for plan in await people.plans():
+                    if plan.id == row.plan_id:
+                        tracked = await PlanRepository(session).tracked(plan.key)
+                        today = local_date(now, tracked.plan.timezone)
+                        return row.id, _items(tracked, row.milestone_refs, today, person.key)
+        return None
+
+    # -- Slack calls after the ack -----------------------------------------------------
+
+    async def update_message(
+        self, channel: str, ts: str, blocks: list[dict[str, Any]], text: str
+    ) -> None:
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
+        except (SlackApiError, SlackClientError, OSError, TimeoutError) as failed:
+            # The answer is recorded; only the DM's look is stale.
+            log.warning("could not update the prompt message %s/%s: %s", channel, ts, failed)
+
+
+async def _tell(respond: AsyncRespond, text: str) -> None:
+    """An ephemeral message to the user through the response URL; never raises."""
+    try:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    except (SlackApiError, SlackClientError, OSError, TimeoutError, ValueError) as failed:
+        log.warning("could not tell the user: %s", failed)
+
+
+def _given_at(action: dict[str, Any], now: datetime) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(action["action_ts"]), UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return now
+
+
+HELP = (
+    "*Plan Pulse*\n"
+    "• `/pulse` — give an update on your milestones\n"
+    "• `/pulse status` — your milestones and how they stand\n"
+    "• `/pulse away 31/01/27` — you are away until then: your delegate is asked instead\n"
+    "• `/pulse back` — you are back\n"
+    "• `/pulse delegate @someone [until 31/01/27]` — who answers for you while you are away\n"
+    "• `/pulse help` — this message"
+)
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def build_slack_app(
+    *,
+    sessions: Sessions,
+    client: AsyncWebClient,
+    signing_secret: str,
+    clock: Clock,
+    followups: Followups | None = None,
+) -> AsyncApp:
+    """The bolt app with Plan Pulse's listeners. Web API calls (`auth.test` included) go
+    through `client`; requests are verified with `signing_secret`."""
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        process_before_response=True,
+        request_verification_enabled=True,
+        logger=logging.getLogger("handlers.slack_app.bolt"),
+    )
+    pulse = _Pulse(sessions, client, clock, followups or Followups())
+
+    @app.action("rate")
+    async def rate(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        user = str((body.get("user") or {}).get("id", ""))
+        option = action.get("selected_option") or {}
+        choice = kit.parse_choice(option.get("value") if isinstance(option, dict) else None)
+        if choice is None or not user:
+            log.warning("slack rating refused: unreadable value from %s", user or "nobody")
+            await ack()
+            await _tell(respond, "That choice could not be read; nothing was recorded.")
+            return
+        prompt_id, ref, rating = choice
+        key = f"slack:{action.get('action_ts') or body.get('trigger_id')}:{user}"
+        try:
+            recorded = await pulse.record_rating(
+                user, prompt_id, ref, rating, key=key, given_at=_given_at(action, pulse.clock())
+            )
+        except Refused as refused:
+            await ack()
+            await _tell(respond, str(refused))
+            return
+        except _DB_ERRORS:
+            log.exception("slack rating of %s on prompt %s not saved", ref, prompt_id)
+            await ack()
+            await _tell(respond, RETRY)
+            return
+        await ack()
+        log.info("slack rating %s for %s on prompt %s: %d new", rating, ref, prompt_id, recorded)
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        ts = container.get("message_ts") or message.get("ts")
+        if channel and ts and isinstance(message.get("blocks"), list):
+            when = pulse.clock().strftime("%-d %b %Y")
+            blocks = kit.mark_recorded(message["blocks"], ref, rating, when=when)
+            text = f"Recorded rating {rating} for {ref}"
+            pulse.followups.start(pulse.update_message(str(channel), str(ts), blocks, text))
+
+    @app.action("open_update")
+    async def open_update(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        user = str((body.get("user") or {}).get("id", ""))
+        value = str(action.get("value", ""))
+        if not value.isascii() or not value.isdigit():
+            await _tell(respond, "That button could not be read.")
+            return
+        try:
+            items, _ = await pulse.modal_items(int(value), user)
+        except Refused as refused:
+            await _tell(respond, str(refused))
+            return
+        except _DB_ERRORS:
+            log.exception("could not open the update modal for prompt %s", value)
+            await _tell(respond, "Sorry, the update form could not be opened; please try again.")
+            return
+        container = body.get("container") or {}
+        view = kit.update_modal(
+            int(value),
+            items,
+            channel=container.get("channel_id"),
+            ts=container.get("message_ts"),
+        )
+        await client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
+
+    @app.view("pulse_update")
+    async def submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = str((body.get("user") or {}).get("id", ""))
+        meta = kit.parse_metadata(view.get("private_metadata"))
+        values = (view.get("state") or {}).get("values") or {}
+        first_block = next(iter(values), None)
+        if meta is None or not isinstance(values, dict):
+            await ack(
+                response_action="errors", errors={first_block or "": "This form could not be read."}
+            )
+            return
+        key = f"slack:view:{view.get('id')}:{meta.page}:{user}"
+        try:
+            recorded, errors, items = await pulse.record_modal(user, meta, values, key=key)
+        except Refused as refused:
+            await ack(response_action="errors", errors={first_block or "": str(refused)})
+            return
+        except _DB_ERRORS:
+            log.exception("slack modal for prompt %s not saved", meta.prompt_id)
+            await ack(response_action="errors", errors={first_block or "": RETRY})
+            return
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        if meta.page + 1 < kit.page_count(items):
+            await ack(
+                response_action="update",
+                view=kit.update_modal(
+                    meta.prompt_id, items, page=meta.page + 1, channel=meta.channel, ts=meta.ts
+                ),
+            )
+        else:
+            await ack()
+        log.info("slack modal for prompt %s: %d answers", meta.prompt_id, len(recorded))
+        if meta.channel and meta.ts and recorded:
+            pulse.followups.start(
+                pulse.update_message(
+                    meta.channel, meta.ts, kit.summary_blocks(recorded), "Your update was recorded"
+                )
+            )
+
+    @app.command("/pulse")
+    async def command(
+        ack: AsyncAck, body: dict[str, Any], command: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        user = str(command.get("user_id", ""))
+        words = str(command.get("text") or "").strip()
+        verb, _, rest = words.partition(" ")
+        verb = verb.lower()
+        try:
+            if not verb:
+                await ack()
+                found = await pulse.prompt_for_command(user)
+                if found is None:
+                    await _tell(respond, "You have no open milestones to update.")
+                    return
+                view = kit.update_modal(found[0], found[1])
+                await client.views_open(trigger_id=str(command.get("trigger_id", "")), view=view)
+                return
+            if verb == "help":
+                await ack(text=HELP)
+                return
+            text = await _command(pulse, user, verb, rest.strip())
+        except Refused as refused:
+            await ack(text=str(refused))
+            return
+        except _DB_ERRORS:
+            log.exception("/pulse %s failed", verb)
+            await ack(text="Sorry, that did not work just now; please try again.")
+            return
+        await ack(text=text)
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any]) -> None:
+        # Publishing the same view again is harmless, so a retried event needs no memory.
+        user = str(event.get("user", ""))
+        if event.get("tab", "home") != "home" or not user:
+            return
+        now = pulse.clock()
+        async with pulse._writer, pulse.sessions() as session:
+            person = await pulse.person(session, user)
+            if person is None:
+                view = {
+                    "type": "home",
+                    "blocks": [
+                        {"type": "section", "text": {"type": "plain_text", "text": NOT_LINKED}}
+                    ],
+                }
+            else:
+                view = kit.home_view(person.name, await pulse.milestones_of(session, person, now))
+        await client.views_publish(user_id=user, view=view)
+
+    return app
+
+
+async def _command(pulse: _Pulse, user: str, verb: str, rest: str) -> str:
+    """The reply to `/pulse VERB REST` (all but the modal and help)."""
+    now = pulse.clock()
+    async with pulse._writer, pulse.sessions() as session, session.begin():
+        person = await pulse.person(session, user)
+        if person is None:
+            raise Refused(NOT_LINKED)
+        people = SlackPeople(session)
+        if verb == "status":
+            lines = []
+            for title, items in await pulse.milestones_of(session, person, now):
+                lines.append(f"*{escape_mrkdwn(title)}*")
+                lines.extend(f"• {kit.milestone_line(i)}" for i in items)
+            return "\n".join(lines) or "You lead no milestones."
+        if verb == "away":
+            day = parse_day(rest)
+            if day is None:
+                raise Refused("Give the date you are back, e.g. `/pulse away 31/01/27`.")
+            if day < local_date(now, person.timezone or "Europe/London"):
+                raise Refused("That date is in the past.")
+            await people.set_away(person.id, day)
+            return f"You are away until {day:%-d %b %Y}; your delegate is asked instead."
+        if verb == "back":
+            await people.set_away(person.id, None)
+            return "Welcome back: you will be asked about your milestones again."
+        if verb == "delegate":
+            mention = _MENTION.match(rest)
+            if mention is None:
+                raise Refused("Name someone, e.g. `/pulse delegate @Sam until 31/01/27`.")
+            until_text = rest[mention.end() :].strip()
+            until: date | None = None
+            if until_text:
+                if not until_text.lower().startswith("until "):
+                    raise Refused("Write `until DATE` after the name, e.g. `until 31/01/27`.")
+                until = parse_day(until_text[6:])
+                if until is None:
+                    raise Refused("That date could not be read; write it as 31/01/27.")
+            delegate = await people.by_slack_id(mention[1])
+            if delegate is None:
+                raise Refused("That person is not in Plan Pulse, so cannot answer for you.")
+            if delegate.id == person.id:
+                raise Refused("You cannot be your own delegate.")
+            await people.set_delegate(person.id, delegate.id)
+            if until is not None:
+                await people.set_away(person.id, until)
+                return f"{delegate.name} answers for you until {until:%-d %b %Y}."
+            return f"{delegate.name} answers for you while you are away."
+    return f"I do not know `{verb}`.\n{HELP}"
+
+
+# --- HTTP ingress ---------------------------------------------------------------------------
+
+
+def build_http_app(
+    app: AsyncApp,
+    *,
+    signing_secret: str,
+    path: str = "/slack/events",
+    max_body: int = DEFAULT_MAX_BODY,
+) -> web.Application:
+    """An aiohttp app serving `app` at `path` behind a guard that refuses, before bolt
+    parses anything: an oversized body (413), a missing timestamp or signature (401), a
+    non-numeric timestamp (400), a bad signature (401) and a body that does not parse (400)."""
+    verifier = SignatureVerifier(signing_secret)
+    server = AsyncSlackAppServer(port=0, path=path, app=app, host="127.0.0.1")
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.method != "POST":
+            return await handler(request)
+        if request.content_length is not None and request.content_length > max_body:
+            return web.Response(status=413, text="request body too large")
+        try:
+            raw = await request.read()  # aiohttp stops at client_max_size
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text="request body too large")
+        timestamp = request.headers.get("X-Slack-Request-Timestamp")
+        signature = request.headers.get("X-Slack-Signature")
+        if timestamp is None or signature is None:
+            return web.Response(status=401, text="missing signature")
+        if not timestamp.strip().isascii() or not timestamp.strip().isdigit():
+            return web.Response(status=400, text="bad timestamp")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.Response(status=400, text="body is not UTF-8")
+        if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+            log.warning("slack request refused: invalid signature or stale timestamp")
+            return web.Response(status=401, text="invalid signature")
+        if not _parses(body, request.content_type):
+            return web.Response(status=400, text="malformed body")
+        return await handler(request)
+
+    http = web.Application(middlewares=[guard], client_max_size=max_body)
+    http.router.add_post(path, server.handle_post_requests)
+    return http
+
+
+def _parses(body: str, content_type: str) -> bool:
+    """Whether bolt can read the body: JSON, or a form whose `payload` (if any) is JSON."""
+    try:
+        if content_type == "application/json" or body.startswith("{"):
+            return isinstance(json.loads(body), dict)
+        form = parse_qs(body, strict_parsing=bool(body))
+        if "payload" in form:
+            return isinstance(json.loads(form["payload"][0]), dict)
+        return True
+    except ValueError:
+        return False
+
+
+# --- running it -----------------------------------------------------------------------------
+
+
+class SlackChannel:
+    """The Slack app running: Socket Mode when `app_token` is given, else HTTP at
+    `http://host:port/slack/events`."""
+
+    def __init__(
+        self,
+        app: AsyncApp,
+        *,
+        signing_secret: str,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        app_token: str | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        followups: Followups | None = None,
+    ) -> None:
+        self.app = app
+        self.signing_secret = signing_secret
+        self.host = host
+        self.port = port
+        self.app_token = app_token
+        self.max_body = max_body
+        self.followups = followups
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+
+    async def start(self) -> None:
+        if self.app_token:
+            self._socket = AsyncSocketModeHandler(self.app, self.app_token)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("slack: connected in Socket Mode")
+            return
+        http = build_http_app(self.app, signing_secret=self.signing_secret, max_body=self.max_body)
+        self._runner = web.AppRunner(http, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = int(self._runner.addresses[0][1])
+        log.info("slack: listening on http://%s:%d/slack/events", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.followups is not None:
+            await self.followups.wait()
+
+
+async def resolve_slack_id(
+    client: AsyncWebClient, email: str, cache: MutableMapping[str, str | None]
+) -> str | None:
+    """The Slack user id for an email address (`users.lookupByEmail`), None when Slack has
+    no such user; answers are cached, misses too."""
+    key = email.strip().lower()
+    if key in cache:
+        return cache[key]
+    try:
+        found = await client.users_lookupByEmail(email=email.strip())
+    except SlackApiError as failed:
+        if failed.response.get("error") in ("users_not_found", "user_not_found"):
+            cache[key] = None
+            return None
+        raise
+    user = found.get("user") or {}
+    slack_id = user.get("id") if isinstance(user, dict) else None
+    cache[key] = str(slack_id) if slack_id else None
+    return cache[key]

@@ -1,0 +1,48 @@
+"""What the Slack app asks of the database besides answers: who a Slack user is, their
+latest prompt, and their absence (`/pulse away`, `/pulse delegate`). Never commits."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import PersonRow, PlanRow, PromptRow
+
+
+class SlackPeople:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_slack_id(self, slack_user_id: str) -> PersonRow | None:
+        """The person with this Slack user id (the first, should two share it)."""
+        found: PersonRow | None = await self.session.scalar(
+            select(PersonRow)
+            .where(PersonRow.slack_user_id == slack_user_id)
+            .order_by(PersonRow.id)
+            .limit(1)
+        )
+        return found
+
+    async def latest_prompt(self, person_id: int) -> PromptRow | None:
+        latest: PromptRow | None = await self.session.scalar(
+            select(PromptRow)
+            .where(PromptRow.person_id == person_id)
+            .order_by(PromptRow.created_at.desc(), PromptRow.id.desc())
+            .limit(1)
+        )
+        return latest
+
+    async def plans(self) -> list[PlanRow]:
+        return list((await self.session.scalars(select(PlanRow).order_by(PlanRow.key))).all())
+
+    async def set_away(self, person_id: int, until: date | None) -> None:
+        person = await self.session.get(PersonRow, person_id)
+        if person is not None:
+            person.away_until = until
+
+    async def set_delegate(self, person_id: int, delegate_id: int | None) -> None:
+        person = await self.session.get(PersonRow, person_id)
+        if person is not None:
+            person.delegate_id = delegate_id

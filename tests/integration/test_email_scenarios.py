@@ -1,0 +1,578 @@
+"""Email ingress scenarios 28–47 of RELIABILITY.md, end to end in local mode on SQLite and
+PostgreSQL: a real prompt goes out, a reply shaped like a real client's (the templates in
+tests/fixtures/emails/, with the prompt's token and Message-ID put in) is dropped into the
+inbox folder, one `Runner.run_once()` takes it in, and we look at what a user would see —
+updates recorded, confirmations or rejections in the outbox, a person marked away, a bounce
+counted, the inbound row's state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import PlanPulse, Runner
+from bot.settings import Settings
+from storage.importer import import_plan
+from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
+from tests.conftest import FIXTURES
+from tests.integration.test_delivery import Clock, outbox_files, prompt_for, read_eml
+
+EMAILS = FIXTURES / "emails"
+PLANS = FIXTURES / "plans"
+MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+LATER = MONDAY + timedelta(hours=2)
+DANA = "Dana Cole <dana.cole@council.example>"
+REPLY_DATE = "Mon, 23 Nov 2026 10:15:00 +0000"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(MONDAY)
+
+
+@pytest.fixture
+async def pulse(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[PlanPulse]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        DATABASE_URL=db_url,
+        PULSE_DATA_DIR=tmp_path / "var",
+        TRUSTED_AUTHSERV_ID="mx.council.example",
+        BOUNCE_LIMIT=2,
+        MAX_INBOUND_BYTES=200_000,
+    )
+    app = PlanPulse(settings, clock=clock)
+    await app.migrate()
+    await import_plan(
+        app.sessions,
+        PLANS / "small-plan.csv",
+        now=clock(),
+        plan_key="small",
+        people_path=PLANS / "small-people.csv",
+        networks_path=PLANS / "small-networks.csv",
+        ratings_as_of=date(2026, 11, 16),
+    )
+    yield app
+    await app.close()
+
+
+class Mailroom:
+    """The prompt to Dana, and a way to answer it with a fixture and see what happened."""
+
+    def __init__(self, pulse: PlanPulse, clock: Clock) -> None:
+        self.pulse = pulse
+        self.clock = clock
+        self.runner = Runner(pulse)
+        self.sent_before = 0
+        self.count = 0
+
+    async def start(self) -> EmailMessage:
+        await self.runner.run_once()
+        self.prompt = prompt_for(self.pulse, "dana.cole")
+        self.sent_before = len(outbox_files(self.pulse))
+        return self.prompt
+
+    def render(
+        self,
+        fixture: str,
+        *,
+        sender: str = DANA,
+        subject: str | None = None,
+        prompt_id: str | None = None,
+        date_header: str = REPLY_DATE,
+        reply_id: str | None = None,
+    ) -> bytes:
+        self.count += 1
+        values = {
+            "FROM": sender,
+            "SUBJECT": subject if subject is not None else str(self.prompt["Subject"]),
+            "PROMPT_ID": prompt_id if prompt_id is not None else str(self.prompt["Message-ID"]),
+            "DATE": date_header,
+            "REPLY_ID": reply_id or f"<reply-{self.count}-{fixture}@mail.council.example>",
+        }
+        raw = (EMAILS / fixture).read_bytes()
+        for name, value in values.items():
+            raw = raw.replace(b"{{" + name.encode() + b"}}", value.encode("ascii"))
+        assert b"{{" not in raw
+        return raw
+
+    async def deliver(self, *raws: bytes, at: datetime = LATER) -> None:
+        inbox = self.pulse.settings.mail_dir / "inbox"
+        for index, raw in enumerate(raws):
+            self.count += 1
+            (inbox / f"{self.count:04d}-{index}.eml").write_bytes(raw)
+        self.clock.now = at
+        await self.runner.run_once()
+
+    def new_mail(self) -> list[EmailMessage]:
+        return [read_eml(p) for p in outbox_files(self.pulse)[self.sent_before :]]
+
+    async def inbound(self) -> list[tuple[str, str]]:
+        async with self.pulse.sessions() as session:
+            rows = await session.execute(
+                select(InboundRow.state, InboundRow.outcome).order_by(InboundRow.id)
+            )
+            return [(state, outcome or "") for state, outcome in rows.tuples()]
+
+    async def email_updates(self) -> list[UpdateRow]:
+        async with self.pulse.sessions() as session:
+            rows = await session.scalars(
+                select(UpdateRow).where(UpdateRow.source == "email").order_by(UpdateRow.id)
+            )
+            return list(rows.all())
+
+    async def person(self, key: str) -> PersonRow:
+        async with self.pulse.sessions() as session:
+            row = await session.scalar(select(PersonRow).where(PersonRow.key == key))
+            assert row is not None
+            return row
+
+
+@pytest.fixture
+async def mail(pulse: PlanPulse, clock: Clock) -> Mailroom:
+    room = Mailroom(pulse, clock)
+    await room.start()
+    return room
+
+
+def _text(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+async def assert_recorded(mail: Mailroom, note_1: str = "Analysis under way with HR") -> None:
+    """Both of Dana's milestones recorded once, by Dana, with the first note, and confirmed."""
+    tracked = await mail.pulse.tracked("small")
+    first, second = tracked.updates["1.2-1"][-1], tracked.updates["1.2-2"][-1]
+    assert (first.rating, first.person_key) == (3, "DC")
+    assert first.note == note_1
+    assert second.person_key == "DC"
+    assert len(await mail.email_updates()) == 2
+    [confirmation] = mail.new_mail()
+    assert str(confirmation["Subject"]).startswith("Recorded:")
+    assert "Dana" in str(confirmation["To"])
+    assert "Nothing could be recorded" not in _text(confirmation)
+    assert [s for s, _ in await mail.inbound()] == ["processed"]
+
+
+async def test_28_plain_text_reply_is_recorded_and_confirmed(mail: Mailroom) -> None:
+    """A plain-text reply records each line (rating, note, support, who) and is confirmed."""
+    await mail.deliver(mail.render("plain_reply.eml"))
+    await assert_recorded(mail)
+    latest = (await mail.pulse.tracked("small")).updates["1.2-2"][-1]
+    assert latest.needs_support
+    assert latest.given_at == datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
+
+
+async def test_29_html_only_outlook_reply_is_read_from_its_html(mail: Mailroom) -> None:
+    """An Outlook reply with only a windows-1252 HTML part is read from the HTML, its quoted
+    header block dropped."""
+    await mail.deliver(mail.render("outlook_html_only.eml"))
+    await assert_recorded(mail, note_1="Analysis under way – HR’s data in")
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "outlook_desktop.eml",
+        "outlook_original_message.eml",
+        "outlook_web.eml",
+        "gmail.eml",
+        "apple_mail.eml",
+        "ios.eml",
+        "android_gmail.eml",
+    ],
+)
+async def test_30_client_quoting_and_signatures_are_stripped(mail: Mailroom, fixture: str) -> None:
+    """Replies from Outlook, Gmail, Apple Mail, iOS and Android record exactly the typed
+    lines: the quoted prompt and the signature are not read as answers or notes."""
+    await mail.deliver(mail.render(fixture))
+    await assert_recorded(mail)
+    second = (await mail.pulse.tracked("small")).updates["1.2-2"][-1]
+    assert (second.rating, second.note) == (2, "Programme specification drafted")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "note"),
+    [
+        ("windows1252_8bit.eml", "Révision – café budget £50k agreed"),
+        ("hebrew.eml", "ניתוח הצרכים הושלם"),
+        ("iso8859_8.eml", "ניתוח הצרכים הושלם"),
+        ("big5.eml", "培訓需求分析進行中"),
+    ],
+)
+async def test_31_notes_in_other_charsets_are_decoded(
+    mail: Mailroom, fixture: str, note: str
+) -> None:
+    """Windows-1252 8-bit, Hebrew (windows-1255 and ISO-8859-8) and base64 Big5 replies keep
+    their notes' characters."""
+    await mail.deliver(mail.render(fixture))
+    await assert_recorded(mail, note_1=note)
+
+
+async def test_31_illegal_utf8_still_records_the_ratings(mail: Mailroom) -> None:
+    """A reply declared UTF-8 with bytes that are not UTF-8 is still read, never lost."""
+    await mail.deliver(mail.render("illegal_utf8.eml"))
+    updates = await mail.email_updates()
+    assert [u.rating for u in updates] == [3, 2]
+    assert updates[0].note is not None
+    assert updates[0].note.startswith("Analyse termin")
+
+
+@pytest.mark.parametrize("fixture", ["no_content_type.eml", "base64_body.eml", "odd_boundary.eml"])
+async def test_32_unusual_mime_shapes_are_read(mail: Mailroom, fixture: str) -> None:
+    """No Content-Type, a base64 body, and a boundary full of odd characters without its
+    closing line all give the typed answers."""
+    await mail.deliver(mail.render(fixture))
+    updates = await mail.email_updates()
+    assert [u.rating for u in updates] == [3, 2]
+    assert [s for s, _ in await mail.inbound()] == ["processed"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "reason"),
+    [
+        ("", "no sender"),
+        ("Dana Cole", "no sender"),
+        ("<<<@@@>>>", "no sender"),
+        ("dana.cole@council.example, gwen.roberts@council.example", "several senders"),
+    ],
+)
+async def test_33_missing_or_several_senders_are_rejected_silently(
+    mail: Mailroom, sender: str, reason: str
+) -> None:
+    """A From with no address, an unparseable one, or several mailboxes is rejected; nothing
+    is recorded and nobody is mailed."""
+    await mail.deliver(mail.render("plain_reply.eml", sender=sender))
+    assert await mail.email_updates() == []
+    assert mail.new_mail() == []
+    [(state, outcome)] = await mail.inbound()
+    assert (state, outcome) == ("rejected", reason)
+
+
+async def test_33_two_from_headers_are_rejected(mail: Mailroom) -> None:
+    """A message with two From headers is rejected, whoever they name."""
+    raw = mail.render("plain_reply.eml").replace(
+        b"From: ", b"From: Gwen Roberts <gwen.roberts@council.example>\r\nFrom: ", 1
+    )
+    await mail.deliver(raw)
+    assert await mail.email_updates() == []
+    assert await mail.inbound() == [("rejected", "several senders")]
+
+
+async def test_34_reply_from_someone_else_is_rejected_and_the_owner_told(mail: Mailroom) -> None:
+    """A reply to Dana's prompt from another registered person records nothing; Dana (not
+    the sender) is told, once that day however many such replies come."""
+    await mail.deliver(
+        mail.render("plain_reply.eml", sender="Gwen Roberts <gwen.roberts@council.example>"),
+        mail.render("gmail.eml", sender="Sam Murray <sam.murray@council.example>"),
+    )
+    assert await mail.email_updates() == []
+    [notice] = mail.new_mail()
+    assert str(notice["To"]) == DANA
+    assert notice["Auto-Submitted"] == "auto-replied"
+    assert "gwen.roberts@council.example" in _text(notice)
+    assert [s for s, _ in await mail.inbound()] == ["rejected", "rejected"]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "RE: Progress update [PP-AAAAAAAAAAAAAAAAAAAAAAAAAA]",  # well formed, unknown
+        "RE: Progress update [PP-123]",  # malformed
+    ],
+)
+async def test_35_unknown_or_malformed_token_is_rejected_once_a_day(
+    mail: Mailroom, subject: str
+) -> None:
+    """A reply whose token matches no prompt records nothing, and the registered person of
+    the address gets one notice that day, however many arrive."""
+    raws = [
+        mail.render("plain_reply.eml", subject=subject, prompt_id="<elsewhere@x.example>")
+        for _ in range(2)
+    ]
+    await mail.deliver(*raws)
+    assert await mail.email_updates() == []
+    [notice] = mail.new_mail()
+    assert str(notice["To"]) == DANA
+    assert [s for s, _ in await mail.inbound()] == ["rejected", "rejected"]
+
+
+async def test_35_unknown_sender_with_unknown_token_gets_no_mail(mail: Mailroom) -> None:
+    """A stranger's mail with no valid token is rejected and nobody is mailed (no backscatter)."""
+    await mail.deliver(
+        mail.render(
+            "plain_reply.eml",
+            sender="mallory@evil.example",
+            subject="Hello",
+            prompt_id="<x@evil.example>",
+        )
+    )
+    assert mail.new_mail() == []
+    assert [s for s, _ in await mail.inbound()] == ["rejected"]
+
+
+async def test_35_expired_token_is_rejected(mail: Mailroom, pulse: PlanPulse) -> None:
+    """A reply arriving after its token expired (six weeks) records nothing, and Dana is told."""
+    await mail.deliver(mail.render("plain_reply.eml"), at=MONDAY + timedelta(days=43, hours=2))
+    assert await mail.email_updates() == []
+    states = await mail.inbound()
+    assert states[0] == ("rejected", "the prompt's token has expired")
+    assert any(
+        str(m["To"]) == DANA and "Not recorded" in str(m["Subject"]) for m in mail.new_mail()
+    )
+
+
+@pytest.mark.parametrize("join", [" ", ", ", ",\r\n "])
+async def test_36_token_only_in_references_is_accepted(mail: Mailroom, join: str) -> None:
+    """A reply with a plain subject and the prompt's Message-ID only among its References
+    (space-, comma- or fold-separated) is recorded."""
+    references = join.join(["<older@mail.council.example>", str(mail.prompt["Message-ID"])])
+    raw = mail.render("plain_reply.eml", subject="Update", prompt_id=references)
+    raw = raw.replace(b"In-Reply-To: " + references.encode() + b"\r\n", b"")
+    await mail.deliver(raw)
+    assert len(await mail.email_updates()) == 2
+
+
+@pytest.mark.parametrize("header", ["Delivered-To", "Envelope-To", "X-Envelope-To"])
+async def test_36_token_in_delivery_headers_is_accepted(mail: Mailroom, header: str) -> None:
+    """A reply whose token shows only in Delivered-To, Envelope-To or X-Envelope-To counts."""
+    token = str(mail.prompt["Subject"]).rsplit("[PP-", 1)[1].rstrip("]")
+    raw = mail.render("plain_reply.eml", subject="Update", prompt_id="<other@x.example>")
+    raw = f"{header}: plan-pulse+PP-{token}@localhost\r\n".encode() + raw
+    await mail.deliver(raw)
+    assert len(await mail.email_updates()) == 2
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Auto-Submitted: auto-replied",
+        "X-Autoreply: yes",
+        "Precedence: bulk",
+        "X-Autorespond: yes",
+        "List-Id: <early-help.lists.council.example>",
+    ],
+)
+async def test_37_automatic_mail_is_kept_but_never_answered(mail: Mailroom, header: str) -> None:
+    """Auto-replies, bulk and mailing-list mail record nothing and get no reply."""
+    raw = header.encode() + b"\r\n" + mail.render("plain_reply.eml")
+    await mail.deliver(raw)
+    assert await mail.email_updates() == []
+    assert mail.new_mail() == []
+    assert [s for s, _ in await mail.inbound()] == ["ignored"]
+
+
+async def test_37_out_of_office_marks_the_lead_away_until_they_return(mail: Mailroom) -> None:
+    """An Exchange out-of-office naming a return date is not answered, and marks Dana away
+    until that day; the next cycle asks her delegate-less prompt again only after it."""
+    await mail.deliver(mail.render("out_of_office_exchange.eml"))
+    assert mail.new_mail() == []
+    assert (await mail.person("DC")).away_until == date(2026, 11, 30)
+    [(state, outcome)] = await mail.inbound()
+    assert state == "ignored"
+    assert "away until 2026-11-30" in outcome
+
+
+async def test_37_localised_out_of_office_is_recognised(mail: Mailroom) -> None:
+    """A German "Abwesenheitsnotiz" with no Auto-Submitted header is still automatic, and its
+    "bis zum 04.12.2026" marks the person away."""
+    await mail.deliver(mail.render("out_of_office_german.eml"))
+    assert mail.new_mail() == []
+    assert await mail.email_updates() == []
+    assert (await mail.person("DC")).away_until == date(2026, 12, 4)
+
+
+async def test_38_exchange_suppress_header_on_a_real_reply_is_processed(mail: Mailroom) -> None:
+    """An ordinary reply carrying X-Auto-Response-Suppress is recorded and confirmed."""
+    raw = b"X-Auto-Response-Suppress: All\r\n" + mail.render("outlook_desktop.eml")
+    await mail.deliver(raw)
+    await assert_recorded(mail)
+
+
+async def _bounces(mail: Mailroom) -> list[tuple[str, bool, str]]:
+    async with mail.pulse.sessions() as session:
+        rows = await session.execute(
+            select(EmailBounceRow.address, EmailBounceRow.hard, EmailBounceRow.status).order_by(
+                EmailBounceRow.id
+            )
+        )
+        return list(rows.tuples())
+
+
+@pytest.mark.parametrize(
+    ("fixture", "hard", "status"),
+    [
+        ("bounce_hard.eml", True, "5.1.1"),
+        ("bounce_soft.eml", False, "4.2.2"),
+        ("bounce_multiple_status.eml", True, "5.1.1"),
+        ("bounce_final_recipient_different.eml", True, "5.1.1"),
+        ("bounce_verp.eml", True, "5.1.1"),
+    ],
+)
+async def test_39_delivery_reports_are_counted_never_answered(
+    mail: Mailroom, fixture: str, hard: bool, status: str
+) -> None:
+    """A DSN (hard or soft, several status codes, a forwarding final recipient, or VERP) is
+    counted against the address we sent to and never answered."""
+    await mail.deliver(mail.render(fixture))
+    assert await _bounces(mail) == [("dana.cole@council.example", hard, status)]
+    assert mail.new_mail() == []
+    assert [s for s, _ in await mail.inbound()] == ["ignored"]
+
+
+async def test_39_repeated_hard_bounces_stop_mail_to_that_person(
+    mail: Mailroom, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After BOUNCE_LIMIT hard bounces the person is marked, an admin alert is logged, and the
+    next cycle does not email them; soft bounces do not count."""
+    await mail.deliver(mail.render("bounce_soft.eml"), mail.render("bounce_hard.eml"))
+    assert (await mail.person("DC")).email_bounced_at is None
+    with caplog.at_level("ERROR", logger="bot.inbound"):
+        await mail.deliver(mail.render("bounce_verp.eml"))
+    assert (await mail.person("DC")).email_bounced_at is not None
+    assert any("DC" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    mail.clock.now = MONDAY + timedelta(days=7)
+    await mail.runner.run_once()
+    prompts_to_dana = [
+        p for p in outbox_files(mail.pulse) if "prompt" in p.name and "dana.cole" in p.read_text()
+    ]
+    assert len(prompts_to_dana) == 1  # last week's only
+
+
+async def test_40_our_own_mail_coming_back_is_dropped(mail: Mailroom) -> None:
+    """Our own prompt looping back into the inbox, or mail from our address, is dropped."""
+    prompt_path = next(p for p in outbox_files(mail.pulse) if "prompt" in p.name)
+    from_us = mail.render("plain_reply.eml", sender="Plan Pulse <plan-pulse@localhost>")
+    await mail.deliver(prompt_path.read_bytes(), from_us)
+    assert await mail.email_updates() == []
+    assert mail.new_mail() == []
+    assert await mail.inbound() == [("ignored", "our own mail came back")] * 2
+
+
+async def test_41_same_message_twice_or_without_message_id_is_recorded_once(
+    mail: Mailroom,
+) -> None:
+    """The same Message-ID delivered twice, and a message without one delivered twice (hash
+    dedupe), each record one answer."""
+    raw = mail.render("plain_reply.eml", reply_id="<same@mail.council.example>")
+    await mail.deliver(raw, raw)
+    assert len(await mail.email_updates()) == 2
+    no_id = mail.render("gmail.eml").replace(b"Message-ID: ", b"X-Old-Message-ID: ")
+    await mail.deliver(no_id, no_id, at=LATER + timedelta(minutes=5))
+    assert len(await mail.inbound()) == 2
+    assert len(await mail.email_updates()) == 4
+
+
+async def test_42_empty_reply_is_rejected_with_one_notice_a_day(mail: Mailroom) -> None:
+    """A reply with only the quoted prompt records nothing, is rejected as "no content", and
+    gets one notice however many such replies arrive that day."""
+    await mail.deliver(mail.render("empty_reply.eml"), mail.render("empty_reply.eml"))
+    assert await mail.email_updates() == []
+    assert await mail.inbound() == [("rejected", "no content")] * 2
+    [notice] = mail.new_mail()
+    assert str(notice["To"]) == DANA
+    assert "Nothing could be recorded" in _text(notice)
+
+
+async def test_43_oversized_mail_is_kept_unread(mail: Mailroom) -> None:
+    """A message over MAX_INBOUND_BYTES is kept as unprocessable, never parsed or answered."""
+    raw = mail.render("plain_reply.eml") + b"x" * 250_000 + b"\r\n"
+    await mail.deliver(raw)
+    assert await mail.email_updates() == []
+    assert mail.new_mail() == []
+    [(state, outcome)] = await mail.inbound()
+    assert state == "unprocessable"
+    assert "too large" in outcome
+
+
+async def test_44_null_bytes_in_headers_are_ignored(mail: Mailroom) -> None:
+    """Null bytes in the Subject and From headers do not stop the reply being recorded."""
+    raw = mail.render("plain_reply.eml", prompt_id="<none@x.example>")
+    raw = raw.replace(b"Subject: RE: ", b"Subject: RE:\x00 ").replace(
+        b"From: Dana Cole", b"From: Dana\x00 Cole"
+    )
+    await mail.deliver(raw)
+    assert len(await mail.email_updates()) == 2
+
+
+async def test_45_late_reply_after_the_cycle_closed_is_accepted_and_dated(
+    mail: Mailroom,
+) -> None:
+    """A reply arriving after the next cycle began is recorded, dated when it was written."""
+    written = "Fri, 27 Nov 2026 16:40:00 +0000"
+    await mail.deliver(
+        mail.render("plain_reply.eml", date_header=written),
+        at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+    )
+    updates = await mail.email_updates()
+    assert [u.rating for u in updates] == [3, 3]
+    tracked = await mail.pulse.tracked("small")
+    assert tracked.updates["1.2-1"][-1].given_at == datetime(2026, 11, 27, 16, 40, tzinfo=UTC)
+
+
+async def test_46_dmarc_fail_from_our_mta_is_quarantined(mail: Mailroom) -> None:
+    """A reply our own MTA stamped dmarc=fail is quarantined: nothing recorded, nobody told."""
+    await mail.deliver(mail.render("dmarc_fail.eml"))
+    assert await mail.email_updates() == []
+    assert mail.new_mail() == []
+    assert [s for s, _ in await mail.inbound()] == ["quarantined"]
+
+
+async def test_46_dmarc_fail_from_another_server_is_not_trusted(mail: Mailroom) -> None:
+    """An Authentication-Results header from a server we do not trust changes nothing."""
+    raw = mail.render("dmarc_fail.eml").replace(b"mx.council.example;", b"mx.evil.example;")
+    await mail.deliver(raw)
+    assert [s for s, _ in await mail.inbound()] == ["processed"]
+
+
+async def test_47_forwarded_prompt_answered_by_a_third_party_is_rejected(
+    mail: Mailroom,
+) -> None:
+    """A stranger answering a forwarded prompt records nothing, and Dana is told who tried."""
+    raw = mail.render("outlook_desktop.eml", sender="Pat Outsider <pat@agency.example>")
+    await mail.deliver(raw)
+    assert await mail.email_updates() == []
+    [notice] = mail.new_mail()
+    assert str(notice["To"]) == DANA
+    assert "pat@agency.example" in _text(notice)
+    assert await mail.inbound() == [("rejected", "pat@agency.example is not a known person")]
+
+
+async def test_inbox_problems_are_counted(mail: Mailroom, pulse: PlanPulse) -> None:
+    """Every stored message ends in a final state, none left new after a pass."""
+    await mail.deliver(mail.render("plain_reply.eml"), mail.render("bounce_hard.eml"))
+    async with pulse.sessions() as session:
+        new = await session.scalar(
+            select(func.count()).select_from(InboundRow).where(InboundRow.state == "new")
+        )
+    assert new == 0
+
+
+async def test_status_inbox_lists_what_was_not_recorded(
+    mail: Mailroom, db_url: str, tmp_path: Path
+) -> None:
+    """`pulse status --inbox` (no --plan needed) lists rejected, ignored, quarantined and
+    unprocessable messages with their outcome, and leaves recorded replies out."""
+    from tests.e2e.test_cli import pulse as run_cli
+
+    await mail.deliver(
+        mail.render("plain_reply.eml"),
+        mail.render("empty_reply.eml", sender="Gwen Roberts <gwen.roberts@council.example>"),
+        mail.render("dmarc_fail.eml"),
+        mail.render("bounce_hard.eml"),
+    )
+    out = await asyncio.to_thread(run_cli, tmp_path, "status", "--inbox", db_url=db_url)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "RECEIVED", "STATE"]
+    states = sorted(line.split()[3] for line in lines[1:])
+    assert states == ["ignored", "quarantined", "rejected"]
+    assert "bounce: hard 5.1.1 dana.cole@council.example" in out.stdout
+    assert "gwen.roberts@council.example" in out.stdout
