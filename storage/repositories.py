@@ -263,6 +263,7 @@ class PlanRepository:
                 .order_by(MilestoneRow.position, MilestoneRow.id)
             )
         ).all()
+        chosen_actions = [] if refs is None else [ActionRow.id.in_([a.id for a in actions])]
         people_query = select(PersonRow)
         if refs is not None:
             # Only the leads of these milestones: a prompt's answer needs no more.
@@ -279,7 +280,7 @@ class PlanRepository:
             await s.execute(
                 select(ActionLeadRow.action_id, ActionLeadRow.person_id)
                 .join(ActionRow, ActionRow.id == ActionLeadRow.action_id)
-                .where(ActionRow.plan_id == pid)
+                .where(ActionRow.plan_id == pid, *chosen_actions)
                 .order_by(ActionLeadRow.position)
             )
         ).all()
@@ -300,7 +301,7 @@ class PlanRepository:
             await s.execute(
                 select(ActionNetworkRow.action_id, ActionNetworkRow.network_id)
                 .join(ActionRow, ActionRow.id == ActionNetworkRow.action_id)
-                .where(ActionRow.plan_id == pid)
+                .where(ActionRow.plan_id == pid, *chosen_actions)
             )
         ).all()
         nets: dict[int, list[str]] = defaultdict(list)
