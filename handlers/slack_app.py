@@ -128,18 +128,7 @@ def _item(tracked: TrackedPlan, ref: str, today: date, lead: str) -> PromptItem 
                 policy=tracked.plan.policy,
                 timezone=tracked.plan.timezone,
             )
-            return PromptItem(
-                milestone_ref=ref,
-                action_ref=action.ref,
-                title=milestone.title,
-                due=status.due,
-                status=status.status,
-                reasons=tuple(r.value for r in status.reasons),
-                rating=status.rating,
-                note=status.note,
-                days_overdue=status.days_overdue,
-                on_behalf_of=lead,
-            )
+            return PromptItem.of(milestone, status, action_ref=action.ref, on_behalf_of=lead)
     return None
 
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holiday_lists
 
-from bot.domain.model import Action, Person, Plan, Update
+from bot.domain.model import Action, Milestone, Person, Plan, Update
 from bot.domain.status import MilestoneStatus, Status, milestone_status
 
 __all__ = [
@@ -336,6 +336,24 @@ class PromptItem:
     days_overdue: int
     on_behalf_of: str  # the lead's key; differs from the recipient for a delegate
 
+    @classmethod
+    def of(
+        cls, milestone: Milestone, status: Status, *, action_ref: str, on_behalf_of: str
+    ) -> PromptItem:
+        """A milestone as a prompt lists it, from its status today."""
+        return cls(
+            milestone_ref=milestone.ref,
+            action_ref=action_ref,
+            title=milestone.title,
+            due=status.due,
+            status=status.status,
+            reasons=tuple(r.value for r in status.reasons),
+            rating=status.rating,
+            note=status.note,
+            days_overdue=status.days_overdue,
+            on_behalf_of=on_behalf_of,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedPrompt:
@@ -449,18 +467,7 @@ def plan_prompts(
                     chosen[recipient] = lead
             for recipient, lead in chosen.items():
                 items.setdefault(recipient, []).append(
-                    PromptItem(
-                        milestone_ref=milestone.ref,
-                        action_ref=action.ref,
-                        title=milestone.title,
-                        due=status.due,
-                        status=status.status,
-                        reasons=tuple(r.value for r in status.reasons),
-                        rating=status.rating,
-                        note=status.note,
-                        days_overdue=status.days_overdue,
-                        on_behalf_of=lead,
-                    )
+                    PromptItem.of(milestone, status, action_ref=action.ref, on_behalf_of=lead)
                 )
     return [
         PlannedPrompt(
