@@ -20,7 +20,12 @@ class Settings(BaseSettings):
     """Every setting Plan Pulse reads; `.env.example` lists each with a comment."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        # `.env.example` copied as it is leaves settings empty: empty means "not set".
+        env_ignore_empty=True,
     )
 
     database_url: str = Field(default="sqlite+aiosqlite:///./var/pulse.db", alias="DATABASE_URL")

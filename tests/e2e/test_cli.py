@@ -367,3 +367,26 @@ def test_check_reports_each_part_and_fails_when_one_is_down(tmp_path: Path) -> N
     assert "ok   SMTP: connected to 127.0.0.1" in good.stdout
     assert dead.returncode == 1
     assert "FAIL SMTP:" in dead.stdout
+
+
+def test_env_example_copied_as_is_runs_in_local_mode(tmp_path: Path) -> None:
+    """An admin who copies `.env.example` to `.env` unchanged gets a working local mode."""
+    from tests.conftest import REPO
+
+    (tmp_path / ".env").write_text((REPO / ".env.example").read_text(encoding="utf-8"))
+    env = {
+        k: v
+        for k, v in environment(tmp_path).items()
+        if k not in ("DATABASE_URL", "PULSE_DATA_DIR")
+    }
+    out = subprocess.run(
+        [str(PULSE), "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ok   local mode" in out.stdout
