@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -478,25 +478,6 @@ class OutboxRepository:
             select(OutboxRow.message_id).where(OutboxRow.dedupe_key == dedupe_key)
         )
         return value
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
-        )
-        return {state: int(n) for state, n in rows.all()}
-
-    async def pending_due(self, now: datetime) -> int:
-        n = await self.session.scalar(
-            select(func.count())
-            .select_from(OutboxRow)
-            .where(
-                or_(
-                    and_(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= utc(now)),
-                    and_(OutboxRow.state.in_(LEASED), OutboxRow.lease_until < utc(now)),
-                )
-            )
-        )
-        return int(n or 0)
 
 
 class InboundRepository:

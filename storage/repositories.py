@@ -471,8 +471,3 @@ class UpdateRepository:
             )
         ).all()
         return {row.milestone_id: row for row in rows}
-
-    async def count(self) -> int:
-        from sqlalchemy import func
-
-        return int(await self.session.scalar(select(func.count()).select_from(UpdateRow)) or 0)
