@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import shutil
 import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+
+from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
 from bot.app import PlanPulse
 from bot.cycle import Cycles
@@ -35,34 +36,6 @@ from storage.delivery import OutboxMessage
 from storage.importer import import_plan
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
-
-
-def write_plan(folder: Path, people: int) -> tuple[Path, Path]:
-    plan, directory = folder / "plan.csv", folder / "people.csv"
-    with plan.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Milestones", "Progress 1 - 4"])
-        for i in range(people):
-            milestones = "\n".join(
-                f"- Milestone {n} of action {i} {day}/0{n + 1}/27"
-                for n, day in ((1, 10 + i % 18), (2, 11 + i % 17), (3, 12 + i % 16))
-            )
-            out.writerow(
-                [
-                    f"{1 + i % 5} - Priority",
-                    f"{1 + i % 5}.{i + 1}",
-                    f"Action {i}",
-                    f"P{i}",
-                    milestones,
-                    str(2 + i % 3),
-                ]
-            )
-    with directory.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["key", "name", "email"])
-        for i in range(people):
-            out.writerow([f"P{i}", f"Person {i}", f"person{i}@council.example"])
-    return plan, directory
 
 
 async def bench(people: int, database_url: str | None) -> None:

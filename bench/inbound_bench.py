@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import csv
 import pstats
 import shutil
 import sqlite3
@@ -35,6 +34,7 @@ from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
+from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse
@@ -49,34 +49,6 @@ from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 REPLIED = NOW + timedelta(hours=2)
 MAIL_FROM = "pulse@council.example"
-
-
-def write_plan(folder: Path, people: int) -> tuple[Path, Path]:
-    plan, directory = folder / "plan.csv", folder / "people.csv"
-    with plan.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Milestones", "Progress 1 - 4"])
-        for i in range(people):
-            milestones = "\n".join(
-                f"- Milestone {n} of action {i} {day}/0{n + 1}/27"
-                for n, day in ((1, 10 + i % 18), (2, 11 + i % 17), (3, 12 + i % 16))
-            )
-            out.writerow(
-                [
-                    f"{1 + i % 5} - Priority",
-                    f"{1 + i % 5}.{i + 1}",
-                    f"Action {i}",
-                    f"P{i}",
-                    milestones,
-                    "2",
-                ]
-            )
-    with directory.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["key", "name", "email"])
-        for i in range(people):
-            out.writerow([f"P{i}", f"Person {i}", f"person{i}@council.example"])
-    return plan, directory
 
 
 def reply(prompt: EmailMessage, refs: list[str], n: int) -> bytes:
@@ -175,7 +147,7 @@ async def bench(replies: int, database_url: str | None, profile: bool) -> None:
             clock=lambda: NOW,
         )
         await pulse.migrate()
-        plan_file, people_file = write_plan(folder, replies)
+        plan_file, people_file = write_plan(folder, replies, rating="2")
         await import_plan(
             pulse.sessions,
             plan_file,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import shutil
 import statistics
@@ -38,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sample_plans import write_plan  # a sibling: benchmarks run as scripts
+
 from bot.cycle import Cycles
 from handlers.slack_app import build_http_app, build_slack_app
 from storage.db import create_engine, migrate, session_factory
@@ -47,25 +48,6 @@ from tests.fake_slack import FakeSlack
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 SECRET = "bench-signing-secret-0123456789"
-
-
-def write_plan(folder: Path, people: int) -> tuple[Path, Path]:
-    plan, directory = folder / "plan.csv", folder / "people.csv"
-    with plan.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Milestones", "Progress 1 - 4"])
-        for i in range(people):
-            milestones = "\n".join(
-                f"- Milestone {n} of action {i} {10 + n}/0{n + 1}/27" for n in (1, 2, 3)
-            )
-            ref = f"{1 + i % 5}.{i + 1}"
-            out.writerow([f"{1 + i % 5} - Priority", ref, f"Action {i}", f"P{i}", milestones, "3"])
-    with directory.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["key", "name", "email", "slack"])
-        for i in range(people):
-            out.writerow([f"P{i}", f"Person {i}", f"person{i}@council.example", f"UP{i:06d}"])
-    return plan, directory
 
 
 def signed(body: str) -> dict[str, str]:
@@ -179,7 +161,7 @@ async def bench(clicks: int, concurrency: int, people: int, database_url: str | 
         await migrate(url)
         engine = create_engine(url)
         sessions = session_factory(engine)
-        plan_file, people_file = write_plan(folder, people)
+        plan_file, people_file = write_plan(folder, people, rating="3", slack_ids=True)
         await import_plan(
             sessions, plan_file, people_path=people_file, plan_key="bench", now=NOW,
             ratings_as_of=date(2026, 11, 2),

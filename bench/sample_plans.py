@@ -1,0 +1,40 @@
+"""Plans of any size for the benchmarks: N people, each leading one action with three dated
+milestones, rated so that every milestone is open (nobody's work is already achieved)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def write_plan(
+    folder: Path, people: int, *, rating: str | None = None, slack_ids: bool = False
+) -> tuple[Path, Path]:
+    """A plan CSV and its people CSV in `folder`; returns their paths. Every row is rated
+    `rating` (by default 2, 3 or 4 in turn); `slack_ids` gives each person a Slack id."""
+    plan, directory = folder / "plan.csv", folder / "people.csv"
+    with plan.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Milestones", "Progress 1 - 4"])
+        for i in range(people):
+            milestones = "\n".join(
+                f"- Milestone {n} of action {i} {day}/0{n + 1}/27"
+                for n, day in ((1, 10 + i % 18), (2, 11 + i % 17), (3, 12 + i % 16))
+            )
+            out.writerow(
+                [
+                    f"{1 + i % 5} - Priority",
+                    f"{1 + i % 5}.{i + 1}",
+                    f"Action {i}",
+                    f"P{i}",
+                    milestones,
+                    rating or str(2 + i % 3),
+                ]
+            )
+    with directory.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["key", "name", "email", "slack"])
+        for i in range(people):
+            slack = f"UP{i:06d}" if slack_ids else ""
+            out.writerow([f"P{i}", f"Person {i}", f"person{i}@council.example", slack])
+    return plan, directory
