@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.cycles import (
     CyclePolicy,
+    Occurrence,
     PlannedPrompt,
     PromptItem,
+    Schedule,
     WorkingCalendar,
     cycle_key,
     due_now,
@@ -71,6 +73,37 @@ def working_calendar(policy: CyclePolicy, around: datetime) -> WorkingCalendar:
     return WorkingCalendar.for_region(policy.region, range(around.year - 1, around.year + 2))
 
 
+async def due_occurrence(
+    sessions: async_sessionmaker[AsyncSession],
+    plan_key: str,
+    job: str,
+    schedule: Callable[[CyclePolicy], Schedule],
+    *,
+    now: datetime,
+    catch_up_first: bool,
+) -> Occurrence | None:
+    """The occurrence of a plan's schedule that is due now, judged from the job's stored
+    watermark (catch-up runs once). With no watermark yet, `catch_up_first` says whether
+    the latest past occurrence runs; if not, the watermark starts at `now` instead."""
+    async with sessions() as session:
+        row = await PlanRepository(session).row(plan_key)
+        if row is None:
+            return None
+        watermark = await WatermarkRepository(session).get(row.id, job)
+    if watermark is None and not catch_up_first:
+        async with sessions() as session, session.begin():
+            await WatermarkRepository(session).advance(row.id, job, now)
+        return None
+    policy = cycle_policy(row)
+    return due_now(
+        schedule(policy),
+        timezone=row.timezone,
+        calendar=working_calendar(policy, now),
+        watermark=watermark,
+        now=now,
+    )
+
+
 class Cycles:
     """Plans cycles and reminders; shared by the tick and `pulse prompt`."""
 
@@ -111,24 +144,12 @@ class Cycles:
         return report
 
     async def _tick_prompts(self, plan_key: str, now: datetime) -> CycleReport | None:
-        async with self.sessions() as session:
-            row = await PlanRepository(session).row(plan_key)
-            if row is None:
-                return None
-            policy = cycle_policy(row)
-            watermark = await WatermarkRepository(session).get(row.id, PROMPT_JOB)
-        occurrence = due_now(
-            policy.prompt,
-            timezone=row.timezone,
-            calendar=working_calendar(policy, now),
-            watermark=watermark,
-            now=now,
+        due = await due_occurrence(
+            self.sessions, plan_key, PROMPT_JOB, lambda p: p.prompt, now=now, catch_up_first=True
         )
-        if occurrence is None:
+        if due is None:
             return None
-        return await self.start_cycle(
-            plan_key, cycle=occurrence.cycle, now=now, advance_to=occurrence.at
-        )
+        return await self.start_cycle(plan_key, cycle=due.cycle, now=now, advance_to=due.at)
 
     async def start_cycle(
         self,

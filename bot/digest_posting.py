@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from bot.cycle import cycle_policy, working_calendar
-from bot.domain.cycles import due_now
+from bot.cycle import due_occurrence
 from bot.domain.model import Plan
 from bot.domain.status import local_date
 from digests.content import Digest
@@ -58,29 +57,18 @@ class DigestPoster:
         async with self.pulse.sessions() as session:
             keys = await PlanRepository(session).keys()
         for key in keys:
-            async with self.pulse.sessions() as session:
-                row = await PlanRepository(session).row(key)
-                assert row is not None
-                watermark = await WatermarkRepository(session).get(row.id, DIGEST_JOB)
-            policy = cycle_policy(row)
-            if watermark is None:
-                # A plan's first digest is its next scheduled one: a digest "caught up" from
-                # before the plan was loaded would report a week nobody was asked about.
-                async with self.pulse.sessions() as session, session.begin():
-                    await WatermarkRepository(session).advance(row.id, DIGEST_JOB, now)
-                continue
-            occurrence = due_now(
-                policy.digest,
-                timezone=row.timezone,
-                calendar=working_calendar(policy, now),
-                watermark=watermark,
+            # A plan's first digest is its next scheduled one: a digest "caught up" from
+            # before the plan was loaded would report a week nobody was asked about.
+            due = await due_occurrence(
+                self.pulse.sessions,
+                key,
+                DIGEST_JOB,
+                lambda p: p.digest,
                 now=now,
+                catch_up_first=False,
             )
-            if occurrence is None:
-                continue
-            posted += await self.post(
-                key, now=now, as_of=occurrence.scheduled, advance_to=occurrence.at
-            )
+            if due is not None:
+                posted += await self.post(key, now=now, as_of=due.scheduled, advance_to=due.at)
         return posted
 
     async def post(
