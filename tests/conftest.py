@@ -13,9 +13,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -168,3 +170,33 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     server: PostgresServer = request.getfixturevalue("postgres_server")
     name = await _create_database(server)
     yield server.url(name)
+
+
+PLANS = FIXTURES / "plans"
+
+
+class Clock:
+    """A clock the test sets; never the wall's."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def import_small_plan(
+    sessions: async_sessionmaker[AsyncSession], *, now: datetime, people_path: Path | None = None
+) -> None:
+    """The small fixture plan with its people and networks, rated as of 16 November 2026."""
+    from storage.importer import import_plan
+
+    await import_plan(
+        sessions,
+        PLANS / "small-plan.csv",
+        now=now,
+        plan_key="small",
+        people_path=people_path or PLANS / "small-people.csv",
+        networks_path=PLANS / "small-networks.csv",
+        ratings_as_of=date(2026, 11, 16),
+    )

@@ -20,24 +20,13 @@ from bot.delivery import OutboxWorker
 from bot.settings import Settings
 from handlers.transports import LocalMailTransport
 from storage.delivery import OutboxRepository
-from storage.importer import import_plan
 from storage.models import InboundRow, OutboxRow, PromptRow, UpdateRow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Clock, import_small_plan
 
 PLANS = FIXTURES / "plans"
 # Monday 23 November 2026, 09:05 in London (GMT): the default prompt time has passed.
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 LEADS_WITH_OPEN_MILESTONES = {"AW", "MC", "DC", "PB"}
-
-
-class Clock:
-    """A clock the test sets; never the wall's."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -53,15 +42,7 @@ def _settings(db_url: str, data: Path) -> Settings:
 async def pulse(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[PlanPulse]:
     app = PlanPulse(_settings(db_url, tmp_path / "var"), clock=clock)
     await app.migrate()
-    await import_plan(
-        app.sessions,
-        PLANS / "small-plan.csv",
-        now=clock(),
-        plan_key="small",
-        people_path=PLANS / "small-people.csv",
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(app.sessions, now=clock())
     yield app
     await app.close()
 
@@ -369,15 +350,7 @@ async def test_an_away_lead_is_not_prompted_and_their_delegate_is(
     header = people[0] + ",delegate,away_until"
     rows = [line + (",PB,2026-12-04" if line.startswith("AW,") else ",,") for line in people[1:]]
     (tmp_path / "people.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
-    await import_plan(
-        pulse.sessions,
-        PLANS / "small-plan.csv",
-        now=clock(),
-        plan_key="small",
-        people_path=tmp_path / "people.csv",
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(pulse.sessions, now=clock(), people_path=tmp_path / "people.csv")
     await Runner(pulse).run_once()
     to = {str(read_eml(p)["To"]) for p in outbox_files(pulse)}
     assert not any("alex.walker" in t for t in to)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -20,19 +20,11 @@ from bot.settings import Settings
 from handlers.slack_transport import SlackTransport
 from storage.importer import import_plan
 from storage.models import DigestRow, OutboxRow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
 
 PLANS = FIXTURES / "plans"
 FRIDAY = datetime(2026, 11, 27, 12, 5, tzinfo=UTC)  # after the default 12:00 digest time
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def settings_for(db_url: str, data: Path, **extra: str) -> Settings:
@@ -43,15 +35,7 @@ def settings_for(db_url: str, data: Path, **extra: str) -> Settings:
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
     app = PlanPulse(settings_for(db_url, tmp_path / "var"), clock=Clock(FRIDAY))
     await app.migrate()
-    await import_plan(
-        app.sessions,
-        PLANS / "small-plan.csv",
-        now=FRIDAY,
-        plan_key="small",
-        people_path=PLANS / "small-people.csv",
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(app.sessions, now=FRIDAY)
     yield app
     await app.close()
 

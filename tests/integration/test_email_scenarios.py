@@ -18,9 +18,8 @@ from sqlalchemy import func, select
 
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
-from storage.importer import import_plan
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, import_small_plan
 from tests.integration.test_delivery import Clock, outbox_files, prompt_for, read_eml
 
 EMAILS = FIXTURES / "emails"
@@ -48,15 +47,7 @@ async def pulse(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Plan
     )
     app = PlanPulse(settings, clock=clock)
     await app.migrate()
-    await import_plan(
-        app.sessions,
-        PLANS / "small-plan.csv",
-        now=clock(),
-        plan_key="small",
-        people_path=PLANS / "small-people.csv",
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(app.sessions, now=clock())
     yield app
     await app.close()
 

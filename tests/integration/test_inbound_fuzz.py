@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,8 @@ from bot.cycle import Cycles
 from bot.inbound import Inbound
 from bot.settings import Settings
 from handlers.inbound_mail import dedupe_key
-from storage.importer import import_plan
 from storage.models import InboundRow, UpdateRow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, import_small_plan
 
 PLANS = FIXTURES / "plans"
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
@@ -283,15 +282,7 @@ async def inbound(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Inb
         clock=lambda: MONDAY,
     )
     await pulse.migrate()
-    await import_plan(
-        pulse.sessions,
-        PLANS / "small-plan.csv",
-        now=MONDAY,
-        plan_key="small",
-        people_path=PLANS / "small-people.csv",
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(pulse.sessions, now=MONDAY)
     await Cycles(pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: MONDAY).tick()
     yield Inbound(pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: MONDAY)
     await pulse.close()

@@ -28,9 +28,8 @@ from bot.cycle import Cycles
 from handlers import slack_blocks as kit
 from handlers.slack_app import Followups, build_http_app, build_slack_app, resolve_slack_id
 from storage.db import create_engine, migrate, session_factory
-from storage.importer import import_plan
 from storage.models import PersonRow, PromptRow, UpdateRow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack
 
 __all__ = ["fake_slack"]
@@ -40,14 +39,6 @@ MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 SECRET = "test-signing-secret-0123456789"
 SLACK_IDS = {"AW": "UAW00001", "MC": "UMC00001", "DC": "UDC00001", "GR": "UGR00001"}
 HOSTILE = "<!channel> <!here> <@U123> <https://evil|Council> &amp; *bold* @channel"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _people_csv(path: Path) -> Path:
@@ -64,15 +55,7 @@ def _people_csv(path: Path) -> Path:
 async def _database(url: str, tmp_path: Path, clock: Clock) -> async_sessionmaker[AsyncSession]:
     await migrate(url)
     sessions = session_factory(create_engine(url))
-    await import_plan(
-        sessions,
-        PLANS / "small-plan.csv",
-        now=clock(),
-        plan_key="small",
-        people_path=_people_csv(tmp_path / "people.csv"),
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(sessions, now=clock(), people_path=_people_csv(tmp_path / "people.csv"))
     await Cycles(sessions, mail_from="pulse@council.example", clock=clock).start_cycle(
         "small", now=clock()
     )

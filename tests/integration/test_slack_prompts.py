@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,7 @@ from bot.domain.model import Person, Plan
 from bot.settings import Settings
 from handlers.slack_transport import SlackTransport
 from handlers.transports import LocalMailTransport
-from storage.importer import import_plan
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
 
 PLANS = FIXTURES / "plans"
@@ -55,15 +54,7 @@ async def test_slack_people_get_a_dm_and_a_failed_dm_falls_back_to_email(
     )
     try:
         await app.migrate()
-        await import_plan(
-            app.sessions,
-            PLANS / "small-plan.csv",
-            now=MONDAY,
-            plan_key="small",
-            people_path=tmp_path / "people.csv",
-            networks_path=PLANS / "small-networks.csv",
-            ratings_as_of=date(2026, 11, 16),
-        )
+        await import_small_plan(app.sessions, now=MONDAY, people_path=tmp_path / "people.csv")
         cycles = Cycles(
             app.sessions,
             mail_from="pulse@council.example",

@@ -9,7 +9,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -22,9 +22,8 @@ from sqlalchemy import func, select
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
 from handlers.smtp_listener import SmtpListener
-from storage.importer import import_plan
 from storage.models import InboundRow, UpdateRow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Clock, import_small_plan
 
 PLANS = FIXTURES / "plans"
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
@@ -230,16 +229,6 @@ async def test_mail_for_another_domain_is_refused_with_550(
 # --- through the real inbound path on SQLite ----------------------------------------------
 
 
-class Clock:
-    """A clock the test sets; never the wall's."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -261,15 +250,7 @@ async def _prompted(settings: Settings, clock: Clock) -> PlanPulse:
     """The small plan imported and this Monday's prompts sent as local mail files."""
     pulse = PlanPulse(settings, clock=clock)
     await pulse.migrate()
-    await import_plan(
-        pulse.sessions,
-        PLANS / "small-plan.csv",
-        now=clock(),
-        plan_key="small",
-        people_path=PLANS / "small-people.csv",
-        networks_path=PLANS / "small-networks.csv",
-        ratings_as_of=date(2026, 11, 16),
-    )
+    await import_small_plan(pulse.sessions, now=clock())
     await Runner(pulse).run_once()
     return pulse
 
