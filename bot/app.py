@@ -23,7 +23,7 @@ from bot.domain.model import Action, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.settings import Settings
-from digests.content import Digest, build_digest, iso_week, plan_statuses
+from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.imap import ImapReceiver
 from handlers.slack_app import Followups, SlackChannel, build_slack_app
 from handlers.slack_blocks import prompt_blocks
@@ -165,6 +165,7 @@ class PlanPulse:
             for key in touched:
                 asked[key].append(prompt)
         priorities = {p.number: p.title for p in tracked.priorities}
+        shown: dict[str, Shown] = {}
         digests = []
         for n in networks:
             actions = tracked.actions if n.all_actions else followed[n.key]
@@ -187,6 +188,7 @@ class PlanPulse:
                     statuses=statuses,
                     priorities=priorities,
                     trend=trends[n.key],
+                    shown=shown,
                 )
             )
         return digests

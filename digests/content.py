@@ -141,6 +141,40 @@ def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
     )
 
 
+def _section(status: Status, as_of: date, achieved_window: int) -> DigestSection | None:
+    """The section a milestone is listed in by its status (needs-support comes on top)."""
+    if status.status is MilestoneStatus.OVERDUE:
+        return DigestSection.OVERDUE
+    if status.status is MilestoneStatus.AT_RISK:
+        return DigestSection.AT_RISK
+    if status.status is MilestoneStatus.DUE_SOON:
+        return DigestSection.DUE_SOON
+    if status.status is MilestoneStatus.ACHIEVED and status.rated_on is not None:
+        if 0 <= (as_of - status.rated_on).days < achieved_window:
+            return DigestSection.ACHIEVED
+    return None
+
+
+# A milestone as every digest shows it: its status, its rating key in the mix, the section
+# its status lists it in, whether it needs support, and its item when it is listed anywhere.
+Shown = tuple[str, str, "DigestSection | None", bool, "DigestItem | None"]
+
+
+def _entry(
+    milestone: Milestone, action: Action, status: Status, as_of: date, achieved_window: int
+) -> Shown:
+    section = _section(status, as_of, achieved_window)
+    listed = section is not None or status.needs_support
+    return (
+        status.status.value,
+        str(status.rating) if status.rating is not None else "unrated",
+        section,
+        status.needs_support,
+        # Most milestones are on track and listed nowhere: an item only when shown.
+        _item(milestone, action, status) if listed else None,
+    )
+
+
 @lru_cache(maxsize=65536)
 def _ref_key(ref: str) -> tuple[tuple[int, int | str], ...]:
     """Natural order for references: 1.2 before 1.10, W1.2-3 before W1.2-10."""
@@ -167,42 +201,48 @@ def build_digest(
     statuses: Mapping[str, Status] | None = None,
     priorities: Mapping[int, str] | None = None,
     trend: Sequence[tuple[str, Mapping[str, int]]] = (),
+    shown: dict[str, Shown] | None = None,
 ) -> Digest:
     """The digest of `network` for the week of `as_of`.
 
     `updates` maps milestone references to their updates; `awaiting` lists the people who
     did not answer this cycle's prompt (sorted here), out of `prompted` people prompted.
     `statuses`, when given, are the milestones' statuses already worked out for `as_of`
-    (see `plan_statuses`), so that many networks' digests share one computation.
+    (see `plan_statuses`), so that many networks' digests share one computation; `shown`,
+    when given, keeps what each milestone shows (worked out from its status) for the next
+    network's digest.
     """
     if statuses is None:
         statuses = plan_statuses(plan, actions, updates, as_of=as_of)
+    if shown is None:
+        shown = {}
     mix: dict[int, dict[str, int]] = {}
     sections: dict[DigestSection, list[DigestItem]] = {s: [] for s in DigestSection}
     counts: dict[str, int] = {s.value: 0 for s in MilestoneStatus}
     total = 0
+    window = plan.policy.achieved_window
     for action in actions:
         if not in_network(action, network):
             continue
+        by_rating = mix.get(action.priority)
+        if by_rating is None:
+            by_rating = mix[action.priority] = dict.fromkeys(MIX_KEYS, 0)
         for milestone in action.milestones:
             total += 1
-            status = statuses[milestone.ref]
-            counts[status.status.value] += 1
-            rating_key = str(status.rating) if status.rating is not None else "unrated"
-            by_rating = mix.setdefault(action.priority, dict.fromkeys(MIX_KEYS, 0))
+            # What a milestone shows is the same in every network: worked out once.
+            entry = shown.get(milestone.ref)
+            if entry is None:
+                entry = shown[milestone.ref] = _entry(
+                    milestone, action, statuses[milestone.ref], as_of, window
+                )
+            status, rating_key, section, needs_support, item = entry
+            counts[status] += 1
             by_rating[rating_key] += 1
-            item = _item(milestone, action, status)
-            if status.status is MilestoneStatus.OVERDUE:
-                sections[DigestSection.OVERDUE].append(item)
-            elif status.status is MilestoneStatus.AT_RISK:
-                sections[DigestSection.AT_RISK].append(item)
-            elif status.status is MilestoneStatus.DUE_SOON:
-                sections[DigestSection.DUE_SOON].append(item)
-            elif status.status is MilestoneStatus.ACHIEVED and status.rated_on is not None:
-                if 0 <= (as_of - status.rated_on).days < plan.policy.achieved_window:
-                    sections[DigestSection.ACHIEVED].append(item)
-            if status.needs_support:
-                sections[DigestSection.NEEDS_SUPPORT].append(item)
+            if item is not None:
+                if section is not None:
+                    sections[section].append(item)
+                if needs_support:
+                    sections[DigestSection.NEEDS_SUPPORT].append(item)
 
     sections[DigestSection.OVERDUE].sort(key=lambda i: (-i.days_overdue, _ref_key(i.ref)))
     for section in (

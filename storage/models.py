@@ -193,6 +193,29 @@ class UpdateRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class MilestoneStateRow(Base):
+    """Which updates decide a milestone's status now: its latest, its last two ratings and
+    its latest revised date, each with the instant it was given.
+
+    Kept by a database trigger on every insert into `updates` (migration 0005), whoever
+    writes it, so a digest reads one row per milestone instead of probing its history.
+    """
+
+    __tablename__ = "milestone_state"
+
+    milestone_id: Mapped[int] = mapped_column(
+        ForeignKey("milestones.id", ondelete="CASCADE"), primary_key=True
+    )
+    latest_id: Mapped[int] = mapped_column(Integer)
+    latest_given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rated_id: Mapped[int | None] = mapped_column(Integer)
+    rated_given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    prior_rated_id: Mapped[int | None] = mapped_column(Integer)
+    prior_rated_given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revised_id: Mapped[int | None] = mapped_column(Integer)
+    revised_given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class PromptRow(Base):
     """One request to one person in one cycle; unique per (plan, person, cycle)."""
 

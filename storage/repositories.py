@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
 from bot.domain.model import (
@@ -33,6 +34,7 @@ from storage.models import (
     ActionNetworkRow,
     ActionRow,
     MilestoneRow,
+    MilestoneStateRow,
     NetworkRow,
     PersonRow,
     PlanNetworkRow,
@@ -208,7 +210,7 @@ class PlanRepository:
     ) -> TrackedPlan:
         """The plan's live actions and milestones, each with the updates that decide its
         status given before `until` (its latest update, its last two ratings and its latest
-        revised date: see `_decisive_updates`), oldest first. With `refs`, only those
+        revised date: see `_decisive`), oldest first. With `refs`, only those
         milestones and their actions: what an answer to one prompt needs, and no more."""
         plan_row = await self.row(key)
         if plan_row is None:
@@ -308,24 +310,7 @@ class PlanRepository:
         for action_id, network_id in net_links:
             if network_id in network_key:
                 nets[action_id].append(network_key[network_id])
-        update_query = _decisive_updates(pid, until, refs)
-        updates: dict[str, list[Update]] = defaultdict(list)
-        for ref, given, rating, note, revised, support, source, person_id, external in (
-            await s.execute(update_query)
-        ).tuples():
-            updates[ref].append(
-                Update(
-                    milestone_ref=ref,
-                    given_at=utc(given),
-                    rating=rating,
-                    note=note,
-                    revised_due=revised,
-                    needs_support=support,
-                    source=Source(source),
-                    person_key=person_key.get(person_id) if person_id else None,
-                    external_id=external,
-                )
-            )
+        updates = await _decisive(s, pid, until, refs, person_key)
 
         by_action: dict[int, list[Any]] = defaultdict(list)
         for m in milestones:
@@ -368,8 +353,100 @@ class PlanRepository:
                 person_from_row(p, person_key.get(p.delegate_id) if p.delegate_id else None)
                 for p in people_rows
             ),
-            updates={ref: tuple(us) for ref, us in updates.items()},
+            updates=updates,
         )
+
+
+SOURCES = {source.value: source for source in Source}
+UPDATE_COLUMNS = (
+    "id",
+    "given_at",
+    "rating",
+    "note",
+    "revised_due",
+    "needs_support",
+    "source",
+    "person_id",
+    "external_id",
+)
+
+
+async def _decisive(
+    session: AsyncSession,
+    plan_id: int,
+    until: datetime | None,
+    refs: Sequence[str] | None,
+    person_key: dict[int, str],
+) -> dict[str, tuple[Update, ...]]:
+    """Each live milestone's decisive updates given before `until`, oldest first.
+
+    `milestone_state` names them for every milestone whose latest update was given before
+    `until` (always so for today's digest): one row per milestone, whatever the history's
+    length. A milestone answered on or after `until` (a look back at an earlier day) is
+    read from its history by index probes instead.
+    """
+    slots = [aliased(UpdateRow, name=f"u_{n}") for n in range(4)]
+    state = MilestoneStateRow
+    chosen = [
+        MilestoneRow.plan_id == plan_id,
+        MilestoneRow.retired.is_(False),
+        *([] if refs is None else [MilestoneRow.ref.in_(list(refs))]),
+    ]
+    current = [] if until is None else [state.latest_given_at < utc(until)]
+    query = (
+        select(
+            MilestoneRow.ref,
+            *(getattr(slot, name) for slot in slots for name in UPDATE_COLUMNS),
+        )
+        .join(state, state.milestone_id == MilestoneRow.id)
+        .outerjoin(slots[0], slots[0].id == state.latest_id)
+        .outerjoin(slots[1], slots[1].id == state.rated_id)
+        .outerjoin(slots[2], slots[2].id == state.prior_rated_id)
+        .outerjoin(slots[3], slots[3].id == state.revised_id)
+        .where(*chosen, *current)
+    )
+    width = len(UPDATE_COLUMNS)
+    found: dict[str, dict[int, tuple[Any, ...]]] = defaultdict(dict)
+    for row in (await session.execute(query)).tuples():
+        ref = row[0]
+        for n in range(4):
+            values = row[1 + n * width : 1 + (n + 1) * width]
+            if values[0] is not None:
+                found[ref][values[0]] = values
+    if until is not None:
+        later = list(
+            (
+                await session.scalars(
+                    select(MilestoneRow.ref)
+                    .join(state, state.milestone_id == MilestoneRow.id)
+                    .where(*chosen, state.latest_given_at >= utc(until))
+                )
+            ).all()
+        )
+        if later:
+            for values in (await session.execute(_decisive_updates(plan_id, until, later))).all():
+                found[values[0]][values[1]] = tuple(values[1:])
+    decisive: dict[str, tuple[Update, ...]] = {}
+    for ref, by_id in found.items():
+        # One database gives one kind of datetime (naive UTC or aware): comparable as read.
+        ordered = (
+            sorted(by_id.values(), key=lambda v: (v[1], v[0])) if len(by_id) > 1 else by_id.values()
+        )
+        decisive[ref] = tuple(
+            Update(
+                ref,
+                utc(given),
+                rating,
+                note,
+                revised,
+                support,
+                SOURCES[source],
+                person_key.get(person_id) if person_id else None,
+                external,
+            )
+            for _, given, rating, note, revised, support, source, person_id, external in ordered
+        )
+    return decisive
 
 
 def _decisive_updates(
@@ -410,6 +487,7 @@ def _decisive_updates(
     return (
         select(
             MilestoneRow.ref,
+            UpdateRow.id,
             UpdateRow.given_at,
             UpdateRow.rating,
             UpdateRow.note,

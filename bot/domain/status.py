@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bot.domain.model import RiskPolicy, Timescale, Update
@@ -69,11 +70,20 @@ class Status:
         return bool(self.latest and self.latest.needs_support)
 
 
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 def local_date(moment: datetime, timezone: str) -> date:
     """The calendar day `moment` falls on in `timezone` (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-    return moment.astimezone(ZoneInfo(timezone)).date()
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(_zone(timezone)).date()
+
+
+def _given_at(update: Update) -> datetime:
+    return update.given_at
 
 
 def milestone_status(
@@ -91,31 +101,53 @@ def milestone_status(
     the same instant keep the order they are passed in (storage order: as recorded).
     """
     due, period_start = due_on(timescale, today)
-    ordered = sorted(updates, key=lambda u: u.given_at)
-    dated = [(local_date(u.given_at, timezone), u) for u in ordered]
+    zone = _zone(timezone)
     # Answers given after `today` do not exist yet when looking back at an earlier day.
-    counted = [
-        (d, u) for d, u in dated if d <= today and (period_start is None or d >= period_start)
-    ]
+    counted: list[tuple[date, Update]] = []
+    for update in sorted(updates, key=_given_at) if len(updates) > 1 else updates:
+        moment = update.given_at
+        day = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone).date()
+        if day <= today and (period_start is None or day >= period_start):
+            counted.append((day, update))
 
     latest_day, latest = counted[-1] if counted else (None, None)
     rated = [(d, u) for d, u in counted if u.rating is not None]
     rated_on, rating = (rated[-1][0], rated[-1][1].rating) if rated else (None, None)
     days_to_due = (due - today).days if due is not None else None
 
-    def result(status: MilestoneStatus, reasons: tuple[Reason, ...] = ()) -> Status:
-        overdue_by = -days_to_due if status is MilestoneStatus.OVERDUE and days_to_due else 0
-        return Status(
-            status, due, overdue_by, days_to_due, reasons, latest, latest_day, rating, rated_on
-        )
-
+    reasons: tuple[Reason, ...] = ()
     if rating == ACHIEVED:
-        return result(MilestoneStatus.ACHIEVED)
-    if days_to_due is not None and days_to_due < 0:
-        return result(MilestoneStatus.OVERDUE)
+        status = MilestoneStatus.ACHIEVED
+    elif days_to_due is not None and days_to_due < 0:
+        status = MilestoneStatus.OVERDUE
+    else:
+        # days_to_due >= 0 from here on: an overdue milestone is settled above.
+        reasons = _reasons(counted, rated, due, days_to_due, today, policy)
+        if reasons:
+            status = MilestoneStatus.AT_RISK
+        elif days_to_due is None:
+            status = MilestoneStatus.NO_DATE
+        elif days_to_due <= policy.due_soon_window:
+            status = MilestoneStatus.DUE_SOON
+        else:
+            status = MilestoneStatus.ON_TRACK
+    overdue_by = -days_to_due if status is MilestoneStatus.OVERDUE and days_to_due else 0
+    return Status(
+        status, due, overdue_by, days_to_due, reasons, latest, latest_day, rating, rated_on
+    )
 
+
+def _reasons(
+    counted: list[tuple[date, Update]],
+    rated: list[tuple[date, Update]],
+    due: date | None,
+    days_to_due: int | None,
+    today: date,
+    policy: RiskPolicy,
+) -> tuple[Reason, ...]:
+    """Why a milestone that is neither achieved nor overdue is at risk, if it is."""
     reasons: list[Reason] = []
-    # days_to_due >= 0 from here on: an overdue milestone has already returned.
+    rating = rated[-1][1].rating if rated else None
     if (
         rating == NOT_STARTED
         and days_to_due is not None
@@ -128,6 +160,7 @@ def milestone_status(
     previous = rated[-2][1].rating if len(rated) >= 2 else None
     if rating is not None and previous is not None and rating > previous:
         reasons.append(Reason.WORSENING)
+    latest_day, latest = counted[-1] if counted else (None, None)
     if latest is not None and latest.needs_support:
         reasons.append(Reason.NEEDS_SUPPORT)
     if days_to_due is not None and days_to_due <= policy.stale_horizon:
@@ -135,13 +168,4 @@ def milestone_status(
             reasons.append(Reason.NEVER_RATED)
         elif (today - latest_day).days >= policy.stale_after:
             reasons.append(Reason.STALE)
-
-    if reasons:
-        status = MilestoneStatus.AT_RISK
-    elif days_to_due is None:
-        status = MilestoneStatus.NO_DATE
-    elif days_to_due <= policy.due_soon_window:
-        status = MilestoneStatus.DUE_SOON
-    else:
-        status = MilestoneStatus.ON_TRACK
-    return result(status, tuple(reasons))
+    return tuple(reasons)
