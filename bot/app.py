@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.cycle import Cycles
+from bot.cycle import Cycles, SlackLookup
 from bot.delivery import OutboxWorker
 from bot.digest_posting import DigestPoster
 from bot.domain.cycles import PromptItem
@@ -27,7 +27,7 @@ from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.imap import ImapReceiver
 from handlers.slack_app import Followups, SlackChannel, build_slack_app
 from handlers.slack_blocks import prompt_blocks
-from handlers.slack_transport import SlackTransport
+from handlers.slack_transport import SlackTransport, lookup_user_by_email
 from handlers.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.transports import LocalMailTransport, Transport
 from storage import export
@@ -281,11 +281,23 @@ def slack_prompt_posts(
 def cycles_for(pulse: PlanPulse) -> Cycles:
     """Cycles as configured: prompts by Slack DM for those who prefer it when Slack is on."""
     settings = pulse.settings
+    lookup: SlackLookup | None = None
+    if settings.slack_enabled and settings.slack_bot_token is not None:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+
+        async def lookup(email: str) -> str | None:
+            return await lookup_user_by_email(client, email)
+
     return Cycles(
         pulse.sessions,
         mail_from=settings.mail_from,
         clock=pulse.clock,
         slack_prompt=slack_prompt_posts if settings.slack_enabled else None,
+        slack_lookup=lookup,
     )
 
 

@@ -422,6 +422,11 @@ def prompt(
                 f"cycle {report.cycle} of {plan}: {report.created} prompts enqueued, "
                 f"{report.already} already prompted, {len(report.skipped)} unreachable"
             )
+        if report.not_in_slack:
+            lines.append(
+                "  not found in Slack by their email, asked by email instead: "
+                + ", ".join(report.not_in_slack)
+            )
         return "\n".join([head, *lines])
 
     typer.echo(_run(work, clock=moment))

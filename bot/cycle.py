@@ -7,7 +7,7 @@ stored watermark makes a missed schedule run once on start, never once per misse
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 SlackPromptRenderer = Callable[[Plan, Person, Sequence[PromptItem], int], list[dict[str, Any]]]
+SlackLookup = Callable[[str], Awaitable[str | None]]  # email → Slack user id, or None
 TOKEN_LIFETIME = timedelta(days=42)
 PROMPT_JOB = "prompt"
 
@@ -56,6 +57,8 @@ class CycleReport:
     created: int = 0
     already: int = 0
     skipped: list[str] = field(default_factory=list)  # people who cannot be reached
+    # People who prefer Slack but whom Slack does not know by their email: asked by email.
+    not_in_slack: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -114,12 +117,15 @@ class Cycles:
         mail_from: str,
         clock: Clock,
         slack_prompt: SlackPromptRenderer | None = None,
+        slack_lookup: SlackLookup | None = None,
     ) -> None:
         self.sessions = sessions
         self.mail_from = mail_from
         self.clock = clock
         # Set when Slack is on: people who prefer Slack and have a Slack id are asked by DM.
         self.slack_prompt = slack_prompt
+        # Finds the Slack id of someone who prefers Slack but has none yet, by their email.
+        self.slack_lookup = slack_lookup
 
     def channel_for(self, person: Person) -> str | None:
         """Where this person is asked: Slack when they prefer it and we can, else email."""
@@ -167,6 +173,7 @@ class Cycles:
         prompts nobody twice. `cycle` defaults to the current week, so a manual prompt and
         the scheduled one of the same week are the same prompt.
         """
+        not_in_slack = [] if dry_run else await self.resolve_slack_ids()
         async with self.sessions() as session, session.begin():
             plan_repo = PlanRepository(session)
             tracked = await plan_repo.tracked(plan_key)
@@ -174,6 +181,7 @@ class Cycles:
             assert plan_row is not None
             today = local_date(now, tracked.plan.timezone)
             report = CycleReport(plan_key, cycle or cycle_key(today))
+            report.not_in_slack = not_in_slack
             report.planned = plan_prompts(
                 tracked.plan,
                 tracked.actions,
@@ -233,6 +241,44 @@ class Cycles:
             len(report.skipped),
         )
         return report
+
+    async def resolve_slack_ids(self) -> list[str]:
+        """Look up, by email, the Slack id of everyone who prefers Slack and has none; store
+        those found. Returns the keys of the people Slack does not know (they are asked by
+        email). Slack is asked outside any transaction, so a slow answer blocks no writer."""
+        if self.slack_lookup is None or self.slack_prompt is None:
+            return []
+        async with self.sessions() as session:
+            wanted = (
+                await session.execute(
+                    select(PersonRow.key, PersonRow.email).where(
+                        PersonRow.prefers == Channel.SLACK.value,
+                        PersonRow.slack_user_id.is_(None),
+                        PersonRow.email.is_not(None),
+                    )
+                )
+            ).all()
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for key, email in wanted:
+            try:
+                slack_id = await self.slack_lookup(email)
+            except Exception as failed:  # Slack down or refusing: try again next cycle
+                log.warning("cannot look up %s in Slack by email: %s", key, failed)
+                slack_id = None
+            if slack_id:
+                found[key] = slack_id
+            else:
+                missing.append(key)
+                log.warning("%s prefers Slack but Slack has nobody with their email", key)
+        if found:
+            async with self.sessions() as session, session.begin():
+                for row in (
+                    await session.scalars(select(PersonRow).where(PersonRow.key.in_(found)))
+                ).all():
+                    if row.slack_user_id is None:
+                        row.slack_user_id = found[row.key]
+        return missing
 
     async def _enqueue_prompts(
         self,
@@ -328,15 +374,16 @@ class Cycles:
             if not waiting:
                 return 0
             tracked = await plan_repo.tracked(plan_key)
-            people_rows = {r.id: r.key for r in (await session.scalars(select(PersonRow))).all()}
+            people_rows = {r.id: r for r in (await session.scalars(select(PersonRow))).all()}
             by_key = {p.key: p for p in tracked.people}
             sent = 0
             for prompt in waiting:
                 if not await prompts.mark_reminded(prompt.id, now):
                     continue
-                person = by_key[people_rows[prompt.person_id]]
+                person_row = people_rows[prompt.person_id]
+                person = by_key[person_row.key]
                 items = _still_open(tracked, person.key, prompt.milestone_refs, now)
-                if not items or not person.email:
+                if not items or not person.email or person_row.email_bounced_at is not None:
                     continue
                 token = new_token()
                 await prompts.add_tokens(

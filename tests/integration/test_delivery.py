@@ -20,7 +20,7 @@ from bot.delivery import OutboxWorker
 from bot.settings import Settings
 from handlers.transports import LocalMailTransport
 from storage.delivery import OutboxRepository
-from storage.models import InboundRow, OutboxRow, PromptRow, UpdateRow
+from storage.models import InboundRow, OutboxRow, PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
 
 PLANS = FIXTURES / "plans"
@@ -162,6 +162,23 @@ async def test_one_reminder_to_the_silent_after_two_working_days(
     assert all(r["In-Reply-To"] for r in reminders)
     clock.now += timedelta(days=1)
     assert (await runner.run_once()).reminders == 0
+
+
+async def test_no_reminder_to_an_address_that_bounced_since_the_prompt(
+    pulse: PlanPulse, clock: Clock
+) -> None:
+    """Once a lead's address is stopped for bouncing, their reminder is not sent."""
+    runner = Runner(pulse)
+    await runner.run_once()
+    async with pulse.sessions() as session, session.begin():
+        dana = await session.scalar(select(PersonRow).where(PersonRow.key == "DC"))
+        assert dana is not None
+        dana.email_bounced_at = MONDAY + timedelta(hours=1)
+    clock.now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    await runner.run_once()
+    reminded = [str(read_eml(p)["To"]) for p in outbox_files(pulse) if "reminder" in p.name]
+    assert len(reminded) == len(LEADS_WITH_OPEN_MILESTONES) - 1
+    assert not any("dana.cole" in to for to in reminded)
 
 
 def reply_to(prompt: EmailMessage, *, sender: str, body: str, message_id: str) -> bytes:

@@ -166,10 +166,10 @@ async def test_two_transactions_answering_one_milestone_at_once_lose_neither(
                 await asyncio.sleep(0.3)  # let the second reach its insert and wait
 
     first_given, second_given = (late, early) if later_first else (early, late)
-    await asyncio.gather(
-        answer(first_given, 2, first=True), answer(second_given, 3, first=False)
-    )
+    await asyncio.gather(answer(first_given, 2, first=True), answer(second_given, 3, first=False))
     state = await stored_state(pulse)
     assert state == await state_from_history(pulse)
     latest, rated, prior, _ = state[milestone_id]
-    assert latest == rated and prior is not None and prior != rated
+    assert latest == rated
+    assert prior is not None
+    assert prior != rated
