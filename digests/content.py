@@ -39,6 +39,11 @@ SECTION_TITLES: Mapping[DigestSection, str] = {
 }
 
 
+# A section this long, with items from several priorities, is shown grouped by priority; a
+# shorter one reads better as one list.
+GROUP_FROM = 6
+
+
 @dataclass(frozen=True, slots=True)
 class DigestItem:
     """One milestone as a digest shows it."""
@@ -95,6 +100,21 @@ class Digest:
     def response_rate(self) -> float | None:
         """Share of this cycle's prompts that were answered, or None before any prompt."""
         return self.answered / self.prompted if self.prompted else None
+
+    def priority_title(self, number: int) -> str:
+        """The priority's title from the plan, or "Priority n" when it has none (unescaped)."""
+        return self.priorities.get(number) or f"Priority {number}"
+
+    def groups(self, section: DigestSection) -> list[tuple[int | None, tuple[DigestItem, ...]]]:
+        """The section's items grouped by priority, where that reads better: in a long
+        section (`GROUP_FROM` items or more) from more than one priority, except overdue,
+        which stays most-overdue-first for chasing. Priorities in order, each group keeping
+        the section's order; otherwise one group under no priority (None)."""
+        items = self.sections[section]
+        numbers = sorted({item.priority for item in items})
+        if section is DigestSection.OVERDUE or len(items) < GROUP_FROM or len(numbers) < 2:
+            return [(None, items)]
+        return [(n, tuple(item for item in items if item.priority == n)) for n in numbers]
 
     def counts(self) -> dict[str, int]:
         counts = {section.value: len(self.sections[section]) for section in DigestSection}

@@ -29,6 +29,7 @@ from digests.markdown import (
     NOTHING_TO_REPORT,
     counts_line,
     digest_title,
+    group_heading,
     item_facts,
     legend_label,
     mix_counts,
@@ -120,15 +121,22 @@ def _context(digest: Digest, names: Mapping[str, str]) -> dict[str, Any]:
         {
             "title": SECTION_TITLES[section],
             "colour": SECTION_COLOURS[section],
-            "entries": [
+            "count": len(digest.sections[section]),
+            "groups": [
                 {
-                    "ref": _clean(item.ref),
-                    "title": _clean(item.title),
-                    "facts": _facts(item, section, names),
-                    "note_label": _note_label(item),
-                    "note_lines": _note_lines(item.note),
+                    "heading": _clean(group_heading(digest, number)) if number else "",
+                    "entries": [
+                        {
+                            "ref": _clean(item.ref),
+                            "title": _clean(item.title),
+                            "facts": _facts(item, section, names),
+                            "note_label": _note_label(item),
+                            "note_lines": _note_lines(item.note),
+                        }
+                        for item in group
+                    ],
                 }
-                for item in digest.sections[section]
+                for number, group in digest.groups(section)
             ],
         }
         for section in DigestSection
@@ -247,8 +255,11 @@ def render_text(digest: Digest, *, names: Mapping[str, str] = _NO_NAMES) -> str:
         if not items:
             continue
         lines += ["", *_heading(f"{SECTION_TITLES[section]} ({len(items)})", "-")]
-        for item in items:
-            lines += _text_item(item, section, names)
+        for number, group in digest.groups(section):
+            if number is not None:
+                lines += _wrapped(f"{_clean(group_heading(digest, number))}:")
+            for item in group:
+                lines += _text_item(item, section, names)
     if digest.awaiting:
         lines += ["", *_heading(f"{AWAITING_TITLE} ({len(digest.awaiting)})", "-")]
         lines += [f"- {_clean(names.get(key) or key)}" for key in digest.awaiting]

@@ -132,11 +132,16 @@ def scaled(counts: Sequence[int], width: int, *, minimum: int = 1) -> list[int]:
     return shares
 
 
+def group_heading(digest: Digest, number: int) -> str:
+    """`Priority 2 · Workforce`, over a section's items of one priority (unescaped)."""
+    title = digest.priorities.get(number)
+    return f"Priority {number} · {title}" if title else f"Priority {number}"
+
+
 def priority_rows(digest: Digest) -> list[tuple[int, str, Mapping[str, int]]]:
     """(number, title, mix) per priority, in priority order; untitled ones are "Priority n"."""
     return [
-        (number, digest.priorities.get(number) or f"Priority {number}", digest.mix[number])
-        for number in sorted(digest.mix)
+        (number, digest.priority_title(number), digest.mix[number]) for number in sorted(digest.mix)
     ]
 
 
@@ -188,7 +193,14 @@ def render_markdown(digest: Digest) -> str:
         if not items:
             continue
         body += ["", f"## {SECTION_TITLES[section]} ({len(items)})", ""]
-        body += [_item_line(item, section) for item in items]
+        for number, group in digest.groups(section):
+            if number is not None:
+                body += [f"### {escape(group_heading(digest, number))}", ""]
+            body += [_item_line(item, section) for item in group]
+            if number is not None:
+                body.append("")
+        if body[-1] == "":
+            body.pop()
     if digest.awaiting:
         body += ["", f"## {AWAITING_TITLE} ({len(digest.awaiting)})", ""]
         body += [f"- {escape(key)}" for key in digest.awaiting]

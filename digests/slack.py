@@ -47,6 +47,7 @@ from digests.markdown import (
     NOTHING_TO_REPORT,
     counts_line,
     digest_title,
+    group_heading,
     item_facts,
     legend_label,
     mix_counts,
@@ -259,6 +260,10 @@ class _Unit:
     heading: Block | None = None
 
 
+def _group_text(digest: Digest, number: int) -> str:
+    return escape_mrkdwn(group_heading(digest, number))
+
+
 def _heading(text: str) -> Block:
     return _section(f"*{text}*")
 
@@ -296,12 +301,18 @@ def _units(digest: Digest, slack_ids: Mapping[str, str]) -> list[_Unit]:
         if not items:
             continue
         title = f"{SECTION_EMOJI[section]} {SECTION_TITLES[section]} ({len(items)})"
-        again = _heading(f"{title}, continued")
-        for index, item in enumerate(items):
-            blocks = _item_blocks(item, section, slack_ids)
-            if index == 0:  # a heading is never left alone at the foot of a post
-                blocks = [{"type": "divider"}, _heading(title), *blocks]
-            units.append(_Unit(blocks, again))
+        first = True
+        for number, group in digest.groups(section):
+            group_title = f"{title} · {_group_text(digest, number)}" if number else title
+            again = _heading(f"{group_title}, continued")
+            for index, item in enumerate(group):
+                blocks = _item_blocks(item, section, slack_ids)
+                if index == 0 and number is not None:  # never left alone at a post's foot
+                    blocks = [_context(_mrkdwn(f"*{_group_text(digest, number)}*")), *blocks]
+                if first:
+                    blocks = [{"type": "divider"}, _heading(title), *blocks]
+                    first = False
+                units.append(_Unit(blocks, again))
     if digest.awaiting:
         title = f"{AWAITING_EMOJI} {AWAITING_TITLE} ({len(digest.awaiting)})"
         again = _heading(f"{title}, continued")

@@ -184,6 +184,7 @@ def item(
     note: str | None = None,
     days_overdue: int = 0,
     rating: int | None = 3,
+    priority: int = 1,
 ) -> DigestItem:
     return DigestItem(
         ref=ref,
@@ -195,7 +196,7 @@ def item(
         note=note,
         updated=day(-1),
         reasons=(),
-        priority=1,
+        priority=priority,
         action_ref=ref,
     )
 
@@ -303,6 +304,54 @@ def test_golden_digest_fills_every_section() -> None:
     assert digest.awaiting
     assert len(digest.mix) == 3
     assert digest.trend
+
+
+# --- grouping by priority ----------------------------------------------------------------------
+
+
+def long_sections() -> Digest:
+    """Seven at-risk and seven overdue items, from two priorities, interleaved."""
+    at_risk = [item(f"{1 + n % 2}.{n}", priority=1 + n % 2) for n in range(7)]
+    overdue = [
+        item(f"{1 + n % 2}.{n + 7}", priority=1 + n % 2, days_overdue=9 - n) for n in range(7)
+    ]
+    return make_digest(
+        {DigestSection.AT_RISK: at_risk, DigestSection.OVERDUE: overdue},
+        priorities={1: "Help and protection", 2: "SEND <!channel> & *all*"},
+    )
+
+
+def test_a_long_section_is_grouped_by_priority_in_every_medium() -> None:
+    """At risk (7 items from two priorities) reads as two groups, priority 1 first, each
+    under its escaped priority title; overdue stays most-overdue-first, ungrouped."""
+    digest = long_sections()
+    markdown = render_markdown(digest)
+    first = markdown.index("### Priority 1 · Help and protection")
+    second = markdown.index("### Priority 2 · SEND \\<!channel\\> \\& \\*all\\*")
+    at_risk = markdown[markdown.index("## At risk") :]
+    assert first < second
+    assert all(markdown.index(f"**1.{n}**") < second for n in (0, 2, 4, 6))
+    assert all(markdown.index(f"**2.{n}**") > second for n in (1, 3, 5))
+    assert "### " not in markdown[: markdown.index("## At risk")]  # overdue: no groups
+    assert at_risk.count("### ") == 2
+    text = render_text(digest)
+    assert "Priority 1 · Help and protection:" in text
+    assert "Priority 2 · SEND <!channel> & *all*:" in text
+    html = render_html(digest)
+    assert "Priority 2 · SEND &lt;!channel&gt; &amp; *all*" in html
+    slack = "\n".join(parsed_texts(render_slack(digest)))
+    assert "*Priority 1 · Help and protection*" in slack
+    assert "<!channel>" not in slack
+    assert "*Priority 2 · SEND &lt;!channel&gt; &amp; \u2217all\u2217*" in slack
+
+
+def test_a_short_section_stays_one_list() -> None:
+    digest = make_digest(
+        {DigestSection.AT_RISK: [item("1.1"), item("2.1", priority=2)]},
+        priorities={1: "Help and protection", 2: "SEND"},
+    )
+    assert "### " not in render_markdown(digest)
+    assert digest.groups(DigestSection.AT_RISK) == [(None, digest.sections[DigestSection.AT_RISK])]
 
 
 # --- Slack: content ---------------------------------------------------------------------------
