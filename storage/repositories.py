@@ -400,19 +400,26 @@ async def _decisive(
         )
         .join(state, state.milestone_id == MilestoneRow.id)
         .outerjoin(slots[0], slots[0].id == state.latest_id)
-        .outerjoin(slots[1], slots[1].id == state.rated_id)
+        # Each update once: a slot naming an update already read is left empty.
+        .outerjoin(
+            slots[1],
+            (slots[1].id == state.rated_id) & (state.rated_id != state.latest_id),
+        )
         .outerjoin(slots[2], slots[2].id == state.prior_rated_id)
-        .outerjoin(slots[3], slots[3].id == state.revised_id)
+        .outerjoin(
+            slots[3],
+            (slots[3].id == state.revised_id)
+            & (state.revised_id != state.latest_id)
+            & state.revised_id.is_distinct_from(state.rated_id)
+            & state.revised_id.is_distinct_from(state.prior_rated_id),
+        )
         .where(*chosen, *current)
     )
     width = len(UPDATE_COLUMNS)
-    found: dict[str, dict[int, tuple[Any, ...]]] = defaultdict(dict)
+    starts = range(1, 1 + 4 * width, width)
+    found: dict[str, list[tuple[Any, ...]]] = {}
     for row in (await session.execute(query)).tuples():
-        ref = row[0]
-        for n in range(4):
-            values = row[1 + n * width : 1 + (n + 1) * width]
-            if values[0] is not None:
-                found[ref][values[0]] = values
+        found[row[0]] = [row[i : i + width] for i in starts if row[i] is not None]
     if until is not None:
         later = list(
             (
@@ -425,13 +432,11 @@ async def _decisive(
         )
         if later:
             for values in (await session.execute(_decisive_updates(plan_id, until, later))).all():
-                found[values[0]][values[1]] = tuple(values[1:])
+                found.setdefault(values[0], []).append(tuple(values[1:]))
     decisive: dict[str, tuple[Update, ...]] = {}
-    for ref, by_id in found.items():
+    for ref, read in found.items():
         # One database gives one kind of datetime (naive UTC or aware): comparable as read.
-        ordered = (
-            sorted(by_id.values(), key=lambda v: (v[1], v[0])) if len(by_id) > 1 else by_id.values()
-        )
+        ordered = sorted(read, key=lambda v: (v[1], v[0])) if len(read) > 1 else read
         decisive[ref] = tuple(
             Update(
                 ref,
