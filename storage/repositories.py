@@ -216,6 +216,8 @@ class PlanRepository:
         if plan_row is None:
             raise PlanNotFound(key)
         s = self.session
+        # Plain Core results for the big reads: no ORM bookkeeping per row.
+        core = await s.connection()
         pid = plan_row.id
         priorities = (
             await s.scalars(
@@ -237,7 +239,7 @@ class PlanRepository:
         )
         # Plain column rows, not ORM objects: a national plan has tens of thousands of them.
         actions = (
-            await s.execute(
+            await core.execute(
                 select(
                     ActionRow.id,
                     ActionRow.ref,
@@ -250,7 +252,7 @@ class PlanRepository:
             )
         ).all()
         milestones = (
-            await s.execute(
+            await core.execute(
                 select(
                     MilestoneRow.action_id,
                     MilestoneRow.ref,
@@ -279,7 +281,7 @@ class PlanRepository:
         people_rows = (await s.scalars(people_query)).all()
         person_key = {p.id: p.key for p in people_rows}
         lead_rows = (
-            await s.execute(
+            await core.execute(
                 select(ActionLeadRow.action_id, ActionLeadRow.person_id)
                 .join(ActionRow, ActionRow.id == ActionLeadRow.action_id)
                 .where(ActionRow.plan_id == pid, *chosen_actions)
@@ -300,7 +302,7 @@ class PlanRepository:
         ).all()
         network_key = {n.id: n.key for n in network_rows}
         net_links = (
-            await s.execute(
+            await core.execute(
                 select(ActionNetworkRow.action_id, ActionNetworkRow.network_id)
                 .join(ActionRow, ActionRow.id == ActionNetworkRow.action_id)
                 .where(ActionRow.plan_id == pid, *chosen_actions)
@@ -313,8 +315,16 @@ class PlanRepository:
         updates = await _decisive(s, pid, until, refs, person_key)
 
         by_action: dict[int, list[Any]] = defaultdict(list)
-        for m in milestones:
-            by_action[m.action_id].append(m)
+        # Milestones often share a timescale ("March 2027", "Quarterly"): one object each.
+        timescales: dict[tuple[Any, ...], Timescale] = {}
+        for action_id, ref, title, text, due, start, recurrence, ongoing in milestones:
+            shared = (text, due, start, recurrence, ongoing)
+            timescale = timescales.get(shared)
+            if timescale is None:
+                timescale = timescales[shared] = Timescale(
+                    text, due, start, Recurrence(recurrence) if recurrence else None, ongoing
+                )
+            by_action[action_id].append((ref, title, timescale))
         domain_actions = []
         for a in actions:
             action_leads = tuple(leads[a.id])
@@ -327,20 +337,8 @@ class PlanRepository:
                     networks=tuple(sorted(nets[a.id])),
                     aim=a.aim,
                     milestones=tuple(
-                        Milestone(
-                            ref=m.ref,
-                            title=m.title,
-                            timescale=Timescale(
-                                text=m.timescale_text,
-                                due=m.due,
-                                start=m.start,
-                                recurrence=Recurrence(m.recurrence) if m.recurrence else None,
-                                ongoing=m.ongoing,
-                            ),
-                            action_ref=a.ref,
-                            leads=action_leads,
-                        )
-                        for m in by_action[a.id]
+                        Milestone(ref, title, timescale, a.ref, action_leads)
+                        for ref, title, timescale in by_action[a.id]
                     ),
                 )
             )
@@ -418,7 +416,7 @@ async def _decisive(
     width = len(UPDATE_COLUMNS)
     starts = range(1, 1 + 4 * width, width)
     found: dict[str, list[tuple[Any, ...]]] = {}
-    for row in (await session.execute(query)).tuples():
+    for row in (await (await session.connection()).execute(query)).tuples():
         found[row[0]] = [row[i : i + width] for i in starts if row[i] is not None]
     if until is not None:
         later = list(
