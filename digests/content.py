@@ -155,7 +155,7 @@ def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
         rating=status.rating,
         note=status.note,
         updated=status.updated,
-        reasons=tuple(r.value for r in status.reasons),
+        reasons=tuple(r.value for r in status.reasons) if status.reasons else (),
         priority=action.priority,
         action_ref=action.ref,
     )

@@ -356,6 +356,12 @@ class PlanRepository:
 
 
 SOURCES = {source.value: source for source in Source}
+
+
+def _given_then_id(values: tuple[Any, ...]) -> tuple[Any, Any]:
+    return values[1], values[0]
+
+
 UPDATE_COLUMNS = (
     "id",
     "given_at",
@@ -433,12 +439,13 @@ async def _decisive(
                 found.setdefault(values[0], []).append(tuple(values[1:]))
     decisive: dict[str, tuple[Update, ...]] = {}
     for ref, read in found.items():
-        # One database gives one kind of datetime (naive UTC or aware): comparable as read.
-        ordered = sorted(read, key=lambda v: (v[1], v[0])) if len(read) > 1 else read
+        if len(read) > 1:
+            # One database gives one kind of datetime (naive UTC or aware): comparable as read.
+            read.sort(key=_given_then_id)
         decisive[ref] = tuple(
             Update(
                 ref,
-                utc(given),
+                given if given.tzinfo else given.replace(tzinfo=UTC),
                 rating,
                 note,
                 revised,
@@ -447,7 +454,7 @@ async def _decisive(
                 person_key.get(person_id) if person_id else None,
                 external,
             )
-            for _, given, rating, note, revised, support, source, person_id, external in ordered
+            for _, given, rating, note, revised, support, source, person_id, external in read
         )
     return decisive
 
