@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.domain.model import Action, Milestone, Network, Plan, Update
 from bot.domain.status import MilestoneStatus, Status, milestone_status
@@ -44,8 +44,7 @@ SECTION_TITLES: Mapping[DigestSection, str] = {
 GROUP_FROM = 6
 
 
-@dataclass(frozen=True, slots=True)
-class DigestItem:
+class DigestItem(NamedTuple):
     """One milestone as a digest shows it."""
 
     ref: str

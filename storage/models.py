@@ -5,10 +5,12 @@ updates are never updated or deleted (append-only history)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     Date,
     DateTime,
     ForeignKey,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -193,27 +196,41 @@ class UpdateRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class MilestoneStateRow(Base):
-    """Which updates decide a milestone's status now: its latest, its last two ratings and
-    its latest revised date, each with the instant it was given.
+# What a copy of an update holds in `milestone_state`, in the order of `UPDATE_FIELDS`.
+UPDATE_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("id", Integer),
+    ("given_at", DateTime(timezone=True)),
+    ("rating", Integer),
+    ("note", Text),
+    ("revised_due", Date),
+    ("needs_support", Boolean),
+    ("source", String(16)),
+    ("person_id", Integer),
+    ("external_id", String(255)),
+)
+# The updates that decide a milestone's status: its latest, its last two ratings (the
+# latest and the one before) and its latest revised date.
+STATE_SLOTS = ("latest", "rated", "prior_rated", "revised")
 
-    Kept by a database trigger on every insert into `updates` (migration 0005), whoever
-    writes it, so a digest reads one row per milestone instead of probing its history.
-    """
-
-    __tablename__ = "milestone_state"
-
-    milestone_id: Mapped[int] = mapped_column(
-        ForeignKey("milestones.id", ondelete="CASCADE"), primary_key=True
-    )
-    latest_id: Mapped[int] = mapped_column(Integer)
-    latest_given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    rated_id: Mapped[int | None] = mapped_column(Integer)
-    rated_given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    prior_rated_id: Mapped[int | None] = mapped_column(Integer)
-    prior_rated_given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revised_id: Mapped[int | None] = mapped_column(Integer)
-    revised_given_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+# Each milestone's deciding updates, copied whole into one row per milestone so that a
+# digest reads 50,000 milestones without touching the history. Kept by a database trigger
+# on every insert into `updates` (migration 0005), whoever writes it; a slot is empty (all
+# NULL) until there is such an update. Only `latest_*` is never empty once the row exists.
+milestone_state = Table(
+    "milestone_state",
+    Base.metadata,
+    Column(
+        "milestone_id",
+        Integer,
+        ForeignKey("milestones.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    *(
+        Column(f"{slot}_{name}", kind, nullable=True)
+        for slot in STATE_SLOTS
+        for name, kind in UPDATE_FIELDS
+    ),
+)
 
 
 class PromptRow(Base):

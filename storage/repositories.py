@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
 from bot.domain.model import (
@@ -30,17 +29,19 @@ from bot.domain.model import (
     Update,
 )
 from storage.models import (
+    STATE_SLOTS,
+    UPDATE_FIELDS,
     ActionLeadRow,
     ActionNetworkRow,
     ActionRow,
     MilestoneRow,
-    MilestoneStateRow,
     NetworkRow,
     PersonRow,
     PlanNetworkRow,
     PlanRow,
     PriorityRow,
     UpdateRow,
+    milestone_state,
 )
 
 
@@ -362,19 +363,6 @@ def _given_then_id(values: tuple[Any, ...]) -> tuple[Any, Any]:
     return values[1], values[0]
 
 
-UPDATE_COLUMNS = (
-    "id",
-    "given_at",
-    "rating",
-    "note",
-    "revised_due",
-    "needs_support",
-    "source",
-    "person_id",
-    "external_id",
-)
-
-
 async def _decisive(
     session: AsyncSession,
     plan_id: int,
@@ -389,8 +377,7 @@ async def _decisive(
     length. A milestone answered on or after `until` (a look back at an earlier day) is
     read from its history by index probes instead.
     """
-    slots = [aliased(UpdateRow, name=f"u_{n}") for n in range(4)]
-    state = MilestoneStateRow
+    state = milestone_state.c
     chosen = [
         MilestoneRow.plan_id == plan_id,
         MilestoneRow.retired.is_(False),
@@ -400,36 +387,29 @@ async def _decisive(
     query = (
         select(
             MilestoneRow.ref,
-            *(getattr(slot, name) for slot in slots for name in UPDATE_COLUMNS),
+            *(state[f"{slot}_{name}"] for slot in STATE_SLOTS for name, _ in UPDATE_FIELDS),
         )
-        .join(state, state.milestone_id == MilestoneRow.id)
-        .outerjoin(slots[0], slots[0].id == state.latest_id)
-        # Each update once: a slot naming an update already read is left empty.
-        .outerjoin(
-            slots[1],
-            (slots[1].id == state.rated_id) & (state.rated_id != state.latest_id),
-        )
-        .outerjoin(slots[2], slots[2].id == state.prior_rated_id)
-        .outerjoin(
-            slots[3],
-            (slots[3].id == state.revised_id)
-            & (state.revised_id != state.latest_id)
-            & state.revised_id.is_distinct_from(state.rated_id)
-            & state.revised_id.is_distinct_from(state.prior_rated_id),
-        )
+        .join(milestone_state, state.milestone_id == MilestoneRow.id)
         .where(*chosen, *current)
     )
-    width = len(UPDATE_COLUMNS)
-    starts = range(1, 1 + 4 * width, width)
+    width = len(UPDATE_FIELDS)
+    starts = range(1, 1 + len(STATE_SLOTS) * width, width)
     found: dict[str, list[tuple[Any, ...]]] = {}
     for row in (await (await session.connection()).execute(query)).tuples():
-        found[row[0]] = [row[i : i + width] for i in starts if row[i] is not None]
+        read: list[tuple[Any, ...]] = []
+        seen: set[int] = set()
+        for i in starts:
+            update_id = row[i]
+            if update_id is not None and update_id not in seen:  # one update, two slots
+                seen.add(update_id)
+                read.append(row[i : i + width])
+        found[row[0]] = read
     if until is not None:
         later = list(
             (
                 await session.scalars(
                     select(MilestoneRow.ref)
-                    .join(state, state.milestone_id == MilestoneRow.id)
+                    .join(milestone_state, state.milestone_id == MilestoneRow.id)
                     .where(*chosen, state.latest_given_at >= utc(until))
                 )
             ).all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Recurrence(StrEnum):
@@ -81,8 +82,7 @@ class Network:
     all_actions: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Milestone:
+class Milestone(NamedTuple):
     ref: str
     title: str
     timescale: Timescale
@@ -117,8 +117,7 @@ class Plan:
     policy: RiskPolicy = field(default_factory=RiskPolicy)
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+class Update(NamedTuple):
     """One answer about one milestone. `given_at` is timezone-aware (UTC in storage)."""
 
     milestone_ref: str

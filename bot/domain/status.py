@@ -9,10 +9,10 @@ Sunday answer whatever the server's clock says.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from bot.domain.model import RiskPolicy, Timescale, Update
@@ -42,8 +42,7 @@ class Reason(StrEnum):
     NEVER_RATED = "never_rated"
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(NamedTuple):
     """A milestone's standing on `today`.
 
     `due` is the due date that applies today (for a recurring milestone, the end of the

@@ -19,7 +19,7 @@ from bot.domain.model import Source
 from bot.settings import Settings
 from storage.db import alembic_config
 from storage.importer import import_plan
-from storage.models import MilestoneRow, MilestoneStateRow, UpdateRow
+from storage.models import MilestoneRow, UpdateRow, milestone_state
 from storage.repositories import UpdateRepository
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -53,11 +53,11 @@ async def stored_state(pulse: PlanPulse) -> State:
         rows = (
             await session.execute(
                 select(
-                    MilestoneStateRow.milestone_id,
-                    MilestoneStateRow.latest_id,
-                    MilestoneStateRow.rated_id,
-                    MilestoneStateRow.prior_rated_id,
-                    MilestoneStateRow.revised_id,
+                    milestone_state.c.milestone_id,
+                    milestone_state.c.latest_id,
+                    milestone_state.c.rated_id,
+                    milestone_state.c.prior_rated_id,
+                    milestone_state.c.revised_id,
                 )
             )
         ).tuples()
