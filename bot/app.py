@@ -31,6 +31,7 @@ from handlers.slack_transport import SlackTransport, lookup_user_by_email
 from handlers.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.transports import LocalMailTransport, Transport
 from storage import export
+from storage.bulk import collector_paused
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository
 from storage.models import NetworkRow, PersonRow, PromptRow
@@ -130,6 +131,12 @@ class PlanPulse:
         self, plan_key: str, *, network: str | None = None, as_of: date | None = None
     ) -> list[Digest]:
         """The digest content of each of the plan's networks (or of one)."""
+        with collector_paused():
+            return await self._digests(plan_key, network=network, as_of=as_of)
+
+    async def _digests(
+        self, plan_key: str, *, network: str | None = None, as_of: date | None = None
+    ) -> list[Digest]:
         async with self.sessions() as session:
             plan = await PlanRepository(session).get(plan_key)
             day = as_of or self.today(plan.timezone)

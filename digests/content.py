@@ -174,23 +174,45 @@ def _section(status: Status, as_of: date, achieved_window: int) -> DigestSection
     return None
 
 
-# A milestone as every digest shows it: its status, its rating key in the mix, the section
-# its status lists it in, whether it needs support, and its item when it is listed anywhere.
-Shown = tuple[str, str, "DigestSection | None", bool, "DigestItem | None"]
+SortKey = tuple[Any, ...]
 
 
-def _entry(
-    milestone: Milestone, action: Action, status: Status, as_of: date, achieved_window: int
+class Shown(NamedTuple):
+    """What an action's milestones add to every digest that follows the action: the same in
+    every network, so worked out once per digest run."""
+
+    milestones: int
+    statuses: tuple[tuple[str, int], ...]  # (status, how many)
+    ratings: tuple[tuple[str, int], ...]  # (mix key, how many)
+    listed: tuple[tuple[DigestSection, SortKey, DigestItem], ...]  # with the section's order
+
+
+def _shown(
+    action: Action, statuses: Mapping[str, Status], as_of: date, achieved_window: int
 ) -> Shown:
-    section = _section(status, as_of, achieved_window)
-    listed = section is not None or status.needs_support
-    return (
-        status.status.value,
-        str(status.rating) if status.rating is not None else "unrated",
-        section,
-        status.needs_support,
-        # Most milestones are on track and listed nowhere: an item only when shown.
-        _item(milestone, action, status) if listed else None,
+    by_status: dict[str, int] = {}
+    by_rating: dict[str, int] = {}
+    listed: list[tuple[DigestSection, SortKey, DigestItem]] = []
+    for milestone in action.milestones:
+        status = statuses[milestone.ref]
+        key = status.status.value
+        by_status[key] = by_status.get(key, 0) + 1
+        rating = str(status.rating) if status.rating is not None else "unrated"
+        by_rating[rating] = by_rating.get(rating, 0) + 1
+        section = _section(status, as_of, achieved_window)
+        if section is None and not status.needs_support:
+            continue  # most milestones are on track and listed nowhere
+        item = _item(milestone, action, status)
+        ref_key = _ref_key(item.ref)
+        if section is DigestSection.OVERDUE:
+            listed.append((section, (-item.days_overdue, ref_key), item))
+        elif section is not None:
+            listed.append((section, (item.due is None, item.due or date.max, ref_key), item))
+        if status.needs_support:
+            by_due = (item.due is None, item.due or date.max, ref_key)
+            listed.append((DigestSection.NEEDS_SUPPORT, by_due, item))
+    return Shown(
+        len(action.milestones), tuple(by_status.items()), tuple(by_rating.items()), tuple(listed)
     )
 
 
@@ -201,10 +223,6 @@ def _ref_key(ref: str) -> tuple[tuple[int, int | str], ...]:
         (0, int(part)) if part.isdigit() else (1, part.casefold())
         for part in re.findall(r"\d+|[^\d.\-]+", ref)
     )
-
-
-def _by_due(item: DigestItem) -> tuple[int, date, tuple[tuple[int, int | str], ...]]:
-    return (item.due is None, item.due or date.max, _ref_key(item.ref))
 
 
 def build_digest(
@@ -228,7 +246,7 @@ def build_digest(
     did not answer this cycle's prompt (sorted here), out of `prompted` people prompted.
     `statuses`, when given, are the milestones' statuses already worked out for `as_of`
     (see `plan_statuses`), so that many networks' digests share one computation; `shown`,
-    when given, keeps what each milestone shows (worked out from its status) for the next
+    when given, keeps what each action shows (worked out from its statuses) for the next
     network's digest.
     """
     if statuses is None:
@@ -236,47 +254,34 @@ def build_digest(
     if shown is None:
         shown = {}
     mix: dict[int, dict[str, int]] = {}
-    sections: dict[DigestSection, list[DigestItem]] = {s: [] for s in DigestSection}
+    listed: dict[DigestSection, list[tuple[SortKey, DigestItem]]] = {s: [] for s in DigestSection}
     counts: dict[str, int] = {s.value: 0 for s in MilestoneStatus}
     total = 0
     window = plan.policy.achieved_window
     for action in actions:
         if not in_network(action, network):
             continue
+        entry = shown.get(action.ref)
+        if entry is None:
+            entry = shown[action.ref] = _shown(action, statuses, as_of, window)
+        total += entry.milestones
+        for status, n in entry.statuses:
+            counts[status] += n
         by_rating = mix.get(action.priority)
         if by_rating is None:
             by_rating = mix[action.priority] = dict.fromkeys(MIX_KEYS, 0)
-        for milestone in action.milestones:
-            total += 1
-            # What a milestone shows is the same in every network: worked out once.
-            entry = shown.get(milestone.ref)
-            if entry is None:
-                entry = shown[milestone.ref] = _entry(
-                    milestone, action, statuses[milestone.ref], as_of, window
-                )
-            status, rating_key, section, needs_support, item = entry
-            counts[status] += 1
-            by_rating[rating_key] += 1
-            if item is not None:
-                if section is not None:
-                    sections[section].append(item)
-                if needs_support:
-                    sections[DigestSection.NEEDS_SUPPORT].append(item)
-
-    sections[DigestSection.OVERDUE].sort(key=lambda i: (-i.days_overdue, _ref_key(i.ref)))
-    for section in (
-        DigestSection.AT_RISK,
-        DigestSection.NEEDS_SUPPORT,
-        DigestSection.DUE_SOON,
-        DigestSection.ACHIEVED,
-    ):
-        sections[section].sort(key=_by_due)
+        for rating, n in entry.ratings:
+            by_rating[rating] += n
+        for section, key, item in entry.listed:
+            listed[section].append((key, item))
+    # Overdue: most overdue first; the rest by due date; references in natural order.
+    sections = {s: tuple(item for _, item in sorted(pairs)) for s, pairs in listed.items()}
     return Digest(
         plan=plan.key,
         network=network.key,
         network_name=network.name,
         as_of=as_of,
-        sections={s: tuple(items) for s, items in sections.items()},
+        sections=sections,
         awaiting=tuple(sorted(set(awaiting))),
         prompted=prompted,
         answered=answered,
