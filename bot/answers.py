@@ -5,24 +5,34 @@ answer everything it asked; a joint lead may answer the milestones they lead. It
 what each asked milestone looks like today, which the note rule needs. `record_answers`
 appends the updates (deduplicated by external id) and marks the prompt answered, in the
 caller's transaction.
+
+Both come in a form for many answers at once, for a writer that commits concurrent answers
+together (`bot/writer.py`): `Answering.load` reads what any number of answers need in a few
+queries (one set of plan reads per plan, not per answer), and `record_many` writes them in
+a few statements. An answer recorded earlier in the same batch is seen by later ones
+(`Answering.seen`), as it would be had each been committed on its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from bot.domain.model import Person, Plan, Source
+from bot.domain.model import Person, Plan, Source, Update
 from bot.domain.replies import AskedMilestone, ReplyLine
 from bot.domain.status import MilestoneStatus, local_date, milestone_status
-from storage.delivery import PromptRepository
 from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
-from storage.repositories import PlanRepository, person_from_row, utc
+from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
 
 log = logging.getLogger(__name__)
 
@@ -51,49 +61,164 @@ class NotAllowed(Exception):
         self.reason = reason
 
 
+_Delegate = aliased(PersonRow, name="delegate")  # built once: an alias per call defeats caching
+
+
+class Answering:
+    """What answers to some prompts need, read at once: the prompts, the people (owners,
+    writers, and anyone looked up by Slack id) and each plan with the prompts' milestones.
+    Build it with `load`, inside the transaction that records the answers."""
+
+    def __init__(
+        self,
+        prompts: dict[int, PromptRow],
+        people: dict[int, tuple[PersonRow, Person]],
+        plans: dict[int, TrackedPlan],
+    ) -> None:
+        self._prompts = prompts
+        self._people = people
+        self._by_key = {person.key: (row, person) for row, person in people.values()}
+        self._by_slack: dict[str, Person] = {}
+        for row, person in sorted(people.values(), key=lambda found: found[0].id):
+            if row.slack_user_id:
+                self._by_slack.setdefault(row.slack_user_id, person)
+        self._plans = plans
+        self._pending: dict[tuple[int, str], list[Update]] = defaultdict(list)
+
+    @classmethod
+    async def load(
+        cls,
+        session: AsyncSession,
+        *,
+        prompt_ids: Collection[int] = (),
+        prompts: Collection[PromptRow] = (),
+        writer_keys: Collection[str] = (),
+        slack_user_ids: Collection[str] = (),
+    ) -> Answering:
+        """Read `prompts` and those with `prompt_ids`, their owners and plans, the people
+        with `writer_keys` or `slack_user_ids`: five queries and one set of plan reads per
+        plan, however many answers."""
+        found = {p.id: p for p in prompts}
+        wanted = [i for i in set(prompt_ids) if i not in found]
+        if wanted:
+            rows = await session.scalars(select(PromptRow).where(PromptRow.id.in_(wanted)))
+            found.update((p.id, p) for p in rows.all())
+        who = [
+            *([PersonRow.id.in_({p.person_id for p in found.values()})] if found else []),
+            *([PersonRow.key.in_(set(writer_keys))] if writer_keys else []),
+            *([PersonRow.slack_user_id.in_(set(slack_user_ids))] if slack_user_ids else []),
+        ]
+        people: dict[int, tuple[PersonRow, Person]] = {}
+        if who:
+            for row, delegate in (
+                await session.execute(
+                    select(PersonRow, _Delegate.key)
+                    .outerjoin(_Delegate, _Delegate.id == PersonRow.delegate_id)
+                    .where(or_(*who))
+                )
+            ).tuples():
+                people[row.id] = (row, person_from_row(row, delegate))
+        refs: dict[int, set[str]] = defaultdict(set)
+        for prompt in found.values():
+            refs[prompt.plan_id].update(prompt.milestone_refs)
+        plans: dict[int, TrackedPlan] = {}
+        if refs:
+            keys = (
+                await session.execute(
+                    select(PlanRow.id, PlanRow.key).where(PlanRow.id.in_(list(refs)))
+                )
+            ).tuples()
+            for plan_id, key in keys.all():
+                plans[plan_id] = await PlanRepository(session).tracked(
+                    key, refs=sorted(refs[plan_id])
+                )
+        return cls(found, people, plans)
+
+    def prompt(self, prompt_id: int) -> PromptRow | None:
+        return self._prompts.get(prompt_id)
+
+    def person_by_slack_id(self, slack_user_id: str) -> Person | None:
+        """The person with this Slack user id (the first, should two share it)."""
+        return self._by_slack.get(slack_user_id)
+
+    def person_id(self, key: str) -> int | None:
+        found = self._by_key.get(key)
+        return found[0].id if found is not None else None
+
+    def context(self, prompt: PromptRow, writer_key: str, *, now: datetime) -> AnswerContext:
+        """The context of an answer by `writer_key` to `prompt`; raises `NotAllowed`."""
+        tracked = self._plans.get(prompt.plan_id)
+        owner_found = self._people.get(prompt.person_id)
+        if tracked is None or owner_found is None:
+            raise NotAllowed("the prompt no longer exists")
+        writer_found = self._by_key.get(writer_key)
+        if writer_found is None:
+            raise NotAllowed(f"{writer_key} is not a known person")
+        writer, owner = writer_found[1], owner_found[1]
+        milestones = {m.ref: m for a in tracked.actions for m in a.milestones}
+        refs = [r for r in prompt.milestone_refs if r in milestones]
+        if writer.key in (owner.key, owner.delegate_key):
+            allowed = frozenset(refs)
+        else:
+            allowed = frozenset(r for r in refs if writer.key in milestones[r].leads)
+        if not allowed:
+            raise NotAllowed(f"{writer.key} may not answer {owner.key}'s prompt")
+        today = local_date(now, tracked.plan.timezone)
+        asked = []
+        for ref in refs:
+            pending = self._pending.get((prompt.plan_id, ref))
+            updates = tracked.updates.get(ref, ())
+            status = milestone_status(
+                milestones[ref].timescale,
+                (*updates, *pending) if pending else updates,
+                today=today,
+                policy=tracked.plan.policy,
+                timezone=tracked.plan.timezone,
+            )
+            asked.append(
+                AskedMilestone(ref, status.rating, status.status is MilestoneStatus.OVERDUE)
+            )
+        return AnswerContext(tracked.plan, prompt.id, owner, writer, tuple(asked), allowed, today)
+
+    def seen(self, answer: NewAnswer) -> None:
+        """Count `answer` as recorded for the contexts given after this: a later answer in
+        the same batch is judged (note rule) as if this one were committed."""
+        plan_id = self._prompts[answer.context.prompt_id].plan_id
+        for line in answer.lines:
+            if line.ref in answer.context.allowed:
+                self._pending[(plan_id, line.ref)].append(
+                    Update(
+                        milestone_ref=line.ref,
+                        given_at=utc(answer.given_at),
+                        rating=line.rating,
+                        note=line.note,
+                        revised_due=line.revised_due,
+                        needs_support=line.needs_support,
+                        source=answer.source,
+                        person_key=answer.context.writer.key,
+                        external_id=f"{answer.external_key}#{line.ref}"[:255],
+                    )
+                )
+
+
 async def answer_context(
     session: AsyncSession, prompt: PromptRow, writer_key: str, *, now: datetime
 ) -> AnswerContext:
     """The context of an answer by `writer_key` to `prompt`; raises `NotAllowed`."""
-    plan_row = await session.get(PlanRow, prompt.plan_id)
-    owner_row = await session.get(PersonRow, prompt.person_id)
-    if plan_row is None or owner_row is None:
-        raise NotAllowed("the prompt no longer exists")
-    tracked = await PlanRepository(session).tracked(plan_row.key, refs=prompt.milestone_refs)
-    writer_row = await session.scalar(select(PersonRow).where(PersonRow.key == writer_key))
-    if writer_row is None:
-        raise NotAllowed(f"{writer_key} is not a known person")
-    writer = await _person(session, writer_row)
-    owner = await _person(session, owner_row)
-    milestones = {m.ref: m for a in tracked.actions for m in a.milestones}
-    refs = [r for r in prompt.milestone_refs if r in milestones]
-    if writer.key in (owner.key, owner.delegate_key):
-        allowed = frozenset(refs)
-    else:
-        allowed = frozenset(r for r in refs if writer.key in milestones[r].leads)
-    if not allowed:
-        raise NotAllowed(f"{writer.key} may not answer {owner.key}'s prompt")
-    today = local_date(now, tracked.plan.timezone)
-    asked = []
-    for ref in refs:
-        status = milestone_status(
-            milestones[ref].timescale,
-            tracked.updates.get(ref, ()),
-            today=today,
-            policy=tracked.plan.policy,
-            timezone=tracked.plan.timezone,
-        )
-        asked.append(AskedMilestone(ref, status.rating, status.status is MilestoneStatus.OVERDUE))
-    return AnswerContext(tracked.plan, prompt.id, owner, writer, tuple(asked), allowed, today)
+    answering = await Answering.load(session, prompts=[prompt], writer_keys=[writer_key])
+    return answering.context(prompt, writer_key, now=now)
 
 
-async def _person(session: AsyncSession, row: PersonRow) -> Person:
-    delegate = (
-        await session.scalar(select(PersonRow.key).where(PersonRow.id == row.delegate_id))
-        if row.delegate_id
-        else None
-    )
-    return person_from_row(row, delegate)
+@dataclass(frozen=True, slots=True)
+class NewAnswer:
+    """One answer to record (`record_many`): `lines` given in `context`."""
+
+    context: AnswerContext
+    lines: Sequence[ReplyLine]
+    source: Source
+    external_key: str
+    given_at: datetime
+    now: datetime
 
 
 async def record_answers(
@@ -111,65 +236,113 @@ async def record_answers(
     Each update's external id is `external_key#ref`, unique per source: the same click or
     message recorded twice is recorded once.
     """
-    lines = [line for line in lines if line.ref in context.allowed]
-    if not lines:
-        return 0
-    ids = dict(
-        (
+    answer = NewAnswer(context, lines, source, external_key, given_at, now)
+    return (await record_many(session, [answer]))[0]
+
+
+async def record_many(session: AsyncSession, answers: Sequence[NewAnswer]) -> list[int]:
+    """`record_answers` for many answers in a few statements, in order; how many updates
+    each recorded. An external id already recorded, or given earlier in `answers`, is
+    skipped; a concurrent transaction committing the same one raises IntegrityError."""
+    wanted = [
+        (n, answer, external_id, line)
+        for n, answer in enumerate(answers)
+        for external_id, line in {
+            f"{answer.external_key}#{line.ref}"[:255]: line
+            for line in answer.lines
+            if line.ref in answer.context.allowed
+        }.items()
+    ]
+    counts = [0] * len(answers)
+    if not wanted:
+        return counts
+    plan_keys = {answer.context.plan.key for _, answer, _, _ in wanted}
+    ids = {
+        (plan, ref): milestone_id
+        for plan, ref, milestone_id in (
             await session.execute(
-                select(MilestoneRow.ref, MilestoneRow.id)
+                select(PlanRow.key, MilestoneRow.ref, MilestoneRow.id)
                 .join(PlanRow, PlanRow.id == MilestoneRow.plan_id)
                 .where(
-                    PlanRow.key == context.plan.key,
-                    MilestoneRow.ref.in_([line.ref for line in lines]),
+                    PlanRow.key.in_(plan_keys),
+                    MilestoneRow.ref.in_({line.ref for _, _, _, line in wanted}),
                 )
             )
-        )
-        .tuples()
-        .all()
-    )
-    writer_id = await session.scalar(
-        select(PersonRow.id).where(PersonRow.key == context.writer.key)
-    )
-    external = {f"{external_key}#{line.ref}"[:255]: line for line in lines}
-    known = set(
-        (
+        ).tuples()
+    }
+    writers = {
+        key: writer_id
+        for key, writer_id in (
+            await session.execute(
+                select(PersonRow.key, PersonRow.id).where(
+                    PersonRow.key.in_({answer.context.writer.key for _, answer, _, _ in wanted})
+                )
+            )
+        ).tuples()
+    }
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for _, answer, external_id, _ in wanted:
+        by_source[answer.source.value].append(external_id)
+    known = {
+        (source, external_id)
+        for source, external_ids in by_source.items()
+        for external_id in (
             await session.scalars(
                 select(UpdateRow.external_id).where(
-                    UpdateRow.source == source.value, UpdateRow.external_id.in_(list(external))
+                    UpdateRow.source == source, UpdateRow.external_id.in_(external_ids)
                 )
             )
         ).all()
-    )
-    recorded = 0
-    for external_id, line in external.items():
-        if external_id in known:
+    }
+    rows = []
+    answered: dict[int, datetime] = {}
+    for n, answer, external_id, line in wanted:
+        if (answer.source.value, external_id) in known:
             continue
-        session.add(
-            UpdateRow(
-                milestone_id=ids[line.ref],
-                person_id=writer_id,
-                rating=line.rating,
-                note=line.note,
-                revised_due=line.revised_due,
-                needs_support=line.needs_support,
-                source=source.value,
-                external_id=external_id,
-                given_at=utc(given_at),
-                recorded_at=utc(now),
-            )
+        known.add((answer.source.value, external_id))
+        context = answer.context
+        rows.append(
+            {
+                "milestone_id": ids[(context.plan.key, line.ref)],
+                "person_id": writers.get(context.writer.key),
+                "rating": line.rating,
+                "note": line.note,
+                "revised_due": line.revised_due,
+                "needs_support": line.needs_support,
+                "source": answer.source.value,
+                "external_id": external_id,
+                "given_at": utc(answer.given_at),
+                "recorded_at": utc(answer.now),
+            }
         )
-        recorded += 1
+        counts[n] += 1
+        answered.setdefault(context.prompt_id, answer.now)
         log.info(
             "recorded %s answer for %s of %s from %s: rating %s%s",
-            source.value,
+            answer.source.value,
             line.ref,
             context.plan.key,
             context.writer.key,
             line.rating if line.rating is not None else "-",
             ", needs support" if line.needs_support else "",
         )
-    if recorded:
-        await session.flush()
-        await PromptRepository(session).mark_answered(context.prompt_id, now)
-    return recorded
+    if rows:
+        await session.execute(insert(UpdateRow), rows)
+        await session.execute(
+            _MARK_ANSWERED,
+            [{"prompt": prompt_id, "at": utc(at)} for prompt_id, at in answered.items()],
+        )
+        for prompt_id, at in answered.items():
+            # As an ORM update would: a prompt already loaded in the session shows it too.
+            loaded = session.identity_map.get(identity_key(PromptRow, prompt_id))
+            if isinstance(loaded, PromptRow) and loaded.answered_at is None:
+                set_committed_value(loaded, "answered_at", utc(at))
+    return counts
+
+
+_prompts = cast(Table, PromptRow.__table__)
+_MARK_ANSWERED = (
+    update(_prompts)
+    .where(_prompts.c.id == bindparam("prompt"), _prompts.c.answered_at.is_(None))
+    .values(answered_at=bindparam("at"))
+)

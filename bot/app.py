@@ -150,12 +150,12 @@ class PlanPulse:
                 (await session.execute(select(NetworkRow.key, NetworkRow.id))).tuples().all()
             )
             networks = [tracked.network(network)] if network else list(tracked.networks)
-            trends = {
-                n.key: await DigestRepository(session).trend(
-                    plan_id=plan_row.id, network_id=network_ids[n.key], before=iso_week(day)
-                )
-                for n in networks
-            }
+            by_id = await DigestRepository(session).trends(
+                plan_id=plan_row.id,
+                network_ids=[network_ids[n.key] for n in networks],
+                before=iso_week(day),
+            )
+            trends = {n.key: by_id[network_ids[n.key]] for n in networks}
         statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
         # Group once: with hundreds of networks, scanning every action per network adds up.
         followed: dict[str, list[Action]] = defaultdict(list)

@@ -8,6 +8,11 @@ only after the commit acks. A replayed or double-sent action carries the same ke
 recorded once (the `(source, external_id)` unique constraint settles a race). When the
 database fails the user is told to try again; nothing is acked as saved.
 
+Rating clicks come in bursts (a prompt round goes out to every lead at once), so concurrent
+clicks share a transaction (`bot/writer.py`, group commit): their reads are made once for
+the lot, their rows written together, and each click is acked only once that commit is
+done; each is still judged on its own, in turn, as if the ones before it were saved.
+
 Ingress hardening (scenarios 5-7): `build_http_app` puts a guard in front of bolt that caps
 the body, rejects a missing or non-numeric timestamp and a bad signature, and refuses a body
 that does not parse, all before bolt reads it; no stack trace ever reaches the caller.
@@ -20,29 +25,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
+import aiohttp
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.answers import AnswerContext, NotAllowed, answer_context, record_answers
+from bot.answers import (
+    AnswerContext,
+    Answering,
+    NewAnswer,
+    NotAllowed,
+    record_answers,
+    record_many,
+)
 from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
 from bot.domain.model import Source
 from bot.domain.replies import ReplyLine, note_required
 from bot.domain.status import local_date, milestone_status
+from bot.writer import GroupCommit
 from digests.slack import escape_mrkdwn
 from handlers import slack_blocks as kit
 from storage.delivery import NewPrompt, PromptRepository
@@ -80,21 +95,52 @@ class Refused(Exception):
     """An answer that is not recorded; the message tells the lead why and what to do."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Click:
+    """One rating chosen in a prompt DM, waiting for its batch (`_Pulse.record_rating`)."""
+
+    user: str
+    prompt_id: int
+    ref: str
+    rating: int
+    key: str
+    given_at: datetime
+    now: datetime
+
+
 class Followups:
     """Slack calls made after the ack (updating the DM), so the ack is not held up by them.
-    `wait()` lets a test (or shutdown) see them through."""
+    `wait()` lets a test (or shutdown) see them through; `close()` also closes the HTTP
+    session `keep_alive` gave the client."""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def keep_alive(self, client: AsyncWebClient) -> None:
+        """Give `client` a lasting HTTP session when it has none: without one slack_sdk
+        opens a new session, so a new connection (and TLS handshake), for every call, and
+        every click is followed by a call."""
+        if client.session is None or client.session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=client.timeout)
+            )
+            client.session = self._session
+
     async def wait(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.wait()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -168,20 +214,23 @@ class _Pulse:
         self._writer: asyncio.Lock | contextlib.nullcontext[None] = (
             asyncio.Lock() if sqlite else contextlib.nullcontext()
         )
+        # Rating clicks come in bursts: concurrent ones are recorded in one transaction.
+        self._ratings = GroupCommit(sessions, self._record_ratings, lock=self._writer)
 
     # -- answering ---------------------------------------------------------------------
 
-    async def _context(
-        self, session: AsyncSession, user: str, prompt_id: int, *, now: datetime
+    def _judge(
+        self, answering: Answering, user: str, prompt_id: int, *, now: datetime
     ) -> tuple[PromptRow, AnswerContext]:
-        person = await SlackPeople(session).by_slack_id(user)
+        """The prompt and what `user` may answer on it; raises `Refused`."""
+        person = answering.person_by_slack_id(user)
         if person is None:
             raise Refused(NOT_LINKED)
-        prompt = await PromptRepository(session).get(prompt_id)
+        prompt = answering.prompt(prompt_id)
         if prompt is None:
             raise Refused("That prompt no longer exists; nothing was recorded.")
         try:
-            context = await answer_context(session, prompt, person.key, now=now)
+            context = answering.context(prompt, person.key, now=now)
         except NotAllowed as refused:
             log.info(
                 "slack answer refused: %s (user %s, prompt %s)", refused.reason, user, prompt_id
@@ -191,37 +240,66 @@ class _Pulse:
             ) from refused
         return prompt, context
 
+    async def _context(
+        self, session: AsyncSession, user: str, prompt_id: int, *, now: datetime
+    ) -> tuple[PromptRow, AnswerContext]:
+        answering = await Answering.load(session, prompt_ids=[prompt_id], slack_user_ids=[user])
+        return self._judge(answering, user, prompt_id, now=now)
+
     async def record_rating(
         self, user: str, prompt_id: int, ref: str, rating: int, *, key: str, given_at: datetime
     ) -> int:
-        """Record one rating from the DM; returns how many updates were new (0 or 1)."""
-        now = self.clock()
+        """Record one rating from the DM; returns how many updates were new (0 or 1), once
+        the transaction holding it (shared with concurrent clicks) is committed."""
+        click = _Click(user, prompt_id, ref, rating, key, given_at, self.clock())
         try:
-            async with self._writer, self.sessions() as session, session.begin():
-                prompt, context = await self._context(session, user, prompt_id, now=now)
-                if ref not in prompt.milestone_refs:
-                    raise Refused("That milestone is not in this prompt; nothing was recorded.")
-                if ref not in context.allowed:
-                    raise Refused(f"You do not lead {ref}, so your rating was not recorded.")
-                why = note_required(context.asked_by_ref()[ref], rating, None)
-                if why is not None:
-                    raise Refused(
-                        f"Not recorded: {why}. Use *Update with notes* to give the rating "
-                        "with a note."
-                    )
-                line = ReplyLine(ref, rating, None, None, False, 0)
-                return await record_answers(
-                    session,
-                    context,
-                    [line],
-                    source=Source.SLACK,
-                    external_key=key,
-                    given_at=given_at,
-                    now=now,
-                )
+            return await self._ratings.submit(click)
         except IntegrityError:
             # The same action committed by a concurrent delivery of it: already recorded.
             return 0
+
+    async def _record_ratings(
+        self, session: AsyncSession, clicks: Sequence[_Click]
+    ) -> list[int | Exception]:
+        """A batch of rating clicks in one transaction: each one's count of new updates, or
+        the `Refused` that says why it was not recorded. Each is judged as if the ones
+        before it in the batch were committed (the note rule sees their ratings)."""
+        answering = await Answering.load(
+            session,
+            prompt_ids={c.prompt_id for c in clicks},
+            slack_user_ids={c.user for c in clicks},
+        )
+        results: list[int | Exception] = []
+        accepted: list[tuple[int, NewAnswer]] = []
+        for click in clicks:
+            try:
+                answer = self._rating(answering, click)
+            except Refused as refused:
+                results.append(refused)
+                continue
+            answering.seen(answer)
+            accepted.append((len(results), answer))
+            results.append(0)
+        counts = await record_many(session, [answer for _, answer in accepted])
+        for (n, _), count in zip(accepted, counts, strict=True):
+            results[n] = count
+        return results
+
+    def _rating(self, answering: Answering, click: _Click) -> NewAnswer:
+        """The answer a click gives, if this user may give it; raises `Refused`."""
+        prompt, context = self._judge(answering, click.user, click.prompt_id, now=click.now)
+        ref, rating = click.ref, click.rating
+        if ref not in prompt.milestone_refs:
+            raise Refused("That milestone is not in this prompt; nothing was recorded.")
+        if ref not in context.allowed:
+            raise Refused(f"You do not lead {ref}, so your rating was not recorded.")
+        why = note_required(context.asked_by_ref()[ref], rating, None)
+        if why is not None:
+            raise Refused(
+                f"Not recorded: {why}. Use *Update with notes* to give the rating with a note."
+            )
+        line = ReplyLine(ref, rating, None, None, False, 0)
+        return NewAnswer(context, [line], Source.SLACK, click.key, click.given_at, click.now)
 
     async def modal_items(self, prompt_id: int, user: str) -> tuple[list[PromptItem], str]:
         """The prompt's milestones this user may answer, for the modal; and the plan title."""
@@ -345,6 +423,7 @@ class _Pulse:
     async def update_message(
         self, channel: str, ts: str, blocks: list[dict[str, Any]], text: str
     ) -> None:
+        self.followups.keep_alive(self.client)
         try:
             await self.client.chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
         except (SlackApiError, SlackClientError, OSError, TimeoutError) as failed:
@@ -624,7 +703,6 @@ def build_http_app(
     parses anything: an oversized body (413), a missing timestamp or signature (401), a
     non-numeric timestamp (400), a bad signature (401) and a body that does not parse (400)."""
     verifier = SignatureVerifier(signing_secret)
-    server = AsyncSlackAppServer(port=0, path=path, app=app, host="127.0.0.1")
 
     @web.middleware
     async def guard(
@@ -651,26 +729,45 @@ def build_http_app(
         if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
             log.warning("slack request refused: invalid signature or stale timestamp")
             return web.Response(status=401, text="invalid signature")
-        if not _parses(body, request.content_type):
+        parsed = _parse(body, request.content_type)
+        if parsed is None:
             return web.Response(status=400, text="malformed body")
+        request[_PARSED] = (body, parsed)
         return await handler(request)
 
+    async def events(request: web.Request) -> web.StreamResponse:
+        body, parsed = request[_PARSED]
+        # The body parsed once, here, and handed to bolt as parsed; bolt still checks the
+        # signature of the raw body itself. A rating click carries its whole prompt message
+        # (URL-encoded JSON), and parsing that twice was a large share of a click's time.
+        bolt_request = AsyncBoltRequest(
+            body=parsed,
+            query=request.query_string,
+            headers=dict(request.headers),
+            mode="socket_mode",
+        )
+        bolt_request.raw_body, bolt_request.mode = body, "http"
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+
     http = web.Application(middlewares=[guard], client_max_size=max_body)
-    http.router.add_post(path, server.handle_post_requests)
+    http.router.add_post(path, events)
     return http
 
 
-def _parses(body: str, content_type: str) -> bool:
-    """Whether bolt can read the body: JSON, or a form whose `payload` (if any) is JSON."""
+_PARSED = web.RequestKey("pulse_slack_body", tuple)
+
+
+def _parse(body: str, content_type: str) -> dict[str, Any] | None:
+    """The body as bolt reads it (JSON, or a form whose `payload`, if any, is JSON), or
+    None when it does not parse: a form field without `=`, JSON that is not an object."""
+    if not (content_type == "application/json" or body.startswith("{")):
+        if body and not all("=" in field for field in body.split("&")):
+            return None  # what parse_qs(strict_parsing=True) refuses, without decoding
     try:
-        if content_type == "application/json" or body.startswith("{"):
-            return isinstance(json.loads(body), dict)
-        form = parse_qs(body, strict_parsing=bool(body))
-        if "payload" in form:
-            return isinstance(json.loads(form["payload"][0]), dict)
-        return True
+        parsed = parse_body(body, content_type)
     except ValueError:
-        return False
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -722,7 +819,7 @@ class SlackChannel:
             await self._runner.cleanup()
             self._runner = None
         if self.followups is not None:
-            await self.followups.wait()
+            await self.followups.close()
 
 
 async def resolve_slack_id(

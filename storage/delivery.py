@@ -30,6 +30,9 @@ from storage.models import (
 )
 from storage.repositories import utc
 
+# Values per IN (...) list: well under SQLite's and PostgreSQL's limits on parameters.
+IN_CHUNK = 500
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
@@ -150,6 +153,22 @@ class PromptRepository:
             )
         ).first()
         return (found[0], utc(found[1])) if found else None
+
+    async def by_token_hashes(
+        self, token_hashes: Sequence[str]
+    ) -> dict[str, tuple[PromptRow, datetime]]:
+        """`by_token_hash` for many tokens in one query: the ones found, by token hash."""
+        found: dict[str, tuple[PromptRow, datetime]] = {}
+        hashes = list(dict.fromkeys(token_hashes))
+        for start in range(0, len(hashes), IN_CHUNK):
+            rows = await self.session.execute(
+                select(PromptRow, PromptTokenRow.token_hash, PromptTokenRow.expires_at)
+                .join(PromptTokenRow, PromptTokenRow.prompt_id == PromptRow.id)
+                .where(PromptTokenRow.token_hash.in_(hashes[start : start + IN_CHUNK]))
+            )
+            for prompt, digest, expires in rows.tuples():
+                found.setdefault(digest, (prompt, utc(expires)))
+        return found
 
     async def get(self, prompt_id: int) -> PromptRow | None:
         return await self.session.get(PromptRow, prompt_id)
@@ -480,6 +499,25 @@ class OutboxRepository:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An inbound message waiting to be decided, detached from its session."""
+
+    id: int
+    dedupe_key: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InboundDecision:
+    """What became of one inbound message: written back by `InboundRepository.finish`."""
+
+    id: int
+    state: str
+    outcome: str
+    prompt_id: int | None
+
+
 class InboundRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -496,11 +534,79 @@ class InboundRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none() is not None
 
+    async def store_many(
+        self, messages: Sequence[tuple[str, bytes]], *, source: str, now: datetime
+    ) -> int:
+        """Keep many raw messages, (dedupe key, raw) each, in one statement; how many were
+        new. A message taken in before, or twice in `messages`, is kept once."""
+        if not messages:
+            return 0
+        statement = (
+            _insert(self.session, InboundRow)
+            .values(
+                [
+                    {
+                        "dedupe_key": key,
+                        "source": source,
+                        "raw": raw,
+                        "received_at": utc(now),
+                        "state": "new",
+                    }
+                    for key, raw in messages
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboundRow.id)
+        )
+        return len((await self.session.execute(statement)).all())
+
     async def unprocessed(self, limit: int) -> list[InboundRow]:
         rows = await self.session.scalars(
             select(InboundRow).where(InboundRow.state == "new").order_by(InboundRow.id).limit(limit)
         )
         return list(rows.all())
+
+    async def pending(self, limit: int) -> list[StoredMessage]:
+        """The oldest undecided messages; on PostgreSQL locked for this transaction, skipping
+        any another worker holds."""
+        query = (
+            select(InboundRow.id, InboundRow.dedupe_key, InboundRow.raw)
+            .where(InboundRow.state == "new")
+            .order_by(InboundRow.id)
+            .limit(limit)
+        )
+        if self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = await self.session.execute(query)
+        return [StoredMessage(i, key, bytes(raw)) for i, key, raw in rows.tuples()]
+
+    async def finish(self, decisions: Sequence[InboundDecision], *, now: datetime) -> None:
+        """Write each message's outcome (one statement, executed for many)."""
+        if not decisions:
+            return
+        table = cast(Table, InboundRow.__table__)
+        statement = (
+            table.update()
+            .where(table.c.id == bindparam("row_id"), table.c.state == "new")
+            .values(
+                state=bindparam("new_state"),
+                outcome=bindparam("new_outcome"),
+                prompt_id=bindparam("new_prompt_id"),
+                processed_at=utc(now),
+            )
+        )
+        await self.session.execute(
+            statement,
+            [
+                {
+                    "row_id": d.id,
+                    "new_state": d.state,
+                    "new_outcome": d.outcome,
+                    "new_prompt_id": d.prompt_id,
+                }
+                for d in decisions
+            ],
+        )
 
     async def by_state(self, state: str) -> list[InboundRow]:
         rows = await self.session.scalars(
@@ -542,27 +648,33 @@ class DigestRepository:
         new_id: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return new_id
 
-    async def trend(
-        self, *, plan_id: int, network_id: int, before: str, limit: int = 6
-    ) -> list[tuple[str, dict[str, int]]]:
-        """The rating mix of the network's last posted digests before `before`, oldest first."""
-        rows = (
-            (
-                await self.session.execute(
-                    select(DigestRow.period, DigestRow.mix)
-                    .where(
-                        DigestRow.plan_id == plan_id,
-                        DigestRow.network_id == network_id,
-                        DigestRow.period < before,
-                    )
-                    .order_by(DigestRow.period.desc())
-                    .limit(limit)
-                )
+    async def trends(
+        self, *, plan_id: int, network_ids: Sequence[int], before: str, limit: int = 6
+    ) -> dict[int, list[tuple[str, dict[str, int]]]]:
+        """Per network, the rating mix of its last `limit` posted digests before `before`,
+        oldest first (an empty list for a network with none), read in one query."""
+        recent = (
+            select(
+                DigestRow.network_id,
+                DigestRow.period,
+                DigestRow.mix,
+                func.row_number()
+                .over(partition_by=DigestRow.network_id, order_by=DigestRow.period.desc())
+                .label("age"),
             )
-            .tuples()
-            .all()
+            .where(
+                DigestRow.plan_id == plan_id,
+                DigestRow.network_id.in_(list(network_ids)),
+                DigestRow.period < before,
+            )
+            .subquery()
         )
-        return [
-            (period, {str(k): int(str(v)) for k, v in dict(mix).items()})
-            for period, mix in reversed(rows)
-        ]
+        rows = await self.session.execute(
+            select(recent.c.network_id, recent.c.period, recent.c.mix)
+            .where(recent.c.age <= limit)
+            .order_by(recent.c.network_id, recent.c.period)
+        )
+        found: dict[int, list[tuple[str, dict[str, int]]]] = {n: [] for n in network_ids}
+        for network_id, period, mix in rows.tuples():
+            found[network_id].append((period, {str(k): int(str(v)) for k, v in dict(mix).items()}))
+        return found

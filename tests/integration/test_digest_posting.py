@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -18,8 +18,9 @@ from bot.delivery import OutboxWorker
 from bot.digest_posting import DigestPoster
 from bot.settings import Settings
 from handlers.slack_transport import SlackTransport
+from storage.delivery import DigestRepository
 from storage.importer import import_plan
-from storage.models import DigestRow, OutboxRow
+from storage.models import DigestRow, NetworkRow, OutboxRow, PlanRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
 
@@ -157,3 +158,32 @@ async def test_a_200_item_digest_reaches_slack_whole(
     assert "<!channel>" not in text
     for post in posts:
         assert len(post.get("blocks") or []) <= 50
+
+
+async def test_a_digest_shows_the_trend_of_the_networks_last_six_posted_digests(
+    pulse: PlanPulse,
+) -> None:
+    """After eight weekly postings to one network, its digest draws the last six, oldest
+    first, and not the one of its own week; a network never posted to has no trend."""
+    async with pulse.sessions() as session, session.begin():
+        plan_id = await session.scalar(select(PlanRow.id).where(PlanRow.key == "small"))
+        network_id = await session.scalar(
+            select(NetworkRow.id).where(NetworkRow.key == "early-help")
+        )
+        assert plan_id is not None
+        assert network_id is not None
+        digests = DigestRepository(session)
+        for week in range(40, 49):  # 2026-W40 .. W48, the last being the digest's own week
+            await digests.create(
+                plan_id=plan_id,
+                network_id=network_id,
+                period=f"2026-W{week}",
+                as_of=date(2026, 11, 27),
+                mix={"1": week, "unrated": 1},
+                now=FRIDAY,
+            )
+    digests_now = {d.network: d for d in await pulse.digests("small", as_of=date(2026, 11, 27))}
+    trend = digests_now["early-help"].trend
+    assert [period for period, _ in trend] == [f"2026-W{w}" for w in range(42, 48)]
+    assert trend[0][1] == {"1": 42, "unrated": 1}
+    assert digests_now["workforce"].trend == ()

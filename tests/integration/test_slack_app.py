@@ -542,6 +542,136 @@ async def test_a_database_failure_is_not_acked_as_saved_and_the_user_is_told(
     await broken.client.session.close() if broken.client.session else None
 
 
+# --- group commit: concurrent clicks share a transaction ----------------------------------
+
+
+async def _prompts_with_dms(slack: Slack) -> list[tuple[str, int, list[str], str, str]]:
+    """(Slack user, prompt id, its references, DM channel, DM ts) for everyone prompted."""
+    found = []
+    for person, user in SLACK_IDS.items():
+        async with slack.sessions() as session:
+            prompt = await session.scalar(
+                select(PromptRow)
+                .join(PersonRow, PersonRow.id == PromptRow.person_id)
+                .where(PersonRow.key == person)
+            )
+        if prompt is None:
+            continue
+        channel, ts, _ = await slack.dm(person)
+        found.append((user, prompt.id, list(prompt.milestone_refs), channel, ts))
+    return found
+
+
+async def test_concurrent_clicks_are_each_recorded_acked_and_shown(slack_any_db: Slack) -> None:
+    """A burst of rating clicks from several leads at once, committed together, is every
+    one recorded, answered 200, and followed by the update of its DM; on SQLite and
+    PostgreSQL."""
+    import asyncio
+
+    slack = slack_any_db
+    targets = [
+        (user, prompt, ref, channel, ts)
+        for user, prompt, refs, channel, ts in await _prompts_with_dms(slack)
+        for ref in refs
+    ]
+    clicks = [
+        rate_payload(
+            user, f"{prompt}:{ref}:1", channel=channel, ts=ts, action_ts=f"1795424700.{n:06d}"
+        )
+        for n, (user, prompt, ref, channel, ts) in enumerate(targets)
+    ]
+    assert len(clicks) >= 4
+    results = await asyncio.gather(*(slack.interact(payload) for payload in clicks))
+    assert [status for status, _ in results] == [200] * len(clicks)
+    rows = await slack.updates()
+    assert sorted(r.external_id for r in rows) == sorted(
+        f"slack:{c['actions'][0]['action_ts']}:{c['user']['id']}"
+        f"#{c['actions'][0]['selected_option']['value'].split(':')[1]}"
+        for c in clicks
+    )
+    await slack.followups.wait()
+    assert len(slack.fake.calls_to("chat.update")) == len(clicks)
+
+
+async def test_clicks_committed_together_are_judged_in_turn(slack: Slack) -> None:
+    """Clicks on one milestone that arrive together are judged as if each earlier one were
+    already saved: none is recorded worse than the rating recorded before it without a
+    note, and each refused one is told why."""
+    import asyncio
+
+    prompt = await slack.prompt_id("AW")
+    respond = slack.fake.base_url + "respond"
+    ratings = [1, 2, 1, 2, 3]
+    results = await asyncio.gather(
+        *(
+            slack.interact(
+                rate_payload(
+                    "UAW00001",
+                    f"{prompt}:2.3:{rating}",
+                    response_url=respond,
+                    action_ts=f"1795424700.{n:06d}",
+                )
+            )
+            for n, rating in enumerate(ratings)
+        )
+    )
+    assert [status for status, _ in results] == [200] * len(ratings)
+    recorded = [r.rating for r in await slack.updates()]
+    assert 3 not in recorded  # worse than the current 2
+    current = 2
+    for rating in recorded:
+        assert rating is not None
+        assert rating <= current
+        current = rating
+    told = slack.responses()
+    assert len(told) == len(ratings) - len(recorded)
+    assert all("a note is required" in text for text in told)
+
+
+async def test_a_failed_group_commit_tells_every_user_in_it(slack: Slack) -> None:
+    """When the commit holding a burst of clicks fails, nothing is recorded, no DM shows a
+    rating, and every one of those users is told to try again (scenario 13)."""
+    import asyncio
+
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    class FailingSession(Session):
+        pass
+
+    def refuse(session: Session) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    event.listen(FailingSession, "before_commit", refuse)
+    engine = slack.sessions.kw["bind"]
+    failing = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FailingSession)
+    broken = build_slack_app(
+        sessions=failing, client=slack.fake.client(), signing_secret=SECRET, clock=Clock(MONDAY)
+    )
+    runner, slack.url = await _serve(broken)
+    slack.runners.append(runner)
+    respond = slack.fake.base_url + "respond"
+    clicks = [
+        rate_payload(
+            user,
+            f"{prompt}:{refs[0]}:1",
+            channel=channel,
+            ts=ts,
+            response_url=respond,
+            action_ts=f"1795424700.{n:06d}",
+        )
+        for n, (user, prompt, refs, channel, ts) in enumerate(await _prompts_with_dms(slack))
+    ]
+    results = await asyncio.gather(*(slack.interact(payload) for payload in clicks))
+    assert [status for status, _ in results] == [200] * len(clicks)
+    told = slack.responses()
+    assert len(told) == len(clicks)
+    assert all("try again" in text for text in told)
+    assert await slack.updates() == []
+    assert slack.fake.calls_to("chat.update") == []
+    await broken.client.session.close() if broken.client.session else None
+
+
 # --- scenarios 14-16: events, handshakes and hostile notes ---------------------------------
 
 
