@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.clock import Clock, system_clock
 from bot.cycle import Cycles, SlackLookup
 from bot.delivery import OutboxWorker
 from bot.digest_posting import DigestPoster
@@ -40,17 +41,12 @@ from storage.repositories import PlanRepository, TrackedPlan, utc
 if TYPE_CHECKING:
     from handlers.smtp_listener import SmtpListener
 
-Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 
 
 def end_of(day: date, plan: Plan) -> datetime:
     """The first instant after `day` in the plan's timezone."""
     return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(plan.timezone))
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,8 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from bot.app import PlanPulse, Runner, check, cycles_for, system_clock
+from bot.app import PlanPulse, Runner, check, cycles_for
+from bot.clock import system_clock
 from bot.demo import run_demo
 from bot.digest_posting import DigestPoster
 from bot.domain import timescales

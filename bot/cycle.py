@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.clock import Clock
 from bot.domain.cycles import (
     CyclePolicy,
     Occurrence,
@@ -42,7 +43,6 @@ from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, 
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 SlackPromptRenderer = Callable[[Plan, Person, Sequence[PromptItem], int], list[dict[str, Any]]]
 SlackLookup = Callable[[str], Awaitable[str | None]]  # email → Slack user id, or None
 TOKEN_LIFETIME = timedelta(days=42)

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.clock import Clock
 from handlers.transports import Outcome, Reconciled, Result, Transport
 from storage.delivery import OutboxMessage, OutboxRepository, PromptRepository
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 OnSent = Callable[[AsyncSession, OutboxMessage, datetime], Awaitable[None]]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
@@ -40,6 +41,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.signature import Clock as SdkClock
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -53,6 +55,7 @@ from bot.answers import (
     record_answers,
     record_many,
 )
+from bot.clock import Clock, system_clock
 from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
 from bot.domain.model import Source
 from bot.domain.replies import ReplyLine, note_required
@@ -77,7 +80,6 @@ __all__ = [
     "resolve_slack_id",
 ]
 
-Clock = Callable[[], datetime]
 Sessions = Callable[[], AsyncSession]
 
 DEFAULT_MAX_BODY = 256 * 1024  # a big modal submission is tens of kilobytes
@@ -692,17 +694,76 @@ async def _command(pulse: _Pulse, user: str, verb: str, rest: str) -> str:
 # --- HTTP ingress ---------------------------------------------------------------------------
 
 
+# Slack's own rule: a request whose timestamp is further than this from our clock is refused
+# (a replay defence), however good its signature.
+TIMESTAMP_TOLERANCE = 300
+
+
+class _SdkClock(SdkClock):
+    """Our clock, as the SDK's signature verifier asks for it."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> float:
+        return self._clock().timestamp()
+
+
+class SkewAlarm:
+    """Tells a skewed server clock from a forger (RELIABILITY.md scenario 55).
+
+    A refused request whose signature is right for its own timestamp came from Slack: only
+    the timestamp's distance from our clock failed it, so our clock (or Slack's) is off and
+    every click is being refused. That is logged as an error with the measured offset, at
+    most once per `every` seconds; a wrong signature is only a warning, as before.
+    """
+
+    def __init__(self, signing_secret: str, clock: Clock, every: float = 600) -> None:
+        self._verifier = SignatureVerifier(signing_secret)
+        self._clock = clock
+        self._every = every
+        self._last: float | None = None
+        self.offsets: list[int] = []  # each skew seen, in seconds: Slack's time minus ours
+
+    def refused(self, body: str, timestamp: str, signature: str) -> None:
+        expected = self._verifier.generate_signature(timestamp=timestamp, body=body)
+        now = self._clock().timestamp()
+        offset = int(timestamp) - int(now)
+        if expected is None or not hmac.compare_digest(expected, signature):
+            log.warning("slack request refused: invalid signature")
+            return
+        if abs(offset) <= TIMESTAMP_TOLERANCE:
+            return
+        self.offsets.append(offset)
+        if self._last is not None and now - self._last < self._every:
+            return
+        self._last = now
+        log.error(
+            "slack requests are refused because the clocks disagree: a correctly signed "
+            "request is stamped %d s %s ours (Slack allows %d s). Check this server's "
+            "time synchronisation (NTP); until then no click or form can be recorded",
+            abs(offset),
+            "ahead of" if offset > 0 else "behind",
+            TIMESTAMP_TOLERANCE,
+        )
+
+
 def build_http_app(
     app: AsyncApp,
     *,
     signing_secret: str,
     path: str = "/slack/events",
     max_body: int = DEFAULT_MAX_BODY,
+    clock: Clock = system_clock,
+    alarm: SkewAlarm | None = None,
 ) -> web.Application:
     """An aiohttp app serving `app` at `path` behind a guard that refuses, before bolt
     parses anything: an oversized body (413), a missing timestamp or signature (401), a
-    non-numeric timestamp (400), a bad signature (401) and a body that does not parse (400)."""
-    verifier = SignatureVerifier(signing_secret)
+    non-numeric timestamp (400), a bad signature or a stale timestamp (401, and a clock-skew
+    alert when the signature shows the request came from Slack: see `SkewAlarm`) and a body
+    that does not parse (400)."""
+    verifier = SignatureVerifier(signing_secret, clock=_SdkClock(clock))
+    alarm = alarm or SkewAlarm(signing_secret, clock)
 
     @web.middleware
     async def guard(
@@ -727,7 +788,7 @@ def build_http_app(
         except UnicodeDecodeError:
             return web.Response(status=400, text="body is not UTF-8")
         if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-            log.warning("slack request refused: invalid signature or stale timestamp")
+            alarm.refused(body, timestamp.strip(), signature)
             return web.Response(status=401, text="invalid signature")
         parsed = _parse(body, request.content_type)
         if parsed is None:

@@ -6,6 +6,8 @@ scenarios 1-16 and 18)."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -376,6 +378,42 @@ async def test_a_timestamp_ten_minutes_off_is_refused(slack: Slack, skew: int) -
     )
     assert status == 401
     assert await slack.updates() == []
+
+
+async def test_a_skewed_clock_is_told_from_a_forger_and_alerted_once(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Correctly signed clicks stamped seven minutes ahead of our clock can only mean the
+    clocks disagree (scenario 55): refused, as they must be, with one error naming the
+    offset, not one per click. A forged request stamped as far off is only a warning."""
+    prompt = await slack.prompt_id("AW")
+    body = urlencode({"payload": json.dumps(rate_payload("UAW00001", f"{prompt}:2.3:2"))})
+    stamp = int(time.time()) + 420
+    forged = SignatureVerifier("wrong-secret").generate_signature(timestamp=str(stamp), body=body)
+    with caplog.at_level(logging.WARNING, logger="handlers.slack_app"):
+        refused = [
+            await slack.post(
+                body,
+                content_type="application/x-www-form-urlencoded",
+                headers={"X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": forged},
+            )
+        ]
+        forged_errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        for _ in range(3):
+            refused.append(
+                await slack.post(
+                    body,
+                    content_type="application/x-www-form-urlencoded",
+                    headers=slack.sign(body, ts=stamp),
+                )
+            )
+    assert [status for status, _ in refused] == [401] * 4
+    assert await slack.updates() == []
+    assert forged_errors == []
+    alerts = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(alerts) == 1
+    assert "clocks disagree" in alerts[0]
+    assert re.search(r"stamped 4[12]\d s ahead of ours", alerts[0])
 
 
 @pytest.mark.parametrize("drop", ["X-Slack-Request-Timestamp", "X-Slack-Signature"])
