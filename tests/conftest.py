@@ -5,9 +5,11 @@ missing PostgreSQL is a failure, never a skip."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +21,9 @@ from tests.postgres import (
     free_port,
     running_postgres,
 )
+
+if TYPE_CHECKING:
+    from bot.app import PlanPulse
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -65,6 +70,26 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@asynccontextmanager
+async def running_pulse(
+    db_url: str, data_dir: Path, clock: Callable[[], datetime]
+) -> AsyncIterator[PlanPulse]:
+    """The application on `db_url`, its schema migrated, its data in `data_dir`, telling the
+    time by `clock`; closed afterwards."""
+    from bot.app import PlanPulse
+    from bot.settings import Settings
+
+    app = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data_dir),  # type: ignore[call-arg]
+        clock=clock,
+    )
+    try:
+        await app.migrate()
+        yield app
+    finally:
+        await app.close()
 
 
 async def import_small_plan(

@@ -16,23 +16,18 @@ from sqlalchemy import select
 from bot.app import PlanPulse
 from bot.domain.model import Source, Update
 from bot.domain.status import milestone_status
-from bot.settings import Settings
 from storage.importer import import_plan
 from storage.models import MilestoneRow, UpdateRow
 from storage.repositories import PlanRepository, UpdateRepository, utc
+from tests.conftest import running_pulse
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
-        clock=lambda: NOW,
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 async def test_decisive_updates_give_the_same_status_as_the_whole_history(

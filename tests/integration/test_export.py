@@ -13,11 +13,10 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.domain.model import Source
-from bot.settings import Settings
 from storage.importer import import_plan
 from storage.models import MilestoneRow
 from storage.repositories import UpdateRepository
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, running_pulse
 
 NOW = datetime(2018, 5, 30, 9, 0, tzinfo=UTC)
 WIRRAL = EXAMPLES / "wirral"
@@ -25,35 +24,30 @@ WIRRAL = EXAMPLES / "wirral"
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
-        clock=lambda: NOW,
-    )
-    await app.migrate()
-    await import_plan(
-        app.sessions,
-        WIRRAL / "plan.csv",
-        now=NOW,
-        plan_key="wirral",
-        people_path=WIRRAL / "people.csv",
-        networks_path=WIRRAL / "networks.csv",
-        ratings_as_of=date(2018, 4, 16),
-    )
-    async with app.sessions() as session, session.begin():
-        milestone_id = await session.scalar(
-            select(MilestoneRow.id).where(MilestoneRow.ref == "1.1-1")
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        await import_plan(
+            app.sessions,
+            WIRRAL / "plan.csv",
+            now=NOW,
+            plan_key="wirral",
+            people_path=WIRRAL / "people.csv",
+            networks_path=WIRRAL / "networks.csv",
+            ratings_as_of=date(2018, 4, 16),
         )
-        assert milestone_id is not None
-        await UpdateRepository(session).add(
-            milestone_id=milestone_id,
-            rating=2,
-            note="Agreed, with one action left; “quotes”",
-            source=Source.EMAIL,
-            given_at=NOW,
-            recorded_at=NOW,
-        )
-    yield app
-    await app.close()
+        async with app.sessions() as session, session.begin():
+            milestone_id = await session.scalar(
+                select(MilestoneRow.id).where(MilestoneRow.ref == "1.1-1")
+            )
+            assert milestone_id is not None
+            await UpdateRepository(session).add(
+                milestone_id=milestone_id,
+                rating=2,
+                note="Agreed, with one action left; “quotes”",
+                source=Source.EMAIL,
+                given_at=NOW,
+                recorded_at=NOW,
+            )
+        yield app
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])

@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.domain.model import Source
-from bot.settings import Settings
 from storage.db import alembic_config
 from storage.importer import import_plan
 from storage.models import MilestoneRow, UpdateRow, milestone_state
 from storage.repositories import UpdateRepository
+from tests.conftest import running_pulse
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 START = datetime(2026, 8, 1, tzinfo=UTC)
@@ -30,17 +30,12 @@ State = dict[int, tuple[int | None, int | None, int | None, int | None]]
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
-        clock=lambda: NOW,
-    )
-    await app.migrate()
-    rows = ["Priority,Ref,Key actions,Timescales"]
-    rows += [f"1,1.{i + 1},Action {i},31/12/26" for i in range(20)]
-    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    await import_plan(app.sessions, tmp_path / "p.csv", now=NOW, plan_key="s")
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        rows = ["Priority,Ref,Key actions,Timescales"]
+        rows += [f"1,1.{i + 1},Action {i},31/12/26" for i in range(20)]
+        (tmp_path / "p.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        await import_plan(app.sessions, tmp_path / "p.csv", now=NOW, plan_key="s")
+        yield app
 
 
 async def milestone_ids(pulse: PlanPulse) -> list[int]:

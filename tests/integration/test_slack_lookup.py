@@ -4,7 +4,8 @@ email and named in the report."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,9 @@ from bot.app import PlanPulse
 from bot.cycle import Cycles
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Person, Plan
-from bot.settings import Settings
 from handlers.slack_transport import lookup_user_by_email
 from storage.models import OutboxRow, PersonRow
-from tests.conftest import FIXTURES, import_small_plan
+from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
 
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
@@ -28,6 +28,40 @@ def simple_prompt(
     plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
 ) -> list[dict[str, Any]]:
     return [{"text": f"{plan.title}: please rate (prompt {prompt_id})"}]
+
+
+@asynccontextmanager
+async def planning(
+    db_url: str, tmp_path: Path, fake: FakeSlack, people: Path | None = None
+) -> AsyncIterator[tuple[PlanPulse, Cycles]]:
+    """The small plan imported, and cycles that prompt by Slack and look ids up in `fake`."""
+    client = fake.client()
+
+    async def lookup(email: str) -> str | None:
+        return await lookup_user_by_email(client, email)
+
+    try:
+        async with running_pulse(db_url, tmp_path, lambda: MONDAY) as app:
+            await import_small_plan(app.sessions, now=MONDAY, people_path=people)
+            yield (
+                app,
+                Cycles(
+                    app.sessions,
+                    mail_from="pulse@council.example",
+                    clock=lambda: MONDAY,
+                    slack_prompt=simple_prompt,
+                    slack_lookup=lookup,
+                ),
+            )
+    finally:
+        if client.session is not None:
+            await client.session.close()
+
+
+async def outbox(app: PlanPulse) -> set[tuple[str, str]]:
+    async with app.sessions() as session:
+        rows = (await session.scalars(select(OutboxRow))).all()
+        return {(row.channel, row.recipient) for row in rows}
 
 
 async def test_slack_ids_are_found_by_email_and_the_unknown_are_asked_by_email(
@@ -41,35 +75,14 @@ async def test_slack_ids_are_found_by_email_and_the_unknown_are_asked_by_email(
     )
     (tmp_path / "people.csv").write_text(people, encoding="utf-8")
     fake_slack.users_by_email["dana.cole@council.example"] = "U0DANA"
-    client = fake_slack.client()
-
-    async def lookup(email: str) -> str | None:
-        return await lookup_user_by_email(client, email)
-
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
-        clock=lambda: MONDAY,
-    )
-    try:
-        await app.migrate()
-        await import_small_plan(app.sessions, now=MONDAY, people_path=tmp_path / "people.csv")
-        cycles = Cycles(
-            app.sessions,
-            mail_from="pulse@council.example",
-            clock=lambda: MONDAY,
-            slack_prompt=simple_prompt,
-            slack_lookup=lookup,
-        )
+    async with planning(db_url, tmp_path, fake_slack, tmp_path / "people.csv") as (app, cycles):
         report = await cycles.start_cycle("small", now=MONDAY)
         assert report.not_in_slack == ["PB"]
-        async with app.sessions() as session:
-            sent = {
-                (row.channel, row.recipient)
-                for row in (await session.scalars(select(OutboxRow))).all()
-            }
-            dana = await session.scalar(select(PersonRow).where(PersonRow.key == "DC"))
+        sent = await outbox(app)
         assert ("slack", "U0DANA") in sent
         assert ("email", "priya.bains@council.example") in sent
+        async with app.sessions() as session:
+            dana = await session.scalar(select(PersonRow).where(PersonRow.key == "DC"))
         assert dana is not None
         assert dana.slack_user_id == "U0DANA"
         assert len(fake_slack.calls_to("users.lookupByEmail")) == 2
@@ -77,10 +90,6 @@ async def test_slack_ids_are_found_by_email_and_the_unknown_are_asked_by_email(
         # Next week Dana's id is known: only Priya is looked up again (she may have joined).
         await cycles.start_cycle("small", now=MONDAY + timedelta(days=7))
         assert len(fake_slack.calls_to("users.lookupByEmail")) == 3
-    finally:
-        await app.close()
-        if client.session is not None:
-            await client.session.close()
 
 
 async def test_a_slack_that_cannot_be_reached_leaves_people_to_email(
@@ -89,32 +98,8 @@ async def test_a_slack_that_cannot_be_reached_leaves_people_to_email(
     fake_slack: FakeSlack,  # noqa: F811
 ) -> None:
     fake_slack.fail_next("users.lookupByEmail", status=500)
-    client = fake_slack.client()
-
-    async def lookup(email: str) -> str | None:
-        return await lookup_user_by_email(client, email)
-
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
-        clock=lambda: MONDAY,
-    )
-    try:
-        await app.migrate()
-        await import_small_plan(app.sessions, now=MONDAY)
-        cycles = Cycles(
-            app.sessions,
-            mail_from="pulse@council.example",
-            clock=lambda: MONDAY,
-            slack_prompt=simple_prompt,
-            slack_lookup=lookup,
-        )
+    async with planning(db_url, tmp_path, fake_slack) as (app, cycles):
         report = await cycles.start_cycle("small", now=MONDAY)
         assert report.created == 4
         assert report.not_in_slack == ["DC"]
-        async with app.sessions() as session:
-            channels = {r.channel for r in (await session.scalars(select(OutboxRow))).all()}
-        assert channels == {"email"}
-    finally:
-        await app.close()
-        if client.session is not None:
-            await client.session.close()
+        assert {channel for channel, _ in await outbox(app)} == {"email"}

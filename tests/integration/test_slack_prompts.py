@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.app import PlanPulse
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Person, Plan
-from bot.settings import Settings
 from handlers.slack_transport import SlackTransport
 from handlers.transports import LocalMailTransport
-from tests.conftest import FIXTURES, import_small_plan
+from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
 
 PLANS = FIXTURES / "plans"
@@ -48,12 +46,7 @@ async def test_slack_people_get_a_dm_and_a_failed_dm_falls_back_to_email(
         "priya.bains@council.example,,email", "priya.bains@council.example,U0PRIYA,slack"
     )
     (tmp_path / "people.csv").write_text(people, encoding="utf-8")
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
-        clock=lambda: MONDAY,
-    )
-    try:
-        await app.migrate()
+    async with running_pulse(db_url, tmp_path, lambda: MONDAY) as app:
         await import_small_plan(app.sessions, now=MONDAY, people_path=tmp_path / "people.csv")
         cycles = Cycles(
             app.sessions,
@@ -74,8 +67,6 @@ async def test_slack_people_get_a_dm_and_a_failed_dm_falls_back_to_email(
             clock=lambda: MONDAY,
         )
         await worker.drain()
-    finally:
-        await app.close()
     dms = [m for m in fake_slack.posted if "please rate" in str(m.get("text"))]
     assert len(dms) == 1
     emails = sorted(p.read_text(errors="replace") for p in outbox.glob("*.eml"))
