@@ -2,10 +2,11 @@
 
 Builds a plan with N people leading one action each (three milestones per action), runs one
 cycle (`Cycles.start_cycle` + `OutboxWorker.drain` on the local-mail transport), then writes
-one real reply per prompt into the inbox folder, answering every milestone it asked about,
-and times the whole inbound path: `Inbound.sweep_inbox` (read each file, store the raw bytes,
-commit, move the file) then `Inbound.process_pending` (parse, authenticate, record the
-answers, enqueue a confirmation; one transaction per reply).
+one real reply per prompt into the inbox folder with local mode's mail client (`pulse reply`:
+every milestone it asked about answered, the whole prompt quoted), and times the whole
+inbound path: `Inbound.sweep_inbox` (read the files, store the raw bytes, commit, move the
+files: a batch per transaction) then `Inbound.process_pending` (parse, authenticate, record
+the answers, enqueue a confirmation: a batch of 500 per transaction).
 
 The bare baseline, timed in the same run on the same replies: read each file, parse its MIME
 with the stdlib (`email.message_from_bytes(..., policy=default)`), take the plain body, and
@@ -42,6 +43,7 @@ from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.inbound import Inbound
 from bot.settings import Settings
+from handlers.local_mail import write_local_reply
 from handlers.transports import LocalMailTransport
 from storage.importer import import_plan
 from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow
@@ -51,23 +53,10 @@ REPLIED = NOW + timedelta(hours=2)
 MAIL_FROM = "pulse@council.example"
 
 
-def reply(prompt: EmailMessage, refs: list[str], n: int) -> bytes:
-    """What a lead's mail client sends back: every milestone answered, the prompt quoted."""
-    message = EmailMessage()
-    message["From"] = str(prompt["To"])
-    message["To"] = str(prompt["From"])
-    message["Subject"] = "RE: " + str(prompt["Subject"])
-    message["Message-ID"] = f"<bench-reply-{n}@mail.council.example>"
-    message["In-Reply-To"] = str(prompt["Message-ID"])
-    message["References"] = str(prompt["Message-ID"])
-    message["Date"] = "Mon, 23 Nov 2026 10:15:00 +0000"
+def answer(refs: list[str]) -> str:
+    """What the lead types: every milestone the prompt asked about answered, then a sign-off."""
     lines = [f"{ref} 2 On track; reviewed with the team on Friday" for ref in refs]
-    quoted = "\n".join("> " + line for line in str(prompt["Subject"]).splitlines())
-    message.set_content(
-        "\n".join(lines) + "\n\nThanks\nPerson\n\n"
-        "On Mon, 23 Nov 2026 at 09:05, Plan Pulse wrote:\n" + quoted + "\n"
-    )
-    return message.as_bytes()
+    return "\n".join(lines) + "\n\nThanks\nPerson"
 
 
 async def asked(pulse: PlanPulse) -> dict[str, list[str]]:
@@ -82,17 +71,20 @@ async def asked(pulse: PlanPulse) -> dict[str, list[str]]:
 
 
 def write_replies(refs_of: dict[str, list[str]], outbox: Path, folders: list[Path]) -> int:
-    """One reply per prompt in the outbox, into each of `folders`; the number written."""
+    """One reply per prompt in the outbox, written by local mode's mail client (`pulse reply`:
+    threaded, the whole prompt quoted below the answer) into the first of `folders`, and
+    copied byte for byte into the others; the number written."""
     for target in folders:
         target.mkdir(parents=True, exist_ok=True)
     written = 0
-    for n, path in enumerate(sorted(outbox.glob("*.eml"))):
-        prompt = message_from_bytes(path.read_bytes(), policy=default)
+    for path in sorted(outbox.glob("*.eml")):
+        raw = path.read_bytes()
+        prompt = message_from_bytes(raw, policy=default)
         assert isinstance(prompt, EmailMessage)
         address = prompt["To"].addresses[0].addr_spec.lower()
-        raw = reply(prompt, refs_of[address], n)
-        for folder in folders:
-            (folder / f"reply-{n:06d}.eml").write_bytes(raw)
+        reply = write_local_reply(raw, answer(refs_of[address]), inbox=folders[0], now=REPLIED)
+        for folder in folders[1:]:
+            shutil.copyfile(reply, folder / reply.name)
         written += 1
     return written
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from bot.domain.model import Person, Plan, Source, Update
+from bot.domain.model import Milestone, Person, Plan, Source, Update
 from bot.domain.replies import AskedMilestone, ReplyLine
 from bot.domain.status import MilestoneStatus, local_date, milestone_status
 from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
@@ -83,6 +83,7 @@ class Answering:
             if row.slack_user_id:
                 self._by_slack.setdefault(row.slack_user_id, person)
         self._plans = plans
+        self._milestones: dict[int, dict[str, Milestone]] = {}
         self._pending: dict[tuple[int, str], list[Update]] = defaultdict(list)
 
     @classmethod
@@ -155,7 +156,11 @@ class Answering:
         if writer_found is None:
             raise NotAllowed(f"{writer_key} is not a known person")
         writer, owner = writer_found[1], owner_found[1]
-        milestones = {m.ref: m for a in tracked.actions for m in a.milestones}
+        milestones = self._milestones.get(prompt.plan_id)
+        if milestones is None:  # once per plan, not per answer: a batch has hundreds
+            milestones = self._milestones[prompt.plan_id] = {
+                m.ref: m for a in tracked.actions for m in a.milestones
+            }
         refs = [r for r in prompt.milestone_refs if r in milestones]
         if writer.key in (owner.key, owner.delegate_key):
             allowed = frozenset(refs)

@@ -9,6 +9,14 @@ its writer away, and delivery reports count hard bounces until the address is no
 mailed. A DMARC failure stamped by our own mail server is quarantined; a message too large
 to read, or one that breaks the parser, is kept as "unprocessable" for an admin. Rejection
 notices go to the registered person, never to an unknown sender, at most one a day.
+
+Both steps work a batch at a time. The local inbox is stored a batch of files per
+transaction, each batch's files moved only after its commit. Stored messages are decided a
+batch per transaction: the batch's prompts, senders and plans are read once (`_Batch`,
+`Answering.load`), its answers recorded and its mail queued together, each reply judged
+after the ones before it in the batch as if they were committed. Should one message fail
+unexpectedly, the batch is rolled back and decided again with a savepoint per message, so
+only that one is kept as "unprocessable".
 """
 
 from __future__ import annotations
@@ -16,30 +24,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.answers import NotAllowed, answer_context, record_answers
+from bot.answers import Answering, NewAnswer, NotAllowed, record_many
+from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
 from bot.domain.model import Person, Plan, Source
 from bot.domain.replies import ParsedReply, RejectedLine, parse_reply
 from bot.domain.status import local_date
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
 from handlers.inbound_mail import InboundMail, dedupe_key, read_mail, rejection_email, reply_text
-from storage.delivery import InboundRepository, OutboxRepository, PromptRepository
-from storage.models import EmailBounceRow, InboundRow, PersonRow, PromptRow
+from storage.bulk import collector_paused
+from storage.delivery import (
+    IN_CHUNK,
+    InboundDecision,
+    InboundRepository,
+    NewMessage,
+    OutboxRepository,
+    PromptRepository,
+    StoredMessage,
+)
+from storage.models import EmailBounceRow, PersonRow, PromptRow
 from storage.repositories import utc
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 BOUNCE_LIMIT = 3
+# Files stored per transaction by `sweep_inbox`, and the bytes read before storing them.
+SWEEP_BATCH = 200
+SWEEP_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEZONE = "Europe/London"
 
 
@@ -78,8 +98,22 @@ class Inbound:
                 dedupe_key=dedupe_key(raw), source=source, raw=raw, now=self.clock()
             )
 
+    async def take_in_many(self, raws: Sequence[bytes], *, source: str) -> int:
+        """Keep many raw messages (deduplicated) in one transaction and commit; how many
+        were new."""
+        if not raws:
+            return 0
+        async with self.sessions() as session, session.begin():
+            return await InboundRepository(session).store_many(
+                [(dedupe_key(raw), raw) for raw in raws], source=source, now=self.clock()
+            )
+
     async def sweep_inbox(self) -> int:
-        """Take in every file dropped into the local inbox, then move it to `taken/`."""
+        """Take in every file dropped into the local inbox, then move it to `taken/`.
+
+        Files are stored a batch at a time, each batch in one transaction; a batch's files
+        are moved only after its commit, so a crash before the move re-reads them, and the
+        dedupe key makes the second reading a no-op."""
         if self.inbox is None or not self.inbox.is_dir():
             return 0
         taken = self.inbox / "taken"
@@ -87,50 +121,122 @@ class Inbound:
             p for p in self.inbox.iterdir() if p.is_file() and not p.name.startswith(".")
         )
         new = 0
-        for path in files:
-            raw = await asyncio.to_thread(path.read_bytes)
-            if await self.take_in(raw, source="maildir"):
-                new += 1
-            # Only after the commit: a crash before this line re-reads the file, and the
-            # dedupe key makes the second reading a no-op.
-            taken.mkdir(exist_ok=True)
-            os.replace(path, taken / path.name)
+        while files:
+            read, files = await asyncio.to_thread(_read_files, files, self.max_bytes)
+            new += await self.take_in_many([raw for _, raw in read], source="maildir")
+            # Only after the commit.
+            await asyncio.to_thread(_move_files, [path for path, _ in read], taken)
         return new
 
     async def process_pending(self, limit: int = 100) -> list[Outcome]:
-        async with self.sessions() as session:
-            pending = [row.id for row in await InboundRepository(session).unprocessed(limit)]
-        outcomes = []
-        for inbound_id in pending:
-            outcomes.append(await self.process(inbound_id))
-        return outcomes
+        """Decide up to `limit` stored messages, oldest first, in one transaction.
 
-    async def process(self, inbound_id: int) -> Outcome:
-        """Decide about one stored message and record its answers, in one transaction."""
+        Should one message fail unexpectedly, the batch is rolled back and decided again
+        with a savepoint around each message: the failing one is kept as "unprocessable"
+        and the others are recorded as if it were not there."""
+        try:
+            with collector_paused():  # a batch makes many small, acyclic objects
+                decided = await self._process_batch(limit, careful=False)
+        except _MessageFailed as failed:
+            log.warning(
+                "inbound %s failed (%s); deciding its batch again one message at a time",
+                failed.inbound_id,
+                failed.__cause__,
+            )
+            decided = await self._process_batch(limit, careful=True)
+        for inbound_id, outcome in decided:
+            log.info(
+                "inbound %s: %s (%s), %d answers recorded",
+                inbound_id,
+                outcome.state,
+                outcome.reason,
+                outcome.recorded,
+            )
+        return [outcome for _, outcome in decided]
+
+    async def _process_batch(self, limit: int, *, careful: bool) -> list[tuple[int, Outcome]]:
         now = self.clock()
         async with self.sessions() as session, session.begin():
-            row = await session.get(InboundRow, inbound_id)
-            if row is None or row.state != "new":
-                return Outcome("ignored", "already processed")
-            try:
-                outcome = await self._decide(session, row, now)
-            except Exception as exc:  # keep the message for an admin; never lose it
-                log.exception("inbound %s could not be processed", inbound_id)
-                outcome = Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
-            row.state, row.outcome, row.processed_at = outcome.state, outcome.reason, utc(now)
-        log.info(
-            "inbound %s: %s (%s), %d answers recorded",
-            inbound_id,
-            outcome.state,
-            outcome.reason,
-            outcome.recorded,
-        )
-        return outcome
+            inbound = InboundRepository(session)
+            stored = await inbound.pending(limit)
+            if not stored:
+                return []
+            read = [(message, self._read(message)) for message in stored]
+            batch = await _Batch.load(session, [m for _, m in read if isinstance(m, InboundMail)])
+            works: list[_Work] = []
+            for message, mail in read:
+                work = _Work(message)
+                if isinstance(mail, Outcome):
+                    work.outcome = mail
+                elif careful:
+                    try:
+                        async with session.begin_nested():
+                            work.outcome = await self._decide(session, work, mail, batch, now)
+                            if work.answer is not None:
+                                (recorded,) = await record_many(session, [work.answer])
+                                work.outcome = replace(work.outcome, recorded=recorded)
+                    except Exception as exc:  # keep the message for an admin; never lose it
+                        log.exception("inbound %s could not be processed", message.id)
+                        # What it wrote and queued was rolled back with its savepoint.
+                        work = _Work(message)
+                        work.outcome = Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
+                else:
+                    try:
+                        work.outcome = await self._decide(session, work, mail, batch, now)
+                    except Exception as exc:
+                        raise _MessageFailed(message.id) from exc
+                if work.answer is not None:
+                    # Later replies in the batch are judged as if this one were committed.
+                    batch.answering().seen(work.answer)
+                works.append(work)
+            if not careful:
+                await self._record_all(session, works)
+            await OutboxRepository(session).enqueue_many(
+                [queued for work in works for queued in work.outbox], now=now
+            )
+            decided = [(work.message.id, work.decided()) for work in works]
+            await inbound.finish(
+                [
+                    InboundDecision(i, outcome.state, outcome.reason, work.prompt_id)
+                    for work, (i, outcome) in zip(works, decided, strict=True)
+                ],
+                now=now,
+            )
+        return decided
 
-    async def _decide(self, session: AsyncSession, row: InboundRow, now: datetime) -> Outcome:
-        if len(row.raw) > self.max_bytes:
-            return Outcome("unprocessable", f"message too large ({len(row.raw)} bytes), not read")
-        mail = read_mail(row.raw)
+    async def _record_all(self, session: AsyncSession, works: Sequence[_Work]) -> None:
+        """Record every answer of the batch at once (`record_many`); each outcome counts
+        its own."""
+        answering = [work for work in works if work.answer is not None]
+        if not answering:
+            return
+        try:
+            counts = await record_many(session, [w.answer for w in answering if w.answer])
+        except Exception as exc:
+            raise _MessageFailed(None) from exc
+        for work, recorded in zip(answering, counts, strict=True):
+            work.outcome = replace(work.decided(), recorded=recorded)
+
+    def _read(self, message: StoredMessage) -> InboundMail | Outcome:
+        """The parsed message, or why it cannot be read (kept as unprocessable)."""
+        if len(message.raw) > self.max_bytes:
+            return Outcome(
+                "unprocessable", f"message too large ({len(message.raw)} bytes), not read"
+            )
+        try:
+            return read_mail(message.raw)
+        except Exception as exc:  # read_mail is tolerant; this is a last resort
+            log.exception("inbound %s could not be read", message.id)
+            return Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
+
+    async def _decide(
+        self,
+        session: AsyncSession,
+        work: _Work,
+        mail: InboundMail,
+        batch: _Batch,
+        now: datetime,
+    ) -> Outcome:
         if self.trusted_authserv_id and any(
             serv == self.trusted_authserv_id and result == "fail" for serv, result in mail.dmarc
         ):
@@ -138,7 +244,7 @@ class Inbound:
         if self._ours(mail):
             return Outcome("ignored", "our own mail came back")
         if mail.dsn or (mail.auto and "bounce" in mail.auto):
-            return await self._bounce(session, row, mail, now)
+            return await self._bounce(session, work, mail, now)
         if mail.auto:
             return await self._automatic(session, mail, now)
         if mail.sender_problem or not mail.senders:
@@ -146,24 +252,22 @@ class Inbound:
         sender = mail.senders[0]
         if not mail.tokens:
             reason = "no prompt token in References or subject"
-            await self._tell_sender(session, sender, mail, reason, now)
+            await self._tell_sender(session, work, sender, mail, reason, now)
             return Outcome("rejected", reason)
-        prompts = PromptRepository(session)
-        found = None
-        for token in mail.tokens:
-            found = await prompts.by_token_hash(token_hash(token))
-            if found:
-                break
+        found = next(
+            (batch.prompts[h] for t in mail.tokens if (h := token_hash(t)) in batch.prompts),
+            None,
+        )
         if found is None:
-            await self._tell_sender(session, sender, mail, "unknown prompt token", now)
+            await self._tell_sender(session, work, sender, mail, "unknown prompt token", now)
             return Outcome("rejected", "unknown prompt token")
         prompt, expires = found
-        row.prompt_id = prompt.id
+        work.prompt_id = prompt.id
         if expires < now:
             reason = "the prompt's token has expired"
-            await self._tell_sender(session, sender, mail, reason, now)
+            await self._tell_sender(session, work, sender, mail, reason, now)
             return Outcome("rejected", reason)
-        return await self._record(session, row, mail, prompt, sender, now)
+        return await self._record(session, work, mail, prompt, sender, batch, now)
 
     def _ours(self, mail: InboundMail) -> bool:
         """Mail from our own address, or one of our own messages looping back."""
@@ -173,7 +277,7 @@ class Inbound:
         )
 
     async def _bounce(
-        self, session: AsyncSession, row: InboundRow, mail: InboundMail, now: datetime
+        self, session: AsyncSession, work: _Work, mail: InboundMail, now: datetime
     ) -> Outcome:
         """Count what a delivery report says failed; stop mailing an address that keeps
         failing hard. Never answered."""
@@ -193,7 +297,7 @@ class Inbound:
                     address=bounce.address,
                     hard=bounce.hard,
                     status=bounce.status,
-                    inbound_id=row.id,
+                    inbound_id=work.message.id,
                     bounced_at=utc(now),
                 )
             )
@@ -255,30 +359,29 @@ class Inbound:
     async def _record(
         self,
         session: AsyncSession,
-        row: InboundRow,
+        work: _Work,
         mail: InboundMail,
         prompt: PromptRow,
         sender: str,
+        batch: _Batch,
         now: datetime,
     ) -> Outcome:
-        writer_key = await session.scalar(
-            select(PersonRow.key).where(func.lower(PersonRow.email) == sender)
-        )
+        writer_key = batch.writers.get(sender)
         if writer_key is None:
-            await self._tell_owner(session, prompt, sender, mail, now)
+            await self._tell_owner(session, work, prompt, sender, mail, now)
             return Outcome("rejected", f"{sender} is not a known person")
         try:
-            context = await answer_context(session, prompt, writer_key, now=now)
+            context = (await batch.load_answering(session)).context(prompt, writer_key, now=now)
         except NotAllowed as refused:
-            await self._tell_owner(session, prompt, sender, mail, now)
+            await self._tell_owner(session, work, prompt, sender, mail, now)
             return Outcome("rejected", refused.reason)
         text = reply_text(mail.body)
         if not text.strip():
             nothing = RejectedLine(
                 "(no text)", 1, "the reply had no text of its own above the quoted prompt"
             )
-            await self._confirm(
-                session, row, context.plan, context.writer, mail, ParsedReply((), (nothing,)), now
+            self._confirm(
+                work, context.plan, context.writer, mail, ParsedReply((), (nothing,)), now
             )
             return Outcome("rejected", "no content")
         parsed = parse_reply(text, context.asked, today=context.today)
@@ -292,18 +395,17 @@ class Inbound:
             for line in parsed.accepted
             if line.ref not in context.allowed
         ]
-        recorded = await record_answers(
-            session,
-            context,
-            accepted,
-            source=Source.EMAIL,
-            external_key=mail.message_id or row.dedupe_key,
-            given_at=_given_at(mail.date, prompt, now),
-            now=now,
-        )
-        await self._confirm(
-            session,
-            row,
+        if accepted:  # recorded with the batch (`record_many`), which counts what was new
+            work.answer = NewAnswer(
+                context,
+                accepted,
+                Source.EMAIL,
+                mail.message_id or work.message.dedupe_key,
+                _given_at(mail.date, prompt, now),
+                now,
+            )
+        self._confirm(
+            work,
             context.plan,
             context.writer,
             mail,
@@ -312,12 +414,11 @@ class Inbound:
         )
         if not accepted:
             return Outcome("rejected", "nothing could be recorded", 0)
-        return Outcome("processed", f"{len(accepted)} recorded, {len(rejected)} not", recorded)
+        return Outcome("processed", f"{len(accepted)} recorded, {len(rejected)} not")
 
-    async def _confirm(
+    def _confirm(
         self,
-        session: AsyncSession,
-        row: InboundRow,
+        work: _Work,
         plan: Plan,
         writer: Person,
         mail: InboundMail,
@@ -339,22 +440,29 @@ class Inbound:
         )
         # A reply that recorded nothing is answered at most once a day per sender.
         dedupe = (
-            f"confirm:{row.id}"
+            f"confirm:{work.message.id}"
             if parsed.accepted
             else f"reject:{writer.email.lower()}:{local_date(now, plan.timezone)}"
         )
-        await OutboxRepository(session).enqueue(
-            dedupe_key=dedupe,
-            kind="confirmation",
-            channel="email",
-            recipient=writer.email,
-            payload=message.payload(),
-            message_id=message.message_id,
-            now=now,
+        work.outbox.append(
+            NewMessage(
+                dedupe_key=dedupe,
+                kind="confirmation",
+                channel="email",
+                recipient=writer.email,
+                payload=message.payload(),
+                message_id=message.message_id,
+            )
         )
 
     async def _tell_sender(
-        self, session: AsyncSession, sender: str, mail: InboundMail, why: str, now: datetime
+        self,
+        session: AsyncSession,
+        work: _Work,
+        sender: str,
+        mail: InboundMail,
+        why: str,
+        now: datetime,
     ) -> None:
         """Tell the registered person of the sending address; an unknown sender hears nothing."""
         person = await session.scalar(
@@ -371,11 +479,12 @@ class Inbound:
             "To give an update, reply to your latest progress prompt without changing its "
             "subject.\n\n-- \nPlan Pulse\n"
         )
-        await self._notify(session, person, text, mail.message_id, now)
+        self._notify(work, person, text, mail.message_id, now)
 
     async def _tell_owner(
         self,
         session: AsyncSession,
+        work: _Work,
         prompt: PromptRow,
         sender: str,
         mail: InboundMail,
@@ -392,11 +501,11 @@ class Inbound:
             "it.\n\nIf they should answer for you, ask the plan's administrator to make them "
             "your delegate; otherwise please reply yourself.\n\n-- \nPlan Pulse\n"
         )
-        await self._notify(session, owner, text, None, now)
+        self._notify(work, owner, text, None, now)
 
-    async def _notify(
+    def _notify(
         self,
-        session: AsyncSession,
+        work: _Work,
         person: PersonRow,
         text: str,
         in_reply_to: str | None,
@@ -414,15 +523,107 @@ class Inbound:
         )
         day = local_date(now, person.timezone or DEFAULT_TIMEZONE)
         # The same key as a reply that recorded nothing: at most one such mail a day each.
-        await OutboxRepository(session).enqueue(
-            dedupe_key=f"reject:{person.email.lower()}:{day}",
-            kind="rejection",
-            channel="email",
-            recipient=person.email,
-            payload=message.payload(),
-            message_id=message.message_id,
-            now=now,
+        work.outbox.append(
+            NewMessage(
+                dedupe_key=f"reject:{person.email.lower()}:{day}",
+                kind="rejection",
+                channel="email",
+                recipient=person.email,
+                payload=message.payload(),
+                message_id=message.message_id,
+            )
         )
+
+
+class _MessageFailed(Exception):
+    """A message (or, with None, recording the batch's answers) failed while its batch was
+    decided without savepoints."""
+
+    def __init__(self, inbound_id: int | None) -> None:
+        super().__init__(inbound_id)
+        self.inbound_id = inbound_id
+
+
+@dataclass(slots=True)
+class _Work:
+    """One stored message being decided: the prompt it answers, the answer it gives and
+    the mail it queues (both written only once the message is decided), and its outcome."""
+
+    message: StoredMessage
+    prompt_id: int | None = None
+    answer: NewAnswer | None = None
+    outbox: list[NewMessage] = field(default_factory=list)
+    outcome: Outcome | None = None
+
+    def decided(self) -> Outcome:
+        assert self.outcome is not None
+        return self.outcome
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Lookups a batch's messages share, each made once for the whole batch: the prompts
+    their tokens name, and who writes from each sender address. The prompts' plans and
+    owners are loaded into the session too, so `answer_context` finds them there."""
+
+    prompts: dict[str, tuple[PromptRow, datetime]]  # by token hash
+    writers: dict[str, str]  # person key by lower-case address
+    _answering: Answering | None = None
+
+    async def load_answering(self, session: AsyncSession) -> Answering:
+        """What answering the batch's prompts needs (`Answering.load`), read once, when the
+        first message gets that far."""
+        if self._answering is None:
+            self._answering = await Answering.load(
+                session,
+                prompts=[prompt for prompt, _ in self.prompts.values()],
+                writer_keys=set(self.writers.values()),
+            )
+        return self._answering
+
+    def answering(self) -> Answering:
+        assert self._answering is not None
+        return self._answering
+
+    @classmethod
+    async def load(cls, session: AsyncSession, mails: Sequence[InboundMail]) -> _Batch:
+        hashes = [token_hash(t) for mail in mails for t in mail.tokens]
+        prompts = await PromptRepository(session).by_token_hashes(hashes)
+        addresses = list(dict.fromkeys(m.senders[0] for m in mails if m.senders and m.tokens))
+        writers: dict[str, str] = {}
+        for start in range(0, len(addresses), IN_CHUNK):
+            email = func.lower(PersonRow.email)
+            rows = await session.execute(
+                select(email, PersonRow.key)
+                .where(email.in_(addresses[start : start + IN_CHUNK]))
+                .order_by(PersonRow.id)
+            )
+            for address, key in rows.tuples():
+                writers.setdefault(address, key)
+        return cls(prompts, writers)
+
+
+def _read_files(paths: list[Path], max_bytes: int) -> tuple[list[tuple[Path, bytes]], list[Path]]:
+    """Read files until a batch is full: (what was read, what is left). A file that has gone
+    since the folder was listed (another sweep took it) is skipped."""
+    read: list[tuple[Path, bytes]] = []
+    size = 0
+    for n, path in enumerate(paths):
+        if read and (len(read) >= SWEEP_BATCH or size >= max(SWEEP_BATCH_BYTES, max_bytes)):
+            return read, paths[n:]
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        read.append((path, raw))
+        size += len(raw)
+    return read, []
+
+
+def _move_files(paths: list[Path], taken: Path) -> None:
+    taken.mkdir(exist_ok=True)
+    for path in paths:
+        os.replace(path, taken / path.name)
 
 
 def _plain(why: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -53,8 +54,11 @@ def _environment(autoescape: bool) -> Environment:
 
 _TEXT = _environment(False)
 _HTML = _environment(True)
+# Loaded once: `get_template` on each message checks the file on disk again.
 _PROMPT_TEXT = _TEXT.get_template("prompt.txt.j2")
 _PROMPT_HTML = _HTML.get_template("prompt.html.j2")
+_CONFIRMATION_TEXT = _TEXT.get_template("confirmation.txt.j2")
+_CONFIRMATION_HTML = _HTML.get_template("confirmation.html.j2")
 
 
 def new_token() -> str:
@@ -77,6 +81,7 @@ def find_tokens(*texts: str | None) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=64)  # one or two sending addresses; parsing one costs more than a message
 def mail_domain(mail_from: str) -> str:
     address = parseaddr(mail_from)[1]
     return address.rpartition("@")[2] or "localhost"
@@ -142,8 +147,15 @@ class OutboundEmail:
         return {"raw": self.raw.decode("ascii")}
 
 
+@lru_cache(maxsize=64)
+def _from_field(mail_from: str) -> str:
+    return formataddr(parseaddr(mail_from), charset="utf-8")
+
+
 def _fold(name: str, value: str) -> str:
     """`Name: value`, RFC 2047-encoded when not ASCII, folded at spaces near 78 columns."""
+    if len(name) + 2 + len(value) <= 78 and value.isascii():
+        return f"{name}: {value}"  # what the loop below gives a line that needs no fold
     if not value.isascii():
         return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     line, out = f"{name}:", []
@@ -183,7 +195,7 @@ def _message(
     """
     boundary = f"=_pp_{secrets.token_hex(16)}"
     fields = [
-        ("From", formataddr(parseaddr(mail_from), charset="utf-8")),
+        ("From", _from_field(mail_from)),
         ("To", _recipient(to)),
         ("Subject", subject),
         ("Date", format_datetime(now)),
@@ -287,8 +299,8 @@ def confirmation_email(
         to=person,
         now=now,
         msg_id=f"<pp.{token.lower()}.confirm.{secrets.token_hex(6)}@{mail_domain(mail_from)}>",
-        text=_TEXT.get_template("confirmation.txt.j2").render(context),
-        html=_HTML.get_template("confirmation.html.j2").render(context),
+        text=_CONFIRMATION_TEXT.render(context),
+        html=_CONFIRMATION_HTML.render(context),
         headers=headers,
     )
 

@@ -12,13 +12,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, message_from_string
 from email.errors import HeaderDefect
+from email.headerregistry import (
+    AddressHeader,
+    BaseHeader,
+    HeaderRegistry,
+    MessageIDHeader,
+    UnstructuredHeader,
+)
 from email.message import EmailMessage, Message
 from email.parser import HeaderParser
 from email.policy import SMTP, default
 from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from html.parser import HTMLParser
+from itertools import chain
+from typing import Any, ClassVar
 
 from mailparser_reply.parser import EmailMessage as ReplyMessage
+from mailparser_reply.parser import EmailReply as ReplyFragment
 
 from bot.domain.replies import strip_quoted
 from handlers.email_messages import OutboundEmail, find_tokens, mail_domain
@@ -33,6 +44,33 @@ _AUTO_SUBJECT = re.compile(
     r"delivery status notification|mail delivery failed|returned mail)\b",
     re.IGNORECASE,
 )
+
+
+class _MemoHeaders(HeaderRegistry):
+    """The standard header registry, remembering what it parsed.
+
+    `policy=default` parses a header each time it is read, and reading a message reads
+    Content-Type, From, Subject and Date several times over; the values themselves repeat
+    from message to message (Content-Type, a lead's From). Parsed headers are immutable, so
+    handing back the same object for the same (name, value) gives exactly what a fresh
+    parse would. Long values are parsed afresh, so the memo stays small.
+    """
+
+    MAX_VALUE = 1000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo = lru_cache(maxsize=4096)(super().__call__)
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > self.MAX_VALUE:
+            return super().__call__(name, value)
+        parsed: BaseHeader = self._memo(name, value)
+        return parsed
+
+
+# `default` with the memoising registry: what `message_from_bytes(..., policy=default)` reads.
+READING_POLICY = default.clone(header_factory=_MemoHeaders())
 
 
 def dedupe_key(raw: bytes) -> str:
@@ -101,33 +139,113 @@ class InboundMail:
     envelope_to: tuple[str, ...] = ()  # To and delivery headers: where a VERP address shows
 
 
-def _header(message: Message, name: str) -> str:
-    try:
-        value = message.get(name)
-    except Exception:  # a malformed header reads as absent, never crashes
-        return ""
-    return str(value or "").replace("\x00", "")
+# RFC 5322 atoms and addresses in their plainest form: no quoting, comments, folding
+# whitespace or encoded words, which is how nearly every mailer writes them.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_PLAIN_PHRASE = rf"{_ATOM}(?: {_ATOM})*"
+# Printable ASCII but `"` and `\`, words single-spaced: a quoted name without escapes.
+_PLAIN_QUOTED = r'"([!#-\[\]-~]+(?: [!#-\[\]-~]+)*)"'
+_PLAIN_ADDRESS = re.compile(rf"(?:(?:{_PLAIN_PHRASE}|{_PLAIN_QUOTED}) <{_ADDR_SPEC}>|{_ADDR_SPEC})")
+_PLAIN_MESSAGE_ID = re.compile(rf"<{_ADDR_SPEC}>")
+_SPECIALS = frozenset('()<>@,:;.\\"[]')  # RFC 5322 specials: a name with one stays quoted
 
 
-def automatic(message: Message) -> str | None:
+def _plain_value(kind: type[BaseHeader], value: str) -> str | None:
+    """What `str()` of the policy's parsed header is for a value in the plain forms, without
+    parsing it; None for anything else (encoded words, non-ASCII, quoting, comments, groups).
+
+    An unstructured value without an encoded word reads as itself; a lone address (`a@b`,
+    `Name <a@b>`) and a lone Message-ID (`<x@y>`) are written back by the parser exactly as
+    they came; a quoted name keeps its quotes only when it needs them. The tests compare
+    this with the parser on tricky and random headers.
+    """
+    if not value.isascii() or "=?" in value:
+        return None
+    if issubclass(kind, UnstructuredHeader):
+        return value
+    if issubclass(kind, AddressHeader):
+        match = _PLAIN_ADDRESS.fullmatch(value)
+        if match is None:
+            return None
+        quoted = match.group(1)
+        if quoted is not None and _SPECIALS.isdisjoint(quoted):
+            return quoted + value[match.end(1) + 1 :]
+        return value
+    if issubclass(kind, MessageIDHeader):
+        return value if _PLAIN_MESSAGE_ID.fullmatch(value) else None
+    return None
+
+
+def _addresses(text: str) -> list[str]:
+    """The addresses `getaddresses([text])` finds, taken straight from a plain address."""
+    if text.isascii() and "=?" not in text and _PLAIN_ADDRESS.fullmatch(text):
+        return [text[text.rfind("<") + 1 : -1] if text.endswith(">") else text]
+    return [address for _, address in getaddresses([text])]
+
+
+class _Headers:
+    """A message's header values as `str()` of what its policy parses (`message.get`), the
+    plain forms read without parsing (`_plain_value`). Parsing every header with the modern
+    policy was most of the time taken to read a reply."""
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self._policy = message.policy
+        registry = getattr(self._policy, "header_factory", None)
+        self._registry: dict[str, type[BaseHeader]] = getattr(registry, "registry", {})
+        self._default: type[BaseHeader] | None = getattr(registry, "default_class", None)
+        self._raw: dict[str, list[tuple[str, str]]] = {}
+        for name, value in message.raw_items():
+            self._raw.setdefault(name.lower(), []).append((name, value))
+
+    def _parse(self, name: str, value: str) -> tuple[str, list[str]]:
+        """The header's text and the names of its header defects."""
+        kind = self._registry.get(name.lower(), self._default)
+        if kind is not None and type(value) is str:  # not a header object set in code
+            plain = _plain_value(kind, value.replace("\r", "").replace("\n", ""))
+            if plain is not None:
+                return plain, []
+        parsed = self._policy.header_fetch_parse(name, value)
+        defects = getattr(parsed, "defects", ())
+        return str(parsed), [type(d).__name__ for d in defects if isinstance(d, HeaderDefect)]
+
+    def get(self, name: str) -> str:
+        """The first such header's text, nulls removed; "" when absent or unparseable."""
+        values = self._raw.get(name.lower())
+        if not values:
+            return ""
+        try:
+            text = self._parse(*values[0])[0]
+        except Exception:  # a malformed header reads as absent, never crashes
+            return ""
+        return text.replace("\x00", "")
+
+    def get_all(self, name: str) -> list[tuple[str, list[str]]]:
+        """Every such header's text and header defects; raises as the parser does."""
+        return [self._parse(n, v) for n, v in self._raw.get(name.lower(), ())]
+
+
+def automatic(message: Message, headers: _Headers | None = None) -> str | None:
     """Why this is not a person writing (auto-reply, bounce, list mail), or None."""
-    auto = _header(message, "Auto-Submitted").strip().lower()
+    header = (headers or _Headers(message)).get
+    auto = header("Auto-Submitted").strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
     for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response"):
-        if _header(message, name):
+        if header(name):
             return f"{name} header"
-    precedence = _header(message, "Precedence").strip().lower()
+    precedence = header("Precedence").strip().lower()
     if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"Precedence: {precedence}"
-    if _header(message, "List-Id") or _header(message, "List-Unsubscribe"):
+    if header("List-Id") or header("List-Unsubscribe"):
         return "mailing-list mail"
     if message.get_content_type() == "multipart/report":
         return "delivery report (bounce)"
-    sender = _header(message, "From").lower()
+    sender = header("From").lower()
     if "mailer-daemon" in sender or "postmaster@" in sender:
         return "delivery report (bounce)"
-    if _AUTO_SUBJECT.match(_header(message, "Subject")):
+    if _AUTO_SUBJECT.match(header("Subject")):
         return "automatic reply (subject)"
     return None
 
@@ -170,6 +288,57 @@ def body_text(message: Message) -> str:
 REPLY_LANGUAGES = ("en", "de", "fr", "nl", "es", "it", "pl")
 
 
+class _NewestReply(ReplyMessage):  # type: ignore[misc]  # untyped library
+    """mail-parser-reply's message, reading only as far as the newest reply.
+
+    `read()` splits the whole body into every reply and scans each for signatures and
+    disclaimers; we keep only the first, so this stops there. The steps up to that point are
+    the library's own, in its order, so the first reply is the one `read()` gives. Its
+    patterns depend only on the languages, so they are compiled once and shared.
+    """
+
+    _patterns: ClassVar[tuple[Any, Any, Any] | None] = None
+
+    def newest(self) -> str:
+        cls = type(self)
+        if cls._patterns is None:
+            cls._patterns = (self.HEADER_REGEX, self.DISCLAIMERS_REGEX, self.SIGNATURE_REGEX)
+        self._header_regex, self._disclaimers_regex, self._signature_regex = cls._patterns
+        groups = self._header_regex.groups
+        # What `findall` gives, flattened as `read()` flattens it, one match at a time.
+        headers = (
+            header
+            for match in self._header_regex.finditer(self.text)
+            for header in (
+                match.groups() if groups > 1 else match.group(1) if groups else match.group()
+            )
+            if header
+        )
+        current_position = 0
+        previous_header = ""
+        for header in chain(headers, (None,)):
+            if header is None:  # the rest of the text, as read() ends
+                content = self.text[current_position:]
+                position = current_position
+            else:
+                position = self.text.find(
+                    header, current_position + 1 if current_position > 0 else current_position
+                )
+                content = self.text[current_position:position]
+            disclaimers, signatures = self._process_signatures_disclaimers(content)
+            reply = ReplyFragment(
+                headers=previous_header,
+                content=content,
+                signatures=signatures,
+                disclaimers=disclaimers,
+            )
+            if header is None or reply.content:
+                return str(reply.body)
+            current_position = position if position >= 0 else 0
+            previous_header = header
+        return ""  # not reached: the loop ends at its sentinel
+
+
 def reply_text(body: str) -> str:
     """The newest part of a reply: quoted mail and signatures cut off.
 
@@ -180,29 +349,24 @@ def reply_text(body: str) -> str:
     """
     try:
         # Built directly: the parser class does not pass `keep_hyphen_lists` through.
-        parsed = ReplyMessage(
+        newest = _NewestReply(
             text=body, languages=list(REPLY_LANGUAGES), keep_hyphen_lists=True
-        ).read()
-        newest = parsed.replies[0].body if parsed.replies else ""
+        ).newest()
     except Exception:  # a library failure must not lose the reply: fall back to ours
         newest = body
     return strip_quoted(newest if newest.strip() else body)
 
 
-def _senders(message: Message) -> tuple[list[str], str | None, list[str]]:
+def _senders(headers: _Headers) -> tuple[list[str], str | None, list[str]]:
     """The From addresses, why they cannot be trusted (or None), and any defects."""
     try:
-        values = message.get_all("From") or []
-        texts = [str(v).replace("\x00", "") for v in values]
-        header_defects = [
-            type(d).__name__
-            for v in values
-            for d in getattr(v, "defects", ())
-            if isinstance(d, HeaderDefect)
-        ]
+        values = headers.get_all("From")
     except Exception:  # an unparseable From header is no sender
         return [], "no sender", ["FromHeaderUnparseable"]
-    senders = [a.strip().lower() for _, a in getaddresses(texts) if "@" in a]
+    texts = [text.replace("\x00", "") for text, _ in values]
+    header_defects = [name for _, defects in values for name in defects]
+    found = _addresses(texts[0]) if len(texts) == 1 else [a for _, a in getaddresses(texts)]
+    senders = [a.strip().lower() for a in found if "@" in a]
     if not senders:
         return [], "no sender", header_defects
     if len(values) > 1 or len(senders) > 1:
@@ -220,14 +384,14 @@ _AUTHSERV = re.compile(r"^\s*([^\s;]+)")
 _DMARC = re.compile(r"\bdmarc\s*=\s*([a-z]+)", re.IGNORECASE)
 
 
-def _dmarc(message: Message) -> tuple[tuple[str, str], ...]:
+def _dmarc(headers: _Headers) -> tuple[tuple[str, str], ...]:
     found = []
     try:
-        values = message.get_all("Authentication-Results") or []
+        values = headers.get_all("Authentication-Results")
     except Exception:
         return ()
-    for value in values:
-        text = str(value).replace("\x00", "")
+    for value, _ in values:
+        text = value.replace("\x00", "")
         authserv, result = _AUTHSERV.match(text), _DMARC.search(text)
         if authserv and result:
             found.append((authserv.group(1).lower(), result.group(1).lower()))
@@ -277,31 +441,34 @@ def _without_header_nulls(raw: bytes) -> bytes:
 
 def read_mail(raw: bytes) -> InboundMail:
     """Parse a message tolerantly; problems become `defects`, never exceptions."""
-    message = message_from_bytes(_without_header_nulls(raw), policy=default)
+    message = message_from_bytes(_without_header_nulls(raw), policy=READING_POLICY)
+    headers = _Headers(message)
+    header = headers.get
     defects = [type(d).__name__ for d in message.defects]
-    senders, sender_problem, from_defects = _senders(message)
+    senders, sender_problem, from_defects = _senders(headers)
     defects += from_defects
     date = None
     try:
-        date = parsedate_to_datetime(_header(message, "Date")) if _header(message, "Date") else None
+        date_text = header("Date")
+        date = parsedate_to_datetime(date_text) if date_text else None
         if date is not None and date.tzinfo is None:
             date = None
     except (TypeError, ValueError, IndexError):
         date = None
-    subject = " ".join(_header(message, "Subject").split())
+    subject = " ".join(header("Subject").split())
     tokens = find_tokens(
-        _header(message, "In-Reply-To"),
-        _header(message, "References"),
+        header("In-Reply-To"),
+        header("References"),
         subject,
-        _header(message, "Delivered-To"),
-        _header(message, "Envelope-To"),
-        _header(message, "X-Envelope-To"),
+        header("Delivered-To"),
+        header("Envelope-To"),
+        header("X-Envelope-To"),
     )
     try:
         body = body_text(message)
     except Exception as exc:  # a broken MIME tree is kept as unprocessable
         body, defects = "", [*defects, f"body unreadable: {type(exc).__name__}"]
-    mid = _header(message, "Message-ID").strip() or None
+    mid = header("Message-ID").strip() or None
     try:
         dsn, sent_to = _delivery_report(message)
     except Exception:  # a broken report is still a bounce; it just names nobody
@@ -309,7 +476,8 @@ def read_mail(raw: bytes) -> InboundMail:
     envelope = [
         a.lower()
         for name in ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
-        for _, a in getaddresses([_header(message, name)])
+        if (value := header(name))
+        for a in _addresses(value)
         if "@" in a
     ]
     return InboundMail(
@@ -318,11 +486,11 @@ def read_mail(raw: bytes) -> InboundMail:
         subject=subject,
         tokens=tuple(tokens),
         date=date,
-        auto=automatic(message),
+        auto=automatic(message, headers),
         body=body,
         defects=tuple(defects),
         sender_problem=sender_problem,
-        dmarc=_dmarc(message),
+        dmarc=_dmarc(headers),
         dsn=dsn,
         dsn_sent_to=sent_to,
         envelope_to=tuple(envelope),

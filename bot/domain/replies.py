@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from bot.domain.errors import TimescaleError
 from bot.domain.ratings import rating_from_text
@@ -210,7 +211,7 @@ def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> P
     for milestone in asked:
         milestones.setdefault(milestone.ref.casefold(), milestone)
     refs = [m.ref for m in milestones.values()]
-    asked_pattern = _asked_pattern(refs)
+    asked_refs = _AskedRefs(refs)
 
     items: list[_Item] = []
     current: _Item | None = None
@@ -220,10 +221,10 @@ def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> P
             current = None
             continue
         body = _BULLET.sub("", line, count=1)
-        known = asked_pattern.match(body) if asked_pattern is not None else None
-        if known is not None and known.lastgroup is not None:
-            ref = refs[int(known.lastgroup[1:])]
-            current = _Item(ref, ref, line_no, body[known.end() :], [line])
+        known = asked_refs.match(body)
+        if known is not None:
+            ref = refs[known[0]]
+            current = _Item(ref, ref, line_no, body[known[1] :], [line])
             items.append(current)
             continue
         unknown = _REF_LIKE.match(body)
@@ -254,13 +255,53 @@ def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> P
     return ParsedReply(tuple(accepted), tuple(rejected))
 
 
-def _asked_pattern(refs: Sequence[str]) -> re.Pattern[str] | None:
+@lru_cache(maxsize=256)
+def _asked_pattern(refs: tuple[str, ...]) -> re.Pattern[str] | None:
     """One pattern for the asked references; group `r<i>` is `refs[i]`. Longest first."""
     if not refs:
         return None
     order = sorted(range(len(refs)), key=lambda i: len(refs[i]), reverse=True)
     alternatives = "|".join(f"(?P<r{i}>{re.escape(refs[i])})" for i in order)
     return re.compile(f"(?:{alternatives})" + _REF_END, re.IGNORECASE)
+
+
+_REF_END_PATTERN = re.compile(_REF_END, re.IGNORECASE)
+
+
+class _AskedRefs:
+    """Which asked reference a line starts with: exactly what `_asked_pattern` matches, the
+    index of the reference and where the match ends, but without compiling a pattern for
+    every reply. The pattern tries the references longest first, each ignoring case and
+    followed by `_REF_END`. Between ASCII texts, ignoring case is comparing `lower()`s (the
+    other characters `re` counts as equal to an ASCII letter, like "ſ" or the Kelvin sign,
+    are not ASCII), so ASCII references at an ASCII line start are tried directly; anything
+    else is left to the pattern itself."""
+
+    def __init__(self, refs: Sequence[str]) -> None:
+        self.refs = tuple(refs)
+        order = sorted(range(len(refs)), key=lambda i: len(refs[i]), reverse=True)
+        ascii_refs = all(ref.isascii() for ref in refs)
+        self.folded = [(i, refs[i].lower(), len(refs[i])) for i in order] if ascii_refs else None
+
+    def match(self, body: str) -> tuple[int, int] | None:
+        if self.folded is None:
+            return self._by_pattern(body)
+        for i, folded, size in self.folded:
+            start = body[:size]
+            if len(start) < size:
+                continue  # too short for this reference
+            if not start.isascii():
+                return self._by_pattern(body)
+            if start.lower() == folded and (end := _REF_END_PATTERN.match(body, size)):
+                return i, end.end()
+        return None
+
+    def _by_pattern(self, body: str) -> tuple[int, int] | None:
+        pattern = _asked_pattern(self.refs)
+        known = pattern.match(body) if pattern is not None else None
+        if known is None or known.lastgroup is None:
+            return None
+        return int(known.lastgroup[1:]), known.end()
 
 
 def _looks_rated(rest: str) -> bool:

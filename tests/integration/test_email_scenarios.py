@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -567,3 +568,128 @@ async def test_status_inbox_lists_what_was_not_recorded(
     assert states == ["ignored", "quarantined", "rejected"]
     assert "bounce: hard 5.1.1 dana.cole@council.example" in out.stdout
     assert "gwen.roberts@council.example" in out.stdout
+
+
+# --- batches: several replies taken in and decided together ---------------------------------
+
+
+def _answering(raw: bytes, first: bytes, second: bytes = b"") -> bytes:
+    """The plain reply with its two answer lines replaced."""
+    return raw.replace(b"1.2-1 3 Analysis under way with HR", first).replace(
+        b"1.2-2 in progress - need support", second
+    )
+
+
+async def test_a_failing_reply_in_a_batch_is_kept_and_the_others_recorded(
+    mail: Mailroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies decided in one batch: when one of them breaks the code (a bug, not a bad
+    reply), it is kept as "unprocessable" with the error, nothing of it is written or sent,
+    and the replies before and after it are recorded and confirmed as if it were not there."""
+    import bot.inbound
+
+    real_parse = bot.inbound.parse_reply
+
+    def parse_reply(text: str, *args: Any, **kwargs: Any) -> Any:
+        if "BREAKS" in text:
+            raise RuntimeError("parser bug")
+        return real_parse(text, *args, **kwargs)
+
+    monkeypatch.setattr(bot.inbound, "parse_reply", parse_reply)
+    good = mail.render("plain_reply.eml")
+    broken = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 BREAKS the parser")
+    later = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Analysis under way with HR")
+    await mail.deliver(good, broken, later)
+    states = await mail.inbound()
+    assert [s for s, _ in states] == ["processed", "unprocessable", "processed"]
+    assert states[1][1] == "RuntimeError: parser bug"
+    assert len(await mail.email_updates()) == 3  # two from the first reply, one from the third
+    assert [str(m["Subject"]).split()[0] for m in mail.new_mail()] == ["Recorded:"] * 2
+    async with mail.pulse.sessions() as session:
+        raws = (await session.scalars(select(InboundRow.raw).order_by(InboundRow.id))).all()
+    assert raws[1] == broken  # the failing reply is kept as it came, for an admin
+
+
+async def test_a_batch_whose_answers_cannot_be_written_together_is_recorded_one_by_one(
+    mail: Mailroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should recording a batch's answers together fail (say, another process committed one
+    of them meanwhile), the batch is decided again reply by reply: every reply is recorded."""
+    import bot.inbound
+
+    real_record_many = bot.inbound.record_many
+
+    async def record_many(session: Any, answers: Any) -> list[int]:
+        if len(answers) > 1:
+            raise RuntimeError("conflict")
+        return await real_record_many(session, answers)
+
+    monkeypatch.setattr(bot.inbound, "record_many", record_many)
+    first = mail.render("plain_reply.eml")
+    second = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Interviews booked")
+    await mail.deliver(first, second)
+    assert [s for s, _ in await mail.inbound()] == ["processed", "processed"]
+    assert len(await mail.email_updates()) == 3
+    assert len(mail.new_mail()) == 2
+
+
+async def test_later_replies_in_a_batch_are_judged_after_the_earlier_ones(
+    mail: Mailroom,
+) -> None:
+    """Two replies decided in the same batch behave as if decided one after the other: the
+    second's rating is compared with the first's, so a worse rating without a note is sent
+    back though it is better than the rating before the batch (4)."""
+    better = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 Analysis complete")
+    worse = _answering(mail.render("plain_reply.eml"), b"1.2-1 3")
+    await mail.deliver(better, worse)
+    assert await mail.inbound() == [
+        ("processed", "1 recorded, 0 not"),
+        ("rejected", "nothing could be recorded"),
+    ]
+    [update] = await mail.email_updates()
+    assert (update.rating, update.note) == (2, "Analysis complete")
+    sent_back = mail.new_mail()[1]
+    assert "a note is required" in _text(sent_back)
+
+
+async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
+    pulse: PlanPulse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are stored a batch per transaction and moved to taken/ only after their batch
+    committed: when storing a batch fails, its files stay in the inbox for the next sweep,
+    the batches before it are not taken in again, and a duplicate is kept once."""
+    import bot.inbound
+    from bot.inbound import Inbound
+
+    monkeypatch.setattr(bot.inbound, "SWEEP_BATCH", 3)
+    inbox = pulse.settings.mail_dir / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    raws = [
+        f"Message-ID: <m{n}@x.example>\r\nFrom: a@x.example\r\n\r\nhello {n}\r\n".encode()
+        for n in range(7)
+    ]
+    for n, raw in enumerate([*raws, raws[0]]):  # eight files, the last a copy of the first
+        (inbox / f"{n:02d}.eml").write_bytes(raw)
+    inbound = Inbound(pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: LATER)
+    inbound.inbox = inbox
+    real_take_in_many = inbound.take_in_many
+    calls = 0
+
+    async def take_in_many(raws: Any, *, source: str) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("database went away")
+        return await real_take_in_many(raws, source=source)
+
+    monkeypatch.setattr(inbound, "take_in_many", take_in_many)
+    with pytest.raises(RuntimeError):
+        await inbound.sweep_inbox()
+    left = sorted(p.name for p in inbox.iterdir() if p.is_file())
+    assert left == ["03.eml", "04.eml", "05.eml", "06.eml", "07.eml"]
+    assert await inbound.sweep_inbox() == 4  # 03-06; 07 repeats 00
+    assert not [p for p in inbox.iterdir() if p.is_file()]
+    assert len(list((inbox / "taken").iterdir())) == 8
+    async with pulse.sessions() as session:
+        stored = (await session.scalars(select(InboundRow.raw).order_by(InboundRow.id))).all()
+    assert sorted(stored) == sorted(raws)

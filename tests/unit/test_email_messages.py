@@ -164,3 +164,18 @@ def test_token_hash_ignores_case(token: str) -> None:
     """A token typed back in lower case is the same token."""
     assert token_hash(token.lower()) == token_hash(token)
     assert len(token) == 26
+
+
+@given(
+    st.sampled_from(["To", "Subject", "In-Reply-To", "X-Auto-Response-Suppress"]),
+    st.text(alphabet="ab <>@.[]-", max_size=120),
+)
+def test_ascii_headers_fold_only_at_spaces_and_only_when_long(name: str, value: str) -> None:
+    """An ASCII header unfolds to exactly `Name: value`, and one that fits in 78 columns
+    stays on one line."""
+    from handlers.email_messages import _fold
+
+    folded = _fold(name, value)
+    assert folded.replace("\r\n", "") == f"{name}: {value}"
+    if len(name) + 2 + len(value) <= 78:
+        assert folded == f"{name}: {value}"

@@ -104,3 +104,31 @@ def test_strip_quoted_keeps_a_prefix_of_unquoted_lines(text: str) -> None:
     for line in kept:
         assert not line.lstrip().startswith(">")
         assert any(line == candidate for candidate in source)
+
+
+# A line's start: references in any case, the characters `re` counts as equal to ASCII
+# letters when ignoring case ("ſ", the Kelvin sign, dotless and dotted i), separators.
+LINE_START = st.text(alphabet="1234.-aAbBsSwWkKiI ſKıİ:)=–—\t.x9ß", max_size=8)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["1.1", "1.1-2", "W1.2", "1.10", "1a", "S1.2", "k2", "ı1"]), min_size=1
+    )
+    | st.lists(st.text(alphabet="1.2-aAsSkKſKıİ", min_size=1, max_size=4), min_size=1),
+    st.sampled_from(["", "1.1", "w1.2", "S1.2", "ſ1.2", "K2", "1A"]),
+    LINE_START,
+)
+def test_asked_references_are_matched_as_the_pattern_matches_them(
+    refs: list[str], head: str, tail: str
+) -> None:
+    """Matching a line against the asked references without compiling a pattern per reply
+    finds exactly what the compiled pattern finds: which reference, and where it ends."""
+    from bot.domain.replies import _asked_pattern, _AskedRefs
+
+    unique = tuple({ref.casefold(): ref for ref in reversed(refs)}.values())
+    body = head + tail
+    pattern = _asked_pattern(unique)
+    found = pattern.match(body) if pattern is not None else None
+    expected = (int(found.lastgroup[1:]), found.end()) if found and found.lastgroup else None
+    assert _AskedRefs(unique).match(body) == expected
