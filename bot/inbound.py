@@ -600,6 +600,17 @@ class _Batch:
             )
             for address, key in rows.tuples():
                 writers.setdefault(address, key)
+        if any(a not in writers for a in addresses):
+            # A secondary address someone writes from (few people have one).
+            others = await session.execute(
+                select(PersonRow.key, PersonRow.other_emails)
+                .where(PersonRow.other_emails != "")
+                .order_by(PersonRow.id)
+            )
+            for key, listed in others.tuples():
+                for address in listed.split(";"):
+                    if address in addresses:
+                        writers.setdefault(address, key)
         return cls(prompts, writers)
 
 

@@ -81,6 +81,8 @@ class PersonRow(Base):
     away_until: Mapped[date | None] = mapped_column(Date)
     # Set once hard bounces reach BOUNCE_LIMIT: the person is no longer emailed.
     email_bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Further addresses they write from, lower case, ";"-separated (never mailed to).
+    other_emails: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class NetworkRow(Base):

@@ -65,6 +65,7 @@ PEOPLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "timezone": ("timezone", "time zone", "tz"),
     "delegate": ("delegate",),
     "away_until": ("away until", "away_until", "away"),
+    "other_emails": ("other emails", "other_emails", "secondary emails", "also writes from"),
 }
 NETWORK_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "key": ("key", "id"),
@@ -269,6 +270,14 @@ def people_from_records(
         email = rec.get("email", "").strip() or None
         if email and not _EMAIL.match(email):
             problems.append(Problem(row, "email", email, "not an email address"))
+        others = tuple(
+            dict.fromkeys(
+                a.casefold() for a in re.split(r"[;,\s]+", rec.get("other_emails", "")) if a
+            )
+        )
+        for address in others:
+            if not _EMAIL.match(address):
+                problems.append(Problem(row, "other_emails", address, "not an email address"))
         prefers_text = rec.get("prefers", "").strip().casefold() or "email"
         if prefers_text not in ("slack", "email"):
             problems.append(Problem(row, "prefers", prefers_text, "must be 'slack' or 'email'"))
@@ -296,6 +305,7 @@ def people_from_records(
                 timezone=tz,
                 delegate_key=rec.get("delegate", "").strip() or None,
                 away_until=away,
+                other_emails=others,
             )
         )
     return people

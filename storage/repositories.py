@@ -82,6 +82,7 @@ def person_from_row(row: PersonRow, delegate_key: str | None = None) -> Person:
         timezone=row.timezone,
         delegate_key=delegate_key,
         away_until=row.away_until,
+        other_emails=tuple(a for a in (row.other_emails or "").split(";") if a),
     )
 
 
@@ -142,6 +143,7 @@ class PeopleRepository:
                 "prefers": person.prefers.value,
                 "timezone": person.timezone,
                 "away_until": person.away_until,
+                "other_emails": ";".join(person.other_emails),
             }
             if row is None:
                 row = PersonRow(key=person.key, **values)

@@ -71,6 +71,8 @@ class Person:
     timezone: str | None = None
     delegate_key: str | None = None
     away_until: date | None = None
+    # Further addresses they write from (lower case): a reply from one counts as theirs.
+    other_emails: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,6 +273,21 @@ async def test_34_reply_from_someone_else_is_rejected_and_the_owner_told(mail: M
     assert [s for s, _ in await mail.inbound()] == ["rejected", "rejected"]
 
 
+async def test_34_a_reply_from_a_configured_secondary_address_counts_as_the_owners(
+    mail: Mailroom,
+) -> None:
+    """Dana also writes from home, and her people row lists that address: a reply from it is
+    recorded as hers and confirmed (from anyone else's address it is refused: above)."""
+    async with mail.pulse.sessions() as session, session.begin():
+        dana = await session.scalar(select(PersonRow).where(PersonRow.key == "DC"))
+        assert dana is not None
+        dana.other_emails = "dana.cole.home@example.net"
+    await mail.deliver(
+        mail.render("plain_reply.eml", sender="Dana Cole <Dana.Cole.Home@example.net>")
+    )
+    await assert_recorded(mail)
+
+
 @pytest.mark.parametrize(
     "subject",
     [

@@ -16,6 +16,7 @@ from bot.domain.errors import ImportFailed
 from bot.settings import Settings
 from storage.importer import import_plan
 from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, UpdateRow
+from storage.repositories import PeopleRepository
 from tests.conftest import EXAMPLES
 
 NOW = datetime(2018, 4, 20, 9, 0, tzinfo=UTC)
@@ -313,3 +314,40 @@ async def test_one_row_per_milestone_form_groups_rows_into_actions(
     assert hubs[0].timescale.due == date(2019, 7, 31)
     assert hubs[2].timescale.recurrence is not None
     assert tracked.actions[1].milestones[0].ref == "2.1"
+
+
+async def test_people_may_list_further_addresses_they_write_from(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """An "Other emails" column gives the addresses a person also writes from (lower case,
+    any separator); one that is not an address is reported, and nothing is written."""
+    people = (WIRRAL / "people.csv").read_text(encoding="utf-8").splitlines()
+    people[0] += ",Other emails"
+    people[1] += ',"Joe.Home@Example.net; joe@mobile.example"'
+    good = tmp_path / "people.csv"
+    good.write_text("\n".join(people) + "\n", encoding="utf-8")
+    await import_plan(
+        pulse.sessions,
+        WIRRAL / "plan.csv",
+        now=NOW,
+        plan_key="wirral",
+        people_path=good,
+        networks_path=WIRRAL / "networks.csv",
+    )
+    async with pulse.sessions() as session:
+        joe = next(p for p in await PeopleRepository(session).all() if p.key == "JB")
+    assert joe.other_emails == ("joe.home@example.net", "joe@mobile.example")
+
+    people[2] += ",not an address"
+    bad = tmp_path / "bad-people.csv"
+    bad.write_text("\n".join(people) + "\n", encoding="utf-8")
+    with pytest.raises(ImportFailed) as caught:
+        await import_plan(
+            pulse.sessions,
+            WIRRAL / "plan.csv",
+            now=NOW,
+            plan_key="wirral",
+            people_path=bad,
+            networks_path=WIRRAL / "networks.csv",
+        )
+    assert any("not an email address" in str(p) for p in caught.value.problems)
