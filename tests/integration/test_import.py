@@ -324,30 +324,25 @@ async def test_people_may_list_further_addresses_they_write_from(
     people = (WIRRAL / "people.csv").read_text(encoding="utf-8").splitlines()
     people[0] += ",Other emails"
     people[1] += ',"Joe.Home@Example.net; joe@mobile.example"'
-    good = tmp_path / "people.csv"
-    good.write_text("\n".join(people) + "\n", encoding="utf-8")
-    await import_plan(
-        pulse.sessions,
-        WIRRAL / "plan.csv",
-        now=NOW,
-        plan_key="wirral",
-        people_path=good,
-        networks_path=WIRRAL / "networks.csv",
-    )
-    async with pulse.sessions() as session:
-        joe = next(p for p in await PeopleRepository(session).all() if p.key == "JB")
-    assert joe.other_emails == ("joe.home@example.net", "joe@mobile.example")
 
-    people[2] += ",not an address"
-    bad = tmp_path / "bad-people.csv"
-    bad.write_text("\n".join(people) + "\n", encoding="utf-8")
-    with pytest.raises(ImportFailed) as caught:
+    async def load(name: str) -> None:
+        path = tmp_path / name
+        path.write_text("\n".join(people) + "\n", encoding="utf-8")
         await import_plan(
             pulse.sessions,
             WIRRAL / "plan.csv",
             now=NOW,
             plan_key="wirral",
-            people_path=bad,
+            people_path=path,
             networks_path=WIRRAL / "networks.csv",
         )
+
+    await load("people.csv")
+    async with pulse.sessions() as session:
+        joe = next(p for p in await PeopleRepository(session).all() if p.key == "JB")
+    assert joe.other_emails == ("joe.home@example.net", "joe@mobile.example")
+
+    people[2] += ",not an address"
+    with pytest.raises(ImportFailed) as caught:
+        await load("bad-people.csv")
     assert any("not an email address" in str(p) for p in caught.value.problems)
