@@ -141,7 +141,9 @@ class PlanPulse:
             plan_row = await PlanRepository(session).row(plan_key)
             assert plan_row is not None
             prompts = await PromptRepository(session).current_cycle(plan_row.id, until=until)
-            person_keys = {p.id: p.key for p in (await session.scalars(select(PersonRow))).all()}
+            person_keys = dict(
+                (await session.execute(select(PersonRow.id, PersonRow.key))).tuples().all()
+            )
             network_ids = dict(
                 (await session.execute(select(NetworkRow.key, NetworkRow.id))).tuples().all()
             )
@@ -158,10 +160,14 @@ class PlanPulse:
         for action in tracked.actions:
             for key in action.networks:
                 followed[key].append(action)
-        network_of_ref = {
-            m.ref: action.networks for action in tracked.actions for m in action.milestones
-        }
         sent = [p for p in prompts if p.sent_at is not None and utc(p.sent_at) < until]
+        wanted = {ref for prompt in sent for ref in prompt.milestone_refs}
+        network_of_ref = {
+            m.ref: action.networks
+            for action in tracked.actions
+            for m in action.milestones
+            if m.ref in wanted
+        }
         asked: dict[str, list[PromptRow]] = defaultdict(list)
         for prompt in sent:
             touched = {key for ref in prompt.milestone_refs for key in network_of_ref.get(ref, ())}

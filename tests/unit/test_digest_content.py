@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -9,9 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.domain.model import Action, Milestone, Network, Plan, Recurrence, Timescale, Update
-from digests.content import Digest, build_digest
+from digests.content import Digest, _ref_key, build_digest
 
 AS_OF = date(2027, 5, 14)
 PLAN = Plan(key="NW", title="North West regional improvement plan")
@@ -396,3 +399,41 @@ def test_json_round_trips_through_json_dumps() -> None:
     """The digest's JSON is plain JSON: dumping and loading gives it back unchanged."""
     data = digest(*_one_of_each(), awaiting=["PB"]).to_json()
     assert json.loads(json.dumps(data)) == data
+
+
+# --- natural order of references ------------------------------------------------------------
+
+
+def natural(ref: str) -> tuple[tuple[int, int | str], ...]:
+    """The order a reader expects, spelled out: numbers by value before words, words
+    without case, part by part."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in re.findall(r"\d+|[^\d.\-]+", ref)
+    )
+
+
+@given(
+    st.lists(
+        st.text(alphabet="0123456789.-WwAbz", min_size=1, max_size=10), min_size=2, max_size=40
+    )
+)
+def test_reference_sort_keys_order_references_naturally(refs: list[str]) -> None:
+    """The one-string sort key digests use orders any references as `natural` does:
+    1.2 before 1.10, W1.2-3 before W1.2-10, 007 equal to 7."""
+    for a, b in itertools.pairwise(refs):
+        assert (_ref_key(a) < _ref_key(b)) == (natural(a) < natural(b)), (a, b)
+        assert (_ref_key(a) == _ref_key(b)) == (natural(a) == natural(b)), (a, b)
+
+
+def test_reference_sort_key_examples() -> None:
+    refs = ["W1.2-10", "1.10", "W1.2-3", "1.2", "2", "1.2-1", "w1.2-4"]
+    assert sorted(refs, key=_ref_key) == [
+        "1.2",
+        "1.2-1",
+        "1.10",
+        "2",
+        "W1.2-3",
+        "w1.2-4",
+        "W1.2-10",
+    ]
