@@ -28,7 +28,7 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -77,7 +77,6 @@ __all__ = [
     "build_http_app",
     "build_slack_app",
     "parse_day",
-    "resolve_slack_id",
 ]
 
 Sessions = Callable[[], AsyncSession]
@@ -881,24 +880,3 @@ class SlackChannel:
             self._runner = None
         if self.followups is not None:
             await self.followups.close()
-
-
-async def resolve_slack_id(
-    client: AsyncWebClient, email: str, cache: MutableMapping[str, str | None]
-) -> str | None:
-    """The Slack user id for an email address (`users.lookupByEmail`), None when Slack has
-    no such user; answers are cached, misses too."""
-    key = email.strip().lower()
-    if key in cache:
-        return cache[key]
-    try:
-        found = await client.users_lookupByEmail(email=email.strip())
-    except SlackApiError as failed:
-        if failed.response.get("error") in ("users_not_found", "user_not_found"):
-            cache[key] = None
-            return None
-        raise
-    user = found.get("user") or {}
-    slack_id = user.get("id") if isinstance(user, dict) else None
-    cache[key] = str(slack_id) if slack_id else None
-    return cache[key]

@@ -520,11 +520,12 @@ class SlackTransport:
 
 
 async def lookup_user_by_email(client: AsyncWebClient, email: str) -> str | None:
-    """The Slack user id for an email address, or None when nobody has it."""
+    """The Slack user id for an email address (`users.lookupByEmail`), or None when nobody
+    has it (scenario 25)."""
     try:
-        response = await client.users_lookupByEmail(email=email)
+        response = await client.users_lookupByEmail(email=email.strip())
     except SlackApiError as exc:
-        if _error_code(exc.response) == "users_not_found":
+        if _error_code(exc.response) in ("users_not_found", "user_not_found"):
             return None
         raise
     user = response.get("user") or {}

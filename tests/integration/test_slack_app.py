@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cycle import Cycles
 from handlers import slack_blocks as kit
-from handlers.slack_app import Followups, build_http_app, build_slack_app, resolve_slack_id
+from handlers.slack_app import Followups, build_http_app, build_slack_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
@@ -879,21 +879,3 @@ async def test_the_pulse_command_sets_absence_and_delegate_and_shows_status(
     async with slack.sessions() as session:
         count = await session.scalar(select(func.count()).select_from(PromptRow))
         assert count == 4  # the command reused this cycle's prompt
-
-
-async def test_slack_ids_are_looked_up_by_email_and_misses_are_cached(
-    fake_slack: FakeSlack,
-) -> None:
-    """`resolve_slack_id` finds a user by email, gives None for `users_not_found`
-    (scenario 25), and asks Slack once per address."""
-    fake_slack.users_by_email["dana.cole@council.example"] = "UDC00001"
-    client = fake_slack.client()
-    cache: dict[str, str | None] = {}
-    try:
-        assert await resolve_slack_id(client, "Dana.Cole@council.example", cache) == "UDC00001"
-        assert await resolve_slack_id(client, "nobody@council.example", cache) is None
-        assert await resolve_slack_id(client, "nobody@council.example", cache) is None
-    finally:
-        if client.session is not None:
-            await client.session.close()
-    assert len(fake_slack.calls_to("users.lookupByEmail")) == 2
