@@ -424,12 +424,12 @@ async def _write(
     await session.flush()
 
     updates = UpdateRepository(session)
-    latest = await updates.latest_by_milestone([m.id for m, _, _ in rated])
+    latest = await updates.latest_answers(plan_row.id) if rated else {}
     given_at = _given_at(ratings_as_of, timezone)
     for mrow, rating, note in rated:
-        last = latest.get(mrow.id)
         # Re-importing an unchanged progress column is not news: record only what differs.
-        if last is not None and last.rating == rating and (last.note or None) == note:
+        last = latest.get(mrow.id)
+        if last is not None and last[0] == rating and (last[1] or None) == note:
             continue
         await updates.add(
             milestone_id=mrow.id,

@@ -537,14 +537,13 @@ class UpdateRepository:
             )
         )
 
-    async def latest_by_milestone(self, milestone_ids: Sequence[int]) -> dict[int, UpdateRow]:
-        if not milestone_ids:
-            return {}
-        rows = (
-            await self.session.scalars(
-                select(UpdateRow)
-                .where(UpdateRow.milestone_id.in_(milestone_ids))
-                .order_by(UpdateRow.given_at, UpdateRow.id)
-            )
-        ).all()
-        return {row.milestone_id: row for row in rows}
+    async def latest_answers(self, plan_id: int) -> dict[int, tuple[int | None, str | None]]:
+        """Each of the plan's answered milestones' latest (rating, note), by milestone id:
+        read from `milestone_state`, never from the history."""
+        state = milestone_state.c
+        rows = await self.session.execute(
+            select(state.milestone_id, state.latest_rating, state.latest_note)
+            .join(MilestoneRow, MilestoneRow.id == state.milestone_id)
+            .where(MilestoneRow.plan_id == plan_id)
+        )
+        return {milestone_id: (rating, note) for milestone_id, rating, note in rows.tuples()}
