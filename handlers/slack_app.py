@@ -722,7 +722,6 @@ class SkewAlarm:
         self._clock = clock
         self._every = every
         self._last: float | None = None
-        self.offsets: list[int] = []  # each skew seen, in seconds: Slack's time minus ours
 
     def refused(self, body: str, timestamp: str, signature: str) -> None:
         expected = self._verifier.generate_signature(timestamp=timestamp, body=body)
@@ -733,7 +732,6 @@ class SkewAlarm:
             return
         if abs(offset) <= TIMESTAMP_TOLERANCE:
             return
-        self.offsets.append(offset)
         if self._last is not None and now - self._last < self._every:
             return
         self._last = now
@@ -754,7 +752,6 @@ def build_http_app(
     path: str = "/slack/events",
     max_body: int = DEFAULT_MAX_BODY,
     clock: Clock = system_clock,
-    alarm: SkewAlarm | None = None,
 ) -> web.Application:
     """An aiohttp app serving `app` at `path` behind a guard that refuses, before bolt
     parses anything: an oversized body (413), a missing timestamp or signature (401), a
@@ -762,7 +759,7 @@ def build_http_app(
     alert when the signature shows the request came from Slack: see `SkewAlarm`) and a body
     that does not parse (400)."""
     verifier = SignatureVerifier(signing_secret, clock=_SdkClock(clock))
-    alarm = alarm or SkewAlarm(signing_secret, clock)
+    alarm = SkewAlarm(signing_secret, clock)
 
     @web.middleware
     async def guard(
