@@ -23,13 +23,11 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sample_plans import write_plan  # a sibling: benchmarks run as scripts
+from sample_plans import bench_pulse, write_plan  # a sibling: benchmarks run as scripts
 
-from bot.app import PlanPulse
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.domain.cycles import plan_prompts
-from bot.settings import Settings
 from handlers.email_messages import new_token, prompt_email
 from handlers.transports import LocalMailTransport
 from storage.delivery import OutboxMessage
@@ -42,11 +40,7 @@ async def bench(people: int, database_url: str | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
     try:
         url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
-        pulse = PlanPulse(
-            Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=folder / "var"),  # type: ignore[call-arg]
-            clock=lambda: NOW,
-        )
-        await pulse.migrate()
+        pulse = await bench_pulse(url, folder / "var", NOW)
         plan_file, people_file = write_plan(folder, people)
         t0 = time.perf_counter()
         await import_plan(

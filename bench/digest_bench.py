@@ -28,10 +28,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from sample_plans import bench_pulse  # a sibling: benchmarks run as scripts
 from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse
-from bot.settings import Settings
 from digests.content import plan_statuses
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -213,11 +213,7 @@ async def bench(milestones: int, updates: int, networks: int, database_url: str 
     folder = Path(tempfile.mkdtemp(prefix="pulse-digest-bench-"))
     try:
         url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
-        pulse = PlanPulse(
-            Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=folder),  # type: ignore[call-arg]
-            clock=lambda: NOW,
-        )
-        await pulse.migrate()
+        pulse = await bench_pulse(url, folder, NOW)
         print(
             f"building the store: {milestones:,} milestones, {updates:,} updates, "
             f"{networks} networks …",

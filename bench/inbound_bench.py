@@ -35,14 +35,13 @@ from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
-from sample_plans import write_plan  # a sibling: benchmarks run as scripts
+from sample_plans import bench_pulse, write_plan  # a sibling: benchmarks run as scripts
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.inbound import Inbound
-from bot.settings import Settings
 from handlers.local_mail import write_local_reply
 from handlers.transports import LocalMailTransport
 from storage.importer import import_plan
@@ -134,11 +133,7 @@ async def bench(replies: int, database_url: str | None, profile: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="pulse-inbound-bench-"))
     try:
         url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
-        pulse = PlanPulse(
-            Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=folder / "var"),  # type: ignore[call-arg]
-            clock=lambda: NOW,
-        )
-        await pulse.migrate()
+        pulse = await bench_pulse(url, folder / "var", NOW)
         plan_file, people_file = write_plan(folder, replies, rating="2")
         await import_plan(
             pulse.sessions,

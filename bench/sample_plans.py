@@ -1,10 +1,24 @@
-"""Plans of any size for the benchmarks: N people, each leading one action with three dated
+"""The benchmarks' store and plans of any size: N people, each leading one action with three dated
 milestones, rated so that every milestone is open (nobody's work is already achieved)."""
 
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from pathlib import Path
+
+from bot.app import PlanPulse
+from bot.settings import Settings
+
+
+async def bench_pulse(url: str, data_dir: Path, now: datetime) -> PlanPulse:
+    """The application on `url`, migrated, its clock stopped at `now`; the caller closes it."""
+    pulse = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=data_dir),  # type: ignore[call-arg]
+        clock=lambda: now,
+    )
+    await pulse.migrate()
+    return pulse
 
 
 def write_plan(
