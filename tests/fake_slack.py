@@ -27,13 +27,16 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest_asyncio
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.cycles import PromptItem
+from bot.domain.model import Person, Plan
 
 BOT_USER = "UBOTPULSE"
 BOT_ID = "BPULSE"
@@ -371,3 +374,11 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
         yield fake
     finally:
         await fake.close()
+
+
+def simple_prompt(
+    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
+) -> list[dict[str, Any]]:
+    """A prompt DM reduced to one line naming what it asks: for tests of who is asked where."""
+    refs = ", ".join(i.milestone_ref for i in items)
+    return [{"text": f"{plan.title}: please rate {refs} (prompt {prompt_id})"}]

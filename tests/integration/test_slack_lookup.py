@@ -4,30 +4,21 @@ email and named in the report."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.cycle import Cycles
-from bot.domain.cycles import PromptItem
-from bot.domain.model import Person, Plan
 from handlers.slack_transport import lookup_user_by_email
 from storage.models import OutboxRow, PersonRow
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
-from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
+from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture
 
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
-
-
-def simple_prompt(
-    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
-) -> list[dict[str, Any]]:
-    return [{"text": f"{plan.title}: please rate (prompt {prompt_id})"}]
 
 
 @asynccontextmanager

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
-from bot.domain.cycles import PromptItem
-from bot.domain.model import Person, Plan
 from handlers.slack_transport import SlackTransport
 from handlers.transports import LocalMailTransport
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
-from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
+from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture
 
 PLANS = FIXTURES / "plans"
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
-
-
-def simple_prompt(
-    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
-) -> list[dict[str, Any]]:
-    refs = ", ".join(i.milestone_ref for i in items)
-    return [{"text": f"{plan.title}: please rate {refs} (prompt {prompt_id})"}]
 
 
 async def no_wait(_: float) -> None:
