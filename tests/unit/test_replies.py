@@ -16,6 +16,7 @@ from bot.domain.replies import (
     parse_reply,
     strip_quoted,
 )
+from tests.unit.test_ratings import WORDS
 
 TODAY = date(2026, 11, 23)
 
@@ -89,23 +90,6 @@ def test_design_example_whole_reply() -> None:
 
 
 # --- ratings ----------------------------------------------------------------------------------
-
-WORDS = [
-    ("achieved", 1),
-    ("done", 1),
-    ("complete", 1),
-    ("completed", 1),
-    ("largely achieved", 2),
-    ("largely", 2),
-    ("mostly", 2),
-    ("in progress", 3),
-    ("progressing", 3),
-    ("on track", 3),
-    ("started", 3),
-    ("not achieved", 4),
-    ("not started", 4),
-    ("no progress", 4),
-]
 
 
 @pytest.mark.parametrize(("word", "value"), WORDS)
