@@ -39,6 +39,8 @@ from storage.models import NetworkRow, PersonRow, PromptRow
 from storage.repositories import PlanRepository, TrackedPlan, utc
 
 if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
     from handlers.smtp_listener import SmtpListener
 
 log = logging.getLogger(__name__)
@@ -227,12 +229,8 @@ async def check(pulse: PlanPulse) -> list[tuple[bool, str]]:
         )
         if receiver is not None:
             parts.append(("IMAP", receiver.check))
-    if settings.slack_enabled and settings.slack_bot_token is not None:
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-        )
+    client = slack_client(settings)
+    if client is not None:
 
         async def slack() -> str:
             answer = await client.auth_test()
@@ -267,14 +265,21 @@ def transports(settings: Settings) -> dict[str, Transport]:
         chosen["email"] = SmtpTransport.from_settings(settings)
     else:
         chosen["email"] = LocalMailTransport(settings.mail_dir / "outbox")
-    if settings.slack_enabled and settings.slack_bot_token is not None:
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-        )
+    client = slack_client(settings)
+    if client is not None:
         chosen["slack"] = SlackTransport(client=client)
     return chosen
+
+
+def slack_client(settings: Settings) -> AsyncWebClient | None:
+    """A Web API client with the bot token, at SLACK_API_URL; None when Slack is off."""
+    if not settings.slack_enabled or settings.slack_bot_token is None:
+        return None
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
 
 
 def slack_prompt_posts(
@@ -291,12 +296,8 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
     """Cycles as configured: prompts by Slack DM for those who prefer it when Slack is on."""
     settings = pulse.settings
     lookup: SlackLookup | None = None
-    if settings.slack_enabled and settings.slack_bot_token is not None:
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-        )
+    client = slack_client(settings)
+    if client is not None:
 
         async def lookup(email: str) -> str | None:
             return await lookup_user_by_email(client, email)
@@ -313,15 +314,11 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
 def slack_channel(pulse: PlanPulse) -> SlackChannel | None:
     """The Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP) when Slack is on."""
     settings = pulse.settings
-    if not settings.slack_enabled or settings.slack_bot_token is None:
+    client = slack_client(settings)
+    if client is None:
         return None
-    from slack_sdk.web.async_client import AsyncWebClient
-
     assert settings.slack_signing_secret is not None
     secret = settings.slack_signing_secret.get_secret_value()
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-    )
     followups = Followups()
     app = build_slack_app(
         sessions=pulse.sessions,
