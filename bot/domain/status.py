@@ -95,11 +95,17 @@ def milestone_status(
 ) -> Status:
     """The one status of a milestone on `today`, and every at-risk reason that applies.
 
-    Only rated updates count towards the rating rules; an update with a note and no rating
-    still counts as contact (it is the latest word, and it resets "stale"). Updates given at
-    the same instant keep the order they are passed in (storage order: as recorded).
+    A recurring milestone counts only this period's updates, except before its first period,
+    when every update counts. Only rated updates count towards the rating rules; an update
+    with a note and no rating still counts as contact (it is the latest word, and it resets
+    "stale"). Updates given at the same instant keep the order they are passed in (storage
+    order: as recorded).
     """
     due, period_start = due_on(timescale, today)
+    if period_start is not None and period_start > today:
+        # Before its first period a recurring milestone is rated like any other: its latest
+        # answer stands until that period begins, which starts unrated.
+        period_start = None
     zone = _zone(timezone)
     # Answers given after `today` do not exist yet when looking back at an earlier day.
     counted: list[tuple[date, Update]] = []

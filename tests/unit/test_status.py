@@ -391,6 +391,34 @@ def test_recurring_rating_one_last_quarter_leaves_this_quarter_never_rated() -> 
     assert s.reasons == (Reason.NEVER_RATED,)
 
 
+FROM_JULY = Timescale(
+    text="July 2019, Quarterly", start=date(2019, 7, 1), recurrence=Recurrence.QUARTERLY
+)
+
+
+def test_recurring_before_its_first_period_shows_its_latest_rating() -> None:
+    """'July 2019, Quarterly' rated 1 on 17 June 2019 is achieved on 21 June, like any other."""
+    s = status_of(FROM_JULY, [update(date(2019, 6, 17), 1)], today=date(2019, 6, 21))
+    assert s.status is MilestoneStatus.ACHIEVED
+    assert (s.rating, s.rated_on, s.updated) == (1, date(2019, 6, 17), date(2019, 6, 17))
+    assert s.due == date(2019, 9, 30)
+
+
+def test_recurring_before_its_first_period_keeps_every_reason() -> None:
+    """Before its first period, a recurring milestone's answers count for the risk rules too."""
+    updates = [update(date(2019, 6, 1), 3), update(date(2019, 6, 17), 4, needs_support=True)]
+    s = status_of(FROM_JULY, updates, today=date(2019, 6, 21))
+    assert s.status is MilestoneStatus.AT_RISK
+    assert s.reasons == (Reason.WORSENING, Reason.NEEDS_SUPPORT)
+
+
+def test_recurring_first_period_starts_unrated() -> None:
+    """On the first day of its first period, an answer given before it no longer counts."""
+    s = status_of(FROM_JULY, [update(date(2019, 6, 17), 1)], today=date(2019, 7, 1))
+    assert s.status is not MilestoneStatus.ACHIEVED
+    assert (s.rating, s.latest) == (None, None)
+
+
 # --- time ------------------------------------------------------------------------------------
 
 
