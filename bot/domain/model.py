@@ -17,6 +17,16 @@ class Recurrence(StrEnum):
     ANNUAL = "annual"
 
 
+class Quarters(StrEnum):
+    """How `Q1 2027` (a quarter or half of a plain year) is read: a plan setting.
+
+    `Q1 2027/28` always names a financial year, which starts in April (UK public sector).
+    """
+
+    CALENDAR = "calendar"  # Q1 2027 is January–March 2027
+    FINANCIAL = "financial"  # Q1 2027 is April–June 2027
+
+
 class Channel(StrEnum):
     """Where a person prefers to be asked."""
 
@@ -48,6 +58,8 @@ class Timescale:
     recurrence: Recurrence | None = None
     ongoing: bool = False
     warnings: tuple[str, ...] = ()
+    # Set when the text names a quarter or half of a plain year (`Q1 2027`): the reading used.
+    quarters: Quarters | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +129,7 @@ class Plan:
     timezone: str = "Europe/London"
     start: date | None = None
     policy: RiskPolicy = field(default_factory=RiskPolicy)
+    quarters: Quarters = Quarters.CALENDAR
 
 
 class Update(NamedTuple):

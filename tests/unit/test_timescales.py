@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from bot.domain.errors import TimescaleError
-from bot.domain.model import Recurrence, Timescale
+from bot.domain.model import Quarters, Recurrence, Timescale
 from bot.domain.timescales import due_on, parse, split_milestone
 
 PLAN_START = date(2018, 4, 1)
@@ -83,6 +83,190 @@ def test_month_with_two_digit_number_is_not_guessed() -> None:
 def test_bare_year_is_due_at_year_end() -> None:
     """A bare year such as 2020 is due on 31 December of that year."""
     assert parse("2020") == Timescale(text="2020", due=date(2020, 12, 31))
+
+
+# --- parse: quarters, halves, financial years, seasons, terms and other qualifiers ----------
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "due"),
+    [
+        ("Q1 2027/28", date(2027, 4, 1), date(2027, 6, 30)),
+        ("Q1 2027-28", date(2027, 4, 1), date(2027, 6, 30)),
+        ("Q2 2027/2028", date(2027, 7, 1), date(2027, 9, 30)),
+        ("Q3 FY 2027/28", date(2027, 10, 1), date(2027, 12, 31)),
+        ("Q4 27/28", date(2028, 1, 1), date(2028, 3, 31)),
+        ("H1 2027/28", date(2027, 4, 1), date(2027, 9, 30)),
+        ("H2 2027-28", date(2027, 10, 1), date(2028, 3, 31)),
+        ("FY 2027/28", date(2027, 4, 1), date(2028, 3, 31)),
+        ("FY27/28", date(2027, 4, 1), date(2028, 3, 31)),
+        ("financial year 2099/00", date(2099, 4, 1), date(2100, 3, 31)),
+    ],
+)
+def test_a_year_pair_is_a_financial_year_from_april(text: str, first: date, due: date) -> None:
+    """A quarter, half or FY of `2027/28` is of the financial year that starts in April 2027."""
+    assert parse(text) == Timescale(text=text, due=due)
+    assert parse(f"{text} – {text}").start == first
+
+
+@pytest.mark.parametrize(
+    ("text", "calendar_due", "financial_due"),
+    [
+        ("Q1 2027", date(2027, 3, 31), date(2027, 6, 30)),
+        ("Q2 2027", date(2027, 6, 30), date(2027, 9, 30)),
+        ("Q3 2027", date(2027, 9, 30), date(2027, 12, 31)),
+        ("Q4 2027", date(2027, 12, 31), date(2028, 3, 31)),
+        ("quarter 3 2027", date(2027, 9, 30), date(2027, 12, 31)),
+        ("third quarter of 2027", date(2027, 9, 30), date(2027, 12, 31)),
+        ("H1 2027", date(2027, 6, 30), date(2027, 9, 30)),
+        ("second half of 2027", date(2027, 12, 31), date(2028, 3, 31)),
+    ],
+)
+def test_a_quarter_of_a_plain_year_is_read_by_the_plan_setting(
+    text: str, calendar_due: date, financial_due: date
+) -> None:
+    """`Q1 2027` is January–March unless the plan reads quarters as financial (April–June)."""
+    assert parse(text) == Timescale(text=text, due=calendar_due, quarters=Quarters.CALENDAR)
+    assert parse(text, quarters=Quarters.FINANCIAL) == Timescale(
+        text=text, due=financial_due, quarters=Quarters.FINANCIAL
+    )
+
+
+def test_a_financial_year_quarter_ignores_the_plan_setting() -> None:
+    """`Q1 2027/28` names its financial year, so the plan's setting does not apply."""
+    for quarters in Quarters:
+        assert parse("Q1 2027/28", quarters=quarters).due == date(2027, 6, 30)
+        assert parse("Q1 2027/28", quarters=quarters).quarters is None
+
+
+@pytest.mark.parametrize(
+    ("text", "due"),
+    [
+        ("Spring 2027", date(2027, 5, 31)),
+        ("Summer 2027", date(2027, 8, 31)),
+        ("autumn 2027", date(2027, 11, 30)),
+        ("Winter 2027", date(2028, 2, 29)),
+        ("Winter 2027/28", date(2028, 2, 29)),
+        ("Winter 2028", date(2029, 2, 28)),
+        ("Autumn term 2027", date(2027, 12, 31)),
+        ("Spring term 2028", date(2028, 3, 31)),
+        ("Summer term 2028", date(2028, 7, 31)),
+        ("Autumn term 2027/28", date(2027, 12, 31)),
+        ("Spring term 2027/28", date(2028, 3, 31)),
+        ("Summer term 2027-28", date(2028, 7, 31)),
+        ("academic year 2027/28", date(2028, 7, 31)),
+    ],
+)
+def test_seasons_and_terms_are_read_with_a_warning(text: str, due: date) -> None:
+    """A season or a school term is due at its conventional end, with a warning saying so."""
+    ts = parse(text)
+    assert ts.due == due
+    assert len(ts.warnings) == 1
+    assert text in ts.warnings[0]
+    assert f"{due.day} {due:%B %Y}" in ts.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "due"),
+    [
+        ("end of March 2027", date(2027, 3, 31)),
+        ("by the end of March 2027", date(2027, 3, 31)),
+        ("end of 2027", date(2027, 12, 31)),
+        ("late 2027", date(2027, 12, 31)),
+        ("late Summer 2027", date(2027, 8, 31)),
+        ("end of Q1 2027/28", date(2027, 6, 30)),
+        ("beginning of April 2027", date(2027, 4, 1)),
+        ("start of 2028", date(2028, 1, 1)),
+    ],
+)
+def test_end_of_and_beginning_of_narrow_a_period_to_a_day(text: str, due: date) -> None:
+    """`end of`/`late` mean a period's last day; `beginning of`/`start of` its first day."""
+    assert parse(text).due == due
+
+
+def test_beginning_of_after_a_start_word_is_a_start() -> None:
+    """'Commence beginning of Jan 2019' starts on 1 January 2019."""
+    assert parse("Commence beginning of Jan 2019") == Timescale(
+        text="Commence beginning of Jan 2019", start=date(2019, 1, 1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("early 2027", "early 2027"),
+        ("mid 2027", "mid 2027"),
+        ("mid-March 2027", "mid-March 2027"),
+        ("Early March 2027", "Early March 2027"),
+        ("Q5 2027", "Q5 2027"),
+        ("FY 2027", "FY 2027"),
+        ("2027 Q1", "2027 Q1"),
+        ("2027/28 Q1", "2027/28 Q1"),
+        ("Spring 2027/28", "Spring 2027/28"),
+        ("Spring 27", "Spring 27"),
+        ("Q1-Q2 2027", "Q1-Q2 2027"),
+        ("Summer holidays 2027", "Summer … 2027"),
+        ("end of the school year 2027", "school year 2027"),
+        ("Quarterly from mid 2027", "mid 2027"),
+        ("Q3 2027 – mid 2028", "mid 2028"),
+    ],
+)
+def test_words_not_understood_give_no_date_not_the_year(text: str, words: str) -> None:
+    """A qualified date that is not understood is no date, with a warning naming the words."""
+    ts = parse(text)
+    assert (ts.due, ts.start, ts.recurrence) == (None, None, None)
+    assert len(ts.warnings) == 1
+    assert f"could not read {words!r}" in ts.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "due"),
+    [
+        ("October 2019 to review first year", date(2019, 10, 31)),
+        ("Mid-term review 31/05/18", date(2018, 5, 31)),
+        ("Summer scheme 31/08/19", date(2019, 8, 31)),
+        ("end of 31/03/2027", date(2027, 3, 31)),
+        ("Report at the end of each quarter from July 2019", None),
+        ("Early Help offer agreed 2020", date(2020, 12, 31)),
+        ("Midlands launch July 2019", date(2019, 7, 31)),
+    ],
+)
+def test_other_words_around_a_full_date_are_tolerated(text: str, due: date | None) -> None:
+    """Qualifier words that do not qualify the date (or sit by a written day) change nothing."""
+    ts = parse(text)
+    assert ts.due == due
+    assert not ts.warnings
+
+
+def test_each_quarter_is_a_period_not_a_qualifier() -> None:
+    """'each quarter 2019' recurs quarterly from 2019."""
+    ts = parse("each quarter 2019")
+    assert (ts.start, ts.recurrence) == (date(2019, 1, 1), Recurrence.QUARTERLY)
+
+
+def test_a_year_pair_alone_is_not_guessed() -> None:
+    """'2027/28' could be a financial or a school year, so it gives no date and says why."""
+    ts = parse("2027/28")
+    assert ts.due is None
+    assert ts.warnings == (
+        "no date found: '2027/28' could be a financial or a school year; write FY 2027/28 "
+        "or a date",
+    )
+
+
+@pytest.mark.parametrize("text", ["Q1 2027/29", "FY 2027/26", "Winter 2027/29"])
+def test_a_year_pair_that_does_not_follow_on_is_impossible(text: str) -> None:
+    """A year pair whose second year is not the year after the first is an import error."""
+    with pytest.raises(TimescaleError, match="is not the year after"):
+        parse(text)
+
+
+def test_quarters_give_ranges_and_starts() -> None:
+    """Quarters work as range ends and as the start of a recurring timescale."""
+    assert parse("Q1 2027 – Q2 2027").start == date(2027, 1, 1)
+    assert parse("Q1 2027 – Q2 2027").due == date(2027, 6, 30)
+    ts = parse("Quarterly from Q3 2027/28")
+    assert (ts.start, ts.recurrence) == (date(2027, 10, 1), Recurrence.QUARTERLY)
 
 
 @pytest.mark.parametrize(
@@ -447,11 +631,68 @@ def test_split_without_a_date_but_rolling_is_whole_line_twice() -> None:
     assert parse(timescale).ongoing
 
 
-def test_split_without_a_date_but_quarterly_is_recurring() -> None:
-    """A dateless line naming a period parses as recurring."""
-    title, timescale = split_milestone("Quarterly performance review")
-    assert title == "Quarterly performance review"
+@pytest.mark.parametrize(
+    ("line", "title", "timescale"),
+    [
+        ("Performance reviewed quarterly", "Performance reviewed", "quarterly"),
+        ("Report to board, reviewed quarterly thereafter", "Report to board, reviewed",
+         "quarterly thereafter"),
+        ("Quarterly", "Quarterly", "Quarterly"),
+        ("Ongoing, quarterly", "Ongoing, quarterly", "Ongoing, quarterly"),
+    ],
+)  # fmt: skip
+def test_split_without_a_date_takes_a_trailing_period(
+    line: str, title: str, timescale: str
+) -> None:
+    """A dateless line ending in a period word is recurring: the period is its timescale."""
+    assert split_milestone(line) == (title, timescale)
     assert parse(timescale).recurrence is Recurrence.QUARTERLY
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "pre-placement and annual checklists developed",
+        "EHCP Annual Review Quality Assurance framework",
+        "Quarterly performance review",
+        "Monthly data pack agreed with partners",
+    ],
+)
+def test_a_period_word_in_a_title_is_not_a_timescale(line: str) -> None:
+    """A period word inside a milestone's text never makes it recurring."""
+    assert split_milestone(line) == (line, "")
+
+
+def test_a_period_word_in_an_ongoing_title_is_not_a_timescale() -> None:
+    """'Annual checklists rollout underway' is ongoing work, not an annual milestone."""
+    title, timescale = split_milestone("Annual checklists rollout underway")
+    assert title == "Annual checklists rollout underway"
+    assert parse(timescale) == Timescale(text="underway", ongoing=True)
+
+
+def test_a_period_word_in_a_dated_title_is_not_a_timescale() -> None:
+    """'EHCP Annual Review ... Q3 2027' is due at the end of September 2027, once."""
+    title, timescale = split_milestone("EHCP Annual Review Quality Assurance framework Q3 2027")
+    assert title == "EHCP Annual Review Quality Assurance framework"
+    assert parse(timescale) == Timescale(
+        text="Q3 2027", due=date(2027, 9, 30), quarters=Quarters.CALENDAR
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "title", "timescale"),
+    [
+        ("Launch event mid 2027", "Launch event", "mid 2027"),
+        ("Pilot in Spring 2027", "Pilot", "in Spring 2027"),
+        ("Roll-out FY 2027", "Roll-out", "FY 2027"),
+        ("Launch by the end of Q3 2027", "Launch", "by the end of Q3 2027"),
+        ("Budget agreed H2 2027/28", "Budget agreed", "H2 2027/28"),
+        ("Training in the Autumn term 2027", "Training", "in the Autumn term 2027"),
+    ],
+)
+def test_split_keeps_the_words_that_qualify_a_date(line: str, title: str, timescale: str) -> None:
+    """Words that qualify a line's date go with it, so the date is read whole or not at all."""
+    assert split_milestone(line) == (title, timescale)
 
 
 def test_split_does_not_make_a_title_period_recurring() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.errors import TimescaleError
-from bot.domain.model import Recurrence, Timescale
+from bot.domain.model import Quarters, Recurrence, Timescale
 from bot.domain.timescales import due_on, parse, split_milestone
 
 MONTH_NAMES = [
@@ -22,14 +22,16 @@ MONTH_ABBREVIATIONS = [
 DATES = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31))
 
 # Words a generated title must avoid: month names, period and ongoing words, connectors
-# that introduce a timescale, and the "o" bullet.
+# that introduce a timescale, words that qualify a date, and the "o" bullet.
 RESERVED = {
     "january", "jan", "february", "feb", "march", "mar", "april", "apr", "may", "june", "jun",
     "july", "jul", "august", "aug", "september", "sept", "sep", "october", "oct", "november",
     "nov", "december", "dec", "monthly", "quarterly", "annual", "annually", "yearly",
     "ongoing", "underway", "rolling", "every", "each", "from", "start", "starting", "begin",
     "beginning", "commence", "commencing", "by", "end", "of", "the", "to", "due", "until",
-    "before", "in", "on", "during", "o", "under", "way", "going",
+    "before", "in", "on", "during", "o", "under", "way", "going", "quarter", "quarters",
+    "half", "halves", "spring", "summer", "autumn", "winter", "term", "terms", "fy", "early",
+    "mid", "late", "financial", "academic", "school", "year",
 }  # fmt: skip
 
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1,
@@ -133,3 +135,55 @@ def test_due_on_next_day_after_due_starts_a_new_period(recurrence: Recurrence, t
         following = date.fromordinal(due.toordinal() + 1)
         _, next_start = due_on(ts, following)
         assert next_start == following
+
+
+YEARS = st.integers(min_value=2000, max_value=2098)
+
+
+@given(st.integers(min_value=1, max_value=4), YEARS, st.sampled_from(["/", "-"]), st.booleans())
+def test_financial_year_quarters_end_with_their_third_month(
+    n: int, year: int, sep: str, full: bool
+) -> None:
+    """Qn of a year pair ends with month 3n+3 of the financial year that starts in April."""
+    second = f"{year + 1}" if full else f"{(year + 1) % 100:02d}"
+    ts = parse(f"Q{n} {year}{sep}{second}", quarters=Quarters.CALENDAR)
+    month = 3 * n + 3
+    assert ts.due == month_end(date(year + (month - 1) // 12, (month - 1) % 12 + 1, 1))
+    assert ts.quarters is None
+
+
+@given(st.integers(min_value=1, max_value=4), YEARS, st.sampled_from(list(Quarters)))
+def test_plain_year_quarters_follow_the_setting(n: int, year: int, quarters: Quarters) -> None:
+    """Qn of a plain year is calendar or financial as the plan says, and says which."""
+    ts = parse(f"Q{n} {year}", quarters=quarters)
+    month = 3 * n + (3 if quarters is Quarters.FINANCIAL else 0)
+    assert ts.due == month_end(date(year + (month - 1) // 12, (month - 1) % 12 + 1, 1))
+    assert ts.quarters is quarters
+
+
+@given(
+    st.sampled_from(["early", "mid", "Early", "mid-", "Q5", "Q0", "H3", "FY"]),
+    YEARS,
+    st.sampled_from(["", "by ", "from ", "Quarterly from "]),
+)
+def test_unread_qualifiers_never_fall_back_to_the_year(word: str, year: int, lead: str) -> None:
+    """A year qualified by words that are not understood gives no date at all."""
+    sep = "" if word.endswith("-") else " "
+    ts = parse(f"{lead}{word}{sep}{year}")
+    assert (ts.due, ts.start, ts.recurrence) == (None, None, None)
+    assert ts.warnings
+    assert ts.warnings[0].startswith("could not read")
+
+
+@given(
+    TITLES,
+    st.sampled_from(["annual", "Annual", "quarterly", "Monthly", "yearly", "every month"]),
+    TITLES,
+)
+def test_a_period_word_inside_a_title_is_never_a_timescale(
+    before: str, period: str, after: str
+) -> None:
+    """A dateless line with a period word followed by other words is not recurring."""
+    title, timescale = split_milestone(f"{before} {period} {after}")
+    assert title == f"{before} {period} {after}"
+    assert parse(timescale).recurrence is None
