@@ -168,6 +168,15 @@ def import_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="check and report; write nothing")
     ] = False,
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            exists=True,
+            dir_okay=False,
+            help="YAML plan settings for a CSV/XLSX plan (the YAML form's plan: block)",
+        ),
+    ] = None,
 ) -> None:
     """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing."""
     as_of = _day(ratings_as_of, "--ratings-as-of")
@@ -182,6 +191,7 @@ def import_(
             plan_key=plan,
             ratings_as_of=as_of,
             dry_run=dry_run,
+            settings_path=settings,
         )
         lines = [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])

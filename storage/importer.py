@@ -9,7 +9,7 @@ no longer in the file are retired, never deleted, and every update stays.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +36,7 @@ from storage.repositories import (
     PeopleRepository,
     UpdateRepository,
     apply_changes,
+    plan_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ async def import_plan(
     plan_key: str | None = None,
     ratings_as_of: date | datetime | None = None,
     dry_run: bool = False,
+    settings_path: Path | None = None,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
+
+    `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block).
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
     """
@@ -125,6 +129,7 @@ async def import_plan(
                 now=now,
                 ratings_as_of=ratings_as_of,
                 dry_run=dry_run,
+                settings_path=settings_path,
             )
             if dry_run:
                 raise _DryRunRollback
@@ -146,12 +151,21 @@ async def _import(
     now: datetime,
     ratings_as_of: date | datetime | None,
     dry_run: bool,
+    settings_path: Path | None = None,
 ) -> ImportReport:
     existing_title = None
     if plan_key:
         existing = await session.scalar(select(PlanRow).where(PlanRow.key == plan_key))
         existing_title = existing.title if existing else None
-    draft = read_plan(plan_path, plan_key=plan_key, existing_title=existing_title)
+    # Stored plans keep their settings when a CSV or XLSX re-import does not give them.
+    stored = {row.key: plan_from_row(row) for row in await session.scalars(select(PlanRow))}
+    draft = read_plan(
+        plan_path,
+        plan_key=plan_key,
+        existing_title=existing_title,
+        stored=stored,
+        settings=settings_path,
+    )
     problems += draft.problems
     people = _merge(
         {p.key: p for p in await PeopleRepository(session).all()}, draft.people + file_people
@@ -285,13 +299,11 @@ async def _write(
             settings={},
         )
         session.add(plan_row)
-    elif plan.title != plan.key or is_yaml_plan:
+    elif plan.title != plan.key or is_yaml_plan or draft.settings is not None:
         plan_row.title, plan_row.organisation = plan.title, plan.organisation
         plan_row.timezone, plan_row.start = plan.timezone, plan.start
-    if plan.policy != type(plan.policy)():
-        plan_row.settings = {**(plan_row.settings or {}), "thresholds": asdict(plan.policy)}
-    if draft.cycles is not None:
-        plan_row.settings = {**(plan_row.settings or {}), "cycles": draft.cycles}
+    if draft.settings:
+        plan_row.settings = {**(plan_row.settings or {}), **draft.settings}
     if draft.layout is not None:
         plan_row.settings = {**(plan_row.settings or {}), "layout": draft.layout}
     plan_row.updated_at = now

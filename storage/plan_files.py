@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ import yaml
 from bot.domain import timescales
 from bot.domain.cycles import CyclePolicy
 from bot.domain.errors import Problem, TimescaleError
-from bot.domain.model import Channel, Network, Person, Plan, RiskPolicy, Timescale
-from bot.domain.ratings import rating_from_text
+from bot.domain.model import Channel, Network, Person, Plan, Quarters, RiskPolicy, Timescale
+from bot.domain.ratings import RATINGS, rating_from_text
 
 # Header aliases, compared after `_header_key` (case, spaces and dashes folded).
 PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -117,8 +117,9 @@ class PlanDraft:
     people: list[Person] = field(default_factory=list)
     networks: list[Network] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    # Schedules from a YAML plan's `cycles:` (DESIGN.md §7); None keeps what is stored.
-    cycles: dict[str, Any] | None = None
+    # Plan settings the file gives (thresholds, cycles, quarters, labels), merged into what is
+    # stored; None when it gives none (a CSV or XLSX plan without --settings).
+    settings: dict[str, Any] | None = None
     # A spreadsheet plan's own column headings, so that an export can use them.
     layout: list[str] | None = None
 
@@ -431,7 +432,7 @@ class _PlanBuilder:
 
     def timescale(self, text: str, row: int | None, column: str) -> Timescale | None:
         try:
-            ts = timescales.parse(text, plan_start=self.plan.start)
+            ts = timescales.parse(text, plan_start=self.plan.start, quarters=self.plan.quarters)
         except TimescaleError as exc:
             self.problems.append(Problem(row, column, text, exc.reason))
             return None
@@ -473,6 +474,7 @@ class _PlanBuilder:
         return action
 
     def finish(self) -> None:
+        self._say_how_quarters_were_read()
         refs = {a.ref for a in self.actions}
         for action in self.actions:
             if not action.milestones:
@@ -515,6 +517,24 @@ class _PlanBuilder:
                             "warning",
                         )
                     )
+
+    def _say_how_quarters_were_read(self) -> None:
+        """Once per import: how `Q1 2027` (a quarter or half of a plain year) was read."""
+        readings = {
+            m.timescale.quarters for a in self.actions for m in a.milestones if m.timescale.quarters
+        }
+        if not readings:
+            return
+        if self.plan.quarters is Quarters.FINANCIAL:
+            how = "as financial-year quarters (Q1 2027 is April-June 2027), as the plan sets"
+        else:
+            how = (
+                "as calendar quarters (Q1 2027 is January-March 2027); give the plan "
+                "'quarters: financial' (--settings) to read them from April"
+            )
+        self.problems.append(
+            Problem(None, "quarters", None, f"quarters of a plain year read {how}", "warning")
+        )
 
 
 def _rating(text: str, row: int | None, column: str, problems: list[Problem]) -> int | None:
@@ -649,7 +669,11 @@ def _yaml_date(value: object, column: str, problems: list[Problem]) -> date | No
 
 
 def plan_from_yaml(
-    data: Any, plan_key: str | None, fallback_key: str, problems: list[Problem]
+    data: Any,
+    plan_key: str | None,
+    fallback_key: str,
+    problems: list[Problem],
+    stored: Mapping[str, Plan] | None = None,
 ) -> PlanDraft:
     """A draft from the full YAML form (see examples/wirral/plan.yaml)."""
     if not isinstance(data, Mapping):
@@ -664,20 +688,11 @@ def plan_from_yaml(
         problems.append(Problem(None, "plan", repr(meta), "expected a mapping"))
         meta = {}
     key = plan_key or str(meta.get("key") or fallback_key)
-    timezone = str(meta.get("timezone") or "Europe/London")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(Problem(None, "plan.timezone", timezone, "unknown timezone"))
-        timezone = "Europe/London"
-    plan = Plan(
-        key=key,
-        title=str(meta.get("title") or key),
-        organisation=str(meta["organisation"]) if meta.get("organisation") else None,
-        timezone=timezone,
-        start=_yaml_date(meta.get("start"), "plan.start", problems),
-        policy=_policy(meta.get("thresholds"), problems),
-    )
+    before = stored.get(key) if stored else None
+    # The full form says everything about the plan; a setting it leaves out is the default,
+    # except `quarters`, new since, which keeps what is stored.
+    base = Plan(key=key, title=key, quarters=before.quarters if before else Quarters.CALENDAR)
+    plan, settings = plan_settings({**meta, "key": key}, base, problems, unknown="warning")
     people: list[Person] = []
     networks: list[Network] = []
     if data.get("people"):
@@ -757,16 +772,134 @@ def plan_from_yaml(
                     )
     builder.finish()
     draft = PlanDraft(plan, builder.priorities, builder.actions, people, networks, problems)
+    draft.settings = settings
+    return draft
+
+
+# The keys of a plan's settings: the YAML form's `plan:` block, or a `--settings` file.
+PLAN_SETTINGS = (
+    "key", "title", "organisation", "timezone", "start", "quarters", "labels", "thresholds",
+    "cycles",
+)  # fmt: skip
+
+
+def plan_settings(
+    meta: Mapping[Any, Any], base: Plan, problems: list[Problem], *, unknown: str = "error"
+) -> tuple[Plan, dict[str, Any]]:
+    """`base` with the plan settings in `meta` applied, and the settings to store with it.
+
+    A setting left out of `meta` keeps its value in `base`. Each bad value is a problem
+    named `plan.<setting>`; an unknown setting is a problem of severity `unknown`.
+    """
+    for name in meta:
+        if name not in PLAN_SETTINGS:
+            problems.append(
+                Problem(None, f"plan.{name}", None, "unknown plan setting; ignored", unknown)
+            )
+    changes: dict[str, Any] = {}
+    stored: dict[str, Any] = {}
+    if meta.get("key") not in (None, "") and str(meta["key"]) != base.key:
+        problems.append(
+            Problem(
+                None, "plan.key", str(meta["key"]), f"these settings are not for plan {base.key}"
+            )
+        )
+    if "title" in meta:
+        changes["title"] = str(meta.get("title") or base.key)
+    if "organisation" in meta:
+        changes["organisation"] = str(meta["organisation"]) if meta["organisation"] else None
+    if "timezone" in meta:
+        timezone = str(meta.get("timezone") or "Europe/London")
+        try:
+            ZoneInfo(timezone)
+            changes["timezone"] = timezone
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(Problem(None, "plan.timezone", timezone, "unknown timezone"))
+    if "start" in meta:
+        changes["start"] = _yaml_date(meta.get("start"), "plan.start", problems)
+    if meta.get("thresholds") is not None:
+        changes["policy"] = _policy(meta["thresholds"], problems)
+        stored["thresholds"] = asdict(changes["policy"])
+    if meta.get("quarters") is not None:
+        text = str(meta["quarters"]).strip().casefold()
+        if text in set(Quarters):
+            changes["quarters"] = stored["quarters"] = Quarters(text)
+        else:
+            problems.append(
+                Problem(
+                    None, "plan.quarters", str(meta["quarters"]), "must be calendar or financial"
+                )
+            )
+    if meta.get("labels") is not None:
+        labels = _labels(meta["labels"], problems)
+        if labels is not None:
+            stored["labels"] = labels
     raw_cycles = meta.get("cycles")
     if raw_cycles is not None:
         try:
             if not isinstance(raw_cycles, Mapping):
                 raise ValueError("expected a mapping with prompt, digest, remind_after, holidays")
             CyclePolicy.from_settings(raw_cycles)
-            draft.cycles = _plain(raw_cycles)
+            stored["cycles"] = _plain(raw_cycles)
         except ValueError as exc:
             problems.append(Problem(None, "plan.cycles", None, str(exc)))
-    return draft
+    return replace(base, **changes), stored
+
+
+def _labels(raw: object, problems: list[Problem]) -> dict[str, str] | None:
+    """A rating scale's labels: {1: "Achieved", ...}, each rating at most once."""
+    if not isinstance(raw, Mapping):
+        problems.append(
+            Problem(None, "plan.labels", repr(raw), "expected a mapping of 1-4 to labels")
+        )
+        return None
+    labels: dict[str, str] = {}
+    for rating, label in raw.items():
+        number = int(rating) if str(rating).strip() in {str(r) for r in RATINGS} else None
+        if number is None or not isinstance(label, str) or not label.strip():
+            problems.append(
+                Problem(
+                    None,
+                    f"plan.labels.{rating}",
+                    repr(label),
+                    "a label is a rating 1-4 and its words",
+                )
+            )
+            continue
+        labels[str(number)] = " ".join(label.split())
+    return labels
+
+
+def read_settings(path: Path, base: Plan, problems: list[Problem]) -> tuple[Plan, dict[str, Any]]:
+    """A plan's settings from a `--settings` file: the YAML form's `plan:` block alone."""
+    found: list[Problem] = []
+    data = _load_yaml(path, found) if path.suffix.lower() in (".yaml", ".yml") else None
+    if data is None and not found:
+        found.append(Problem(None, None, None, "a settings file is YAML: the plan: block alone"))
+    if isinstance(data, Mapping) and "plan" in data:
+        others = sorted(str(k) for k in data if k != "plan")
+        if others:
+            found.append(
+                Problem(
+                    None,
+                    None,
+                    None,
+                    f"a settings file holds the plan: block alone, not {', '.join(others)}",
+                )
+            )
+        data = data["plan"]
+    plan = base
+    settings: dict[str, Any] = {}
+    if data is not None and not isinstance(data, Mapping):
+        found.append(Problem(None, None, repr(data), "expected a mapping of plan settings"))
+    elif isinstance(data, Mapping):
+        plan, settings = plan_settings(data, base, found)
+    for problem in found:
+        column = f"{path.name}: {problem.column}" if problem.column else path.name
+        problems.append(
+            Problem(problem.row, column, problem.value, problem.reason, problem.severity)
+        )
+    return plan, settings
 
 
 def _plain(value: Any) -> Any:
@@ -803,15 +936,40 @@ def _yaml_rows(
     return out
 
 
-def read_plan(path: Path, *, plan_key: str | None, existing_title: str | None = None) -> PlanDraft:
-    """A draft of the plan in `path` (YAML, CSV or XLSX) with every problem found."""
+def read_plan(
+    path: Path,
+    *,
+    plan_key: str | None,
+    existing_title: str | None = None,
+    stored: Mapping[str, Plan] | None = None,
+    settings: Path | None = None,
+) -> PlanDraft:
+    """A draft of the plan in `path` (YAML, CSV or XLSX) with every problem found.
+
+    `stored` holds the plans already imported, by key: a CSV or XLSX plan keeps the stored
+    plan's settings, with those of the `settings` file (the YAML form's `plan:` block)
+    applied over them.
+    """
     problems: list[Problem] = []
     fallback = re.sub(r"[^a-z0-9]+", "-", path.stem.casefold()).strip("-") or "plan"
     if path.suffix.lower() in (".yaml", ".yml"):
-        return plan_from_yaml(_load_yaml(path, problems), plan_key, fallback, problems)
+        if settings is not None:
+            problems.append(
+                Problem(
+                    None,
+                    None,
+                    settings.name,
+                    "--settings is for CSV and XLSX plans; a YAML plan has its own plan: block",
+                )
+            )
+        return plan_from_yaml(_load_yaml(path, problems), plan_key, fallback, problems, stored)
     key = plan_key or fallback
-    plan = Plan(key=key, title=existing_title or key)
+    plan = (stored or {}).get(key) or Plan(key=key, title=existing_title or key)
+    given: dict[str, Any] | None = None
+    if settings is not None:
+        plan, given = read_settings(settings, plan, problems)
     layout: list[str] = []
     draft = plan_from_records(plan, _records(path, PLAN_COLUMNS, problems, layout), problems)
     draft.layout = layout or None
+    draft.settings = given
     return draft

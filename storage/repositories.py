@@ -22,6 +22,7 @@ from bot.domain.model import (
     Person,
     Plan,
     Priority,
+    Quarters,
     Recurrence,
     RiskPolicy,
     Source,
@@ -69,6 +70,7 @@ def plan_from_row(row: PlanRow) -> Plan:
         timezone=row.timezone,
         start=row.start,
         policy=RiskPolicy(**thresholds),
+        quarters=Quarters(settings.get("quarters") or Quarters.CALENDAR),
     )
 
 
