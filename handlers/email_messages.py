@@ -102,6 +102,15 @@ class _Row:
     rating: int | None
     note: str | None
     on_behalf_of: str
+    asked: str  # the last answers' revised date and support ask, or ""
+
+
+def _asked(item: PromptItem) -> str:
+    """`revised date 31 Jan 2027 · support asked`: what the last answers asked for."""
+    parts = [f"revised date {item.revised_due:%d %b %Y}"] if item.revised_due else []
+    if item.needs_support:
+        parts.append("support asked")
+    return " · ".join(parts)
 
 
 def _rows(items: Sequence[PromptItem]) -> list[_Row]:
@@ -122,6 +131,7 @@ def _rows(items: Sequence[PromptItem]) -> list[_Row]:
                 item.rating,
                 " ".join(item.note.split()) if item.note else None,
                 item.on_behalf_of,
+                _asked(item),
             )
         )
     return rows

@@ -335,6 +335,9 @@ class PromptItem:
     note: str | None
     days_overdue: int
     on_behalf_of: str  # the lead's key; differs from the recipient for a delegate
+    # The lead's latest revised date and whether their latest answer asked for support.
+    revised_due: date | None = None
+    needs_support: bool = False
 
     @classmethod
     def of(
@@ -352,6 +355,8 @@ class PromptItem:
             note=status.note,
             days_overdue=status.days_overdue,
             on_behalf_of=on_behalf_of,
+            revised_due=status.revised_due,
+            needs_support=status.needs_support,
         )
 
 
