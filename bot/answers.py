@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import cast
 
@@ -28,9 +28,12 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from bot.domain.cycles import listed_under
 from bot.domain.model import Milestone, Person, Plan, Source, Update
+from bot.domain.people import mailbox
 from bot.domain.replies import AskedMilestone, ReplyLine
 from bot.domain.status import MilestoneStatus, local_date, milestone_status
+from storage.delivery import PromptRepository
 from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
 from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
 
@@ -48,9 +51,21 @@ class AnswerContext:
     asked: tuple[AskedMilestone, ...]  # every milestone the prompt asked about
     allowed: frozenset[str]  # the references this writer may answer
     today: date
+    # For a reply from a shared mailbox: whose milestone each reference is (the update is
+    # recorded for them), and the prompts of that mailbox that asked about it.
+    recorded_for: Mapping[str, str] = field(default_factory=dict)
+    prompts_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def asked_by_ref(self) -> dict[str, AskedMilestone]:
         return {a.ref: a for a in self.asked}
+
+    def person_for(self, ref: str) -> str:
+        """The key an answer about `ref` is recorded for."""
+        return self.recorded_for.get(ref, self.writer.key)
+
+    def answered_prompts(self, ref: str) -> tuple[int, ...]:
+        """The prompts an answer about `ref` answers."""
+        return self.prompts_of.get(ref, (self.prompt_id,))
 
 
 class NotAllowed(Exception):
@@ -74,8 +89,11 @@ class Answering:
         prompts: dict[int, PromptRow],
         people: dict[int, tuple[PersonRow, Person]],
         plans: dict[int, TrackedPlan],
+        carried: Mapping[int, Sequence[PromptRow]] | None = None,
     ) -> None:
         self._prompts = prompts
+        # The prompts that went out in another's message (a shared mailbox), by that one's id.
+        self._carried = carried or {}
         self._people = people
         self._by_key = {person.key: (row, person) for row, person in people.values()}
         self._by_slack: dict[str, Person] = {}
@@ -104,8 +122,12 @@ class Answering:
         if wanted:
             rows = await session.scalars(select(PromptRow).where(PromptRow.id.in_(wanted)))
             found.update((p.id, p) for p in rows.all())
+        carried: dict[int, list[PromptRow]] = defaultdict(list)
+        for carried_row in await PromptRepository(session).carried(list(found)):
+            carried[carried_row.sent_with or 0].append(carried_row)
+        asked = [*found.values(), *(p for listed in carried.values() for p in listed)]
         who = [
-            *([PersonRow.id.in_({p.person_id for p in found.values()})] if found else []),
+            *([PersonRow.id.in_({p.person_id for p in asked})] if asked else []),
             *([PersonRow.key.in_(set(writer_keys))] if writer_keys else []),
             *([PersonRow.slack_user_id.in_(set(slack_user_ids))] if slack_user_ids else []),
         ]
@@ -120,7 +142,7 @@ class Answering:
             ).tuples():
                 people[row.id] = (row, person_from_row(row, delegate))
         refs: dict[int, set[str]] = defaultdict(set)
-        for prompt in found.values():
+        for prompt in asked:
             refs[prompt.plan_id].update(prompt.milestone_refs)
         plans: dict[int, TrackedPlan] = {}
         if refs:
@@ -133,7 +155,7 @@ class Answering:
                 plans[plan_id] = await PlanRepository(session).tracked(
                     key, refs=sorted(refs[plan_id])
                 )
-        return cls(found, people, plans)
+        return cls(found, people, plans, carried)
 
     def prompt(self, prompt_id: int) -> PromptRow | None:
         return self._prompts.get(prompt_id)
@@ -161,13 +183,87 @@ class Answering:
             milestones = self._milestones[prompt.plan_id] = {
                 m.ref: m for a in tracked.actions for m in a.milestones
             }
+        shared = self._shared(prompt, owner, writer, milestones, now=now)
+        if shared is not None:
+            return shared
         refs = [r for r in prompt.milestone_refs if r in milestones]
+        if _same_mailbox(writer, owner):
+            writer = owner  # a mailbox they share: the answer is the owner's
         if writer.key in (owner.key, owner.delegate_key):
             allowed = frozenset(refs)
         else:
             allowed = frozenset(r for r in refs if writer.key in milestones[r].leads)
         if not allowed:
             raise NotAllowed(f"{writer.key} may not answer {owner.key}'s prompt")
+        return self._context(prompt, owner, writer, refs, allowed, milestones, now=now)
+
+    def _shared(
+        self,
+        prompt: PromptRow,
+        owner: Person,
+        writer: Person,
+        milestones: Mapping[str, Milestone],
+        *,
+        now: datetime,
+    ) -> AnswerContext | None:
+        """The context of a reply to a shared mailbox's combined prompt, when it is one; else
+        None. From the mailbox, every milestone of it may be answered, each recorded for the
+        person whose milestone it is; anyone else answers as they would each person's own."""
+        carried = self._carried.get(prompt.id)
+        if not carried:
+            return None
+        asked = sorted(
+            [(owner, prompt)]
+            + [(self._people[p.person_id][1], p) for p in carried if p.person_id in self._people],
+            key=lambda found: found[0].key,
+        )
+        whose = listed_under([(p.key, row.milestone_refs) for p, row in asked])
+        refs = [r for r in whose if r in milestones]
+        prompts_of: dict[str, tuple[int, ...]] = {
+            ref: tuple(row.id for _, row in asked if ref in row.milestone_refs) for ref in refs
+        }
+        address = mailbox(owner.email)
+        if address is not None and mailbox(writer.email) == address:  # from the mailbox
+            names = [person.name for person, _ in asked]
+            everyone = replace(owner, name=", ".join(names[:-1]) + " and " + names[-1])
+            return self._context(
+                prompt,
+                owner,
+                everyone,
+                refs,
+                frozenset(refs),
+                milestones,
+                now=now,
+                recorded_for={ref: whose[ref] for ref in refs},
+                prompts_of=prompts_of,
+            )
+        by_key = {person.key: person for person, _ in asked}
+        allowed = frozenset(
+            r
+            for r in refs
+            if writer.key in (whose[r], by_key[whose[r]].delegate_key)
+            or writer.key in milestones[r].leads
+        )
+        if not allowed:
+            raise NotAllowed(f"{writer.key} may not answer the prompt to {owner.email}")
+        return self._context(
+            prompt, owner, writer, refs, allowed, milestones, now=now, prompts_of=prompts_of
+        )
+
+    def _context(
+        self,
+        prompt: PromptRow,
+        owner: Person,
+        writer: Person,
+        refs: Sequence[str],
+        allowed: frozenset[str],
+        milestones: Mapping[str, Milestone],
+        *,
+        now: datetime,
+        recorded_for: Mapping[str, str] | None = None,
+        prompts_of: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> AnswerContext:
+        tracked = self._plans[prompt.plan_id]
         today = local_date(now, tracked.plan.timezone)
         asked = []
         for ref in refs:
@@ -183,7 +279,17 @@ class Answering:
             asked.append(
                 AskedMilestone(ref, status.rating, status.status is MilestoneStatus.OVERDUE)
             )
-        return AnswerContext(tracked.plan, prompt.id, owner, writer, tuple(asked), allowed, today)
+        return AnswerContext(
+            tracked.plan,
+            prompt.id,
+            owner,
+            writer,
+            tuple(asked),
+            allowed,
+            today,
+            recorded_for or {},
+            prompts_of or {},
+        )
 
     def seen(self, answer: NewAnswer) -> None:
         """Count `answer` as recorded for the contexts given after this: a later answer in
@@ -200,10 +306,17 @@ class Answering:
                         revised_due=line.revised_due,
                         needs_support=line.needs_support,
                         source=answer.source,
-                        person_key=answer.context.writer.key,
+                        person_key=answer.context.person_for(line.ref),
                         external_id=f"{answer.external_key}#{line.ref}"[:255],
                     )
                 )
+
+
+def _same_mailbox(writer: Person, owner: Person) -> bool:
+    """Whether two people share an address (a shared mailbox): a reply from it may be
+    either's, so it may answer for the person it was sent to."""
+    address = mailbox(owner.email)
+    return writer.key != owner.key and address is not None and mailbox(writer.email) == address
 
 
 async def answer_context(
@@ -280,7 +393,9 @@ async def record_many(session: AsyncSession, answers: Sequence[NewAnswer]) -> li
         for key, writer_id in (
             await session.execute(
                 select(PersonRow.key, PersonRow.id).where(
-                    PersonRow.key.in_({answer.context.writer.key for _, answer, _, _ in wanted})
+                    PersonRow.key.in_(
+                        {answer.context.person_for(line.ref) for _, answer, _, line in wanted}
+                    )
                 )
             )
         ).tuples()
@@ -309,7 +424,7 @@ async def record_many(session: AsyncSession, answers: Sequence[NewAnswer]) -> li
         rows.append(
             {
                 "milestone_id": ids[(context.plan.key, line.ref)],
-                "person_id": writers.get(context.writer.key),
+                "person_id": writers.get(context.person_for(line.ref)),
                 "rating": line.rating,
                 "note": line.note,
                 "revised_due": line.revised_due,
@@ -321,13 +436,14 @@ async def record_many(session: AsyncSession, answers: Sequence[NewAnswer]) -> li
             }
         )
         counts[n] += 1
-        answered.setdefault(context.prompt_id, answer.now)
+        for prompt_id in context.answered_prompts(line.ref):
+            answered.setdefault(prompt_id, answer.now)
         log.info(
             "recorded %s answer for %s of %s from %s: rating %s%s",
             answer.source.value,
             line.ref,
             context.plan.key,
-            context.writer.key,
+            context.person_for(line.ref),
             line.rating if line.rating is not None else "-",
             ", needs support" if line.needs_support else "",
         )

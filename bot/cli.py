@@ -220,7 +220,20 @@ def status(
     async def work(pulse: PlanPulse) -> str:
         assert plan is not None
         lines = await pulse.statuses(plan, as_of=day)
-        rows = [("REF", "STATUS", "DUE", "RATING", "UPDATED", "LEADS", "REASONS", "MILESTONE")]
+        rows = [
+            (
+                "REF",
+                "STATUS",
+                "DUE",
+                "REVISED",
+                "RATING",
+                "SUPPORT",
+                "UPDATED",
+                "LEADS",
+                "REASONS",
+                "MILESTONE",
+            )
+        ]
         for line in lines:
             s = line.status
             status_text = s.status.value
@@ -231,7 +244,9 @@ def status(
                     line.milestone.ref,
                     status_text,
                     s.due.isoformat() if s.due else "-",
+                    s.revised_due.isoformat() if s.revised_due else "-",
                     str(s.rating) if s.rating else "-",
+                    "needed" if s.needs_support else "-",
                     s.updated.isoformat() if s.updated else "-",
                     "/".join(line.milestone.leads) or "no lead",
                     ", ".join(r.value for r in s.reasons) or "-",

@@ -7,7 +7,7 @@ stored watermark makes a missed schedule run once on start, never once per misse
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.cycles import (
     CyclePolicy,
+    MailboxPrompt,
     Occurrence,
     PlannedPrompt,
     PromptItem,
@@ -25,6 +26,7 @@ from bot.domain.cycles import (
     WorkingCalendar,
     cycle_key,
     due_now,
+    mailbox_groups,
     plan_prompts,
     reminder_due_at,
 )
@@ -38,7 +40,7 @@ from storage.delivery import (
     PromptRepository,
     WatermarkRepository,
 )
-from storage.models import PersonRow, PlanRow
+from storage.models import PersonRow, PlanRow, PromptRow
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
 
 log = logging.getLogger(__name__)
@@ -229,7 +231,18 @@ class Cycles:
             )
             report.already += len(wanted) - len(created)
             report.created = len(created)
-            await self._enqueue_prompts(session, tracked, wanted, created, people, now=now)
+            # Another ticker may have prompted some first: only ours go out, and those of
+            # people asked by email at one shared mailbox go out together.
+            ours = [(p, person) for p, person in wanted if people[person.key].id in created]
+            groups = mailbox_groups(
+                [planned for planned, _ in ours],
+                {
+                    person.key: person.email
+                    for _, person in ours
+                    if person.email and self.channel_for(person) == "email"
+                },
+            )
+            await self._enqueue_prompts(session, tracked, groups, created, people, now=now)
             if advance_to is not None:
                 await WatermarkRepository(session).advance(plan_row.id, PROMPT_JOB, advance_to)
         log.info(
@@ -284,19 +297,23 @@ class Cycles:
         self,
         session: AsyncSession,
         tracked: TrackedPlan,
-        wanted: Sequence[tuple[PlannedPrompt, Person]],
+        groups: Sequence[MailboxPrompt],
         created: dict[int, int],
         people: dict[str, PersonRow],
         *,
         now: datetime,
     ) -> None:
-        """Render each new prompt once, freeze it into its outbox row, store its token hash."""
+        """Render each new prompt's message once, freeze it into its outbox row, store its
+        token hash. A shared mailbox's prompts go in the first one's message, which alone
+        has a token; the others are marked as sent with it."""
+        by_key = {p.key: p for p in tracked.people}
+        repo = PromptRepository(session)
         tokens: list[tuple[int, str]] = []
         messages: list[NewMessage] = []
-        for planned, person in wanted:
-            prompt_id = created.get(people[person.key].id)
-            if prompt_id is None:
-                continue  # another ticker prompted them first
+        for group in groups:
+            planned = group.carrier
+            person = by_key[planned.person_key]
+            prompt_id = created[people[person.key].id]
             token = new_token()
             tokens.append((prompt_id, token_hash(token)))
             email = None
@@ -308,6 +325,7 @@ class Cycles:
                     token=token,
                     mail_from=self.mail_from,
                     now=now,
+                    shared=_shared(group, by_key),
                 )
                 email = NewMessage(
                     dedupe_key=f"prompt:{prompt_id}",
@@ -317,6 +335,14 @@ class Cycles:
                     payload=message.payload(),
                     message_id=message.message_id,
                     prompt_id=prompt_id,
+                )
+            if len(group.prompts) > 1:
+                await repo.send_with(
+                    prompt_id, [created[people[p.person_key].id] for p in group.prompts[1:]]
+                )
+                log.info(
+                    "one prompt for %s to their shared mailbox",
+                    ", ".join(p.person_key for p in group.prompts),
                 )
             if self.channel_for(person) == "slack" and self.slack_prompt and person.slack_user_id:
                 payload: dict[str, Any] = {
@@ -343,7 +369,7 @@ class Cycles:
                 )
             elif email is not None:
                 messages.append(email)
-        await PromptRepository(session).add_tokens(tokens, expires_at=now + TOKEN_LIFETIME)
+        await repo.add_tokens(tokens, expires_at=now + TOKEN_LIFETIME)
         await OutboxRepository(session).enqueue_many(messages, now=now)
 
     async def send_reminders(self, plan_key: str, now: datetime) -> int:
@@ -375,46 +401,69 @@ class Cycles:
                 return 0
             tracked = await plan_repo.tracked(plan_key)
             people_rows = {r.id: r for r in (await session.scalars(select(PersonRow))).all()}
+            rows_by_key = {r.key: r for r in people_rows.values()}
             by_key = {p.key: p for p in tracked.people}
-            sent = 0
+            # The silent people of a shared mailbox get one reminder between them, threaded
+            # under the combined prompt that asked them.
+            by_message: dict[int, list[PromptRow]] = {}
             for prompt in waiting:
-                if not await prompts.mark_reminded(prompt.id, now):
+                by_message.setdefault(prompt.sent_with or prompt.id, []).append(prompt)
+            outbox = OutboxRepository(session)
+            sent = 0
+            for carrier_id, silent in by_message.items():
+                still: list[PlannedPrompt] = []
+                for prompt in sorted(silent, key=lambda p: people_rows[p.person_id].key):
+                    if not await prompts.mark_reminded(prompt.id, now):
+                        continue
+                    key = people_rows[prompt.person_id].key
+                    items = _still_open(tracked, key, prompt.milestone_refs, now)
+                    if items:
+                        still.append(PlannedPrompt(key, tuple(items), ()))
+                if not still:
                     continue
-                person_row = people_rows[prompt.person_id]
-                person = by_key[person_row.key]
-                items = _still_open(tracked, person.key, prompt.milestone_refs, now)
-                if not items or not person.email or person_row.email_bounced_at is not None:
+                group = MailboxPrompt(tuple(still))
+                person = by_key[group.carrier.person_key]
+                if not person.email or rows_by_key[person.key].email_bounced_at is not None:
                     continue
                 token = new_token()
                 await prompts.add_tokens(
-                    [(prompt.id, token_hash(token))], expires_at=now + TOKEN_LIFETIME
+                    [(carrier_id, token_hash(token))], expires_at=now + TOKEN_LIFETIME
                 )
-                outbox = OutboxRepository(session)
-                original = await outbox.message_id_for(f"prompt:{prompt.id}")
+                original = await outbox.message_id_for(f"prompt:{carrier_id}")
                 message = prompt_email(
                     plan=tracked.plan,
                     person=person,
-                    items=items,
+                    items=group.carrier.items,
                     token=token,
                     mail_from=self.mail_from,
                     now=now,
                     reminder=True,
                     in_reply_to=original,
+                    shared=_shared(group, by_key),
                 )
                 await outbox.enqueue(
-                    dedupe_key=f"reminder:{prompt.id}",
+                    dedupe_key=f"reminder:{carrier_id}",
                     kind="reminder",
                     channel="email",
                     recipient=person.email,
                     payload=message.payload(),
                     message_id=message.message_id,
-                    prompt_id=prompt.id,
+                    prompt_id=carrier_id,
                     now=now,
                 )
                 sent += 1
             if sent:
                 log.info("%d reminders enqueued for %s", sent, plan_key)
             return sent
+
+
+def _shared(
+    group: MailboxPrompt, by_key: Mapping[str, Person]
+) -> list[tuple[Person, Sequence[PromptItem]]]:
+    """The sections of a shared mailbox's combined prompt; none for one person's prompt."""
+    if len(group.prompts) == 1:
+        return []
+    return [(by_key[key], items) for key, items in group.sections()]
 
 
 def _still_open(

@@ -346,11 +346,16 @@ class Inbound:
         away = return_date(f"{mail.subject}\n{mail.body}", today=today)
         if away is None:
             return Outcome("ignored", reason)
-        person = await session.scalar(
-            select(PersonRow).where(func.lower(PersonRow.email) == mail.senders[0])
-        )
-        if person is None:
+        found = (
+            await session.scalars(
+                select(PersonRow).where(func.lower(PersonRow.email) == mail.senders[0])
+            )
+        ).all()
+        if not found:
             return Outcome("ignored", reason)
+        if len(found) > 1:  # a shared mailbox: whose absence it announces is not known
+            return Outcome("ignored", f"{reason}; a shared mailbox, so nobody is marked away")
+        person = found[0]
         if person.away_until is None or person.away_until < away:
             person.away_until = away
         log.info("%s is away until %s (out-of-office)", person.key, away.isoformat())

@@ -58,6 +58,9 @@ class DigestItem(NamedTuple):
     reasons: tuple[str, ...]
     priority: int
     action_ref: str
+    # What the lead last asked for: a later date they now aim at, and whether they need help.
+    revised_due: date | None = None
+    needs_support: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,8 @@ class DigestItem(NamedTuple):
             "rating": self.rating,
             "note": self.note,
             "updated": self.updated.isoformat() if self.updated else None,
+            "revised_due": self.revised_due.isoformat() if self.revised_due else None,
+            "needs_support": self.needs_support,
             "reasons": list(self.reasons),
         }
 
@@ -157,6 +162,8 @@ def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
         reasons=tuple(r.value for r in status.reasons) if status.reasons else (),
         priority=action.priority,
         action_ref=action.ref,
+        revised_due=status.revised_due,
+        needs_support=status.needs_support,
     )
 
 

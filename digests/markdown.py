@@ -61,19 +61,28 @@ def response_line(digest: Digest) -> str:
     return f"Response rate: {rate:.0%}" if rate is not None else "Response rate: no prompts yet"
 
 
+NEEDS_SUPPORT_FACT = "needs support"
+
+
 def item_facts(item: DigestItem, section: DigestSection) -> list[str]:
-    """The facts after an item's leads: due date, days overdue, rating, reasons.
+    """The facts after an item's leads: due date, the lead's revised date, days overdue,
+    rating, the lead's support ask, reasons (the support ask is not repeated among them).
 
     Plain text of our own (dates, numbers, the rating scale's labels, reason words).
     """
     facts = [f"due {item.due:%d %b %Y}" if item.due is not None else "no date"]
+    if item.revised_due is not None:
+        facts.append(f"revised date {item.revised_due:%d %b %Y}")
     if section is DigestSection.OVERDUE:
         days = item.days_overdue
         facts.append(f"{days} day{'s' if days != 1 else ''} overdue")
     if item.rating is not None:
         facts.append(f"rated {item.rating} ({label(item.rating)})")
-    if item.reasons:
-        facts.append("why: " + ", ".join(r.replace("_", " ") for r in item.reasons))
+    if item.needs_support:
+        facts.append(NEEDS_SUPPORT_FACT)
+    reasons = [r for r in item.reasons if not (item.needs_support and r == "needs_support")]
+    if reasons:
+        facts.append("why: " + ", ".join(r.replace("_", " ") for r in reasons))
     return facts
 
 

@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
@@ -102,6 +102,15 @@ class _Row:
     rating: int | None
     note: str | None
     on_behalf_of: str
+    asked: str  # the last answers' revised date and support ask, or ""
+
+
+def _asked(item: PromptItem) -> str:
+    """`revised date 31 Jan 2027 · support asked`: what the last answers asked for."""
+    parts = [f"revised date {item.revised_due:%d %b %Y}"] if item.revised_due else []
+    if item.needs_support:
+        parts.append("support asked")
+    return " · ".join(parts)
 
 
 def _rows(items: Sequence[PromptItem]) -> list[_Row]:
@@ -122,6 +131,7 @@ def _rows(items: Sequence[PromptItem]) -> list[_Row]:
                 item.rating,
                 " ".join(item.note.split()) if item.note else None,
                 item.on_behalf_of,
+                _asked(item),
             )
         )
     return rows
@@ -236,24 +246,41 @@ def prompt_email(
     reminder: bool = False,
     in_reply_to: str | None = None,
     labels: Mapping[int, str] = DEFAULT_LABELS,
+    shared: Sequence[tuple[Person, Sequence[PromptItem]]] = (),
 ) -> OutboundEmail:
-    """A prompt (or its one reminder) listing the milestones, with the reply form."""
+    """A prompt (or its one reminder) listing the milestones, with the reply form.
+
+    `shared` makes it the combined prompt of a mailbox several people share: each person's
+    milestones under their name, all of them answerable by a reply from that address; it
+    goes to `person` (the first of them) at the mailbox, greeting them all.
+    """
     subject = prompt_subject(plan, token, reminder=reminder)
     kind = "reminder" if reminder else "prompt"
     headers = {"Auto-Submitted": "auto-generated"}
     if in_reply_to:
         headers |= {"In-Reply-To": in_reply_to, "References": in_reply_to}
+    if shared:
+        items = [item for _, listed in shared for item in listed]
+        names = [p.name for p, _ in shared]
+        person = replace(person, name=", ".join(names[:-1]) + " and " + names[-1])
+        groups = [
+            {"key": p.key, "heading": f"For {p.name} ({p.key}):", "items": _rows(listed)}
+            for p, listed in shared
+        ]
+    else:
+        groups = [{"key": person.key, "heading": "", "items": _rows(items)}]
     n = len(items)
+    whose = "these" if shared else "your"
     context = {
         "reminder": reminder,
         "person": person,
         "plan": plan,
-        "items": _rows(items),
+        "groups": groups,
         "labels": labels,
         "token": token,
         "subject": subject,
         "example_ref": items[0].milestone_ref if items else "1.1",
-        "intro": f"How are your {n} milestone{'s' if n != 1 else ''} in {plan.title} going? "
+        "intro": f"How are {whose} {n} milestone{'s' if n != 1 else ''} in {plan.title} going? "
         "Please rate each one and add a short note.",
     }
     return _message(

@@ -88,13 +88,19 @@ def _option(rating: int, value: str) -> dict[str, Any]:
 
 
 def milestone_line(item: PromptItem) -> str:
-    """The milestone's reference, title, due date, status and last rating, escaped."""
+    """The milestone's reference, title, due date, status and last rating, with the
+    revised date and support ask of the last answers, escaped."""
     status = _STATUS_WORDS.get(item.status, str(item.status))
     if item.status is MilestoneStatus.OVERDUE and item.days_overdue:
         status += f" by {item.days_overdue} day{'s' if item.days_overdue != 1 else ''}"
+    last = f"last rating: {_rating_text(item.rating)}"
+    if item.revised_due is not None:
+        last += f" · revised date {_day(item.revised_due)}"
+    if item.needs_support:
+        last += " · support asked"
     return (
         f"*{escape_mrkdwn(item.milestone_ref)}* {escape_mrkdwn(item.title)}\n"
-        f"Due {_day(item.due)} · {status} · last rating: {_rating_text(item.rating)}"
+        f"Due {_day(item.due)} · {status} · {last}"
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -205,20 +205,39 @@ class PromptRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def mark_sent(self, prompt_id: int, now: datetime) -> None:
-        await self.session.execute(
-            update(PromptRow)
-            .where(PromptRow.id == prompt_id, PromptRow.sent_at.is_(None))
-            .values(sent_at=utc(now))
-        )
-
-    async def mark_sent_many(self, prompt_ids: Sequence[int], now: datetime) -> None:
+    async def send_with(self, carrier_id: int, prompt_ids: Sequence[int]) -> None:
+        """Mark `prompt_ids` as going out in the message of prompt `carrier_id`."""
         if prompt_ids:
             await self.session.execute(
                 update(PromptRow)
-                .where(PromptRow.id.in_(list(prompt_ids)), PromptRow.sent_at.is_(None))
+                .where(PromptRow.id.in_(list(prompt_ids)))
+                .values(sent_with=carrier_id)
+            )
+
+    async def mark_sent(self, prompt_id: int, now: datetime) -> None:
+        await self.mark_sent_many([prompt_id], now)
+
+    async def mark_sent_many(self, prompt_ids: Sequence[int], now: datetime) -> None:
+        """Mark prompts sent, with the prompts that went out in their messages."""
+        if prompt_ids:
+            ids = list(prompt_ids)
+            await self.session.execute(
+                update(PromptRow)
+                .where(
+                    or_(PromptRow.id.in_(ids), PromptRow.sent_with.in_(ids)),
+                    PromptRow.sent_at.is_(None),
+                )
                 .values(sent_at=utc(now))
             )
+
+    async def carried(self, carrier_ids: Sequence[int]) -> list[PromptRow]:
+        """The prompts that went out in the messages of `carrier_ids`."""
+        if not carrier_ids:
+            return []
+        rows = await self.session.scalars(
+            select(PromptRow).where(PromptRow.sent_with.in_(list(carrier_ids)))
+        )
+        return list(rows.all())
 
     async def mark_answered(self, prompt_id: int, now: datetime) -> None:
         await self.session.execute(

@@ -1,6 +1,7 @@
 """Writing a plan back as the board reads it: one row per milestone, in the plan's own
-column headings where it came from a spreadsheet, with the latest rating, note, date and
-status of each — and in a form that `pulse import` reads back without a change."""
+column headings where it came from a spreadsheet, with the latest rating, note, date,
+revised date, support ask and status of each — and in a form that `pulse import` reads
+back without a change."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("rating", "Progress 1 - 4"),
     ("note", "Notes"),
     ("updated", "Last updated"),
+    ("revised", "Revised date"),
+    ("support", "Needs support"),
     ("status", "Status"),
     ("networks", "Network(s)"),
 )
@@ -77,6 +80,8 @@ def rows(
                 "rating": str(status.rating) if status.rating is not None else "",
                 "note": status.note or "",
                 "updated": status.updated.strftime("%d/%m/%Y") if status.updated else "",
+                "revised": status.revised_due.strftime("%d/%m/%Y") if status.revised_due else "",
+                "support": "yes" if status.needs_support else "",
                 "status": _status_text(status),
                 "networks": ";".join(action.networks),
             }

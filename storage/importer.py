@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain.errors import ImportFailed, Problem
 from bot.domain.leads import Directory, read_leads
 from bot.domain.model import Network, Person, Source
+from bot.domain.people import Alias, fold_aliases, shared_mailboxes
 from storage.models import (
     ActionLeadRow,
     ActionNetworkRow,
@@ -167,9 +168,10 @@ async def _import(
         settings=settings_path,
     )
     problems += draft.problems
-    people = _merge(
-        {p.key: p for p in await PeopleRepository(session).all()}, draft.people + file_people
-    )
+    known = await PeopleRepository(session).all()
+    incoming, aliases = fold_aliases(draft.people + file_people, known=known)
+    people = _merge({p.key: p for p in known}, incoming)
+    problems += _mailbox_notes(aliases, people, {p.key for p in incoming})
     networks = _merge(
         {n.key: n for n in await NetworkRepository(session).all()}, draft.networks + file_networks
     )
@@ -194,7 +196,7 @@ async def _import(
     await _write(
         session,
         draft,
-        people=draft.people + file_people,
+        people=incoming,
         networks=draft.networks + file_networks,
         leads_by_action=leads_by_action,
         now=now,
@@ -202,6 +204,41 @@ async def _import(
         report=report,
     )
     return report
+
+
+def _mailbox_notes(
+    aliases: list[Alias], people: dict[str, Person], imported: set[str]
+) -> list[Problem]:
+    """Report each alias, and each shared mailbox among the people imported. A stored
+    person whose key is now someone's alias is dropped from `people`: leads naming that key
+    are that someone from now on (the stored record stays, with its history)."""
+    notes = []
+    for alias in aliases:
+        people.pop(alias.alias, None)
+        notes.append(
+            Problem(
+                None,
+                "people",
+                alias.alias,
+                f"same name and address as {alias.key} ({alias.name}, {alias.email}): "
+                f"another key of the same person (an alias of {alias.key})",
+                "warning",
+            )
+        )
+    for address, sharing in shared_mailboxes(people.values()).items():
+        if imported & {p.key for p in sharing}:
+            names = ", ".join(f"{p.key} ({p.name})" for p in sharing)
+            notes.append(
+                Problem(
+                    None,
+                    "people",
+                    address,
+                    f"a shared mailbox: {names} are separate people, asked in one combined "
+                    "email prompt a cycle",
+                    "warning",
+                )
+            )
+    return notes
 
 
 def _tag(problem: Problem, path: Path) -> Problem:

@@ -83,6 +83,9 @@ class PersonRow(Base):
     email_bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Further addresses they write from, lower case, ";"-separated (never mailed to).
     other_emails: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Further keys the plans use for them, ";"-separated: a people file's second row with
+    # the same name and address.
+    aliases: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class NetworkRow(Base):
@@ -256,6 +259,11 @@ class PromptRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when this prompt went out in another's message: one combined prompt a cycle to a
+    # mailbox several people share. Only that prompt has a message and reply tokens.
+    sent_with: Mapped[int | None] = mapped_column(
+        ForeignKey("prompts.id", ondelete="SET NULL"), index=True
+    )
 
 
 class PromptTokenRow(Base):

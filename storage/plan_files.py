@@ -55,6 +55,8 @@ PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
     # Written by `pulse export` for the board; worked out afresh, so read and ignored.
     "updated": ("last updated", "updated", "date updated"),
     "status": ("status",),
+    "revised": ("revised date", "revised due date", "revised due"),
+    "support": ("needs support", "support needed", "support"),
 }
 PEOPLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "key": ("key", "initials", "id"),

@@ -85,6 +85,7 @@ def person_from_row(row: PersonRow, delegate_key: str | None = None) -> Person:
         delegate_key=delegate_key,
         away_until=row.away_until,
         other_emails=tuple(a for a in (row.other_emails or "").split(";") if a),
+        aliases=tuple(a for a in (row.aliases or "").split(";") if a),
     )
 
 
@@ -146,6 +147,7 @@ class PeopleRepository:
                 "timezone": person.timezone,
                 "away_until": person.away_until,
                 "other_emails": ";".join(person.other_emails),
+                "aliases": ";".join(person.aliases),
             }
             if row is None:
                 row = PersonRow(key=person.key, **values)

@@ -13,6 +13,7 @@ Decisions) and a test can set any moment it likes.
 - `plan_prompts` decides who is asked about which milestones in a cycle, with delegates
   standing in for leads who are away.
 - `reminder_due_at` places the one reminder of an unanswered prompt.
+- `mailbox_groups` puts the prompts of people who share a mailbox into one message.
 - `CyclePolicy.from_settings` reads a plan's schedules, reminder delay and bank holidays.
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "LOOKBACK",
     "CyclePolicy",
     "HolidayRegion",
+    "MailboxPrompt",
     "Occurrence",
     "PlannedPrompt",
     "PromptItem",
@@ -44,6 +46,8 @@ __all__ = [
     "WorkingCalendar",
     "cycle_key",
     "due_now",
+    "listed_under",
+    "mailbox_groups",
     "occurrences",
     "plan_prompts",
     "reminder_due_at",
@@ -335,6 +339,9 @@ class PromptItem:
     note: str | None
     days_overdue: int
     on_behalf_of: str  # the lead's key; differs from the recipient for a delegate
+    # The lead's latest revised date and whether their latest answer asked for support.
+    revised_due: date | None = None
+    needs_support: bool = False
 
     @classmethod
     def of(
@@ -352,6 +359,8 @@ class PromptItem:
             note=status.note,
             days_overdue=status.days_overdue,
             on_behalf_of=on_behalf_of,
+            revised_due=status.revised_due,
+            needs_support=status.needs_support,
         )
 
 
@@ -477,6 +486,68 @@ def plan_prompts(
         )
         for recipient, listed in sorted(items.items())
     ]
+
+
+# --- shared mailboxes ---------------------------------------------------------------------
+
+
+def listed_under(asked: Sequence[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """Whose milestone each reference is, in a combined prompt: `asked` gives each person's
+    key and the references their prompt asks about, in the prompt's order; a milestone two of
+    them lead is listed, and answered, under the first."""
+    whose: dict[str, str] = {}
+    for key, refs in asked:
+        for ref in refs:
+            whose.setdefault(ref, key)
+    return whose
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxPrompt:
+    """The prompts that go out in one message: one person's, or the prompts of everyone asked
+    by email at an address they share (a team mailbox, a PA's), by key, the first carrying
+    the rest."""
+
+    prompts: tuple[PlannedPrompt, ...]
+
+    @property
+    def carrier(self) -> PlannedPrompt:
+        return self.prompts[0]
+
+    def sections(self) -> list[tuple[str, tuple[PromptItem, ...]]]:
+        """Each person's key and milestones, each milestone once (`listed_under`); a person
+        left with none is left out."""
+        whose = listed_under(
+            [(p.person_key, [i.milestone_ref for i in p.items]) for p in self.prompts]
+        )
+        out = []
+        for prompt in self.prompts:
+            mine = tuple(i for i in prompt.items if whose[i.milestone_ref] == prompt.person_key)
+            if mine:
+                out.append((prompt.person_key, mine))
+        return out
+
+
+def mailbox_groups(
+    prompts: Sequence[PlannedPrompt], mailboxes: Mapping[str, str]
+) -> list[MailboxPrompt]:
+    """The cycle's prompts as messages: one per prompt, except that the prompts of people
+    asked by email at one mailbox make one message between them. `mailboxes` maps the key of
+    each person asked by email to their address, compared without case; anyone not in it
+    (asked in Slack) keeps a message of their own. Ordered by the first person's key."""
+    by_mailbox: dict[str, list[PlannedPrompt]] = {}
+    alone: list[MailboxPrompt] = []
+    for prompt in prompts:
+        address = mailboxes.get(prompt.person_key)
+        if address:
+            by_mailbox.setdefault(address.strip().casefold(), []).append(prompt)
+        else:
+            alone.append(MailboxPrompt((prompt,)))
+    grouped = [
+        MailboxPrompt(tuple(sorted(listed, key=lambda p: p.person_key)))
+        for listed in by_mailbox.values()
+    ]
+    return sorted([*alone, *grouped], key=lambda m: m.carrier.person_key)
 
 
 # --- a plan's settings ------------------------------------------------------------------

@@ -44,13 +44,16 @@ def _norm(text: str) -> str:
 
 
 class Directory:
-    """People looked up by key, full name and "initial surname"."""
+    """People looked up by key, alias, full name and "initial surname"."""
 
     def __init__(self, people: Iterable[Person]) -> None:
         self._exact: dict[str, str] = {}
         short: dict[str, set[str]] = {}
         for person in people:
             self._exact[_norm(person.key)] = person.key
+        for person in people:  # an alias never takes the key of someone else
+            for alias in person.aliases:
+                self._exact.setdefault(_norm(alias), person.key)
         for person in people:
             self._exact.setdefault(_norm(person.name), person.key)
             words = _norm(person.name).split()

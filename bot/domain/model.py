@@ -85,6 +85,8 @@ class Person:
     away_until: date | None = None
     # Further addresses they write from (lower case): a reply from one counts as theirs.
     other_emails: tuple[str, ...] = ()
+    # Further keys plans use for them (a second people-file row with their name and address).
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

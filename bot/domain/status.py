@@ -47,7 +47,9 @@ class Status(NamedTuple):
 
     `due` is the due date that applies today (for a recurring milestone, the end of the
     current period). `latest` is the latest update that counts (this period's, for a
-    recurring milestone), and `updated` its date in the plan's timezone.
+    recurring milestone), and `updated` its date in the plan's timezone. `revised_due` is
+    the latest revised date a lead gave among those updates (a later answer that names no
+    date leaves it standing), whether or not it is later than `due`.
     """
 
     status: MilestoneStatus
@@ -59,6 +61,7 @@ class Status(NamedTuple):
     updated: date | None = None
     rating: int | None = None
     rated_on: date | None = None
+    revised_due: date | None = None
 
     @property
     def note(self) -> str | None:
@@ -119,6 +122,7 @@ def milestone_status(
     rated = [(d, u) for d, u in counted if u.rating is not None]
     rated_on, rating = (rated[-1][0], rated[-1][1].rating) if rated else (None, None)
     days_to_due = (due - today).days if due is not None else None
+    revised = next((u.revised_due for _, u in reversed(counted) if u.revised_due), None)
 
     reasons: tuple[Reason, ...] = ()
     if rating == ACHIEVED:
@@ -127,7 +131,7 @@ def milestone_status(
         status = MilestoneStatus.OVERDUE
     else:
         # days_to_due >= 0 from here on: an overdue milestone is settled above.
-        reasons = _reasons(counted, rated, due, days_to_due, today, policy)
+        reasons = _reasons(counted, rated, due, days_to_due, revised, today, policy)
         if reasons:
             status = MilestoneStatus.AT_RISK
         elif days_to_due is None:
@@ -138,7 +142,7 @@ def milestone_status(
             status = MilestoneStatus.ON_TRACK
     overdue_by = -days_to_due if status is MilestoneStatus.OVERDUE and days_to_due else 0
     return Status(
-        status, due, overdue_by, days_to_due, reasons, latest, latest_day, rating, rated_on
+        status, due, overdue_by, days_to_due, reasons, latest, latest_day, rating, rated_on, revised
     )
 
 
@@ -147,6 +151,7 @@ def _reasons(
     rated: list[tuple[date, Update]],
     due: date | None,
     days_to_due: int | None,
+    revised: date | None,
     today: date,
     policy: RiskPolicy,
 ) -> tuple[Reason, ...]:
@@ -159,7 +164,6 @@ def _reasons(
         and (days_to_due <= policy.not_started_window)
     ):
         reasons.append(Reason.NOT_STARTED)
-    revised = next((u.revised_due for _, u in reversed(counted) if u.revised_due), None)
     if due is not None and revised is not None and revised > due:
         reasons.append(Reason.REVISED_LATER)
     previous = rated[-2][1].rating if len(rated) >= 2 else None

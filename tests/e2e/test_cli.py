@@ -75,6 +75,8 @@ def item(
     rating: int | None = None,
     note: str | None = None,
     updated: str | None = None,
+    revised_due: str | None = None,
+    needs_support: bool = False,
     reasons: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -86,6 +88,8 @@ def item(
         "rating": rating,
         "note": note,
         "updated": updated,
+        "revised_due": revised_due,
+        "needs_support": needs_support,
         "reasons": reasons or [],
     }
 

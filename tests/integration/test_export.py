@@ -43,6 +43,8 @@ async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
                 milestone_id=milestone_id,
                 rating=2,
                 note="Agreed, with one action left; “quotes”",
+                revised_due=date(2018, 7, 31),
+                needs_support=True,
                 source=Source.EMAIL,
                 given_at=NOW,
                 recorded_at=NOW,
@@ -55,7 +57,8 @@ async def test_export_carries_latest_progress_and_reimports_without_change(
     pulse: PlanPulse, tmp_path: Path, fmt: str
 ) -> None:
     """The export has one row per milestone in the plan's own headings with the latest
-    rating, note, date and status, and importing it back changes nothing at all."""
+    rating, note, date, revised date, support ask and status, and importing it back changes
+    nothing at all."""
     before = await pulse.statuses("wirral", as_of=date(2018, 6, 1))
     path = await pulse.export(
         "wirral", fmt=fmt, as_of=date(2018, 6, 1), output=tmp_path / f"board.{fmt}"
@@ -85,8 +88,12 @@ async def test_export_carries_latest_progress_and_reimports_without_change(
     assert first["Progress 1 - 4"] == "2"
     assert first["Notes"] == "Agreed, with one action left; “quotes”"
     assert first["Last updated"] == "30/05/2018"
+    assert first["Revised date"] == "31/07/2018"
+    assert first["Needs support"] == "yes"
+    assert table[1]["Revised date"] == table[1]["Needs support"] == ""
     assert first["Status"] == "overdue by 1 days"
     report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
+    assert not [w for w in report.warnings if "not recognised" in w.reason]
     assert report.actions_added == report.actions_changed == report.actions_retired == 0
     assert report.milestones_added == report.milestones_changed == 0
     assert report.milestones_retired == 0

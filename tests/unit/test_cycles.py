@@ -22,6 +22,7 @@ from bot.domain.cycles import (
     WorkingCalendar,
     cycle_key,
     due_now,
+    mailbox_groups,
     occurrences,
     plan_prompts,
     reminder_due_at,
@@ -835,3 +836,42 @@ def test_status_uses_the_plans_thresholds() -> None:
     act = action("1", ("MC",), milestone("1", 25))
     [prompt] = plan_prompts(plan, [act], {}, PEOPLE, today=TODAY)
     assert prompt.items[0].status is MilestoneStatus.DUE_SOON
+
+
+# --- shared mailboxes ------------------------------------------------------------------------
+
+
+def test_people_asked_by_email_at_one_mailbox_get_one_message_grouped_by_person() -> None:
+    """Prompts of people asked by email at one address (any case) travel together, the first
+    by key carrying them; a milestone two of them lead is listed once, under the first; a
+    person asked in Slack at the same address, and everyone else, keeps their own message."""
+    acts = [
+        action("1", ("PB", "AW"), milestone("1", -2)),
+        action("2", ("AW",), milestone("2", 20)),
+        action("3", ("PB",), milestone("3", 30)),
+        action("4", ("DC",), milestone("4", 40)),
+        action("5", ("MC",), milestone("5", 50)),
+    ]
+    people = [person(k) for k in ("AW", "PB", "DC", "MC")]
+    planned = prompts(acts, people=people)
+    groups = mailbox_groups(
+        planned,
+        {"AW": "team@council.example", "PB": "Team@Council.example", "MC": "mc@x.example"},
+    )
+    assert [[p.person_key for p in g.prompts] for g in groups] == [["AW", "PB"], ["DC"], ["MC"]]
+    shared = groups[0]
+    assert shared.carrier.person_key == "AW"
+    assert [(key, [i.milestone_ref for i in items]) for key, items in shared.sections()] == [
+        ("AW", ["1", "2"]),
+        ("PB", ["3"]),
+    ]
+    assert [r for p in shared.prompts for r in refs(p)] == ["1", "2", "1", "3"]
+
+
+def test_a_person_whose_milestones_are_all_listed_under_another_has_no_section() -> None:
+    """When everything a person of a shared mailbox is asked about is someone else's too, the
+    combined message lists it once, under the first of them, with no empty heading."""
+    acts = [action("1", ("AW", "PB"), milestone("1", -2))]
+    planned = prompts(acts, people=[person("AW"), person("PB")])
+    [group] = mailbox_groups(planned, {"AW": "team@x.example", "PB": "team@x.example"})
+    assert [key for key, _ in group.sections()] == ["AW"]

@@ -68,12 +68,14 @@ def update(
     *,
     needs_support: bool = False,
     note: str | None = None,
+    revised_due: date | None = None,
 ) -> Update:
     return Update(
         milestone_ref=ref,
         given_at=datetime.combine(on, time(12, 0), tzinfo=UTC),
         rating=rating,
         note=note,
+        revised_due=revised_due,
         needs_support=needs_support,
         person_key="MC",
     )
@@ -151,7 +153,7 @@ def _one_of_each() -> tuple[list[Action], list[Update]]:
         single("1.8", day(-10)),  # overdue and needs support
     ]
     updates = [
-        update("1.1", day(-5), 3),
+        update("1.1", day(-5), 3, revised_due=day(20)),
         update("1.2", day(-2), 4),
         update("1.3", day(-1), 3),
         update("1.4", day(-2), 1),
@@ -316,7 +318,8 @@ def test_period_is_the_iso_week(as_of: date, period: str) -> None:
 
 def _check_item(item: Mapping[str, Any], section: str) -> None:
     assert set(item) == {
-        "ref", "title", "leads", "due", "days_overdue", "rating", "note", "updated", "reasons",
+        "ref", "title", "leads", "due", "days_overdue", "rating", "note", "updated",
+        "revised_due", "needs_support", "reasons",
     }  # fmt: skip
     assert type(item["ref"]) is str
     assert type(item["title"]) is str
@@ -332,6 +335,12 @@ def _check_item(item: Mapping[str, Any], section: str) -> None:
     assert item["updated"] is None or (
         type(item["updated"]) is str and ISO_DAY.fullmatch(item["updated"])
     )
+    assert item["revised_due"] is None or (
+        type(item["revised_due"]) is str and ISO_DAY.fullmatch(item["revised_due"])
+    )
+    assert type(item["needs_support"]) is bool
+    if section == "needs_support" or "needs_support" in item["reasons"]:
+        assert item["needs_support"] is True
     assert type(item["reasons"]) is list
     assert set(item["reasons"]) <= REASONS
 
@@ -373,8 +382,24 @@ def test_json_item_values() -> None:
         "rating": 4,
         "note": "Waiting for sign-off",
         "updated": day(-2).isoformat(),
+        "revised_due": None,
+        "needs_support": False,
         "reasons": [],
     }
+
+
+def test_json_item_carries_the_leads_revised_date_and_support_ask() -> None:
+    """An overdue item shows the lead's latest revised date and support ask, though neither
+    is a reason for an overdue milestone; a later answer naming no date keeps the date."""
+    actions = [action("1.1", milestone("1.1", day(-4)))]
+    updates = [
+        update("1.1", day(-9), 3, note="Slipping", revised_due=day(30)),
+        update("1.1", day(-2), 3, note="Still waiting on partners", needs_support=True),
+    ]
+    item = digest(actions, updates).to_json()["overdue"][0]
+    assert item["revised_due"] == day(30).isoformat()
+    assert item["needs_support"] is True
+    assert item["reasons"] == []
 
 
 def test_json_item_for_never_rated_milestone_has_nulls() -> None:

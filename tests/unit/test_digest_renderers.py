@@ -105,13 +105,20 @@ def action(ref: str, priority: int, *milestones: Milestone) -> Action:
 
 
 def update(
-    ref: str, on: date, rating: int | None, *, note: str | None = None, support: bool = False
+    ref: str,
+    on: date,
+    rating: int | None,
+    *,
+    note: str | None = None,
+    support: bool = False,
+    revised: date | None = None,
 ) -> Update:
     return Update(
         milestone_ref=ref,
         given_at=datetime.combine(on, time(12, 0), tzinfo=UTC),
         rating=rating,
         note=note,
+        revised_due=revised,
         needs_support=support,
         person_key="MC",
     )
@@ -145,7 +152,13 @@ def golden_digest() -> Digest:
         action("3.3", 3, milestone("3.3", None, "Corporate parenting panel, ongoing")),
     ]
     updates = [
-        update("1.1", day(-5), 3, note="Draft with partners; sign-off at the June board."),
+        update(
+            "1.1",
+            day(-5),
+            3,
+            note="Draft with partners; sign-off at the June board.",
+            revised=day(25),
+        ),
         update("1.2", day(-2), 4),
         update("1.3", day(-1), 3),
         update("1.4", day(-2), 1, note="Both posts filled."),
@@ -306,6 +319,28 @@ def test_golden_digest_fills_every_section() -> None:
     assert digest.trend
 
 
+def test_every_rendering_shows_the_leads_revised_date_and_support_ask() -> None:
+    """An overdue item's revised date and support ask (neither a reason for an overdue
+    milestone) are shown in Slack, HTML, plain text and Markdown alike."""
+    digest = golden_digest()
+    slack = json.dumps(render_slack(digest, slack_ids=SLACK_IDS), ensure_ascii=False)
+    for rendered in (
+        slack,
+        render_html(digest, names=NAMES),
+        render_text(digest, names=NAMES),
+        render_markdown(digest),
+    ):
+        assert "revised date 08 Jun 2027" in rendered
+        assert "Sufficiency strategy signed off" in rendered
+        assert "needs support" in rendered
+    overdue = render_text(digest, names=NAMES).split("Overdue (")[1].split("At risk (")[0]
+    first, second = overdue.split("- 1.1")  # 3.2 is the more overdue
+    assert "needs support" in first
+    assert "revised date" not in first
+    assert "revised date 08 Jun 2027" in second
+    assert "needs support" not in second
+
+
 # --- grouping by priority ----------------------------------------------------------------------
 
 
@@ -381,7 +416,8 @@ def test_slack_mentions_only_leads_with_a_known_slack_id() -> None:
 
 
 def test_slack_item_shows_every_fact() -> None:
-    """An item shows reference, title, leads, due date, days overdue, rating, reasons and note."""
+    """An item shows reference, title, leads, due date, days overdue, rating, support ask,
+    reasons and note."""
     posts = render_slack(golden_digest(), slack_ids=SLACK_IDS)
     blocks = [b for p in posts for b in p["blocks"]]
     index = next(
@@ -389,7 +425,7 @@ def test_slack_item_shows_every_fact() -> None:
     )
     assert blocks[index]["text"]["text"] == (
         f"*3.2* Sufficiency strategy signed off\nlead: <@{OUR_ID}> · due 04 May 2027 · "
-        "10 days overdue · rated 4 (Not achieved / not started)"
+        "10 days overdue · rated 4 (Not achieved / not started) · needs support"
     )
     assert blocks[index + 1] == {
         "type": "context",

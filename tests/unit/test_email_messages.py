@@ -79,6 +79,39 @@ def test_prompt_is_multipart_text_and_html_with_reply_headers() -> None:
     assert b"\n" not in out.raw.replace(b"\r\n", b"")
 
 
+def test_prompt_shows_the_last_revised_date_and_support_ask() -> None:
+    """A milestone's last answers' revised date and support ask are shown with its last
+    rating and note, in the text and the HTML part alike; a milestone without them shows
+    neither."""
+    asked = PromptItem(
+        "1.1-1",
+        "1.1",
+        "Agree next phase",
+        date(2026, 11, 30),
+        MilestoneStatus.OVERDUE,
+        (),
+        3,
+        "Waiting on partners",
+        5,
+        "JB",
+        revised_due=date(2027, 1, 31),
+        needs_support=True,
+    )
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[asked, item("1.1-2")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+    )
+    text, html = (p.get_content() for p in parse(out.raw).iter_parts())
+    assert "last answer: revised date 31 Jan 2027 · support asked" in text
+    assert text.count("last answer:") == 1
+    assert "revised date 31 Jan 2027 · support asked</span>" in html
+    assert html.count("support asked") == 1
+
+
 def test_reminder_threads_under_the_prompt() -> None:
     """A reminder says so in its subject and points at the prompt it follows."""
     out = prompt_email(

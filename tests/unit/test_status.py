@@ -179,6 +179,22 @@ def test_revised_date_later_than_due_is_revised_later() -> None:
     assert s.reasons == (Reason.REVISED_LATER,)
 
 
+def test_status_carries_the_latest_revised_date_even_when_overdue() -> None:
+    """The latest revised date a lead gave stays the milestone's revised date after a later
+    answer that names none, and is kept on an overdue milestone, where it is no reason."""
+    s = status_of(
+        due_in(-3),
+        [
+            update(day(-20), 3, revised_due=day(40)),
+            update(day(-9), 3, revised_due=day(30)),
+            update(day(-2), 3),
+        ],
+    )
+    assert s.status is MilestoneStatus.OVERDUE
+    assert s.revised_due == day(30)
+    assert status_of(due_in(10), [update(day(-1), 3)]).revised_due is None
+
+
 @pytest.mark.parametrize("revised", [70, 100])
 def test_revised_date_not_later_than_due_is_not_a_risk(revised: int) -> None:
     """A revised date on or before the due date is not revised_later."""

@@ -1,0 +1,45 @@
+"""The Slack prompt's Block Kit: what a lead sees about each milestone before answering."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from bot.domain.cycles import PromptItem
+from bot.domain.status import MilestoneStatus
+from handlers.slack_blocks import prompt_blocks, update_modal
+
+
+def item(ref: str, *, revised: date | None = None, support: bool = False) -> PromptItem:
+    return PromptItem(
+        ref,
+        ref.split("-")[0],
+        "Agree next phase",
+        date(2026, 11, 30),
+        MilestoneStatus.OVERDUE,
+        (),
+        3,
+        "Waiting on partners",
+        5,
+        "JB",
+        revised_due=revised,
+        needs_support=support,
+    )
+
+
+def test_prompt_shows_the_last_revised_date_and_support_ask_with_the_last_rating() -> None:
+    """A milestone's section in the DM and in the modal gives its last answers' revised date
+    and support ask after the last rating; one without them shows neither."""
+    items = [item("1.1-1", revised=date(2027, 1, 31), support=True), item("1.1-2")]
+    sections = {
+        b["block_id"]: b["text"]["text"]
+        for post in prompt_blocks("Wirral plan", "Joe Bannham", items, 7)
+        for b in post
+        if str(b.get("block_id", "")).startswith("m:")
+    }
+    assert sections["m:1.1-1"].endswith(
+        "last rating: 3 – In progress · revised date 31 Jan 2027 · support asked"
+    )
+    assert sections["m:1.1-2"].endswith("last rating: 3 – In progress")
+    modal = json.dumps(update_modal(7, items), ensure_ascii=False)
+    assert modal.count("revised date 31 Jan 2027 · support asked") == 1
