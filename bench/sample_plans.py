@@ -9,10 +9,13 @@ from pathlib import Path
 
 from bot.app import PlanPulse
 from bot.settings import Settings
+from storage.bulk import tune_collector
 
 
 async def bench_pulse(url: str, data_dir: Path, now: datetime) -> PlanPulse:
-    """The application on `url`, migrated, its clock stopped at `now`; the caller closes it."""
+    """The application on `url`, migrated, its clock stopped at `now`, the collector tuned as
+    `pulse` tunes it at start-up; the caller closes it."""
+    tune_collector()
     pulse = PlanPulse(
         Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=data_dir),  # type: ignore[call-arg]
         clock=lambda: now,

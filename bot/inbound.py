@@ -40,7 +40,6 @@ from bot.domain.replies import ParsedReply, RejectedLine, parse_reply
 from bot.domain.status import local_date
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
 from handlers.inbound_mail import InboundMail, dedupe_key, read_mail, rejection_email, reply_text
-from storage.bulk import collector_paused
 from storage.delivery import (
     IN_CHUNK,
     InboundDecision,
@@ -135,8 +134,7 @@ class Inbound:
         with a savepoint around each message: the failing one is kept as "unprocessable"
         and the others are recorded as if it were not there."""
         try:
-            with collector_paused():  # a batch makes many small, acyclic objects
-                decided = await self._process_batch(limit, careful=False)
+            decided = await self._process_batch(limit, careful=False)
         except _MessageFailed as failed:
             log.warning(
                 "inbound %s failed (%s); deciding its batch again one message at a time",

@@ -1,7 +1,11 @@
 """The single-process guard for SQLite mode: one `pulse run` per database file.
 
 SQLite has no `SKIP LOCKED`; its outbox claim is safe within one process, so a second
-process is refused rather than allowed to race (RELIABILITY.md, "Decisions").
+process is refused rather than allowed to race (RELIABILITY.md, "Decisions"). The lock is
+a file beside the database (`pulse.db.lock`), found by the database's real path: two
+processes on one database meet there whatever their data folders or the way they name it.
+It is not the database file itself: closing any descriptor of that file would drop
+SQLite's own POSIX locks.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ class AlreadyRunning(PulseError):
             f"another Plan Pulse process is running on this SQLite database (lock {path}); "
             "stop it first, or use PostgreSQL to run several"
         )
+
+
+def database_lock(database: Path) -> ProcessLock:
+    """The guard of one SQLite database file."""
+    real = database.resolve()
+    return ProcessLock(real.with_name(real.name + ".lock"))
 
 
 class ProcessLock:

@@ -29,7 +29,6 @@ from bot.domain.model import (
     Timescale,
     Update,
 )
-from storage.bulk import collector_paused
 from storage.models import (
     STATE_SLOTS,
     UPDATE_FIELDS,
@@ -220,12 +219,6 @@ class PlanRepository:
         status given before `until` (its latest update, its last two ratings and its latest
         revised date: see `_decisive`), oldest first. With `refs`, only those
         milestones and their actions: what an answer to one prompt needs, and no more."""
-        with collector_paused():  # a national plan is hundreds of thousands of objects
-            return await self._tracked(key, until=until, refs=refs)
-
-    async def _tracked(
-        self, key: str, *, until: datetime | None, refs: Sequence[str] | None
-    ) -> TrackedPlan:
         plan_row = await self.row(key)
         if plan_row is None:
             raise PlanNotFound(key)

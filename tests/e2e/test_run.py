@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import OutboxRow
-from tests.e2e.test_cli import PULSE, environment, import_small, pulse
+from tests.e2e.test_cli import PULSE, environment, import_small, pulse, pulse_env
 
 
 def start_bot(tmp: Path, db_url: str | None = None) -> subprocess.Popen[str]:
@@ -91,7 +91,7 @@ def test_sigterm_stops_cleanly_and_a_second_sqlite_process_is_refused(tmp_path: 
     try:
         wait_for(
             lambda: (
-                (tmp_path / "var" / "pulse.lock").exists()
+                (tmp_path / "var" / "pulse.db.lock").exists()
                 and (tmp_path / "var" / "mail" / "outbox").exists()
             )
         )
@@ -108,6 +108,32 @@ def test_sigterm_stops_cleanly_and_a_second_sqlite_process_is_refused(tmp_path: 
     assert bot.returncode == 0, err
     assert "stopped" in out
     assert "Traceback" not in err
+
+
+def test_a_second_process_on_the_same_sqlite_file_is_refused_whatever_its_data_folder(
+    tmp_path: Path,
+) -> None:
+    """Two `pulse run` on one SQLite database with different data folders, and the database
+    named by another path, still meet at one guard: the second is refused."""
+    assert import_small(tmp_path).returncode == 0
+    bot = start_bot(tmp_path)
+    try:
+        wait_for(lambda: (tmp_path / "var" / "pulse.db.lock").exists())
+        other = tmp_path / "elsewhere"
+        other.mkdir()
+        (other / "db").symlink_to(tmp_path / "var")
+        second = pulse_env(
+            other,
+            {"DATABASE_URL": f"sqlite+aiosqlite:///{other / 'db' / 'pulse.db'}"},
+            "run",
+            "--once",
+        )
+        assert second.returncode == 1
+        assert "another Plan Pulse process is running" in second.stderr
+        assert not (other / "var" / "mail" / "outbox").exists()
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        bot.communicate(timeout=30)
 
 
 def big_plan(tmp: Path, people: int) -> tuple[Path, Path]:

@@ -1,69 +1,48 @@
-"""The collector pause around bulk reads: nested and overlapping blocks resume the cyclic
-collector once, at the end of the last, and never turn on one that was off."""
+"""The collector tuning for bulk reads: set once, never turning the collector off, and
+never turning on one that was off."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Iterator
 
 import pytest
 
-from storage.bulk import collector_paused
+from storage.bulk import YOUNG_THRESHOLD, tune_collector
 
 
 @pytest.fixture(autouse=True)
 def restore_collector() -> Iterator[None]:
-    was = gc.isenabled()
+    was, thresholds = gc.isenabled(), gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)
     if was:
         gc.enable()
     else:
         gc.disable()
 
 
-def test_the_collector_is_paused_inside_and_resumed_after() -> None:
+def test_tuning_makes_collections_rarer_and_leaves_the_collector_on() -> None:
+    """After tuning, young collections wait for many more allocations, and the collector
+    is still running."""
     gc.enable()
-    with collector_paused():
-        assert not gc.isenabled()
-        with collector_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # the outer block is still open
+    gc.set_threshold(700, 10, 10)
+    tune_collector()
     assert gc.isenabled()
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    tune_collector()  # at start-up, or again: the same
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
 
 
 def test_a_collector_that_was_off_stays_off() -> None:
+    """Tuning never turns on a collector someone turned off."""
     gc.disable()
-    with collector_paused():
-        pass
+    tune_collector()
     assert not gc.isenabled()
 
 
-def test_it_is_resumed_after_an_error() -> None:
-    gc.enable()
-    with pytest.raises(ValueError, match="boom"), collector_paused():
-        raise ValueError("boom")
-    assert gc.isenabled()
-
-
-async def test_overlapping_tasks_resume_it_when_the_last_ends() -> None:
-    gc.enable()
-    first_in, second_in, first_out = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    seen: list[bool] = []
-
-    async def first() -> None:
-        with collector_paused():
-            first_in.set()
-            await second_in.wait()
-        first_out.set()
-
-    async def second() -> None:
-        await first_in.wait()
-        with collector_paused():
-            second_in.set()
-            await first_out.wait()
-            seen.append(gc.isenabled())  # the first has ended; this one has not
-
-    await asyncio.gather(first(), second())
-    assert seen == [False]
-    assert gc.isenabled()
+def test_higher_thresholds_set_by_the_site_are_kept() -> None:
+    """A site that chose rarer collections still has them."""
+    gc.set_threshold(200_000, 50, 500)
+    tune_collector()
+    assert gc.get_threshold() == (200_000, 50, 500)
