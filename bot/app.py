@@ -32,7 +32,6 @@ from handlers.slack_transport import SlackTransport, lookup_user_by_email
 from handlers.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.transports import LocalMailTransport, Transport
 from storage import export
-from storage.bulk import collector_paused
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository
 from storage.models import NetworkRow, PersonRow, PromptRow
@@ -129,12 +128,6 @@ class PlanPulse:
         self, plan_key: str, *, network: str | None = None, as_of: date | None = None
     ) -> list[Digest]:
         """The digest content of each of the plan's networks (or of one)."""
-        with collector_paused():
-            return await self._digests(plan_key, network=network, as_of=as_of)
-
-    async def _digests(
-        self, plan_key: str, *, network: str | None = None, as_of: date | None = None
-    ) -> list[Digest]:
         async with self.sessions() as session:
             plan = await PlanRepository(session).get(plan_key)
             day = as_of or self.today(plan.timezone)
@@ -386,6 +379,7 @@ class Runner:
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
         self.imap = imap_receiver(settings, self.inbound)
         self.smtp_listener: SmtpListener | None = None
+        self._jobs: set[asyncio.Task[Any]] = set()
         if settings.smtp_listen_port is not None:
             # Imported only when on: aiosmtpd is needed only by sites that use the listener.
             from handlers.smtp_listener import SmtpListener
@@ -427,8 +421,9 @@ class Runner:
         # The job store is memory and never trusted: a missed tick is harmless because the
         # tick derives what is due from the database and its watermark.
         scheduler.add_job(
-            self._tick,
+            self._job,
             "interval",
+            args=[self._tick],
             seconds=tick_every,
             max_instances=1,
             coalesce=True,
@@ -436,8 +431,9 @@ class Runner:
             next_run_time=self.pulse.clock(),
         )
         scheduler.add_job(
-            self._inbox,
+            self._job,
             "interval",
+            args=[self._inbox],
             seconds=inbox_every,
             max_instances=1,
             coalesce=True,
@@ -454,13 +450,33 @@ class Runner:
         finally:
             if self.smtp_listener is not None:
                 await self.smtp_listener.stop()
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown(wait=False)  # cancels the jobs it started; they end below
+            await self._jobs_ended()
             if self.slack is not None:
                 await self.slack.stop()
             self.worker.stop()
             await worker
             if imap is not None:
                 await imap
+
+    async def _job(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a scheduled job, known to the runner until it ends, so that shutting down
+        waits for it: a job cancelled and never awaited would be left mid-transaction."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._jobs.add(task)
+        try:
+            await work()
+        finally:
+            if task is not None:
+                self._jobs.discard(task)
+
+    async def _jobs_ended(self) -> None:
+        """Cancel the scheduled jobs still running and wait until each has ended."""
+        running = list(self._jobs)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _tick(self) -> None:
         try:

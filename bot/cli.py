@@ -21,18 +21,20 @@ from pydantic import ValidationError
 
 from bot.app import PlanPulse, Runner, check, cycles_for
 from bot.clock import system_clock
+from bot.delivery import outbox_problems, resolve_message, retry_message
 from bot.demo import run_demo
 from bot.digest_posting import DigestPoster
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
-from bot.locks import ProcessLock
+from bot.locks import database_lock
 from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
 from digests.slack import render_slack
 from handlers.local_mail import write_local_reply
-from storage.db import is_sqlite
-from storage.delivery import InboundRepository
+from storage.bulk import tune_collector
+from storage.db import sqlite_path
+from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
 
 app = typer.Typer(
@@ -253,9 +255,21 @@ def status(
                     _one_line(line.milestone.title, 60),
                 )
             )
-        return _table(rows)
+        return "\n".join([_table(rows), *await _outbox_summary(pulse)])
 
     typer.echo(_run(work))
+
+
+async def _outbox_summary(pulse: PlanPulse) -> list[str]:
+    """One line when messages failed or wait for review: they need a person."""
+    async with pulse.sessions() as session:
+        counts = await OutboxRepository(session).problem_counts()
+    if not counts:
+        return []
+    parts = [f"{counts['failed']} failed"] if counts.get("failed") else []
+    if counts.get("needs_review"):
+        parts.append(f"{counts['needs_review']} need review")
+    return ["", f"outbox: {', '.join(parts)} (see `pulse outbox`)"]
 
 
 _INBOX_PROBLEMS = ("unprocessable", "quarantined", "rejected", "ignored")
@@ -469,11 +483,8 @@ def run(
         raise typer.BadParameter("--now only makes sense with --once", param_hint="--now")
 
     async def work(pulse: PlanPulse) -> str:
-        lock = (
-            ProcessLock(pulse.settings.data_dir / "pulse.lock")
-            if is_sqlite(pulse.settings.database_url)
-            else None
-        )
+        database = sqlite_path(pulse.settings.database_url)
+        lock = database_lock(database) if database is not None else None
         if lock is not None:
             lock.acquire()
         try:
@@ -501,6 +512,80 @@ def run(
                 lock.release()
 
     typer.echo(_run(work, clock=moment))
+
+
+outbox_app = typer.Typer(
+    help="Messages that failed or need review: list them, send one again, or settle one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.callback()
+def outbox(ctx: typer.Context) -> None:
+    """List failed and needs-review messages: id, state, kind, recipient, when, why."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def work(pulse: PlanPulse) -> str:
+        problems = await outbox_problems(pulse.sessions)
+        if not problems:
+            return "No outbox message has failed or needs review."
+        rows = [("ID", "STATE", "KIND", "CHANNEL", "RECIPIENT", "WHEN", "WHY")]
+        for p in problems:
+            rows.append(
+                (
+                    str(p.id),
+                    p.state.replace("_", " "),
+                    p.kind,
+                    p.channel,
+                    _one_line(p.recipient, 40),
+                    p.when.strftime("%Y-%m-%d %H:%M"),
+                    _one_line(p.why or "-", 160),
+                )
+            )
+        return _table(rows)
+
+    typer.echo(_run(work))
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="the message's id")],
+) -> None:
+    """Send a failed or needs-review message again (for one that needs review: only once
+    you have checked that it did not arrive)."""
+
+    async def work(pulse: PlanPulse) -> str:
+        await retry_message(pulse.sessions, message_id, now=pulse.clock())
+        return f"outbox message {message_id} will be sent again (`pulse run` sends it)"
+
+    typer.echo(_run(work))
+
+
+@outbox_app.command("resolve")
+def outbox_resolve(
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="the message's id")],
+    sent: Annotated[
+        bool | None,
+        typer.Option(
+            "--sent/--not-sent", help="it did arrive (--sent), or it did not and stays unsent"
+        ),
+    ] = None,
+) -> None:
+    """Settle a failed or needs-review message as you found it: --sent or --not-sent."""
+    if sent is None:
+        raise typer.BadParameter("say --sent or --not-sent", param_hint="--sent/--not-sent")
+
+    async def work(pulse: PlanPulse) -> str:
+        assert sent is not None
+        message = await resolve_message(pulse.sessions, message_id, sent=sent, now=pulse.clock())
+        return f"outbox message {message_id} ({message.kind} to {message.recipient}) " + (
+            "recorded as sent" if sent else "recorded as not sent; it will not be sent"
+        )
+
+    typer.echo(_run(work))
 
 
 @app.command()
@@ -540,6 +625,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def main() -> None:
+    tune_collector()
     app()
 
 

@@ -1,6 +1,12 @@
 """The outbox worker: claims due messages with a lease, hands each to its transport, and
 records the outcome; rows whose sender vanished are reconciled before anything is resent.
 
+A message is sent only by the worker that holds its lease at the moment it is handed over:
+the worker records the hand-over with a statement that matches only a row it still holds
+(its row count says whether it does), and a row it lost is never sent. While a batch is
+in hand its leases are renewed, so a slow server does not let them run out; if they do
+(a stalled worker), another worker takes the rows over and the first sends none of them.
+
 One summary log line per message sent, per retry and per failure. Shutdown never leaves a
 message half sent: the current message finishes, then unsent leases are given back.
 """
@@ -12,15 +18,17 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from handlers.transports import Outcome, Reconciled, Result, Transport
-from storage.delivery import OutboxMessage, OutboxRepository, PromptRepository
+from bot.domain.errors import OutboxEntryError
+from handlers.transports import HandsOver, Outcome, Reconciled, Result, Transport
+from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ class DeliveryStats:
     failed: int = 0
     review: int = 0
     reconciled: int = 0
+    lost: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -121,32 +130,85 @@ class OutboxWorker:
             claimed = await OutboxRepository(session).claim(
                 owner=self.owner, now=now, lease=self.lease, limit=self.batch
             )
-        done = 0
-        delivered: list[tuple[OutboxMessage, Outcome, datetime]] = []
-        # Transports that reconcile exactly are marked as sending in one statement; the
-        # others row by row, just before each delivery starts.
-        batched = [m.id for m in claimed if self._transport(m).settle_every > 1]
-        if batched:
-            async with self.sessions() as session, session.begin():
-                await OutboxRepository(session).mark_sending(batched, owner=self.owner)
-        for message in claimed:
-            if self._stopping.is_set():
-                break
-            if self._transport(message).settle_every <= 1:
-                async with self.sessions() as session, session.begin():
-                    await OutboxRepository(session).mark_sending([message.id], owner=self.owner)
-            delivered.append((message, await self._send(message), self.clock()))
-            done += 1
-            if len(delivered) >= max(1, self._transport(message).settle_every):
-                await self._settle(delivered)
-                delivered = []
-        await self._settle(delivered)
+        if not claimed:
+            return 0
+        async with self._leases_kept([m.id for m in claimed]):
+            done = await self._deliver_batch(claimed)
         if len(claimed) > done:
             async with self.sessions() as session, session.begin():
                 await OutboxRepository(session).release(
                     owner=self.owner, ids=[m.id for m in claimed[done:]]
                 )
         return done
+
+    async def _deliver_batch(self, claimed: list[OutboxMessage]) -> int:
+        """Deliver the claimed rows in order until told to stop; how many were taken."""
+        done = 0
+        delivered: list[tuple[OutboxMessage, Outcome, datetime]] = []
+        # Transports that reconcile exactly are marked as handed over in one statement;
+        # the others row by row, at the last moment before the far end can have it.
+        batched = [m.id for m in claimed if self._transport(m).settle_every > 1]
+        held: set[int] = set()
+        if batched:
+            held = await self._mark_sending(batched)
+        for message in claimed:
+            if self._stopping.is_set():
+                break
+            done += 1
+            transport = self._transport(message)
+            if transport.settle_every > 1 and message.id not in held:
+                outcome = self._lost(message)
+            elif transport.settle_every > 1:
+                outcome = await self._send(message)
+            elif isinstance(transport, HandsOver):
+                outcome = await self._send_handing_over(transport, message)
+            elif await self._mark_sending([message.id]):
+                outcome = await self._send(message)
+            else:
+                outcome = self._lost(message)
+            if outcome.result is Result.LOST:
+                continue  # its new holder records it
+            delivered.append((message, outcome, self.clock()))
+            if len(delivered) >= max(1, transport.settle_every):
+                await self._settle(delivered)
+                delivered = []
+        await self._settle(delivered)
+        return done
+
+    async def _mark_sending(self, ids: list[int]) -> set[int]:
+        async with self.sessions() as session, session.begin():
+            return await OutboxRepository(session).mark_sending(
+                ids, owner=self.owner, now=self.clock(), lease=self.lease
+            )
+
+    def _lost(self, message: OutboxMessage) -> Outcome:
+        self.stats.lost += 1
+        log.warning("outbox %s: lease lost before sending; left to its new holder", message.id)
+        return Outcome(Result.LOST, "lease lost")
+
+    @contextlib.asynccontextmanager
+    async def _leases_kept(self, ids: list[int]) -> AsyncIterator[None]:
+        """Renew the batch's leases every third of a lease while it is in hand."""
+
+        async def renew() -> None:
+            every = max(self.lease.total_seconds() / 3, 0.01)
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    async with self.sessions() as session, session.begin():
+                        await OutboxRepository(session).renew(
+                            ids, owner=self.owner, now=self.clock(), lease=self.lease
+                        )
+                except Exception as exc:  # the hand-over check still guards every row
+                    log.warning("could not renew outbox leases: %s", type(exc).__name__)
+
+        keeper = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
 
     async def drain(self) -> int:
         """Deliver until nothing is due now (for `run --once` and tests)."""
@@ -179,6 +241,19 @@ class OutboxWorker:
     async def _send(self, message: OutboxMessage) -> Outcome:
         try:
             return await self._transport(message).deliver(message)
+        except Exception as exc:  # a transport bug must not lose the row: retry it
+            log.exception("outbox %s: transport error", message.id)
+            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+
+    async def _send_handing_over(self, transport: HandsOver, message: OutboxMessage) -> Outcome:
+        async def hand_over() -> bool:
+            if await self._mark_sending([message.id]):
+                return True
+            self._lost(message)
+            return False
+
+        try:
+            return await transport.deliver_handing_over(message, hand_over)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %s: transport error", message.id)
             return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
@@ -290,3 +365,50 @@ class OutboxWorker:
     ) -> None:
         if message.prompt_id is not None and message.kind == "prompt":
             await PromptRepository(session).mark_sent(message.prompt_id, now)
+
+
+# -- what an admin does with messages that failed or need review (`pulse outbox`) ---------
+
+
+async def outbox_problems(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxProblem]:
+    """Failed and needs-review messages, oldest first."""
+    async with sessions() as session:
+        return await OutboxRepository(session).problems()
+
+
+async def _refuse(repo: OutboxRepository, message_id: int) -> NoReturn:
+    state = await repo.state_of(message_id)
+    if state is None:
+        raise OutboxEntryError(f"there is no outbox message {message_id}")
+    raise OutboxEntryError(
+        f"outbox message {message_id} is {state.replace('_', ' ')}, not failed or "
+        "waiting for review: nothing to do"
+    )
+
+
+async def retry_message(
+    sessions: async_sessionmaker[AsyncSession], message_id: int, *, now: datetime
+) -> None:
+    """Send a failed or needs-review message again, with a fresh count of attempts (for a
+    needs-review one: a person checked that it did not arrive)."""
+    async with sessions() as session, session.begin():
+        repo = OutboxRepository(session)
+        if not await repo.retry(message_id, now=now):
+            await _refuse(repo, message_id)
+    log.info("outbox %s queued again by an admin", message_id)
+
+
+async def resolve_message(
+    sessions: async_sessionmaker[AsyncSession], message_id: int, *, sent: bool, now: datetime
+) -> OutboxMessage:
+    """Settle a failed or needs-review message as a person found it: sent (a prompt then
+    counts as sent) or not sent (it stays unsent and leaves the list)."""
+    async with sessions() as session, session.begin():
+        repo = OutboxRepository(session)
+        message = await repo.resolve(message_id, sent=sent, now=now)
+        if message is None:
+            await _refuse(repo, message_id)
+        if sent and message.prompt_id is not None and message.kind == "prompt":
+            await PromptRepository(session).mark_sent(message.prompt_id, now)
+    log.info("outbox %s resolved by an admin as %s", message_id, "sent" if sent else "not sent")
+    return message

@@ -14,6 +14,12 @@ happened before or after the end of DATA went out:
     connection lost / timeout after the end         UNKNOWN: the server may have the
                                                     message (RFC 1047); never resent,
                                                     the worker flags it for review
+    the worker no longer holds the row, just        LOST: the final dot is never sent;
+    before the end                                  the row's new holder sends it
+
+The worker is asked (`hand_over`) after the server's 354 and before the message goes: only
+then is the row recorded as handed over. A crash while pacing, connecting or anywhere
+before leaves a row that is simply sent again; one after is a row for a person to check.
 
 One connection is kept open and reused for every delivery (much faster than one per
 message); it is opened lazily, reopened when the server has dropped it, and dropped after
@@ -44,7 +50,7 @@ from aiosmtplib import (
 )
 
 from bot.domain.errors import ConfigError, PulseError
-from handlers.transports import Outcome, Reconciled, Result
+from handlers.transports import HandOver, Outcome, Reconciled, Result
 from storage.delivery import OutboxMessage
 
 if TYPE_CHECKING:
@@ -318,6 +324,9 @@ class SmtpTransport:
     # -- the Transport protocol ----------------------------------------------------------
 
     async def deliver(self, message: OutboxMessage) -> Outcome:
+        return await self.deliver_handing_over(message, _always_ours)
+
+    async def deliver_handing_over(self, message: OutboxMessage, hand_over: HandOver) -> Outcome:
         try:
             recipient, body = self._prepare(message)
         except _Unsendable as exc:
@@ -325,7 +334,7 @@ class SmtpTransport:
         async with self._lock:
             await self._pace()
             try:
-                outcome = await self._transaction(recipient, body)
+                outcome = await self._transaction(recipient, body, hand_over)
             except BaseException:
                 self._drop()  # cancelled mid-conversation: the connection state is unknown
                 raise
@@ -386,7 +395,7 @@ class SmtpTransport:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _transaction(self, recipient: bytes, body: bytes) -> Outcome:
+    async def _transaction(self, recipient: bytes, body: bytes, hand_over: HandOver) -> Outcome:
         # A reused connection may have been closed by the server while idle (Exchange
         # drops idle sessions) without us noticing: if it fails before anything of this
         # message was accepted, open a fresh one once and start again.
@@ -416,6 +425,19 @@ class SmtpTransport:
                     return self._refused(stage, reply)
                 if not client.is_connected:
                     raise SMTPException("connection lost before the message was sent")
+                # The last moment nothing of this message can have been accepted. The
+                # connection is dropped on any outcome but SENT, so the server discards the
+                # unfinished message.
+                try:
+                    ours = await hand_over()
+                except Exception as exc:  # the database's errors are not ours to enumerate
+                    log.warning("could not record the hand-over: %s", type(exc).__name__)
+                    return Outcome(
+                        Result.RETRY,
+                        f"could not record the hand-over ({type(exc).__name__}); not sent",
+                    )
+                if not ours:
+                    return Outcome(Result.LOST, "another worker holds the message; not sent")
                 # From here the server may have the whole message. execute_command writes
                 # before its first await, so nothing was sent if it raised before this.
                 stage = Stage.END
@@ -571,6 +593,10 @@ class SmtpTransport:
             code=code,
             temporary=temporary,
         )
+
+
+async def _always_ours() -> bool:
+    return True
 
 
 def _describe(exc: BaseException) -> str:

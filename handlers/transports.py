@@ -1,9 +1,12 @@
 """How an outbox row leaves the building, and how an unknown outcome is settled.
 
 Every transport answers a delivery with one `Outcome`, and a row whose sender vanished
-mid-send with a `Reconciled` verdict. Local mode's transport writes each message as an
-`.eml` file named after its outbox id, by an atomic rename: writing the same row twice
-leaves one file, and reconciling is looking for that file.
+mid-send with a `Reconciled` verdict. A transport that knows the last moment before the far
+end can have a message (SMTP: just before the final dot of DATA) `HandsOver`: it asks the
+worker then whether the row is still its to send, so a crash or a lost lease before that
+moment leaves a row that is simply sent again. Local mode's transport writes each message
+as an `.eml` file named after its outbox id, by an atomic rename: writing the same row
+twice leaves one file, and reconciling is looking for that file.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from storage.delivery import OutboxMessage
 
@@ -24,6 +28,7 @@ class Result(StrEnum):
     RETRY = "retry"  # temporary: try again later
     FAILED = "failed"  # permanent: never retry
     UNKNOWN = "unknown"  # the message may or may not have gone
+    LOST = "lost"  # not sent: the row's lease was lost first, its new holder sends it
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,21 @@ class Transport(Protocol):
     async def deliver(self, message: OutboxMessage) -> Outcome: ...
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled: ...
+
+
+# Called at the moment of handing over; True when the row is still ours to send. It
+# records the row as handed over, so from then on a lost worker's row needs reconciling.
+HandOver = Callable[[], Awaitable[bool]]
+
+
+@runtime_checkable
+class HandsOver(Protocol):
+    """A transport that calls `hand_over` itself, at the last moment before the far end
+    can have the message; refused, it sends nothing and answers `Result.LOST`."""
+
+    async def deliver_handing_over(
+        self, message: OutboxMessage, hand_over: HandOver
+    ) -> Outcome: ...
 
 
 class LocalMailTransport:

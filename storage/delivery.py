@@ -291,9 +291,24 @@ class WatermarkRepository:
         await self.session.execute(statement)
 
 
-# Leased states: "claimed" (not started: safe to send again) and "sending" (started: its
-# outcome is unknown until the transport reconciles it).
+# Leased states: "claimed" (not handed over: safe to send again) and "sending" (handed
+# over, or about to be: its outcome is unknown until the transport reconciles it).
 LEASED = ("claimed", "sending")
+# Settled for good unless an admin says otherwise (`pulse outbox`).
+NEEDS_ADMIN = ("failed", "needs_review")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxProblem:
+    """A failed or needs-review message, as `pulse outbox` lists it."""
+
+    id: int
+    state: str
+    kind: str
+    channel: str
+    recipient: str
+    when: datetime
+    why: str
 
 
 class OutboxRepository:
@@ -368,6 +383,7 @@ class OutboxRepository:
             "lease_owner": owner,
             "lease_until": utc(now + lease),
             "attempts": OutboxRow.attempts + 1,
+            "attempted_at": utc(now),
         }
         if self.session.bind.dialect.name == "postgresql":
             ids = (
@@ -401,15 +417,47 @@ class OutboxRepository:
         ).all()
         return sorted((_message(r) for r in rows), key=lambda m: m.id)
 
-    async def mark_sending(self, message_ids: Sequence[int], *, owner: str) -> None:
-        """Delivery of these rows is about to start: from now on their outcome must be
-        reconciled if the worker vanishes, where a merely claimed row is simply resent."""
-        if message_ids:
-            await self.session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(list(message_ids)), OutboxRow.lease_owner == owner)
-                .values(state="sending")
+    async def mark_sending(
+        self, message_ids: Sequence[int], *, owner: str, now: datetime, lease: timedelta
+    ) -> set[int]:
+        """These rows are about to be handed over: from now on their outcome must be
+        reconciled if the worker vanishes, where a merely claimed row is simply resent.
+        Only rows `owner` still holds (claimed by it, lease not run out) are marked, their
+        lease renewed; the ids marked. A row not among them is someone else's: never send it."""
+        if not message_ids:
+            return set()
+        marked = await self.session.scalars(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(list(message_ids)),
+                OutboxRow.lease_owner == owner,
+                OutboxRow.state == "claimed",
+                OutboxRow.lease_until > utc(now),
             )
+            .values(state="sending", lease_until=utc(now + lease))
+            .returning(OutboxRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(marked.all())
+
+    async def renew(
+        self, message_ids: Sequence[int], *, owner: str, now: datetime, lease: timedelta
+    ) -> int:
+        """Extend the leases `owner` still holds on these rows (a slow batch keeps them);
+        how many it still holds. A row another worker took over is left to it."""
+        if not message_ids:
+            return 0
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(list(message_ids)),
+                OutboxRow.lease_owner == owner,
+                OutboxRow.state.in_(LEASED),
+            )
+            .values(lease_until=utc(now + lease))
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0))
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
         """Rows whose sender vanished mid-send: their outcome is unknown until reconciled."""
@@ -510,6 +558,63 @@ class OutboxRepository:
             )
         )
         return int(getattr(result, "rowcount", 0))
+
+    async def problems(self) -> list[OutboxProblem]:
+        """Failed and needs-review messages, oldest first."""
+        rows = await self.session.scalars(
+            select(OutboxRow).where(OutboxRow.state.in_(NEEDS_ADMIN)).order_by(OutboxRow.id)
+        )
+        return [
+            OutboxProblem(
+                r.id,
+                r.state,
+                r.kind,
+                r.channel,
+                r.recipient,
+                utc(r.attempted_at or r.created_at),
+                r.last_error or "",
+            )
+            for r in rows.all()
+        ]
+
+    async def problem_counts(self) -> dict[str, int]:
+        """How many messages are failed and how many need review (absent: none)."""
+        rows = await self.session.execute(
+            select(OutboxRow.state, func.count())
+            .where(OutboxRow.state.in_(NEEDS_ADMIN))
+            .group_by(OutboxRow.state)
+        )
+        return {state: int(n) for state, n in rows.tuples()}
+
+    async def state_of(self, message_id: int) -> str | None:
+        state: str | None = await self.session.scalar(
+            select(OutboxRow.state).where(OutboxRow.id == message_id)
+        )
+        return state
+
+    async def retry(self, message_id: int, *, now: datetime) -> bool:
+        """Send a failed or needs-review message again, as if new; False if it is neither."""
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id, OutboxRow.state.in_(NEEDS_ADMIN))
+            .values(state="pending", attempts=0, next_attempt_at=utc(now))
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def resolve(self, message_id: int, *, sent: bool, now: datetime) -> OutboxMessage | None:
+        """Settle a failed or needs-review message as sent or not sent, as a person found;
+        the message, or None if it is neither."""
+        values: dict[str, Any] = {"state": "sent" if sent else "not_sent"}
+        if sent:
+            values["sent_at"] = utc(now)
+        row = await self.session.scalar(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id, OutboxRow.state.in_(NEEDS_ADMIN))
+            .values(**values)
+            .returning(OutboxRow)
+            .execution_options(synchronize_session=False)
+        )
+        return None if row is None else _message(row)
 
     async def message_id_for(self, dedupe_key: str) -> str | None:
         value: str | None = await self.session.scalar(

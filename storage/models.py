@@ -280,9 +280,11 @@ class PromptTokenRow(Base):
 class OutboxRow(Base):
     """A message to deliver, frozen when it was decided, so a retry sends the same thing.
 
-    state: pending → claimed (leased) → sending (delivery started) → sent | failed |
-    needs_review. An expired lease on a claimed row puts it back to pending; one on a row
-    that was sending is reconciled with the transport before anything is sent again.
+    state: pending → claimed (leased) → sending (handed over: the far end may have it) →
+    sent | failed | needs_review; an admin settles failed and needs-review rows with
+    `pulse outbox` (back to pending, sent, or not_sent). An expired lease on a claimed row
+    puts it back to pending; one on a row that was sending is reconciled with the transport
+    before anything is sent again.
     """
 
     __tablename__ = "outbox"
@@ -308,6 +310,8 @@ class OutboxRow(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the latest attempt began: what `pulse outbox` shows for a failed message.
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WatermarkRow(Base):

@@ -5,7 +5,8 @@
     ├── ImportFailed            a plan, people or networks file with problems; nothing written
     ├── PlanNotFound            a plan key that is not in the store
     ├── NetworkNotFound         a network key that is not in the store or not in the plan
-    └── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
+    ├── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
+    └── OutboxEntryError        an outbox message that is not there, or not to be settled so
 
 Handlers turn these into messages for leads and admins; tracebacks go to the log only.
 """
@@ -74,3 +75,8 @@ class NetworkNotFound(PulseError):
 
 class ConfigError(PulseError):
     """Settings that cannot work."""
+
+
+class OutboxEntryError(PulseError):
+    """`pulse outbox retry|resolve` on a message that does not exist or is not failed or
+    waiting for review."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -394,3 +395,83 @@ def test_env_example_copied_as_is_runs_in_local_mode(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ok   local mode" in out.stdout
+
+
+class _AwkwardServer:
+    """An aiosmtpd handler that refuses Morgan for good (550) and hangs up on Alex after the
+    final dot, so one prompt fails and one may or may not have gone."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("morgan"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if any(a.startswith("alex") for a in envelope.rcpt_tos):
+            server.transport.close()
+            await asyncio.Event().wait()
+        return "250 OK queued"
+
+
+def test_outbox_lists_failed_and_unknown_mail_and_an_admin_settles_them(tmp_path: Path) -> None:
+    """Mail refused for good and mail cut off after its final dot are listed by `pulse
+    outbox` with recipient, kind, when and why, counted in `pulse status`, and an admin
+    sends one again or records it as sent; a wrong id gets one clear line."""
+    from aiosmtpd.controller import Controller
+
+    from tests.postgres import free_port
+
+    assert import_small(tmp_path).returncode == 0
+    controller = Controller(_AwkwardServer(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(controller.port),
+            "SMTP_TLS": "none",
+            "MAIL_FROM": "Plan Pulse <pulse@council.example>",
+            "PULSE_SECRET_KEY": "k3J9vQ2xL8mN4pR7sT1wY6zA0bC5dE2fG",
+        }
+        run = pulse_env(tmp_path, smtp, "run", "--once", "--now", "2026-11-23T09:05:00Z")
+        assert run.returncode == 0, run.stderr
+    finally:
+        controller.stop()
+    listed = pulse(tmp_path, "outbox")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["ID", "STATE", "KIND", "CHANNEL", "RECIPIENT", "WHEN", "WHY"]
+    failed = next(line for line in lines if "morgan.clarke@" in line)
+    review = next(line for line in lines if "alex.walker@" in line)
+    assert " failed " in failed
+    assert "2026-11-23 09:05" in failed
+    assert "550 5.1.1 mailbox unavailable" in failed
+    assert " needs review " in review
+    assert "no reply after the end of DATA" in review
+    assert len(lines) == 3
+    status = pulse(tmp_path, "status", "--plan", "small")
+    assert "outbox: 1 failed, 1 need review (see `pulse outbox`)" in status.stdout
+    failed_id, review_id = failed.split()[0], review.split()[0]
+    retried = pulse(tmp_path, "outbox", "retry", failed_id)
+    assert retried.returncode == 0, retried.stderr
+    assert "will be sent again" in retried.stdout
+    resolved = pulse(tmp_path, "outbox", "resolve", review_id, "--sent")
+    assert resolved.returncode == 0, resolved.stderr
+    assert "recorded as sent" in resolved.stdout
+    assert pulse(tmp_path, "outbox").stdout.strip() == (
+        "No outbox message has failed or needs review."
+    )
+    again = pulse(tmp_path, "outbox", "resolve", review_id, "--not-sent")
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"error: outbox message {review_id} is sent, not failed or waiting for review: "
+        "nothing to do"
+    )
+    missing = pulse(tmp_path, "outbox", "retry", "9999")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: there is no outbox message 9999"
+    no_flag = pulse(tmp_path, "outbox", "resolve", review_id)
+    assert no_flag.returncode == 2
+    assert "--sent or --not-sent" in no_flag.stderr

@@ -4,6 +4,8 @@ cycle, every message delivered once, replies taken in once, nothing lost to a cr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
@@ -296,7 +298,9 @@ async def test_a_worker_that_died_mid_send_loses_and_duplicates_nothing(
         )
     assert len(claimed) == len(LEADS_WITH_OPEN_MILESTONES)
     async with pulse.sessions() as session, session.begin():
-        await OutboxRepository(session).mark_sending([m.id for m in claimed], owner="dead-worker")
+        await OutboxRepository(session).mark_sending(
+            [m.id for m in claimed], owner="dead-worker", now=clock(), lease=timedelta(minutes=5)
+        )
     await transport.deliver(claimed[0])  # it wrote one file, then died before recording it
     survivor = OutboxWorker(pulse.sessions, {"email": transport}, clock=clock)
     assert await survivor.drain() == 0  # leases still live: nothing is touched
@@ -378,3 +382,51 @@ async def test_an_away_lead_is_not_prompted_and_their_delegate_is(
     assert "2.3 " in text  # AW's milestone, asked of their delegate
     assert "for AW" in text
     assert "2.4 " in text  # PB's own
+
+
+async def test_a_digest_build_cancelled_and_abandoned_leaves_the_collector_on(
+    pulse: PlanPulse,
+) -> None:
+    """A digest build whose task is cancelled mid-way and never resumed (a job a shut-down
+    scheduler dropped) does not leave cyclic garbage collection off."""
+    assert gc.isenabled()
+    task = asyncio.create_task(pulse.digests("small"))
+    for _ in range(3):
+        await asyncio.sleep(0)  # it is in the middle of reading the plan
+    assert not task.done()
+    task.cancel()
+    try:
+        assert gc.isenabled()
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class StopWhenJobsRun:
+    """A clock that asks the runner to stop the first time a scheduled job reads it."""
+
+    def __init__(self, now: datetime, stop: asyncio.Event) -> None:
+        self.now, self.stop = now, stop
+        self.main = asyncio.current_task()
+
+    def __call__(self) -> datetime:
+        if asyncio.current_task() is not self.main:
+            self.stop.set()
+        return self.now
+
+
+async def test_a_stopped_runner_leaves_no_scheduled_job_running(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`pulse run` stopped while its tick is running ends that job before it returns:
+    nothing is left cancelled but unfinished, mid-transaction."""
+    stop = asyncio.Event()
+    app = PlanPulse(_settings(db_url, tmp_path / "var"), clock=StopWhenJobsRun(MONDAY, stop))
+    await app.migrate()
+    try:
+        await import_small_plan(app.sessions, now=MONDAY)
+        await asyncio.wait_for(Runner(app).run_forever(stop), timeout=30)
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert [t for t in left if not t.done()] == []
+    finally:
+        await app.close()
