@@ -21,11 +21,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE, which SQLite does for a nullable column: batch mode would rebuild the
+# table from a reflection that cannot carry the people table's expression index.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("outbox", sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_column("attempted_at")
+    op.drop_column("outbox", "attempted_at")
