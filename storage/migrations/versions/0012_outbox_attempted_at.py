@@ -1,7 +1,7 @@
 """when each outbox row was last attempted
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0014
 Create Date: 2026-11-24 10:00:00.000000
 
 `pulse outbox` lists failed and needs-review messages with when they were tried; the row
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
