@@ -400,7 +400,7 @@ class Runner:
                 taken += await self.imap.sweep()
             finally:
                 await self.imap.close()
-        outcomes = await self.inbound.process_pending()
+        outcomes = await self.inbound.process_all()
         tick = await self.cycles.tick()
         posted = await self.digests.tick(self.pulse.clock())
         delivered = await self.worker.drain()
@@ -472,6 +472,6 @@ class Runner:
     async def _inbox(self) -> None:
         try:
             await self.inbound.sweep_inbox()
-            await self.inbound.process_pending()
+            await self.inbound.process_all()
         except Exception:
             log.exception("inbound pass failed; retrying")
