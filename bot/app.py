@@ -359,7 +359,12 @@ def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     async def take_in(raw: bytes) -> bool:
         return await inbound.take_in(raw, source="imap")
 
-    return ImapReceiver.from_settings(settings, take_in, token_provider=provider)
+    async def too_large(head: bytes, size: int) -> bool:
+        return await inbound.take_in_too_large(head, size=size, source="imap")
+
+    return ImapReceiver.from_settings(
+        settings, take_in, token_provider=provider, too_large=too_large
+    )
 
 
 class Runner:
