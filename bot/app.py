@@ -352,7 +352,12 @@ def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     async def take_in(raw: bytes) -> bool:
         return await inbound.take_in(raw, source="imap")
 
-    return ImapReceiver.from_settings(settings, take_in, token_provider=provider)
+    async def too_large(head: bytes, size: int) -> bool:
+        return await inbound.take_in_too_large(head, size=size, source="imap")
+
+    return ImapReceiver.from_settings(
+        settings, take_in, token_provider=provider, too_large=too_large
+    )
 
 
 class Runner:
@@ -394,7 +399,7 @@ class Runner:
                 taken += await self.imap.sweep()
             finally:
                 await self.imap.close()
-        outcomes = await self.inbound.process_pending()
+        outcomes = await self.inbound.process_all()
         tick = await self.cycles.tick()
         posted = await self.digests.tick(self.pulse.clock())
         delivered = await self.worker.drain()
@@ -488,6 +493,6 @@ class Runner:
     async def _inbox(self) -> None:
         try:
             await self.inbound.sweep_inbox()
-            await self.inbound.process_pending()
+            await self.inbound.process_all()
         except Exception:
             log.exception("inbound pass failed; retrying")

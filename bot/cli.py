@@ -31,6 +31,7 @@ from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
 from digests.slack import render_slack
+from handlers.inbound_mail import HEAD_BYTES, header_section
 from handlers.local_mail import write_local_reply
 from storage.bulk import tune_collector
 from storage.db import sqlite_path
@@ -276,15 +277,13 @@ _INBOX_PROBLEMS = ("unprocessable", "quarantined", "rejected", "ignored")
 
 
 async def _inbox_problems(pulse: PlanPulse) -> str:
-    """Stored inbound messages that recorded nothing, newest last, with their outcome."""
+    """Stored inbound messages that recorded nothing, oldest first, with their outcome."""
     rows = [("ID", "RECEIVED", "STATE", "FROM", "SUBJECT", "OUTCOME")]
     async with pulse.sessions() as session:
-        stored = [
-            r for state in _INBOX_PROBLEMS for r in await InboundRepository(session).by_state(state)
-        ]
-    for row in sorted(stored, key=lambda r: r.id):
-        # Only the header section, so an oversized or broken message is never parsed whole.
-        head = HeaderParser().parsestr(row.raw[:65536].decode("latin-1"), headersonly=True)
+        # The start of each message only (its header section), never every message whole.
+        stored = await InboundRepository(session).listing(_INBOX_PROBLEMS, head_bytes=HEAD_BYTES)
+    for row in stored:
+        head = HeaderParser().parsestr(header_section(row.head).decode("latin-1"), headersonly=True)
         rows.append(
             (
                 str(row.id),

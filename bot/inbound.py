@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -39,7 +40,19 @@ from bot.domain.model import Person, Plan, Source
 from bot.domain.replies import ParsedReply, RejectedLine, parse_reply
 from bot.domain.status import local_date
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
-from handlers.inbound_mail import InboundMail, dedupe_key, read_mail, rejection_email, reply_text
+from handlers.inbound_mail import (
+    HEAD_BYTES,
+    InboundMail,
+    answer_key,
+    dedupe_key,
+    head_dedupe_key,
+    head_sender,
+    header_section,
+    read_mail,
+    rejection_email,
+    reply_text,
+    without_text,
+)
 from storage.delivery import (
     IN_CHUNK,
     InboundDecision,
@@ -91,11 +104,50 @@ class Inbound:
         self.trusted_authserv_id = (trusted_authserv_id or "").strip().lower() or None
 
     async def take_in(self, raw: bytes, *, source: str) -> bool:
-        """Keep the raw message (deduplicated) and commit; True when it was new."""
+        """Keep the raw message (deduplicated) and commit; True when it was new. A message
+        over `max_bytes` is kept as too large, its header section only."""
+        if len(raw) > self.max_bytes:
+            return await self.take_in_too_large(header_section(raw), size=len(raw), source=source)
         async with self.sessions() as session, session.begin():
             return await InboundRepository(session).store(
                 dedupe_key=dedupe_key(raw), source=source, raw=raw, now=self.clock()
             )
+
+    async def take_in_too_large(
+        self,
+        head: bytes,
+        *,
+        size: int | None,
+        source: str,
+        sender: str | None = None,
+        refused: bool = False,
+        limit: int | None = None,
+    ) -> bool:
+        """Keep, for an admin to review, a message too large to read (RELIABILITY.md
+        scenario 43): a row already "unprocessable" saying so, with its sender and size and
+        at most its header section (`head`), never its body. It is never decided, so never
+        answered. `refused`: the sender was told no (SMTP 552) and nothing was read, so
+        each refusal is its own row; `limit` is the one it broke, when not `max_bytes`. True
+        when it was new."""
+        head = header_section(head)
+        who = sender if sender is not None else head_sender(head)
+        how_big = f"{size} bytes" if size is not None else "over the size limit"
+        outcome = (
+            f"too large ({how_big}; the limit is {limit or self.max_bytes}), "
+            f"{'refused' if refused else 'not read'}; from {who or 'no sender'}"
+        )
+        key = (
+            f"refused:{secrets.token_hex(16)}"
+            if refused or size is None
+            else head_dedupe_key(head, size=size)
+        )
+        async with self.sessions() as session, session.begin():
+            new = await InboundRepository(session).store_unread(
+                dedupe_key=key, source=source, head=head, outcome=outcome, now=self.clock()
+            )
+        if new:
+            log.warning("inbound %s mail kept unread: %s", source, outcome)
+        return new
 
     async def take_in_many(self, raws: Sequence[bytes], *, source: str) -> int:
         """Keep many raw messages (deduplicated) in one transaction and commit; how many
@@ -122,10 +174,65 @@ class Inbound:
         new = 0
         while files:
             read, files = await asyncio.to_thread(_read_files, files, self.max_bytes)
-            new += await self.take_in_many([raw for _, raw in read], source="maildir")
+            whole = [file for file in read if file.whole]
+            try:
+                new += await self.take_in_many([file.raw for file in whole], source="maildir")
+                stored = whole
+            except Exception as exc:
+                # One message the database refuses must not keep the others out.
+                log.warning(
+                    "inbox: storing %d files together failed (%s); storing them one by one",
+                    len(whole),
+                    type(exc).__name__,
+                )
+                stored, fresh = await self._take_in_one_by_one(whole)
+                new += fresh
+            for file in read:
+                if not file.whole:
+                    new += await self.take_in_too_large(file.raw, size=file.size, source="maildir")
+                    stored.append(file)
             # Only after the commit.
-            await asyncio.to_thread(_move_files, [path for path, _ in read], taken)
+            await asyncio.to_thread(_move_files, [file.path for file in stored], taken)
         return new
+
+    async def _take_in_one_by_one(self, files: list[_File]) -> tuple[list[_File], int]:
+        """Store each file in a transaction of its own: (the files stored, how many were
+        new). A file that fails stays in the inbox for the next sweep; when every one
+        fails, the database is the trouble and the sweep stops with its error."""
+        stored: list[_File] = []
+        new = 0
+        failure: Exception | None = None
+        for file in files:
+            try:
+                new += await self.take_in(file.raw, source="maildir")
+            except Exception as exc:
+                failure = exc
+                # The type only: the error could quote the message (RELIABILITY.md).
+                log.warning(
+                    "inbox: %s not taken in (%s); it stays in the inbox",
+                    file.path.name,
+                    type(exc).__name__,
+                )
+                continue
+            stored.append(file)
+        if failure is not None and not stored:
+            raise failure
+        return stored, new
+
+    async def process_all(self, batch: int = 100) -> list[Outcome]:
+        """Decide every message stored when called, `batch` a transaction, oldest first.
+
+        Bounded by the count at the start, so mail arriving meanwhile (or a message left
+        undecided) cannot keep it going for ever."""
+        async with self.sessions() as session:
+            waiting = await InboundRepository(session).count_new()
+        outcomes: list[Outcome] = []
+        for _ in range(-(-waiting // batch)):
+            decided = await self.process_pending(batch)
+            if not decided:
+                break
+            outcomes += decided
+        return outcomes
 
     async def process_pending(self, limit: int = 100) -> list[Outcome]:
         """Decide up to `limit` stored messages, oldest first, in one transaction.
@@ -139,7 +246,7 @@ class Inbound:
             log.warning(
                 "inbound %s failed (%s); deciding its batch again one message at a time",
                 failed.inbound_id,
-                failed.__cause__,
+                type(failed.__cause__).__name__,
             )
             decided = await self._process_batch(limit, careful=True)
         for inbound_id, outcome in decided:
@@ -174,7 +281,11 @@ class Inbound:
                                 (recorded,) = await record_many(session, [work.answer])
                                 work.outcome = replace(work.outcome, recorded=recorded)
                     except Exception as exc:  # keep the message for an admin; never lose it
-                        log.exception("inbound %s could not be processed", message.id)
+                        log.error(
+                            "inbound %s could not be processed: %s",
+                            message.id,
+                            without_text(exc),
+                        )
                         # What it wrote and queued was rolled back with its savepoint.
                         work = _Work(message)
                         work.outcome = Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
@@ -224,7 +335,7 @@ class Inbound:
         try:
             return read_mail(message.raw)
         except Exception as exc:  # read_mail is tolerant; this is a last resort
-            log.exception("inbound %s could not be read", message.id)
+            log.error("inbound %s could not be read: %s", message.id, without_text(exc))
             return Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
 
     async def _decide(
@@ -403,7 +514,7 @@ class Inbound:
                 context,
                 accepted,
                 Source.EMAIL,
-                mail.message_id or work.message.dedupe_key,
+                answer_key(mail.message_id, work.message.dedupe_key),
                 _given_at(mail.date, prompt, now),
                 now,
             )
@@ -617,20 +728,45 @@ class _Batch:
         return cls(prompts, writers)
 
 
-def _read_files(paths: list[Path], max_bytes: int) -> tuple[list[tuple[Path, bytes]], list[Path]]:
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A file of the inbox folder as read: whole, or (over the size limit) only as far as
+    its header section."""
+
+    path: Path
+    raw: bytes  # the whole message, or only its first HEAD_BYTES when not `whole`
+    size: int
+    whole: bool
+
+
+def _read_file(path: Path, max_bytes: int) -> _File:
+    """The file's size is looked at before it is read: one over `max_bytes` is never read
+    whole (nor one that grew past it since)."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= max_bytes:
+            raw = handle.read(max_bytes + 1)
+            if len(raw) <= max_bytes:
+                return _File(path, raw, len(raw), True)
+            size = max(size, os.fstat(handle.fileno()).st_size)
+        handle.seek(0)
+        return _File(path, handle.read(HEAD_BYTES), size, False)
+
+
+def _read_files(paths: list[Path], max_bytes: int) -> tuple[list[_File], list[Path]]:
     """Read files until a batch is full: (what was read, what is left). A file that has gone
     since the folder was listed (another sweep took it) is skipped."""
-    read: list[tuple[Path, bytes]] = []
+    read: list[_File] = []
     size = 0
     for n, path in enumerate(paths):
         if read and (len(read) >= SWEEP_BATCH or size >= max(SWEEP_BATCH_BYTES, max_bytes)):
             return read, paths[n:]
         try:
-            raw = path.read_bytes()
+            file = _read_file(path, max_bytes)
         except FileNotFoundError:
             continue
-        read.append((path, raw))
-        size += len(raw)
+        read.append(file)
+        size += len(file.raw)
     return read, []
 
 

@@ -55,12 +55,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TakeIn = Callable[[bytes], Awaitable[bool]]
+# A message too large to fetch whole: its header section and size (RFC822.SIZE), kept for
+# review (`Inbound.take_in_too_large`); True when it was new.
+TooLarge = Callable[[bytes, int], Awaitable[bool]]
 TokenProvider = Callable[[], Awaitable[str]]
 T = TypeVar("T")
 
 _LOGOUT_TIMEOUT: Final = 5.0
 # The line before a message's literal in a FETCH answer: `* 7 FETCH (UID 12 BODY[] {2048}`.
 _BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}$")
+_HEADER_LITERAL = re.compile(rb"BODY\[HEADER\](?:<\d+>)? \{\d+\}$")
+_FETCH_UID = re.compile(rb"\bUID (\d+)")
+_FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+# UIDs per `UID FETCH ... (RFC822.SIZE)`: keeps the command line short.
+_SIZE_CHUNK: Final = 200
+# How much of an oversized message's header section is fetched.
+HEAD_BYTES: Final = 64 * 1024
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 # A mailbox name that needs no quoting (RFC 3501 atom characters, plus `/` and `.`).
 _ATOM = re.compile(r"[A-Za-z0-9_./+-]+")
@@ -173,12 +183,37 @@ def _uidnext(response: Any) -> int | None:
     return None
 
 
-def _body(response: Any) -> bytes | None:
-    """The message's bytes from a `UID FETCH n BODY.PEEK[]` answer, or None when the
-    message is gone (expunged by someone else since the search)."""
+def _sizes(response: Any) -> dict[int, int]:
+    """Each message's size by UID, from a `UID FETCH set (RFC822.SIZE)` answer
+    (`* 3 FETCH (UID 7 RFC822.SIZE 2048)`, the items in either order)."""
+    found: dict[int, int] = {}
+    for line in response.lines[:-1]:
+        if not isinstance(line, bytes | bytearray):
+            continue
+        uid, size = _FETCH_UID.search(line), _FETCH_SIZE.search(line)
+        if uid and size:
+            found[int(uid.group(1))] = int(size.group(1))
+    return found
+
+
+def _uid_set(uids: list[int]) -> str:
+    """A UID set, runs written as ranges: `3:7,9`."""
+    runs: list[list[int]] = []
+    for uid in sorted(uids):
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in runs)
+
+
+def _body(response: Any, literal: re.Pattern[bytes] = _BODY_LITERAL) -> bytes | None:
+    """The message's bytes from a `UID FETCH n BODY.PEEK[]` answer (or its header's, with
+    `_HEADER_LITERAL`), or None when the message is gone (expunged by someone else since
+    the search)."""
     lines = response.lines
     for index, line in enumerate(lines[:-1]):
-        if isinstance(line, bytes) and _BODY_LITERAL.search(line):
+        if isinstance(line, bytes) and literal.search(line):
             literal = lines[index + 1]
             if isinstance(literal, bytes | bytearray):
                 return bytes(literal)
@@ -203,6 +238,8 @@ class ImapReceiver:
         ssl: bool | None = None,
         timeout: float = 30.0,
         take_in: TakeIn,
+        max_bytes: int | None = None,
+        too_large: TooLarge | None = None,
     ) -> None:
         if password is None and token_provider is None:
             raise ConfigError(
@@ -220,6 +257,10 @@ class ImapReceiver:
         self.ssl = port == 993 if ssl is None else ssl
         self.timeout = timeout
         self.take_in = take_in
+        # Messages over max_bytes (by RFC822.SIZE, asked before fetching) are never fetched
+        # whole: their header section goes to `too_large`, or they stay unseen without it.
+        self.max_bytes = max_bytes
+        self.too_large = too_large
         self._client: Any = None
         self._lock = asyncio.Lock()
         self._idling = False
@@ -231,8 +272,10 @@ class ImapReceiver:
         settings: Settings,
         take_in: TakeIn,
         token_provider: TokenProvider | None = None,
+        too_large: TooLarge | None = None,
     ) -> ImapReceiver:
-        """The receiver `IMAP_*` describes; OAuth2 when a token provider is given."""
+        """The receiver `IMAP_*` describes, fetching nothing over MAX_INBOUND_BYTES whole;
+        OAuth2 when a token provider is given."""
         if not settings.imap_host or not settings.imap_username:
             raise ConfigError("IMAP_HOST and IMAP_USERNAME must both be set to read mail by IMAP")
         password = settings.imap_password.get_secret_value() if settings.imap_password else None
@@ -244,6 +287,8 @@ class ImapReceiver:
             token_provider=token_provider,
             folder=settings.imap_folder,
             take_in=take_in,
+            max_bytes=settings.max_inbound_bytes,
+            too_large=too_large,
         )
 
     @property
@@ -286,12 +331,28 @@ class ImapReceiver:
                         "UID SEARCH",
                     )
                 )
+                sizes = await self._sizes(client, uids) if self.max_bytes is not None else {}
                 for uid in uids:
-                    raw = await self._fetch(client, uid)
+                    size = sizes.get(uid, 0)
+                    oversized = self.max_bytes is not None and size > self.max_bytes
+                    if oversized and self.too_large is None:
+                        failed += 1
+                        log.warning(
+                            "imap %s: UID %d is %d bytes, over the limit; left unseen",
+                            self._where,
+                            uid,
+                            size,
+                        )
+                        continue
+                    raw = await self._fetch(client, uid, header_only=oversized)
                     if raw is None:
                         continue
                     try:
-                        fresh = await self.take_in(raw)
+                        if oversized:
+                            assert self.too_large is not None
+                            fresh = await self.too_large(raw, size)
+                        else:
+                            fresh = await self.take_in(raw)
                     except Exception as exc:
                         # Its traceback could quote the message (SQL parameters): the type
                         # only at INFO and above.
@@ -345,12 +406,27 @@ class ImapReceiver:
             response = await self._call(client.select(_mailbox(self.folder)), "SELECT", client)
         return client, _uidnext(self._ok(response, "SELECT"))
 
-    async def _fetch(self, client: Any, uid: int) -> bytes | None:
+    async def _sizes(self, client: Any, uids: list[int]) -> dict[int, int]:
+        """Each message's size (RFC822.SIZE) by UID, asked before any is fetched."""
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), _SIZE_CHUNK):
+            chunk = _uid_set(uids[start : start + _SIZE_CHUNK])
+            response = self._ok(
+                await self._call(client.uid("fetch", chunk, "(RFC822.SIZE)"), "UID FETCH", client),
+                "UID FETCH",
+            )
+            sizes.update(_sizes(response))
+        return sizes
+
+    async def _fetch(self, client: Any, uid: int, *, header_only: bool = False) -> bytes | None:
+        """The message's bytes, left unseen; with `header_only`, only the start of its
+        header section (a message too large to fetch whole)."""
+        item = f"BODY.PEEK[HEADER]<0.{HEAD_BYTES}>" if header_only else "BODY.PEEK[]"
         response = self._ok(
-            await self._call(client.uid("fetch", str(uid), "BODY.PEEK[]"), "UID FETCH", client),
+            await self._call(client.uid("fetch", str(uid), item), "UID FETCH", client),
             "UID FETCH",
         )
-        raw = _body(response)
+        raw = _body(response, _HEADER_LITERAL if header_only else _BODY_LITERAL)
         if raw is None:
             log.info("imap %s: UID %d vanished before it was fetched", self._where, uid)
         return raw

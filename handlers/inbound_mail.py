@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, message_from_string
@@ -22,10 +23,17 @@ from email.headerregistry import (
 from email.message import EmailMessage, Message
 from email.parser import HeaderParser
 from email.policy import SMTP, default
-from email.utils import format_datetime, formataddr, getaddresses, parsedate_to_datetime
+from email.utils import (
+    format_datetime,
+    formataddr,
+    getaddresses,
+    parseaddr,
+    parsedate_to_datetime,
+)
 from functools import lru_cache
 from html.parser import HTMLParser
 from itertools import chain
+from pathlib import Path
 from typing import Any, ClassVar
 
 from mailparser_reply.parser import EmailMessage as ReplyMessage
@@ -73,12 +81,116 @@ class _MemoHeaders(HeaderRegistry):
 READING_POLICY = default.clone(header_factory=_MemoHeaders())
 
 
+# How much of a message is read to find its header section when the message itself is not
+# read whole (too large), and what `pulse status --inbox` reads of each stored message.
+HEAD_BYTES = 64 * 1024
+# A Message-ID longer than this (or with anything but printable ASCII) is kept in its
+# dedupe key as a SHA-256: the key must fit its column, VARCHAR(300), and hold no NUL.
+MAX_KEY_ID = 250
+
+# A line of the header section as the standard parser (email.feedparser) sees one: a field,
+# a continuation, or an mbox "From " line. The first line that is none of these (the empty
+# line before the body, usually) ends the section.
+_HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_ID_VALUE = re.compile(rb"\s*(<[^>\r\n]+>)")
+
+
+def header_section(raw: bytes, *, limit: int = HEAD_BYTES) -> bytes:
+    """The message's header section, as far as the first `limit` bytes hold it: its lines up
+    to the first one the parser would not read as a header (the blank line before the body).
+    """
+    head = raw[:limit]
+    end = 0
+    for line in _LINE.finditer(head):
+        if not _HEADER_LINE.match(line.group()):
+            break
+        end = line.end()
+    return head[:end]
+
+
+def _message_id(section: bytes) -> bytes | None:
+    """The first Message-ID field of a header section, unfolded; None when there is none."""
+    value: bytes | None = None
+    for line in _LINE.finditer(section):
+        text = line.group().rstrip(b"\r\n")
+        if value is not None:
+            if text[:1] not in (b" ", b"\t"):
+                break
+            value += text
+            continue
+        name, colon, rest = text.partition(b":")
+        if colon and name.lower() == b"message-id":
+            value = rest
+    return value
+
+
+def _id_key(section: bytes) -> str | None:
+    """The dedupe key of a header section's Message-ID (`<...>`), or None without one."""
+    value = _message_id(section)
+    match = _ID_VALUE.match(value) if value is not None else None
+    if match is None:
+        return None
+    found = match.group(1).lower()
+    if len(found) <= MAX_KEY_ID and all(0x20 <= byte < 0x7F for byte in found):
+        return "mid:" + found.decode("ascii")
+    return "mid-sha256:" + hashlib.sha256(found).hexdigest()
+
+
 def dedupe_key(raw: bytes) -> str:
-    """The Message-ID when there is one, else a SHA-256 of the bytes."""
-    match = re.search(rb"^message-id:\s*(<[^>\r\n]+>)", raw[:65536], re.IGNORECASE | re.MULTILINE)
-    if match:
-        return "mid:" + match.group(1).decode("ascii", errors="replace").strip().lower()
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    """The message's Message-ID header when it has one, else a SHA-256 of all its bytes.
+
+    Only the header section is looked at: a `Message-ID:` line pasted into the text of a
+    reply is text, and two replies carrying the same one are two replies. A Message-ID too
+    long for the key's column, or holding bytes other than printable ASCII, is kept as its
+    SHA-256, so one absurd header never stops a message being stored."""
+    return _id_key(header_section(raw)) or "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def answer_key(message_id: str | None, dedupe: str) -> str:
+    """What an email's updates are recorded under (each as `key#ref`, at most 255
+    characters): its Message-ID, or a SHA-256 of one too long to leave room for the
+    reference, or its dedupe key when it has none."""
+    if not message_id:
+        return dedupe
+    if len(message_id) <= 200:
+        return message_id
+    return "mid-sha256:" + hashlib.sha256(message_id.lower().encode("utf-8", "replace")).hexdigest()
+
+
+def head_dedupe_key(head: bytes, *, size: int) -> str:
+    """The dedupe key of a message read only as far as its header section (`head`) because
+    it is too large to read whole: its Message-ID, else a SHA-256 of that section and the
+    message's size."""
+    section = header_section(head)
+    return (
+        _id_key(section)
+        or "head-sha256:" + hashlib.sha256(section + b"\n" + str(size).encode("ascii")).hexdigest()
+    )
+
+
+def head_sender(head: bytes) -> str:
+    """The From address of a header section, for an admin to read ("" when there is none);
+    NUL and line breaks removed, and no longer than an address can be."""
+    section = header_section(head).decode("latin-1")
+    parsed = HeaderParser().parsestr(section, headersonly=True)
+    text = " ".join(str(parsed.get("From", "")).replace("\x00", "").split())
+    return (parseaddr(text)[1] or text)[:320]
+
+
+def without_text(exc: BaseException) -> str:
+    """An error for the log: its type and where it was raised, frame by frame, but not its
+    message, nor its causes' messages, which may quote the mail being read."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = traceback.extract_tb(current.__traceback__)
+        where = " < ".join(f"{f.name} ({Path(f.filename).name}:{f.lineno})" for f in frames[::-1])
+        parts.append(f"{type(current).__name__} at {where or 'unknown'}")
+        current = current.__cause__ or current.__context__
+    return "; caused by ".join(parts)
 
 
 class _Text(HTMLParser):
@@ -416,7 +528,11 @@ def _delivery_report(message: Message) -> tuple[tuple[dict[str, str], ...], str 
             for block in blocks:
                 if not isinstance(block, Message):
                     continue
-                fields = {k.lower(): str(v) for k, v in block.items()}
+                # Fields come from the body, where a NUL may be: none reaches storage.
+                fields = {
+                    k.lower().replace("\x00", ""): str(v).replace("\x00", "")
+                    for k, v in block.items()
+                }
                 if "final-recipient" in fields or "original-recipient" in fields:
                     recipients.append(fields)
         elif kind in ("message/rfc822", "text/rfc822-headers") and sent_to is None:
@@ -426,7 +542,7 @@ def _delivery_report(message: Message) -> tuple[tuple[dict[str, str], ...], str 
             else:
                 original = HeaderParser().parsestr(str(part.get_payload(decode=False)))
             to = [a for _, a in getaddresses([str(v) for v in original.get_all("To") or []])]
-            sent_to = to[0].lower() if len(to) == 1 and "@" in to[0] else None
+            sent_to = to[0].lower().replace("\x00", "") if len(to) == 1 and "@" in to[0] else None
     return tuple(recipients), sent_to
 
 

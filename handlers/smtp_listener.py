@@ -9,7 +9,9 @@ delivered is always in the database (RELIABILITY.md, "answers are exactly once")
     take_in raised (database down)    451, temporary: the sending MTA keeps it and retries
     connection lost during take_in    the store still finishes (shielded); no 250 was sent,
                                       so the sender resends and dedupe makes it a no-op
-    over SMTP_LISTEN_MAX_BYTES        552 (aiosmtpd's own check, also on MAIL FROM SIZE=)
+    over SMTP_LISTEN_MAX_BYTES        552 (aiosmtpd's own check, also on MAIL FROM SIZE=,
+                                      the size advertised in EHLO's SIZE): never held whole,
+                                      and kept for review as a row naming sender and size
     recipient outside our domain      550 at RCPT: this is not an open relay
 
 There is no TLS or AUTH here: run it on loopback or a private network behind the site's
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from handlers.email_messages import mail_domain
+from handlers.inbound_mail import without_text
 
 if TYPE_CHECKING:
     from bot.inbound import Inbound
@@ -36,6 +40,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TakeIn = Callable[[bytes], Awaitable[bool]]
+# A message refused as too large: the envelope sender, and its size (None when only "over
+# the limit" is known), kept for review (`Inbound.take_in_too_large`).
+Refused = Callable[[str, int | None], Awaitable[object]]
+_SIZE_PARAMETER = re.compile(r"\bSIZE=(\d+)", re.IGNORECASE)
+_ADDRESS = re.compile(r"<([^<>]*)>")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -46,6 +55,7 @@ class ListenerStats:
     stored: int = 0
     duplicates: int = 0
     failed: int = 0  # take_in raised; the sender was told to retry
+    too_large: int = 0  # refused with 552, over the size limit
     relay_refused: int = 0
 
 
@@ -53,8 +63,11 @@ class InboundHandler:
     """The aiosmtpd handler: recipients in our own domains only, and `250` only once the
     message is committed."""
 
-    def __init__(self, take_in: TakeIn, *, domains: Iterable[str]) -> None:
+    def __init__(
+        self, take_in: TakeIn, *, domains: Iterable[str], too_large: Refused | None = None
+    ) -> None:
         self.take_in = take_in
+        self.too_large = too_large
         self.domains = frozenset(d.lower().strip() for d in domains if d.strip())
         self.stats = ListenerStats()
         self._in_flight: set[asyncio.Task[bool]] = set()
@@ -89,12 +102,14 @@ class InboundHandler:
         task.add_done_callback(self._in_flight.discard)
         try:
             new = await asyncio.shield(task)
-        except Exception:  # any storage failure: keep nothing half-told, let the sender retry
+        except Exception as exc:  # a storage failure: nothing half-told, the sender retries
             self.stats.failed += 1
-            log.exception(
-                "smtp listener: could not store a %d-byte message from %s; answered 451",
+            # Where it failed, not the error's text: that could quote the message.
+            log.error(
+                "smtp listener: could not store a %d-byte message from %s; answered 451: %s",
                 len(raw),
                 session.peer,
+                without_text(exc),
             )
             return "451 4.3.0 Temporary failure storing the message; please retry"
         if new:
@@ -109,6 +124,22 @@ class InboundHandler:
             (time.perf_counter() - started) * 1000,
         )
         return "250 2.0.0 OK: message stored"
+
+    async def refused(self, sender: str, size: int | None, peer: object) -> None:
+        """A message refused as too large (552) is kept for review: sender and size only."""
+        self.stats.too_large += 1
+        log.info(
+            "smtp listener: refused a message from %s of %s bytes (too large), from %s",
+            sender or "<>",
+            size if size is not None else "too many",
+            peer,
+        )
+        if self.too_large is None:
+            return
+        try:
+            await self.too_large(sender, size)
+        except Exception as exc:  # the 552 stands; only the note for the admin is lost
+            log.error("smtp listener: could not keep a note of it: %s", without_text(exc))
 
     async def settle(self) -> None:
         """Wait for every store already under way (also those whose client hung up)."""
@@ -128,6 +159,33 @@ class _Connection(SMTP):
         self._open.discard(self)
         super().connection_lost(error)
 
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._mail_arg = arg
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._mail_arg = None
+
+    async def push(self, status: Any) -> None:
+        # aiosmtpd refuses an oversized message itself (552, at MAIL FROM for a declared
+        # SIZE, after DATA otherwise, having kept none of it): note each refusal first.
+        text = status.decode("ascii", "replace") if isinstance(status, bytes) else str(status)
+        if text.startswith("552") and isinstance(self.event_handler, InboundHandler):
+            sender, size = self._refused()
+            await self.event_handler.refused(sender, size, self.session and self.session.peer)
+        await super().push(status)
+
+    def _refused(self) -> tuple[str, int | None]:
+        """The sender and size of the message being refused: from the MAIL command when its
+        SIZE was too large, else from the envelope (the size then only "too large")."""
+        arg = getattr(self, "_mail_arg", None)
+        if arg:
+            address = _ADDRESS.search(arg)
+            sizes = _SIZE_PARAMETER.findall(arg)  # the last one counts, as aiosmtpd reads it
+            return address.group(1) if address else "", int(sizes[-1]) if sizes else None
+        envelope = self.envelope
+        return (envelope.mail_from or "") if envelope is not None else "", None
+
 
 class SmtpListener:
     """An SMTP server on the current event loop that takes mail in through `take_in`."""
@@ -140,8 +198,9 @@ class SmtpListener:
         hostname: str,
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = 300.0,
+        too_large: Refused | None = None,
     ) -> None:
-        self.handler = InboundHandler(take_in, domains=domains)
+        self.handler = InboundHandler(take_in, domains=domains, too_large=too_large)
         self.hostname = hostname
         self.max_bytes = max_bytes
         self.timeout = timeout
@@ -156,11 +215,22 @@ class SmtpListener:
         async def take_in(raw: bytes) -> bool:
             return await inbound.take_in(raw, source="smtp")
 
+        async def too_large(sender: str, size: int | None) -> bool:
+            return await inbound.take_in_too_large(
+                b"",
+                size=size,
+                source="smtp",
+                sender=sender,
+                refused=True,
+                limit=settings.smtp_listen_max_bytes,
+            )
+
         return cls(
             take_in,
             domains=[domain],
             hostname=domain,
             max_bytes=settings.smtp_listen_max_bytes,
+            too_large=too_large,
         )
 
     @property
@@ -210,9 +280,11 @@ class SmtpListener:
                 connection.transport.close()
         await server.wait_closed()
         log.info(
-            "smtp listener: stopped (%d stored, %d duplicates, %d failed, %d relays refused)",
+            "smtp listener: stopped (%d stored, %d duplicates, %d failed, %d too large, "
+            "%d relays refused)",
             self.stats.stored,
             self.stats.duplicates,
             self.stats.failed,
+            self.stats.too_large,
             self.stats.relay_refused,
         )

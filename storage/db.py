@@ -58,16 +58,19 @@ def _begin_immediate(connection: Any) -> None:
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for `url`; for SQLite the folder is created and pragmas set per
-    connection, so WAL and foreign keys hold for every session."""
+    connection, so WAL and foreign keys hold for every session.
+
+    Statement parameters are never put into error messages (`hide_parameters`): they carry
+    raw email and notes, and an error's text goes to the log."""
     if is_sqlite(url):
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -642,6 +642,23 @@ class InboundDecision:
     prompt_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class InboundSummary:
+    """A stored message as `pulse status --inbox` lists it: its outcome and the start of
+    its raw bytes (`head`), never the whole message."""
+
+    id: int
+    received_at: datetime
+    state: str
+    outcome: str | None
+    head: bytes
+
+
+def _storable(text: str) -> str:
+    """Text for a column: PostgreSQL cannot store NUL, and an outcome may quote a message."""
+    return text.replace("\x00", "")
+
+
 class InboundRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -684,6 +701,55 @@ class InboundRepository:
         )
         return len((await self.session.execute(statement)).all())
 
+    async def store_unread(
+        self, *, dedupe_key: str, source: str, head: bytes, outcome: str, now: datetime
+    ) -> bool:
+        """Keep a message that was not read whole (too large) as already decided:
+        "unprocessable", with `outcome` saying why and only its header section (`head`);
+        False when it was kept before. Deciding never sees it."""
+        statement = (
+            _insert(self.session, InboundRow)
+            .values(
+                dedupe_key=dedupe_key,
+                source=source,
+                raw=head,
+                received_at=utc(now),
+                state="unprocessable",
+                outcome=_storable(outcome),
+                processed_at=utc(now),
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboundRow.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
+
+    async def count_new(self) -> int:
+        """How many stored messages wait to be decided."""
+        count = await self.session.scalar(
+            select(func.count()).select_from(InboundRow).where(InboundRow.state == "new")
+        )
+        return int(count or 0)
+
+    async def listing(self, states: Sequence[str], *, head_bytes: int) -> list[InboundSummary]:
+        """The messages in `states`, oldest first, each with only the first `head_bytes` of
+        its raw bytes (where its header section is): never every message whole."""
+        head = func.substr(InboundRow.raw, 1, head_bytes)
+        rows = await self.session.execute(
+            select(
+                InboundRow.id,
+                InboundRow.received_at,
+                InboundRow.state,
+                InboundRow.outcome,
+                head,
+            )
+            .where(InboundRow.state.in_(list(states)))
+            .order_by(InboundRow.id)
+        )
+        return [
+            InboundSummary(i, received, state, outcome, bytes(raw or b""))
+            for i, received, state, outcome, raw in rows.tuples()
+        ]
+
     async def unprocessed(self, limit: int) -> list[InboundRow]:
         rows = await self.session.scalars(
             select(InboundRow).where(InboundRow.state == "new").order_by(InboundRow.id).limit(limit)
@@ -725,7 +791,7 @@ class InboundRepository:
                 {
                     "row_id": d.id,
                     "new_state": d.state,
-                    "new_outcome": d.outcome,
+                    "new_outcome": _storable(d.outcome),
                     "new_prompt_id": d.prompt_id,
                 }
                 for d in decisions

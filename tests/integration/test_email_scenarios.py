@@ -8,6 +8,7 @@ counted, the inbound row's state."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
+from handlers.inbound_mail import HEAD_BYTES, header_section
+from storage.delivery import InboundDecision, InboundRepository
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
 from tests.conftest import FIXTURES, import_small_plan
 from tests.integration.test_delivery import Clock, outbox_files, prompt_for, read_eml
@@ -687,17 +690,25 @@ async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
         (inbox / f"{n:02d}.eml").write_bytes(raw)
     inbound = Inbound(pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: LATER)
     inbound.inbox = inbox
-    real_take_in_many = inbound.take_in_many
+    real_take_in_many, real_take_in = inbound.take_in_many, inbound.take_in
     calls = 0
+    down = False  # the database is away for the second batch, together or file by file
 
     async def take_in_many(raws: Any, *, source: str) -> int:
-        nonlocal calls
+        nonlocal calls, down
         calls += 1
-        if calls == 2:
+        down = calls == 2
+        if down:
             raise RuntimeError("database went away")
         return await real_take_in_many(raws, source=source)
 
+    async def take_in(raw: bytes, *, source: str) -> bool:
+        if down:
+            raise RuntimeError("database went away")
+        return await real_take_in(raw, source=source)
+
     monkeypatch.setattr(inbound, "take_in_many", take_in_many)
+    monkeypatch.setattr(inbound, "take_in", take_in)
     with pytest.raises(RuntimeError):
         await inbound.sweep_inbox()
     left = sorted(p.name for p in inbox.iterdir() if p.is_file())
@@ -708,3 +719,146 @@ async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
     async with pulse.sessions() as session:
         stored = (await session.scalars(select(InboundRow.raw).order_by(InboundRow.id))).all()
     assert sorted(stored) == sorted(raws)
+
+
+# --- one bad email never stops the inbox (issue 11: 3, 4, 10, 12) ---------------------------
+
+
+async def test_41_a_message_id_too_long_for_its_column_is_still_taken_in_and_recorded(
+    mail: Mailroom,
+) -> None:
+    """A reply whose Message-ID is longer than the dedupe key's column (300) is stored with
+    the others of its batch, recorded in full (both milestones), and once however often it
+    is delivered; the reply after it in the inbox is recorded too."""
+    long_id = "<" + "x" * 400 + "@mail.council.example>"
+    odd = mail.render("plain_reply.eml", reply_id=long_id)
+    other = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 Analysis complete")
+    await mail.deliver(odd, odd, other)
+    assert [s for s, _ in await mail.inbound()] == ["processed", "processed"]
+    assert len(await mail.email_updates()) == 3
+
+
+async def test_41_a_message_id_pasted_into_a_reply_does_not_make_it_a_duplicate(
+    mail: Mailroom,
+) -> None:
+    """Two different replies without a Message-ID header whose text quotes the same
+    `Message-ID:` line are two replies: both are decided, neither discarded unread."""
+    pasted = b"\r\nMessage-ID: <pasted-from-the-prompt@localhost>\r\n"
+    first, second = (
+        _answering(
+            mail.render("plain_reply.eml").replace(b"Message-ID: ", b"X-Old-Id: "), line + pasted
+        )
+        for line in (b"1.2-1 2 Analysis complete", b"1.2-2 1 Support agreed")
+    )
+    await mail.deliver(first, second)
+    assert [s for s, _ in await mail.inbound()] == ["processed", "processed"]
+    assert sorted(u.rating for u in await mail.email_updates()) == [1, 2]
+
+
+async def test_a_message_the_database_refuses_is_left_alone_and_never_logged(
+    mail: Mailroom, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the database refuses one message of an inbox batch, the others are stored and
+    recorded, the refused file stays in the inbox for the next sweep, and nothing of its
+    text reaches the log."""
+    refuse = {
+        "sqlite": [
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON inbound "
+            "WHEN instr(NEW.raw, CAST('POISON' AS BLOB)) > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ],
+        "postgresql": [
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+            "IF position('POISON'::bytea in NEW.raw) > 0 THEN RAISE EXCEPTION 'refused'; "
+            "END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON inbound "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        ],
+    }["postgresql" if db_url.startswith("postgresql") else "sqlite"]
+    async with mail.pulse.sessions() as session, session.begin():
+        for statement in refuse:
+            await session.execute(text(statement))
+    poison = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 POISON my private note")
+    good = mail.render("plain_reply.eml")
+    with caplog.at_level(logging.DEBUG):
+        await mail.deliver(poison, good)
+    assert [s for s, _ in await mail.inbound()] == ["processed"]
+    assert len(await mail.email_updates()) == 2
+    inbox = mail.pulse.settings.mail_dir / "inbox"
+    [left] = [p for p in inbox.iterdir() if p.is_file()]
+    assert left.read_bytes() == poison
+    assert "private note" not in caplog.text
+    assert f"inbox: {left.name} not taken in" in caplog.text
+
+
+async def test_44_null_bytes_in_a_delivery_report_never_reach_storage(mail: Mailroom) -> None:
+    """A bounce whose report carries NUL characters is counted like any other (PostgreSQL
+    cannot store a NUL in text), and a reply after it in the same pass is recorded."""
+    bounce = (
+        mail.render("bounce_hard.eml")
+        .replace(b"rfc822; dana.cole@council.example", b"rfc822; dana.cole@council.example\x00")
+        .replace(
+            b"To: Dana Cole <dana.cole@council.example>", b"To: dana.cole@council.example, x@y"
+        )
+    )
+    await mail.deliver(bounce, mail.render("plain_reply.eml"))
+    assert await mail.inbound() == [
+        ("ignored", "bounce: hard 5.1.1 dana.cole@council.example"),
+        ("processed", "2 recorded, 0 not"),
+    ]
+
+
+async def test_43_an_oversized_file_is_kept_as_its_headers_sender_and_size(
+    mail: Mailroom, db_url: str, tmp_path: Path
+) -> None:
+    """A file over MAX_INBOUND_BYTES is kept for review without its body: the row says it
+    was too large, with sender and size, holds only the header section, is never answered,
+    and `pulse status --inbox` lists it; a smaller reply beside it is recorded."""
+    from tests.e2e.test_cli import pulse as run_cli
+
+    big = mail.render("plain_reply.eml") + b"x" * 300_000 + b"\r\n"
+    await mail.deliver(big, mail.render("plain_reply.eml"))
+    assert mail.new_mail()[0]["Subject"].startswith("Recorded:")
+    assert len(mail.new_mail()) == 1
+    async with mail.pulse.sessions() as session:
+        row = await session.scalar(select(InboundRow).where(InboundRow.state != "processed"))
+    assert row is not None
+    assert row.state == "unprocessable"
+    assert row.raw == header_section(big)
+    assert row.outcome == (
+        f"too large ({len(big)} bytes; the limit is 200000), not read; "
+        "from dana.cole@council.example"
+    )
+    out = await asyncio.to_thread(run_cli, tmp_path, "status", "--inbox", db_url=db_url)
+    assert out.returncode == 0, out.stderr
+    assert "dana.cole@council.example" in out.stdout
+    assert "too large" in out.stdout
+
+
+async def test_status_inbox_reads_only_the_start_of_each_message(pulse: PlanPulse) -> None:
+    """What `pulse status --inbox` reads of a stored message is its first HEAD_BYTES, never
+    the whole of it, however large it is."""
+    raw = b"From: dana.cole@council.example\r\nSubject: big\r\n\r\n" + b"x" * 2_000_000
+    async with pulse.sessions() as session, session.begin():
+        inbound = InboundRepository(session)
+        await inbound.store(dedupe_key="mid:<big@x>", source="maildir", raw=raw, now=LATER)
+        [waiting] = await inbound.pending(10)
+        await inbound.finish([InboundDecision(waiting.id, "rejected", "no", None)], now=LATER)
+    async with pulse.sessions() as session:
+        [listed] = await InboundRepository(session).listing(["rejected"], head_bytes=HEAD_BYTES)
+    assert listed.head == raw[:HEAD_BYTES]
+
+
+async def test_run_once_decides_every_stored_reply_not_just_a_batch(
+    mail: Mailroom, pulse: PlanPulse
+) -> None:
+    """`pulse run --once` takes in and decides every message waiting, however many batches
+    that takes: none is left undecided."""
+    raws = [
+        mail.render("plain_reply.eml", sender=f"Someone {n} <someone{n}@elsewhere.example>")
+        for n in range(230)
+    ]
+    await mail.deliver(*raws)
+    states = [s for s, _ in await mail.inbound()]
+    assert len(states) == 230
+    assert set(states) == {"rejected"}

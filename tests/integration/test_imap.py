@@ -181,6 +181,56 @@ async def test_seen_messages_are_not_fetched(mailbox: Dovecot, receivers: Receiv
     assert take_in.taken == [unseen]
 
 
+def large_message(subject: str, size: int) -> bytes:
+    """A reply with an attachment-sized body of about `size` bytes."""
+    mail = EmailMessage()
+    mail["From"] = "Dana Cole <dana.cole@council.example>"
+    mail["To"] = "plan-pulse@council.example"
+    mail["Subject"] = subject
+    mail["Message-ID"] = make_msgid(domain="mail.council.example")
+    mail.set_content("1.1a 2 done\n" + "attachment text\n" * (size // 16))
+    return mail.as_bytes(policy=SMTP)
+
+
+async def test_a_message_over_the_size_limit_is_never_fetched_whole(
+    mailbox: Dovecot, receivers: Receivers
+) -> None:
+    """A message whose RFC822.SIZE is over the limit is not fetched: only its header
+    section and size go to `too_large`, the smaller one beside it to take_in, and both are
+    \\Seen once handed over."""
+    small, big = message("small"), large_message("big", 50_000)
+    mailbox.deliver(small)
+    mailbox.deliver(big)
+    take_in = FakeTakeIn()
+    kept: list[tuple[bytes, int]] = []
+
+    async def too_large(head: bytes, size: int) -> bool:
+        kept.append((head, size))
+        return True
+
+    receiver = receivers(take_in, max_bytes=20_000, too_large=too_large)
+    assert await receiver.sweep() == 2
+    assert take_in.taken == [small]
+    [(head, size)] = kept
+    assert size == len(big)
+    assert head == big[: big.index(b"\r\n\r\n") + 4]
+    assert all(m.seen for m in mailbox.messages())
+
+
+async def test_a_message_over_the_limit_without_a_keeper_stays_unseen(
+    mailbox: Dovecot, receivers: Receivers
+) -> None:
+    """With a size limit but nowhere to keep what is over it, an oversized message is left
+    unseen and unfetched, and the others are taken in."""
+    small, big = message("small"), large_message("big", 50_000)
+    mailbox.deliver(big)
+    mailbox.deliver(small)
+    take_in = FakeTakeIn()
+    assert await receivers(take_in, max_bytes=20_000).sweep() == 1
+    assert take_in.taken == [small]
+    assert [m.seen for m in mailbox.messages()] == [False, True]
+
+
 async def test_a_folder_that_does_not_exist_is_a_clear_error(
     mailbox: Dovecot, receivers: Receivers
 ) -> None:
@@ -544,6 +594,38 @@ async def test_mail_reaches_the_inbound_table_once(
     assert all(m.seen for m in mailbox.messages())
 
 
+async def test_an_oversized_message_is_kept_as_a_row_saying_so(
+    mailbox: Dovecot, receivers: Receivers, pulse: PlanPulse
+) -> None:
+    """Through the real `Inbound` on SQLite, a message over MAX_INBOUND_BYTES becomes one
+    row, already "unprocessable", naming its sender and size, holding its headers only; a
+    second sweep after a crash before \\Seen adds nothing."""
+    inbound = Inbound(
+        pulse.sessions, mail_from=pulse.settings.mail_from, clock=lambda: NOW, max_bytes=20_000
+    )
+
+    async def too_large(head: bytes, size: int) -> bool:
+        return await inbound.take_in_too_large(head, size=size, source="imap")
+
+    receiver = receivers(
+        functools.partial(inbound.take_in, source="imap"), max_bytes=20_000, too_large=too_large
+    )
+    big = large_message("RE: [PP-7Q2K9] with a scan", 50_000)
+    mailbox.deliver(big)
+    assert await receiver.sweep() == 1
+    with mailbox.session() as imap:  # as if we crashed after the commit, before \Seen
+        imap.uid("STORE", "1:*", "-FLAGS.SILENT", "(\\Seen)")
+    assert await receiver.sweep() == 0
+    [row] = await inbound_rows(pulse)
+    assert (row.source, row.state) == ("imap", "unprocessable")
+    assert row.raw == big[: big.index(b"\r\n\r\n") + 2]
+    assert row.outcome == (
+        f"too large ({len(big)} bytes; the limit is 20000), not read; "
+        "from dana.cole@council.example"
+    )
+    assert await inbound.process_all() == []
+
+
 def test_from_settings_reads_the_imap_settings(tmp_path: Path) -> None:
     """`from_settings` takes host, port, user, password and folder from IMAP_*, implicit TLS
     on 993, and OAuth2 instead of the password when given a token provider."""
@@ -568,5 +650,6 @@ def test_from_settings_reads_the_imap_settings(tmp_path: Path) -> None:
     )
     assert receiver.ssl
     assert receiver.token_provider is None
+    assert receiver.max_bytes == settings.max_inbound_bytes
     tokens = Tokens("t")
     assert ImapReceiver.from_settings(settings, take_in, tokens).token_provider is tokens

@@ -381,3 +381,55 @@ async def test_the_running_bot_listens_when_a_port_is_set_and_stops_cleanly(
     off = PlanPulse(_settings(tmp_path / "other"))
     assert Runner(off).smtp_listener is None
     await off.close()
+
+
+async def test_an_oversized_message_is_refused_and_kept_as_a_note_for_review(
+    prompted: PlanPulse,
+) -> None:
+    """A message refused as too large (552, whether its SIZE said so or its data did) is
+    never held whole, and leaves a row for the admin naming its sender and size, which is
+    never decided nor answered."""
+    runner = Runner(prompted)
+    settings = prompted.settings.model_copy(update={"smtp_listen_max_bytes": 20_000})
+    listener = SmtpListener.from_settings(settings, runner.inbound)
+    await listener.start("127.0.0.1", 0)
+    try:
+        async with client(listener.port) as smtp:
+            with pytest.raises(aiosmtplib.SMTPResponseException) as declared:
+                await smtp.sendmail(LEAD, [BOT], message(), mail_options=["SIZE=50000"])
+            assert declared.value.code == 552
+            # Without SIZE (sendmail would declare it): the data itself is too much.
+            await smtp.mail("pat@agency.example")
+            await smtp.rcpt(BOT)
+            big = message(body="x" * 70 + ("\r\n" + "x" * 70) * 400)
+            with pytest.raises(aiosmtplib.SMTPResponseException) as sent:
+                await smtp.data(big)
+            assert sent.value.code == 552
+    finally:
+        await listener.stop()
+    rows = await _inbound_rows(prompted)
+    assert [(r.source, r.state, r.raw) for r in rows] == [("smtp", "unprocessable", b"")] * 2
+    assert [r.outcome for r in rows] == [
+        f"too large (50000 bytes; the limit is 20000), refused; from {LEAD}",
+        "too large (over the size limit; the limit is 20000), refused; from pat@agency.example",
+    ]
+    assert listener.stats.too_large == 2
+    assert await runner.inbound.process_all() == []
+
+
+async def test_a_failing_store_is_logged_without_the_message(
+    listener: SmtpListener, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When storing fails with an error that quotes the message, the sender gets 451 and
+    the log says where it failed, but nothing of what the message said."""
+
+    async def take_in(raw: bytes) -> bool:
+        raise ValueError(f"cannot store {raw!r}")
+
+    listener.handler.take_in = take_in
+    async with client(listener.port) as smtp:
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await smtp.sendmail(LEAD, [BOT], message(body="1.2-1 3 my private note"))
+    assert refused.value.code == 451
+    assert "private note" not in caplog.text
+    assert "ValueError at take_in" in caplog.text

@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from mailparser_reply.parser import EmailMessage as ReplyMessage
 
 from handlers import inbound_mail
-from handlers.inbound_mail import REPLY_LANGUAGES, _NewestReply, read_mail
+from handlers.inbound_mail import (
+    REPLY_LANGUAGES,
+    _NewestReply,
+    dedupe_key,
+    head_dedupe_key,
+    head_sender,
+    header_section,
+    read_mail,
+    without_text,
+)
 from tests.conftest import FIXTURES
 
 EMAILS = sorted((FIXTURES / "emails").glob("*.eml"))
@@ -218,3 +227,80 @@ def test_mail_reads_as_with_every_header_parsed(
     monkeypatch.setattr(inbound_mail, "_plain_value", lambda kind, value: None)
     monkeypatch.setattr(inbound_mail, "_addresses", lambda t: [a for _, a in getaddresses([t])])
     assert read_mail(raw) == shortcut
+
+
+# --- dedupe keys: the header, else the whole message ----------------------------------------
+
+
+def _reply(*headers: bytes, body: bytes = b"1.1 2 done\r\n") -> bytes:
+    return b"".join(h + b"\r\n" for h in (b"From: dana@x.example", *headers)) + b"\r\n" + body
+
+
+def test_a_message_id_pasted_into_the_text_is_not_the_messages_own() -> None:
+    """Two different replies without a Message-ID header, each with the same pasted
+    `Message-ID:` line in their text, get different keys: neither is taken for the other."""
+    pasted = b"Message-ID: <pasted@mail.example>\r\n"
+    first = _reply(b"Subject: one", body=b"1.1 2 done\r\n" + pasted)
+    second = _reply(b"Subject: two", body=b"1.1 3 not yet\r\n" + pasted)
+    assert dedupe_key(first) != dedupe_key(second)
+    assert dedupe_key(first).startswith("sha256:")
+    # A line the parser reads as the start of the body ends the headers, blank line or not.
+    after_text = b"From: dana@x.example\r\nnot a header\r\nMessage-ID: <late@x>\r\n\r\nbody\r\n"
+    assert dedupe_key(after_text).startswith("sha256:")
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n", b"\r"])
+def test_the_message_id_header_is_the_key_however_the_lines_end(eol: bytes) -> None:
+    """The Message-ID header keys the message with any line ending, folded or not, and the
+    same message delivered twice (or with other bytes elsewhere) keeps the same key."""
+    raw = _reply(b"Message-ID:", b"\t<Folded.ID@Mail.Example>").replace(b"\r\n", eol)
+    assert dedupe_key(raw) == "mid:<folded.id@mail.example>"
+    assert dedupe_key(raw + b"trailing") == dedupe_key(raw)
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    [b"<" + b"a" * 400 + b"@x.example>", b"<a\x00b@x.example>", b"<caf\xc3\xa9@x.example>"],
+    ids=["400 characters", "a NUL", "not ASCII"],
+)
+def test_an_absurd_message_id_still_gives_a_storable_key(message_id: bytes) -> None:
+    """A Message-ID too long for the key's column, or with a NUL or non-ASCII bytes, gives
+    a short printable key of its own, the same each time it is delivered."""
+    raw = _reply(b"Message-ID: " + message_id)
+    key = dedupe_key(raw)
+    assert len(key) <= 100
+    assert key.isprintable()
+    assert key.isascii()
+    assert key == dedupe_key(raw + b"again")
+    other = _reply(b"Message-ID: " + message_id.replace(b"@", b"1@"))
+    assert dedupe_key(other) != key
+
+
+def test_a_message_read_only_as_far_as_its_headers_is_keyed_like_the_whole() -> None:
+    """A message too large to read whole is keyed by its Message-ID as if read whole, and
+    without one by its header section and size; its sender is read from the headers."""
+    raw = _reply(b"Message-ID: <big@x.example>", body=b"x" * 5000)
+    head = header_section(raw)
+    assert head_dedupe_key(head, size=len(raw)) == dedupe_key(raw)
+    anonymous = header_section(_reply(b"Subject: big"))
+    assert head_dedupe_key(anonymous, size=10) != head_dedupe_key(anonymous, size=11)
+    assert head_sender(b"From: Dana \x00Cole <dana@x.example>\r\n") == "dana@x.example"
+
+
+def test_an_error_is_logged_without_its_text() -> None:
+    """An error for the log names its type and where it came from, never its message, nor
+    the message of what caused it: both may quote the mail being read."""
+
+    def parse(line: str) -> None:
+        raise ValueError(f"cannot read {line!r}")
+
+    try:
+        try:
+            parse("1.1 2 my confidential note")
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from exc
+    except RuntimeError as exc:
+        logged = without_text(exc)
+    assert "confidential" not in logged
+    assert logged.startswith("RuntimeError at ")
+    assert "ValueError at parse" in logged
