@@ -124,7 +124,8 @@ _FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
 _UTF8_MULTIBYTE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+# Lone surrogates: what `decode_text` leaves where bytes were not text in the file's encoding.
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KEY = re.compile(r"^[\w][\w.\-]*$")
 
@@ -244,7 +245,9 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     at all is read as Windows-1252 (Excel's "CSV" on Windows).
     """
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16", "surrogateescape"), "UTF-16"
+        # A lone surrogate or an odd last byte is kept as a lone surrogate, reported by row.
+        text = raw[: len(raw) // 2 * 2].decode("utf-16", "surrogatepass")
+        return text + "\udcff" * (len(raw) % 2), "UTF-16"
     raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         return raw.decode("utf-8"), "UTF-8"
@@ -304,7 +307,7 @@ def read_table(path: Path, problems: list[Problem]) -> Table:
         table = Table(_read_xlsx(path, problems))
     else:
         table = _read_csv(path, problems)
-    _check_cells(table.rows, problems)
+    _check_cells(table.rows, table.encoding, problems)
     return table
 
 
@@ -436,7 +439,7 @@ def _heading(rows: Sequence[Sequence[object]], column: int) -> str:
     return title or f"column {column + 1}"
 
 
-def _check_cells(rows: list[list[str]], problems: list[Problem]) -> None:
+def _check_cells(rows: list[list[str]], encoding: str | None, problems: list[Problem]) -> None:
     """Refuse NUL characters and bytes that are not text, naming each cell's row and column."""
     for number, row in enumerate(rows, start=1):
         for index, cell in enumerate(row):
@@ -449,15 +452,15 @@ def _check_cells(rows: list[list[str]], problems: list[Problem]) -> None:
                         "holds a NUL character, which cannot be stored: remove it",
                     )
                 )
-            if _NOT_UTF8.search(cell):
-                row[index] = _NOT_UTF8.sub("\ufffd", cell)
+            if _NOT_TEXT.search(cell):
+                row[index] = _NOT_TEXT.sub("\ufffd", cell)
                 problems.append(
                     Problem(
                         number,
                         _heading(rows, index),
                         row[index],
-                        "bytes that are not UTF-8 (shown as \ufffd) in a file that is otherwise "
-                        "UTF-8: retype the text there",
+                        f"bytes that are not {encoding} (shown as \ufffd) in a file that is "
+                        f"otherwise {encoding}: retype the text there",
                     )
                 )
 

@@ -611,3 +611,18 @@ def test_files_past_the_limits_are_refused_in_one_line(tmp_path: Path) -> None:
     long_cell.write_text(f'Key actions,Notes\na,"{"x" * 200_000}"\n', encoding="utf-8")
     [error] = _errors(read_plan(long_cell, plan_key="l"))
     assert error.startswith("error: row 2: not readable as CSV: field larger than field limit")
+
+
+def test_utf16_file_with_a_broken_character_reports_its_row(tmp_path: Path) -> None:
+    """A UTF-16 file with a lone surrogate is an error naming that cell, not a traceback."""
+    path = tmp_path / "utf16.csv"
+    path.write_bytes(
+        "Key actions,Timescales\nFirst,2027\n".encode("utf-16")
+        + "Second".encode("utf-16-le")
+        + b"\x00\xd8,\x002\x000\x002\x007\x00\n\x00"
+    )
+    draft = read_plan(path, plan_key="u")
+    assert _errors(draft) == [
+        "error: row 3, column 'Key actions': value 'Second\ufffd': bytes that are not UTF-16 "
+        "(shown as \ufffd) in a file that is otherwise UTF-16: retype the text there"
+    ]
