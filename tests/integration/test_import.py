@@ -5,17 +5,21 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zipfile import ZipFile
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
+from bot.domain.model import Person
 from bot.settings import Settings
 from storage.importer import import_plan
 from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, UpdateRow
+from storage.plan_files import MAX_FILE_BYTES, MAX_ROWS, PlanDraft, read_plan
 from storage.repositories import PeopleRepository
 from tests.conftest import EXAMPLES
 
@@ -346,3 +350,279 @@ async def test_people_may_list_further_addresses_they_write_from(
     with pytest.raises(ImportFailed) as caught:
         await load("bad-people.csv")
     assert any("not an email address" in str(p) for p in caught.value.problems)
+
+
+def _people_columns(*columns: str, slack: bool = False) -> list[dict[str, str]]:
+    """The Wirral people file with only `columns`, each Slack id filled in when `slack`."""
+    with (WIRRAL / "people.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if slack:
+        for row in rows:
+            row["slack"] = f"U{row['key']}"
+    return [{c: row[c] for c in columns} for row in rows]
+
+
+async def _people(pulse: PlanPulse) -> dict[str, Person]:
+    async with pulse.sessions() as session:
+        return {p.key: p for p in await PeopleRepository(session).all()}
+
+
+async def test_people_file_without_an_email_column_is_refused_naming_it(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A people file with no `email` column is an error naming that file, not the plan, and
+    every stored address stays as it was."""
+    await _import_wirral(pulse)
+    before = await _people(pulse)
+    people = _write_csv(tmp_path / "no-email.csv", _people_columns("key", "name", "prefers"))
+    with pytest.raises(ImportFailed) as caught:
+        await import_plan(
+            pulse.sessions, WIRRAL / "plan.csv", now=NOW, plan_key="wirral", people_path=people
+        )
+    assert str(caught.value).startswith(f"{people}: 1 problem(s)")
+    assert "plan.csv" not in str(caught.value)
+    [problem] = [p for p in caught.value.problems if p.severity == "error"]
+    assert "no 'email' column" in str(problem)
+    assert "no-email.csv" in str(problem)
+    assert await _people(pulse) == before
+
+
+async def test_people_file_without_optional_columns_keeps_what_is_stored(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A people file with only `key` and `email` changes the addresses it gives and leaves
+    names, Slack ids, channels and timezones as they were stored."""
+    full = _people_columns("key", "name", "email", "slack", "prefers", "timezone", slack=True)
+    await _import_wirral(pulse)
+    await import_plan(
+        pulse.sessions,
+        WIRRAL / "plan.csv",
+        now=NOW,
+        plan_key="wirral",
+        people_path=_write_csv(tmp_path / "full.csv", full),
+    )
+    before = await _people(pulse)
+    short = _people_columns("key", "email")
+    short[0]["email"] = "joe.b@wirral.example"
+    report = await import_plan(
+        pulse.sessions,
+        WIRRAL / "plan.csv",
+        now=NOW,
+        plan_key="wirral",
+        people_path=_write_csv(tmp_path / "short.csv", short),
+    )
+    assert (report.people_added, report.people_changed) == (0, 1)
+    after = await _people(pulse)
+    joe = after.pop("JB")
+    assert joe == replace(before.pop("JB"), email="joe.b@wirral.example")
+    assert after == before
+    assert after["KM"].slack_user_id == "UKM"
+    assert after["KM"].prefers.value == "slack"
+
+
+async def test_networks_file_without_optional_columns_keeps_what_is_stored(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A networks file with no coordinators or channel column leaves both as stored, and one
+    with no `key` column is an error naming that file."""
+    await _import_wirral(pulse)
+    with (WIRRAL / "networks.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    renamed = [{"key": r["key"], "name": r["name"] + " (new)"} for r in rows]
+    await import_plan(
+        pulse.sessions,
+        WIRRAL / "plan.csv",
+        now=NOW,
+        plan_key="wirral",
+        networks_path=_write_csv(tmp_path / "names.csv", renamed),
+    )
+    board = (await pulse.tracked("wirral")).network("board")
+    assert board.name == "Wirral Improvement Board (new)"
+    assert board.coordinators == (
+        "improvement.board@wirral.example",
+        "board.secretary@wirral.example",
+    )
+    assert board.slack_channel == "#improvement-board"
+    assert board.all_actions
+    keyless = _write_csv(tmp_path / "keyless.csv", [{"name": r["name"]} for r in rows])
+    with pytest.raises(ImportFailed) as caught:
+        await import_plan(
+            pulse.sessions, WIRRAL / "plan.csv", now=NOW, plan_key="wirral", networks_path=keyless
+        )
+    assert str(caught.value).startswith(f"{keyless}: 1 problem(s)")
+    assert "no 'key' column" in "\n".join(map(str, caught.value.problems))
+
+
+def _errors(draft: PlanDraft) -> list[str]:
+    return [str(p) for p in draft.problems if p.severity == "error"]
+
+
+def _shape(draft: PlanDraft) -> list[tuple[str, str, str]]:
+    return [(a.ref, a.title, m.title) for a in draft.actions for m in a.milestones]
+
+
+def _wirral_xlsx(path: Path, formula: str, cached: str | None) -> Path:
+    """The Wirral plan as a workbook whose first Progress cell (G2) is `formula`, saved with
+    `cached` as its value the way Excel saves one, or with none as other tools do."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    rows = _wirral_rows()
+    sheet.append(list(rows[0]))
+    for row in rows:
+        sheet.append(list(row.values()))
+    sheet["G2"] = formula
+    book.save(path)
+    if cached is not None:
+        with ZipFile(path) as archive:
+            parts = {name: archive.read(name) for name in archive.namelist()}
+        xml = parts["xl/worksheets/sheet1.xml"].decode()
+        saved = xml.replace(f"<f>{formula[1:]}</f><v />", f"<f>{formula[1:]}</f><v>{cached}</v>")
+        assert saved != xml
+        parts["xl/worksheets/sheet1.xml"] = saved.encode()
+        with ZipFile(path, "w") as archive:
+            for name, data in parts.items():
+                archive.writestr(name, data)
+    return path
+
+
+def test_xlsx_formula_without_a_saved_value_is_an_error_naming_the_cell(tmp_path: Path) -> None:
+    """A formula cell with no saved value is an import error naming its cell; one that Excel
+    saved a value for is read as that value."""
+    bare = read_plan(_wirral_xlsx(tmp_path / "bare.xlsx", "=1+1", None), plan_key="w")
+    [error] = _errors(bare)
+    assert error.startswith("error: row 2, column 'Progress 1 - 4': value '=1+1':")
+    assert "cell G2 holds a formula with no saved value" in error
+    saved = read_plan(_wirral_xlsx(tmp_path / "saved.xlsx", "=1+1", "2"), plan_key="w")
+    assert _errors(saved) == []
+    assert saved.actions[0].milestones[0].rating == 2
+
+
+def test_csv_cells_escaped_by_an_export_read_back_unescaped(tmp_path: Path) -> None:
+    """A quote that an export put before `= + - @` is taken off again, and only that one."""
+    path = tmp_path / "plan.csv"
+    path.write_text(
+        "Ref,Key actions,Lead(s),Timescales,Notes\n"
+        "1.1,'=HYPERLINK(\"x\"),AW,31/10/26,'-2+3\n"
+        "1.2,'Quoted' title,AW,31/10/26,''@twice\n",
+        encoding="utf-8",
+    )
+    draft = read_plan(path, plan_key="p")
+    assert [(a.title, a.milestones[0].note) for a in draft.actions] == [
+        ('=HYPERLINK("x")', "-2+3"),
+        ("'Quoted' title", "'@twice"),
+    ]
+
+
+def test_utf8_file_with_one_stray_byte_reports_its_row(tmp_path: Path) -> None:
+    """One Windows-1252 byte in a UTF-8 file is an error naming its row and column, instead
+    of the whole file being read as Windows-1252."""
+    raw = (WIRRAL / "plan.csv").read_bytes()
+    path = tmp_path / "stray.csv"
+    path.write_bytes(raw.replace(b"Child's journey practice", b"Child\x92s journey practice"))
+    draft = read_plan(path, plan_key="w")
+    [error] = _errors(draft)
+    assert error.startswith("error: row 2, column 'Key actions': value 'Child\ufffds journey")
+    assert "bytes that are not UTF-8" in error
+    assert draft.encoding == "UTF-8"
+    assert not any("â€" in m for _, _, m in _shape(draft))
+
+
+@pytest.mark.parametrize(
+    ("codec", "name"), [("cp1252", "Windows-1252"), ("utf-16", "UTF-16"), ("utf-8-sig", "UTF-8")]
+)
+def test_csv_in_windows_1252_or_utf16_reads_like_utf8(
+    tmp_path: Path, codec: str, name: str
+) -> None:
+    """A whole file in Windows-1252, or in UTF-16 with a byte-order mark, reads as the UTF-8
+    file does, and the draft says which encoding was used."""
+    text = (WIRRAL / "plan.csv").read_text(encoding="utf-8").replace("'", "’")
+    utf8 = tmp_path / "utf8.csv"
+    utf8.write_text(text, encoding="utf-8")
+    other = tmp_path / f"{codec}.csv"
+    other.write_bytes(text.encode(codec))
+    draft = read_plan(other, plan_key="w")
+    assert _errors(draft) == []
+    assert draft.encoding == name
+    assert _shape(draft) == _shape(read_plan(utf8, plan_key="w"))
+    assert "Child’s journey" in draft.actions[0].title
+    warned = [str(p) for p in draft.problems if "not UTF-8" in p.reason]
+    assert bool(warned) == (codec == "cp1252")
+
+
+async def test_import_report_says_which_encoding_was_read(pulse: PlanPulse, tmp_path: Path) -> None:
+    """The import report names the encoding a CSV plan was read in."""
+    path = tmp_path / "plan.csv"
+    path.write_bytes((WIRRAL / "plan.csv").read_text(encoding="utf-8").encode("cp1252"))
+    report = await _import_wirral(pulse, path)
+    assert report.summary().endswith("; read as Windows-1252")  # type: ignore[attr-defined]
+
+
+def test_nul_characters_are_refused_naming_row_and_column(tmp_path: Path) -> None:
+    """A NUL character in a CSV cell or a YAML text is one error naming where it is."""
+    rows = _wirral_rows()
+    rows[2]["Lead(s)"] = "Ian\x00Godfrey"
+    draft = read_plan(_write_csv(tmp_path / "nul.csv", rows), plan_key="w")
+    assert _errors(draft) == [
+        "error: row 4, column 'Lead(s)': holds a NUL character, which cannot be stored: remove it"
+    ]
+    yaml_text = (WIRRAL / "plan.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "nul.yaml"
+    path.write_text(yaml_text.replace("key: wirral", 'key: "wir\\0ral"', 1), encoding="utf-8")
+    assert _errors(read_plan(path, plan_key="w")) == [
+        "error: column 'plan.key': holds a NUL character, which cannot be stored: remove it"
+    ]
+
+
+def test_fifty_thousand_rows_and_twenty_megabytes_are_read(tmp_path: Path) -> None:
+    """A CSV plan of 50,000 rows and more than 20 MB is read whole, without a limit error."""
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Timescales", "Notes"])
+        for n in range(50_000):
+            writer.writerow(
+                [f"{n // 1000 + 1}", f"A{n}", f"Action {n}", "AW", "31/10/26", "x" * 400]
+            )
+    assert path.stat().st_size > 20 * 2**20
+    draft = read_plan(path, plan_key="big")
+    assert _errors(draft) == []
+    assert len(draft.actions) == 50_000
+
+
+def test_files_past_the_limits_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A plan file over the size limit, over the row limit, or with a cell too long for CSV
+    is refused with one line saying why, before it is read whole."""
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    assert _errors(read_plan(huge, plan_key="h")) == [
+        "error: file: the file is 50.0 MB; files are limited to 50 MB: split the plan"
+    ]
+    many = tmp_path / "many.csv"
+    many.write_text("Key actions,Timescales\n" + "a,2027\n" * (MAX_ROWS + 1), encoding="utf-8")
+    assert _errors(read_plan(many, plan_key="m")) == [
+        "error: file: the file has more than 100,000 rows; files are limited to 100,000 rows: "
+        "split the plan"
+    ]
+    long_cell = tmp_path / "long.csv"
+    long_cell.write_text(f'Key actions,Notes\na,"{"x" * 200_000}"\n', encoding="utf-8")
+    [error] = _errors(read_plan(long_cell, plan_key="l"))
+    assert error.startswith("error: row 2: not readable as CSV: field larger than field limit")
+
+
+def test_utf16_file_with_a_broken_character_reports_its_row(tmp_path: Path) -> None:
+    """A UTF-16 file with a lone surrogate is an error naming that cell, not a traceback."""
+    path = tmp_path / "utf16.csv"
+    path.write_bytes(
+        "Key actions,Timescales\nFirst,2027\n".encode("utf-16")
+        + "Second".encode("utf-16-le")
+        + b"\x00\xd8,\x002\x000\x002\x007\x00\n\x00"
+    )
+    draft = read_plan(path, plan_key="u")
+    assert _errors(draft) == [
+        "error: row 3, column 'Key actions': value 'Second\ufffd': bytes that are not UTF-16 "
+        "(shown as \ufffd) in a file that is otherwise UTF-16: retype the text there"
+    ]
