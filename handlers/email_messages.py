@@ -140,7 +140,7 @@ def _rows(items: Sequence[PromptItem]) -> list[_Row]:
 def _recipient(person: Person) -> str:
     if not person.email:
         raise ValueError(f"{person.key} has no email address")
-    return formataddr((person.name, person.email), charset="utf-8")
+    return formataddr((header_value(person.name), header_value(person.email)), charset="utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +159,28 @@ class OutboundEmail:
 
 @lru_cache(maxsize=64)
 def _from_field(mail_from: str) -> str:
-    return formataddr(parseaddr(mail_from), charset="utf-8")
+    name, address = parseaddr(header_value(mail_from))
+    return formataddr((name, address), charset="utf-8")
+
+
+# Line breaks of every kind (CR, LF, the Unicode ones, and what `str.splitlines` splits at)
+# and other control characters: none may reach a header value as itself.
+_HEADER_BREAKS = re.compile(r"[\s\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def header_value(text: str) -> str:
+    """`text` made safe as one header value: every run of line breaks, control characters
+    and white space becomes one space. A name or title with CR/LF in it (an Alt+Enter in a
+    spreadsheet cell) so stays in its own header and never starts another (`Bcc:`). Every
+    header we write goes through this."""
+    if text.isprintable():  # no break or control character: the usual case, left alone
+        return text
+    return _HEADER_BREAKS.sub(" ", text).strip()
 
 
 def _fold(name: str, value: str) -> str:
     """`Name: value`, RFC 2047-encoded when not ASCII, folded at spaces near 78 columns."""
+    value = header_value(value)
     if len(name) + 2 + len(value) <= 78 and value.isascii():
         return f"{name}: {value}"  # what the loop below gives a line that needs no fold
     if not value.isascii():
@@ -203,6 +220,7 @@ def _message(
     boundary, which made it the slowest step of a 5,000-person cycle. The bytes are checked
     by parsing them back with `email.policy.default` in the tests.
     """
+    subject = header_value(subject)
     boundary = f"=_pp_{secrets.token_hex(16)}"
     fields = [
         ("From", _from_field(mail_from)),
