@@ -2,9 +2,12 @@
 multipart text + HTML from Jinja templates (HTML autoescaped, table layout and inline
 styles so Outlook shows it), with the headers of RELIABILITY.md and a stable Message-ID.
 
-The reply token is 128 random bits, shown in the subject as `[PP-…]` and carried in the
+The reply token is 128 bits, shown in the subject as `[PP-…]` and carried in the
 Message-ID, so a reply is matched by its References or its subject — never by
-sub-addressing, which Exchange does not support. Only its SHA-256 is stored.
+sub-addressing, which Exchange does not support. Signed with `PULSE_SECRET_KEY`, it is 80
+random bits and a 48-bit signature of them; only a keyed hash of it is stored, so a token
+that this key did not sign matches no prompt issued under the key. (Tokens issued before
+signing, 128 random bits with their SHA-256 stored, are still found until they expire.)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -29,6 +33,7 @@ from bot.domain.model import Person, Plan
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import RejectedLine, ReplyLine
 from bot.domain.status import MilestoneStatus
+from bot.signing import Signer
 
 TOKEN_PATTERN = re.compile(r"\bPP[-.]([A-Z2-7]{26})\b", re.IGNORECASE)
 
@@ -61,13 +66,40 @@ _CONFIRMATION_TEXT = _TEXT.get_template("confirmation.txt.j2")
 _CONFIRMATION_HTML = _HTML.get_template("confirmation.html.j2")
 
 
-def new_token() -> str:
-    """A fresh reply token: 128 random bits in base32 (26 letters and digits)."""
-    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
+_TOKEN_PURPOSE = "prompt-token"
+_TOKEN_RANDOM = 10  # bytes; the other 6 of the 16 are the signature
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.upper().encode("ascii")).hexdigest()
+def new_token(signer: Signer | None = None) -> str:
+    """A fresh reply token in base32 (26 letters and digits): 80 random bits and their
+    signature by `signer`, or 128 random bits when there is no signer (unsigned)."""
+    if signer is None:
+        raw = secrets.token_bytes(16)
+    else:
+        payload = secrets.token_bytes(_TOKEN_RANDOM)
+        raw = payload + signer.digest(_TOKEN_PURPOSE, payload)[: 16 - _TOKEN_RANDOM]
+    return base64.b32encode(raw).decode("ascii").rstrip("=")
+
+
+def _signed(token: str, signer: Signer) -> bool:
+    try:
+        raw = base64.b32decode(token.upper() + "======")
+    except (binascii.Error, ValueError):
+        return False
+    if len(raw) != 16:
+        return False
+    payload, tag = raw[:_TOKEN_RANDOM], raw[_TOKEN_RANDOM:]
+    return hmac.compare_digest(tag, signer.digest(_TOKEN_PURPOSE, payload)[: len(tag)])
+
+
+def token_hash(token: str, signer: Signer | None = None) -> str:
+    """What is stored for a token and looked up by: a keyed hash when `signer` signed it,
+    else its SHA-256 (unsigned tokens). The two never meet, so a token the key did not sign
+    can only ever match an unsigned one."""
+    upper = token.upper()
+    if signer is not None and _signed(upper, signer):
+        return "k" + signer.digest(_TOKEN_PURPOSE + "-hash", upper).hex()[1:]
+    return hashlib.sha256(upper.encode("ascii")).hexdigest()
 
 
 def find_tokens(*texts: str | None) -> list[str]:
