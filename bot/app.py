@@ -198,19 +198,27 @@ class PlanPulse:
         return digests
 
 
-async def check(pulse: PlanPulse) -> list[tuple[bool, str]]:
-    """Configuration and connectivity, one line per part: (ok, what was found)."""
+async def check(pulse: PlanPulse, *, missing_database: str | None = None) -> list[tuple[bool, str]]:
+    """Configuration and connectivity, one line per part: (ok, what was found). With
+    `missing_database` (where the SQLite file would be), the database is not opened, so
+    checking never creates it."""
     from sqlalchemy import text
 
     settings = pulse.settings
     results: list[tuple[bool, str]] = []
-    try:
-        async with pulse.sessions() as session:
-            await session.execute(text("SELECT 1"))
-            plans = await PlanRepository(session).keys()
-        results.append((True, f"database: {settings.redacted_database_url()} ({len(plans)} plans)"))
-    except Exception as exc:  # report every part, whatever fails
-        results.append((False, f"database: {type(exc).__name__}: {exc}"))
+    if missing_database is not None:
+        results.append(
+            (True, f"database: none yet at {missing_database} (`pulse init` creates it)")
+        )
+    else:
+        try:
+            async with pulse.sessions() as session:
+                await session.execute(text("SELECT 1"))
+                plans = await PlanRepository(session).keys()
+            url = settings.redacted_database_url()
+            results.append((True, f"database: {url} ({len(plans)} plans)"))
+        except Exception as exc:  # report every part, whatever fails
+            results.append((False, f"database: {type(exc).__name__}: {exc}"))
     if settings.local_mode:
         results.append((True, f"local mode: mail as files under {settings.mail_dir}"))
     parts: list[tuple[str, Callable[[], Awaitable[str]]]] = []
@@ -218,7 +226,13 @@ async def check(pulse: PlanPulse) -> list[tuple[bool, str]]:
         parts.append(("SMTP", SmtpTransport.from_settings(settings).check))
     if settings.imap_host:
         receiver = imap_receiver(
-            settings, Inbound(pulse.sessions, mail_from=settings.mail_from, clock=pulse.clock)
+            settings,
+            Inbound(
+                pulse.sessions,
+                mail_from=settings.mail_from,
+                clock=pulse.clock,
+                signer=settings.signer(),
+            ),
         )
         if receiver is not None:
             parts.append(("IMAP", receiver.check))
@@ -301,6 +315,7 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
         clock=pulse.clock,
         slack_prompt=slack_prompt_posts if settings.slack_enabled else None,
         slack_lookup=lookup,
+        signer=settings.signer(),
     )
 
 
@@ -379,6 +394,7 @@ class Runner:
             max_bytes=settings.max_inbound_bytes,
             bounce_limit=settings.bounce_limit,
             trusted_authserv_id=settings.trusted_authserv_id,
+            signer=settings.signer(),
         )
         (mail_dir / "inbox").mkdir(parents=True, exist_ok=True)
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)

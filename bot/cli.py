@@ -13,11 +13,13 @@ from datetime import UTC, date, datetime
 from email.parser import HeaderParser
 from email.utils import parseaddr
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse, Runner, check, cycles_for
 from bot.clock import system_clock
@@ -83,11 +85,37 @@ def _settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            typer.echo(f"configuration error: {where}: {error['msg']}", err=True)
+            where = ".".join(str(p) for p in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"configuration error: {where + ': ' if where else ''}{message}", err=True)
         raise typer.Exit(2) from None
     _configure_logging(settings.log_level)
     return settings
+
+
+def _missing_database(settings: Settings) -> str | None:
+    """Where the SQLite database was looked for, when it is not there (None when it is, or
+    the database is PostgreSQL, whose server says so itself)."""
+    if not is_sqlite(settings.database_url):
+        return None
+    name = make_url(settings.database_url).database
+    if not name or Path(name).is_file():
+        return None
+    return str(Path(name).resolve())
+
+
+def _no_such_database(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused the connection because the database does not exist
+    (asyncpg's error, raised as it is or wrapped by SQLAlchemy)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        kind = type(seen)
+        if kind.__name__ == "InvalidCatalogNameError" and kind.__module__.startswith("asyncpg"):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _run(
@@ -95,10 +123,24 @@ def _run(
     *,
     migrate: bool = True,
     clock: datetime | None = None,
+    creates: bool = False,
+    missing_ok: bool = False,
 ) -> T:
     """Build the app, bring the schema up to date, run `work`, and turn our errors into
-    messages and exit codes (tracebacks go to the log only)."""
+    messages and exit codes (tracebacks go to the log only). Only a command that `creates`
+    the database (`init`, `import`) makes one where there is none; one that is `missing_ok`
+    runs without it (and without migrating); the others say where they looked."""
     settings = _settings()
+    where = None if creates else _missing_database(settings)
+    if where is not None and missing_ok:
+        migrate = False
+    elif where is not None:
+        typer.echo(
+            f"error: no database at {where} (DATABASE_URL); "
+            "`pulse init` creates it, `pulse import PLAN_FILE` loads a plan into it",
+            err=True,
+        )
+        raise typer.Exit(1)
 
     async def main() -> T:
         pulse = PlanPulse(settings, clock=(lambda: clock) if clock else system_clock)
@@ -123,6 +165,33 @@ def _run(
         log.debug("failed", exc_info=True)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        if not _no_such_database(exc):
+            raise
+        typer.echo(
+            f"error: no database {make_url(settings.database_url).database!r} on the server "
+            f"at {settings.redacted_database_url()}; create it (createdb) and run `pulse init`",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pulse {metadata.version('plan-pulse')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="show the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Plan Pulse: keeps improvement plans current by asking each lead for progress."""
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -149,7 +218,7 @@ def init() -> None:
     async def work(pulse: PlanPulse) -> str:
         return pulse.settings.redacted_database_url()
 
-    url = _run(work)
+    url = _run(work, creates=True)
     typer.echo(f"database ready: {url}")
 
 
@@ -199,7 +268,7 @@ def import_(
         lines = [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
-    typer.echo(_run(work))
+    typer.echo(_run(work, creates=True))
 
 
 @app.command()
@@ -366,9 +435,9 @@ def check_() -> None:
     """Check the configuration and connectivity: database, SMTP, IMAP, Slack."""
 
     async def work(pulse: PlanPulse) -> list[tuple[bool, str]]:
-        return await check(pulse)
+        return await check(pulse, missing_database=_missing_database(pulse.settings))
 
-    results = _run(work)
+    results = _run(work, missing_ok=True)
     for ok, line in results:
         typer.echo(f"{'ok  ' if ok else 'FAIL'} {line}")
     if not all(ok for ok, _ in results):

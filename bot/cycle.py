@@ -32,6 +32,7 @@ from bot.domain.cycles import (
 )
 from bot.domain.model import Channel, Person, Plan
 from bot.domain.status import local_date
+from bot.signing import Signer
 from handlers.email_messages import new_token, prompt_email, token_hash
 from storage.delivery import (
     NewMessage,
@@ -120,8 +121,11 @@ class Cycles:
         clock: Clock,
         slack_prompt: SlackPromptRenderer | None = None,
         slack_lookup: SlackLookup | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.sessions = sessions
+        # Signs the prompt tokens (PULSE_SECRET_KEY); None issues unsigned ones.
+        self.signer = signer
         self.mail_from = mail_from
         self.clock = clock
         # Set when Slack is on: people who prefer Slack and have a Slack id are asked by DM.
@@ -314,8 +318,8 @@ class Cycles:
             planned = group.carrier
             person = by_key[planned.person_key]
             prompt_id = created[people[person.key].id]
-            token = new_token()
-            tokens.append((prompt_id, token_hash(token)))
+            token = new_token(self.signer)
+            tokens.append((prompt_id, token_hash(token, self.signer)))
             email = None
             if person.email:
                 message = prompt_email(
@@ -425,9 +429,9 @@ class Cycles:
                 person = by_key[group.carrier.person_key]
                 if not person.email or rows_by_key[person.key].email_bounced_at is not None:
                     continue
-                token = new_token()
+                token = new_token(self.signer)
                 await prompts.add_tokens(
-                    [(carrier_id, token_hash(token))], expires_at=now + TOKEN_LIFETIME
+                    [(carrier_id, token_hash(token, self.signer))], expires_at=now + TOKEN_LIFETIME
                 )
                 original = await outbox.message_id_for(f"prompt:{carrier_id}")
                 message = prompt_email(

@@ -39,6 +39,7 @@ from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_r
 from bot.domain.model import Person, Plan, Source
 from bot.domain.replies import ParsedReply, RejectedLine, parse_reply
 from bot.domain.status import local_date
+from bot.signing import Signer
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
 from handlers.inbound_mail import (
     HEAD_BYTES,
@@ -93,8 +94,11 @@ class Inbound:
         max_bytes: int = MAX_MESSAGE_BYTES,
         bounce_limit: int = BOUNCE_LIMIT,
         trusted_authserv_id: str | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.sessions = sessions
+        # Checks the prompt tokens our prompts carry (signed with PULSE_SECRET_KEY).
+        self.signer = signer
         self.mail_from = mail_from.lower()
         self.own_domain = mail_domain(mail_from).lower()
         self.clock = clock
@@ -267,7 +271,9 @@ class Inbound:
             if not stored:
                 return []
             read = [(message, self._read(message)) for message in stored]
-            batch = await _Batch.load(session, [m for _, m in read if isinstance(m, InboundMail)])
+            batch = await _Batch.load(
+                session, [m for _, m in read if isinstance(m, InboundMail)], self.signer
+            )
             works: list[_Work] = []
             for message, mail in read:
                 work = _Work(message)
@@ -364,7 +370,11 @@ class Inbound:
             await self._tell_sender(session, work, sender, mail, reason, now)
             return Outcome("rejected", reason)
         found = next(
-            (batch.prompts[h] for t in mail.tokens if (h := token_hash(t)) in batch.prompts),
+            (
+                batch.prompts[h]
+                for t in mail.tokens
+                if (h := token_hash(t, self.signer)) in batch.prompts
+            ),
             None,
         )
         if found is None:
@@ -700,8 +710,10 @@ class _Batch:
         return self._answering
 
     @classmethod
-    async def load(cls, session: AsyncSession, mails: Sequence[InboundMail]) -> _Batch:
-        hashes = [token_hash(t) for mail in mails for t in mail.tokens]
+    async def load(
+        cls, session: AsyncSession, mails: Sequence[InboundMail], signer: Signer | None
+    ) -> _Batch:
+        hashes = [token_hash(t, signer) for mail in mails for t in mail.tokens]
         prompts = await PromptRepository(session).by_token_hashes(hashes)
         addresses = list(dict.fromkeys(m.senders[0] for m in mails if m.senders and m.tokens))
         writers: dict[str, str] = {}

@@ -3,17 +3,61 @@ the environment; tests build `Settings(...)` directly."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-_PLACEHOLDERS = {"", "change-me", "changeme", "secret", "xxx", "todo", "replace-me"}
+from bot.domain.errors import ConfigError
+from bot.signing import Signer
+
+MIN_SECRET_LENGTH = 32
+SECRET_FILE = "secret.key"  # in PULSE_DATA_DIR, local mode only
+DATABASE_FORMS = (
+    "postgresql://, postgres:// or postgresql+asyncpg:// (PostgreSQL); "
+    "sqlite:///PATH or sqlite+aiosqlite:///PATH (SQLite)"
+)
 
 
 def _given(secret: SecretStr | None) -> bool:
     return secret is not None and bool(secret.get_secret_value().strip())
+
+
+def weak_secret(key: str) -> str | None:
+    """Why `key` is too weak to sign with, or None when it will do."""
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"it has {len(key)} characters; give at least {MIN_SECRET_LENGTH} random ones"
+    if len(set(key)) == 1:
+        return "it is one character repeated; give random characters"
+    return None
+
+
+def database_url(value: str) -> str:
+    """`DATABASE_URL` in the form the engine needs: `postgresql://` and `postgres://` use
+    asyncpg, `sqlite:///` uses aiosqlite. Anything else is a ValueError naming the forms."""
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    url: str | None = None
+    if sep and rest:
+        if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+            url = f"postgresql+asyncpg://{rest}"
+        elif scheme in ("sqlite", "sqlite+aiosqlite") and rest not in ("/", "/:memory:"):
+            url = f"sqlite+aiosqlite://{rest}" if rest.startswith("/") else None
+    if url is not None:
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):
+            url = None
+    if url is None:
+        raise ValueError(f"not a database URL Plan Pulse can use; give {DATABASE_FORMS}")
+    return url
 
 
 class Settings(BaseSettings):
@@ -82,18 +126,59 @@ class Settings(BaseSettings):
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _usable_database_url(cls, value: object) -> str:
+        return database_url(str(value))
+
     @model_validator(mode="after")
-    def _secrets_outside_local_mode(self) -> Settings:
-        if not self.local_mode:
-            key = self.secret_key.get_secret_value()
-            if key.strip().casefold() in _PLACEHOLDERS or len(key) < 16:
+    def _strong_secret(self) -> Settings:
+        key = self.secret_key.get_secret_value()
+        if not key.strip():
+            if not self.local_mode:
                 raise ValueError(
-                    "PULSE_SECRET_KEY must be set to a random value of at least 16 characters "
-                    "when Slack or SMTP is configured (it signs prompt tokens)"
+                    "PULSE_SECRET_KEY must be set when Slack or SMTP is configured (it signs "
+                    f"prompt tokens): give at least {MIN_SECRET_LENGTH} random characters"
                 )
+            return self
+        weak = weak_secret(key)
+        if weak is not None:
+            raise ValueError(f"PULSE_SECRET_KEY is too weak to sign with: {weak}")
         return self
 
-    def redacted_database_url(self) -> str:
-        from sqlalchemy.engine import make_url
+    def signer(self) -> Signer:
+        """The signer of what we hand out, keyed by `PULSE_SECRET_KEY`; in local mode
+        without one, by a key generated once and kept in the data folder (mode 0600)."""
+        key = self.secret_key.get_secret_value()
+        if key.strip():
+            return Signer(key)
+        return Signer(self._local_secret())
 
+    def _local_secret(self) -> str:
+        path = self.data_dir / SECRET_FILE
+        if not path.exists():
+            _create_secret_file(path)
+        key = path.read_text(encoding="utf-8").strip()
+        weak = weak_secret(key)
+        if weak is not None:
+            raise ConfigError(f"the secret key in {path} is too weak to sign with: {weak}")
+        return key
+
+    def redacted_database_url(self) -> str:
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def _create_secret_file(path: Path) -> None:
+    """A new random key at `path`, readable by its owner only (0600). Written aside and
+    linked into place, so a process starting at the same moment reads a whole key: one of
+    the two wins and both use it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)

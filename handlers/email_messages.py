@@ -2,9 +2,12 @@
 multipart text + HTML from Jinja templates (HTML autoescaped, table layout and inline
 styles so Outlook shows it), with the headers of RELIABILITY.md and a stable Message-ID.
 
-The reply token is 128 random bits, shown in the subject as `[PP-…]` and carried in the
+The reply token is 128 bits, shown in the subject as `[PP-…]` and carried in the
 Message-ID, so a reply is matched by its References or its subject — never by
-sub-addressing, which Exchange does not support. Only its SHA-256 is stored.
+sub-addressing, which Exchange does not support. Signed with `PULSE_SECRET_KEY`, it is 80
+random bits and a 48-bit signature of them; only a keyed hash of it is stored, so a token
+that this key did not sign matches no prompt issued under the key. (Tokens issued before
+signing, 128 random bits with their SHA-256 stored, are still found until they expire.)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -29,6 +33,7 @@ from bot.domain.model import Person, Plan
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import RejectedLine, ReplyLine
 from bot.domain.status import MilestoneStatus
+from bot.signing import Signer
 
 TOKEN_PATTERN = re.compile(r"\bPP[-.]([A-Z2-7]{26})\b", re.IGNORECASE)
 
@@ -61,13 +66,40 @@ _CONFIRMATION_TEXT = _TEXT.get_template("confirmation.txt.j2")
 _CONFIRMATION_HTML = _HTML.get_template("confirmation.html.j2")
 
 
-def new_token() -> str:
-    """A fresh reply token: 128 random bits in base32 (26 letters and digits)."""
-    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
+_TOKEN_PURPOSE = "prompt-token"
+_TOKEN_RANDOM = 10  # bytes; the other 6 of the 16 are the signature
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.upper().encode("ascii")).hexdigest()
+def new_token(signer: Signer | None = None) -> str:
+    """A fresh reply token in base32 (26 letters and digits): 80 random bits and their
+    signature by `signer`, or 128 random bits when there is no signer (unsigned)."""
+    if signer is None:
+        raw = secrets.token_bytes(16)
+    else:
+        payload = secrets.token_bytes(_TOKEN_RANDOM)
+        raw = payload + signer.digest(_TOKEN_PURPOSE, payload)[: 16 - _TOKEN_RANDOM]
+    return base64.b32encode(raw).decode("ascii").rstrip("=")
+
+
+def _signed(token: str, signer: Signer) -> bool:
+    try:
+        raw = base64.b32decode(token.upper() + "======")
+    except (binascii.Error, ValueError):
+        return False
+    if len(raw) != 16:
+        return False
+    payload, tag = raw[:_TOKEN_RANDOM], raw[_TOKEN_RANDOM:]
+    return hmac.compare_digest(tag, signer.digest(_TOKEN_PURPOSE, payload)[: len(tag)])
+
+
+def token_hash(token: str, signer: Signer | None = None) -> str:
+    """What is stored for a token and looked up by: a keyed hash when `signer` signed it,
+    else its SHA-256 (unsigned tokens). The two never meet, so a token the key did not sign
+    can only ever match an unsigned one."""
+    upper = token.upper()
+    if signer is not None and _signed(upper, signer):
+        return "k" + signer.digest(_TOKEN_PURPOSE + "-hash", upper).hex()[1:]
+    return hashlib.sha256(upper.encode("ascii")).hexdigest()
 
 
 def find_tokens(*texts: str | None) -> list[str]:
@@ -140,7 +172,7 @@ def _rows(items: Sequence[PromptItem]) -> list[_Row]:
 def _recipient(person: Person) -> str:
     if not person.email:
         raise ValueError(f"{person.key} has no email address")
-    return formataddr((person.name, person.email), charset="utf-8")
+    return formataddr((header_value(person.name), header_value(person.email)), charset="utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +191,28 @@ class OutboundEmail:
 
 @lru_cache(maxsize=64)
 def _from_field(mail_from: str) -> str:
-    return formataddr(parseaddr(mail_from), charset="utf-8")
+    name, address = parseaddr(header_value(mail_from))
+    return formataddr((name, address), charset="utf-8")
+
+
+# Line breaks of every kind (CR, LF, the Unicode ones, and what `str.splitlines` splits at)
+# and other control characters: none may reach a header value as itself.
+_HEADER_BREAKS = re.compile(r"[\s\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def header_value(text: str) -> str:
+    """`text` made safe as one header value: every run of line breaks, control characters
+    and white space becomes one space. A name or title with CR/LF in it (an Alt+Enter in a
+    spreadsheet cell) so stays in its own header and never starts another (`Bcc:`). Every
+    header we write goes through this."""
+    if text.isprintable():  # no break or control character: the usual case, left alone
+        return text
+    return _HEADER_BREAKS.sub(" ", text).strip()
 
 
 def _fold(name: str, value: str) -> str:
     """`Name: value`, RFC 2047-encoded when not ASCII, folded at spaces near 78 columns."""
+    value = header_value(value)
     if len(name) + 2 + len(value) <= 78 and value.isascii():
         return f"{name}: {value}"  # what the loop below gives a line that needs no fold
     if not value.isascii():
@@ -203,6 +252,7 @@ def _message(
     boundary, which made it the slowest step of a 5,000-person cycle. The bytes are checked
     by parsing them back with `email.policy.default` in the tests.
     """
+    subject = header_value(subject)
     boundary = f"=_pp_{secrets.token_hex(16)}"
     fields = [
         ("From", _from_field(mail_from)),

@@ -14,6 +14,7 @@ from datetime import datetime
 from email import message_from_bytes, message_from_string
 from email.errors import HeaderDefect
 from email.headerregistry import (
+    Address,
     AddressHeader,
     BaseHeader,
     HeaderRegistry,
@@ -40,7 +41,7 @@ from mailparser_reply.parser import EmailMessage as ReplyMessage
 from mailparser_reply.parser import EmailReply as ReplyFragment
 
 from bot.domain.replies import strip_quoted
-from handlers.email_messages import OutboundEmail, find_tokens, mail_domain
+from handlers.email_messages import OutboundEmail, find_tokens, header_value, mail_domain
 
 MAX_BODY_CHARS = 50_000
 
@@ -626,8 +627,13 @@ def rejection_email(
     """A short plain-text notice that a message was not recorded, marked as auto-replied so
     the other side's auto-responders leave it alone."""
     message = EmailMessage(policy=SMTP)
-    message["From"] = mail_from
-    message["To"] = formataddr((to_name, to_address))
+    subject = header_value(subject)
+    message["From"] = header_value(mail_from)
+    name, address = header_value(to_name), header_value(to_address)
+    try:  # quoted as a phrase, so a colon or comma in a name is not taken as syntax
+        message["To"] = Address(display_name=name, addr_spec=address)
+    except ValueError:  # an address the header parser will not take apart
+        message["To"] = formataddr((name, address))
     message["Subject"] = subject
     message["Date"] = format_datetime(now)
     msg_id = f"<pp.reject.{secrets.token_hex(8)}@{mail_domain(mail_from)}>"
@@ -635,7 +641,7 @@ def rejection_email(
     message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-        message["References"] = in_reply_to
+        message["In-Reply-To"] = header_value(in_reply_to)
+        message["References"] = header_value(in_reply_to)
     message.set_content(text)
     return OutboundEmail(msg_id, subject, to_address, message.as_bytes())

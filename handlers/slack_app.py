@@ -14,8 +14,10 @@ the lot, their rows written together, and each click is acked only once that com
 done; each is still judged on its own, in turn, as if the ones before it were saved.
 
 Ingress hardening (scenarios 5-7): `build_http_app` puts a guard in front of bolt that caps
-the body, rejects a missing or non-numeric timestamp and a bad signature, and refuses a body
-that does not parse, all before bolt reads it; no stack trace ever reaches the caller.
+the body, rejects a missing, non-numeric or overlong timestamp and a bad signature, and
+refuses a body that does not parse or a payload with fields of types Slack never sends or
+nested past any real payload, all before bolt reads it; no stack trace ever reaches the
+caller or the log.
 
 `SlackChannel` runs the app in Socket Mode when an app token is given (no public URL), else
 over HTTP at `/slack/events`.
@@ -745,6 +747,17 @@ class SkewAlarm:
         )
 
 
+# Seconds since 1970 have 10 digits until the year 2286; a longer stamp is not a time, and
+# one of thousands of digits is more than Python will turn into an int.
+MAX_TIMESTAMP_DIGITS = 12
+
+
+def _bad_request(reason: str) -> web.Response:
+    """400 for a request that cannot be read, logged as one line (never its body)."""
+    log.warning("slack request refused (400): %s", reason)
+    return web.Response(status=400, text=reason.partition(":")[0])
+
+
 def build_http_app(
     app: AsyncApp,
     *,
@@ -755,9 +768,10 @@ def build_http_app(
 ) -> web.Application:
     """An aiohttp app serving `app` at `path` behind a guard that refuses, before bolt
     parses anything: an oversized body (413), a missing timestamp or signature (401), a
-    non-numeric timestamp (400), a bad signature or a stale timestamp (401, and a clock-skew
-    alert when the signature shows the request came from Slack: see `SkewAlarm`) and a body
-    that does not parse (400)."""
+    non-numeric or overlong timestamp (400), a bad signature or a stale timestamp (401, and a
+    clock-skew alert when the signature shows the request came from Slack: see `SkewAlarm`),
+    a body that does not parse and a payload bolt or our listeners could not read safely
+    (`shape_problem`) (400, logged as one line)."""
     verifier = SignatureVerifier(signing_secret, clock=_SdkClock(clock))
     alarm = SkewAlarm(signing_secret, clock)
 
@@ -777,18 +791,22 @@ def build_http_app(
         signature = request.headers.get("X-Slack-Signature")
         if timestamp is None or signature is None:
             return web.Response(status=401, text="missing signature")
-        if not timestamp.strip().isascii() or not timestamp.strip().isdigit():
-            return web.Response(status=400, text="bad timestamp")
+        stamp = timestamp.strip()
+        if not stamp.isascii() or not stamp.isdigit() or len(stamp) > MAX_TIMESTAMP_DIGITS:
+            return _bad_request("bad timestamp")
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return web.Response(status=400, text="body is not UTF-8")
+            return _bad_request("body is not UTF-8")
         if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-            alarm.refused(body, timestamp.strip(), signature)
+            alarm.refused(body, stamp, signature)
             return web.Response(status=401, text="invalid signature")
         parsed = _parse(body, request.content_type)
         if parsed is None:
-            return web.Response(status=400, text="malformed body")
+            return _bad_request("malformed body")
+        problem = shape_problem(parsed)
+        if problem is not None:
+            return _bad_request(f"malformed payload: {problem}")
         request[_PARSED] = (body, parsed)
         return await handler(request)
 
@@ -816,15 +834,169 @@ _PARSED = web.RequestKey("pulse_slack_body", tuple)
 
 def _parse(body: str, content_type: str) -> dict[str, Any] | None:
     """The body as bolt reads it (JSON, or a form whose `payload`, if any, is JSON), or
-    None when it does not parse: a form field without `=`, JSON that is not an object."""
+    None when it does not parse: a form field without `=`, JSON that is not an object,
+    JSON nested past what the parser can follow."""
     if not (content_type == "application/json" or body.startswith("{")):
         if body and not all("=" in field for field in body.split("&")):
             return None  # what parse_qs(strict_parsing=True) refuses, without decoding
     try:
         parsed = parse_body(body, content_type)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+# --- the shape of a payload -------------------------------------------------------------
+#
+# Bolt's request parsing and our listeners read fields of a payload by name and take their
+# types on trust (`body["actions"][0]`, `"callback_id" in body["view"]`, `user.get("id")`).
+# A signed payload whose fields have other types would raise inside bolt, which answers 500
+# with a traceback in the log. So before bolt sees it, every field either of them reads
+# must have a type Slack sends; nesting deeper than any Slack payload is refused too.
+
+MAX_PAYLOAD_DEPTH = 32  # a modal's state is about 6 deep, a message's rich text about 10
+
+_Types = tuple[type, ...]
+_Spec = dict[str, "tuple[_Types, _Spec | None]"]
+
+_TEXT: _Types = (str, type(None))
+_OBJECT: _Types = (dict, type(None))
+_LIST: _Types = (list, type(None))
+_ID_OR_OBJECT: _Types = (str, dict, type(None))
+
+
+def _texts(names: str) -> _Spec:
+    """Text fields, named in one space-separated string."""
+    return {name: (_TEXT, None) for name in names.split()}
+
+
+_IDS = _texts("id team_id enterprise_id user_id name")
+_OPTION: _Spec = _texts("value")
+_ACTION: _Spec = {
+    **_texts("type action_id block_id value action_ts selected_date"),
+    "selected_option": (_OBJECT, _OPTION),
+    "selected_options": (_LIST, _OPTION),
+}
+_BLOCK: _Spec = {
+    **_texts("type block_id"),
+    "accessory": (_OBJECT, {"options": (_LIST, _OPTION), "initial_option": (_OBJECT, _OPTION)}),
+}
+_MESSAGE: _Spec = {
+    **_texts("type subtype ts thread_ts user bot_id channel_type"),
+    "blocks": (_LIST, _BLOCK),
+}
+_EVENT: _Spec = {
+    **_texts(
+        "type subtype tab ts thread_ts channel_type team user_team bot_id "
+        "function_execution_id bot_access_token enterprise_id team_id"
+    ),
+    "user": (_ID_OR_OBJECT, _IDS),
+    "channel": (_ID_OR_OBJECT, _IDS),
+    "item": (_OBJECT, _texts("channel ts type")),
+    "message": (_OBJECT, _MESSAGE),
+    "previous_message": (_OBJECT, _MESSAGE),
+    "assistant_thread": (_OBJECT, _texts("channel_id thread_ts")),
+    "view": (_OBJECT, None),
+}
+_VIEW: _Spec = {
+    **_texts(
+        "id type callback_id private_metadata hash team_id app_installed_team_id "
+        "external_id root_view_id previous_view_id"
+    ),
+    "state": (_OBJECT, {"values": (_OBJECT, None)}),
+}
+_PAYLOAD: _Spec = {
+    **_texts(
+        "type token team_id enterprise_id user_id channel_id api_app_id trigger_id "
+        "response_url thread_ts command text callback_id action_id action_ts "
+        "function_execution_id bot_access_token challenge event_id context_team_id "
+        "context_enterprise_id"
+    ),
+    "team": (_ID_OR_OBJECT, _IDS),
+    "enterprise": (_ID_OR_OBJECT, _IDS),
+    "user": (_OBJECT, _IDS),
+    "channel": (_OBJECT, _IDS),
+    "container": (_OBJECT, _texts("type channel_id message_ts view_id")),
+    "message": (_OBJECT, _MESSAGE),
+    "actions": (_LIST, _ACTION),
+    "view": (_OBJECT, _VIEW),
+    "event": (_OBJECT, _EVENT),
+    "authorizations": (_LIST, _IDS),
+    "response_urls": (_LIST, _texts("response_url block_id action_id channel_id")),
+    "function_data": (_OBJECT, None),
+}
+# What bolt indexes without looking, per payload type: these must be there, non-empty.
+_REQUIRED: dict[str, tuple[tuple[str, type], ...]] = {
+    "block_actions": (("actions", list),),
+    "interactive_message": (("actions", list),),
+    "view_submission": (("view", dict),),
+    "view_closed": (("view", dict),),
+    "event_callback": (("event", dict),),
+    "block_suggestion": (("action_id", str),),
+}
+
+
+def _too_deep(node: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(node, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _type_problem(node: dict[str, Any], spec: _Spec, where: str) -> str | None:
+    for name, (types, inner) in spec.items():
+        value = node.get(name)
+        if not isinstance(value, types):
+            return f"{where}{name} is {type(value).__name__}"
+        if inner is None or value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            if isinstance(value, list) and not isinstance(item, dict):
+                return f"{where}{name}[{index}] is {type(item).__name__}"
+            if isinstance(item, dict):
+                found = _type_problem(item, inner, f"{where}{name}.")
+                if found is not None:
+                    return found
+    return None
+
+
+def shape_problem(payload: dict[str, Any]) -> str | None:
+    """Why bolt or our listeners could not read `payload` safely (a field of a type Slack
+    never sends, a required field missing, nesting past `MAX_PAYLOAD_DEPTH`), or None."""
+    if _too_deep(payload, MAX_PAYLOAD_DEPTH):
+        return f"nested deeper than {MAX_PAYLOAD_DEPTH}"
+    found = _type_problem(payload, _PAYLOAD, "")
+    if found is not None:
+        return found
+    for name, kind in _REQUIRED.get(str(payload.get("type")), ()):
+        value = payload.get(name)
+        if not isinstance(value, kind) or not value:
+            return f"{name} is missing"
+    view = payload.get("view")
+    if payload.get("type") in ("view_submission", "view_closed") and isinstance(view, dict):
+        if not isinstance(view.get("callback_id"), str):
+            return "view.callback_id is missing"
+    event = payload.get("event")
+    if isinstance(event, dict) and payload.get("type") == "event_callback":
+        if not isinstance(event.get("type"), str):
+            return "event.type is missing"
+    values = ((view or {}).get("state") or {}).get("values") if isinstance(view, dict) else None
+    if isinstance(values, dict):
+        for block in values.values():
+            if not isinstance(block, dict) or not all(isinstance(a, dict) for a in block.values()):
+                return "view.state.values is not blocks of actions"
+            for action in block.values():
+                found = _type_problem(action, _ACTION, "view.state.values.")
+                if found is not None:
+                    return found
+    return None
 
 
 # --- running it -----------------------------------------------------------------------------

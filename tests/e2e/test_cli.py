@@ -261,6 +261,7 @@ def test_bad_import_exits_nonzero_lists_problems_and_changes_nothing(tmp_path: P
 
 def test_unknown_plan_and_bad_date_get_clear_errors(tmp_path: Path) -> None:
     """Asking for a plan that is not there, or an impossible --as-of, says so plainly."""
+    assert pulse(tmp_path, "init").returncode == 0
     missing = pulse(tmp_path, "status", "--plan", "nope")
     assert missing.returncode == 1
     assert "no plan with key 'nope'" in missing.stderr
@@ -362,7 +363,7 @@ def test_check_reports_each_part_and_fails_when_one_is_down(tmp_path: Path) -> N
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(port),
             "SMTP_TLS": "none",
-            "PULSE_SECRET_KEY": "k" * 32,
+            "PULSE_SECRET_KEY": "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E",
         }
         good = pulse_env(tmp_path, env, "check")
         dead = pulse_env(tmp_path, env | {"SMTP_PORT": str(_free_port())}, "check")

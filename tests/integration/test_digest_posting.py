@@ -122,7 +122,7 @@ async def test_a_200_item_digest_reaches_slack_whole(
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_SIGNING_SECRET="s" * 32,
         SLACK_API_URL=fake_slack.base_url,
-        PULSE_SECRET_KEY="k" * 32,
+        PULSE_SECRET_KEY="Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E",
     )
     app = PlanPulse(settings, clock=Clock(FRIDAY))
     try:

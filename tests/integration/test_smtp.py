@@ -655,7 +655,7 @@ def _settings(**values: Any) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
         SMTP_HOST="smtp.office365.com",
-        PULSE_SECRET_KEY=SecretStr("k" * 32),
+        PULSE_SECRET_KEY=SecretStr("Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E"),
         MAIL_FROM=f"Plan Pulse <{BOT}>",
         **values,
     )
