@@ -36,7 +36,7 @@ from digests.slack import render_slack
 from handlers.inbound_mail import HEAD_BYTES, header_section
 from handlers.local_mail import write_local_reply
 from storage.bulk import tune_collector
-from storage.db import sqlite_path
+from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
 
