@@ -276,8 +276,16 @@ class Answering:
                 policy=tracked.plan.policy,
                 timezone=tracked.plan.timezone,
             )
+            latest = _latest_rated((*updates, *pending) if pending else updates, now=now)
             asked.append(
-                AskedMilestone(ref, status.rating, status.status is MilestoneStatus.OVERDUE)
+                AskedMilestone(
+                    ref,
+                    status.rating,
+                    status.status is MilestoneStatus.OVERDUE,
+                    latest.rating if latest is not None else None,
+                    latest.note if latest is not None else None,
+                    latest is not None and latest.needs_support,
+                )
             )
         return AnswerContext(
             tracked.plan,
@@ -317,6 +325,18 @@ def _same_mailbox(writer: Person, owner: Person) -> bool:
     either's, so it may answer for the person it was sent to."""
     address = mailbox(owner.email)
     return writer.key != owner.key and address is not None and mailbox(writer.email) == address
+
+
+def _latest_rated(updates: Sequence[Update], *, now: datetime) -> Update | None:
+    """The latest rated update given by `now`, whatever its period: what `no change`
+    re-confirms."""
+    latest: Update | None = None
+    for given in updates:
+        if given.rating is None or given.given_at > now:
+            continue
+        if latest is None or given.given_at >= latest.given_at:
+            latest = given
+    return latest
 
 
 async def answer_context(

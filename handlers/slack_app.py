@@ -60,7 +60,7 @@ from bot.answers import (
 from bot.clock import Clock, system_clock
 from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
 from bot.domain.model import Source
-from bot.domain.replies import ReplyLine, note_required
+from bot.domain.replies import ReplyLine, judge_answer
 from bot.domain.status import local_date, milestone_status
 from bot.writer import GroupCommit
 from digests.slack import escape_mrkdwn
@@ -296,12 +296,13 @@ class _Pulse:
             raise Refused("That milestone is not in this prompt; nothing was recorded.")
         if ref not in context.allowed:
             raise Refused(f"You do not lead {ref}, so your rating was not recorded.")
-        why = note_required(context.asked_by_ref()[ref], rating, None)
-        if why is not None:
+        line = judge_answer(
+            context.asked_by_ref()[ref], ReplyLine(ref, rating, None, None, False, 0)
+        )
+        if isinstance(line, str):
             raise Refused(
-                f"Not recorded: {why}. Use *Update with notes* to give the rating with a note."
+                f"Not recorded: {line}. Use *Update with notes* to give the rating with a note."
             )
-        line = ReplyLine(ref, rating, None, None, False, 0)
         return NewAnswer(context, [line], Source.SLACK, click.key, click.given_at, click.now)
 
     async def modal_items(self, prompt_id: int, user: str) -> tuple[list[PromptItem], str]:
@@ -329,22 +330,27 @@ class _Pulse:
                 draft = kit.read_update(values, page, today=context.today)
                 errors = dict(draft.errors)
                 asked = context.asked_by_ref()
+                lines: list[ReplyLine] = []
                 for line in draft.lines:
-                    why = note_required(asked[line.ref], line.rating, line.note)
-                    if why is not None:
-                        errors.setdefault(f"note:{line.ref}"[:255], why[0].upper() + why[1:] + ".")
+                    judged = judge_answer(asked[line.ref], line)
+                    if isinstance(judged, str):
+                        errors.setdefault(
+                            f"note:{line.ref}"[:255], judged[0].upper() + judged[1:] + "."
+                        )
+                    else:
+                        lines.append(judged)
                 if errors:
                     return [], errors, items
                 await record_answers(
                     session,
                     context,
-                    draft.lines,
+                    lines,
                     source=Source.SLACK,
                     external_key=key,
                     given_at=now,
                     now=now,
                 )
-                return list(draft.lines), {}, items
+                return lines, {}, items
         except IntegrityError:
             return [], {}, []  # a concurrent submission of the same view recorded it
 

@@ -21,7 +21,16 @@ The grammar, line by line:
 - Lines without a reference continue the previous item's note. A blank line or a sign-off
   ("Thanks", "Kind regards") ends an item; text before the first item or after its end is
   ignored, so greetings and names never reach a note.
-- A note is required when the rating gets worse, or is 3 or 4 on an overdue milestone.
+- `no change` (instead of a rating) re-confirms the milestone's latest rating as of today;
+  `no change` alone on a line re-confirms every milestone the reply does not answer itself.
+- A note is required when the rating gets worse, or is 3 or 4 on an overdue milestone
+  (`judge_answer`, the same rule for every channel).
+- A reference that is not asked about is sent back, with "did you mean 1.1-1?" when it is an
+  asked one written with other separators (`1.1.1`, `1,1-1`, `11-1`).
+
+Our own prompt and confirmation text, quoted inline by a careless auto-responder, is never
+read as answers (`strip_our_text`). `reply_examples` gives the example lines a prompt shows,
+each one accepted as it stands.
 
 Pure: no I/O and no clock; `today` is an argument (it resolves "14 Dec" and rejects revised
 dates in the past).
@@ -31,13 +40,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from functools import lru_cache
 
 from bot.domain.errors import TimescaleError
-from bot.domain.ratings import rating_from_text
+from bot.domain.ratings import DEFAULT_LABELS, rating_from_text
 from bot.domain.timescales import parse as parse_timescale
 
 __all__ = [
@@ -46,7 +55,11 @@ __all__ = [
     "ParsedReply",
     "RejectedLine",
     "ReplyLine",
+    "judge_answer",
     "parse_reply",
+    "quotes_our_confirmation",
+    "reply_examples",
+    "strip_our_text",
     "strip_quoted",
 ]
 
@@ -93,11 +106,15 @@ class ParsedReply:
 
 @dataclass(frozen=True, slots=True)
 class AskedMilestone:
-    """A milestone the prompt asked about, with what the note rule needs to know."""
+    """A milestone the prompt asked about, with what the note rule needs to know, and the
+    latest rated answer (whatever its period), which `no change` re-confirms."""
 
     ref: str
     current_rating: int | None
     overdue: bool
+    latest_rating: int | None = None  # None: use current_rating
+    latest_note: str | None = None
+    latest_support: bool = False
 
 
 # --- lines and references -----------------------------------------------------------------
@@ -121,6 +138,21 @@ _CLOSING = re.compile(
     r"|(?:best|ta|many thanks)[\s,!.]*",
     re.IGNORECASE,
 )
+
+# `no change` instead of a rating, and the same standing alone on a line (every milestone).
+_NO_CHANGE = re.compile(
+    r"(?:no\s+changes?|unchanged|nothing\s+(?:has\s+)?changed)(?![\w-])", re.IGNORECASE
+)
+_NO_CHANGE_ALONE = re.compile(
+    r"(?:(?:all|everything)\s+)?(?:no\s+changes?|unchanged|nothing\s+(?:has\s+)?changed)"
+    r"(?:\s+(?:to\s+report|(?:for|on|to)\s+(?:all|any|every|each|the\s+rest|the\s+others)"
+    r"(?:\s+(?:of\s+)?(?:them|milestones?|items?|lines?))?|since\s+(?:my\s+)?last\s+\w+"
+    r"|this\s+(?:week|month|time)))*[\s.!,;:]*",
+    re.IGNORECASE,
+)
+# An asked reference written with other separators, or none: `1.1.1`, `1,1-1`, `11-1`.
+_LOOSE_REF = re.compile(r"(?P<ref>[A-Za-z]{0,3}[0-9]{1,3}(?:[.,\-]?[0-9A-Za-z]{1,3}){0,4})")
+_NOT_REF_CHARS = re.compile(r"[^0-9a-z]+")
 
 # --- ratings --------------------------------------------------------------------------------
 
@@ -201,11 +233,18 @@ class _Item:
     more: list[tuple[str, bool]] = field(default_factory=list)
 
 
-def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> ParsedReply:
+def parse_reply(
+    text: str,
+    asked: Sequence[AskedMilestone],
+    *,
+    today: date,
+    answerable: Collection[str] | None = None,
+) -> ParsedReply:
     """The answers in a reply, and the lines that could not be recorded with the reason.
 
     `text` is the reply without quoted text or signature (see `strip_quoted`); line numbers
-    refer to it. `asked` lists the prompt's milestones. Never raises on any text.
+    refer to it. `asked` lists the prompt's milestones; `answerable` those of them that
+    `no change` alone on a line re-confirms (default: all). Never raises on any text.
     """
     milestones: dict[str, AskedMilestone] = {}
     for milestone in asked:
@@ -215,6 +254,7 @@ def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> P
 
     items: list[_Item] = []
     current: _Item | None = None
+    unchanged: tuple[int, str] | None = None  # the first `no change` line standing alone
     for line_no, raw in enumerate(text.replace(_HOLE, "").splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -227,7 +267,11 @@ def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> P
             current = _Item(ref, ref, line_no, body[known[1] :], [line])
             items.append(current)
             continue
-        unknown = _REF_LIKE.match(body)
+        if _NO_CHANGE_ALONE.fullmatch(body):
+            unchanged = unchanged or (line_no, line)
+            current = None
+            continue
+        unknown = _REF_LIKE.match(body) or _loose_ref(body, refs)
         if unknown is not None and (current is None or _looks_rated(body[unknown.end() :])):
             current = _Item(None, unknown["ref"], line_no, body[unknown.end() :], [line])
             items.append(current)
@@ -252,6 +296,20 @@ def parse_reply(text: str, asked: Sequence[AskedMilestone], *, today: date) -> P
             accepted.append(result)
         else:
             rejected.append(RejectedLine("\n".join(item.lines), item.line_no, result))
+    if unchanged is not None:
+        line_no, line = unchanged
+        mentioned = answered | {item.ref.casefold() for item in items if item.ref is not None}
+        allowed = None if answerable is None else {ref.casefold() for ref in answerable}
+        for key, milestone in milestones.items():
+            if key in mentioned or (allowed is not None and key not in allowed):
+                continue
+            kept = judge_answer(
+                milestone, ReplyLine(milestone.ref, None, "no change", None, False, line_no)
+            )
+            if isinstance(kept, ReplyLine):
+                accepted.append(kept)
+            else:
+                rejected.append(RejectedLine(f"{line} ({milestone.ref})", line_no, kept))
     return ParsedReply(tuple(accepted), tuple(rejected))
 
 
@@ -304,6 +362,30 @@ class _AskedRefs:
         return int(known.lastgroup[1:]), known.end()
 
 
+def _squeezed(ref: str) -> str:
+    return _NOT_REF_CHARS.sub("", ref.casefold())
+
+
+def _close_refs(written: str, refs: Sequence[str]) -> list[str]:
+    """The asked references `written` spells with other separators (`1,1-1` for `1.1-1`)."""
+    squeezed = _squeezed(written)
+    return [ref for ref in refs if _squeezed(ref) == squeezed and ref != written]
+
+
+def _loose_ref(body: str, refs: Sequence[str]) -> re.Match[str] | None:
+    """A reference-shaped start of `body` that is an asked reference with other separators
+    (or none, when a rating follows), else None."""
+    found = _LOOSE_REF.match(body)
+    if found is None or not _close_refs(found["ref"], refs):
+        return None
+    if _REF_END_PATTERN.match(body, found.end()) is None:
+        return None
+    written = found["ref"]
+    if not any(c in written for c in ".,-") and not _looks_rated(body[found.end() :]):
+        return None
+    return found
+
+
 def _looks_rated(rest: str) -> bool:
     """Whether text after a reference-shaped token reads as an attempted rating."""
     rating, _, error = _read_rating(rest)
@@ -316,6 +398,12 @@ def _read_item(
     """The answer an item gives, or the reason it cannot be recorded."""
     if item.ref is None:
         listing = ", ".join(refs) if refs else "no milestones"
+        close = _close_refs(item.written, refs)
+        if close:
+            return (
+                f"unknown reference {item.written}: did you mean {' or '.join(close)}? "
+                f"This prompt asks about {listing}"
+            )
         return f"unknown reference {item.written}: this prompt asks about {listing}"
     milestone = milestones[item.ref.casefold()]
     text = item.first + "".join(("\n" if bullet else " ") + line for line, bullet in item.more)
@@ -341,14 +429,50 @@ def _read_item(
             f"nothing to record for {item.ref}: give a rating 1–4 (or a word such as "
             "'in progress') and a note"
         )
-    if rating is None and note is not None:
+    if rating is None and note is not None and not _NO_CHANGE.match(note):
         guess = _misspelt_rating(note)
         if guess is not None:
             return f"{note!r} is not a rating: did you mean {guess!r}? {_RATING_HELP}"
-    missing = note_required(milestone, rating, note)
+    return judge_answer(
+        milestone, ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
+    )
+
+
+def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
+    """The answer as it is recorded, or why it is sent back: the same in every channel
+    (email replies, Slack clicks and the Slack form).
+
+    A line with no rating whose note starts with `no change` re-confirms the milestone's
+    latest rating as of today, keeping its note and support ask unless new ones are given.
+    Then the note rule (`note_required`) applies, to the note written now.
+    """
+    if line.rating is None and line.note is not None:
+        kept = _NO_CHANGE.match(line.note)
+        if kept is not None:
+            rest = _tidy(line.note[kept.end() :])
+            latest = (
+                milestone.latest_rating
+                if milestone.latest_rating is not None
+                else milestone.current_rating
+            )
+            if latest is None:
+                return (
+                    f"{milestone.ref} has no rating yet, so there is none to keep: give a "
+                    "rating 1–4 (or a word such as 'in progress') and a note"
+                )
+            missing = note_required(milestone, latest, rest)
+            if missing is not None:
+                return missing
+            return replace(
+                line,
+                rating=latest,
+                note=rest if rest is not None else milestone.latest_note,
+                needs_support=line.needs_support or milestone.latest_support,
+            )
+    missing = note_required(milestone, line.rating, line.note)
     if missing is not None:
         return missing
-    return ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
+    return line
 
 
 def note_required(milestone: AskedMilestone, rating: int | None, note: str | None) -> str | None:
@@ -566,6 +690,100 @@ def _misspelt_rating(note: str) -> str | None:
         return None
     close = difflib.get_close_matches(" ".join(words), RATING_WORDS, n=1, cutoff=0.8)
     return close[0] if close else None
+
+
+# --- the prompt's examples -------------------------------------------------------------------
+
+
+def reply_examples(asked: Sequence[AskedMilestone], *, today: date) -> tuple[str, ...]:
+    """The example lines a prompt shows: one per milestone for its first two, each with its
+    own reference and a note (so the note rule never sends it back), and a revised date
+    well after `today`. Every line returned is accepted by `parse_reply` as it stands,
+    alone or together with the others."""
+    refs = list(dict.fromkeys(m.ref for m in asked))
+    if not refs:
+        return ()
+    month = today.month + 3
+    year = today.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    after = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)  # month's end
+    candidates = [
+        f"{refs[0]} in progress - waiting on partner sign-off - revised date "
+        f"{after:%d/%m/%y} - need support",
+    ]
+    if len(refs) > 1:
+        candidates.append(f"{refs[1]} 2 Strategy review done; sign-off on 14 Dec")
+    examples = tuple(
+        line
+        for line in candidates
+        if not (parsed := parse_reply(line, asked, today=today)).rejected and parsed.accepted
+    )
+    whole = parse_reply("\n".join(examples), asked, today=today)
+    return examples if not whole.rejected else examples[:1]
+
+
+# --- our own text, quoted inline ---------------------------------------------------------------
+
+# First lines of what we send (templates in handlers/templates/, and the notices of
+# bot/inbound.py); tests render the real messages and check each is recognised.
+_OUR_HEADLINES = re.compile(
+    r"thank\s+you\.\s+recorded\s+from\s+your\s+reply:"
+    r"|nothing\s+could\s+be\s+recorded\s+from\s+your\s+reply\."
+    r"|not\s+recorded:"
+    r"|to\s+correct\s+these,\s+reply\s+again\s+with\s+just\s+those\s+lines\."
+    r"|your\s+replies\s+to\s+plan\s+pulse\s+are\s+paused\b.*"
+    r"|reminder:\s+we\s+have\s+not\s+had\s+your\s+update\s+yet\."
+    r"|how\s+are\s+your\s+[0-9]+\s+milestones?\s+in\s+.*\s+going\?.*"
+    r"|how\s+to\s+reply(?::.*)?",
+    re.IGNORECASE,
+)
+# A line of a confirmation: `1.1-1: rating 2 (Largely achieved, ...), needs support`.
+_OUR_ITEM = re.compile(
+    r"(?P<ref>\S+):\s+(?:rating\s+(?P<rating>[1-4])\s+\((?P<label>[^\n]+?)\)|no\s+rating)"
+    r"(?:,\s+revised\s+date\s+[0-9]{1,2}\s+\w{3}\s+[0-9]{4})?(?:,\s+needs\s+support)?",
+    re.IGNORECASE,
+)
+_QUOTE_MARKS = re.compile(r"^(?:\s*>)+")
+_CONFIRMATION_HEADLINES = re.compile(
+    r"thank\s+you\.\s+recorded\s+from\s+your\s+reply:"
+    r"|nothing\s+could\s+be\s+recorded\s+from\s+your\s+reply\.",
+    re.IGNORECASE,
+)
+
+
+def _ours(line: str, labels: Mapping[int, str]) -> bool:
+    body = _BULLET.sub("", line.strip(), count=1)
+    if _OUR_HEADLINES.fullmatch(body):
+        return True
+    item = _OUR_ITEM.fullmatch(body)
+    if item is None:
+        return False
+    if item["rating"] is None:
+        return True
+    label = " ".join(item["label"].split()).casefold()
+    rating = int(item["rating"])
+    return label in {
+        " ".join(text.split()).casefold()
+        for text in (labels.get(rating, ""), DEFAULT_LABELS[rating])
+    }
+
+
+def strip_our_text(text: str, labels: Mapping[int, str] = DEFAULT_LABELS) -> str:
+    """`text` up to the first line that is ours: a prompt or confirmation quoted without
+    quote marks (as careless auto-responders do) is never read as answers."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if _ours(line, labels):
+            return "\n".join(lines[:index]).rstrip()
+    return text
+
+
+def quotes_our_confirmation(text: str) -> bool:
+    """Whether `text` (a whole reply, quoted parts too) quotes one of our confirmations."""
+    return any(
+        _CONFIRMATION_HEADLINES.fullmatch(_QUOTE_MARKS.sub("", line).strip())
+        for line in text.splitlines()
+    )
 
 
 # --- quoted text ------------------------------------------------------------------------------

@@ -347,6 +347,26 @@ async def test_a_double_submitted_modal_is_recorded_once(slack: Slack) -> None:
     assert [(r.rating, r.note) for r in rows] == [(2, "Interviews analysed")]
 
 
+async def test_no_change_in_the_form_is_judged_as_in_an_email(slack: Slack) -> None:
+    """ "No change" as the form's note with no rating re-confirms 2.3's rating 2, as an email
+    line would; on overdue 1.1 (rated 3) it asks for a note instead, and nothing is recorded."""
+    prompt = await slack.prompt_id("AW")
+    status, text = await slack.interact(
+        view_payload("UAW00001", prompt, modal_values("1.1", note="No change"))
+    )
+    assert status == 200
+    assert "overdue" in json.loads(text)["errors"]["note:1.1"]
+    assert await slack.updates() == []
+    status, text = await slack.interact(
+        view_payload("UAW00001", prompt, modal_values("2.3", note="no change"), view_id="V2")
+    )
+    assert status == 200
+    assert "errors" not in text
+    assert [(r.rating, r.note) for r in await slack.updates()] == [
+        (2, "Needs <script>alert(1)</script> and <!channel> **now**")
+    ]
+
+
 # --- scenarios 2-7: forged, stale and malformed requests ----------------------------------
 
 

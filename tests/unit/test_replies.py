@@ -13,7 +13,11 @@ from bot.domain.replies import (
     AskedMilestone,
     ParsedReply,
     ReplyLine,
+    judge_answer,
     parse_reply,
+    quotes_our_confirmation,
+    reply_examples,
+    strip_our_text,
     strip_quoted,
 )
 from tests.unit.test_ratings import WORDS
@@ -677,3 +681,125 @@ def test_stripped_reply_parses_without_reading_the_quoted_prompt() -> None:
     reply = read(strip_quoted(body))
     assert [(a.ref, a.rating, a.note) for a in reply.accepted] == [("1.1a", 2, "review done")]
     assert reply.rejected == ()
+
+
+# --- the prompt's examples, "no change", "did you mean" -------------------------------------
+
+OVERDUE_3 = AskedMilestone("1.1-1", current_rating=3, overdue=True, latest_rating=3)
+
+
+def test_examples_use_the_prompts_own_references_and_notes() -> None:
+    """The examples of a prompt whose first milestone is overdue at 3 name its first two
+    milestones, each with a note and a revised date still to come, and are both recorded."""
+    asked = (OVERDUE_3, AskedMilestone("1.1-2", current_rating=1, overdue=False))
+    examples = reply_examples(asked, today=TODAY)
+    assert [line.split()[0] for line in examples] == ["1.1-1", "1.1-2"]
+    reply = read("\n".join(examples), asked)
+    assert reply.rejected == ()
+    first, second = reply.accepted
+    assert (first.rating, first.needs_support, first.note) == (
+        3,
+        True,
+        "waiting on partner sign-off",
+    )
+    assert first.revised_due is not None
+    assert first.revised_due > TODAY
+    assert (second.rating, second.note) == (2, "Strategy review done; sign-off on 14 Dec")
+
+
+def test_one_milestone_gets_one_example() -> None:
+    """A prompt about one milestone shows one example: two would answer it twice."""
+    assert len(reply_examples((OVERDUE_3,), today=TODAY)) == 1
+
+
+@pytest.mark.parametrize("written", ["1.1.1", "1,1-1", "11-1", "1-1-1"])
+def test_a_reference_written_with_other_separators_gets_did_you_mean(written: str) -> None:
+    """`1.1.1`, `1,1-1`, `11-1` and `1-1-1` are sent back with "did you mean 1.1-1?"."""
+    asked = (OVERDUE_3, AskedMilestone("2.1", current_rating=None, overdue=False))
+    why = reason(f"{written} 2 Panel met", asked)
+    assert why.startswith(f"unknown reference {written}: did you mean 1.1-1?")
+
+
+def test_an_unrelated_reference_gets_no_suggestion() -> None:
+    """A reference that is no asked one in other clothes gets the plain reason."""
+    assert "did you mean" not in reason("7.7 2 Panel met")
+
+
+def test_a_number_starting_a_note_is_not_taken_for_a_reference() -> None:
+    """`21 workshops held` after a blank line is not read as a misspelt `2.1`."""
+    asked = (AskedMilestone("2.1", current_rating=None, overdue=False),)
+    assert read("21 workshops held", asked) == ParsedReply((), ())
+
+
+def test_no_change_reconfirms_the_latest_rating_note_and_support() -> None:
+    """`1.2 no change` records the latest rating again, keeping its note and support ask."""
+    asked = (
+        AskedMilestone(
+            "1.2",
+            current_rating=2,
+            overdue=False,
+            latest_rating=2,
+            latest_note="Panel met",
+            latest_support=True,
+        ),
+    )
+    line = one("1.2 no change", asked)
+    assert (line.rating, line.note, line.needs_support) == (2, "Panel met", True)
+    line = one("1.2 No change - still waiting on the board", asked)
+    assert (line.rating, line.note) == (2, "still waiting on the board")
+
+
+def test_no_change_on_an_overdue_milestone_asks_for_a_note() -> None:
+    """`no change` on an overdue milestone rated 3 is sent back asking for a note; with one
+    it is recorded."""
+    assert reason("1.1-1 no change", (OVERDUE_3,)).startswith("a note is required")
+    assert one("1.1-1 unchanged; waiting on the panel", (OVERDUE_3,)).rating == 3
+
+
+def test_no_change_alone_covers_every_milestone_not_answered() -> None:
+    """`No change` on a line of its own re-confirms every asked milestone the reply does not
+    answer itself, only those the writer may answer, and says which it could not."""
+    asked = (
+        AskedMilestone("1.1a", current_rating=3, overdue=False),
+        AskedMilestone("1.2", current_rating=2, overdue=False),
+        AskedMilestone("W1.2", current_rating=None, overdue=False),
+        AskedMilestone("2.1", current_rating=4, overdue=False),
+    )
+    reply = parse_reply(
+        "1.1a 2 Panel met\n\nNo change for the rest.",
+        asked,
+        today=TODAY,
+        answerable={"1.1a", "1.2", "W1.2"},
+    )
+    assert [(line.ref, line.rating) for line in reply.accepted] == [("1.1a", 2), ("1.2", 2)]
+    [never] = reply.rejected
+    assert never.text == "No change for the rest. (W1.2)"
+    assert "no rating yet" in never.reason
+
+
+def test_judge_answer_is_the_note_rule_for_any_channel() -> None:
+    """A Slack click or form line is judged like an email line: worse without a note is sent
+    back; "no change" in a note takes the latest rating."""
+    asked = AskedMilestone("1.2", current_rating=2, overdue=False)
+    assert isinstance(judge_answer(asked, ReplyLine("1.2", 3, None, None, False, 0)), str)
+    kept = judge_answer(asked, ReplyLine("1.2", None, "No change", None, False, 0))
+    assert isinstance(kept, ReplyLine)
+    assert kept.rating == 2
+
+
+def test_our_own_confirmation_lines_are_not_answers() -> None:
+    """A confirmation quoted inline (no quote marks) is cut off before it is read: its item
+    lines would otherwise be taken as answers."""
+    text = (
+        "I am out of the office until Monday.\n\n"
+        "Hello Joe Bannham,\n\n"
+        "Thank you. Recorded from your reply:\n\n"
+        "  1.2: rating 2 (Largely achieved, some tasks outstanding), needs support\n"
+        "      note: Panel met\n"
+    )
+    assert read(strip_our_text(text)) == ParsedReply((), ())
+    only_item = "Auto reply\n1.2: rating 3 (In progress), revised date 31 Jan 2027\n"
+    assert strip_our_text(only_item) == "Auto reply"
+    assert strip_our_text("1.2: rating 3 (mostly fine)") == "1.2: rating 3 (mostly fine)"
+    assert quotes_our_confirmation("> Nothing could be recorded from your reply.")
+    assert not quotes_our_confirmation("1.2 3 Nothing to add")

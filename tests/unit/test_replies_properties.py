@@ -7,7 +7,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.replies import AskedMilestone, parse_reply, strip_quoted
+from bot.domain.replies import AskedMilestone, parse_reply, reply_examples, strip_quoted
 
 TODAY = date(2026, 11, 23)
 
@@ -132,3 +132,27 @@ def test_asked_references_are_matched_as_the_pattern_matches_them(
     found = pattern.match(body) if pattern is not None else None
     expected = (int(found.lastgroup[1:]), found.end()) if found and found.lastgroup else None
     assert _AskedRefs(unique).match(body) == expected
+
+
+LATEST = st.builds(
+    AskedMilestone,
+    ref=REFS,
+    current_rating=st.none() | st.integers(1, 4),
+    overdue=st.booleans(),
+    latest_rating=st.none() | st.integers(1, 4),
+)
+
+
+@given(asked=st.lists(LATEST, min_size=1, max_size=6), today=st.dates(max_value=date(2090, 1, 1)))
+def test_a_prompts_examples_are_accepted_as_they_stand(
+    asked: list[AskedMilestone], today: date
+) -> None:
+    """Whatever a prompt's milestones (overdue, rated worse, never rated), its examples each
+    name a milestone of their own and, sent back together, are all recorded."""
+    examples = reply_examples(asked, today=today)
+    assert examples
+    refs = [line.split()[0] for line in examples]
+    assert len(set(refs)) == len(refs)
+    reply = parse_reply("\n".join(examples), asked, today=today)
+    assert reply.rejected == ()
+    assert [line.ref for line in reply.accepted] == refs
