@@ -20,7 +20,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
@@ -31,8 +31,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Person, Plan
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import RejectedLine, ReplyLine
-from bot.domain.status import MilestoneStatus
+from bot.domain.replies import AskedMilestone, RejectedLine, ReplyLine, reply_examples
+from bot.domain.status import MilestoneStatus, local_date
 from bot.signing import Signer
 
 TOKEN_PATTERN = re.compile(r"\bPP[-.]([A-Z2-7]{26})\b", re.IGNORECASE)
@@ -285,6 +285,22 @@ def prompt_subject(plan: Plan, token: str, *, reminder: bool) -> str:
     return f"{first} for {plan.title} [PP-{token}]"
 
 
+def prompt_examples(items: Sequence[PromptItem], *, today: date) -> tuple[str, ...]:
+    """The reply lines a prompt shows as examples, made from its own milestones as they
+    stand `today`: each is accepted when sent back as it is (`reply_examples`)."""
+    asked = [
+        AskedMilestone(
+            i.milestone_ref,
+            i.rating,
+            i.status is MilestoneStatus.OVERDUE,
+            i.rating,
+            i.note,
+        )
+        for i in items
+    ]
+    return reply_examples(asked, today=today)
+
+
 def prompt_email(
     *,
     plan: Plan,
@@ -329,7 +345,7 @@ def prompt_email(
         "labels": labels,
         "token": token,
         "subject": subject,
-        "example_ref": items[0].milestone_ref if items else "1.1",
+        "examples": prompt_examples(items, today=local_date(now, plan.timezone)),
         "intro": f"How are {whose} {n} milestone{'s' if n != 1 else ''} in {plan.title} going? "
         "Please rate each one and add a short note.",
     }
@@ -358,7 +374,8 @@ def confirmation_email(
     labels: Mapping[int, str] = DEFAULT_LABELS,
 ) -> OutboundEmail:
     """What was recorded from a reply, and each line that was not, with the reason."""
-    subject = f"Recorded: progress update for {plan.title} [PP-{token}]"
+    first = "Recorded" if accepted else "Not recorded"
+    subject = f"{first}: progress update for {plan.title} [PP-{token}]"
     headers = {"Auto-Submitted": "auto-replied"}
     if in_reply_to:
         headers |= {"In-Reply-To": in_reply_to, "References": in_reply_to}

@@ -733,7 +733,7 @@ _OUR_HEADLINES = re.compile(
     r"|to\s+correct\s+these,\s+reply\s+again\s+with\s+just\s+those\s+lines\."
     r"|your\s+replies\s+to\s+plan\s+pulse\s+are\s+paused\b.*"
     r"|reminder:\s+we\s+have\s+not\s+had\s+your\s+update\s+yet\."
-    r"|how\s+are\s+your\s+[0-9]+\s+milestones?\s+in\s+.*\s+going\?.*"
+    r"|how\s+are\s+(?:your|these)\s+[0-9]+\s+milestones?\s+in\s+.*\s+going\?.*"
     r"|how\s+to\s+reply(?::.*)?",
     re.IGNORECASE,
 )

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Person, Plan
-from bot.domain.replies import RejectedLine, ReplyLine
+from bot.domain.replies import (
+    AskedMilestone,
+    RejectedLine,
+    ReplyLine,
+    parse_reply,
+    quotes_our_confirmation,
+    strip_our_text,
+)
 from bot.domain.status import MilestoneStatus
 from handlers.email_messages import (
     confirmation_email,
@@ -212,3 +219,72 @@ def test_ascii_headers_fold_only_at_spaces_and_only_when_long(name: str, value: 
     assert folded.replace("\r\n", "") == f"{name}: {value}"
     if len(name) + 2 + len(value) <= 78:
         assert folded == f"{name}: {value}"
+
+
+def _plain(raw: bytes) -> str:
+    body = parse(raw).get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def test_a_confirmation_that_recorded_nothing_says_not_recorded() -> None:
+    """Only a confirmation that recorded something is headed "Recorded"."""
+    out = confirmation_email(
+        plan=PLAN,
+        person=PERSON,
+        accepted=[],
+        rejected=[RejectedLine("9.9 1 done", 1, "unknown reference 9.9")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        in_reply_to=None,
+    )
+    assert out.subject.startswith("Not recorded: progress update for ")
+
+
+def test_the_prompt_shows_examples_made_from_its_milestones() -> None:
+    """The example lines name the prompt's own first two milestones, not one twice."""
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1-1"), item("1.1-2")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+    )
+    text = _plain(out.raw)
+    assert "    1.1-1 in progress - waiting on partner sign-off - revised date 28/02/27" in text
+    assert "    1.1-2 2 Strategy review done" in text
+
+
+def test_our_prompt_and_confirmation_quoted_inline_are_never_answers() -> None:
+    """A careless auto-responder that pastes our prompt or confirmation under its own text,
+    without quote marks, gives no answer line to read."""
+    asked = [AskedMilestone("1.1-1", 3, False), AskedMilestone("1.1-2", 3, False)]
+    prompt = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1-1", note="Panel met"), item("1.1-2")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        reminder=True,
+    )
+    confirmation = confirmation_email(
+        plan=PLAN,
+        person=PERSON,
+        accepted=[
+            ReplyLine("1.1-1", 2, "Signed off", date(2027, 1, 31), True, 1),
+            ReplyLine("1.1-2", None, "Board in January", None, False, 2),
+        ],
+        rejected=[RejectedLine("1.1-2 9 done", 3, "'9' is not a rating")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        in_reply_to=None,
+    )
+    for out in (prompt, confirmation):
+        text = "I am out of the office until Monday.\n\n" + _plain(out.raw)
+        reply = parse_reply(strip_our_text(text), asked, today=NOW.date())
+        assert (reply.accepted, reply.rejected) == ((), ())
+    assert quotes_our_confirmation(_plain(confirmation.raw))
