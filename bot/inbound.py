@@ -7,8 +7,17 @@ prompt token AND come from the prompt's person, their delegate, or a joint lead 
 answers. Automatic mail is never answered: an out-of-office that names a return date marks
 its writer away, and delivery reports count hard bounces until the address is no longer
 mailed. A DMARC failure stamped by our own mail server is quarantined; a message too large
-to read, or one that breaks the parser, is kept as "unprocessable" for an admin. Rejection
-notices go to the registered person, never to an unknown sender, at most one a day.
+to read, or one that breaks the parser, is kept as "unprocessable" for an admin.
+
+Every message from a known person gets one answer (a confirmation, or a notice saying why
+nothing was recorded), up to `ANSWERS_PER_HOUR` answers to an address an hour; past that
+what they send is still decided and recorded, and one notice says answers are paused for
+the hour. A notice to a person about someone else's mail (a stranger or the wrong sender
+used their prompt) goes at most once a day, counted apart; unknown senders hear nothing.
+Our own prompt and confirmation text quoted inline is never read as answers, a reply to a
+confirmation with nothing in it to read is not answered, and at most `DECIDED_PER_HOUR`
+messages from one address are decided an hour: the rest wait, kept, for the next hour,
+with one alert in the log. Together they stop a careless auto-responder from looping.
 
 Both steps work a batch at a time. The local inbox is stored a batch of files per
 transaction, each batch's files moved only after its commit. Stored messages are decided a
@@ -27,8 +36,9 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +47,13 @@ from bot.answers import Answering, NewAnswer, NotAllowed, record_many
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
 from bot.domain.model import Person, Plan, Source
-from bot.domain.replies import ParsedReply, RejectedLine, parse_reply
+from bot.domain.replies import (
+    ParsedReply,
+    RejectedLine,
+    parse_reply,
+    quotes_our_confirmation,
+    strip_our_text,
+)
 from bot.domain.status import local_date
 from bot.signing import Signer
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
@@ -74,6 +90,9 @@ BOUNCE_LIMIT = 3
 SWEEP_BATCH = 200
 SWEEP_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEZONE = "Europe/London"
+ANSWERS_PER_HOUR = 20  # answers to one address's own messages, per clock hour
+DECIDED_PER_HOUR = 100  # messages from one address decided per clock hour
+ANSWER_KINDS = ("confirmation", "rejection")  # outbox kinds counted as answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,16 +286,27 @@ class Inbound:
         now = self.clock()
         async with self.sessions() as session, session.begin():
             inbound = InboundRepository(session)
-            stored = await inbound.pending(limit)
+            stored = await inbound.pending(limit, now=now)
             if not stored:
                 return []
             read = [(message, self._read(message)) for message in stored]
+            hour = _hour(now)
+            decided = await inbound.decided_since(
+                {m.senders[0] for _, m in read if isinstance(m, InboundMail) and m.senders}, hour
+            )
+            held: dict[str, list[int]] = {}
             batch = await _Batch.load(
                 session, [m for _, m in read if isinstance(m, InboundMail)], self.signer
             )
             works: list[_Work] = []
             for message, mail in read:
-                work = _Work(message)
+                sender = mail.senders[0] if isinstance(mail, InboundMail) and mail.senders else None
+                if sender is not None:
+                    if decided.get(sender, 0) >= DECIDED_PER_HOUR:
+                        held.setdefault(sender, []).append(message.id)
+                        continue
+                    decided[sender] = decided.get(sender, 0) + 1
+                work = _Work(message, sender=sender)
                 if isinstance(mail, Outcome):
                     work.outcome = mail
                 elif careful:
@@ -293,7 +323,7 @@ class Inbound:
                             without_text(exc),
                         )
                         # What it wrote and queued was rolled back with its savepoint.
-                        work = _Work(message)
+                        work = _Work(message, sender=sender)
                         work.outcome = Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
                 else:
                     try:
@@ -306,18 +336,100 @@ class Inbound:
                 works.append(work)
             if not careful:
                 await self._record_all(session, works)
-            await OutboxRepository(session).enqueue_many(
-                [queued for work in works for queued in work.outbox], now=now
+            outbox = OutboxRepository(session)
+            answers = await self._answers_within_limit(outbox, works, now)
+            await outbox.enqueue_many(
+                [*answers, *(queued for work in works for queued in work.outbox)], now=now
             )
-            decided = [(work.message.id, work.decided()) for work in works]
+            outcomes = [(work.message.id, work.decided()) for work in works]
             await inbound.finish(
                 [
-                    InboundDecision(i, outcome.state, outcome.reason, work.prompt_id)
-                    for work, (i, outcome) in zip(works, decided, strict=True)
+                    InboundDecision(i, outcome.state, outcome.reason, work.prompt_id, work.sender)
+                    for work, (i, outcome) in zip(works, outcomes, strict=True)
                 ],
                 now=now,
             )
-        return decided
+            outcomes += await self._hold_back(inbound, held, hour + timedelta(hours=1))
+        return outcomes
+
+    async def _hold_back(
+        self, inbound: InboundRepository, held: dict[str, list[int]], until: datetime
+    ) -> list[tuple[int, Outcome]]:
+        """Leave the messages of senders past their hourly limit for the next hour; the first
+        time an address is held back in an hour, alert the admins in the log."""
+        if not held:
+            return []
+        already = await inbound.held_senders(list(held), until)
+        outcomes = []
+        for sender, ids in held.items():
+            await inbound.hold_back(ids, sender=sender, until=until)
+            if sender not in already:
+                log.error(
+                    "more than %d messages from %s this hour (a mail loop?); the rest wait "
+                    "until %s",
+                    DECIDED_PER_HOUR,
+                    sender,
+                    until.isoformat(),
+                )
+            reason = f"over {DECIDED_PER_HOUR} messages from {sender} this hour; waits"
+            outcomes += [(i, Outcome("deferred", reason)) for i in ids]
+        return outcomes
+
+    async def _answers_within_limit(
+        self, outbox: OutboxRepository, works: Sequence[_Work], now: datetime
+    ) -> list[NewMessage]:
+        """The batch's answers to people's own messages, in order, at most `ANSWERS_PER_HOUR`
+        to an address in the clock hour (those queued earlier in it count); past that, one
+        notice a person's answers are paused until the next hour."""
+        wanted = [answer for work in works for answer in work.answers]
+        if not wanted:
+            return []
+        hour = _hour(now)
+        sent = await outbox.sent_since(
+            {a.message.recipient for a in wanted}, kinds=ANSWER_KINDS, since=hour
+        )
+        queued: list[NewMessage] = []
+        for answer in wanted:
+            address = answer.message.recipient
+            count = sent.get(address, 0)
+            sent[address] = count + 1
+            if count < ANSWERS_PER_HOUR:
+                queued.append(answer.message)
+            elif count == ANSWERS_PER_HOUR:
+                queued.append(self._paused(answer, hour, now))
+        return queued
+
+    def _paused(self, answer: _Answer, hour: datetime, now: datetime) -> NewMessage:
+        """The one notice that answers to this address are paused until the next hour
+        (keyed by address and hour, so only one is ever sent)."""
+        zone = ZoneInfo(answer.timezone or DEFAULT_TIMEZONE)
+        since = hour.astimezone(zone)
+        until = (hour + timedelta(hours=1)).astimezone(zone)
+        text = (
+            f"Hello {answer.name},\n\n"
+            f"Your replies to Plan Pulse are paused until {until:%H:%M}: {ANSWERS_PER_HOUR} "
+            f"answers have been sent to you since {since:%H:%M}, the most an hour.\n\n"
+            "What you send meanwhile is still read and recorded; you will hear about it again "
+            f"from {until:%H:%M}. `pulse status` and the next digest show what was recorded.\n\n"
+            "-- \nPlan Pulse\n"
+        )
+        message = rejection_email(
+            to_name=answer.name,
+            to_address=answer.message.recipient,
+            subject="Paused: answers from Plan Pulse",
+            text=text,
+            mail_from=self.mail_from,
+            now=now,
+            in_reply_to=None,
+        )
+        return NewMessage(
+            dedupe_key=f"paused:{answer.message.recipient.lower()}:{hour:%Y-%m-%dT%H}",
+            kind="paused",
+            channel="email",
+            recipient=answer.message.recipient,
+            payload=message.payload(),
+            message_id=message.message_id,
+        )
 
     async def _record_all(self, session: AsyncSession, works: Sequence[_Work]) -> None:
         """Record every answer of the batch at once (`record_many`); each outcome counts
@@ -499,7 +611,11 @@ class Inbound:
         except NotAllowed as refused:
             await self._tell_owner(session, work, prompt, sender, mail, now)
             return Outcome("rejected", refused.reason)
-        text = reply_text(mail.body)
+        text = strip_our_text(reply_text(mail.body))
+        parsed = parse_reply(text, context.asked, today=context.today, answerable=context.allowed)
+        if not parsed.accepted and not parsed.rejected and quotes_our_confirmation(mail.body):
+            # Answering an answer that says nothing is how a mail loop goes round.
+            return Outcome("rejected", "nothing to read in a reply to a confirmation; not answered")
         if not text.strip():
             nothing = RejectedLine(
                 "(no text)", 1, "the reply had no text of its own above the quoted prompt"
@@ -508,7 +624,6 @@ class Inbound:
                 work, context.plan, context.writer, mail, ParsedReply((), (nothing,)), now
             )
             return Outcome("rejected", "no content")
-        parsed = parse_reply(text, context.asked, today=context.today)
         accepted = [line for line in parsed.accepted if line.ref in context.allowed]
         rejected = list(parsed.rejected) + [
             RejectedLine(
@@ -562,20 +677,19 @@ class Inbound:
             now=now,
             in_reply_to=mail.message_id,
         )
-        # A reply that recorded nothing is answered at most once a day per sender.
-        dedupe = (
-            f"confirm:{work.message.id}"
-            if parsed.accepted
-            else f"reject:{writer.email.lower()}:{local_date(now, plan.timezone)}"
-        )
-        work.outbox.append(
-            NewMessage(
-                dedupe_key=dedupe,
-                kind="confirmation",
-                channel="email",
-                recipient=writer.email,
-                payload=message.payload(),
-                message_id=message.message_id,
+        # One answer per message (within the hourly limit per address).
+        work.answers.append(
+            _Answer(
+                NewMessage(
+                    dedupe_key=f"confirm:{work.message.id}",
+                    kind="confirmation",
+                    channel="email",
+                    recipient=writer.email,
+                    payload=message.payload(),
+                    message_id=message.message_id,
+                ),
+                writer.name,
+                writer.timezone,
             )
         )
 
@@ -603,7 +717,16 @@ class Inbound:
             "To give an update, reply to your latest progress prompt without changing its "
             "subject.\n\n-- \nPlan Pulse\n"
         )
-        self._notify(work, person, text, mail.message_id, now)
+        # Their own message: one answer for it, within the hourly limit of answers.
+        message = self._notice(
+            person,
+            text,
+            mail.message_id,
+            now,
+            dedupe_key=f"notice:{work.message.id}",
+            kind="rejection",
+        )
+        work.answers.append(_Answer(message, person.name, person.timezone))
 
     async def _tell_owner(
         self,
@@ -625,16 +748,30 @@ class Inbound:
             "it.\n\nIf they should answer for you, ask the plan's administrator to make them "
             "your delegate; otherwise please reply yourself.\n\n-- \nPlan Pulse\n"
         )
-        self._notify(work, owner, text, None, now)
+        # About someone else's mail: at most one a day, counted apart from answers.
+        day = local_date(now, owner.timezone or DEFAULT_TIMEZONE)
+        work.outbox.append(
+            self._notice(
+                owner,
+                text,
+                None,
+                now,
+                dedupe_key=f"others:{owner.email.lower()}:{day}",
+                kind="notice",
+            )
+        )
 
-    def _notify(
+    def _notice(
         self,
-        work: _Work,
         person: PersonRow,
         text: str,
         in_reply_to: str | None,
         now: datetime,
-    ) -> None:
+        *,
+        dedupe_key: str,
+        kind: str,
+    ) -> NewMessage:
+        """A notice that nothing was recorded."""
         assert person.email is not None
         message = rejection_email(
             to_name=person.name,
@@ -645,17 +782,13 @@ class Inbound:
             now=now,
             in_reply_to=in_reply_to,
         )
-        day = local_date(now, person.timezone or DEFAULT_TIMEZONE)
-        # The same key as a reply that recorded nothing: at most one such mail a day each.
-        work.outbox.append(
-            NewMessage(
-                dedupe_key=f"reject:{person.email.lower()}:{day}",
-                kind="rejection",
-                channel="email",
-                recipient=person.email,
-                payload=message.payload(),
-                message_id=message.message_id,
-            )
+        return NewMessage(
+            dedupe_key=dedupe_key,
+            kind=kind,
+            channel="email",
+            recipient=person.email,
+            payload=message.payload(),
+            message_id=message.message_id,
         )
 
 
@@ -668,14 +801,26 @@ class _MessageFailed(Exception):
         self.inbound_id = inbound_id
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """Mail answering a person's own message, counted against their hourly limit."""
+
+    message: NewMessage
+    name: str
+    timezone: str | None
+
+
 @dataclass(slots=True)
 class _Work:
-    """One stored message being decided: the prompt it answers, the answer it gives and
-    the mail it queues (both written only once the message is decided), and its outcome."""
+    """One stored message being decided: who sent it, the prompt it answers, the answer it
+    gives and the mail it queues (all written only once the message is decided: `answers`
+    within the hourly limit, `outbox` as it is), and its outcome."""
 
     message: StoredMessage
+    sender: str | None = None
     prompt_id: int | None = None
     answer: NewAnswer | None = None
+    answers: list[_Answer] = field(default_factory=list)
     outbox: list[NewMessage] = field(default_factory=list)
     outcome: Outcome | None = None
 
@@ -786,6 +931,11 @@ def _move_files(paths: list[Path], taken: Path) -> None:
     taken.mkdir(exist_ok=True)
     for path in paths:
         os.replace(path, taken / path.name)
+
+
+def _hour(now: datetime) -> datetime:
+    """The start of the clock hour (UTC) `now` is in: limits count per clock hour."""
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _plain(why: str) -> str:

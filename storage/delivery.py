@@ -9,7 +9,7 @@ conditional `UPDATE ... RETURNING` on SQLite (one process there; see `bot.locks`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -616,6 +616,25 @@ class OutboxRepository:
         )
         return None if row is None else _message(row)
 
+    async def sent_since(
+        self, recipients: Collection[str], *, kinds: Collection[str], since: datetime
+    ) -> dict[str, int]:
+        """How many messages of `kinds` were queued to each of `recipients` since `since`."""
+        counts: dict[str, int] = {}
+        wanted = list(recipients)
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = await self.session.execute(
+                select(OutboxRow.recipient, func.count())
+                .where(
+                    OutboxRow.recipient.in_(wanted[start : start + IN_CHUNK]),
+                    OutboxRow.created_at >= utc(since),
+                    OutboxRow.kind.in_(list(kinds)),
+                )
+                .group_by(OutboxRow.recipient)
+            )
+            counts.update((recipient, int(n)) for recipient, n in rows.tuples())
+        return counts
+
     async def message_id_for(self, dedupe_key: str) -> str | None:
         value: str | None = await self.session.scalar(
             select(OutboxRow.message_id).where(OutboxRow.dedupe_key == dedupe_key)
@@ -640,6 +659,7 @@ class InboundDecision:
     state: str
     outcome: str
     prompt_id: int | None
+    sender: str | None = None  # the From address, counted for the hourly limit per sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -756,15 +776,19 @@ class InboundRepository:
         )
         return list(rows.all())
 
-    async def pending(self, limit: int) -> list[StoredMessage]:
-        """The oldest undecided messages; on PostgreSQL locked for this transaction, skipping
-        any another worker holds."""
+    async def pending(self, limit: int, *, now: datetime | None = None) -> list[StoredMessage]:
+        """The oldest undecided messages (but those held back until after `now`); on
+        PostgreSQL locked for this transaction, skipping any another worker holds."""
         query = (
             select(InboundRow.id, InboundRow.dedupe_key, InboundRow.raw)
             .where(InboundRow.state == "new")
             .order_by(InboundRow.id)
             .limit(limit)
         )
+        if now is not None:
+            query = query.where(
+                or_(InboundRow.not_before.is_(None), InboundRow.not_before <= utc(now))
+            )
         if self.session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = await self.session.execute(query)
@@ -782,6 +806,7 @@ class InboundRepository:
                 state=bindparam("new_state"),
                 outcome=bindparam("new_outcome"),
                 prompt_id=bindparam("new_prompt_id"),
+                sender=bindparam("new_sender"),
                 processed_at=utc(now),
             )
         )
@@ -793,10 +818,49 @@ class InboundRepository:
                     "new_state": d.state,
                     "new_outcome": _storable(d.outcome),
                     "new_prompt_id": d.prompt_id,
+                    "new_sender": d.sender,
                 }
                 for d in decisions
             ],
         )
+
+    async def decided_since(self, senders: Collection[str], since: datetime) -> dict[str, int]:
+        """How many messages from each of `senders` were decided since `since`."""
+        counts: dict[str, int] = {}
+        wanted = list(senders)
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = await self.session.execute(
+                select(InboundRow.sender, func.count())
+                .where(
+                    InboundRow.sender.in_(wanted[start : start + IN_CHUNK]),
+                    InboundRow.processed_at >= utc(since),
+                )
+                .group_by(InboundRow.sender)
+            )
+            counts.update((sender, int(n)) for sender, n in rows.tuples() if sender)
+        return counts
+
+    async def held_senders(self, senders: Sequence[str], until: datetime) -> set[str]:
+        """Those of `senders` with messages already held back until `until`."""
+        rows = await self.session.scalars(
+            select(InboundRow.sender)
+            .where(
+                InboundRow.sender.in_(list(senders)),
+                InboundRow.state == "new",
+                InboundRow.not_before == utc(until),
+            )
+            .distinct()
+        )
+        return {sender for sender in rows.all() if sender}
+
+    async def hold_back(self, ids: Sequence[int], *, sender: str, until: datetime) -> None:
+        """Leave these messages undecided until `until` (their sender's limit is reached)."""
+        if ids:
+            await self.session.execute(
+                update(InboundRow)
+                .where(InboundRow.id.in_(list(ids)), InboundRow.state == "new")
+                .values(sender=sender, not_before=utc(until))
+            )
 
     async def by_state(self, state: str) -> list[InboundRow]:
         rows = await self.session.scalars(

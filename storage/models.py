@@ -291,6 +291,7 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_state_next", "state", "next_attempt_at"),
         Index("ix_outbox_lease", "state", "lease_until"),
+        Index("ix_outbox_recipient_created", "recipient", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -330,6 +331,7 @@ class InboundRow(Base):
     """Every inbound message, raw, committed before its source is told it was taken."""
 
     __tablename__ = "inbound"
+    __table_args__ = (Index("ix_inbound_sender_processed", "sender", "processed_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
@@ -340,6 +342,10 @@ class InboundRow(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The From address once decided or held back, and when a held-back message may be
+    # decided: at most so many messages from one address are decided an hour.
+    sender: Mapped[str | None] = mapped_column(String(320))
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DigestRow(Base):

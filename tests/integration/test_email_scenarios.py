@@ -298,19 +298,20 @@ async def test_34_a_reply_from_a_configured_secondary_address_counts_as_the_owne
         "RE: Progress update [PP-123]",  # malformed
     ],
 )
-async def test_35_unknown_or_malformed_token_is_rejected_once_a_day(
+async def test_35_unknown_or_malformed_token_is_rejected_and_each_one_answered(
     mail: Mailroom, subject: str
 ) -> None:
     """A reply whose token matches no prompt records nothing, and the registered person of
-    the address gets one notice that day, however many arrive."""
+    the address is told about each one: it is their own mail."""
     raws = [
         mail.render("plain_reply.eml", subject=subject, prompt_id="<elsewhere@x.example>")
         for _ in range(2)
     ]
     await mail.deliver(*raws)
     assert await mail.email_updates() == []
-    [notice] = mail.new_mail()
-    assert str(notice["To"]) == DANA
+    notices = mail.new_mail()
+    assert [str(n["To"]) for n in notices] == [DANA, DANA]
+    assert all(str(n["Subject"]).startswith("Not recorded") for n in notices)
     assert [s for s, _ in await mail.inbound()] == ["rejected", "rejected"]
 
 
@@ -480,15 +481,17 @@ async def test_41_same_message_twice_or_without_message_id_is_recorded_once(
     assert len(await mail.email_updates()) == 4
 
 
-async def test_42_empty_reply_is_rejected_with_one_notice_a_day(mail: Mailroom) -> None:
+async def test_42_empty_reply_is_rejected_and_each_one_answered(mail: Mailroom) -> None:
     """A reply with only the quoted prompt records nothing, is rejected as "no content", and
-    gets one notice however many such replies arrive that day."""
+    each such reply gets its own answer, headed "Not recorded"."""
     await mail.deliver(mail.render("empty_reply.eml"), mail.render("empty_reply.eml"))
     assert await mail.email_updates() == []
     assert await mail.inbound() == [("rejected", "no content")] * 2
-    [notice] = mail.new_mail()
-    assert str(notice["To"]) == DANA
-    assert "Nothing could be recorded" in _text(notice)
+    notices = mail.new_mail()
+    assert [str(n["To"]) for n in notices] == [DANA, DANA]
+    for notice in notices:
+        assert str(notice["Subject"]).startswith("Not recorded:")
+        assert "Nothing could be recorded" in _text(notice)
 
 
 async def test_43_oversized_mail_is_kept_unread(mail: Mailroom) -> None:
@@ -664,6 +667,11 @@ async def test_later_replies_in_a_batch_are_judged_after_the_earlier_ones(
         ("processed", "1 recorded, 0 not"),
         ("rejected", "nothing could be recorded"),
     ]
+    print(
+        [(u.milestone_id, u.rating, u.note) for u in await mail.email_updates()],
+        mail.new_mail(),
+        [_text(m) for m in mail.new_mail()],
+    )
     [update] = await mail.email_updates()
     assert (update.rating, update.note) == (2, "Analysis complete")
     sent_back = mail.new_mail()[1]
@@ -862,3 +870,218 @@ async def test_run_once_decides_every_stored_reply_not_just_a_batch(
     states = [s for s, _ in await mail.inbound()]
     assert len(states) == 230
     assert set(states) == {"rejected"}
+
+
+# --- answers: every reply heard, examples that work, no loops (issues 10 and 11) -------------
+
+
+def _reply_to(
+    message: EmailMessage, body: str, *, sender: str | None = None, n: int = 0, auto: bool = False
+) -> bytes:
+    """A plain-text reply to one of our messages, from its recipient unless `sender` is given."""
+    reply = EmailMessage()
+    reply["From"] = sender or str(message["To"])
+    reply["To"] = "Plan Pulse <plan-pulse@localhost>"
+    reply["Subject"] = f"RE: {message['Subject']}"
+    reply["Date"] = REPLY_DATE
+    reply["Message-ID"] = f"<answer-{n}-{'auto' if auto else 'own'}@mail.council.example>"
+    reply["In-Reply-To"] = str(message["Message-ID"])
+    reply["References"] = str(message["Message-ID"])
+    reply.set_content(body)
+    return bytes(reply)
+
+
+def _examples(prompt: EmailMessage) -> list[str]:
+    """The example lines a prompt shows under "For example:"."""
+    lines = _text(prompt).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith("For example:")) + 2
+    examples = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        examples.append(line.strip())
+    return examples
+
+
+async def test_every_prompts_examples_sent_back_are_all_recorded(
+    mail: Mailroom, pulse: PlanPulse
+) -> None:
+    """Each lead sends back their prompt's own examples as their reply: every line is
+    recorded (Alex's overdue 1.1 included) and each confirmation lists nothing unrecorded."""
+    prompts = [m for m in map(read_eml, outbox_files(pulse)) if ".prompt@" in str(m["Message-ID"])]
+    assert len(prompts) >= 3
+    sent = []
+    for n, prompt in enumerate(prompts):
+        examples = _examples(prompt)
+        assert examples, _text(prompt)
+        refs = [line.split()[0] for line in examples]
+        assert len(set(refs)) == len(refs)  # each its own reference
+        sent.append(examples)
+        await mail.deliver(_reply_to(prompt, "\n".join(examples), n=n))
+    assert {s for s, _ in await mail.inbound()} == {"processed"}
+    assert len(await mail.email_updates()) == sum(len(e) for e in sent)
+    confirmations = mail.new_mail()
+    assert len(confirmations) == len(prompts)
+    for confirmation in confirmations:
+        assert str(confirmation["Subject"]).startswith("Recorded:")
+        assert "Not recorded:" not in _text(confirmation)
+    alex = next(p for p in prompts if "alex.walker" in str(p["To"]))
+    assert any(line.startswith("1.1 in progress") for line in _examples(alex))
+
+
+async def test_a_second_unreadable_reply_and_a_wrong_sender_notice_are_both_answered(
+    mail: Mailroom,
+) -> None:
+    """Dana's two unreadable replies get an answer each, headed "Not recorded"; a reply to
+    her prompt from Gwen still reaches Dana as its own notice, once that day."""
+    await mail.deliver(
+        _answering(mail.render("plain_reply.eml"), b"1.2-1 rating high"),
+        _answering(mail.render("plain_reply.eml"), b"1.2-1 rating 9"),
+        mail.render("plain_reply.eml", sender="Gwen Roberts <gwen.roberts@council.example>"),
+        mail.render("gmail.eml", sender="Gwen Roberts <gwen.roberts@council.example>"),
+    )
+    assert await mail.email_updates() == []
+    notices = mail.new_mail()
+    assert [str(n["To"]) for n in notices] == [DANA] * 3
+    subjects = [str(n["Subject"]) for n in notices]
+    assert all(s.startswith("Not recorded") for s in subjects)
+    assert sum("gwen.roberts@council.example" in _text(n) for n in notices) == 1
+
+
+async def test_answers_to_one_address_pause_after_twenty_an_hour(mail: Mailroom) -> None:
+    """Twenty-three replies from Dana in an hour are all recorded; she gets twenty
+    confirmations and one notice that answers are paused, and answers resume next hour."""
+    raws = [
+        _answering(mail.render("plain_reply.eml"), f"1.2-1 3 Interviews round {n}".encode())
+        for n in range(23)
+    ]
+    await mail.deliver(*raws)
+    assert len(await mail.email_updates()) == 23
+    answers = mail.new_mail()
+    assert [str(a["Subject"]).split(":")[0] for a in answers] == ["Recorded"] * 20 + ["Paused"]
+    assert "paused until" in str(answers[-1].get_body(preferencelist=("plain",)))
+    more = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 One more")
+    await mail.deliver(more, at=LATER + timedelta(minutes=10))
+    assert len(mail.new_mail()) == 21  # still paused: recorded, not answered
+    assert len(await mail.email_updates()) == 24
+    await mail.deliver(
+        _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Next hour"),
+        at=LATER + timedelta(hours=1),
+    )
+    assert str(mail.new_mail()[-1]["Subject"]).startswith("Recorded:")
+
+
+async def test_a_misspelt_reference_gets_did_you_mean(mail: Mailroom) -> None:
+    """`1,2-1`, `1.2.1` and `12-1` are not references of the prompt: nothing is recorded,
+    and the answer, headed "Not recorded", asks "did you mean 1.2-1?" for each."""
+    await mail.deliver(
+        _answering(
+            mail.render("plain_reply.eml"),
+            b"1,2-1 3 Analysis under way\n1.2.1 3 Analysis under way\n12-1 3 Analysis under way",
+        )
+    )
+    assert await mail.email_updates() == []
+    [answer] = mail.new_mail()
+    assert str(answer["Subject"]).startswith("Not recorded:")
+    assert _text(answer).count("did you mean 1.2-1?") == 3
+
+
+async def test_no_change_alone_reconfirms_every_milestone(mail: Mailroom) -> None:
+    """ "No change" alone re-records each of Dana's milestones at its latest rating, as of
+    today; a line of its own on one milestone does the same for it."""
+    await mail.deliver(_answering(mail.render("plain_reply.eml"), b"No change"))
+    updates = await mail.email_updates()
+    assert [(u.rating, u.given_at.date()) for u in updates] == [(4, date(2026, 11, 23))] * 3
+    [answer] = mail.new_mail()
+    assert str(answer["Subject"]).startswith("Recorded:")
+
+
+async def test_no_change_on_an_overdue_milestone_asks_for_a_note(mail: Mailroom) -> None:
+    """On 1 December Dana's 1.2-1 is overdue at rating 4: "no change" alone is sent back for
+    it, asking what is holding it up, and re-confirms 1.2-2 and 1.2-3, not overdue."""
+    on = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    await mail.deliver(_answering(mail.render("plain_reply.eml"), b"no change"), at=on)
+    tracked = await mail.pulse.tracked("small")
+    assert [u.rating for u in await mail.email_updates()] == [4, 4]
+    assert [tracked.updates[ref][-1].source.value for ref in ("1.2-1", "1.2-2", "1.2-3")] == [
+        "import",
+        "email",
+        "email",
+    ]
+    answer = next(m for m in mail.new_mail() if "dana" in str(m["To"]).lower())
+    assert str(answer["Subject"]).startswith("Recorded:")
+    assert "1.2-1 is overdue and rated 4; say what is holding it up" in _text(answer)
+
+
+async def test_an_auto_responder_quoting_us_inline_records_nothing_and_stops(
+    mail: Mailroom,
+) -> None:
+    """An auto-responder without Auto-Submitted or Precedence answers every mail we send
+    Dana by quoting it inline: nothing it sends is recorded, and the exchange ends within
+    two rounds instead of looping."""
+    await mail.deliver(mail.render("plain_reply.eml"))
+    recorded = len(await mail.email_updates())
+    seen = 0
+    rounds = 0
+    for n in range(10):
+        ours = mail.new_mail()[seen:]
+        seen += len(ours)
+        if not ours:
+            break
+        rounds += 1
+        await mail.deliver(
+            *[
+                _reply_to(
+                    m,
+                    "Thank you for your email. I am out of the office.\n\n" + _text(m),
+                    n=n,
+                    auto=True,
+                )
+                for m in ours
+            ],
+            at=LATER + timedelta(minutes=n + 1),
+        )
+    assert rounds <= 2
+    assert len(await mail.email_updates()) == recorded
+
+
+async def test_an_auto_responder_quoting_the_prompt_inline_records_nothing(
+    mail: Mailroom,
+) -> None:
+    """A careless auto-reply quoting the prompt inline (its examples and milestone lines
+    included) records nothing."""
+    await mail.deliver(
+        _reply_to(mail.prompt, "Out of office until Monday.\n\n" + _text(mail.prompt), auto=True)
+    )
+    assert await mail.email_updates() == []
+
+
+async def test_at_most_a_hundred_messages_from_one_address_are_decided_an_hour(
+    mail: Mailroom, caplog: pytest.LogCaptureFixture
+) -> None:
+    """105 messages from one address in an hour: 100 are decided, 5 wait, kept, for the next
+    hour with one alert in the log, and mail from others is decided meanwhile."""
+    flood = [
+        f"From: loop@elsewhere.example\r\nMessage-ID: <loop-{n}@elsewhere.example>\r\n"
+        f"Subject: Re: hello\r\n\r\nauto text {n}\r\n".encode()
+        for n in range(105)
+    ]
+    inbox = mail.pulse.settings.mail_dir / "inbox"
+    for n, raw in enumerate(flood):
+        (inbox / f"flood-{n:03d}.eml").write_bytes(raw)
+    (inbox / "zz-dana.eml").write_bytes(mail.render("plain_reply.eml"))
+    mail.clock.now = LATER
+    await mail.runner.inbound.sweep_inbox()
+    with caplog.at_level("ERROR", logger="bot.inbound"):
+        while await mail.runner.inbound.process_pending():
+            pass
+    states = await mail.inbound()
+    assert sum(s == "new" for s, _ in states) == 5
+    assert sum(s == "rejected" for s, _ in states) == 100
+    assert states[-1][0] == "processed"  # Dana's reply, behind the flood
+    alerts = [r for r in caplog.records if "loop@elsewhere.example" in r.getMessage()]
+    assert len(alerts) == 1
+    mail.clock.now = LATER + timedelta(hours=1)
+    while await mail.runner.inbound.process_pending():
+        pass
+    assert sum(s == "new" for s, _ in await mail.inbound()) == 0
