@@ -1,7 +1,7 @@
 """who sent each inbound message, and until when it waits; answers counted per address
 
 Revision ID: 0010
-Revises: 0014
+Revises: 0012
 Create Date: 2026-11-24 10:00:00.000000
 
 No more than 100 messages from one address are decided in an hour (a careless
@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0014"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Plain ADD COLUMNs, as 0014: nothing about the table needs rebuilding.
+    # Plain ADD COLUMNs, as 0012 and 0014: nothing about the table needs rebuilding.
     op.add_column("inbound", sa.Column("sender", sa.String(length=320), nullable=True))
     op.add_column("inbound", sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_inbound_sender_processed", "inbound", ["sender", "processed_at"])
