@@ -23,6 +23,7 @@ from bot.domain.cycles import PromptItem
 from bot.domain.model import Action, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
+from bot.records import Records
 from bot.settings import Settings
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.imap import ImapReceiver
@@ -418,6 +419,7 @@ class Runner:
         outcomes = await self.inbound.process_all()
         tick = await self.cycles.tick()
         posted = await self.digests.tick(self.pulse.clock())
+        await Records(self.pulse).sweep(self.pulse.clock())
         delivered = await self.worker.drain()
         return PassReport(
             taken_in=taken,
@@ -503,6 +505,8 @@ class Runner:
         try:
             await self.cycles.tick()
             await self.digests.tick(self.pulse.clock())
+            # After the digests, a bounded number of short batches: never in their way.
+            await Records(self.pulse).sweep(self.pulse.clock())
         except Exception:  # a database outage is retried at the next tick
             log.exception("tick failed; retrying at the next one")
 

@@ -29,6 +29,7 @@ from bot.digest_posting import DigestPoster
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.locks import database_lock
+from bot.records_cli import audit_import, audit_plan_export, register_records
 from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
@@ -265,6 +266,9 @@ def import_(
             dry_run=dry_run,
             settings_path=settings,
         )
+        if not dry_run:
+            files = {"plan": plan_file, "people": people, "networks": networks}
+            await audit_import(pulse, report, {**files, "settings": settings})
         lines = [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
@@ -484,6 +488,7 @@ def export_(
 
     async def work(pulse: PlanPulse) -> str:
         path = await pulse.export(plan, fmt=fmt.value, as_of=day, output=output)
+        await audit_plan_export(pulse, plan, path, fmt.value)
         return f"exported {plan} to {path}"
 
     typer.echo(_run(work))
@@ -690,6 +695,9 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+register_records(app, run=_run, day=_day)
 
 
 def main() -> None:

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     bounce_limit: int = Field(default=3, alias="BOUNCE_LIMIT")
     trusted_authserv_id: str | None = Field(default=None, alias="TRUSTED_AUTHSERV_ID")
 
+    # Retention (README "Personal data"): days before raw inbound mail and the bodies of
+    # delivered messages are dropped; 0 keeps them.
+    retain_raw_mail_days: int = Field(default=90, ge=0, alias="RETAIN_RAW_MAIL_DAYS")
+    retain_sent_days: int = Field(default=90, ge=0, alias="RETAIN_SENT_DAYS")
+
     @property
     def slack_enabled(self) -> bool:
         return _given(self.slack_bot_token) and _given(self.slack_signing_secret)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain.child_details import case_number_pattern, child_details
 from bot.domain.errors import ImportFailed, Problem
 from bot.domain.leads import Directory, read_leads
 from bot.domain.model import Network, Person, Source
@@ -156,6 +157,31 @@ async def import_plan(
     return report
 
 
+async def _child_detail_warnings(session: AsyncSession, draft: PlanDraft) -> list[Problem]:
+    """A warning (never the value) for each imported note that looks like it holds a
+    child's details; a lead's note would be refused, an imported one is only reported."""
+    stored = await session.scalar(select(PlanRow.settings).where(PlanRow.key == draft.plan.key))
+    text = {**(stored or {}), **(draft.settings or {})}.get("case_numbers")
+    pattern = case_number_pattern(str(text)) if text else None
+    warnings = []
+    for action in draft.actions:
+        for milestone in action.milestones:
+            found = child_details(milestone.note or "", case_numbers=pattern)
+            if found:
+                kinds = ", ".join(dict.fromkeys(d.kind.value for d in found))
+                warnings.append(
+                    Problem(
+                        milestone.row,
+                        "Notes",
+                        None,
+                        f"the note of {milestone.ref or action.ref} looks like it holds a "
+                        f"child's details ({kinds}); imported, but rephrase it in the plan",
+                        "warning",
+                    )
+                )
+    return warnings
+
+
 async def _import(
     session: AsyncSession,
     plan_path: Path,
@@ -185,6 +211,7 @@ async def _import(
     )
     plan_problems = len(problems)
     problems += draft.problems
+    problems += await _child_detail_warnings(session, draft)
     # A column a file lacks keeps what is stored: only the fields it gives change.
     known = await PeopleRepository(session).all()
     stored_people = {p.key: p for p in known}

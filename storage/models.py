@@ -86,6 +86,8 @@ class PersonRow(Base):
     # Further keys the plans use for them, ";"-separated: a people file's second row with
     # the same name and address.
     aliases: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Set by `pulse people forget`: the row is "former lead <id>", with nothing else left.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class NetworkRow(Base):
@@ -313,6 +315,8 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the latest attempt began: what `pulse outbox` shows for a failed message.
     attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when retention (or an erasure) dropped the payload of a delivered message.
+    body_dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WatermarkRow(Base):
@@ -346,6 +350,9 @@ class InboundRow(Base):
     # decided: at most so many messages from one address are decided an hour.
     sender: Mapped[str | None] = mapped_column(String(320))
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Retention drops `raw` (to empty bytes) after RETAIN_RAW_MAIL_DAYS; its hash stays.
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    raw_dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DigestRow(Base):
@@ -376,3 +383,24 @@ class EmailBounceRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # the DSN status code, e.g. 5.1.1
     inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id", ondelete="CASCADE"))
     bounced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """One change by an admin or a lead other than an answer. Append-only: triggers refuse
+    UPDATE and DELETE (migration 0016). People are named by internal id, never by name."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at", "id"),
+        Index("ix_audit_log_person_id", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    # "os:<user>" for a command, "person:<id>" for a lead, "scheduler" for the bot itself.
+    actor: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))  # cli, slack, email, scheduler
+    person_id: Mapped[int | None] = mapped_column(Integer)  # whom it was about, if anyone
+    plan_key: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

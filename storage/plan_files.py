@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.domain import timescales
+from bot.domain.child_details import case_number_pattern
 from bot.domain.cycles import CyclePolicy
 from bot.domain.errors import Problem, TimescaleError
 from bot.domain.model import Channel, Network, Person, Plan, Quarters, RiskPolicy, Timescale
@@ -1148,7 +1149,7 @@ def plan_from_yaml(
 # The keys of a plan's settings: the YAML form's `plan:` block, or a `--settings` file.
 PLAN_SETTINGS = (
     "key", "title", "organisation", "timezone", "start", "quarters", "labels", "thresholds",
-    "cycles",
+    "cycles", "case_numbers",
 )  # fmt: skip
 
 
@@ -1203,6 +1204,13 @@ def plan_settings(
         labels = _labels(meta["labels"], problems)
         if labels is not None:
             stored["labels"] = labels
+    if meta.get("case_numbers") is not None:
+        # The plan's own case or ID number pattern: notes matching it are refused.
+        try:
+            case_number_pattern(str(meta["case_numbers"]))
+            stored["case_numbers"] = str(meta["case_numbers"])
+        except ValueError as exc:
+            problems.append(Problem(None, "plan.case_numbers", str(meta["case_numbers"]), str(exc)))
     raw_cycles = meta.get("cycles")
     if raw_cycles is not None:
         try:

@@ -3,12 +3,13 @@ latest prompt, and their absence (`/pulse away`, `/pulse delegate`). Never commi
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import PersonRow, PlanRow, PromptRow
+from storage.personal_data import AuditLog
 
 
 class SlackPeople:
@@ -37,12 +38,34 @@ class SlackPeople:
     async def plans(self) -> list[PlanRow]:
         return list((await self.session.scalars(select(PlanRow).order_by(PlanRow.key))).all())
 
-    async def set_away(self, person_id: int, until: date | None) -> None:
+    async def set_away(self, person_id: int, until: date | None, *, at: datetime) -> None:
+        """Set (or clear) the person's absence, themselves, by Slack; audited."""
         person = await self.session.get(PersonRow, person_id)
-        if person is not None:
+        if person is not None and person.away_until != until:
             person.away_until = until
+            await self._audit("away_set" if until else "away_cleared", person_id, at, until)
 
-    async def set_delegate(self, person_id: int, delegate_id: int | None) -> None:
+    async def set_delegate(self, person_id: int, delegate_id: int | None, *, at: datetime) -> None:
+        """Name (or clear) the person's delegate, themselves, by Slack; audited."""
         person = await self.session.get(PersonRow, person_id)
-        if person is not None:
+        if person is not None and person.delegate_id != delegate_id:
             person.delegate_id = delegate_id
+            action = "delegate_set" if delegate_id else "delegate_cleared"
+            await self._audit(action, person_id, at, None, delegate_id=delegate_id)
+
+    async def _audit(
+        self,
+        action: str,
+        person_id: int,
+        at: datetime,
+        until: date | None,
+        **details: int | None,
+    ) -> None:
+        await AuditLog(self.session).append(
+            at=at,
+            action=action,
+            actor=f"person:{person_id}",
+            channel="slack",
+            person_id=person_id,
+            details={**({"until": until.isoformat()} if until else {}), **details},
+        )

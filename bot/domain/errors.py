@@ -6,7 +6,8 @@
     ├── PlanNotFound            a plan key that is not in the store
     ├── NetworkNotFound         a network key that is not in the store or not in the plan
     ├── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
-    └── OutboxEntryError        an outbox message that is not there, or not to be settled so
+    ├── OutboxEntryError        an outbox message that is not there, or not to be settled so
+    └── PersonalDataError       a subject-access export or erasure that cannot be done
 
 Handlers turn these into messages for leads and admins; tracebacks go to the log only.
 """
@@ -80,3 +81,8 @@ class ConfigError(PulseError):
 class OutboxEntryError(PulseError):
     """`pulse outbox retry|resolve` on a message that does not exist or is not failed or
     waiting for review."""
+
+
+class PersonalDataError(PulseError):
+    """A subject-access export or an erasure that cannot be done as asked: an unknown
+    person, someone still leading actions, a person already forgotten."""
