@@ -34,6 +34,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_recipient_created", table_name="outbox")
     op.drop_index("ix_inbound_sender_processed", table_name="inbound")
-    with op.batch_alter_table("inbound", schema=None) as batch_op:
-        batch_op.drop_column("not_before")
-        batch_op.drop_column("sender")
+    # Plain DROP COLUMNs (SQLite 3.35+): a batch rebuild would reflect the people table and
+    # trip over its expression index.
+    op.drop_column("inbound", "not_before")
+    op.drop_column("inbound", "sender")
