@@ -249,8 +249,17 @@ def import_(
             help="YAML plan settings for a CSV/XLSX plan (the YAML form's plan: block)",
         ),
     ] = None,
+    prefer_sheet: Annotated[
+        bool,
+        typer.Option(
+            "--prefer-sheet", help="record the sheet's ratings even where a lead answered since"
+        ),
+    ] = False,
 ) -> None:
-    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing."""
+    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing.
+
+    A lead's answer is never undone by the sheet: where the sheet's rating differs from one,
+    the answer is kept and the difference listed (unless --prefer-sheet)."""
     as_of = _day(ratings_as_of, "--ratings-as-of")
 
     async def work(pulse: PlanPulse) -> str:
@@ -264,8 +273,9 @@ def import_(
             ratings_as_of=as_of,
             dry_run=dry_run,
             settings_path=settings,
+            prefer_sheet=prefer_sheet,
         )
-        lines = [f"  {w}" for w in report.warnings]
+        lines = [f"  {c}" for c in report.conflicts] + [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
     typer.echo(_run(work, creates=True))

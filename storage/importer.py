@@ -3,14 +3,15 @@
 Every file is read and every lead and network resolved before anything is written; if any
 problem is an error, `ImportFailed` lists them all and the store is untouched. Otherwise one
 transaction writes the lot. Re-importing updates actions and milestones by reference; those
-no longer in the file are retired, never deleted, and every update stays.
+no longer in the file are retired, never deleted, and every update stays. A sheet's rating
+never undoes a lead's answer (`bot.domain.reimport`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -22,6 +23,8 @@ from bot.domain.errors import ImportFailed, Problem
 from bot.domain.leads import Directory, read_leads
 from bot.domain.model import Network, Person, Source
 from bot.domain.people import Alias, fold_aliases, shared_mailboxes
+from bot.domain.reimport import Answer, Progress, decide
+from bot.domain.status import local_date
 from storage.models import (
     ActionLeadRow,
     ActionNetworkRow,
@@ -71,6 +74,8 @@ class ImportReport:
     warnings: list[Problem] = field(default_factory=list)
     # How a CSV plan file's bytes were read, e.g. "UTF-8" or "Windows-1252".
     encoding: str | None = None
+    # Sheet values that differ from a lead's answer, one line each (see bot.domain.reimport).
+    conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would import" if self.dry_run else "imported"
@@ -80,7 +85,8 @@ class ImportReport:
             f"+{self.milestones_added} ~{self.milestones_changed} retired "
             f"{self.milestones_retired}; people +{self.people_added} ~{self.people_changed}; "
             f"networks +{self.networks_added} ~{self.networks_changed}; "
-            f"ratings recorded {self.ratings_recorded}; warnings {len(self.warnings)}"
+            f"ratings recorded {self.ratings_recorded}; conflicts with answers "
+            f"{len(self.conflicts)}; warnings {len(self.warnings)}"
             + (f"; read as {self.encoding}" if self.encoding else "")
         )
 
@@ -110,12 +116,14 @@ async def import_plan(
     ratings_as_of: date | datetime | None = None,
     dry_run: bool = False,
     settings_path: Path | None = None,
+    prefer_sheet: bool = False,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
 
     `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block).
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
+    With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer.
     """
     problems: list[Problem] = []
     file_people: Listing[Person] = Listing()
@@ -146,6 +154,7 @@ async def import_plan(
                 ratings_as_of=ratings_as_of,
                 dry_run=dry_run,
                 settings_path=settings_path,
+                prefer_sheet=prefer_sheet,
             )
             if dry_run:
                 raise _DryRunRollback
@@ -169,6 +178,7 @@ async def _import(
     ratings_as_of: date | datetime | None,
     dry_run: bool,
     settings_path: Path | None = None,
+    prefer_sheet: bool,
 ) -> ImportReport:
     existing_title = None
     if plan_key:
@@ -226,6 +236,7 @@ async def _import(
         now=now,
         ratings_as_of=ratings_as_of or now,
         report=report,
+        prefer_sheet=prefer_sheet,
     )
     return report
 
@@ -340,6 +351,7 @@ async def _write(
     now: datetime,
     ratings_as_of: date | datetime,
     report: ImportReport,
+    prefer_sheet: bool,
 ) -> None:
     report.people_added, report.people_changed = await PeopleRepository(session).upsert(people)
     report.networks_added, report.networks_changed = await NetworkRepository(session).upsert(
@@ -500,20 +512,71 @@ async def _write(
             report.milestones_retired += 1
     await session.flush()
 
+    await _record_sheet_values(
+        session,
+        plan_row.id,
+        rated,
+        timezone=timezone,
+        given_at=_given_at(ratings_as_of, timezone),
+        now=now,
+        prefer_sheet=prefer_sheet,
+        report=report,
+    )
+
+
+async def _record_sheet_values(
+    session: AsyncSession,
+    plan_id: int,
+    rated: list[tuple[MilestoneRow, int | None, str | None]],
+    *,
+    timezone: str,
+    given_at: datetime,
+    now: datetime,
+    prefer_sheet: bool,
+    report: ImportReport,
+) -> None:
+    """Record each sheet rating and note that is news, and list those that differ from a
+    lead's answer as conflicts (recorded too, with `prefer_sheet`)."""
+    if not rated:
+        return
     updates = UpdateRepository(session)
-    latest = await updates.latest_answers(plan_row.id) if rated else {}
-    given_at = _given_at(ratings_as_of, timezone)
-    for mrow, rating, note in rated:
-        # Re-importing an unchanged progress column is not news: record only what differs.
-        last = latest.get(mrow.id)
-        if last is not None and last[0] == rating and (last[1] or None) == note:
+    stored = await updates.stored_progress(plan_id)
+    # Only where the sheet differs from what is stored can an answer be at stake.
+    differing = [
+        (mrow, Progress(rating, note))
+        for mrow, rating, note in rated
+        if mrow.id not in stored
+        or decide(mrow.ref, Progress(rating, note), stored[mrow.id], None).record
+    ]
+    answers = await updates.latest_from_people([mrow.id for mrow, _ in differing])
+    for mrow, sheet in differing:
+        found = answers.get(mrow.id)
+        answer = (
+            Answer(
+                found.name or "someone",
+                found.rating,
+                found.note,
+                local_date(found.given_at, timezone),
+            )
+            if found is not None
+            else None
+        )
+        decision = decide(mrow.ref, sheet, stored.get(mrow.id), answer, prefer_sheet=prefer_sheet)
+        if decision.conflict is not None:
+            report.conflicts.append(decision.conflict)
+        if not decision.record:
             continue
+        when = given_at
+        if found is not None and when <= found.given_at:
+            # Preferred over an answer given later than the sheet's date: it must come last
+            # to count at all.
+            when = max(now, found.given_at + timedelta(seconds=1))
         await updates.add(
             milestone_id=mrow.id,
-            rating=rating,
-            note=note,
+            rating=sheet.rating,
+            note=sheet.note,
             source=Source.IMPORT,
-            given_at=given_at,
+            given_at=when,
             recorded_at=now,
         )
         report.ratings_recorded += 1

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,7 @@ from bot.domain.model import (
     Timescale,
     Update,
 )
+from bot.domain.reimport import Progress
 from storage.models import (
     STATE_SLOTS,
     UPDATE_FIELDS,
@@ -534,13 +535,57 @@ class UpdateRepository:
             )
         )
 
-    async def latest_answers(self, plan_id: int) -> dict[int, tuple[int | None, str | None]]:
-        """Each of the plan's answered milestones' latest (rating, note), by milestone id:
-        read from `milestone_state`, never from the history."""
+    async def stored_progress(self, plan_id: int) -> dict[int, Progress]:
+        """Each of the plan's answered milestones' latest rating and latest note, by milestone
+        id (what digests and exports show): read from `milestone_state`, never the history."""
         state = milestone_state.c
         rows = await self.session.execute(
-            select(state.milestone_id, state.latest_rating, state.latest_note)
+            select(state.milestone_id, state.rated_rating, state.latest_note)
             .join(MilestoneRow, MilestoneRow.id == state.milestone_id)
             .where(MilestoneRow.plan_id == plan_id)
         )
-        return {milestone_id: (rating, note) for milestone_id, rating, note in rows.tuples()}
+        return {milestone_id: Progress(rating, note) for milestone_id, rating, note in rows}
+
+    async def latest_from_people(self, milestone_ids: Sequence[int]) -> dict[int, PersonAnswer]:
+        """The latest update of each milestone that did not come from an import (a lead's or
+        a coordinator's answer), by milestone id; milestones never answered are absent.
+
+        Each is found by one probe of the (milestone, given_at) index, newest first."""
+        found: dict[int, PersonAnswer] = {}
+        for start in range(0, len(milestone_ids), 500):
+            chunk = list(milestone_ids[start : start + 500])
+            latest = (
+                select(UpdateRow.id)
+                .where(
+                    UpdateRow.milestone_id == MilestoneRow.id,
+                    UpdateRow.source != Source.IMPORT.value,
+                )
+                .order_by(UpdateRow.given_at.desc(), UpdateRow.id.desc())
+                .limit(1)
+                .correlate(MilestoneRow)
+                .scalar_subquery()
+            )
+            chosen = select(latest.label("update_id")).where(MilestoneRow.id.in_(chunk)).subquery()
+            rows = await self.session.execute(
+                select(
+                    UpdateRow.milestone_id,
+                    PersonRow.name,
+                    UpdateRow.rating,
+                    UpdateRow.note,
+                    UpdateRow.given_at,
+                )
+                .join(chosen, chosen.c.update_id == UpdateRow.id)
+                .outerjoin(PersonRow, PersonRow.id == UpdateRow.person_id)
+            )
+            for milestone_id, name, rating, note, given_at in rows:
+                found[milestone_id] = PersonAnswer(name, rating, note, utc(given_at))
+        return found
+
+
+class PersonAnswer(NamedTuple):
+    """A milestone's latest answer from a person, as stored."""
+
+    name: str | None
+    rating: int | None
+    note: str | None
+    given_at: datetime

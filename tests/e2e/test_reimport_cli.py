@@ -1,0 +1,81 @@
+"""Re-importing a plan as an admin does it, through the `pulse` binary and local mail:
+leads' answers survive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import EXAMPLES
+from tests.e2e.test_cli import pulse
+
+WIRRAL = EXAMPLES / "wirral"
+CONFLICT = "1.1-1: the sheet says 3, Joe Bannham answered 2 on 4 Jun 2018; kept the answer"
+
+
+def import_wirral(tmp: Path, *extra: str | Path, plan: Path = WIRRAL / "plan.csv") -> str:
+    out = pulse(
+        tmp,
+        "import",
+        plan,
+        "--people",
+        WIRRAL / "people.csv",
+        "--networks",
+        WIRRAL / "networks.csv",
+        *extra,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def joe_answers(tmp: Path, text: str) -> None:
+    """Monday's prompts go out; Joe Bannham answers his by email; the bot takes it in."""
+    monday = pulse(tmp, "run", "--once", "--now", "2018-06-04T08:05:00Z")
+    assert "enqueued 10 prompts" in monday.stdout, monday.stdout + monday.stderr
+    outbox = tmp / "var" / "mail" / "outbox"
+    joes = next(p for p in sorted(outbox.glob("*-prompt.eml")) if b"joe.bannham" in p.read_bytes())
+    assert pulse(tmp, "reply", joes, text).returncode == 0
+    taken = pulse(tmp, "run", "--once", "--now", "2018-06-04T10:00:00Z")
+    assert "recorded 1 answers" in taken.stdout, taken.stdout + taken.stderr
+
+
+def digest_item(tmp: Path, ref: str) -> dict[str, object]:
+    out = pulse(tmp, "digest", "--plan", "wirral", "--network", "board", "--as-of", "2018-06-08")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    items = [i for name in ("overdue", "at_risk", "due_soon", "achieved") for i in body[name]]
+    found: dict[str, object] = next(i for i in items if i["ref"] == ref)
+    return found
+
+
+def test_reimporting_the_unchanged_plan_keeps_a_leads_emailed_answer(tmp_path: Path) -> None:
+    """Joe answers 1.1-1 with 2 and a note by email; re-importing the unchanged sheet (which
+    says 3) keeps his answer in the digest and lists the difference, as --dry-run does; an
+    export imported back records nothing and lists nothing."""
+    import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-04-16")
+    joe_answers(tmp_path, "1.1-1 2 Agreed; sign-off next week")
+    answered = digest_item(tmp_path, "1.1-1")
+    assert (answered["rating"], answered["note"]) == (2, "Agreed; sign-off next week")
+
+    dry = import_wirral(tmp_path, "--plan", "wirral", "--dry-run")
+    assert dry.startswith("would import plan wirral")
+    assert CONFLICT in dry
+    again = import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-06-05")
+    assert again.startswith("imported plan wirral")
+    assert "ratings recorded 0; conflicts with answers 1" in again
+    assert CONFLICT in again
+    assert digest_item(tmp_path, "1.1-1") == answered
+
+    export = tmp_path / "board.csv"
+    exported = pulse(tmp_path, "export", "--plan", "wirral", "--format", "csv", "-o", export)
+    assert exported.returncode == 0, exported.stderr
+    back = pulse(tmp_path, "import", export, "--plan", "wirral")
+    assert back.returncode == 0, back.stderr
+    assert "ratings recorded 0; conflicts with answers 0" in back.stdout
+    assert digest_item(tmp_path, "1.1-1") == answered
+
+    preferred = import_wirral(
+        tmp_path, "--plan", "wirral", "--prefer-sheet", "--ratings-as-of", "2018-06-05"
+    )
+    assert "ratings recorded 1; conflicts with answers 1" in preferred
+    assert digest_item(tmp_path, "1.1-1")["rating"] == 3
