@@ -255,6 +255,13 @@ def import_(
             "--prefer-sheet", help="record the sheet's ratings even where a lead answered since"
         ),
     ] = False,
+    retire_missing: Annotated[
+        bool,
+        typer.Option(
+            "--retire-missing",
+            help="allow retiring more than half of the plan's actions (those not in the file)",
+        ),
+    ] = False,
 ) -> None:
     """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing.
 
@@ -274,6 +281,7 @@ def import_(
             dry_run=dry_run,
             settings_path=settings,
             prefer_sheet=prefer_sheet,
+            retire_missing=retire_missing,
         )
         lines = [f"  {c}" for c in report.conflicts] + [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])

@@ -3,8 +3,9 @@
 Every file is read and every lead and network resolved before anything is written; if any
 problem is an error, `ImportFailed` lists them all and the store is untouched. Otherwise one
 transaction writes the lot. Re-importing updates actions and milestones by reference; those
-no longer in the file are retired, never deleted, and every update stays. A sheet's rating
-never undoes a lead's answer (`bot.domain.reimport`).
+no longer in the file are retired, never deleted, and every update stays. An import that
+would retire more than half of a plan's live actions is refused unless asked for
+(`retire_missing`). A sheet's rating never undoes a lead's answer (`bot.domain.reimport`).
 """
 
 from __future__ import annotations
@@ -117,13 +118,15 @@ async def import_plan(
     dry_run: bool = False,
     settings_path: Path | None = None,
     prefer_sheet: bool = False,
+    retire_missing: bool = False,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
 
     `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block).
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
-    With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer.
+    With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer;
+    with `retire_missing`, an import may retire more than half of the plan's actions.
     """
     problems: list[Problem] = []
     file_people: Listing[Person] = Listing()
@@ -155,6 +158,7 @@ async def import_plan(
                 dry_run=dry_run,
                 settings_path=settings_path,
                 prefer_sheet=prefer_sheet,
+                retire_missing=retire_missing,
             )
             if dry_run:
                 raise _DryRunRollback
@@ -179,6 +183,7 @@ async def _import(
     dry_run: bool,
     settings_path: Path | None = None,
     prefer_sheet: bool,
+    retire_missing: bool,
 ) -> ImportReport:
     existing_title = None
     if plan_key:
@@ -193,8 +198,11 @@ async def _import(
         stored=stored,
         settings=settings_path,
     )
+    plan_row = await session.scalar(select(PlanRow).where(PlanRow.key == draft.plan.key))
     plan_problems = len(problems)
     problems += draft.problems
+    if plan_row is not None and not retire_missing:
+        problems += await _retiring_too_much(session, plan_row.id, draft)
     # A column a file lacks keeps what is stored: only the fields it gives change.
     known = await PeopleRepository(session).all()
     stored_people = {p.key: p for p in known}
@@ -278,6 +286,46 @@ def _mailbox_notes(
 
 def _has_error(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+async def _retiring_too_much(
+    session: AsyncSession, plan_id: int, draft: PlanDraft
+) -> list[Problem]:
+    """An error when the file would retire more than half of the plan's live actions: a
+    header-only or truncated sheet, far more often than a plan cut in half."""
+    live_actions = set(
+        (
+            await session.scalars(
+                select(ActionRow.ref).where(
+                    ActionRow.plan_id == plan_id, ActionRow.retired.is_(False)
+                )
+            )
+        ).all()
+    )
+    missing_actions = live_actions - {a.ref for a in draft.actions}
+    if 2 * len(missing_actions) <= len(live_actions):
+        return []
+    live_milestones = set(
+        (
+            await session.scalars(
+                select(MilestoneRow.ref).where(
+                    MilestoneRow.plan_id == plan_id, MilestoneRow.retired.is_(False)
+                )
+            )
+        ).all()
+    )
+    missing_milestones = live_milestones - {m.ref for a in draft.actions for m in a.milestones}
+    return [
+        Problem(
+            None,
+            None,
+            None,
+            f"this file would retire {len(missing_actions)} of the plan's "
+            f"{len(live_actions)} actions and {len(missing_milestones)} of its "
+            f"{len(live_milestones)} milestones; if that is meant, import it with "
+            "--retire-missing",
+        )
+    ]
 
 
 def _tag(problem: Problem, path: Path) -> Problem:

@@ -1,5 +1,5 @@
 """Re-importing a plan as an admin does it, through the `pulse` binary and local mail:
-leads' answers survive."""
+leads' answers survive and a header-only sheet changes nothing."""
 
 from __future__ import annotations
 
@@ -79,3 +79,22 @@ def test_reimporting_the_unchanged_plan_keeps_a_leads_emailed_answer(tmp_path: P
     )
     assert "ratings recorded 1; conflicts with answers 1" in preferred
     assert digest_item(tmp_path, "1.1-1")["rating"] == 3
+
+
+def test_a_header_only_sheet_is_refused_with_what_it_would_retire(tmp_path: Path) -> None:
+    """A sheet with only its header row would retire the whole plan: the import fails with
+    the counts and the digest is unchanged; --retire-missing lets it through."""
+    import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-04-16")
+    before = pulse(tmp_path, "digest", "--plan", "wirral", "--as-of", "2018-06-08").stdout
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(
+        (WIRRAL / "plan.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8"
+    )
+    refused = pulse(tmp_path, "import", header_only, "--plan", "wirral")
+    assert refused.returncode == 1
+    assert "would retire 28 of the plan's 28 actions and 77 of its 77 milestones" in refused.stderr
+    assert "--retire-missing" in refused.stderr
+    assert pulse(tmp_path, "digest", "--plan", "wirral", "--as-of", "2018-06-08").stdout == before
+    allowed = pulse(tmp_path, "import", header_only, "--plan", "wirral", "--retire-missing")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "actions +0 ~0 retired 28" in allowed.stdout

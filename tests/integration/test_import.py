@@ -694,3 +694,25 @@ async def test_reimport_never_undoes_a_leads_answer(pulse: PlanPulse, tmp_path: 
     ]
     latest = (await pulse.tracked("wirral")).updates["1.1-1"][-1]
     assert (latest.rating, latest.source) == (3, Source.IMPORT)
+
+
+async def test_an_import_retiring_most_of_a_plan_is_refused(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A header-only sheet would retire all 28 actions: it is refused with the counts and
+    changes nothing, unless --retire-missing is given."""
+    await _import_wirral(pulse)
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text(
+        (WIRRAL / "plan.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8"
+    )
+    with pytest.raises(ImportFailed) as caught:
+        await import_plan(pulse.sessions, header_only, now=NOW, plan_key="wirral")
+    text = "\n".join(str(p) for p in caught.value.problems)
+    assert "would retire 28 of the plan's 28 actions and 77 of its 77 milestones" in text
+    assert "--retire-missing" in text
+    assert len((await pulse.tracked("wirral")).actions) == 28
+    report = await import_plan(
+        pulse.sessions, header_only, now=NOW, plan_key="wirral", retire_missing=True
+    )
+    assert (report.actions_retired, report.milestones_retired) == (28, 77)
