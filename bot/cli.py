@@ -39,6 +39,7 @@ from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
+from storage.repositories import PlanRepository
 
 app = typer.Typer(
     name="pulse",
@@ -287,6 +288,57 @@ def import_(
         return "\n".join([report.summary(), *lines])
 
     typer.echo(_run(work, creates=True))
+
+
+plans_app = typer.Typer(
+    help="The plans in the store; `pulse plans retire KEY` stops a plan's prompts and digests.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+app.add_typer(plans_app, name="plans")
+
+
+@plans_app.callback()
+def plans(ctx: typer.Context) -> None:
+    """List every plan: key, title, live actions, milestones and leads, last import."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def work(pulse: PlanPulse) -> str:
+        async with pulse.sessions() as session:
+            found = await PlanRepository(session).summaries()
+        if not found:
+            return "No plans yet: `pulse import` loads one."
+        rows = [("KEY", "TITLE", "ACTIONS", "MILESTONES", "PEOPLE", "LAST IMPORT", "STATE")]
+        for plan in found:
+            rows.append(
+                (
+                    plan.key,
+                    _one_line(plan.title, 50),
+                    str(plan.actions),
+                    str(plan.milestones),
+                    str(plan.people),
+                    plan.last_import.strftime("%Y-%m-%d %H:%M"),
+                    f"retired {plan.retired_at:%Y-%m-%d}" if plan.retired_at else "live",
+                )
+            )
+        return _table(rows)
+
+    typer.echo(_run(work))
+
+
+@plans_app.command("retire")
+def plans_retire(key: Annotated[str, typer.Argument(help="the plan's key")]) -> None:
+    """Retire a plan: no prompts, reminders or digests any more; its history is kept."""
+
+    async def work(pulse: PlanPulse) -> str:
+        async with pulse.sessions() as session, session.begin():
+            retired = await PlanRepository(session).retire(key, pulse.clock())
+        if not retired:
+            return f"plan {key} was already retired"
+        return f"retired plan {key}: no prompts or digests any more; its history is kept"
+
+    typer.echo(_run(work))
 
 
 @app.command()

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain.errors import ImportFailed, Problem
+from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired, Problem
 from bot.domain.leads import Directory, read_leads
 from bot.domain.model import Network, Person, Source
 from bot.domain.people import Alias, fold_aliases, shared_mailboxes
@@ -46,6 +46,7 @@ from storage.plan_files import (
 from storage.repositories import (
     NetworkRepository,
     PeopleRepository,
+    PlanRepository,
     UpdateRepository,
     apply_changes,
     plan_from_row,
@@ -79,9 +80,12 @@ class ImportReport:
     conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        verb = "would import" if self.dry_run else "imported"
+        if self.created_plan:
+            verb = "would import new plan" if self.dry_run else "imported new plan"
+        else:
+            verb = "would re-import plan" if self.dry_run else "re-imported plan"
         return (
-            f"{verb} plan {self.plan_key}: actions +{self.actions_added} "
+            f"{verb} {self.plan_key}: actions +{self.actions_added} "
             f"~{self.actions_changed} retired {self.actions_retired}; milestones "
             f"+{self.milestones_added} ~{self.milestones_changed} retired "
             f"{self.milestones_retired}; people +{self.people_added} ~{self.people_changed}; "
@@ -198,7 +202,15 @@ async def _import(
         stored=stored,
         settings=settings_path,
     )
-    plan_row = await session.scalar(select(PlanRow).where(PlanRow.key == draft.plan.key))
+    plan_row = await PlanRepository(session).row(draft.plan.key)
+    if plan_row is None and draft.key_from_file_name:
+        # `pulse import plan.csv` beside a plan keyed otherwise is a forgotten --plan, not
+        # a second plan whose leads would then be asked twice.
+        others = await PlanRepository(session).keys(retired_too=True)
+        if others:
+            raise PlanKeyNeeded(plan_path.name, draft.plan.key, others)
+    if plan_row is not None and plan_row.retired_at is not None:
+        raise PlanRetired(draft.plan.key, "nothing was imported")
     plan_problems = len(problems)
     problems += draft.problems
     if plan_row is not None and not retire_missing:

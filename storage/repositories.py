@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, select, union
+from sqlalchemy import ColumnElement, Select, distinct, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
@@ -196,6 +196,18 @@ class NetworkRepository:
         return added, changed
 
 
+class PlanSummary(NamedTuple):
+    """One line of `pulse plans`."""
+
+    key: str
+    title: str
+    actions: int
+    milestones: int
+    people: int
+    last_import: datetime
+    retired_at: datetime | None
+
+
 class PlanRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -204,8 +216,59 @@ class PlanRepository:
         row: PlanRow | None = await self.session.scalar(select(PlanRow).where(PlanRow.key == key))
         return row
 
-    async def keys(self) -> list[str]:
-        return list((await self.session.scalars(select(PlanRow.key).order_by(PlanRow.key))).all())
+    async def keys(self, *, retired_too: bool = False) -> list[str]:
+        """The keys of the plans still in use (a retired plan gets no prompts or digests),
+        or, `retired_too`, of every plan."""
+        query = select(PlanRow.key).order_by(PlanRow.key)
+        if not retired_too:
+            query = query.where(PlanRow.retired_at.is_(None))
+        return list((await self.session.scalars(query)).all())
+
+    async def summaries(self) -> list[PlanSummary]:
+        """Every plan, retired ones too, with the size of what is live in it."""
+        live_actions = select(ActionRow.id).where(
+            ActionRow.plan_id == PlanRow.id, ActionRow.retired.is_(False)
+        )
+        actions = (
+            select(func.count())
+            .where(ActionRow.plan_id == PlanRow.id, ActionRow.retired.is_(False))
+            .scalar_subquery()
+        )
+        milestones = (
+            select(func.count())
+            .where(MilestoneRow.plan_id == PlanRow.id, MilestoneRow.retired.is_(False))
+            .scalar_subquery()
+        )
+        people = (
+            select(func.count(distinct(ActionLeadRow.person_id)))
+            .where(ActionLeadRow.action_id.in_(live_actions))
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            select(
+                PlanRow.key,
+                PlanRow.title,
+                actions,
+                milestones,
+                people,
+                PlanRow.updated_at,
+                PlanRow.retired_at,
+            ).order_by(PlanRow.key)
+        )
+        return [
+            PlanSummary(key, title, a, m, p, utc(imported), utc(retired) if retired else None)
+            for key, title, a, m, p, imported, retired in rows
+        ]
+
+    async def retire(self, key: str, now: datetime) -> bool:
+        """Retire the plan (False when it already was); raises PlanNotFound."""
+        row = await self.row(key)
+        if row is None:
+            raise PlanNotFound(key)
+        if row.retired_at is not None:
+            return False
+        row.retired_at = now
+        return True
 
     async def get(self, key: str) -> Plan:
         row = await self.row(key)

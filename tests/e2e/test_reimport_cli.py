@@ -1,5 +1,6 @@
 """Re-importing a plan as an admin does it, through the `pulse` binary and local mail:
-leads' answers survive and a header-only sheet changes nothing."""
+leads' answers survive, a header-only sheet or a forgotten --plan changes nothing, and
+`pulse plans` lists and retires plans."""
 
 from __future__ import annotations
 
@@ -52,16 +53,17 @@ def test_reimporting_the_unchanged_plan_keeps_a_leads_emailed_answer(tmp_path: P
     """Joe answers 1.1-1 with 2 and a note by email; re-importing the unchanged sheet (which
     says 3) keeps his answer in the digest and lists the difference, as --dry-run does; an
     export imported back records nothing and lists nothing."""
-    import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-04-16")
+    first = import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-04-16")
+    assert first.startswith("imported new plan wirral")
     joe_answers(tmp_path, "1.1-1 2 Agreed; sign-off next week")
     answered = digest_item(tmp_path, "1.1-1")
     assert (answered["rating"], answered["note"]) == (2, "Agreed; sign-off next week")
 
     dry = import_wirral(tmp_path, "--plan", "wirral", "--dry-run")
-    assert dry.startswith("would import plan wirral")
+    assert dry.startswith("would re-import plan wirral")
     assert CONFLICT in dry
     again = import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-06-05")
-    assert again.startswith("imported plan wirral")
+    assert again.startswith("re-imported plan wirral")
     assert "ratings recorded 0; conflicts with answers 1" in again
     assert CONFLICT in again
     assert digest_item(tmp_path, "1.1-1") == answered
@@ -98,3 +100,53 @@ def test_a_header_only_sheet_is_refused_with_what_it_would_retire(tmp_path: Path
     allowed = pulse(tmp_path, "import", header_only, "--plan", "wirral", "--retire-missing")
     assert allowed.returncode == 0, allowed.stderr
     assert "actions +0 ~0 retired 28" in allowed.stdout
+
+
+def test_a_forgotten_plan_key_makes_no_second_plan(tmp_path: Path) -> None:
+    """With wirral loaded, `pulse import plan.csv` without --plan is refused, naming the
+    plan to give, and `pulse plans` still lists one plan."""
+    import_wirral(tmp_path, "--plan", "wirral")
+    forgot = pulse(tmp_path, "import", WIRRAL / "plan.csv")
+    assert forgot.returncode == 1
+    assert "--plan wirral" in forgot.stderr
+    assert "nothing was imported" in forgot.stderr
+    listed = pulse(tmp_path, "plans")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == [
+        "KEY",
+        "TITLE",
+        "ACTIONS",
+        "MILESTONES",
+        "PEOPLE",
+        "LAST",
+        "IMPORT",
+        "STATE",
+    ]
+    assert len(lines) == 2
+    assert lines[1].split()[:5] == ["wirral", "wirral", "28", "77", "10"]
+    assert lines[1].endswith("live")
+
+
+def test_a_retired_plan_prompts_nobody_and_keeps_its_history(tmp_path: Path) -> None:
+    """`pulse plans retire wirral`: Monday's run prompts nobody, a manual prompt or digest
+    post is refused, `pulse plans` shows it retired, and its status is still there."""
+    import_wirral(tmp_path, "--plan", "wirral", "--ratings-as-of", "2018-04-16")
+    retired = pulse(tmp_path, "plans", "retire", "wirral")
+    assert retired.returncode == 0, retired.stderr
+    assert "retired plan wirral" in retired.stdout
+    monday = pulse(tmp_path, "run", "--once", "--now", "2018-06-04T08:05:00Z")
+    assert "enqueued 0 prompts" in monday.stdout, monday.stdout + monday.stderr
+    manual = pulse(tmp_path, "prompt", "--plan", "wirral")
+    assert manual.returncode == 1
+    assert "plan 'wirral' is retired" in manual.stderr
+    post = pulse(tmp_path, "digest", "--plan", "wirral", "--post")
+    assert post.returncode == 1
+    assert "plan 'wirral' is retired" in post.stderr
+    assert "retired" in pulse(tmp_path, "plans").stdout.splitlines()[1]
+    status = pulse(tmp_path, "status", "--plan", "wirral", "--as-of", "2018-06-08")
+    assert status.returncode == 0, status.stderr
+    assert len(status.stdout.splitlines()) == 78
+    unknown = pulse(tmp_path, "plans", "retire", "nope")
+    assert unknown.returncode == 1
+    assert "no plan with key 'nope'" in unknown.stderr

@@ -13,14 +13,15 @@ from zipfile import ZipFile
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import PlanPulse
-from bot.domain.errors import ImportFailed
+from bot.app import PlanPulse, cycles_for
+from bot.digest_posting import DigestPoster
+from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired
 from bot.domain.model import Person, Source
 from bot.settings import Settings
 from storage.importer import ImportReport, import_plan
-from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, UpdateRow
+from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
 from storage.plan_files import MAX_FILE_BYTES, MAX_ROWS, PlanDraft, read_plan
-from storage.repositories import PeopleRepository, UpdateRepository
+from storage.repositories import PeopleRepository, PlanRepository, UpdateRepository
 from tests.conftest import EXAMPLES
 
 NOW = datetime(2018, 4, 20, 9, 0, tzinfo=UTC)
@@ -716,3 +717,45 @@ async def test_an_import_retiring_most_of_a_plan_is_refused(
         pulse.sessions, header_only, now=NOW, plan_key="wirral", retire_missing=True
     )
     assert (report.actions_retired, report.milestones_retired) == (28, 77)
+
+
+async def test_a_key_from_the_file_name_beside_another_plan_is_refused(pulse: PlanPulse) -> None:
+    """Without --plan, plan.csv would become a second plan 'plan' beside wirral: refused,
+    naming the plan to give; the report says whether a plan is new."""
+    first = await _import_wirral(pulse)
+    assert first.created_plan  # type: ignore[attr-defined]
+    assert first.summary().startswith("imported new plan wirral")  # type: ignore[attr-defined]
+    with pytest.raises(PlanKeyNeeded) as caught:
+        await import_plan(pulse.sessions, WIRRAL / "plan.csv", now=NOW)
+    assert "--plan wirral" in str(caught.value)
+    assert await _count(pulse, PlanRow) == 1
+    again = await import_plan(pulse.sessions, WIRRAL / "plan.csv", now=NOW, plan_key="wirral")
+    assert not again.created_plan
+    assert again.summary().startswith("re-imported plan wirral")
+
+
+async def test_a_retired_plan_gets_no_prompts_or_digests_and_keeps_its_history(
+    pulse: PlanPulse,
+) -> None:
+    """After `plans retire`, the plan is listed as retired, the scheduler and a manual
+    prompt or digest post leave it alone, and its milestones and updates are all kept."""
+    await _import_wirral(pulse)
+    updates = await _count(pulse, UpdateRow)
+    async with pulse.sessions() as session, session.begin():
+        assert await PlanRepository(session).retire("wirral", NOW)
+        assert not await PlanRepository(session).retire("wirral", NOW)
+    async with pulse.sessions() as session:
+        (summary,) = await PlanRepository(session).summaries()
+    assert summary.retired_at == NOW
+    assert (summary.actions, summary.milestones, summary.people) == (28, 77, 10)
+    monday = datetime(2018, 6, 4, 8, 5, tzinfo=UTC)
+    cycles = cycles_for(pulse)
+    assert (await cycles.tick(monday)).cycles == []
+    with pytest.raises(PlanRetired):
+        await cycles.start_cycle("wirral", now=monday)
+    with pytest.raises(PlanRetired):
+        await DigestPoster(pulse).post("wirral", now=monday)
+    assert await _count(pulse, PromptRow) == 0
+    assert await _count(pulse, UpdateRow) == updates
+    with pytest.raises(PlanRetired):
+        await _import_wirral(pulse)
