@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, distinct, func, select, union
+from sqlalchemy import ColumnElement, Select, distinct, func, insert, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
@@ -137,6 +137,7 @@ class PeopleRepository:
         existing = await self.rows_by_key()
         added = changed = 0
         people = list(people)
+        new: list[dict[str, object]] = []
         for person in people:
             row = existing.get(person.key)
             values: dict[str, object] = {
@@ -150,13 +151,14 @@ class PeopleRepository:
                 "aliases": ";".join(person.aliases),
             }
             if row is None:
-                row = PersonRow(key=person.key, **values)
-                self.session.add(row)
-                existing[person.key] = row
+                new.append({"key": person.key, **values, "delegate_id": None})
                 added += 1
             elif apply_changes(row, values):
                 changed += 1
         await self.session.flush()
+        if new:  # one bulk insert: a national directory adds thousands at once
+            await self.session.execute(insert(PersonRow), new)
+            existing = await self.rows_by_key()
         for person in people:
             if person.delegate_key and person.delegate_key in existing:
                 existing[person.key].delegate_id = existing[person.delegate_key].id
@@ -598,6 +600,29 @@ class UpdateRepository:
             )
         )
 
+    async def add_imported(self, new: Sequence[NewUpdate], *, recorded_at: datetime) -> None:
+        """Add a plan file's ratings and notes (source `import`) in one bulk insert."""
+        if not new:
+            return
+        await self.session.execute(
+            insert(UpdateRow),
+            [
+                {
+                    "milestone_id": u.milestone_id,
+                    "person_id": None,
+                    "rating": u.rating,
+                    "note": u.note,
+                    "revised_due": None,
+                    "needs_support": False,
+                    "source": Source.IMPORT.value,
+                    "external_id": None,
+                    "given_at": utc(u.given_at),
+                    "recorded_at": utc(recorded_at),
+                }
+                for u in new
+            ],
+        )
+
     async def stored_progress(self, plan_id: int) -> dict[int, Progress]:
         """Each of the plan's answered milestones' latest rating and latest note, by milestone
         id (what digests and exports show): read from `milestone_state`, never the history."""
@@ -643,6 +668,15 @@ class UpdateRepository:
             for milestone_id, name, rating, note, given_at in rows:
                 found[milestone_id] = PersonAnswer(name, rating, note, utc(given_at))
         return found
+
+
+class NewUpdate(NamedTuple):
+    """A rating and note from a plan file, to record for one milestone."""
+
+    milestone_id: int
+    rating: int | None
+    note: str | None
+    given_at: datetime
 
 
 class PersonAnswer(NamedTuple):
