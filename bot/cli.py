@@ -40,6 +40,7 @@ from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
+from storage.repositories import PlanRepository
 
 app = typer.Typer(
     name="pulse",
@@ -250,8 +251,24 @@ def import_(
             help="YAML plan settings for a CSV/XLSX plan (the YAML form's plan: block)",
         ),
     ] = None,
+    prefer_sheet: Annotated[
+        bool,
+        typer.Option(
+            "--prefer-sheet", help="record the sheet's ratings even where a lead answered since"
+        ),
+    ] = False,
+    retire_missing: Annotated[
+        bool,
+        typer.Option(
+            "--retire-missing",
+            help="allow retiring more than half of the plan's actions (those not in the file)",
+        ),
+    ] = False,
 ) -> None:
-    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing."""
+    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing.
+
+    A lead's answer is never undone by the sheet: where the sheet's rating differs from one,
+    the answer is kept and the difference listed (unless --prefer-sheet)."""
     as_of = _day(ratings_as_of, "--ratings-as-of")
 
     async def work(pulse: PlanPulse) -> str:
@@ -265,14 +282,67 @@ def import_(
             ratings_as_of=as_of,
             dry_run=dry_run,
             settings_path=settings,
+            prefer_sheet=prefer_sheet,
+            retire_missing=retire_missing,
         )
         if not dry_run:
             files = {"plan": plan_file, "people": people, "networks": networks}
             await audit_import(pulse, report, {**files, "settings": settings})
-        lines = [f"  {w}" for w in report.warnings]
+        lines = [f"  {c}" for c in report.conflicts] + [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
     typer.echo(_run(work, creates=True))
+
+
+plans_app = typer.Typer(
+    help="The plans in the store; `pulse plans retire KEY` stops a plan's prompts and digests.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+app.add_typer(plans_app, name="plans")
+
+
+@plans_app.callback()
+def plans(ctx: typer.Context) -> None:
+    """List every plan: key, title, live actions, milestones and leads, last import."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def work(pulse: PlanPulse) -> str:
+        async with pulse.sessions() as session:
+            found = await PlanRepository(session).summaries()
+        if not found:
+            return "No plans yet: `pulse import` loads one."
+        rows = [("KEY", "TITLE", "ACTIONS", "MILESTONES", "PEOPLE", "LAST IMPORT", "STATE")]
+        for plan in found:
+            rows.append(
+                (
+                    plan.key,
+                    _one_line(plan.title, 50),
+                    str(plan.actions),
+                    str(plan.milestones),
+                    str(plan.people),
+                    plan.last_import.strftime("%Y-%m-%d %H:%M"),
+                    f"retired {plan.retired_at:%Y-%m-%d}" if plan.retired_at else "live",
+                )
+            )
+        return _table(rows)
+
+    typer.echo(_run(work))
+
+
+@plans_app.command("retire")
+def plans_retire(key: Annotated[str, typer.Argument(help="the plan's key")]) -> None:
+    """Retire a plan: no prompts, reminders or digests any more; its history is kept."""
+
+    async def work(pulse: PlanPulse) -> str:
+        async with pulse.sessions() as session, session.begin():
+            retired = await PlanRepository(session).retire(key, pulse.clock())
+        if not retired:
+            return f"plan {key} was already retired"
+        return f"retired plan {key}: no prompts or digests any more; its history is kept"
+
+    typer.echo(_run(work))
 
 
 @app.command()

@@ -30,6 +30,7 @@ from bot.domain.cycles import (
     plan_prompts,
     reminder_due_at,
 )
+from bot.domain.errors import PlanRetired
 from bot.domain.model import Channel, Person, Plan
 from bot.domain.status import local_date
 from bot.signing import Signer
@@ -185,6 +186,8 @@ class Cycles:
             tracked = await plan_repo.tracked(plan_key)
             plan_row = await plan_repo.row(plan_key)
             assert plan_row is not None
+            if plan_row.retired_at is not None:
+                raise PlanRetired(plan_key, "it gets no prompts")
             today = local_date(now, tracked.plan.timezone)
             report = CycleReport(plan_key, cycle or cycle_key(today))
             report.not_in_slack = not_in_slack

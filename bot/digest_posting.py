@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot.cycle import due_occurrence
+from bot.domain.errors import PlanRetired
 from bot.domain.model import Plan
 from bot.domain.status import local_date
 from digests.content import Digest
@@ -88,6 +89,8 @@ class DigestPoster:
         async with self.pulse.sessions() as session, session.begin():
             plan_row = await PlanRepository(session).row(plan_key)
             assert plan_row is not None
+            if plan_row.retired_at is not None:
+                raise PlanRetired(plan_key, "it gets no digests")
             networks = {n.key: n for n in (await session.scalars(select(NetworkRow))).all()}
             people = (await session.scalars(select(PersonRow))).all()
             slack_ids = {p.key: p.slack_user_id for p in people if p.slack_user_id}

@@ -2,15 +2,18 @@
 
 Every file is read and every lead and network resolved before anything is written; if any
 problem is an error, `ImportFailed` lists them all and the store is untouched. Otherwise one
-transaction writes the lot. Re-importing updates actions and milestones by reference; those
-no longer in the file are retired, never deleted, and every update stays.
+transaction writes the lot, new rows in bulk; the files are read outside it, so SQLite's write
+lock is held for the writing alone. Re-importing updates actions and milestones by reference; those
+no longer in the file are retired, never deleted, and every update stays. An import that
+would retire more than half of a plan's live actions is refused unless asked for
+(`retire_missing`). A sheet's rating never undoes a lead's answer (`bot.domain.reimport`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -19,10 +22,12 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.child_details import case_number_pattern, child_details
-from bot.domain.errors import ImportFailed, Problem
+from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired, Problem
 from bot.domain.leads import Directory, read_leads
-from bot.domain.model import Network, Person, Source
+from bot.domain.model import Network, Person
 from bot.domain.people import Alias, fold_aliases, shared_mailboxes
+from bot.domain.reimport import Answer, Progress, decide
+from bot.domain.status import local_date
 from storage.models import (
     ActionLeadRow,
     ActionNetworkRow,
@@ -32,17 +37,12 @@ from storage.models import (
     PlanRow,
     PriorityRow,
 )
-from storage.plan_files import (
-    DraftAction,
-    Listing,
-    PlanDraft,
-    read_networks,
-    read_people,
-    read_plan,
-)
+from storage.plan_files import Listing, PlanDraft, read_networks, read_people, read_plan
 from storage.repositories import (
     NetworkRepository,
+    NewUpdate,
     PeopleRepository,
+    PlanRepository,
     UpdateRepository,
     apply_changes,
     plan_from_row,
@@ -72,16 +72,22 @@ class ImportReport:
     warnings: list[Problem] = field(default_factory=list)
     # How a CSV plan file's bytes were read, e.g. "UTF-8" or "Windows-1252".
     encoding: str | None = None
+    # Sheet values that differ from a lead's answer, one line each (see bot.domain.reimport).
+    conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        verb = "would import" if self.dry_run else "imported"
+        if self.created_plan:
+            verb = "would import new plan" if self.dry_run else "imported new plan"
+        else:
+            verb = "would re-import plan" if self.dry_run else "re-imported plan"
         return (
-            f"{verb} plan {self.plan_key}: actions +{self.actions_added} "
+            f"{verb} {self.plan_key}: actions +{self.actions_added} "
             f"~{self.actions_changed} retired {self.actions_retired}; milestones "
             f"+{self.milestones_added} ~{self.milestones_changed} retired "
             f"{self.milestones_retired}; people +{self.people_added} ~{self.people_changed}; "
             f"networks +{self.networks_added} ~{self.networks_changed}; "
-            f"ratings recorded {self.ratings_recorded}; warnings {len(self.warnings)}"
+            f"ratings recorded {self.ratings_recorded}; conflicts with answers "
+            f"{len(self.conflicts)}; warnings {len(self.warnings)}"
             + (f"; read as {self.encoding}" if self.encoding else "")
         )
 
@@ -111,12 +117,16 @@ async def import_plan(
     ratings_as_of: date | datetime | None = None,
     dry_run: bool = False,
     settings_path: Path | None = None,
+    prefer_sheet: bool = False,
+    retire_missing: bool = False,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
 
     `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block).
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
+    With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer;
+    with `retire_missing`, an import may retire more than half of the plan's actions.
     """
     problems: list[Problem] = []
     file_people: Listing[Person] = Listing()
@@ -132,27 +142,45 @@ async def import_plan(
         problems += [_tag(p, networks_path) for p in found]
         failed += [str(networks_path)] if _has_error(found) else []
 
-    report: ImportReport | None = None
+    # The files are read and every lead resolved with no transaction open (SQLite's write
+    # lock is taken when one begins): only the writing holds the lock, so Slack clicks and
+    # replies are kept waiting for the write alone.
+    ready = await _prepare(
+        sessions,
+        plan_path,
+        plan_key=plan_key,
+        problems=problems,
+        file_people=file_people,
+        file_networks=file_networks,
+        failed=failed,
+        settings_path=settings_path,
+        retire_missing=retire_missing,
+    )
+    draft = ready.draft
+    report = ImportReport(
+        draft.plan.key,
+        dry_run=dry_run,
+        warnings=[p for p in problems if p.severity == "warning"],
+        encoding=draft.encoding,
+    )
     try:
         async with sessions() as session, session.begin():
-            report = await _import(
+            await _plan_row(session, plan_path, draft)  # again, under the lock
+            await _write(
                 session,
-                plan_path,
-                plan_key=plan_key,
-                problems=problems,
-                file_people=file_people,
-                file_networks=file_networks,
-                failed=failed,
+                draft,
+                people=ready.people,
+                networks=ready.networks,
+                leads_by_action=ready.leads_by_action,
                 now=now,
-                ratings_as_of=ratings_as_of,
-                dry_run=dry_run,
-                settings_path=settings_path,
+                ratings_as_of=ratings_as_of or now,
+                report=report,
+                prefer_sheet=prefer_sheet,
             )
             if dry_run:
                 raise _DryRunRollback
     except _DryRunRollback:
         pass
-    assert report is not None
     log.info("%s", report.summary())
     return report
 
@@ -182,8 +210,33 @@ async def _child_detail_warnings(session: AsyncSession, draft: PlanDraft) -> lis
     return warnings
 
 
-async def _import(
-    session: AsyncSession,
+async def _plan_row(session: AsyncSession, plan_path: Path, draft: PlanDraft) -> PlanRow | None:
+    """The stored plan the draft goes into, or None for a new one; refuses a retired plan,
+    and a new plan keyed by the file's name beside others (a forgotten --plan)."""
+    plan_row = await PlanRepository(session).row(draft.plan.key)
+    if plan_row is None and draft.key_from_file_name:
+        # `pulse import plan.csv` beside a plan keyed otherwise is a forgotten --plan, not
+        # a second plan whose leads would then be asked twice.
+        others = await PlanRepository(session).keys(retired_too=True)
+        if others:
+            raise PlanKeyNeeded(plan_path.name, draft.plan.key, others)
+    if plan_row is not None and plan_row.retired_at is not None:
+        raise PlanRetired(draft.plan.key, "nothing was imported")
+    return plan_row
+
+
+@dataclass(slots=True)
+class _Ready:
+    """A plan read, checked and resolved, ready to write."""
+
+    draft: PlanDraft
+    people: list[Person]
+    networks: list[Network]
+    leads_by_action: dict[str, tuple[str, ...]]
+
+
+async def _prepare(
+    sessions: async_sessionmaker[AsyncSession],
     plan_path: Path,
     *,
     plan_key: str | None,
@@ -191,17 +244,21 @@ async def _import(
     file_people: Listing[Person],
     file_networks: Listing[Network],
     failed: list[str],
-    now: datetime,
-    ratings_as_of: date | datetime | None,
-    dry_run: bool,
-    settings_path: Path | None = None,
-) -> ImportReport:
-    existing_title = None
-    if plan_key:
-        existing = await session.scalar(select(PlanRow).where(PlanRow.key == plan_key))
-        existing_title = existing.title if existing else None
-    # Stored plans keep their settings when a CSV or XLSX re-import does not give them.
-    stored = {row.key: plan_from_row(row) for row in await session.scalars(select(PlanRow))}
+    settings_path: Path | None,
+    retire_missing: bool,
+) -> _Ready:
+    """The plan read and checked against the store, with its leads resolved; `problems`
+    gains every problem found, and `ImportFailed` lists them when any is an error. Reads the
+    store in two short transactions and the files in none."""
+    async with sessions() as session:
+        existing_title = None
+        if plan_key:
+            existing = await PlanRepository(session).row(plan_key)
+            existing_title = existing.title if existing else None
+        # Stored plans keep their settings when a CSV or XLSX re-import does not give them.
+        stored = {row.key: plan_from_row(row) for row in await session.scalars(select(PlanRow))}
+        known = await PeopleRepository(session).all()
+        stored_networks = {n.key: n for n in await NetworkRepository(session).all()}
     draft = read_plan(
         plan_path,
         plan_key=plan_key,
@@ -211,11 +268,13 @@ async def _import(
     )
     plan_problems = len(problems)
     problems += draft.problems
-    problems += await _child_detail_warnings(session, draft)
+    async with sessions() as session:
+        problems += await _child_detail_warnings(session, draft)
+        plan_row = await _plan_row(session, plan_path, draft)
+        if plan_row is not None and not retire_missing:
+            problems += await _retiring_too_much(session, plan_row.id, draft)
     # A column a file lacks keeps what is stored: only the fields it gives change.
-    known = await PeopleRepository(session).all()
     stored_people = {p.key: p for p in known}
-    stored_networks = {n.key: n for n in await NetworkRepository(session).all()}
     given_people = draft.people.over(stored_people) + file_people.over(stored_people)
     given_networks = draft.networks.over(stored_networks) + file_networks.over(stored_networks)
     incoming, aliases = fold_aliases(given_people, known=known)
@@ -237,24 +296,7 @@ async def _import(
         failed = [str(plan_path), *failed]
     if failed:
         raise ImportFailed(", ".join(failed), problems)
-
-    report = ImportReport(
-        draft.plan.key,
-        dry_run=dry_run,
-        warnings=[p for p in problems if p.severity == "warning"],
-        encoding=draft.encoding,
-    )
-    await _write(
-        session,
-        draft,
-        people=incoming,
-        networks=given_networks,
-        leads_by_action=leads_by_action,
-        now=now,
-        ratings_as_of=ratings_as_of or now,
-        report=report,
-    )
-    return report
+    return _Ready(draft, incoming, given_networks, leads_by_action)
 
 
 def _mailbox_notes(
@@ -294,6 +336,46 @@ def _mailbox_notes(
 
 def _has_error(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+async def _retiring_too_much(
+    session: AsyncSession, plan_id: int, draft: PlanDraft
+) -> list[Problem]:
+    """An error when the file would retire more than half of the plan's live actions: a
+    header-only or truncated sheet, far more often than a plan cut in half."""
+    live_actions = set(
+        (
+            await session.scalars(
+                select(ActionRow.ref).where(
+                    ActionRow.plan_id == plan_id, ActionRow.retired.is_(False)
+                )
+            )
+        ).all()
+    )
+    missing_actions = live_actions - {a.ref for a in draft.actions}
+    if 2 * len(missing_actions) <= len(live_actions):
+        return []
+    live_milestones = set(
+        (
+            await session.scalars(
+                select(MilestoneRow.ref).where(
+                    MilestoneRow.plan_id == plan_id, MilestoneRow.retired.is_(False)
+                )
+            )
+        ).all()
+    )
+    missing_milestones = live_milestones - {m.ref for a in draft.actions for m in a.milestones}
+    return [
+        Problem(
+            None,
+            None,
+            None,
+            f"this file would retire {len(missing_actions)} of the plan's "
+            f"{len(live_actions)} actions and {len(missing_milestones)} of its "
+            f"{len(live_milestones)} milestones; if that is meant, import it with "
+            "--retire-missing",
+        )
+    ]
 
 
 def _tag(problem: Problem, path: Path) -> Problem:
@@ -367,6 +449,7 @@ async def _write(
     now: datetime,
     ratings_as_of: date | datetime,
     report: ImportReport,
+    prefer_sheet: bool,
 ) -> None:
     report.people_added, report.people_changed = await PeopleRepository(session).upsert(people)
     report.networks_added, report.networks_changed = await NetworkRepository(session).upsert(
@@ -447,10 +530,11 @@ async def _write(
     }
     seen_actions: set[str] = set()
     seen_milestones: set[str] = set()
-    rated: list[tuple[MilestoneRow, int | None, str | None]] = []
+    rated: list[tuple[str, int | None, str | None]] = []
 
-    # Actions first, flushed once so that new ones have ids; then links and milestones.
-    current: list[tuple[DraftAction, ActionRow]] = []
+    # Actions first, so that new ones have ids; then links and milestones. New rows go in as
+    # bulk inserts (a national plan adds tens of thousands), changed ones through the ORM.
+    new_actions: list[dict[str, object]] = []
     for action in draft.actions:
         seen_actions.add(action.ref)
         values: dict[str, object] = {
@@ -462,14 +546,16 @@ async def _write(
         }
         arow = action_rows.get(action.ref)
         if arow is None:
-            arow = ActionRow(plan_id=plan_row.id, ref=action.ref, **values)
-            session.add(arow)
+            new_actions.append({"plan_id": plan_row.id, "ref": action.ref, **values})
             report.actions_added += 1
         elif apply_changes(arow, values):
             report.actions_changed += 1
-        current.append((action, arow))
     await session.flush()
-    action_ids = [arow.id for _, arow in current]
+    if new_actions:
+        await session.execute(insert(ActionRow), new_actions)
+    action_id = await _ids_by_ref(session, ActionRow, plan_row.id)
+    current = [(action, action_id[action.ref]) for action in draft.actions]
+    action_ids = [aid for _, aid in current]
     for link in (ActionLeadRow, ActionNetworkRow):
         for start in range(0, len(action_ids), 500):
             await session.execute(
@@ -478,13 +564,13 @@ async def _write(
                 .execution_options(synchronize_session=False)
             )
     lead_links = [
-        {"action_id": arow.id, "person_id": people_rows[key].id, "position": position}
-        for action, arow in current
+        {"action_id": aid, "person_id": people_rows[key].id, "position": position}
+        for action, aid in current
         for position, key in enumerate(leads_by_action.get(action.ref, ()))
     ]
     network_links = [
-        {"action_id": arow.id, "network_id": network_rows[key].id}
-        for action, arow in current
+        {"action_id": aid, "network_id": network_rows[key].id}
+        for action, aid in current
         for key in action.network_keys
     ]
     if lead_links:
@@ -492,12 +578,13 @@ async def _write(
     if network_links:
         await session.execute(insert(ActionNetworkRow), network_links)
 
-    for action, arow in current:
+    new_milestones: list[dict[str, object]] = []
+    for action, aid in current:
         for position, ms in enumerate(action.milestones):
             seen_milestones.add(ms.ref)
             ts = ms.timescale
             mvalues: dict[str, object] = {
-                "action_id": arow.id,
+                "action_id": aid,
                 "title": ms.title,
                 "timescale_text": ts.text,
                 "due": ts.due,
@@ -509,13 +596,12 @@ async def _write(
             }
             mrow = milestone_rows.get(ms.ref)
             if mrow is None:
-                mrow = MilestoneRow(plan_id=plan_row.id, ref=ms.ref, **mvalues)
-                session.add(mrow)
+                new_milestones.append({"plan_id": plan_row.id, "ref": ms.ref, **mvalues})
                 report.milestones_added += 1
             elif apply_changes(mrow, mvalues):
                 report.milestones_changed += 1
             if ms.rating is not None or ms.note:
-                rated.append((mrow, ms.rating, ms.note))
+                rated.append((ms.ref, ms.rating, ms.note))
 
     for ref, arow in action_rows.items():
         if ref not in seen_actions and not arow.retired:
@@ -526,22 +612,77 @@ async def _write(
             mrow.retired = True
             report.milestones_retired += 1
     await session.flush()
+    if new_milestones:
+        await session.execute(insert(MilestoneRow), new_milestones)
+    milestone_id = await _ids_by_ref(session, MilestoneRow, plan_row.id) if rated else {}
 
+    await _record_sheet_values(
+        session,
+        plan_row.id,
+        [(ref, milestone_id[ref], rating, note) for ref, rating, note in rated],
+        timezone=timezone,
+        given_at=_given_at(ratings_as_of, timezone),
+        now=now,
+        prefer_sheet=prefer_sheet,
+        report=report,
+    )
+
+
+async def _ids_by_ref(
+    session: AsyncSession, table: type[ActionRow] | type[MilestoneRow], plan_id: int
+) -> dict[str, int]:
+    rows = await session.execute(select(table.ref, table.id).where(table.plan_id == plan_id))
+    return {ref: row_id for ref, row_id in rows.tuples()}
+
+
+async def _record_sheet_values(
+    session: AsyncSession,
+    plan_id: int,
+    rated: list[tuple[str, int, int | None, str | None]],
+    *,
+    timezone: str,
+    given_at: datetime,
+    now: datetime,
+    prefer_sheet: bool,
+    report: ImportReport,
+) -> None:
+    """Record each sheet rating and note that is news, and list those that differ from a
+    lead's answer as conflicts (recorded too, with `prefer_sheet`)."""
+    if not rated:
+        return
     updates = UpdateRepository(session)
-    latest = await updates.latest_answers(plan_row.id) if rated else {}
-    given_at = _given_at(ratings_as_of, timezone)
-    for mrow, rating, note in rated:
-        # Re-importing an unchanged progress column is not news: record only what differs.
-        last = latest.get(mrow.id)
-        if last is not None and last[0] == rating and (last[1] or None) == note:
-            continue
-        await updates.add(
-            milestone_id=mrow.id,
-            rating=rating,
-            note=note,
-            source=Source.IMPORT,
-            given_at=given_at,
-            recorded_at=now,
+    stored = await updates.stored_progress(plan_id)
+    # Only where the sheet differs from what is stored can an answer be at stake.
+    differing = [
+        (ref, mid, Progress(rating, note))
+        for ref, mid, rating, note in rated
+        if mid not in stored or decide(ref, Progress(rating, note), stored[mid], None).record
+    ]
+    # A milestone with nothing stored has never been answered either.
+    answers = await updates.latest_from_people([mid for _, mid, _ in differing if mid in stored])
+    recorded: list[NewUpdate] = []
+    for ref, mid, sheet in differing:
+        found = answers.get(mid)
+        answer = (
+            Answer(
+                found.name or "someone",
+                found.rating,
+                found.note,
+                local_date(found.given_at, timezone),
+            )
+            if found is not None
+            else None
         )
-        report.ratings_recorded += 1
-    await session.flush()
+        decision = decide(ref, sheet, stored.get(mid), answer, prefer_sheet=prefer_sheet)
+        if decision.conflict is not None:
+            report.conflicts.append(decision.conflict)
+        if not decision.record:
+            continue
+        when = given_at
+        if found is not None and when <= found.given_at:
+            # Preferred over an answer given later than the sheet's date: it must come last
+            # to count at all.
+            when = max(now, found.given_at + timedelta(seconds=1))
+        recorded.append(NewUpdate(mid, sheet.rating, sheet.note, when))
+    await updates.add_imported(recorded, recorded_at=now)
+    report.ratings_recorded += len(recorded)

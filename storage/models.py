@@ -52,7 +52,10 @@ class PlanRow(Base):
     # Thresholds, schedules and labels that override the defaults; a plain mapping.
     settings: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The last import (dry runs aside): `pulse plans` shows it.
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set by `pulse plans retire`: no prompts or digests any more; everything is kept.
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PriorityRow(Base):

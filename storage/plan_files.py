@@ -201,6 +201,8 @@ class PlanDraft:
     layout: list[str] | None = None
     # How a CSV plan's bytes were read ("UTF-8", "UTF-16", "Windows-1252"); None otherwise.
     encoding: str | None = None
+    # The plan's key was made from the file's name: neither --plan nor the file gave one.
+    key_from_file_name: bool = False
 
 
 # --------------------------------------------------------------------------- tables
@@ -1339,7 +1341,13 @@ def read_plan(
                     "--settings is for CSV and XLSX plans; a YAML plan has its own plan: block",
                 )
             )
-        return plan_from_yaml(_load_yaml(path, problems), plan_key, fallback, problems, stored)
+        data = _load_yaml(path, problems)
+        draft = plan_from_yaml(data, plan_key, fallback, problems, stored)
+        meta = data.get("plan") if isinstance(data, Mapping) else None
+        draft.key_from_file_name = not plan_key and not (
+            isinstance(meta, Mapping) and meta.get("key")
+        )
+        return draft
     key = plan_key or fallback
     plan = (stored or {}).get(key) or Plan(key=key, title=existing_title or key)
     given: dict[str, Any] | None = None
@@ -1350,4 +1358,5 @@ def read_plan(
     draft.layout = records.header or None
     draft.settings = given
     draft.encoding = records.encoding
+    draft.key_from_file_name = not plan_key
     return draft

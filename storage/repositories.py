@@ -8,9 +8,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, select, union
+from sqlalchemy import ColumnElement, Select, distinct, func, insert, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
@@ -29,6 +29,7 @@ from bot.domain.model import (
     Timescale,
     Update,
 )
+from bot.domain.reimport import Progress
 from storage.models import (
     STATE_SLOTS,
     UPDATE_FIELDS,
@@ -136,6 +137,7 @@ class PeopleRepository:
         existing = await self.rows_by_key()
         added = changed = 0
         people = list(people)
+        new: list[dict[str, object]] = []
         for person in people:
             row = existing.get(person.key)
             values: dict[str, object] = {
@@ -149,13 +151,14 @@ class PeopleRepository:
                 "aliases": ";".join(person.aliases),
             }
             if row is None:
-                row = PersonRow(key=person.key, **values)
-                self.session.add(row)
-                existing[person.key] = row
+                new.append({"key": person.key, **values, "delegate_id": None})
                 added += 1
             elif apply_changes(row, values):
                 changed += 1
         await self.session.flush()
+        if new:  # one bulk insert: a national directory adds thousands at once
+            await self.session.execute(insert(PersonRow), new)
+            existing = await self.rows_by_key()
         for person in people:
             if person.delegate_key and person.delegate_key in existing:
                 existing[person.key].delegate_id = existing[person.delegate_key].id
@@ -195,6 +198,18 @@ class NetworkRepository:
         return added, changed
 
 
+class PlanSummary(NamedTuple):
+    """One line of `pulse plans`."""
+
+    key: str
+    title: str
+    actions: int
+    milestones: int
+    people: int
+    last_import: datetime
+    retired_at: datetime | None
+
+
 class PlanRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -203,8 +218,59 @@ class PlanRepository:
         row: PlanRow | None = await self.session.scalar(select(PlanRow).where(PlanRow.key == key))
         return row
 
-    async def keys(self) -> list[str]:
-        return list((await self.session.scalars(select(PlanRow.key).order_by(PlanRow.key))).all())
+    async def keys(self, *, retired_too: bool = False) -> list[str]:
+        """The keys of the plans still in use (a retired plan gets no prompts or digests),
+        or, `retired_too`, of every plan."""
+        query = select(PlanRow.key).order_by(PlanRow.key)
+        if not retired_too:
+            query = query.where(PlanRow.retired_at.is_(None))
+        return list((await self.session.scalars(query)).all())
+
+    async def summaries(self) -> list[PlanSummary]:
+        """Every plan, retired ones too, with the size of what is live in it."""
+        live_actions = select(ActionRow.id).where(
+            ActionRow.plan_id == PlanRow.id, ActionRow.retired.is_(False)
+        )
+        actions = (
+            select(func.count())
+            .where(ActionRow.plan_id == PlanRow.id, ActionRow.retired.is_(False))
+            .scalar_subquery()
+        )
+        milestones = (
+            select(func.count())
+            .where(MilestoneRow.plan_id == PlanRow.id, MilestoneRow.retired.is_(False))
+            .scalar_subquery()
+        )
+        people = (
+            select(func.count(distinct(ActionLeadRow.person_id)))
+            .where(ActionLeadRow.action_id.in_(live_actions))
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            select(
+                PlanRow.key,
+                PlanRow.title,
+                actions,
+                milestones,
+                people,
+                PlanRow.updated_at,
+                PlanRow.retired_at,
+            ).order_by(PlanRow.key)
+        )
+        return [
+            PlanSummary(key, title, a, m, p, utc(imported), utc(retired) if retired else None)
+            for key, title, a, m, p, imported, retired in rows
+        ]
+
+    async def retire(self, key: str, now: datetime) -> bool:
+        """Retire the plan (False when it already was); raises PlanNotFound."""
+        row = await self.row(key)
+        if row is None:
+            raise PlanNotFound(key)
+        if row.retired_at is not None:
+            return False
+        row.retired_at = now
+        return True
 
     async def get(self, key: str) -> Plan:
         row = await self.row(key)
@@ -534,13 +600,89 @@ class UpdateRepository:
             )
         )
 
-    async def latest_answers(self, plan_id: int) -> dict[int, tuple[int | None, str | None]]:
-        """Each of the plan's answered milestones' latest (rating, note), by milestone id:
-        read from `milestone_state`, never from the history."""
+    async def add_imported(self, new: Sequence[NewUpdate], *, recorded_at: datetime) -> None:
+        """Add a plan file's ratings and notes (source `import`) in one bulk insert."""
+        if not new:
+            return
+        await self.session.execute(
+            insert(UpdateRow),
+            [
+                {
+                    "milestone_id": u.milestone_id,
+                    "person_id": None,
+                    "rating": u.rating,
+                    "note": u.note,
+                    "revised_due": None,
+                    "needs_support": False,
+                    "source": Source.IMPORT.value,
+                    "external_id": None,
+                    "given_at": utc(u.given_at),
+                    "recorded_at": utc(recorded_at),
+                }
+                for u in new
+            ],
+        )
+
+    async def stored_progress(self, plan_id: int) -> dict[int, Progress]:
+        """Each of the plan's answered milestones' latest rating and latest note, by milestone
+        id (what digests and exports show): read from `milestone_state`, never the history."""
         state = milestone_state.c
         rows = await self.session.execute(
-            select(state.milestone_id, state.latest_rating, state.latest_note)
+            select(state.milestone_id, state.rated_rating, state.latest_note)
             .join(MilestoneRow, MilestoneRow.id == state.milestone_id)
             .where(MilestoneRow.plan_id == plan_id)
         )
-        return {milestone_id: (rating, note) for milestone_id, rating, note in rows.tuples()}
+        return {milestone_id: Progress(rating, note) for milestone_id, rating, note in rows}
+
+    async def latest_from_people(self, milestone_ids: Sequence[int]) -> dict[int, PersonAnswer]:
+        """The latest update of each milestone that did not come from an import (a lead's or
+        a coordinator's answer), by milestone id; milestones never answered are absent.
+
+        Each is found by one probe of the (milestone, given_at) index, newest first."""
+        found: dict[int, PersonAnswer] = {}
+        for start in range(0, len(milestone_ids), 500):
+            chunk = list(milestone_ids[start : start + 500])
+            latest = (
+                select(UpdateRow.id)
+                .where(
+                    UpdateRow.milestone_id == MilestoneRow.id,
+                    UpdateRow.source != Source.IMPORT.value,
+                )
+                .order_by(UpdateRow.given_at.desc(), UpdateRow.id.desc())
+                .limit(1)
+                .correlate(MilestoneRow)
+                .scalar_subquery()
+            )
+            chosen = select(latest.label("update_id")).where(MilestoneRow.id.in_(chunk)).subquery()
+            rows = await self.session.execute(
+                select(
+                    UpdateRow.milestone_id,
+                    PersonRow.name,
+                    UpdateRow.rating,
+                    UpdateRow.note,
+                    UpdateRow.given_at,
+                )
+                .join(chosen, chosen.c.update_id == UpdateRow.id)
+                .outerjoin(PersonRow, PersonRow.id == UpdateRow.person_id)
+            )
+            for milestone_id, name, rating, note, given_at in rows:
+                found[milestone_id] = PersonAnswer(name, rating, note, utc(given_at))
+        return found
+
+
+class NewUpdate(NamedTuple):
+    """A rating and note from a plan file, to record for one milestone."""
+
+    milestone_id: int
+    rating: int | None
+    note: str | None
+    given_at: datetime
+
+
+class PersonAnswer(NamedTuple):
+    """A milestone's latest answer from a person, as stored."""
+
+    name: str | None
+    rating: int | None
+    note: str | None
+    given_at: datetime

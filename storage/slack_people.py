@@ -36,7 +36,14 @@ class SlackPeople:
         return latest
 
     async def plans(self) -> list[PlanRow]:
-        return list((await self.session.scalars(select(PlanRow).order_by(PlanRow.key))).all())
+        """The plans still in use (a retired plan prompts nobody)."""
+        return list(
+            (
+                await self.session.scalars(
+                    select(PlanRow).where(PlanRow.retired_at.is_(None)).order_by(PlanRow.key)
+                )
+            ).all()
+        )
 
     async def set_away(self, person_id: int, until: date | None, *, at: datetime) -> None:
         """Set (or clear) the person's absence, themselves, by Slack; audited."""

@@ -4,6 +4,8 @@
     ├── TimescaleError          a timescale cell that names an impossible or unreadable date
     ├── ImportFailed            a plan, people or networks file with problems; nothing written
     ├── PlanNotFound            a plan key that is not in the store
+    ├── PlanRetired             a plan retired with `pulse plans retire`: no prompts or digests
+    ├── PlanKeyNeeded           a plan key taken from a file name while other plans exist
     ├── NetworkNotFound         a network key that is not in the store or not in the plan
     ├── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
     ├── OutboxEntryError        an outbox message that is not there, or not to be settled so
@@ -65,6 +67,25 @@ class ImportFailed(PulseError):
 class PlanNotFound(PulseError):
     def __init__(self, key: str) -> None:
         super().__init__(f"no plan with key {key!r}; import it first (pulse import)")
+        self.key = key
+
+
+class PlanRetired(PulseError):
+    def __init__(self, key: str, refused: str) -> None:
+        super().__init__(f"plan {key!r} is retired (see pulse plans): {refused}")
+        self.key = key
+
+
+class PlanKeyNeeded(PulseError):
+    """A plan key taken from the file's name would make a second plan beside the others."""
+
+    def __init__(self, file_name: str, key: str, others: Sequence[str]) -> None:
+        names = ", ".join(others)
+        super().__init__(
+            f"{file_name} names no plan key, so it would become a new plan {key!r} beside "
+            f"{names}: give --plan {others[0]} to import it into that plan, or "
+            f"--plan {key} if a new plan is meant; nothing was imported"
+        )
         self.key = key
 
 

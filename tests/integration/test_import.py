@@ -13,14 +13,15 @@ from zipfile import ZipFile
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import PlanPulse
-from bot.domain.errors import ImportFailed
-from bot.domain.model import Person
+from bot.app import PlanPulse, cycles_for
+from bot.digest_posting import DigestPoster
+from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired
+from bot.domain.model import Person, Source
 from bot.settings import Settings
-from storage.importer import import_plan
-from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, UpdateRow
+from storage.importer import ImportReport, import_plan
+from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
 from storage.plan_files import MAX_FILE_BYTES, MAX_ROWS, PlanDraft, read_plan
-from storage.repositories import PeopleRepository
+from storage.repositories import PeopleRepository, PlanRepository, UpdateRepository
 from tests.conftest import EXAMPLES
 
 NOW = datetime(2018, 4, 20, 9, 0, tzinfo=UTC)
@@ -626,3 +627,135 @@ def test_utf16_file_with_a_broken_character_reports_its_row(tmp_path: Path) -> N
         "error: row 3, column 'Key actions': value 'Second\ufffd': bytes that are not UTF-16 "
         "(shown as \ufffd) in a file that is otherwise UTF-16: retype the text there"
     ]
+
+
+async def _answer(pulse: PlanPulse, ref: str, rating: int, note: str, at: datetime) -> None:
+    """Joe Bannham's emailed answer about `ref`, stored as the inbound path stores it."""
+    async with pulse.sessions() as session, session.begin():
+        joe = (await PeopleRepository(session).rows_by_key())["JB"]
+        milestone_id = await session.scalar(select(MilestoneRow.id).where(MilestoneRow.ref == ref))
+        assert milestone_id is not None
+        await UpdateRepository(session).add(
+            milestone_id=milestone_id,
+            rating=rating,
+            note=note,
+            source=Source.EMAIL,
+            given_at=at,
+            recorded_at=at,
+            person_id=joe.id,
+        )
+
+
+async def test_reimport_never_undoes_a_leads_answer(pulse: PlanPulse, tmp_path: Path) -> None:
+    """Re-importing the unchanged sheet after Joe answered 2 keeps his answer and lists the
+    sheet's 3 as a conflict (dry run alike), while a milestone only the sheet ever rated
+    still takes the sheet's new value; --prefer-sheet records the sheet over the answer."""
+    await _import_wirral(pulse)
+    await _answer(
+        pulse, "1.1-1", 2, "Agreed; sign-off next week", datetime(2018, 6, 4, 10, 0, tzinfo=UTC)
+    )
+    conflict = "1.1-1: the sheet says 3, Joe Bannham answered 2 on 4 Jun 2018; kept the answer"
+    rows = _wirral_rows()
+    assert (rows[3]["Ref"], rows[3]["Progress 1 - 4"]) == ("1.4", "2")
+    rows[3]["Progress 1 - 4"] = "1"  # action 1.4 has only ever had sheet ratings
+    revised = _write_csv(tmp_path / "revised.csv", rows)
+    updates_before = await _count(pulse, UpdateRow)
+
+    async def reimport(**kw: object) -> ImportReport:
+        return await import_plan(
+            pulse.sessions,
+            revised,
+            now=NOW,
+            plan_key="wirral",
+            ratings_as_of=date(2018, 6, 5),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    dry = await reimport(dry_run=True)
+    assert dry.conflicts == [conflict]
+    assert await _count(pulse, UpdateRow) == updates_before
+    report = await reimport()
+    assert report.conflicts == [conflict]
+    assert "conflicts with answers 1" in report.summary()
+    tracked = await pulse.tracked("wirral")
+    latest = tracked.updates["1.1-1"][-1]
+    assert (latest.rating, latest.note, latest.source) == (
+        2,
+        "Agreed; sign-off next week",
+        Source.EMAIL,
+    )
+    assert [u.rating for u in tracked.updates["1.4-1"]] == [2, 1]
+    assert report.ratings_recorded == 6  # 1.4's six milestones, nothing of 1.1-1
+    # The same file again: nothing new, the same conflict.
+    again = await reimport()
+    assert (again.ratings_recorded, again.conflicts) == (0, [conflict])
+    preferred = await reimport(prefer_sheet=True)
+    assert preferred.conflicts == [
+        conflict.replace("kept the answer", "took the sheet's") + " (--prefer-sheet)"
+    ]
+    latest = (await pulse.tracked("wirral")).updates["1.1-1"][-1]
+    assert (latest.rating, latest.source) == (3, Source.IMPORT)
+
+
+async def test_an_import_retiring_most_of_a_plan_is_refused(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A header-only sheet would retire all 28 actions: it is refused with the counts and
+    changes nothing, unless --retire-missing is given."""
+    await _import_wirral(pulse)
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text(
+        (WIRRAL / "plan.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8"
+    )
+    with pytest.raises(ImportFailed) as caught:
+        await import_plan(pulse.sessions, header_only, now=NOW, plan_key="wirral")
+    text = "\n".join(str(p) for p in caught.value.problems)
+    assert "would retire 28 of the plan's 28 actions and 77 of its 77 milestones" in text
+    assert "--retire-missing" in text
+    assert len((await pulse.tracked("wirral")).actions) == 28
+    report = await import_plan(
+        pulse.sessions, header_only, now=NOW, plan_key="wirral", retire_missing=True
+    )
+    assert (report.actions_retired, report.milestones_retired) == (28, 77)
+
+
+async def test_a_key_from_the_file_name_beside_another_plan_is_refused(pulse: PlanPulse) -> None:
+    """Without --plan, plan.csv would become a second plan 'plan' beside wirral: refused,
+    naming the plan to give; the report says whether a plan is new."""
+    first = await _import_wirral(pulse)
+    assert first.created_plan  # type: ignore[attr-defined]
+    assert first.summary().startswith("imported new plan wirral")  # type: ignore[attr-defined]
+    with pytest.raises(PlanKeyNeeded) as caught:
+        await import_plan(pulse.sessions, WIRRAL / "plan.csv", now=NOW)
+    assert "--plan wirral" in str(caught.value)
+    assert await _count(pulse, PlanRow) == 1
+    again = await import_plan(pulse.sessions, WIRRAL / "plan.csv", now=NOW, plan_key="wirral")
+    assert not again.created_plan
+    assert again.summary().startswith("re-imported plan wirral")
+
+
+async def test_a_retired_plan_gets_no_prompts_or_digests_and_keeps_its_history(
+    pulse: PlanPulse,
+) -> None:
+    """After `plans retire`, the plan is listed as retired, the scheduler and a manual
+    prompt or digest post leave it alone, and its milestones and updates are all kept."""
+    await _import_wirral(pulse)
+    updates = await _count(pulse, UpdateRow)
+    async with pulse.sessions() as session, session.begin():
+        assert await PlanRepository(session).retire("wirral", NOW)
+        assert not await PlanRepository(session).retire("wirral", NOW)
+    async with pulse.sessions() as session:
+        (summary,) = await PlanRepository(session).summaries()
+    assert summary.retired_at == NOW
+    assert (summary.actions, summary.milestones, summary.people) == (28, 77, 10)
+    monday = datetime(2018, 6, 4, 8, 5, tzinfo=UTC)
+    cycles = cycles_for(pulse)
+    assert (await cycles.tick(monday)).cycles == []
+    with pytest.raises(PlanRetired):
+        await cycles.start_cycle("wirral", now=monday)
+    with pytest.raises(PlanRetired):
+        await DigestPoster(pulse).post("wirral", now=monday)
+    assert await _count(pulse, PromptRow) == 0
+    assert await _count(pulse, UpdateRow) == updates
+    with pytest.raises(PlanRetired):
+        await _import_wirral(pulse)
