@@ -387,7 +387,10 @@ def _loose_ref(body: str, refs: Sequence[str]) -> re.Match[str] | None:
 
 
 def _looks_rated(rest: str) -> bool:
-    """Whether text after a reference-shaped token reads as an attempted rating."""
+    """Whether text after a reference-shaped token reads as an attempted rating (or as
+    `no change`, which stands for one)."""
+    if _NO_CHANGE.match(rest.lstrip(" \t:-–—")):
+        return True
     rating, _, error = _read_rating(rest)
     return rating is not None or error is not None
 

@@ -720,6 +720,17 @@ def test_a_reference_written_with_other_separators_gets_did_you_mean(written: st
     assert why.startswith(f"unknown reference {written}: did you mean 1.1-1?")
 
 
+def test_a_misspelt_reference_with_no_change_under_an_answer_is_not_folded_into_its_note() -> None:
+    """`1.1.1 no change` on the line after another answer is sent back with "did you mean",
+    not added to the note above it."""
+    asked = (OVERDUE_3, AskedMilestone("2.1", current_rating=3, overdue=False))
+    reply = read("2.1 2 Panel met\n1.1.1 no change", asked)
+    assert [(a.ref, a.note) for a in reply.accepted] == [("2.1", "Panel met")]
+    assert [r.reason.split("?")[0] for r in reply.rejected] == [
+        "unknown reference 1.1.1: did you mean 1.1-1"
+    ]
+
+
 def test_an_unrelated_reference_gets_no_suggestion() -> None:
     """A reference that is no asked one in other clothes gets the plain reason."""
     assert "did you mean" not in reason("7.7 2 Panel met")
