@@ -223,6 +223,7 @@ async def _import(
     problems += _mailbox_notes(aliases, people, {p.key for p in incoming})
     networks = _merge(stored_networks, given_networks)
     leads_by_action = _resolve(draft, people, networks, problems)
+    problems[:] = draft.located(problems)
     for person in people.values():
         if person.delegate_key and person.delegate_key not in people:
             problems.append(
@@ -241,7 +242,7 @@ async def _import(
     report = ImportReport(
         draft.plan.key,
         dry_run=dry_run,
-        warnings=[p for p in problems if p.severity == "warning"],
+        warnings=[p for p in problems if p.severity != "error"],
         encoding=draft.encoding,
     )
     await _write(

@@ -201,6 +201,20 @@ class PlanDraft:
     layout: list[str] | None = None
     # How a CSV plan's bytes were read ("UTF-8", "UTF-16", "Windows-1252"); None otherwise.
     encoding: str | None = None
+    # Where each row number of a Word or pasted plan is in the file ("table 4, row 7").
+    places: dict[int, str] = field(default_factory=dict)
+    # A Word plan's "Key areas" and "Overall lead" rows, by priority number.
+    descriptions: dict[int, str] = field(default_factory=dict)
+    priority_leads: dict[int, str] = field(default_factory=dict)
+
+    def located(self, problems: Iterable[Problem]) -> list[Problem]:
+        """`problems` with their rows said as the file's own places, where it has them."""
+        return [
+            replace(p, place=self.places[p.row])
+            if p.row is not None and p.row in self.places and p.place is None
+            else p
+            for p in problems
+        ]
 
 
 # --------------------------------------------------------------------------- tables
@@ -766,9 +780,11 @@ def _priority(text: str) -> tuple[int | None, str]:
 class _PlanBuilder:
     """Collects actions and milestones, assigning references and reporting problems."""
 
-    def __init__(self, plan: Plan, problems: list[Problem]) -> None:
+    def __init__(self, plan: Plan, problems: list[Problem], *, number_by_aim: bool = False) -> None:
         self.plan = plan
         self.problems = problems
+        self.number_by_aim = number_by_aim
+        self.numbered: set[str] = set()  # how references were made up: "aim", "position"
         self.priorities: dict[int, str] = {}
         self._priority_by_title: dict[str, int] = {}
         self.actions: list[DraftAction] = []
@@ -819,12 +835,24 @@ class _PlanBuilder:
         row: int | None,
         column: str,
     ) -> DraftAction | None:
-        if ref is None:
+        aim_number = _AIM_NUMBER.match(aim or "") if self.number_by_aim else None
+        if ref is None and aim_number is not None:
+            base = aim_number.group(1)
+            if "." not in base:
+                base = f"{priority}.{base}"
+            n = 0
+            ref = f"{base}a"
+            while ref in self._by_ref:
+                n += 1
+                ref = f"{base}{_letters(n)}"
+            self.numbered.add("aim")
+        elif ref is None:
             n = sum(1 for a in self.actions if a.priority == priority) + 1
             ref = f"{priority}.{n}"
             while ref in self._by_ref:
                 n += 1
                 ref = f"{priority}.{n}"
+            self.numbered.add("position")
         elif ref in self._by_ref:
             first = self._by_ref[ref].row
             self.problems.append(
@@ -845,6 +873,21 @@ class _PlanBuilder:
 
     def finish(self) -> None:
         self._say_how_quarters_were_read()
+        if self.number_by_aim and self.numbered:
+            how = {
+                "aim": "by their aim's number and a letter (1.1a, 1.1b, ...)",
+                "position": "by their place in their priority (1.1, 1.2, ...)",
+            }
+            self.problems.append(
+                Problem(
+                    None,
+                    None,
+                    None,
+                    "actions without a reference are numbered "
+                    + " or ".join(how[k] for k in sorted(self.numbered)),
+                    "note",
+                )
+            )
         refs = {a.ref for a in self.actions}
         for action in self.actions:
             if not action.milestones:
@@ -907,6 +950,19 @@ class _PlanBuilder:
         )
 
 
+_AIM_NUMBER = re.compile(r"^\s*(?:aim\s*)?(\d+(?:\.\d+)*)[.):]?\s+\S", re.IGNORECASE)
+
+
+def _letters(n: int) -> str:
+    """a, b, ... z, aa, ab, ...: the n-th (from 0) letter suffix."""
+    out = ""
+    n += 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
 def _rating(text: str, row: int | None, column: str, problems: list[Problem]) -> int | None:
     if not text.strip():
         return None
@@ -921,10 +977,18 @@ def _rating(text: str, row: int | None, column: str, problems: list[Problem]) ->
 
 
 def plan_from_records(
-    plan: Plan, records: Sequence[tuple[int, dict[str, str]]], problems: list[Problem]
+    plan: Plan,
+    records: Sequence[tuple[int, dict[str, str]]],
+    problems: list[Problem],
+    *,
+    number_by_aim: bool = False,
 ) -> PlanDraft:
-    """A draft from table rows: one row per action or per milestone, DESIGN.md §5."""
-    builder = _PlanBuilder(plan, problems)
+    """A draft from table rows: one row per action or per milestone, DESIGN.md §5.
+
+    With `number_by_aim` (a Word or pasted plan), an action without a reference under a
+    numbered aim takes the aim's number and a letter.
+    """
+    builder = _PlanBuilder(plan, problems, number_by_aim=number_by_aim)
     current: DraftAction | None = None
     priority_text = ""
     if records and "action" not in records[0][1] and "milestones" not in records[0][1]:
@@ -1345,9 +1409,52 @@ def read_plan(
     given: dict[str, Any] | None = None
     if settings is not None:
         plan, given = read_settings(settings, plan, problems)
+    suffix = path.suffix.lower()
+    if suffix in _NOT_READ:
+        problems.append(Problem(None, None, path.name, f"{suffix} files cannot be read: {_READ}"))
+        return PlanDraft(plan, {}, [], problems=problems)
+    if suffix in _READ_AS_BLOCKS:
+        draft = _plan_from_blocks(path, plan, problems)
+        draft.settings = given
+        return draft
     records = _records(path, PLAN_COLUMNS, problems)
     draft = plan_from_records(plan, records.rows, problems)
     draft.layout = records.header or None
     draft.settings = given
     draft.encoding = records.encoding
+    return draft
+
+
+_READ = "save the plan as Word (.docx), Excel (.xlsx), CSV, tab-separated text (.txt) or YAML"
+_NOT_READ = {".doc", ".pdf", ".odt", ".ods", ".rtf", ".xls", ".pages", ".numbers"}
+_READ_AS_BLOCKS = {".docx"}
+
+
+def _plan_from_blocks(path: Path, plan: Plan, problems: list[Problem]) -> PlanDraft:
+    """A Word plan: its tables found and read by `handlers.files` (imported here, late,
+    because those readers are built on this module's column names)."""
+    from handlers.files import layout, word
+
+    try:
+        blocks = word.read_blocks(path)
+    except Exception as exc:  # a damaged or mislabelled file: one line, never a traceback
+        problems.append(
+            Problem(
+                None, None, path.name, f"not a Word document we can read ({type(exc).__name__})"
+            )
+        )
+        return PlanDraft(plan, {}, [], problems=problems)
+    rows = layout.plan_rows(blocks, problems)
+    draft = plan_from_records(plan, rows.records, problems, number_by_aim=True)
+    draft.places = rows.places
+    draft.layout = rows.layout or None
+    for text, description in rows.descriptions.items():
+        number = _priority(text)[0]
+        if number is not None:
+            draft.descriptions[number] = description
+    for text, leads in rows.leads.items():
+        number = _priority(text)[0]
+        if number is not None:
+            draft.priority_leads[number] = leads
+    draft.problems = draft.located(draft.problems)
     return draft
