@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from email.parser import HeaderParser
@@ -225,7 +227,13 @@ def init() -> None:
 
 @app.command("import")
 def import_(
-    plan_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    plan_file: Annotated[
+        Path,
+        typer.Argument(
+            help="the plan: .docx, .xlsx, .csv, .yaml, or .txt (a pasted table); "
+            "- reads a pasted table from standard input"
+        ),
+    ],
     people: Annotated[
         Path | None, typer.Option("--people", exists=True, dir_okay=False, help="people file")
     ] = None,
@@ -250,14 +258,20 @@ def import_(
             help="YAML plan settings for a CSV/XLSX plan (the YAML form's plan: block)",
         ),
     ] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option("--sheet", help="the XLSX sheet (default: the first with a plan's header)"),
+    ] = None,
 ) -> None:
-    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing."""
+    """Import a plan (Word, XLSX, CSV, pasted table or YAML) with its people and networks:
+    all or nothing."""
     as_of = _day(ratings_as_of, "--ratings-as-of")
+    path = _plan_path(plan_file)
 
     async def work(pulse: PlanPulse) -> str:
         report = await import_plan(
             pulse.sessions,
-            plan_file,
+            path,
             now=pulse.clock(),
             people_path=people,
             networks_path=networks,
@@ -265,6 +279,7 @@ def import_(
             ratings_as_of=as_of,
             dry_run=dry_run,
             settings_path=settings,
+            sheet=sheet,
         )
         if not dry_run:
             files = {"plan": plan_file, "people": people, "networks": networks}
@@ -272,7 +287,24 @@ def import_(
         lines = [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
-    typer.echo(_run(work, creates=True))
+    try:
+        typer.echo(_run(work, creates=True))
+    finally:
+        if path != plan_file:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _plan_path(plan_file: Path) -> Path:
+    """The plan file to read; `-` is a pasted table on standard input, kept in a temporary
+    file named after the plan it is (`plan.txt`) for the readers that take a path."""
+    if str(plan_file) != "-":
+        if not plan_file.is_file():
+            raise typer.BadParameter(f"no such file: {plan_file}", param_hint="PLAN_FILE")
+        return plan_file
+    folder = Path(tempfile.mkdtemp(prefix="pulse-paste-"))
+    path = folder / "plan.txt"
+    path.write_bytes(sys.stdin.buffer.read())
+    return path
 
 
 @app.command()

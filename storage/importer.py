@@ -111,10 +111,12 @@ async def import_plan(
     ratings_as_of: date | datetime | None = None,
     dry_run: bool = False,
     settings_path: Path | None = None,
+    sheet: str | None = None,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
 
-    `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block).
+    `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block);
+    `sheet` picks an XLSX plan's sheet.
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
     """
@@ -147,6 +149,7 @@ async def import_plan(
                 ratings_as_of=ratings_as_of,
                 dry_run=dry_run,
                 settings_path=settings_path,
+                sheet=sheet,
             )
             if dry_run:
                 raise _DryRunRollback
@@ -195,6 +198,7 @@ async def _import(
     ratings_as_of: date | datetime | None,
     dry_run: bool,
     settings_path: Path | None = None,
+    sheet: str | None = None,
 ) -> ImportReport:
     existing_title = None
     if plan_key:
@@ -208,6 +212,7 @@ async def _import(
         existing_title=existing_title,
         stored=stored,
         settings=settings_path,
+        sheet=sheet,
     )
     plan_problems = len(problems)
     problems += draft.problems

@@ -243,6 +243,8 @@ class Table:
 
     rows: list[list[str]]
     encoding: str | None = None
+    sheet: str | None = None  # the workbook sheet read
+    header_at: int = 0  # the index of a plan's header row, below any title rows
 
 
 def unescape_formula(text: str) -> str:
@@ -304,8 +306,13 @@ def _too_many_rows(problems: list[Problem]) -> None:
     )
 
 
-def read_table(path: Path, problems: list[Problem]) -> Table:
-    """The rows of a CSV or XLSX file (first sheet) as text, header first.
+def read_table(
+    path: Path, problems: list[Problem], *, sheet: str | None = None, plan: bool = False
+) -> Table:
+    """The rows of a CSV or XLSX file as text, header first (for a plan: `header_at`).
+
+    From a workbook: the sheet named `sheet`, else the first sheet (for a `plan`, the first
+    with a plan's header row in its first rows, wherever that row is).
 
     What cannot be read as data — a NUL character, bytes that are not text, a formula with
     no saved value, a file past the limits — is added to `problems` with its row and column.
@@ -319,7 +326,7 @@ def read_table(path: Path, problems: list[Problem]) -> Table:
     if _too_big(path, problems):
         return Table([])
     if suffix in (".xlsx", ".xlsm"):
-        table = Table(_read_xlsx(path, problems))
+        table = _read_xlsx(path, problems, sheet=sheet, plan=plan)
     else:
         table = _read_csv(path, problems)
     _check_cells(table.rows, table.encoding, problems)
@@ -368,7 +375,7 @@ def _read_csv(path: Path, problems: list[Problem]) -> Table:
     return Table(rows, encoding)
 
 
-def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
+def _read_xlsx(path: Path, problems: list[Problem], *, sheet: str | None, plan: bool) -> Table:
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
@@ -376,7 +383,7 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError):
         problems.append(Problem(None, None, None, "not an XLSX workbook (not a zip archive)"))
-        return []
+        return Table([])
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         problems.append(
             Problem(
@@ -387,13 +394,19 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
                 f"{MAX_XLSX_UNPACKED_BYTES // 2**20} MB unpacked: split the plan",
             )
         )
-        return []
+        return Table([])
     try:
-        raw, formulas = _xlsx_cells(path, data_only=False)
+        name, header_at = _choose_sheet(path, sheet, plan=plan)
+        if name is None:
+            problems.append(
+                Problem(None, None, sheet, f"no such sheet: the sheets are {header_at}")
+            )
+            return Table([])
+        raw, formulas = _xlsx_cells(path, data_only=False, sheet=name)
         if formulas:
             # A formula is data only by the value Excel saved with it; openpyxl gives that
             # value or the formula, never both, so a workbook with formulas is read twice.
-            saved, _ = _xlsx_cells(path, data_only=True)
+            saved, _ = _xlsx_cells(path, data_only=True, sheet=name)
             for r, c in formulas:
                 value = saved[r][c] if r < len(saved) and c < len(saved[r]) else None
                 if value is None:
@@ -409,26 +422,57 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
                 raw[r][c] = value
     except (InvalidFileException, KeyError, ValueError, zipfile.BadZipFile) as exc:
         problems.append(Problem(None, None, None, f"not a readable XLSX workbook: {exc}"))
-        return []
+        return Table([])
     except _TooManyRows:
         _too_many_rows(problems)
-        return []
-    return [[_cell_text(v) for v in row] for row in raw]
+        return Table([])
+    return Table([[_cell_text(v) for v in row] for row in raw], sheet=name, header_at=header_at)
 
 
 class _TooManyRows(Exception):
     pass
 
 
-def _xlsx_cells(path: Path, *, data_only: bool) -> tuple[list[list[object]], list[tuple[int, int]]]:
-    """The first sheet's values, and the (row, column) indexes of its formula cells."""
+def _choose_sheet(path: Path, sheet: str | None, *, plan: bool) -> tuple[str | None, Any]:
+    """(the sheet to read, the index of its plan header row); (None, the sheets' names) when
+    `sheet` names none of them. Without `sheet`, a plan's sheet is the first whose first
+    rows hold a plan's header row, else the first sheet."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=True)
+    try:
+        if sheet is not None:
+            names = {name.casefold(): name for name in book.sheetnames}
+            if sheet.casefold() not in names:
+                return None, ", ".join(map(repr, book.sheetnames))
+            chosen = [book[names[sheet.casefold()]]]
+        else:
+            chosen = list(book.worksheets)
+        if not plan:
+            return chosen[0].title, 0
+        for ws in chosen:
+            for index, row in enumerate(ws.iter_rows(max_row=_HEADER_SEARCH, values_only=True)):
+                if plan_header([_cell_text(v) for v in row]):
+                    return ws.title, index
+        return chosen[0].title, 0
+    finally:
+        book.close()
+
+
+_HEADER_SEARCH = 15  # rows searched for a plan's header below its title rows
+
+
+def _xlsx_cells(
+    path: Path, *, data_only: bool, sheet: str
+) -> tuple[list[list[object]], list[tuple[int, int]]]:
+    """The sheet's values, and the (row, column) indexes of its formula cells."""
     from openpyxl import load_workbook
 
     book = load_workbook(path, read_only=True, data_only=data_only)
     try:
         rows: list[list[object]] = []
         formulas: list[tuple[int, int]] = []
-        for r, row in enumerate(book.worksheets[0].iter_rows()):
+        for r, row in enumerate(book[sheet].iter_rows()):
             if r > MAX_ROWS:
                 raise _TooManyRows
             values: list[object] = []
@@ -480,8 +524,30 @@ def _check_cells(rows: list[list[str]], encoding: str | None, problems: list[Pro
                 )
 
 
+def plan_header(row: Sequence[str]) -> dict[str, int] | None:
+    """{field: column} when `row` is a plan's header row: two headings we know, one of them
+    an action's or a milestone's."""
+    lookup = _plan_lookup()
+    found: dict[str, int] = {}
+    for index, cell in enumerate(row):
+        name = lookup.get(header_key(cell)) if cell.strip() else None
+        if name is not None and name not in found:
+            found[name] = index
+    if len(found) >= 2 and ("action" in found or "milestones" in found):
+        return found
+    return None
+
+
+def _plan_lookup() -> dict[str, str]:
+    return {header_key(a): name for name, names in PLAN_COLUMNS.items() for a in names}
+
+
 def _columns(
-    header: Sequence[str], aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
+    header: Sequence[str],
+    aliases: Mapping[str, tuple[str, ...]],
+    problems: list[Problem],
+    *,
+    row: int = 1,
 ) -> dict[str, int]:
     lookup = {header_key(a): name for name, names in aliases.items() for a in names}
     found: dict[str, int] = {}
@@ -490,9 +556,11 @@ def _columns(
             continue
         name = lookup.get(header_key(title))
         if name is None:
-            problems.append(Problem(1, title, None, "column not recognised; ignored", "warning"))
+            problems.append(Problem(row, title, None, "column not recognised; ignored", "warning"))
         elif name in found:
-            problems.append(Problem(1, title, None, f"second {name!r} column; ignored", "warning"))
+            problems.append(
+                Problem(row, title, None, f"second {name!r} column; ignored", "warning")
+            )
         else:
             found[name] = index
     return found
@@ -510,24 +578,33 @@ class _Records:
 
 
 def _records(
-    path: Path, aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
+    path: Path,
+    aliases: Mapping[str, tuple[str, ...]],
+    problems: list[Problem],
+    *,
+    sheet: str | None = None,
 ) -> _Records:
+    """A plan's records start at its header row (title rows above it are left out), and
+    the report names the sheet a plan was read from."""
     if path.suffix.lower() in (".yaml", ".yml"):
         rows = _yaml_rows(_load_yaml(path, problems), aliases, path.name, problems)
         return _Records(rows, _yaml_columns(rows))
     before = len(problems)
-    table = read_table(path, problems)
-    if not table.rows:
+    table = read_table(path, problems, sheet=sheet, plan=aliases is PLAN_COLUMNS)
+    at = table.header_at
+    if len(table.rows) <= at:
         if not any(p.severity == "error" for p in problems[before:]):
             problems.append(Problem(None, None, None, "the file is empty"))
         return _Records(encoding=table.encoding)
-    columns = _columns(table.rows[0], aliases, problems)
+    if table.sheet is not None and aliases is PLAN_COLUMNS:
+        problems.append(Problem(None, None, None, f"read sheet {table.sheet!r}", "note"))
+    columns = _columns(table.rows[at], aliases, problems, row=at + 1)
     out = []
-    for number, row in enumerate(table.rows[1:], start=2):
+    for number, row in enumerate(table.rows[at + 1 :], start=at + 2):
         if not any(cell.strip() for cell in row):
             continue
         out.append((number, {name: row[i] if i < len(row) else "" for name, i in columns.items()}))
-    header = [cell for cell in table.rows[0] if cell.strip()]
+    header = [cell for cell in table.rows[at] if cell.strip()]
     return _Records(out, frozenset(columns), header, table.encoding)
 
 
@@ -1384,8 +1461,10 @@ def read_plan(
     existing_title: str | None = None,
     stored: Mapping[str, Plan] | None = None,
     settings: Path | None = None,
+    sheet: str | None = None,
 ) -> PlanDraft:
-    """A draft of the plan in `path` (YAML, CSV or XLSX) with every problem found.
+    """A draft of the plan in `path` (YAML, CSV, XLSX, Word or pasted text) with every
+    problem found. `sheet` picks an XLSX plan's sheet.
 
     `stored` holds the plans already imported, by key: a CSV or XLSX plan keeps the stored
     plan's settings, with those of the `settings` file (the YAML form's `plan:` block)
@@ -1417,7 +1496,7 @@ def read_plan(
         draft = _plan_from_blocks(path, plan, problems)
         draft.settings = given
         return draft
-    records = _records(path, PLAN_COLUMNS, problems)
+    records = _records(path, PLAN_COLUMNS, problems, sheet=sheet)
     draft = plan_from_records(plan, records.rows, problems)
     draft.layout = records.header or None
     draft.settings = given
@@ -1427,23 +1506,26 @@ def read_plan(
 
 _READ = "save the plan as Word (.docx), Excel (.xlsx), CSV, tab-separated text (.txt) or YAML"
 _NOT_READ = {".doc", ".pdf", ".odt", ".ods", ".rtf", ".xls", ".pages", ".numbers"}
-_READ_AS_BLOCKS = {".docx"}
+_READ_AS_BLOCKS = {".docx", ".txt", ".tsv", ".tab"}
 
 
 def _plan_from_blocks(path: Path, plan: Plan, problems: list[Problem]) -> PlanDraft:
-    """A Word plan: its tables found and read by `handlers.files` (imported here, late,
-    because those readers are built on this module's column names)."""
-    from handlers.files import layout, word
+    """A Word or pasted plan: its tables found and read by `handlers.files` (imported here,
+    late, because those readers are built on this module's column names)."""
+    from handlers.files import layout, pasted, word
 
-    try:
-        blocks = word.read_blocks(path)
-    except Exception as exc:  # a damaged or mislabelled file: one line, never a traceback
-        problems.append(
-            Problem(
-                None, None, path.name, f"not a Word document we can read ({type(exc).__name__})"
-            )
-        )
+    if _too_big(path, problems):
         return PlanDraft(plan, {}, [], problems=problems)
+    if path.suffix.lower() != ".docx":
+        blocks = pasted.read_blocks(path)
+    else:
+        try:
+            blocks = word.read_blocks(path)
+        except Exception as exc:  # a damaged or mislabelled file: one line, no traceback
+            problems.append(
+                Problem(None, None, path.name, f"not a Word document ({type(exc).__name__})")
+            )
+            return PlanDraft(plan, {}, [], problems=problems)
     rows = layout.plan_rows(blocks, problems)
     draft = plan_from_records(plan, rows.records, problems, number_by_aim=True)
     draft.places = rows.places

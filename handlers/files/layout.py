@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.errors import Problem
-from storage.plan_files import PLAN_COLUMNS, header_key
+from storage.plan_files import PLAN_COLUMNS, header_key, plan_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +58,6 @@ _NAMED = re.compile(r"^\s*(?:priority|workstream|theme)\b\s*[:.\-–—]\s*(.+)$
 _TRAILING = re.compile(r"^(.*\S)\s*\((\d+)\)\s*$", re.DOTALL)
 _KEY_AREAS = {"keyareas", "keyarea", "keyareasoffocus", "description"}
 _OVERALL_LEAD = {"overalllead", "overallleads", "overalllead(s)", "overallleadofficer"}
-
-
-def header_columns(row: Sequence[str]) -> dict[str, int] | None:
-    """{field: column} when `row` is a plan's header row: two known headings, one an action's."""
-    found: dict[str, int] = {}
-    for index, cell in enumerate(row):
-        name = _LOOKUP.get(header_key(cell)) if cell.strip() else None
-        if name is not None and name not in found:
-            found[name] = index
-    if len(found) >= 2 and ("action" in found or "milestones" in found):
-        return found
-    return None
 
 
 def priority_text(text: str) -> str | None:
@@ -116,7 +104,7 @@ def plan_rows(blocks: Sequence[Block], problems: list[Problem]) -> PlanRows:
         rows = block.rows
         width = max((len(r) for r in rows), default=0)
         header_at = next(
-            (i for i, row in enumerate(rows[:15]) if header_columns(row) is not None), None
+            (i for i, row in enumerate(rows[:15]) if plan_header(row) is not None), None
         )
         if header_at is None:
             if continuing is not None and continuing[1] == width and rows:
@@ -129,7 +117,7 @@ def plan_rows(blocks: Sequence[Block], problems: list[Problem]) -> PlanRows:
                 continue
         else:
             start = header_at + 1
-            columns = header_columns(rows[header_at]) or {}
+            columns = plan_header(rows[header_at]) or {}
             header = rows[header_at]
             for above in rows[:header_at]:
                 context, from_outside = _row_above(above, context, from_outside, out)
