@@ -567,6 +567,10 @@ def prompt(
                 f"cycle {report.cycle} of {plan}: {report.created} prompts enqueued, "
                 f"{report.already} already prompted, {len(report.skipped)} unreachable"
             )
+        if report.skipped:
+            lines.append(
+                "  unreachable (no email address, or it bounces): " + ", ".join(report.skipped)
+            )
         if report.not_in_slack:
             lines.append(
                 "  not found in Slack by their email, asked by email instead: "

@@ -31,6 +31,7 @@ from bot.domain import timescales
 from bot.domain.child_details import case_number_pattern
 from bot.domain.cycles import CyclePolicy
 from bot.domain.errors import Problem, TimescaleError
+from bot.domain.leads import same_key
 from bot.domain.model import Channel, Network, Person, Plan, Quarters, RiskPolicy, Timescale
 from bot.domain.ratings import RATINGS, rating_from_text
 
@@ -48,9 +49,19 @@ PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "what action is needed?",
     ),
     "aim": ("aims", "aim", "objective", "objectives"),
-    "leads": ("lead(s)", "lead", "leads", "lead officer", "owner", "owner(s)"),
+    "leads": (
+        "lead(s)",
+        "lead",
+        "leads",
+        "lead officer",
+        "owner",
+        "owner(s)",
+        "who should be involved?",
+        "who",
+        "responsible",
+    ),
     "timescale": ("timescales", "timescale", "due", "due date", "by when", "deadline"),
-    "milestones": ("milestones", "milestone", "deliverables"),
+    "milestones": ("milestones", "milestone", "deliverables", "concrete next steps", "next steps"),
     "rating": (
         "progress 1 - 4",
         "progress 1-4",
@@ -128,7 +139,11 @@ _UTF8_MULTIBYTE = re.compile(
 # Lone surrogates: what `decode_text` leaves where bytes were not text in the file's encoding.
 _NOT_TEXT = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_KEY = re.compile(r"^[\w][\w.\-]*$")
+_KEY = re.compile(r"^[\w][\w.\-]*$")  # a network's key
+# A person's key is any short text as plans write leads (`S Murray`, `SLI Board`), but never
+# with the characters that separate leads in a cell.
+_PERSON_KEY_BAD = re.compile(r"[/,;\n]")
+_PERSON_KEY_MAX = 64
 
 
 @dataclass(slots=True)
@@ -706,23 +721,39 @@ def people_from_records(
     people: list[Person] = []
     seen: dict[str, int] = {}
     for row, rec in records:
-        key = rec.get("key", "").strip()
-        name = rec.get("name", "").strip() or key
+        key = " ".join(rec.get("key", "").split())
+        name = " ".join(rec.get("name", "").split()) or key
         if not key:
             problems.append(Problem(row, "key", "", "a person needs a key"))
             continue
-        if not _KEY.match(key):
-            problems.append(Problem(row, "key", key, "a key is letters, digits, '.', '-', '_'"))
-            continue
-        if key.casefold() in seen:
+        if _PERSON_KEY_BAD.search(key) or len(key) > _PERSON_KEY_MAX:
             problems.append(
                 Problem(
-                    row, "key", key, f"duplicate person key (first on row {seen[key.casefold()]})"
+                    row,
+                    "key",
+                    key,
+                    f"a key is at most {_PERSON_KEY_MAX} characters, without '/', ',' or ';'",
                 )
             )
             continue
-        seen[key.casefold()] = row
+        folded = same_key(key)
+        if folded in seen:
+            problems.append(
+                Problem(row, "key", key, f"duplicate person key (first on row {seen[folded]})")
+            )
+            continue
+        seen[folded] = row
         email = rec.get("email", "").strip() or None
+        if email is None and not rec.get("slack", "").strip():
+            problems.append(
+                Problem(
+                    row,
+                    "email",
+                    "",
+                    f"{key} has no email: they cannot be prompted by email until one is added",
+                    "warning",
+                )
+            )
         if email and not _EMAIL.match(email):
             problems.append(Problem(row, "email", email, "not an email address"))
         others = tuple(
