@@ -4,6 +4,8 @@ runs the event loop; everything else takes its settings and clock as parameters.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
 import shutil
@@ -30,6 +32,7 @@ from bot.demo import run_demo
 from bot.digest_posting import DigestPoster
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
+from bot.domain.leads import draft_people
 from bot.locks import database_lock
 from bot.records_cli import audit_import, audit_plan_export, register_records
 from bot.settings import Settings
@@ -42,6 +45,7 @@ from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
+from storage.plan_files import read_plan
 
 app = typer.Typer(
     name="pulse",
@@ -50,6 +54,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+people_app = typer.Typer(
+    help="People: a people file drafted from a plan; a person's data exported or erased.",
+    no_args_is_help=True,
+)
+app.add_typer(people_app, name="people")
 log = logging.getLogger("pulse")
 T = TypeVar("T")
 
@@ -733,7 +742,32 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-register_records(app, run=_run, day=_day)
+@people_app.command("draft")
+def people_draft(
+    plan_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    sheet: Annotated[str | None, typer.Option("--sheet", help="the XLSX sheet")] = None,
+) -> None:
+    """Write a people file (CSV) with one row per lead the plan names: fill in the emails."""
+    draft = read_plan(plan_file, plan_key=None, sheet=sheet)
+    errors = [p for p in draft.problems if p.severity == "error" and p.row is None]
+    if not draft.actions and errors:
+        for problem in errors:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1)
+    cells = [
+        cell if isinstance(cell, str) else "; ".join(cell)
+        for action in draft.actions
+        for cell in action.lead_cells
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["key", "name", "email"])
+    for key, name in draft_people(cells, draft.priority_leads.values()):
+        writer.writerow([key, name, ""])
+    typer.echo(out.getvalue(), nl=False)
+
+
+register_records(app, run=_run, day=_day, people=people_app)
 
 
 def main() -> None:

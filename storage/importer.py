@@ -326,11 +326,13 @@ def _resolve(
     directory = Directory(people.values())
     network_keys = {k.casefold(): k for k in networks}
     out: dict[str, tuple[str, ...]] = {}
+    unknown_leads = 0
     for action in draft.actions:
         keys: list[str] = []
         for cell in action.lead_cells:
             reading = read_leads(cell, directory)
             shown = cell if isinstance(cell, str) else ", ".join(cell)
+            unknown_leads += len(reading.unknown)
             for part in reading.unknown:
                 problems.append(
                     Problem(
@@ -360,6 +362,17 @@ def _resolve(
             else:
                 resolved.append(found)
         action.network_keys = resolved
+    if unknown_leads:
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                "to start a people file from the plan's leads: "
+                "pulse people draft PLAN_FILE > people.csv, then fill in the emails",
+                "note",
+            )
+        )
     return out
 
 

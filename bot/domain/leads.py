@@ -143,3 +143,44 @@ def longest_match(words: Sequence[str], directory: Directory) -> list[str] | Non
 
 def _match(text: str, directory: Directory) -> str | None:
     return directory.find(text) or directory.find(_ROLE.sub("", text))
+
+
+def lead_parts(cell: str) -> list[str]:
+    """The people a lead cell names as written, without a directory to read them against:
+    its parts split on `/ , ; & and`, connecting words, trailing punctuation and job titles
+    after a dash dropped (`AW/MC` is AW and MC; `Joe Bannham - Head of …` is Joe Bannham)."""
+    parts: list[str] = []
+    for raw in _PARTS.split(unicodedata.normalize("NFKC", cell).translate(_QUOTES)):
+        part = " ".join(_ROLE.sub("", _TRAILING.sub("", _CONNECTING.sub("", raw.strip()))).split())
+        if part and part not in parts:
+            parts.append(part)
+    return parts
+
+
+def draft_people(cells: Iterable[str], names: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(key, name) for each distinct person the lead cells name, as `pulse people draft`
+    writes them: the key as written; the name where a part or one of `names` (an "Overall
+    lead" row) spells out a name whose initials are the key, else the key again."""
+    found: dict[str, str] = {}
+    for cell in cells:
+        for part in lead_parts(cell):
+            found.setdefault(same_key(part), part)
+    spelled = [
+        p
+        for p in [*found.values(), *(n for c in names for n in lead_parts(c))]
+        if len(p.split()) >= 2
+    ]
+    out: list[tuple[str, str]] = []
+    for key in found.values():
+        name = next(
+            (n for n in spelled if n != key and _initials(n) == key.replace(".", "").casefold()),
+            key,
+        )
+        out.append((key, name))
+    # "Joe Bannham" written out in one cell and "JB" in another are one person: JB.
+    named = {same_key(name) for key, name in out if name != key}
+    return [(key, name) for key, name in out if same_key(key) not in named]
+
+
+def _initials(name: str) -> str:
+    return "".join(word[0] for word in name.split() if word[0].isalpha()).casefold()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +17,7 @@ from bot.domain.errors import ImportFailed
 from bot.settings import Settings
 from storage.importer import import_plan
 from storage.plan_files import read_people
+from tests.e2e.test_cli import PULSE, environment
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
 PEOPLE = (
@@ -94,3 +99,38 @@ async def test_a_lead_missing_from_the_people_file_is_still_an_error(
             people_path=tmp_path / "people.csv",
         )
     assert any("unknown lead 'SP Zed'" in p.reason for p in failed.value.problems)
+
+
+async def test_people_draft_writes_the_plans_leads_ready_for_emails(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """`pulse people draft` lists every lead; with emails filled in, the plan imports."""
+    (tmp_path / "plan.csv").write_text(PLAN, encoding="utf-8")
+    with pytest.raises(ImportFailed) as failed:
+        await import_plan(pulse.sessions, tmp_path / "plan.csv", now=NOW, plan_key="nw")
+    assert any("pulse people draft" in p.reason for p in failed.value.problems)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(PULSE), "people", "draft", "plan.csv"],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    assert rows[0] == ["key", "name", "email"]
+    keys = [r[0] for r in rows[1:]]
+    assert keys == ["SLI Board", "NW Chief Executives' Network", "SP Ben Sd", "csms", "s murray"]
+    filled = [rows[0], *([k, n, f"p{i}@example.org"] for i, (k, n, _) in enumerate(rows[1:]))]
+    with (tmp_path / "people.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(filled)
+    report = await import_plan(
+        pulse.sessions,
+        tmp_path / "plan.csv",
+        now=NOW,
+        plan_key="nw",
+        people_path=tmp_path / "people.csv",
+    )
+    assert report.actions_added == 3

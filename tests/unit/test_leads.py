@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bot.domain.leads import Directory, read_leads
+from bot.domain.leads import Directory, draft_people, read_leads
 from bot.domain.model import Person
 
 PEOPLE = (
@@ -164,3 +164,15 @@ def test_a_word_nobody_is_called_leaves_the_part_unknown() -> None:
     reading = read_leads("SP Zed / AW", PLAN_PEOPLE)
     assert reading.keys == ("AW",)
     assert reading.unknown == ("SP Zed",)
+
+
+def test_a_people_draft_has_each_lead_once_with_names_spelled_out_elsewhere() -> None:
+    """Each lead part once, as written; a name from another cell or an Overall lead row."""
+    cells = ["AW/MC", "Joe Bannham - Head of Practice", "JB", "SLI Board, working with the CSMs."]
+    assert draft_people([*cells, "aw"], ["Alison Walker"]) == [
+        ("AW", "Alison Walker"),
+        ("MC", "MC"),
+        ("JB", "Joe Bannham"),
+        ("SLI Board", "SLI Board"),
+        ("CSMs", "CSMs"),
+    ]
