@@ -327,7 +327,23 @@ def _resolve(
     network_keys = {k.casefold(): k for k in networks}
     out: dict[str, tuple[str, ...]] = {}
     unknown_leads = 0
+    # A network that follows priorities gets every action of them.
+    following = [(n.key, set(n.priorities)) for n in networks.values() if n.priorities]
+    for key, numbers in following:
+        for number in sorted(numbers - set(draft.priorities)):
+            problems.append(
+                Problem(
+                    None,
+                    "priorities",
+                    str(number),
+                    f"network {key} follows priority {number}, which the plan does not have",
+                    "warning",
+                )
+            )
     for action in draft.actions:
+        for key, numbers in following:
+            if action.priority in numbers and key not in action.network_keys:
+                action.network_keys.append(key)
         keys: list[str] = []
         for cell in action.lead_cells:
             reading = read_leads(cell, directory)

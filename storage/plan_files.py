@@ -95,6 +95,7 @@ NETWORK_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "slack_channel": ("slack_channel", "slack channel", "channel", "slack"),
     "coordinators": ("coordinators", "coordinator", "emails", "coordinator emails"),
     "all_actions": ("all_actions", "all actions", "oversight", "plan-wide"),
+    "priorities": ("priorities", "priority", "follows priorities"),
 }
 
 _BULLET = re.compile(r"^\s*(?:[-•*·‒–—▪◦●]|o(?=\s)|\d+[.)](?=\s))\s*")
@@ -827,6 +828,16 @@ def networks_from_records(
             problems.append(
                 Problem(row, "all_actions", rec.get("all_actions"), "must be true or false")
             )
+        priorities: list[int] = []
+        for text in re.split(r"[;,\s]+", rec.get("priorities", "")):
+            if not text:
+                continue
+            if text.isdigit():
+                priorities.append(int(text))
+            else:
+                problems.append(
+                    Problem(row, "priorities", text, "priorities are numbers such as 2;3;4")
+                )
         networks.append(
             Network(
                 key=key,
@@ -834,6 +845,7 @@ def networks_from_records(
                 slack_channel=rec.get("slack_channel", "").strip() or None,
                 coordinators=coordinators,
                 all_actions=bool(all_actions),
+                priorities=tuple(dict.fromkeys(priorities)),
             )
         )
     return Listing(networks, _unstated(records, NETWORK_FIELDS, "key"))

@@ -197,3 +197,50 @@ async def test_a_damaged_word_file_is_one_error(pulse: PlanPulse, tmp_path: Path
         await import_plan(pulse.sessions, path, now=NOW, plan_key="x")
     (problem,) = failed.value.problems
     assert "not a Word document" in problem.reason
+
+
+async def test_networks_follow_priorities_from_a_networks_file(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A networks file's `priorities` column gives a network every action of those priorities."""
+    networks = tmp_path / "networks.csv"
+    networks.write_text(
+        "key,name,priorities\nsafe,Safe at home,1\nstaff,Workforce,2;3\n", encoding="utf-8"
+    )
+    report = await import_plan(
+        pulse.sessions,
+        _two_priorities(tmp_path),
+        now=NOW,
+        plan_key="word",
+        people_path=_people(tmp_path / "people.csv"),
+        networks_path=networks,
+    )
+    assert any("follows priority 3" in str(w) for w in report.warnings)
+    tracked = await pulse.tracked("word")
+    by_network = {
+        key: [a.ref for a in tracked.actions if key in a.networks] for key in ("safe", "staff")
+    }
+    assert by_network == {"safe": ["1.1a", "1.1b", "1.1c", "1.1d"], "staff": ["2.1"]}
+
+
+async def test_networks_follow_priorities_in_a_yaml_plan(pulse: PlanPulse, tmp_path: Path) -> None:
+    """The same `priorities` list in a YAML plan's networks links each priority's actions."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        """
+plan: {key: y, title: Y}
+people: [{key: S Murray, name: Sarah Murray, email: s@example.org}]
+networks: [{key: second, name: Second, priorities: [2]}]
+priorities:
+  - number: 1
+    title: One
+    actions: [{title: First, leads: [S Murray], timescale: 31/05/2026}]
+  - number: 2
+    title: Two
+    actions: [{title: Second, leads: [s murray], timescale: 30/06/2026}]
+""",
+        encoding="utf-8",
+    )
+    await import_plan(pulse.sessions, plan, now=NOW)
+    tracked = await pulse.tracked("y")
+    assert [(a.ref, a.networks) for a in tracked.actions] == [("1.1", ()), ("2.1", ("second",))]
