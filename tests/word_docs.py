@@ -26,10 +26,12 @@ Block = str | Sequence[Sequence[str]]  # a paragraph, or a table's rows
 
 
 def word_plan(path: Path, *blocks: Block) -> Path:
-    """Write a .docx of paragraphs and tables, in the order given."""
+    """Write a .docx of paragraphs (`# ` for a heading) and tables, in the order given."""
     document = build_docx.new_document()
     for block in blocks:
-        if isinstance(block, str):
+        if isinstance(block, str) and block.startswith("# "):
+            document.add_heading(block[2:], 1)
+        elif isinstance(block, str):
             document.add_paragraph(block)
         else:
             build_docx.plan_table(document, block)

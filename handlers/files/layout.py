@@ -24,6 +24,7 @@ class Text:
     """A paragraph or heading between tables."""
 
     text: str
+    heading: bool = False  # styled as a heading (or title) in the document
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def plan_rows(blocks: Sequence[Block], problems: list[Problem]) -> PlanRows:
     out = PlanRows()
     context = ""  # the current priority, as `priority_text` gives it
     from_outside = False  # set by a heading or a row above a header, not by a column
-    texts: list[str] = []  # paragraphs since the last table
+    texts: list[Text] = []  # paragraphs since the last table
     previous: tuple[dict[str, int], int] | None = None  # the last table read: columns, width
     read: list[str] = []
     skipped: list[str] = []
@@ -89,16 +90,10 @@ def plan_rows(blocks: Sequence[Block], problems: list[Problem]) -> PlanRows:
     number = 0
     for block in blocks:
         if isinstance(block, Text):
-            texts.append(block.text)
+            texts.append(block)
             continue
         for paragraph in texts:
-            found = (
-                priority_text(paragraph)
-                if _NUMBERED.match(paragraph) or _TRAILING.match(" ".join(paragraph.split()))
-                else None
-            )
-            if found:
-                context, from_outside = found, True
+            context, from_outside = _heading(paragraph, context, from_outside)
         continuing = previous if not texts else None
         texts = []
         rows = block.rows
@@ -195,6 +190,20 @@ def plan_rows(blocks: Sequence[Block], problems: list[Problem]) -> PlanRows:
             )
         )
     return out
+
+
+def _heading(paragraph: Text, context: str, from_outside: bool) -> tuple[str, bool]:
+    """The priority a paragraph before a table sets: `Priority 2: …`, `… (3)`, or any text
+    styled as a heading. `Title (2)` under `Title (1)` is the same priority's second part."""
+    text = " ".join(paragraph.text.split())
+    trailing = _TRAILING.match(text)
+    if trailing and context.split(" ", 1)[-1] == trailing.group(1).strip():
+        return context, True
+    if _NUMBERED.match(text) or trailing:
+        return priority_text(text) or context, True
+    if paragraph.heading and len(text) <= 200:
+        return text, True
+    return context, from_outside
 
 
 def _is_note_row(row: Sequence[str]) -> bool:

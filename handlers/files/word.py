@@ -27,11 +27,12 @@ def read_blocks(path: Path) -> list[Block]:
     document = Document(str(path))
     blocks: list[Block] = []
     tables = 0
+    styles = {str(s.style_id): str(s.name or "") for s in document.styles}
     for element in _children(document.element.body):
         if element.tag == _P:
             text = _paragraph_text(element)
             if text.strip():
-                blocks.append(Text(text.strip()))
+                blocks.append(Text(text.strip(), heading=_is_heading(element, styles)))
         elif element.tag == _TBL:
             tables += 1
             blocks.append(Grid(f"table {tables}", _table_rows(element)))
@@ -46,6 +47,19 @@ def _children(parent: Any) -> Iterator[Any]:
                 yield from _children(content)
         else:
             yield child
+
+
+def _is_heading(p: Any, styles: dict[str, str]) -> bool:
+    """Styled as a heading or a title, or given an outline level."""
+    pr = p.find(qn("w:pPr"))
+    if pr is None:
+        return False
+    if pr.find(qn("w:outlineLvl")) is not None:
+        return True
+    style = pr.find(qn("w:pStyle"))
+    style_id = str(style.get(_VAL, "")) if style is not None else ""
+    name = styles.get(style_id, style_id).casefold()
+    return name.startswith(("heading", "title"))
 
 
 def _paragraph_text(p: Any) -> str:

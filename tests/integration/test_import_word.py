@@ -244,3 +244,26 @@ priorities:
     await import_plan(pulse.sessions, plan, now=NOW)
     tracked = await pulse.tracked("y")
     assert [(a.ref, a.networks) for a in tracked.actions] == [("1.1", ()), ("2.1", ("second",))]
+
+
+def test_headings_before_tables_set_priorities_and_parts_stay_together(tmp_path: Path) -> None:
+    """`Title (1)` and `Title (2)` are one priority in two tables; a new heading the next."""
+    table = [["Theme", "Activity", "Lead(s)", "Deliverables"]]
+    path = word_plan(
+        tmp_path / "plan.docx",
+        "# Strategic priorities",
+        "# Stable homes for children (1)",
+        "Objective: safely at home",
+        [*table, ["Edge of care", "Scale up the model", "SM", "Plans in place 31/03/2027"]],
+        "# Stable homes for children (2)",
+        [*table, ["Care leavers", "Lifelong Links", "AW", "Launched 30/06/2027"]],
+        "# An inclusive education system",
+        [*table, ["Attendance", "Share attendance data", "MC", "Dashboards shared 30/09/2027"]],
+    )
+    draft = read_plan(path, plan_key="p")
+    assert draft.priorities == {1: "Stable homes for children", 2: "An inclusive education system"}
+    assert [(a.ref, a.aim) for a in draft.actions] == [
+        ("1.1", "Edge of care"),
+        ("1.2", "Care leavers"),
+        ("2.1", "Attendance"),
+    ]
