@@ -10,8 +10,11 @@ paragraph per line.
 
 from __future__ import annotations
 
+import csv
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +63,114 @@ def new_document() -> DocumentObject:
     return document
 
 
-def main(argv: Sequence[str]) -> int:  # pragma: no cover - filled in with the examples
+def _csv_rows(name: str) -> list[dict[str, str]]:
+    with (HERE / name / "plan.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _lines(cell: str) -> str:
+    """A bulleted CSV cell as Word paragraphs: one line per milestone, without the bullet."""
+    return "\n".join(line.removeprefix("- ").strip() for line in cell.splitlines() if line.strip())
+
+
+def wirral(document: DocumentObject) -> None:
+    """Appendix One of the Wirral plan: a `Workstream N - …` row across each table, then
+    Activity | Lead | Milestones, as the seed lays it out (refs, ratings, networks left out)."""
+    document.add_heading("Wirral Children and Young People's Improvement Plan 2017-2019", 0)
+    document.add_paragraph("Update April 2018")
+    document.add_paragraph("APPENDIX 1 – ACTION PLAN")
+    for priority, group in groupby(_csv_rows("wirral"), key=lambda r: r["Priority"]):
+        rows: list[list[str]] = [
+            [f"Workstream {priority}", LEFT, LEFT],
+            ["Activity", "Lead", "Milestones"],
+        ]
+        rows += [[r["Key actions"], r["Lead(s)"], _lines(r["Milestones"])] for r in group]
+        plan_table(document, rows)
+        document.add_paragraph("")
+
+
+def west_midlands(document: DocumentObject) -> None:
+    """The West Midlands priorities as Word tables: a `Priority N | title` row, an Overall
+    lead row, then the actions the example adds (the seed has no action table)."""
+    document.add_heading("West Midlands ADCS Network: Regional Priority Plan 2022-2024", 0)
+    document.add_paragraph("Progress is rated 1 (achieved) to 4 (not started).")
+    plan_table(document, [["Rating", "Meaning"], ["1", "Achieved"], ["2", "On track"],
+                          ["3", "Some delay"], ["4", "Not started"]])  # fmt: skip
+    for priority, group in groupby(_csv_rows("west-midlands"), key=lambda r: r["Priority"]):
+        number, title = priority.split(" - ", 1)
+        rows: list[list[str]] = [
+            [f"Priority {number}", title, LEFT, LEFT, LEFT, LEFT],
+            ["Overall lead", "Regional Priority Plan Oversight Group", LEFT, LEFT, LEFT, LEFT],
+            ["Key actions", "Lead(s)", "Timescales", "Milestones", "Progress 1 - 4", "Network(s)"],
+        ]
+        rows += [
+            [
+                r["Key actions"],
+                r["Lead(s)"],
+                r["Timescales"],
+                _lines(r["Milestones"]),
+                r["Progress 1 - 4"],
+                "\n".join(r["Network(s)"].split(";")),
+            ]
+            for r in group
+        ]
+        plan_table(document, rows)
+        document.add_paragraph("")
+
+
+def from_source(name: str) -> Callable[[DocumentObject], None]:
+    """A plan kept as `source.txt` beside it: the seed's text, `# ` for a heading, and
+    tab-separated table rows (`\\n` for a new paragraph in a cell), a blank line after each."""
+
+    def build(document: DocumentObject) -> None:
+        table: list[list[str]] = []
+        lines = (HERE / name / "source.txt").read_text(encoding="utf-8").splitlines()
+        for line in [*lines, ""]:
+            if "\t" in line:
+                table.append([cell.replace("\\n", "\n") for cell in line.split("\t")])
+                continue
+            if table:
+                plan_table(document, table)
+                table = []
+            if line.startswith("# "):
+                document.add_heading(line[2:], 1)
+            elif line.strip():
+                document.add_paragraph(line)
+
+    return build
+
+
+EXAMPLES: dict[str, Callable[[DocumentObject], None]] = {
+    "wirral": wirral,
+    "west-midlands": west_midlands,
+    "nw-regional": from_source("nw-regional"),
+    "nw-sector-led": from_source("nw-sector-led"),
+}
+
+
+def build(name: str, path: Path) -> Path:
+    """Write the example `name` as a Word document at `path`."""
+    document = new_document()
+    EXAMPLES[name](document)
+    document.save(str(path))
+    return path
+
+
+def main(argv: Sequence[str]) -> int:
+    if "--check" in argv:
+        from handlers.files.word import read_blocks  # the reader the import uses
+
+        stale = []
+        with tempfile.TemporaryDirectory() as folder:
+            for name in EXAMPLES:
+                fresh = build(name, Path(folder) / f"{name}.docx")
+                if read_blocks(fresh) != read_blocks(HERE / name / "plan.docx"):
+                    stale.append(name)
+        for name in stale:
+            print(f"examples/{name}/plan.docx is out of date: run examples/build_docx.py")
+        return 1 if stale else 0
+    for name in EXAMPLES:
+        print(build(name, HERE / name / "plan.docx"))
     return 0
 
 
