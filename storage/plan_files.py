@@ -98,6 +98,20 @@ NETWORK_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "priorities": ("priorities", "priority", "follows priorities"),
 }
 
+# The column labels problems are reported under, and the plan field each one is.
+_FIELD_OF_LABEL = {
+    "Priority": "priority",
+    "Ref": "ref",
+    "ref": "ref",
+    "Key actions": "action",
+    "Lead(s)": "leads",
+    "leads": "leads",
+    "Timescales": "timescale",
+    "timescale": "timescale",
+    "Milestones": "milestones",
+    "Progress": "rating",
+    "Network(s)": "networks",
+}
 _BULLET = re.compile(r"^\s*(?:[-•*·‒–—▪◦●]|o(?=\s)|\d+[.)](?=\s))\s*")
 _PRIORITY = re.compile(
     r"^\s*(?:(?:priority|workstream|theme|ws|p)\s*)?(\d+)(?:\.0+)?\b\s*[-–—:.)]?\s*(.*)$",
@@ -223,14 +237,21 @@ class PlanDraft:
     descriptions: dict[int, str] = field(default_factory=dict)
     priority_leads: dict[int, str] = field(default_factory=dict)
 
+    # The file's own heading of each column read, by field ("leads": "Who should be involved?").
+    headers: dict[str, str] = field(default_factory=dict)
+
     def located(self, problems: Iterable[Problem]) -> list[Problem]:
-        """`problems` with their rows said as the file's own places, where it has them."""
-        return [
-            replace(p, place=self.places[p.row])
-            if p.row is not None and p.row in self.places and p.place is None
-            else p
-            for p in problems
-        ]
+        """`problems` in the file's own words: its places ("table 4, row 7") for row numbers
+        and its headings for the columns we name by our field names."""
+        out = []
+        for p in problems:
+            if p.row is not None and p.row in self.places and p.place is None:
+                p = replace(p, place=self.places[p.row])
+            name = _FIELD_OF_LABEL.get(p.column or "")
+            if name is not None and name in self.headers and p.column != self.headers[name]:
+                p = replace(p, column=self.headers[name])
+            out.append(p)
+        return out
 
 
 # --------------------------------------------------------------------------- tables
@@ -591,6 +612,7 @@ class _Records:
     columns: frozenset[str] | None = None
     header: list[str] = field(default_factory=list)
     encoding: str | None = None
+    headings: dict[str, str] = field(default_factory=dict)  # field -> the file's heading
 
 
 def _records(
@@ -615,13 +637,14 @@ def _records(
     if table.sheet is not None and aliases is PLAN_COLUMNS:
         problems.append(Problem(None, None, None, f"read sheet {table.sheet!r}", "note"))
     columns = _columns(table.rows[at], aliases, problems, row=at + 1)
+    headings = {name: " ".join(table.rows[at][i].split()) for name, i in columns.items()}
     out = []
     for number, row in enumerate(table.rows[at + 1 :], start=at + 2):
         if not any(cell.strip() for cell in row):
             continue
         out.append((number, {name: row[i] if i < len(row) else "" for name, i in columns.items()}))
     header = [cell for cell in table.rows[at] if cell.strip()]
-    return _Records(out, frozenset(columns), header, table.encoding)
+    return _Records(out, frozenset(columns), header, table.encoding, headings)
 
 
 def _yaml_columns(rows: Sequence[tuple[int, dict[str, str]]]) -> frozenset[str] | None:
@@ -1542,6 +1565,8 @@ def read_plan(
     records = _records(path, PLAN_COLUMNS, problems, sheet=sheet)
     draft = plan_from_records(plan, records.rows, problems)
     draft.layout = records.header or None
+    draft.headers = records.headings
+    draft.problems = draft.located(draft.problems)
     draft.settings = given
     draft.encoding = records.encoding
     return draft
@@ -1572,6 +1597,7 @@ def _plan_from_blocks(path: Path, plan: Plan, problems: list[Problem]) -> PlanDr
     rows = layout.plan_rows(blocks, problems)
     draft = plan_from_records(plan, rows.records, problems, number_by_aim=True)
     draft.places = rows.places
+    draft.headers = rows.headers
     draft.layout = rows.layout or None
     for text, description in rows.descriptions.items():
         number = _priority(text)[0]

@@ -53,7 +53,7 @@ def test_keys_may_be_short_text_and_match_whatever_their_spacing(tmp_path: Path)
     path = tmp_path / "people.csv"
     path.write_text(PEOPLE + "s  murray,Again,a@example.org\nAW/MC,Two,b@example.org\n")
     people, problems = read_people(path)
-    assert [p.key for p in people][:4] == ["S Murray", "Ben Sd", "SP", "SLI Board"]
+    assert [p.key for p in people.items][:4] == ["S Murray", "Ben Sd", "SP", "SLI Board"]
     errors = [str(p) for p in problems if p.severity == "error"]
     assert len(errors) == 2
     assert "duplicate person key (first on row 2)" in errors[0]

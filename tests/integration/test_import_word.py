@@ -267,3 +267,18 @@ def test_headings_before_tables_set_priorities_and_parts_stay_together(tmp_path:
         ("1.2", "Care leavers"),
         ("2.1", "Attendance"),
     ]
+
+
+def test_the_report_names_the_files_own_headings(tmp_path: Path) -> None:
+    """A problem names the column as the document heads it, at its table and row."""
+    path = word_plan(
+        tmp_path / "plan.docx",
+        [
+            ["Activity", "Who should be involved?", "Deliverables"],
+            ["Act", "", "Plan agreed 31/09/2026"],
+            ["Another", "", "Sometime"],
+        ],
+    )
+    shown = [str(p) for p in read_plan(path, plan_key="p").problems]
+    assert any("table 1, row 2, column 'Deliverables'" in s and "31/09/2026" in s for s in shown)
+    assert any("table 1, row 3, column 'Who should be involved?'" in s for s in shown)
