@@ -14,6 +14,7 @@ import csv
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,25 @@ def plan_table(document: DocumentObject, rows: Sequence[Sequence[str]]) -> Any:
     width = max(len(r) for r in rows)
     table = document.add_table(rows=len(rows), cols=width)
     table.style = "Table Grid"
-    # Merge first, then write: python-docx joins the text of cells it merges.
+    # Merges are written as Word writes them (w:vMerge, w:gridSpan) in one pass over the
+    # cells, read once: python-docx's cell.merge() and table.cell() redo the grid per call.
+    cells = [list(row.cells) for row in table.rows]
     origin: dict[tuple[int, int], tuple[int, int]] = {}
     for r, row in enumerate(rows):
         for c in range(width):
             value = row[c] if c < len(row) else ""
+            tc = cells[r][c]._tc
             if value == UP:
                 origin[(r, c)] = origin.get((r - 1, c), (r - 1, c))
+                above = cells[r - 1][c]._tc
+                if above.vMerge is None:
+                    above.vMerge = "restart"
+                tc.vMerge = "continue"
             elif value == LEFT:
-                origin[(r, c)] = origin.get((r, c - 1), (r, c - 1))
-    cells = [list(row.cells) for row in table.rows]  # read once: each .cell() rebuilds the grid
-    for (r, c), (r0, c0) in origin.items():
-        cells[r0][c0].merge(cells[r][c])
+                o = origin[(r, c)] = origin.get((r, c - 1), (r, c - 1))
+                first = cells[o[0]][o[1]]._tc
+                first.grid_span = first.grid_span + 1
+                tc.getparent().remove(tc)
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
             if (r, c) in origin or not value:
@@ -58,8 +66,9 @@ def plan_table(document: DocumentObject, rows: Sequence[Sequence[str]]) -> Any:
 def new_document() -> DocumentObject:
     document = Document()
     document.styles["Normal"].font.size = Pt(10)
-    # A fixed creation time, so that the same rows always give the same file.
+    # Fixed properties, so that the same rows give the same document.
     document.core_properties.author = "Plan Pulse examples"
+    document.core_properties.created = document.core_properties.modified = datetime(2026, 1, 1)
     return document
 
 
