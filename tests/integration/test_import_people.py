@@ -134,3 +134,27 @@ async def test_people_draft_writes_the_plans_leads_ready_for_emails(
         people_path=tmp_path / "people.csv",
     )
     assert report.actions_added == 3
+
+
+def _pulse(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PULSE), *args],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_person_without_an_email_is_listed_as_unreachable_by_prompt(tmp_path: Path) -> None:
+    """A lead imported without an email is named as unreachable when the cycle starts."""
+    (tmp_path / "people.csv").write_text(PEOPLE, encoding="utf-8")
+    (tmp_path / "plan.csv").write_text(PLAN, encoding="utf-8")
+    imported = _pulse(tmp_path, "import", "plan.csv", "--plan", "nw", "--people", "people.csv")
+    assert imported.returncode == 0, imported.stderr
+    assert "CSMs has no email" in imported.stdout
+    prompted = _pulse(tmp_path, "prompt", "--plan", "nw", "--now", "2026-06-15T09:00")
+    assert prompted.returncode == 0, prompted.stderr
+    assert "unreachable (no email address, or it bounces): CSMs" in prompted.stdout
