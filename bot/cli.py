@@ -291,7 +291,7 @@ def import_(
             sheet=sheet,
         )
         if not dry_run:
-            files = {"plan": plan_file, "people": people, "networks": networks}
+            files = {"plan": path, "people": people, "networks": networks}
             await audit_import(pulse, report, {**files, "settings": settings})
         lines = [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
