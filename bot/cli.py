@@ -4,10 +4,14 @@ runs the event loop; everything else takes its settings and clock as parameters.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from email.parser import HeaderParser
@@ -28,6 +32,7 @@ from bot.demo import run_demo
 from bot.digest_posting import DigestPoster
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
+from bot.domain.leads import draft_people
 from bot.locks import database_lock
 from bot.records_cli import audit_import, audit_plan_export, register_records
 from bot.settings import Settings
@@ -40,6 +45,7 @@ from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
+from storage.plan_files import read_plan
 from storage.repositories import PlanRepository
 
 app = typer.Typer(
@@ -49,6 +55,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+people_app = typer.Typer(
+    help="People: a people file drafted from a plan; a person's data exported or erased.",
+    no_args_is_help=True,
+)
+app.add_typer(people_app, name="people")
 log = logging.getLogger("pulse")
 T = TypeVar("T")
 
@@ -226,7 +237,13 @@ def init() -> None:
 
 @app.command("import")
 def import_(
-    plan_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    plan_file: Annotated[
+        Path,
+        typer.Argument(
+            help="the plan: .docx, .xlsx, .csv, .yaml, or .txt (a pasted table); "
+            "- reads a pasted table from standard input"
+        ),
+    ],
     people: Annotated[
         Path | None, typer.Option("--people", exists=True, dir_okay=False, help="people file")
     ] = None,
@@ -264,17 +281,23 @@ def import_(
             help="allow retiring more than half of the plan's actions (those not in the file)",
         ),
     ] = False,
+    sheet: Annotated[
+        str | None,
+        typer.Option("--sheet", help="the XLSX sheet (default: the first with a plan's header)"),
+    ] = None,
 ) -> None:
-    """Import a plan (YAML, CSV or XLSX) with its people and networks: all or nothing.
+    """Import a plan (Word, XLSX, CSV, pasted table or YAML) with its people and networks:
+    all or nothing.
 
     A lead's answer is never undone by the sheet: where the sheet's rating differs from one,
     the answer is kept and the difference listed (unless --prefer-sheet)."""
     as_of = _day(ratings_as_of, "--ratings-as-of")
+    path = _plan_path(plan_file)
 
     async def work(pulse: PlanPulse) -> str:
         report = await import_plan(
             pulse.sessions,
-            plan_file,
+            path,
             now=pulse.clock(),
             people_path=people,
             networks_path=networks,
@@ -284,14 +307,32 @@ def import_(
             settings_path=settings,
             prefer_sheet=prefer_sheet,
             retire_missing=retire_missing,
+            sheet=sheet,
         )
         if not dry_run:
-            files = {"plan": plan_file, "people": people, "networks": networks}
+            files = {"plan": path, "people": people, "networks": networks}
             await audit_import(pulse, report, {**files, "settings": settings})
         lines = [f"  {c}" for c in report.conflicts] + [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
-    typer.echo(_run(work, creates=True))
+    try:
+        typer.echo(_run(work, creates=True))
+    finally:
+        if path != plan_file:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _plan_path(plan_file: Path) -> Path:
+    """The plan file to read; `-` is a pasted table on standard input, kept in a temporary
+    file named after the plan it is (`plan.txt`) for the readers that take a path."""
+    if str(plan_file) != "-":
+        if not plan_file.is_file():
+            raise typer.BadParameter(f"no such file: {plan_file}", param_hint="PLAN_FILE")
+        return plan_file
+    folder = Path(tempfile.mkdtemp(prefix="pulse-paste-"))
+    path = folder / "plan.txt"
+    path.write_bytes(sys.stdin.buffer.read())
+    return path
 
 
 plans_app = typer.Typer(
@@ -605,6 +646,10 @@ def prompt(
                 f"cycle {report.cycle} of {plan}: {report.created} prompts enqueued, "
                 f"{report.already} already prompted, {len(report.skipped)} unreachable"
             )
+        if report.skipped:
+            lines.append(
+                "  unreachable (no email address, or it bounces): " + ", ".join(report.skipped)
+            )
         if report.not_in_slack:
             lines.append(
                 "  not found in Slack by their email, asked by email instead: "
@@ -767,7 +812,32 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-register_records(app, run=_run, day=_day)
+@people_app.command("draft")
+def people_draft(
+    plan_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    sheet: Annotated[str | None, typer.Option("--sheet", help="the XLSX sheet")] = None,
+) -> None:
+    """Write a people file (CSV) with one row per lead the plan names: fill in the emails."""
+    draft = read_plan(plan_file, plan_key=None, sheet=sheet)
+    errors = [p for p in draft.problems if p.severity == "error" and p.row is None]
+    if not draft.actions and errors:
+        for problem in errors:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1)
+    cells = [
+        cell if isinstance(cell, str) else "; ".join(cell)
+        for action in draft.actions
+        for cell in action.lead_cells
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["key", "name", "email"])
+    for key, name in draft_people(cells, draft.priority_leads.values()):
+        writer.writerow([key, name, ""])
+    typer.echo(out.getvalue(), nl=False)
+
+
+register_records(app, run=_run, day=_day, people=people_app)
 
 
 def main() -> None:

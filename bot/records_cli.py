@@ -34,13 +34,19 @@ class _Run(Protocol):
 
 
 def register_records(
-    app: typer.Typer, *, run: _Run, day: Callable[[str | None, str], date | None]
+    app: typer.Typer,
+    *,
+    run: _Run,
+    day: Callable[[str | None, str], date | None],
+    people: typer.Typer | None = None,
 ) -> None:
-    """Add the commands to `app`."""
-    people = typer.Typer(
-        help="A person's personal data: subject-access export and erasure.",
-        no_args_is_help=True,
-    )
+    """Add the commands to `app`; the person ones to `people` (`pulse people`) when given."""
+    given = people is not None
+    if people is None:
+        people = typer.Typer(
+            help="A person's personal data: subject-access export and erasure.",
+            no_args_is_help=True,
+        )
 
     @people.command("export")
     def export_person(
@@ -108,7 +114,8 @@ def register_records(
 
         typer.echo(run(work))
 
-    app.add_typer(people, name="people")
+    if not given:
+        app.add_typer(people, name="people")
 
     @app.command()
     def retention(

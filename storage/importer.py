@@ -119,10 +119,12 @@ async def import_plan(
     settings_path: Path | None = None,
     prefer_sheet: bool = False,
     retire_missing: bool = False,
+    sheet: str | None = None,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
 
-    `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block).
+    `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block);
+    `sheet` picks an XLSX plan's sheet.
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
     With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer;
@@ -155,12 +157,13 @@ async def import_plan(
         failed=failed,
         settings_path=settings_path,
         retire_missing=retire_missing,
+        sheet=sheet,
     )
     draft = ready.draft
     report = ImportReport(
         draft.plan.key,
         dry_run=dry_run,
-        warnings=[p for p in problems if p.severity == "warning"],
+        warnings=[p for p in problems if p.severity != "error"],
         encoding=draft.encoding,
     )
     try:
@@ -246,6 +249,7 @@ async def _prepare(
     failed: list[str],
     settings_path: Path | None,
     retire_missing: bool,
+    sheet: str | None,
 ) -> _Ready:
     """The plan read and checked against the store, with its leads resolved; `problems`
     gains every problem found, and `ImportFailed` lists them when any is an error. Reads the
@@ -265,6 +269,7 @@ async def _prepare(
         existing_title=existing_title,
         stored=stored,
         settings=settings_path,
+        sheet=sheet,
     )
     plan_problems = len(problems)
     problems += draft.problems
@@ -282,6 +287,7 @@ async def _prepare(
     problems += _mailbox_notes(aliases, people, {p.key for p in incoming})
     networks = _merge(stored_networks, given_networks)
     leads_by_action = _resolve(draft, people, networks, problems)
+    problems[:] = draft.located(problems)
     for person in people.values():
         if person.delegate_key and person.delegate_key not in people:
             problems.append(
@@ -402,11 +408,29 @@ def _resolve(
     directory = Directory(people.values())
     network_keys = {k.casefold(): k for k in networks}
     out: dict[str, tuple[str, ...]] = {}
+    unknown_leads = 0
+    # A network that follows priorities gets every action of them.
+    following = [(n.key, set(n.priorities)) for n in networks.values() if n.priorities]
+    for key, numbers in following:
+        for number in sorted(numbers - set(draft.priorities)):
+            problems.append(
+                Problem(
+                    None,
+                    "priorities",
+                    str(number),
+                    f"network {key} follows priority {number}, which the plan does not have",
+                    "warning",
+                )
+            )
     for action in draft.actions:
+        for key, numbers in following:
+            if action.priority in numbers and key not in action.network_keys:
+                action.network_keys.append(key)
         keys: list[str] = []
         for cell in action.lead_cells:
             reading = read_leads(cell, directory)
             shown = cell if isinstance(cell, str) else ", ".join(cell)
+            unknown_leads += len(reading.unknown)
             for part in reading.unknown:
                 problems.append(
                     Problem(
@@ -436,6 +460,17 @@ def _resolve(
             else:
                 resolved.append(found)
         action.network_keys = resolved
+    if unknown_leads:
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                "to start a people file from the plan's leads: "
+                "pulse people draft PLAN_FILE > people.csv, then fill in the emails",
+                "note",
+            )
+        )
     return out
 
 

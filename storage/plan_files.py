@@ -31,6 +31,7 @@ from bot.domain import timescales
 from bot.domain.child_details import case_number_pattern
 from bot.domain.cycles import CyclePolicy
 from bot.domain.errors import Problem, TimescaleError
+from bot.domain.leads import same_key
 from bot.domain.model import Channel, Network, Person, Plan, Quarters, RiskPolicy, Timescale
 from bot.domain.ratings import RATINGS, rating_from_text
 
@@ -48,9 +49,19 @@ PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "what action is needed?",
     ),
     "aim": ("aims", "aim", "objective", "objectives"),
-    "leads": ("lead(s)", "lead", "leads", "lead officer", "owner", "owner(s)"),
+    "leads": (
+        "lead(s)",
+        "lead",
+        "leads",
+        "lead officer",
+        "owner",
+        "owner(s)",
+        "who should be involved?",
+        "who",
+        "responsible",
+    ),
     "timescale": ("timescales", "timescale", "due", "due date", "by when", "deadline"),
-    "milestones": ("milestones", "milestone", "deliverables"),
+    "milestones": ("milestones", "milestone", "deliverables", "concrete next steps", "next steps"),
     "rating": (
         "progress 1 - 4",
         "progress 1-4",
@@ -84,8 +95,23 @@ NETWORK_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "slack_channel": ("slack_channel", "slack channel", "channel", "slack"),
     "coordinators": ("coordinators", "coordinator", "emails", "coordinator emails"),
     "all_actions": ("all_actions", "all actions", "oversight", "plan-wide"),
+    "priorities": ("priorities", "priority", "follows priorities"),
 }
 
+# The column labels problems are reported under, and the plan field each one is.
+_FIELD_OF_LABEL = {
+    "Priority": "priority",
+    "Ref": "ref",
+    "ref": "ref",
+    "Key actions": "action",
+    "Lead(s)": "leads",
+    "leads": "leads",
+    "Timescales": "timescale",
+    "timescale": "timescale",
+    "Milestones": "milestones",
+    "Progress": "rating",
+    "Network(s)": "networks",
+}
 _BULLET = re.compile(r"^\s*(?:[-•*·‒–—▪◦●]|o(?=\s)|\d+[.)](?=\s))\s*")
 _PRIORITY = re.compile(
     r"^\s*(?:(?:priority|workstream|theme|ws|p)\s*)?(\d+)(?:\.0+)?\b\s*[-–—:.)]?\s*(.*)$",
@@ -128,7 +154,11 @@ _UTF8_MULTIBYTE = re.compile(
 # Lone surrogates: what `decode_text` leaves where bytes were not text in the file's encoding.
 _NOT_TEXT = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_KEY = re.compile(r"^[\w][\w.\-]*$")
+_KEY = re.compile(r"^[\w][\w.\-]*$")  # a network's key
+# A person's key is any short text as plans write leads (`S Murray`, `SLI Board`), but never
+# with the characters that separate leads in a cell.
+_PERSON_KEY_BAD = re.compile(r"[/,;\n]")
+_PERSON_KEY_MAX = 64
 
 
 @dataclass(slots=True)
@@ -203,6 +233,27 @@ class PlanDraft:
     encoding: str | None = None
     # The plan's key was made from the file's name: neither --plan nor the file gave one.
     key_from_file_name: bool = False
+    # Where each row number of a Word or pasted plan is in the file ("table 4, row 7").
+    places: dict[int, str] = field(default_factory=dict)
+    # A Word plan's "Key areas" and "Overall lead" rows, by priority number.
+    descriptions: dict[int, str] = field(default_factory=dict)
+    priority_leads: dict[int, str] = field(default_factory=dict)
+
+    # The file's own heading of each column read, by field ("leads": "Who should be involved?").
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def located(self, problems: Iterable[Problem]) -> list[Problem]:
+        """`problems` in the file's own words: its places ("table 4, row 7") for row numbers
+        and its headings for the columns we name by our field names."""
+        out = []
+        for p in problems:
+            if p.row is not None and p.row in self.places and p.place is None:
+                p = replace(p, place=self.places[p.row])
+            name = _FIELD_OF_LABEL.get(p.column or "")
+            if name is not None and name in self.headers and p.column != self.headers[name]:
+                p = replace(p, column=self.headers[name])
+            out.append(p)
+        return out
 
 
 # --------------------------------------------------------------------------- tables
@@ -231,6 +282,8 @@ class Table:
 
     rows: list[list[str]]
     encoding: str | None = None
+    sheet: str | None = None  # the workbook sheet read
+    header_at: int = 0  # the index of a plan's header row, below any title rows
 
 
 def unescape_formula(text: str) -> str:
@@ -292,8 +345,13 @@ def _too_many_rows(problems: list[Problem]) -> None:
     )
 
 
-def read_table(path: Path, problems: list[Problem]) -> Table:
-    """The rows of a CSV or XLSX file (first sheet) as text, header first.
+def read_table(
+    path: Path, problems: list[Problem], *, sheet: str | None = None, plan: bool = False
+) -> Table:
+    """The rows of a CSV or XLSX file as text, header first (for a plan: `header_at`).
+
+    From a workbook: the sheet named `sheet`, else the first sheet (for a `plan`, the first
+    with a plan's header row in its first rows, wherever that row is).
 
     What cannot be read as data — a NUL character, bytes that are not text, a formula with
     no saved value, a file past the limits — is added to `problems` with its row and column.
@@ -307,7 +365,7 @@ def read_table(path: Path, problems: list[Problem]) -> Table:
     if _too_big(path, problems):
         return Table([])
     if suffix in (".xlsx", ".xlsm"):
-        table = Table(_read_xlsx(path, problems))
+        table = _read_xlsx(path, problems, sheet=sheet, plan=plan)
     else:
         table = _read_csv(path, problems)
     _check_cells(table.rows, table.encoding, problems)
@@ -356,7 +414,7 @@ def _read_csv(path: Path, problems: list[Problem]) -> Table:
     return Table(rows, encoding)
 
 
-def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
+def _read_xlsx(path: Path, problems: list[Problem], *, sheet: str | None, plan: bool) -> Table:
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
@@ -364,7 +422,7 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError):
         problems.append(Problem(None, None, None, "not an XLSX workbook (not a zip archive)"))
-        return []
+        return Table([])
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         problems.append(
             Problem(
@@ -375,13 +433,19 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
                 f"{MAX_XLSX_UNPACKED_BYTES // 2**20} MB unpacked: split the plan",
             )
         )
-        return []
+        return Table([])
     try:
-        raw, formulas = _xlsx_cells(path, data_only=False)
+        name, header_at = _choose_sheet(path, sheet, plan=plan)
+        if name is None:
+            problems.append(
+                Problem(None, None, sheet, f"no such sheet: the sheets are {header_at}")
+            )
+            return Table([])
+        raw, formulas = _xlsx_cells(path, data_only=False, sheet=name)
         if formulas:
             # A formula is data only by the value Excel saved with it; openpyxl gives that
             # value or the formula, never both, so a workbook with formulas is read twice.
-            saved, _ = _xlsx_cells(path, data_only=True)
+            saved, _ = _xlsx_cells(path, data_only=True, sheet=name)
             for r, c in formulas:
                 value = saved[r][c] if r < len(saved) and c < len(saved[r]) else None
                 if value is None:
@@ -397,26 +461,57 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
                 raw[r][c] = value
     except (InvalidFileException, KeyError, ValueError, zipfile.BadZipFile) as exc:
         problems.append(Problem(None, None, None, f"not a readable XLSX workbook: {exc}"))
-        return []
+        return Table([])
     except _TooManyRows:
         _too_many_rows(problems)
-        return []
-    return [[_cell_text(v) for v in row] for row in raw]
+        return Table([])
+    return Table([[_cell_text(v) for v in row] for row in raw], sheet=name, header_at=header_at)
 
 
 class _TooManyRows(Exception):
     pass
 
 
-def _xlsx_cells(path: Path, *, data_only: bool) -> tuple[list[list[object]], list[tuple[int, int]]]:
-    """The first sheet's values, and the (row, column) indexes of its formula cells."""
+def _choose_sheet(path: Path, sheet: str | None, *, plan: bool) -> tuple[str | None, Any]:
+    """(the sheet to read, the index of its plan header row); (None, the sheets' names) when
+    `sheet` names none of them. Without `sheet`, a plan's sheet is the first whose first
+    rows hold a plan's header row, else the first sheet."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=True)
+    try:
+        if sheet is not None:
+            names = {name.casefold(): name for name in book.sheetnames}
+            if sheet.casefold() not in names:
+                return None, ", ".join(map(repr, book.sheetnames))
+            chosen = [book[names[sheet.casefold()]]]
+        else:
+            chosen = list(book.worksheets)
+        if not plan:
+            return chosen[0].title, 0
+        for ws in chosen:
+            for index, row in enumerate(ws.iter_rows(max_row=_HEADER_SEARCH, values_only=True)):
+                if plan_header([_cell_text(v) for v in row]):
+                    return ws.title, index
+        return chosen[0].title, 0
+    finally:
+        book.close()
+
+
+_HEADER_SEARCH = 15  # rows searched for a plan's header below its title rows
+
+
+def _xlsx_cells(
+    path: Path, *, data_only: bool, sheet: str
+) -> tuple[list[list[object]], list[tuple[int, int]]]:
+    """The sheet's values, and the (row, column) indexes of its formula cells."""
     from openpyxl import load_workbook
 
     book = load_workbook(path, read_only=True, data_only=data_only)
     try:
         rows: list[list[object]] = []
         formulas: list[tuple[int, int]] = []
-        for r, row in enumerate(book.worksheets[0].iter_rows()):
+        for r, row in enumerate(book[sheet].iter_rows()):
             if r > MAX_ROWS:
                 raise _TooManyRows
             values: list[object] = []
@@ -468,8 +563,30 @@ def _check_cells(rows: list[list[str]], encoding: str | None, problems: list[Pro
                 )
 
 
+def plan_header(row: Sequence[str]) -> dict[str, int] | None:
+    """{field: column} when `row` is a plan's header row: two headings we know, one of them
+    an action's or a milestone's."""
+    lookup = _plan_lookup()
+    found: dict[str, int] = {}
+    for index, cell in enumerate(row):
+        name = lookup.get(header_key(cell)) if cell.strip() else None
+        if name is not None and name not in found:
+            found[name] = index
+    if len(found) >= 2 and ("action" in found or "milestones" in found):
+        return found
+    return None
+
+
+def _plan_lookup() -> dict[str, str]:
+    return {header_key(a): name for name, names in PLAN_COLUMNS.items() for a in names}
+
+
 def _columns(
-    header: Sequence[str], aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
+    header: Sequence[str],
+    aliases: Mapping[str, tuple[str, ...]],
+    problems: list[Problem],
+    *,
+    row: int = 1,
 ) -> dict[str, int]:
     lookup = {header_key(a): name for name, names in aliases.items() for a in names}
     found: dict[str, int] = {}
@@ -478,9 +595,11 @@ def _columns(
             continue
         name = lookup.get(header_key(title))
         if name is None:
-            problems.append(Problem(1, title, None, "column not recognised; ignored", "warning"))
+            problems.append(Problem(row, title, None, "column not recognised; ignored", "warning"))
         elif name in found:
-            problems.append(Problem(1, title, None, f"second {name!r} column; ignored", "warning"))
+            problems.append(
+                Problem(row, title, None, f"second {name!r} column; ignored", "warning")
+            )
         else:
             found[name] = index
     return found
@@ -495,28 +614,39 @@ class _Records:
     columns: frozenset[str] | None = None
     header: list[str] = field(default_factory=list)
     encoding: str | None = None
+    headings: dict[str, str] = field(default_factory=dict)  # field -> the file's heading
 
 
 def _records(
-    path: Path, aliases: Mapping[str, tuple[str, ...]], problems: list[Problem]
+    path: Path,
+    aliases: Mapping[str, tuple[str, ...]],
+    problems: list[Problem],
+    *,
+    sheet: str | None = None,
 ) -> _Records:
+    """A plan's records start at its header row (title rows above it are left out), and
+    the report names the sheet a plan was read from."""
     if path.suffix.lower() in (".yaml", ".yml"):
         rows = _yaml_rows(_load_yaml(path, problems), aliases, path.name, problems)
         return _Records(rows, _yaml_columns(rows))
     before = len(problems)
-    table = read_table(path, problems)
-    if not table.rows:
+    table = read_table(path, problems, sheet=sheet, plan=aliases is PLAN_COLUMNS)
+    at = table.header_at
+    if len(table.rows) <= at:
         if not any(p.severity == "error" for p in problems[before:]):
             problems.append(Problem(None, None, None, "the file is empty"))
         return _Records(encoding=table.encoding)
-    columns = _columns(table.rows[0], aliases, problems)
+    if table.sheet is not None and aliases is PLAN_COLUMNS:
+        problems.append(Problem(None, None, None, f"read sheet {table.sheet!r}", "note"))
+    columns = _columns(table.rows[at], aliases, problems, row=at + 1)
+    headings = {name: " ".join(table.rows[at][i].split()) for name, i in columns.items()}
     out = []
-    for number, row in enumerate(table.rows[1:], start=2):
+    for number, row in enumerate(table.rows[at + 1 :], start=at + 2):
         if not any(cell.strip() for cell in row):
             continue
         out.append((number, {name: row[i] if i < len(row) else "" for name, i in columns.items()}))
-    header = [cell for cell in table.rows[0] if cell.strip()]
-    return _Records(out, frozenset(columns), header, table.encoding)
+    header = [cell for cell in table.rows[at] if cell.strip()]
+    return _Records(out, frozenset(columns), header, table.encoding, headings)
 
 
 def _yaml_columns(rows: Sequence[tuple[int, dict[str, str]]]) -> frozenset[str] | None:
@@ -617,23 +747,39 @@ def people_from_records(
     people: list[Person] = []
     seen: dict[str, int] = {}
     for row, rec in records:
-        key = rec.get("key", "").strip()
-        name = rec.get("name", "").strip() or key
+        key = " ".join(rec.get("key", "").split())
+        name = " ".join(rec.get("name", "").split()) or key
         if not key:
             problems.append(Problem(row, "key", "", "a person needs a key"))
             continue
-        if not _KEY.match(key):
-            problems.append(Problem(row, "key", key, "a key is letters, digits, '.', '-', '_'"))
-            continue
-        if key.casefold() in seen:
+        if _PERSON_KEY_BAD.search(key) or len(key) > _PERSON_KEY_MAX:
             problems.append(
                 Problem(
-                    row, "key", key, f"duplicate person key (first on row {seen[key.casefold()]})"
+                    row,
+                    "key",
+                    key,
+                    f"a key is at most {_PERSON_KEY_MAX} characters, without '/', ',' or ';'",
                 )
             )
             continue
-        seen[key.casefold()] = row
+        folded = same_key(key)
+        if folded in seen:
+            problems.append(
+                Problem(row, "key", key, f"duplicate person key (first on row {seen[folded]})")
+            )
+            continue
+        seen[folded] = row
         email = rec.get("email", "").strip() or None
+        if email is None and not rec.get("slack", "").strip():
+            problems.append(
+                Problem(
+                    row,
+                    "email",
+                    "",
+                    f"{key} has no email: they cannot be prompted by email until one is added",
+                    "warning",
+                )
+            )
         if email and not _EMAIL.match(email):
             problems.append(Problem(row, "email", email, "not an email address"))
         others = tuple(
@@ -707,6 +853,16 @@ def networks_from_records(
             problems.append(
                 Problem(row, "all_actions", rec.get("all_actions"), "must be true or false")
             )
+        priorities: list[int] = []
+        for text in re.split(r"[;,\s]+", rec.get("priorities", "")):
+            if not text:
+                continue
+            if text.isdigit():
+                priorities.append(int(text))
+            else:
+                problems.append(
+                    Problem(row, "priorities", text, "priorities are numbers such as 2;3;4")
+                )
         networks.append(
             Network(
                 key=key,
@@ -714,6 +870,7 @@ def networks_from_records(
                 slack_channel=rec.get("slack_channel", "").strip() or None,
                 coordinators=coordinators,
                 all_actions=bool(all_actions),
+                priorities=tuple(dict.fromkeys(priorities)),
             )
         )
     return Listing(networks, _unstated(records, NETWORK_FIELDS, "key"))
@@ -768,9 +925,11 @@ def _priority(text: str) -> tuple[int | None, str]:
 class _PlanBuilder:
     """Collects actions and milestones, assigning references and reporting problems."""
 
-    def __init__(self, plan: Plan, problems: list[Problem]) -> None:
+    def __init__(self, plan: Plan, problems: list[Problem], *, number_by_aim: bool = False) -> None:
         self.plan = plan
         self.problems = problems
+        self.number_by_aim = number_by_aim
+        self.numbered: set[str] = set()  # how references were made up: "aim", "position"
         self.priorities: dict[int, str] = {}
         self._priority_by_title: dict[str, int] = {}
         self.actions: list[DraftAction] = []
@@ -821,12 +980,24 @@ class _PlanBuilder:
         row: int | None,
         column: str,
     ) -> DraftAction | None:
-        if ref is None:
+        aim_number = _AIM_NUMBER.match(aim or "") if self.number_by_aim else None
+        if ref is None and aim_number is not None:
+            base = aim_number.group(1)
+            if "." not in base:
+                base = f"{priority}.{base}"
+            n = 0
+            ref = f"{base}a"
+            while ref in self._by_ref:
+                n += 1
+                ref = f"{base}{_letters(n)}"
+            self.numbered.add("aim")
+        elif ref is None:
             n = sum(1 for a in self.actions if a.priority == priority) + 1
             ref = f"{priority}.{n}"
             while ref in self._by_ref:
                 n += 1
                 ref = f"{priority}.{n}"
+            self.numbered.add("position")
         elif ref in self._by_ref:
             first = self._by_ref[ref].row
             self.problems.append(
@@ -847,6 +1018,21 @@ class _PlanBuilder:
 
     def finish(self) -> None:
         self._say_how_quarters_were_read()
+        if self.number_by_aim and self.numbered:
+            how = {
+                "aim": "by their aim's number and a letter (1.1a, 1.1b, ...)",
+                "position": "by their place in their priority (1.1, 1.2, ...)",
+            }
+            self.problems.append(
+                Problem(
+                    None,
+                    None,
+                    None,
+                    "actions without a reference are numbered "
+                    + " or ".join(how[k] for k in sorted(self.numbered)),
+                    "note",
+                )
+            )
         refs = {a.ref for a in self.actions}
         for action in self.actions:
             if not action.milestones:
@@ -909,6 +1095,19 @@ class _PlanBuilder:
         )
 
 
+_AIM_NUMBER = re.compile(r"^\s*(?:aim\s*)?(\d+(?:\.\d+)*)[.):]?\s+\S", re.IGNORECASE)
+
+
+def _letters(n: int) -> str:
+    """a, b, ... z, aa, ab, ...: the n-th (from 0) letter suffix."""
+    out = ""
+    n += 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
 def _rating(text: str, row: int | None, column: str, problems: list[Problem]) -> int | None:
     if not text.strip():
         return None
@@ -923,10 +1122,18 @@ def _rating(text: str, row: int | None, column: str, problems: list[Problem]) ->
 
 
 def plan_from_records(
-    plan: Plan, records: Sequence[tuple[int, dict[str, str]]], problems: list[Problem]
+    plan: Plan,
+    records: Sequence[tuple[int, dict[str, str]]],
+    problems: list[Problem],
+    *,
+    number_by_aim: bool = False,
 ) -> PlanDraft:
-    """A draft from table rows: one row per action or per milestone, DESIGN.md §5."""
-    builder = _PlanBuilder(plan, problems)
+    """A draft from table rows: one row per action or per milestone, DESIGN.md §5.
+
+    With `number_by_aim` (a Word or pasted plan), an action without a reference under a
+    numbered aim takes the aim's number and a letter.
+    """
+    builder = _PlanBuilder(plan, problems, number_by_aim=number_by_aim)
     current: DraftAction | None = None
     priority_text = ""
     if records and "action" not in records[0][1] and "milestones" not in records[0][1]:
@@ -1322,8 +1529,10 @@ def read_plan(
     existing_title: str | None = None,
     stored: Mapping[str, Plan] | None = None,
     settings: Path | None = None,
+    sheet: str | None = None,
 ) -> PlanDraft:
-    """A draft of the plan in `path` (YAML, CSV or XLSX) with every problem found.
+    """A draft of the plan in `path` (YAML, CSV, XLSX, Word or pasted text) with every
+    problem found. `sheet` picks an XLSX plan's sheet.
 
     `stored` holds the plans already imported, by key: a CSV or XLSX plan keeps the stored
     plan's settings, with those of the `settings` file (the YAML form's `plan:` block)
@@ -1353,10 +1562,60 @@ def read_plan(
     given: dict[str, Any] | None = None
     if settings is not None:
         plan, given = read_settings(settings, plan, problems)
-    records = _records(path, PLAN_COLUMNS, problems)
+    suffix = path.suffix.lower()
+    if suffix in _NOT_READ:
+        problems.append(Problem(None, None, path.name, f"{suffix} files cannot be read: {_READ}"))
+        return PlanDraft(plan, {}, [], problems=problems)
+    if suffix in _READ_AS_BLOCKS:
+        draft = _plan_from_blocks(path, plan, problems)
+        draft.settings = given
+        draft.key_from_file_name = not plan_key
+        return draft
+    records = _records(path, PLAN_COLUMNS, problems, sheet=sheet)
     draft = plan_from_records(plan, records.rows, problems)
     draft.layout = records.header or None
+    draft.headers = records.headings
+    draft.problems = draft.located(draft.problems)
     draft.settings = given
     draft.encoding = records.encoding
     draft.key_from_file_name = not plan_key
+    return draft
+
+
+_READ = "save the plan as Word (.docx), Excel (.xlsx), CSV, tab-separated text (.txt) or YAML"
+_NOT_READ = {".doc", ".pdf", ".odt", ".ods", ".rtf", ".xls", ".pages", ".numbers"}
+_READ_AS_BLOCKS = {".docx", ".txt", ".tsv", ".tab"}
+
+
+def _plan_from_blocks(path: Path, plan: Plan, problems: list[Problem]) -> PlanDraft:
+    """A Word or pasted plan: its tables found and read by `handlers.files` (imported here,
+    late, because those readers are built on this module's column names)."""
+    from handlers.files import layout, pasted, word
+
+    if _too_big(path, problems):
+        return PlanDraft(plan, {}, [], problems=problems)
+    if path.suffix.lower() != ".docx":
+        blocks = pasted.read_blocks(path)
+    else:
+        try:
+            blocks = word.read_blocks(path)
+        except Exception as exc:  # a damaged or mislabelled file: one line, no traceback
+            problems.append(
+                Problem(None, None, path.name, f"not a Word document ({type(exc).__name__})")
+            )
+            return PlanDraft(plan, {}, [], problems=problems)
+    rows = layout.plan_rows(blocks, problems)
+    draft = plan_from_records(plan, rows.records, problems, number_by_aim=True)
+    draft.places = rows.places
+    draft.headers = rows.headers
+    draft.layout = rows.layout or None
+    for text, description in rows.descriptions.items():
+        number = _priority(text)[0]
+        if number is not None:
+            draft.descriptions[number] = description
+    for text, leads in rows.leads.items():
+        number = _priority(text)[0]
+        if number is not None:
+            draft.priority_leads[number] = leads
+    draft.problems = draft.located(draft.problems)
     return draft

@@ -41,11 +41,15 @@ class Problem:
     column: str | None
     value: str | None
     reason: str
-    severity: str = "error"  # "error" stops the import; "warning" is reported only
+    severity: str = "error"  # "error" stops the import; "warning" and "note" are reported
+    # Where the file's own words put it ("table 4, row 7"), said instead of `row`.
+    place: str | None = None
 
     def __str__(self) -> str:
         where = []
-        if self.row is not None:
+        if self.place:
+            where.append(self.place)
+        elif self.row is not None:
             where.append(f"row {self.row}")
         if self.column:
             where.append(f"column {self.column!r}")

@@ -1,8 +1,12 @@
 """Lead cells (`AW/MC`, `DC / PB`, `GR / S Murray`, `Joe Bannham - Head of Practice`) read
 into person keys against the people directory (DESIGN.md §5).
 
-Whole names and keys are tried first, then the cell's parts split on slashes, commas and
-`and`, then each part's words. A job title after a dash is dropped. Letters from other
+Whole names and keys are tried first, then the cell's parts split on `/ , ; & and`, then
+each part's words by longest match against keys and names (`CMc AW MC` is CMc, AW and MC;
+`SP Ben Sd` is SP and Ben Sd, not Ben and Sd). A job title after a dash is dropped, and so
+are connecting words (`working with`, `the`) and trailing punctuation, as a "Who should be
+involved?" column writes them. Keys and names match whatever their case, with runs of
+spaces as one and curly quotes as straight ones. Letters from other
 scripts that look like Latin ones (a Cyrillic `МС`) are folded to Latin and reported, so a
 look-alike never becomes a new person. Anything left unresolved is reported, never guessed.
 """
@@ -23,6 +27,9 @@ _LOOKALIKES = str.maketrans(
 )
 _ROLE = re.compile(r"\s+[-–—]\s+.*$|\s*\(.*\)\s*$")
 _PARTS = re.compile(r"\s*(?:/|\\|,|;|&|\+|\band\b|\n)\s*", re.IGNORECASE)
+_CONNECTING = re.compile(r"^(?:(?:working\s+with|together\s+with|with|the|and)\b\s*)+", re.I)
+_TRAILING = re.compile(r"[\s.,;:!?]+$")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +47,12 @@ def fold_lookalikes(text: str) -> str:
 
 
 def _norm(text: str) -> str:
-    return " ".join(fold_lookalikes(text).replace(".", " ").split()).casefold()
+    return " ".join(fold_lookalikes(text).translate(_QUOTES).replace(".", " ").split()).casefold()
+
+
+def same_key(text: str) -> str:
+    """A person key as it is compared: case, runs of spaces and curly quotes folded."""
+    return " ".join(fold_lookalikes(text).translate(_QUOTES).split()).casefold()
 
 
 class Directory:
@@ -96,19 +108,79 @@ def _read_cell(text: str, directory: Directory, unknown: list[str]) -> list[str]
     if whole:
         return [whole]
     found: list[str] = []
-    for part in filter(None, (p.strip() for p in _PARTS.split(text))):
+    for raw in _PARTS.split(text):
+        part = _TRAILING.sub("", _CONNECTING.sub("", raw.strip()))
+        if not part:
+            continue
         key = _match(part, directory)
         if key:
             found.append(key)
             continue
-        words = _ROLE.sub("", part).split()
-        word_keys = [directory.find(w) for w in words]
-        if len(words) > 1 and all(word_keys):
-            found.extend(k for k in word_keys if k)
+        keys = longest_match(_ROLE.sub("", part).split(), directory)
+        if keys is not None and len(keys) > 1:
+            found.extend(keys)
         else:
             unknown.append(part)
     return found
 
 
+def longest_match(words: Sequence[str], directory: Directory) -> list[str] | None:
+    """The keys that `words` spell, each the longest run of words naming someone, left to
+    right; None when some word is not part of any."""
+    keys: list[str] = []
+    start = 0
+    while start < len(words):
+        for end in range(len(words), start, -1):
+            key = directory.find(" ".join(words[start:end]))
+            if key:
+                keys.append(key)
+                start = end
+                break
+        else:
+            return None
+    return keys
+
+
 def _match(text: str, directory: Directory) -> str | None:
     return directory.find(text) or directory.find(_ROLE.sub("", text))
+
+
+def lead_parts(cell: str) -> list[str]:
+    """The people a lead cell names as written, without a directory to read them against:
+    its parts split on `/ , ; & and`, connecting words, trailing punctuation and job titles
+    after a dash dropped (`AW/MC` is AW and MC; `Joe Bannham - Head of …` is Joe Bannham)."""
+    parts: list[str] = []
+    for raw in _PARTS.split(unicodedata.normalize("NFKC", cell).translate(_QUOTES)):
+        part = " ".join(_ROLE.sub("", _TRAILING.sub("", _CONNECTING.sub("", raw.strip()))).split())
+        if part and part not in parts:
+            parts.append(part)
+    return parts
+
+
+def draft_people(cells: Iterable[str], names: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(key, name) for each distinct person the lead cells name, as `pulse people draft`
+    writes them: the key as written; the name where a part or one of `names` (an "Overall
+    lead" row) spells out a name whose initials are the key, else the key again."""
+    found: dict[str, str] = {}
+    for cell in cells:
+        for part in lead_parts(cell):
+            found.setdefault(same_key(part), part)
+    spelled = [
+        p
+        for p in [*found.values(), *(n for c in names for n in lead_parts(c))]
+        if len(p.split()) >= 2
+    ]
+    out: list[tuple[str, str]] = []
+    for key in found.values():
+        name = next(
+            (n for n in spelled if n != key and _initials(n) == key.replace(".", "").casefold()),
+            key,
+        )
+        out.append((key, name))
+    # "Joe Bannham" written out in one cell and "JB" in another are one person: JB.
+    named = {same_key(name) for key, name in out if name != key}
+    return [(key, name) for key, name in out if same_key(key) not in named]
+
+
+def _initials(name: str) -> str:
+    return "".join(word[0] for word in name.split() if word[0].isalpha()).casefold()

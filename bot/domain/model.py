@@ -96,6 +96,9 @@ class Network:
     slack_channel: str | None = None
     coordinators: tuple[str, ...] = ()
     all_actions: bool = False
+    # The plan priorities whose every action the network follows (from the networks file at
+    # import; links are made then, not stored as a rule).
+    priorities: tuple[int, ...] = ()
 
 
 class Milestone(NamedTuple):

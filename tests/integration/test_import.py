@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -480,7 +481,12 @@ def _wirral_xlsx(path: Path, formula: str, cached: str | None) -> Path:
         with ZipFile(path) as archive:
             parts = {name: archive.read(name) for name in archive.namelist()}
         xml = parts["xl/worksheets/sheet1.xml"].decode()
-        saved = xml.replace(f"<f>{formula[1:]}</f><v />", f"<f>{formula[1:]}</f><v>{cached}</v>")
+        # openpyxl writes the empty value as <v /> or, when lxml is installed, <v></v>.
+        saved = re.sub(
+            rf"<f>{re.escape(formula[1:])}</f><v ?/>|<f>{re.escape(formula[1:])}</f><v></v>",
+            f"<f>{formula[1:]}</f><v>{cached}</v>",
+            xml,
+        )
         assert saved != xml
         parts["xl/worksheets/sheet1.xml"] = saved.encode()
         with ZipFile(path, "w") as archive:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bot.domain.leads import Directory, read_leads
+from bot.domain.leads import Directory, draft_people, read_leads
 from bot.domain.model import Person
 
 PEOPLE = (
@@ -114,3 +114,65 @@ def test_empty_cell_names_nobody_and_reports_nothing() -> None:
     reading = read_leads("  ", DIRECTORY)
     assert reading.keys == ()
     assert reading.unknown == ()
+
+
+PLAN_PEOPLE = Directory(
+    (
+        Person(key="CMc", name="Claire McCarthy"),
+        Person(key="AW", name="Alison Walker"),
+        Person(key="MC", name="Mark Cooper"),
+        Person(key="SP", name="Sam Patel"),
+        Person(key="Ben", name="Ben Jones"),
+        Person(key="Ben Sd", name="Ben Sandford"),
+        Person(key="Sd", name="Sue Dean"),
+        Person(key="S Murray", name="Sarah Murray"),
+        Person(key="SLI Board", name="Sector-Led Improvement Board"),
+        Person(key="NWADCS", name="North West ADCS"),
+        Person(key="NW Chief Executives' Network", name="NW Chief Executives' Network"),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("cell", "keys"),
+    [
+        ("CMc AW MC", ("CMc", "AW", "MC")),
+        ("SP Ben Sd", ("SP", "Ben Sd")),
+        ("Ben Sd", ("Ben Sd",)),
+        ("s  murray / AW", ("S Murray", "AW")),
+        ("SLI Board & MC", ("SLI Board", "MC")),
+        ("AW; MC and CMc", ("AW", "MC", "CMc")),
+    ],
+)
+def test_words_are_read_by_longest_match(cell: str, keys: tuple[str, ...]) -> None:
+    """A part that is no one's whole key or name is read as the longest keys its words spell."""
+    reading = read_leads(cell, PLAN_PEOPLE)
+    assert reading.keys == keys
+    assert reading.unknown == ()
+
+
+def test_who_should_be_involved_drops_connecting_words_and_curly_quotes_match() -> None:
+    """ "SLI Board, working with NWADCS and the NW Chief Executives’ Network." names three."""
+    cell = "SLI Board, working with\n\nNWADCS and the NW Chief Executives\u2019 Network."
+    reading = read_leads(cell, PLAN_PEOPLE)
+    assert reading.keys == ("SLI Board", "NWADCS", "NW Chief Executives' Network")
+    assert reading.unknown == ()
+
+
+def test_a_word_nobody_is_called_leaves_the_part_unknown() -> None:
+    """`SP Zed` is not guessed as SP alone: the whole part is reported."""
+    reading = read_leads("SP Zed / AW", PLAN_PEOPLE)
+    assert reading.keys == ("AW",)
+    assert reading.unknown == ("SP Zed",)
+
+
+def test_a_people_draft_has_each_lead_once_with_names_spelled_out_elsewhere() -> None:
+    """Each lead part once, as written; a name from another cell or an Overall lead row."""
+    cells = ["AW/MC", "Joe Bannham - Head of Practice", "JB", "SLI Board, working with the CSMs."]
+    assert draft_people([*cells, "aw"], ["Alison Walker"]) == [
+        ("AW", "Alison Walker"),
+        ("MC", "MC"),
+        ("JB", "Joe Bannham"),
+        ("SLI Board", "SLI Board"),
+        ("CSMs", "CSMs"),
+    ]

@@ -1,0 +1,284 @@
+"""Word plans as networks keep them: one table per priority, merged cells, legends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.app import PlanPulse
+from bot.domain.errors import ImportFailed
+from bot.settings import Settings
+from storage.importer import import_plan
+from storage.plan_files import read_plan
+from tests.word_docs import word_plan
+
+NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
+HEADER = ["Aims", "Key actions", "Lead(s)", "Timescales", "Progress 1 - 4"]
+LEGEND = [["Rating", "Meaning"], ["1", "Achieved"], ["4", "Not started"]]
+
+
+def _priority_table(number: int, title: str, *rows: list[str]) -> list[list[str]]:
+    return [
+        [f"Priority {number}", title, "<", "<", "<"],
+        ["Key areas", f"Areas of priority {number}", "<", "<", "<"],
+        ["Overall lead", "Sam Murray", "<", "<", "<"],
+        HEADER,
+        *rows,
+    ]
+
+
+def _people(path: Path) -> Path:
+    path.write_text(
+        "Key,Name,Email\n"
+        "SM,Sam Murray,sam@example.org\n"
+        "AW,Ann Walsh,ann@example.org\n"
+        "MC,Mo Chan,mo@example.org\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
+    app = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
+    )
+    await app.migrate()
+    yield app
+    await app.close()
+
+
+def _two_priorities(tmp_path: Path) -> Path:
+    return word_plan(
+        tmp_path / "plan.docx",
+        "Improvement plan 2026",
+        "How progress is rated",
+        LEGEND,
+        _priority_table(
+            1,
+            "Keep children safe at home",
+            ["1.1 Better assessments", "Audit assessments", "SM", "31/05/2026", "2"],
+            ["^", "Train staff", "AW", "30/06/2026", ""],
+            ["^", "Review audits", "SM", "30/09/2026", ""],
+            ["^", "Report to board", "MC", "31/12/2026", ""],
+        ),
+        "What measurable impact is expected",
+        "Fewer repeat referrals",
+        _priority_table(
+            2,
+            "A stable workforce",
+            ["Recruit", "Run a recruitment campaign", "AW", "31/07/2026", ""],
+        ),
+        [["Signed", "Director"], ["Date", "1 April 2026"]],
+    )
+
+
+def test_an_aim_merged_down_belongs_to_each_action(tmp_path: Path) -> None:
+    """An aim merged over four actions is the aim of each, numbered 1.1a to 1.1d."""
+    draft = read_plan(_two_priorities(tmp_path), plan_key="p")
+    first = [a for a in draft.actions if a.priority == 1]
+    assert [(a.ref, a.title, a.aim) for a in first] == [
+        ("1.1a", "Audit assessments", "1.1 Better assessments"),
+        ("1.1b", "Train staff", "1.1 Better assessments"),
+        ("1.1c", "Review audits", "1.1 Better assessments"),
+        ("1.1d", "Report to board", "1.1 Better assessments"),
+    ]
+    assert any("1.1a, 1.1b" in str(p) for p in draft.problems)
+
+
+def test_priority_rows_set_priorities_and_key_areas_and_lead_are_not_actions(
+    tmp_path: Path,
+) -> None:
+    """`Priority N` rows title the priorities; Key areas and Overall lead rows are kept apart."""
+    draft = read_plan(_two_priorities(tmp_path), plan_key="p")
+    assert draft.priorities == {1: "Keep children safe at home", 2: "A stable workforce"}
+    assert [a.ref for a in draft.actions if a.priority == 2] == ["2.1"]
+    assert draft.descriptions == {1: "Areas of priority 1", 2: "Areas of priority 2"}
+    assert draft.priority_leads == {1: "Sam Murray", 2: "Sam Murray"}
+    assert all("Key areas" not in a.title for a in draft.actions)
+
+
+def test_legend_and_sign_off_tables_are_skipped_and_reported(tmp_path: Path) -> None:
+    """Tables without a header we know are skipped; the report names them by position."""
+    draft = read_plan(_two_priorities(tmp_path), plan_key="p")
+    notes = [str(p) for p in draft.problems]
+    assert any("read table 2, table 3" in n for n in notes)
+    assert any(
+        "table 1 (first cell 'Rating')" in n and "table 4 (first cell 'Signed')" in n for n in notes
+    )
+    assert not [p for p in draft.problems if p.severity == "error"]
+
+
+def test_several_paragraphs_in_a_milestones_cell_are_milestones(tmp_path: Path) -> None:
+    """Each paragraph of a Milestones cell is a milestone with its own date."""
+    path = word_plan(
+        tmp_path / "plan.docx",
+        "Priority 3: Continue to raise standards",
+        [
+            ["Key actions", "Lead(s)", "Milestones"],
+            ["Set up a panel", "SM", "Terms agreed 31/05/2026\nFirst meeting 30/06/2026"],
+        ],
+    )
+    draft = read_plan(path, plan_key="p")
+    (action,) = draft.actions
+    assert (action.priority, action.ref) == (3, "3.1")
+    assert [(m.title, m.timescale.due) for m in action.milestones] == [
+        ("Terms agreed", date(2026, 5, 31)),
+        ("First meeting", date(2026, 6, 30)),
+    ]
+
+
+def test_a_table_split_at_a_page_break_continues(tmp_path: Path) -> None:
+    """A headerless table right after a read one with as many columns carries on its rows."""
+    path = word_plan(
+        tmp_path / "plan.docx",
+        [HEADER, ["2.1 Aim", "First action", "SM", "31/05/2026", ""]],
+        [["^", "Second action", "AW", "30/06/2026", ""]],
+    )
+    draft = read_plan(path, plan_key="p")
+    assert [a.title for a in draft.actions] == ["First action", "Second action"]
+    assert any("table 2 (continues the table before)" in str(p) for p in draft.problems)
+
+
+def test_errors_name_the_table_and_row(tmp_path: Path) -> None:
+    """A bad date is reported at its place in the document, not at a made-up row number."""
+    path = word_plan(
+        tmp_path / "plan.docx",
+        LEGEND,
+        [HEADER, ["Aim", "Act", "SM", "31/09/2026", ""]],
+    )
+    draft = read_plan(path, plan_key="p")
+    (error,) = [p for p in draft.problems if p.severity == "error"]
+    assert "table 2, row 2" in str(error)
+
+
+def test_a_document_without_a_plan_table_says_what_it_looks_for(tmp_path: Path) -> None:
+    """A document with no recognisable table is one error naming the expected headings."""
+    draft = read_plan(word_plan(tmp_path / "plan.docx", "Notes", LEGEND), plan_key="p")
+    errors = [str(p) for p in draft.problems if p.severity == "error"]
+    assert len(errors) == 1
+    assert "'Key actions'" in errors[0]
+
+
+@pytest.mark.parametrize("suffix", [".doc", ".pdf", ".odt"])
+def test_formats_we_cannot_read_get_one_line(tmp_path: Path, suffix: str) -> None:
+    """A .doc, .pdf or .odt is refused with one line naming the formats we read."""
+    path = tmp_path / f"plan{suffix}"
+    path.write_bytes(b"\xd0\xcf\x11\xe0 not text")
+    (problem,) = read_plan(path, plan_key="p").problems
+    assert ".docx" in problem.reason
+    assert ".xlsx" in problem.reason
+
+
+async def test_a_word_plan_imports_with_merged_leads(pulse: PlanPulse, tmp_path: Path) -> None:
+    """The Word plan imports on SQLite and PostgreSQL, each action with its merged-in aim."""
+    report = await import_plan(
+        pulse.sessions,
+        _two_priorities(tmp_path),
+        now=NOW,
+        plan_key="word",
+        people_path=_people(tmp_path / "people.csv"),
+    )
+    assert report.actions_added == 5
+    tracked = await pulse.tracked("word")
+    by_ref = {a.ref: a for a in tracked.actions}
+    assert by_ref["1.1b"].leads == ("AW",)
+    assert by_ref["2.1"].milestones[0].timescale.due == date(2026, 7, 31)
+
+
+async def test_a_damaged_word_file_is_one_error(pulse: PlanPulse, tmp_path: Path) -> None:
+    """A file named .docx that is not one fails the import with one readable line."""
+    path = tmp_path / "plan.docx"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ImportFailed) as failed:
+        await import_plan(pulse.sessions, path, now=NOW, plan_key="x")
+    (problem,) = failed.value.problems
+    assert "not a Word document" in problem.reason
+
+
+async def test_networks_follow_priorities_from_a_networks_file(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A networks file's `priorities` column gives a network every action of those priorities."""
+    networks = tmp_path / "networks.csv"
+    networks.write_text(
+        "key,name,priorities\nsafe,Safe at home,1\nstaff,Workforce,2;3\n", encoding="utf-8"
+    )
+    report = await import_plan(
+        pulse.sessions,
+        _two_priorities(tmp_path),
+        now=NOW,
+        plan_key="word",
+        people_path=_people(tmp_path / "people.csv"),
+        networks_path=networks,
+    )
+    assert any("follows priority 3" in str(w) for w in report.warnings)
+    tracked = await pulse.tracked("word")
+    by_network = {
+        key: [a.ref for a in tracked.actions if key in a.networks] for key in ("safe", "staff")
+    }
+    assert by_network == {"safe": ["1.1a", "1.1b", "1.1c", "1.1d"], "staff": ["2.1"]}
+
+
+async def test_networks_follow_priorities_in_a_yaml_plan(pulse: PlanPulse, tmp_path: Path) -> None:
+    """The same `priorities` list in a YAML plan's networks links each priority's actions."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        """
+plan: {key: y, title: Y}
+people: [{key: S Murray, name: Sarah Murray, email: s@example.org}]
+networks: [{key: second, name: Second, priorities: [2]}]
+priorities:
+  - number: 1
+    title: One
+    actions: [{title: First, leads: [S Murray], timescale: 31/05/2026}]
+  - number: 2
+    title: Two
+    actions: [{title: Second, leads: [s murray], timescale: 30/06/2026}]
+""",
+        encoding="utf-8",
+    )
+    await import_plan(pulse.sessions, plan, now=NOW)
+    tracked = await pulse.tracked("y")
+    assert [(a.ref, a.networks) for a in tracked.actions] == [("1.1", ()), ("2.1", ("second",))]
+
+
+def test_headings_before_tables_set_priorities_and_parts_stay_together(tmp_path: Path) -> None:
+    """`Title (1)` and `Title (2)` are one priority in two tables; a new heading the next."""
+    table = [["Theme", "Activity", "Lead(s)", "Deliverables"]]
+    path = word_plan(
+        tmp_path / "plan.docx",
+        "# Strategic priorities",
+        "# Stable homes for children (1)",
+        "Objective: safely at home",
+        [*table, ["Edge of care", "Scale up the model", "SM", "Plans in place 31/03/2027"]],
+        "# Stable homes for children (2)",
+        [*table, ["Care leavers", "Lifelong Links", "AW", "Launched 30/06/2027"]],
+        "# An inclusive education system",
+        [*table, ["Attendance", "Share attendance data", "MC", "Dashboards shared 30/09/2027"]],
+    )
+    draft = read_plan(path, plan_key="p")
+    assert draft.priorities == {1: "Stable homes for children", 2: "An inclusive education system"}
+    assert [(a.ref, a.aim) for a in draft.actions] == [
+        ("1.1", "Edge of care"),
+        ("1.2", "Care leavers"),
+        ("2.1", "Attendance"),
+    ]
+
+
+def test_the_report_names_the_files_own_headings(tmp_path: Path) -> None:
+    """A problem names the column as the document heads it, at its table and row."""
+    path = word_plan(
+        tmp_path / "plan.docx",
+        [
+            ["Activity", "Who should be involved?", "Deliverables"],
+            ["Act", "", "Plan agreed 31/09/2026"],
+            ["Another", "", "Sometime"],
+        ],
+    )
+    shown = [str(p) for p in read_plan(path, plan_key="p").problems]
+    assert any("table 1, row 2, column 'Deliverables'" in s and "31/09/2026" in s for s in shown)
+    assert any("table 1, row 3, column 'Who should be involved?'" in s for s in shown)
