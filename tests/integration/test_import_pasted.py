@@ -86,7 +86,7 @@ def test_a_table_pasted_on_standard_input_imports(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert b"imported plan nw: actions +3" in done.stdout
+    assert b"imported new plan nw: actions +3" in done.stdout
 
 
 def _workbook(path: Path) -> Path:
