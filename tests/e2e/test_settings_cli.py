@@ -115,13 +115,12 @@ def test_local_mode_keeps_a_private_key_in_the_data_folder(tmp_path: Path) -> No
     assert key.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_postgres_urls_as_pasted_work_and_a_missing_database_is_named(
     tmp_path: Path, db_url: str
 ) -> None:
     """`postgres://` and `postgresql://` URLs reach PostgreSQL through asyncpg; a database
     that does not exist on the server is one line naming it."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     rest = db_url.split("://", 1)[1]
     pasted = f"postgres://{rest}"
     assert (
