@@ -37,6 +37,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -118,7 +119,10 @@ class Inbound:
         self.sessions = sessions
         # Checks the prompt tokens our prompts carry (signed with PULSE_SECRET_KEY).
         self.signer = signer
-        self.mail_from = mail_from.lower()
+        self.mail_from = mail_from
+        # MAIL_FROM may carry a display name (`Plan Pulse <pulse@council.example>`): what
+        # comes back is matched by the address alone.
+        self.own_address = parseaddr(mail_from)[1].lower() or mail_from.lower()
         self.own_domain = mail_domain(mail_from).lower()
         self.clock = clock
         self.inbox = inbox
@@ -501,10 +505,17 @@ class Inbound:
         return await self._record(session, work, mail, prompt, sender, batch, now)
 
     def _ours(self, mail: InboundMail) -> bool:
-        """Mail from our own address, or one of our own messages looping back."""
+        """Mail from our own address (or a `+tag` of it, as our return paths are), or one
+        of our own messages looping back."""
         mid = (mail.message_id or "").lower()
-        return (bool(mail.senders) and mail.senders[0] == self.mail_from) or (
-            mid.startswith("<pp.") and mid.endswith(f"@{self.own_domain}>")
+        if mid.startswith("<pp.") and mid.endswith(f"@{self.own_domain}>"):
+            return True
+        if not mail.senders:
+            return False
+        local, _, domain = mail.senders[0].partition("@")
+        own_local, _, own_domain = self.own_address.partition("@")
+        return mail.senders[0] == self.own_address or (
+            domain == own_domain and local.startswith(own_local + "+")
         )
 
     async def _bounce(
@@ -513,7 +524,7 @@ class Inbound:
         """Count what a delivery report says failed; stop mailing an address that keeps
         failing hard. Never answered."""
         verp = next(
-            (v for a in mail.envelope_to if (v := verp_recipient(a, own_address=self.mail_from))),
+            (v for a in mail.envelope_to if (v := verp_recipient(a, own_address=self.own_address))),
             None,
         )
         bounces: dict[str, Bounce] = {}
