@@ -312,7 +312,8 @@ def import_(
         if not dry_run:
             files = {"plan": path, "people": people, "networks": networks}
             await audit_import(pulse, report, {**files, "settings": settings})
-        lines = [f"  {c}" for c in report.conflicts] + [f"  {w}" for w in report.warnings]
+        lines = [f"  {r}" for r in report.renumbered] + [f"  {c}" for c in report.conflicts]
+        lines += [f"  {w}" for w in report.warnings]
         return "\n".join([report.summary(), *lines])
 
     try:

@@ -12,6 +12,7 @@ would retire more than half of a plan's live actions is refused unless asked for
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain.child_details import case_number_pattern, child_details
 from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired, Problem
 from bot.domain.leads import Directory, read_leads
+from bot.domain.matching import Incoming, Matching, Stored, match
 from bot.domain.model import Network, Person
 from bot.domain.people import Alias, fold_aliases, shared_mailboxes
 from bot.domain.reimport import Answer, Progress, decide
@@ -37,7 +39,13 @@ from storage.models import (
     PlanRow,
     PriorityRow,
 )
-from storage.plan_files import Listing, PlanDraft, read_networks, read_people, read_plan
+from storage.plan_files import (
+    Listing,
+    PlanDraft,
+    read_networks,
+    read_people,
+    read_plan,
+)
 from storage.repositories import (
     NetworkRepository,
     NewUpdate,
@@ -74,6 +82,8 @@ class ImportReport:
     encoding: str | None = None
     # Sheet values that differ from a lead's answer, one line each (see bot.domain.reimport).
     conflicts: list[str] = field(default_factory=list)
+    # Actions found by their title under a new made-up reference: "1.3 is now 1.4: Title".
+    renumbered: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.created_plan:
@@ -85,8 +95,9 @@ class ImportReport:
             f"~{self.actions_changed} retired {self.actions_retired}; milestones "
             f"+{self.milestones_added} ~{self.milestones_changed} retired "
             f"{self.milestones_retired}; people +{self.people_added} ~{self.people_changed}; "
-            f"networks +{self.networks_added} ~{self.networks_changed}; "
-            f"ratings recorded {self.ratings_recorded}; conflicts with answers "
+            f"networks +{self.networks_added} ~{self.networks_changed}"
+            + (f"; renumbered {len(self.renumbered)}" if self.renumbered else "")
+            + f"; ratings recorded {self.ratings_recorded}; conflicts with answers "
             f"{len(self.conflicts)}; warnings {len(self.warnings)}"
             + (f"; read as {self.encoding}" if self.encoding else "")
         )
@@ -551,40 +562,45 @@ async def _write(
             row.title = title
     await session.flush()
 
+    number_of = {row.id: number for number, row in priority_rows.items()}
     action_rows = {
-        a.ref: a
+        a.id: a
         for a in (
             await session.scalars(select(ActionRow).where(ActionRow.plan_id == plan_row.id))
         ).all()
     }
-    milestone_rows = {
-        m.ref: m
-        for m in (
-            await session.scalars(select(MilestoneRow).where(MilestoneRow.plan_id == plan_row.id))
-        ).all()
-    }
-    seen_actions: set[str] = set()
-    seen_milestones: set[str] = set()
+    matching = match(
+        [Incoming(a.priority, a.ref, a.title, a.by_title) for a in draft.actions],
+        [
+            Stored(r.id, number_of.get(r.priority_id), r.ref, r.title, r.retired)
+            for r in action_rows.values()
+        ],
+    )
+    report.renumbered += [str(r) for r in matching.renumbered]
+    await _free_refs(session, action_rows, [a.ref for a in draft.actions], matching)
     rated: list[tuple[str, int | None, str | None]] = []
 
     # Actions first, so that new ones have ids; then links and milestones. New rows go in as
     # bulk inserts (a national plan adds tens of thousands), changed ones through the ORM.
     new_actions: list[dict[str, object]] = []
-    for action in draft.actions:
-        seen_actions.add(action.ref)
+    for action, matched in zip(draft.actions, matching.ids, strict=True):
         values: dict[str, object] = {
+            "ref": action.ref,
             "title": action.title,
             "aim": action.aim,
             "priority_id": priority_rows[action.priority].id,
             "position": action.position,
             "retired": False,
         }
-        arow = action_rows.get(action.ref)
-        if arow is None:
-            new_actions.append({"plan_id": plan_row.id, "ref": action.ref, **values})
+        if matched is None:
+            new_actions.append({"plan_id": plan_row.id, **values})
             report.actions_added += 1
-        elif apply_changes(arow, values):
+        elif apply_changes(action_rows[matched], values):
             report.actions_changed += 1
+    for row_id, arow in action_rows.items():
+        if row_id not in matching.claimed and not arow.retired:
+            arow.retired = True
+            report.actions_retired += 1
     await session.flush()
     if new_actions:
         await session.execute(insert(ActionRow), new_actions)
@@ -613,37 +629,48 @@ async def _write(
     if network_links:
         await session.execute(insert(ActionNetworkRow), network_links)
 
+    # A milestone is its action's stored one with its reference or, where the action's
+    # reference was made up, with its title (bot.domain.matching).
+    milestone_rows = {
+        m.id: m
+        for m in (
+            await session.scalars(select(MilestoneRow).where(MilestoneRow.plan_id == plan_row.id))
+        ).all()
+    }
+    drafted = [
+        (action, aid, position, ms)
+        for action, aid in current
+        for position, ms in enumerate(action.milestones)
+    ]
+    mmatching = match(
+        [Incoming(aid, ms.ref, ms.title, action.by_title) for action, aid, _, ms in drafted],
+        [Stored(r.id, r.action_id, r.ref, r.title, r.retired) for r in milestone_rows.values()],
+    )
+    await _free_refs(session, milestone_rows, [ms.ref for *_, ms in drafted], mmatching)
     new_milestones: list[dict[str, object]] = []
-    for action, aid in current:
-        for position, ms in enumerate(action.milestones):
-            seen_milestones.add(ms.ref)
-            ts = ms.timescale
-            mvalues: dict[str, object] = {
-                "action_id": aid,
-                "title": ms.title,
-                "timescale_text": ts.text,
-                "due": ts.due,
-                "start": ts.start,
-                "recurrence": ts.recurrence.value if ts.recurrence else None,
-                "ongoing": ts.ongoing,
-                "position": position,
-                "retired": False,
-            }
-            mrow = milestone_rows.get(ms.ref)
-            if mrow is None:
-                new_milestones.append({"plan_id": plan_row.id, "ref": ms.ref, **mvalues})
-                report.milestones_added += 1
-            elif apply_changes(mrow, mvalues):
-                report.milestones_changed += 1
-            if ms.rating is not None or ms.note:
-                rated.append((ms.ref, ms.rating, ms.note))
-
-    for ref, arow in action_rows.items():
-        if ref not in seen_actions and not arow.retired:
-            arow.retired = True
-            report.actions_retired += 1
-    for ref, mrow in milestone_rows.items():
-        if ref not in seen_milestones and not mrow.retired:
+    for (_, aid, position, ms), matched in zip(drafted, mmatching.ids, strict=True):
+        ts = ms.timescale
+        mvalues: dict[str, object] = {
+            "ref": ms.ref,
+            "action_id": aid,
+            "title": ms.title,
+            "timescale_text": ts.text,
+            "due": ts.due,
+            "start": ts.start,
+            "recurrence": ts.recurrence.value if ts.recurrence else None,
+            "ongoing": ts.ongoing,
+            "position": position,
+            "retired": False,
+        }
+        if matched is None:
+            new_milestones.append({"plan_id": plan_row.id, **mvalues})
+            report.milestones_added += 1
+        elif apply_changes(milestone_rows[matched], mvalues):
+            report.milestones_changed += 1
+        if ms.rating is not None or ms.note:
+            rated.append((ms.ref, ms.rating, ms.note))
+    for row_id, mrow in milestone_rows.items():
+        if row_id not in mmatching.claimed and not mrow.retired:
             mrow.retired = True
             report.milestones_retired += 1
     await session.flush()
@@ -661,6 +688,31 @@ async def _write(
         prefer_sheet=prefer_sheet,
         report=report,
     )
+
+
+_Row = TypeVar("_Row", ActionRow, MilestoneRow)
+
+
+async def _free_refs(
+    session: AsyncSession,
+    rows: dict[int, _Row],
+    refs: Sequence[str],
+    matching: Matching,
+) -> None:
+    """Give each stored row that changes its reference a placeholder first, and move aside
+    each unmatched one whose reference another takes, so that no reference is ever held by
+    two rows (references are unique in a plan, checked row by row)."""
+    moving = {
+        row_id
+        for ref, row_id in zip(refs, matching.ids, strict=True)
+        if row_id is not None and rows[row_id].ref != ref
+    }
+    for row_id in moving:
+        rows[row_id].ref = f"~{row_id}"
+    for row_id, ref in matching.aside.items():
+        rows[row_id].ref = ref
+    if moving or matching.aside:
+        await session.flush()
 
 
 async def _ids_by_ref(

@@ -184,6 +184,9 @@ class DraftAction:
     milestones: list[DraftMilestone]
     row: int | None
     position: int = 0
+    # The file gives no reference: `ref` was made from the action's place, so a re-import
+    # finds the stored action by its title instead (bot.domain.matching).
+    by_title: bool = False
 
 
 _Listed = TypeVar("_Listed", Person, Network)
@@ -981,6 +984,7 @@ class _PlanBuilder:
         column: str,
     ) -> DraftAction | None:
         aim_number = _AIM_NUMBER.match(aim or "") if self.number_by_aim else None
+        made_up = ref is None
         if ref is None and aim_number is not None:
             base = aim_number.group(1)
             if "." not in base:
@@ -1011,7 +1015,9 @@ class _PlanBuilder:
                 )
             )
             return None
-        action = DraftAction(ref, title, priority, aim, [], [], [], row, len(self.actions))
+        action = DraftAction(
+            ref, title, priority, aim, [], [], [], row, len(self.actions), by_title=made_up
+        )
         self.actions.append(action)
         self._by_ref[ref] = action
         return action

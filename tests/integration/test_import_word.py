@@ -7,12 +7,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
+from bot.domain.model import Source
 from bot.settings import Settings
 from storage.importer import import_plan
+from storage.models import MilestoneRow
 from storage.plan_files import read_plan
+from storage.repositories import PeopleRepository, UpdateRepository
 from tests.word_docs import word_plan
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
@@ -282,3 +286,103 @@ def test_the_report_names_the_files_own_headings(tmp_path: Path) -> None:
     shown = [str(p) for p in read_plan(path, plan_key="p").problems]
     assert any("table 1, row 2, column 'Deliverables'" in s and "31/09/2026" in s for s in shown)
     assert any("table 1, row 3, column 'Who should be involved?'" in s for s in shown)
+
+
+async def _answer(pulse: PlanPulse, ref: str, key: str, rating: int, note: str) -> None:
+    """Record `key`'s email answer about milestone `ref`, as an inbound reply does."""
+    async with pulse.sessions() as session, session.begin():
+        person = (await PeopleRepository(session).rows_by_key())[key]
+        milestone_id = await session.scalar(select(MilestoneRow.id).where(MilestoneRow.ref == ref))
+        assert milestone_id is not None
+        await UpdateRepository(session).add(
+            milestone_id=milestone_id,
+            rating=rating,
+            note=note,
+            source=Source.EMAIL,
+            given_at=NOW,
+            recorded_at=NOW,
+            person_id=person.id,
+        )
+
+
+async def test_a_row_inserted_in_the_word_table_leaves_answers_with_their_actions(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """After a row is inserted above them, each lead's answer stays with the action it was
+    about (now one letter on), the new action starts unanswered and the report says what
+    was renumbered."""
+    people = _people(tmp_path / "people.csv")
+    await import_plan(
+        pulse.sessions, _two_priorities(tmp_path), now=NOW, plan_key="word", people_path=people
+    )
+    await _answer(pulse, "1.1b", "AW", 2, "Half the staff trained")
+    await _answer(pulse, "1.1d", "MC", 3, "Board paper drafted")
+    revised = word_plan(
+        tmp_path / "revised.docx",
+        _priority_table(
+            1,
+            "Keep children safe at home",
+            ["1.1 Better assessments", "Audit assessments", "SM", "31/05/2026", "2"],
+            ["^", "Check caseloads", "MC", "31/05/2026", ""],
+            ["^", "Train staff", "AW", "30/06/2026", ""],
+            ["^", "Review audits", "SM", "30/09/2026", ""],
+            ["^", "Report to board", "MC", "31/12/2026", ""],
+        ),
+        _priority_table(
+            2,
+            "A stable workforce",
+            ["Recruit", "Run a recruitment campaign", "AW", "31/07/2026", ""],
+        ),
+    )
+    report = await import_plan(pulse.sessions, revised, now=NOW, plan_key="word")
+    assert report.renumbered == [
+        "1.1b is now 1.1c: Train staff",
+        "1.1c is now 1.1d: Review audits",
+        "1.1d is now 1.1e: Report to board",
+    ]
+    assert (report.actions_added, report.actions_retired) == (1, 0)
+    tracked = await pulse.tracked("word")
+    titles = {a.ref: a.title for a in tracked.actions}
+    assert titles["1.1b"] == "Check caseloads"
+    assert tracked.updates.get("1.1b", []) == []
+    assert [(u.rating, u.note) for u in tracked.updates["1.1c"]] == [(2, "Half the staff trained")]
+    assert [(u.rating, u.note) for u in tracked.updates["1.1e"]] == [(3, "Board paper drafted")]
+    assert [u.rating for u in tracked.updates["1.1a"]] == [2]  # the sheet's own rating
+    # The same file again changes nothing and renumbers nothing.
+    again = await import_plan(pulse.sessions, revised, now=NOW, plan_key="word")
+    assert (again.renumbered, again.actions_changed, again.milestones_changed) == ([], 0, 0)
+
+
+async def test_an_edited_title_is_a_new_action_and_the_old_one_keeps_its_answer(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A title reworded in the Word table is a new, unanswered action; the old one is
+    retired with its answer, never handed to the new one by its place."""
+    people = _people(tmp_path / "people.csv")
+    await import_plan(
+        pulse.sessions, _two_priorities(tmp_path), now=NOW, plan_key="word", people_path=people
+    )
+    await _answer(pulse, "2.1", "AW", 3, "Adverts out")
+    edited = word_plan(
+        tmp_path / "edited.docx",
+        _priority_table(
+            1,
+            "Keep children safe at home",
+            ["1.1 Better assessments", "Audit assessments", "SM", "31/05/2026", "2"],
+            ["^", "Train staff", "AW", "30/06/2026", ""],
+            ["^", "Review audits", "SM", "30/09/2026", ""],
+            ["^", "Report to board", "MC", "31/12/2026", ""],
+        ),
+        _priority_table(
+            2,
+            "A stable workforce",
+            ["Recruit", "Run a social work recruitment campaign", "AW", "31/07/2026", ""],
+        ),
+    )
+    report = await import_plan(pulse.sessions, edited, now=NOW, plan_key="word")
+    assert (report.actions_added, report.actions_retired, report.renumbered) == (1, 1, [])
+    tracked = await pulse.tracked("word")
+    assert {a.ref: a.title for a in tracked.actions}["2.1"] == (
+        "Run a social work recruitment campaign"
+    )
+    assert tracked.updates.get("2.1", []) == []
