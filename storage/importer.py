@@ -359,40 +359,44 @@ async def _retiring_too_much(
     session: AsyncSession, plan_id: int, draft: PlanDraft
 ) -> list[Problem]:
     """An error when the file would retire more than half of the plan's live actions: a
-    header-only or truncated sheet, far more often than a plan cut in half."""
-    live_actions = set(
-        (
-            await session.scalars(
-                select(ActionRow.ref).where(
-                    ActionRow.plan_id == plan_id, ActionRow.retired.is_(False)
-                )
-            )
-        ).all()
+    header-only or truncated sheet, far more often than a plan cut in half. Actions are
+    matched as the import will match them (by reference, or by title where made up); the
+    milestones counted are those of the actions retired and those no longer named."""
+    rows = await session.execute(
+        select(ActionRow.id, PriorityRow.number, ActionRow.ref, ActionRow.title)
+        .join(PriorityRow, PriorityRow.id == ActionRow.priority_id)
+        .where(ActionRow.plan_id == plan_id, ActionRow.retired.is_(False))
     )
-    missing_actions = live_actions - {a.ref for a in draft.actions}
-    if 2 * len(missing_actions) <= len(live_actions):
+    live = [Stored(*row) for row in rows.tuples()]
+    matching = match(_incoming(draft), live)
+    missing_actions = {s.id for s in live} - matching.claimed
+    if 2 * len(missing_actions) <= len(live):
         return []
-    live_milestones = set(
-        (
-            await session.scalars(
-                select(MilestoneRow.ref).where(
-                    MilestoneRow.plan_id == plan_id, MilestoneRow.retired.is_(False)
-                )
-            )
-        ).all()
+    milestones = await session.execute(
+        select(MilestoneRow.ref, MilestoneRow.action_id).where(
+            MilestoneRow.plan_id == plan_id, MilestoneRow.retired.is_(False)
+        )
     )
-    missing_milestones = live_milestones - {m.ref for a in draft.actions for m in a.milestones}
+    live_milestones = milestones.tuples().all()
+    named = {m.ref for a in draft.actions for m in a.milestones}
+    missing_milestones = [
+        ref for ref, action in live_milestones if action in missing_actions or ref not in named
+    ]
     return [
         Problem(
             None,
             None,
             None,
             f"this file would retire {len(missing_actions)} of the plan's "
-            f"{len(live_actions)} actions and {len(missing_milestones)} of its "
+            f"{len(live)} actions and {len(missing_milestones)} of its "
             f"{len(live_milestones)} milestones; if that is meant, import it with "
             "--retire-missing",
         )
     ]
+
+
+def _incoming(draft: PlanDraft) -> list[Incoming]:
+    return [Incoming(a.priority, a.ref, a.title, a.by_title) for a in draft.actions]
 
 
 def _tag(problem: Problem, path: Path) -> Problem:
@@ -570,7 +574,7 @@ async def _write(
         ).all()
     }
     matching = match(
-        [Incoming(a.priority, a.ref, a.title, a.by_title) for a in draft.actions],
+        _incoming(draft),
         [
             Stored(r.id, number_of.get(r.priority_id), r.ref, r.title, r.retired)
             for r in action_rows.values()

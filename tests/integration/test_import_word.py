@@ -386,3 +386,37 @@ async def test_an_edited_title_is_a_new_action_and_the_old_one_keeps_its_answer(
         "Run a social work recruitment campaign"
     )
     assert tracked.updates.get("2.1", []) == []
+
+
+async def test_rewording_most_titles_is_refused_like_dropping_most_actions(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A Word plan whose titles were nearly all reworded would retire most actions (and
+    their answers) even though its made-up references are the same: it is refused."""
+    await import_plan(
+        pulse.sessions,
+        _two_priorities(tmp_path),
+        now=NOW,
+        plan_key="word",
+        people_path=_people(tmp_path / "people.csv"),
+    )
+    reworded = word_plan(
+        tmp_path / "reworded.docx",
+        _priority_table(
+            1,
+            "Keep children safe at home",
+            ["1.1 Better assessments", "Audit all assessments", "SM", "31/05/2026", "2"],
+            ["^", "Train all staff", "AW", "30/06/2026", ""],
+            ["^", "Review the audits", "SM", "30/09/2026", ""],
+            ["^", "Report to board", "MC", "31/12/2026", ""],
+        ),
+        _priority_table(
+            2,
+            "A stable workforce",
+            ["Recruit", "Run a recruitment campaign", "AW", "31/07/2026", ""],
+        ),
+    )
+    with pytest.raises(ImportFailed) as caught:
+        await import_plan(pulse.sessions, reworded, now=NOW, plan_key="word")
+    text = "\n".join(str(p) for p in caught.value.problems)
+    assert "would retire 3 of the plan's 5 actions and 3 of its 5 milestones" in text
