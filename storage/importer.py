@@ -556,6 +556,9 @@ async def _write(
             await session.scalars(select(PriorityRow).where(PriorityRow.plan_id == plan_row.id))
         ).all()
     }
+    # A Word or pasted plan (one with places) says what each priority covers and who leads
+    # it; a row dropped from it clears what was stored. Other files keep what is stored.
+    from_blocks = bool(draft.places)
     for number, title in draft.priorities.items():
         row = priority_rows.get(number)
         if row is None:
@@ -564,6 +567,14 @@ async def _write(
             priority_rows[number] = row
         elif title and row.title != title:
             row.title = title
+        if from_blocks:
+            apply_changes(
+                row,
+                {
+                    "description": draft.descriptions.get(number),
+                    "leads": draft.priority_leads.get(number),
+                },
+            )
     await session.flush()
 
     number_of = {row.id: number for number, row in priority_rows.items()}

@@ -66,6 +66,9 @@ class PriorityRow(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text)
+    # A Word plan's "Key areas" row, and its "Overall lead(s)" row as the plan writes it.
+    description: Mapped[str | None] = mapped_column(Text)
+    leads: Mapped[str | None] = mapped_column(Text)
 
 
 class PersonRow(Base):

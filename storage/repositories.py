@@ -417,7 +417,9 @@ class PlanRepository:
             )
         return TrackedPlan(
             plan=plan_from_row(plan_row),
-            priorities=tuple(Priority(p.number, p.title) for p in priorities),
+            priorities=tuple(
+                Priority(p.number, p.title, p.description, p.leads) for p in priorities
+            ),
             actions=tuple(domain_actions),
             networks=tuple(network_from_row(n) for n in network_rows),
             people=tuple(

@@ -124,6 +124,9 @@ class Action:
 class Priority:
     number: int
     title: str
+    # What the priority covers ("Key areas") and its overall lead(s) as the plan writes them.
+    description: str | None = None
+    leads: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -420,3 +420,40 @@ async def test_rewording_most_titles_is_refused_like_dropping_most_actions(
         await import_plan(pulse.sessions, reworded, now=NOW, plan_key="word")
     text = "\n".join(str(p) for p in caught.value.problems)
     assert "would retire 3 of the plan's 5 actions and 3 of its 5 milestones" in text
+
+
+async def test_key_areas_and_overall_lead_are_kept_with_their_priority(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """Each priority keeps its "Key areas" row as its description and its "Overall lead"
+    row as written, and a re-import without them clears them."""
+    people = _people(tmp_path / "people.csv")
+    await import_plan(
+        pulse.sessions, _two_priorities(tmp_path), now=NOW, plan_key="word", people_path=people
+    )
+    priorities = {p.number: p for p in (await pulse.tracked("word")).priorities}
+    assert (priorities[1].description, priorities[1].leads) == (
+        "Areas of priority 1",
+        "Sam Murray",
+    )
+    assert priorities[2].description == "Areas of priority 2"
+    bare = word_plan(
+        tmp_path / "bare.docx",
+        [
+            ["Priority 1", "Keep children safe at home", "<", "<", "<"],
+            HEADER,
+            ["1.1 Better assessments", "Audit assessments", "SM", "31/05/2026", "2"],
+            ["^", "Train staff", "AW", "30/06/2026", ""],
+            ["^", "Review audits", "SM", "30/09/2026", ""],
+            ["^", "Report to board", "MC", "31/12/2026", ""],
+        ],
+        _priority_table(
+            2,
+            "A stable workforce",
+            ["Recruit", "Run a recruitment campaign", "AW", "31/07/2026", ""],
+        ),
+    )
+    await import_plan(pulse.sessions, bare, now=NOW, plan_key="word")
+    priorities = {p.number: p for p in (await pulse.tracked("word")).priorities}
+    assert (priorities[1].description, priorities[1].leads) == (None, None)
+    assert priorities[2].leads == "Sam Murray"
