@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.domain.child_details import case_number_pattern, child_details
 from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired, Problem
@@ -621,28 +622,18 @@ async def _write(
         await session.execute(insert(ActionRow), new_actions)
     action_id = await _ids_by_ref(session, ActionRow, plan_row.id)
     current = [(action, action_id[action.ref]) for action in draft.actions]
-    action_ids = [aid for _, aid in current]
-    for link in (ActionLeadRow, ActionNetworkRow):
-        for start in range(0, len(action_ids), 500):
-            await session.execute(
-                delete(link)
-                .where(link.action_id.in_(action_ids[start : start + 500]))
-                .execution_options(synchronize_session=False)
-            )
-    lead_links = [
-        {"action_id": aid, "person_id": people_rows[key].id, "position": position}
+    leads = {
+        aid: {
+            (people_rows[key].id, position)
+            for position, key in enumerate(leads_by_action.get(action.ref, ()))
+        }
         for action, aid in current
-        for position, key in enumerate(leads_by_action.get(action.ref, ()))
-    ]
-    network_links = [
-        {"action_id": aid, "network_id": network_rows[key].id}
-        for action, aid in current
-        for key in action.network_keys
-    ]
-    if lead_links:
-        await session.execute(insert(ActionLeadRow), lead_links)
-    if network_links:
-        await session.execute(insert(ActionNetworkRow), network_links)
+    }
+    await _relink(session, ActionLeadRow, ActionLeadRow.person_id, plan_row.id, leads)
+    nets = {
+        aid: {(network_rows[key].id, 0) for key in action.network_keys} for action, aid in current
+    }
+    await _relink(session, ActionNetworkRow, ActionNetworkRow.network_id, plan_row.id, nets)
 
     # A milestone is its action's stored one with its reference or, where the action's
     # reference was made up, with its title (bot.domain.matching).
@@ -706,6 +697,44 @@ async def _write(
 
 
 _Row = TypeVar("_Row", ActionRow, MilestoneRow)
+
+
+async def _relink(
+    session: AsyncSession,
+    link: type[ActionLeadRow] | type[ActionNetworkRow],
+    column: InstrumentedAttribute[int],
+    plan_id: int,
+    wanted: dict[int, set[tuple[int, int]]],
+) -> None:
+    """Make each action's leads (or networks) those `wanted` gives it, as (id, position)
+    pairs: only the actions whose links differ are rewritten, so an unchanged plan writes
+    nothing."""
+    ordered = link is ActionLeadRow
+    position = ActionLeadRow.position if ordered else literal(0)
+    rows = await session.execute(
+        select(link.action_id, column, position)
+        .join(ActionRow, ActionRow.id == link.action_id)
+        .where(ActionRow.plan_id == plan_id)
+    )
+    stored: dict[int, set[tuple[int, int]]] = {}
+    for action_id, other, place in rows.tuples():
+        stored.setdefault(action_id, set()).add((other, place))
+    changed = [aid for aid, links in wanted.items() if stored.get(aid, set()) != links]
+    stale = [aid for aid in changed if aid in stored]
+    for start in range(0, len(stale), 500):
+        await session.execute(
+            delete(link)
+            .where(link.action_id.in_(stale[start : start + 500]))
+            .execution_options(synchronize_session=False)
+        )
+    name = column.key
+    fresh: list[dict[str, int]] = [
+        {"action_id": aid, name: other, **({"position": place} if ordered else {})}
+        for aid in changed
+        for other, place in sorted(wanted[aid])
+    ]
+    if fresh:
+        await session.execute(insert(link), fresh)
 
 
 async def _free_refs(

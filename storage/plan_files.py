@@ -18,6 +18,7 @@ import csv
 import io
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
@@ -937,6 +938,10 @@ class _PlanBuilder:
         self._priority_by_title: dict[str, int] = {}
         self.actions: list[DraftAction] = []
         self._by_ref: dict[str, DraftAction] = {}
+        # Actions so far in each priority: a made-up reference is the next place in it.
+        self._in_priority: Counter[int] = Counter()
+        # Letters used so far under each aim number: the next action there takes the next.
+        self._lettered: Counter[str] = Counter()
 
     def priority(self, text: str, row: int | None, column: str) -> int:
         number, title = _priority(text)
@@ -989,14 +994,15 @@ class _PlanBuilder:
             base = aim_number.group(1)
             if "." not in base:
                 base = f"{priority}.{base}"
-            n = 0
-            ref = f"{base}a"
+            n = self._lettered[base]
+            ref = f"{base}{_letters(n)}"
             while ref in self._by_ref:
                 n += 1
                 ref = f"{base}{_letters(n)}"
+            self._lettered[base] = n + 1
             self.numbered.add("aim")
         elif ref is None:
-            n = sum(1 for a in self.actions if a.priority == priority) + 1
+            n = self._in_priority[priority] + 1
             ref = f"{priority}.{n}"
             while ref in self._by_ref:
                 n += 1
@@ -1019,6 +1025,7 @@ class _PlanBuilder:
             ref, title, priority, aim, [], [], [], row, len(self.actions), by_title=made_up
         )
         self.actions.append(action)
+        self._in_priority[priority] += 1
         self._by_ref[ref] = action
         return action
 

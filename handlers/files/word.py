@@ -20,6 +20,8 @@ from handlers.files.layout import Block, Grid, Text
 
 _P, _TBL, _TR, _TC, _SDT = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc"), qn("w:sdt")
 _SDT_CONTENT, _VAL = qn("w:sdtContent"), qn("w:val")
+_R, _HYPERLINK, _T, _BR, _TYPE = qn("w:r"), qn("w:hyperlink"), qn("w:t"), qn("w:br"), qn("w:type")
+_RUN_TEXT = {qn("w:tab"): "\t", qn("w:ptab"): "\t", qn("w:cr"): "\n", qn("w:noBreakHyphen"): "-"}
 
 
 def read_blocks(path: Path) -> list[Block]:
@@ -63,8 +65,22 @@ def _is_heading(p: Any, styles: dict[str, str]) -> bool:
 
 
 def _paragraph_text(p: Any) -> str:
-    # CT_P.text renders runs, tabs and line breaks as Word shows them.
-    return str(p.text)
+    """The paragraph's text as Word shows it: what python-docx's `CT_P.text` gives (runs
+    and hyperlinks' runs; tabs, line breaks and non-breaking hyphens), walked directly
+    rather than by an XPath query per paragraph and per run (most of a big plan's reading)."""
+    out: list[str] = []
+    for child in p.iterchildren(_R, _HYPERLINK):
+        for run in child.iterchildren(_R) if child.tag == _HYPERLINK else (child,):
+            for element in run.iterchildren():
+                tag = element.tag
+                if tag == _T:
+                    out.append(element.text or "")
+                elif tag == _BR:
+                    if element.get(_TYPE, "textWrapping") == "textWrapping":
+                        out.append("\n")
+                elif tag in _RUN_TEXT:
+                    out.append(_RUN_TEXT[tag])
+    return "".join(out)
 
 
 def _cell_text(tc: Any) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
@@ -457,3 +457,34 @@ async def test_key_areas_and_overall_lead_are_kept_with_their_priority(
     priorities = {p.number: p for p in (await pulse.tracked("word")).priorities}
     assert (priorities[1].description, priorities[1].leads) == (None, None)
     assert priorities[2].leads == "Sam Murray"
+
+
+async def test_an_unchanged_reimport_writes_nothing_to_the_plan(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """Importing the same Word plan again rewrites none of its actions, milestones, leads
+    or networks (only the plan's time of last import changes), so it is quick and holds
+    the write lock for as little as it can."""
+    plan = _two_priorities(tmp_path)
+    people = _people(tmp_path / "people.csv")
+    await import_plan(pulse.sessions, plan, now=NOW, plan_key="word", people_path=people)
+    written: list[str] = []
+
+    def watch(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            written.append(" ".join(statement.split()[:3]))
+
+    event.listen(pulse.engine.sync_engine, "before_cursor_execute", watch)
+    try:
+        report = await import_plan(
+            pulse.sessions, plan, now=NOW, plan_key="word", people_path=people
+        )
+    finally:
+        event.remove(pulse.engine.sync_engine, "before_cursor_execute", watch)
+    assert (report.actions_changed, report.milestones_changed, report.ratings_recorded) == (
+        0,
+        0,
+        0,
+    )
+    assert [w for w in written if not w.startswith("UPDATE plans")] == []
