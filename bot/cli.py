@@ -64,6 +64,26 @@ log = logging.getLogger("pulse")
 T = TypeVar("T")
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        typer.echo(f"pulse {version('plan-pulse')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Plan Pulse: keeps improvement plans current by asking each lead for progress."""
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -798,6 +818,42 @@ def reply(
         sender=sender,
     )
     typer.echo(f"reply written to {message}; `pulse run --once` (or the running bot) takes it in")
+
+
+slack_app = typer.Typer(help="Slack set-up: the app manifest to create the Slack app from.")
+app.add_typer(slack_app, name="slack")
+
+
+class ManifestFormat(StrEnum):
+    JSON = "json"
+    YAML = "yaml"
+
+
+@slack_app.command("manifest")
+def slack_manifest(
+    fmt: Annotated[
+        ManifestFormat, typer.Option("--format", help="json or yaml")
+    ] = ManifestFormat.JSON,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="the bot's public https address, for HTTP mode (default: Socket Mode)",
+        ),
+    ] = None,
+) -> None:
+    """Print the Slack app manifest: paste it into "Create New App → From a manifest"."""
+    from handlers.slack_manifest import manifest
+
+    if url is not None and not url.startswith("https://"):
+        raise typer.BadParameter(f"not an https address: {url!r}", param_hint="--url")
+    found = manifest(request_url=url)
+    if fmt is ManifestFormat.YAML:
+        import yaml
+
+        typer.echo(yaml.safe_dump(found, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
 
 
 def _one_line(text: str, width: int) -> str:
