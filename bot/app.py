@@ -230,7 +230,7 @@ async def check(pulse: PlanPulse, *, missing_database: str | None = None) -> lis
             settings,
             Inbound(
                 pulse.sessions,
-                mail_from=settings.mail_from,
+                mail_from=settings.sender,
                 clock=pulse.clock,
                 signer=settings.signer(),
             ),
@@ -312,7 +312,7 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
 
     return Cycles(
         pulse.sessions,
-        mail_from=settings.mail_from,
+        mail_from=settings.sender,
         clock=pulse.clock,
         slack_prompt=slack_prompt_posts if settings.slack_enabled else None,
         slack_lookup=lookup,
@@ -389,7 +389,7 @@ class Runner:
         self.worker = OutboxWorker(pulse.sessions, transports(settings), clock=pulse.clock)
         self.inbound = Inbound(
             pulse.sessions,
-            mail_from=settings.mail_from,
+            mail_from=settings.sender,
             clock=pulse.clock,
             inbox=mail_dir / "inbox",
             max_bytes=settings.max_inbound_bytes,
@@ -490,6 +490,10 @@ class Runner:
             self._jobs.add(task)
         try:
             await work()
+        except asyncio.CancelledError:
+            # Cancelled by a stop (`_jobs_ended`): the job ends here, as intended, rather
+            # than reaching APScheduler as an error with a traceback.
+            log.debug("scheduled job stopped")
         finally:
             if task is not None:
                 self._jobs.discard(task)

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -64,26 +65,6 @@ log = logging.getLogger("pulse")
 T = TypeVar("T")
 
 
-def _version(shown: bool) -> None:
-    if shown:
-        from importlib.metadata import version
-
-        typer.echo(f"pulse {version('plan-pulse')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="print the version and exit"
-        ),
-    ] = False,
-) -> None:
-    """Plan Pulse: keeps improvement plans current by asking each lead for progress."""
-
-
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -97,32 +78,41 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, fmt: str | None = None, *, service: bool = False) -> None:
+    """Text on a terminal, JSON for collectors (LOG_FORMAT overrides). On a terminal a
+    command other than `pulse run` prints its own summary, so only warnings are logged:
+    each summary is shown once."""
     handler = logging.StreamHandler(sys.stderr)
-    if sys.stderr.isatty():
+    text = (fmt or ("text" if sys.stderr.isatty() else "json")) == "text"
+    if text:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(_JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Alembic and SQLAlchemy are chatty at INFO; their news is not ours.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    if text and not service and root.getEffectiveLevel() == logging.INFO:
+        root.setLevel(logging.WARNING)
+    # Alembic and SQLAlchemy are chatty at INFO; their news is not ours. APScheduler logs
+    # every job it runs (twice every five seconds): the tick logs what it did itself.
+    for chatty in ("alembic", "sqlalchemy", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     # aioimaplib logs whole messages at DEBUG: never let mail bodies reach the log.
     logging.getLogger("aioimaplib").setLevel(logging.INFO)
 
 
-def _settings() -> Settings:
+def _settings(*, service: bool = False) -> Settings:
+    """The settings from the environment and `$PULSE_HOME/.env` (default `./.env`)."""
+    home = Path(os.environ.get("PULSE_HOME") or ".")
     try:
-        settings = Settings()
+        settings = Settings(_env_file=home / ".env")  # type: ignore[call-arg]
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
             message = error["msg"].removeprefix("Value error, ")
             typer.echo(f"configuration error: {where + ': ' if where else ''}{message}", err=True)
         raise typer.Exit(2) from None
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format, service=service)
     return settings
 
 
@@ -158,12 +148,13 @@ def _run(
     clock: datetime | None = None,
     creates: bool = False,
     missing_ok: bool = False,
+    service: bool = False,
 ) -> T:
     """Build the app, bring the schema up to date, run `work`, and turn our errors into
     messages and exit codes (tracebacks go to the log only). Only a command that `creates`
     the database (`init`, `import`) makes one where there is none; one that is `missing_ok`
     runs without it (and without migrating); the others say where they looked."""
-    settings = _settings()
+    settings = _settings(service=service)
     where = None if creates else _missing_database(settings)
     if where is not None and missing_ok:
         migrate = False
@@ -709,18 +700,31 @@ def run(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            log.info(
-                "running in %s mode; mail in %s",
-                "local" if pulse.settings.local_mode else "connected",
-                pulse.settings.mail_dir,
-            )
+            log.info("%s; Ctrl-C to stop", _what_runs(pulse.settings))
             await runner.run_forever(stop)
             return "stopped"
         finally:
             if lock is not None:
                 lock.release()
 
-    typer.echo(_run(work, clock=moment))
+    typer.echo(_run(work, clock=moment, service=not once))
+
+
+def _what_runs(settings: Settings) -> str:
+    """One line saying what `pulse run` does with these settings."""
+    if settings.smtp_host:
+        mail = f"mail by SMTP {settings.smtp_host}"
+    else:
+        mail = f"local mode: mail as files in {settings.mail_dir}"
+    inbound = [f"IMAP {settings.imap_host}"] if settings.imap_host else []
+    if settings.smtp_listen_port is not None:
+        inbound.append(f"SMTP listener on port {settings.smtp_listen_port}")
+    if settings.slack_enabled:
+        slack = "Slack in Socket Mode" if settings.slack_app_token else "Slack over HTTP"
+    else:
+        slack = "Slack off"
+    parts = [mail, *(f"replies by {i}" for i in inbound), slack]
+    return "Plan Pulse running (prompts, reminders, digests every minute): " + ", ".join(parts)
 
 
 outbox_app = typer.Typer(

@@ -161,7 +161,7 @@ class DigestPoster:
                 recipient=address,
                 html=html,
                 text=text,
-                mail_from=settings.mail_from,
+                mail_from=settings.sender,
                 now=now,
                 digest_id=digest_id,
             )

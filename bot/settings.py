@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -117,6 +118,34 @@ class Settings(BaseSettings):
     # delivered messages are dropped; 0 keeps them.
     retain_raw_mail_days: int = Field(default=90, ge=0, alias="RETAIN_RAW_MAIL_DAYS")
     retain_sent_days: int = Field(default=90, ge=0, alias="RETAIN_SENT_DAYS")
+
+    # Running it (README "Deploying", "Operating it").
+    home: Path = Field(default=Path("."), alias="PULSE_HOME")
+    log_format: Literal["text", "json"] | None = Field(default=None, alias="LOG_FORMAT")
+    mail_from_name: str | None = Field(default=None, alias="MAIL_FROM_NAME")
+
+    @property
+    def sender(self) -> str:
+        """The From of every message we send: MAIL_FROM with MAIL_FROM_NAME, when given."""
+        name, address = parseaddr(self.mail_from)
+        return formataddr(((self.mail_from_name or "").strip() or name, address or self.mail_from))
+
+    @model_validator(mode="after")
+    def _relative_to_home(self) -> Settings:
+        """Relative folders and SQLite files are under PULSE_HOME, so that a command run
+        from any folder finds the same data (with no PULSE_HOME: the current folder)."""
+        if self.home == Path("."):
+            return self
+        if not self.data_dir.is_absolute():
+            self.data_dir = self.home / self.data_dir
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            if not Path(url.database).is_absolute():
+                database = str(self.home / url.database)
+                self.database_url = url.set(database=database).render_as_string(hide_password=False)
+        return self
 
     @property
     def slack_enabled(self) -> bool:
