@@ -9,12 +9,13 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from email.parser import HeaderParser
 from email.utils import parseaddr
 from enum import StrEnum
@@ -55,6 +56,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: flags read `--dry-run`, not `--dry-run <bool>` as the boxed form shows them.
+    rich_markup_mode=None,
 )
 people_app = typer.Typer(
     help="People: a people file drafted from a plan; a person's data exported or erased.",
@@ -617,18 +620,42 @@ def export_(
     typer.echo(_run(work))
 
 
+_TIME_OF_DAY = re.compile(
+    r"^(?P<day>.+?)(?:[ T](?P<time>\d{1,2}:\d{2}(?::\d{2})?))?(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
 def _moment(value: str | None) -> datetime | None:
-    """--now: an ISO date-time; naive means UTC (`2026-11-23T09:05`, `2026-11-23 09:05Z`)."""
+    """--now: a day as --as-of takes it, with an optional time and offset; naive is UTC
+    (`2026-11-23T09:05`, `23/11/2026 09:05`, `2026-11-23 09:05Z`, `2026-11-23`)."""
     if value is None:
         return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    moment = _read_moment(value.strip())
+    if moment is None:
         raise typer.BadParameter(
-            f"not a date-time: {value!r} (e.g. 2026-11-23T09:05 or 2026-11-23T09:05+00:00)",
+            f"not a date-time: {value!r} "
+            "(e.g. 2026-11-23T09:05, 23/11/2026 09:05 or 2026-11-23T09:05+00:00)",
             param_hint="--now",
-        ) from None
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _read_moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    found = _TIME_OF_DAY.match(text)
+    if found is None:
+        return None
+    try:
+        day = _day(found["day"], "--now")
+        clock = time.fromisoformat(found["time"].zfill(5)) if found["time"] else time(0)
+        zone = (found["zone"] or "+00:00").replace("Z", "+00:00")
+        offset = datetime.fromisoformat(f"2000-01-01T00:00{zone}").tzinfo
+    except (typer.BadParameter, ValueError):
+        return None
+    return datetime.combine(day, clock, offset) if day is not None else None
 
 
 @app.command()
@@ -729,6 +756,7 @@ def _what_runs(settings: Settings) -> str:
 
 outbox_app = typer.Typer(
     help="Messages that failed or need review: list them, send one again, or settle one.",
+    rich_markup_mode=None,
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -824,7 +852,33 @@ def reply(
     typer.echo(f"reply written to {message}; `pulse run --once` (or the running bot) takes it in")
 
 
-slack_app = typer.Typer(help="Slack set-up: the app manifest to create the Slack app from.")
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="where to write the copy")],
+) -> None:
+    """Copy the SQLite database, consistently, while the bot runs (PostgreSQL: pg_dump)."""
+    settings = _settings()
+    database = sqlite_path(settings.database_url)
+    if database is None:
+        typer.echo(
+            "error: the database is PostgreSQL: back it up with pg_dump "
+            '(README, "Backups and restore")',
+            err=True,
+        )
+        raise typer.Exit(1)
+    from storage.backup import backup_sqlite
+
+    try:
+        size = backup_sqlite(database, file)
+    except PulseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backed up {database} to {file} ({size:,} bytes)")
+
+
+slack_app = typer.Typer(
+    help="Slack set-up: the app manifest to create the Slack app from.", rich_markup_mode=None
+)
 app.add_typer(slack_app, name="slack")
 
 
@@ -901,9 +955,33 @@ def people_draft(
 register_records(app, run=_run, day=_day, people=people_app)
 
 
+# Typer's click (its own copy in recent versions, the click package in older ones) raises
+# these for usage errors: found from an exception Typer exports, whichever click it is.
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
 def main() -> None:
+    """`pulse`: usage errors are one line each on stderr (exit code 2), not a boxed panel."""
     tune_collector()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help())
+            sys.exit(0)
+        message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except RuntimeError as exc:  # Typer's Abort: Ctrl-D at a prompt
+        if type(exc).__name__ != "Abort":
+            raise
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from bot.domain.cycles import (
     plan_prompts,
     reminder_due_at,
 )
-from bot.domain.errors import PlanRetired
+from bot.domain.errors import PersonNotFound, PlanRetired
 from bot.domain.model import Channel, Person, Plan
 from bot.domain.status import local_date
 from bot.signing import Signer
@@ -188,6 +188,9 @@ class Cycles:
             assert plan_row is not None
             if plan_row.retired_at is not None:
                 raise PlanRetired(plan_key, "it gets no prompts")
+            if only is not None and only not in {p.key for p in tracked.people}:
+                known = sorted(p.key for p in tracked.people)
+                raise PersonNotFound(only, f"plan {plan_key!r}", known)
             today = local_date(now, tracked.plan.timezone)
             report = CycleReport(plan_key, cycle or cycle_key(today))
             report.not_in_slack = not_in_slack

@@ -120,7 +120,8 @@ class Settings(BaseSettings):
     retain_sent_days: int = Field(default=90, ge=0, alias="RETAIN_SENT_DAYS")
 
     # Running it (README "Deploying", "Operating it").
-    home: Path = Field(default=Path("."), alias="PULSE_HOME")
+    # Not `home`: the shell's own HOME would be read for it.
+    pulse_home: Path = Field(default=Path("."), alias="PULSE_HOME")
     log_format: Literal["text", "json"] | None = Field(default=None, alias="LOG_FORMAT")
     mail_from_name: str | None = Field(default=None, alias="MAIL_FROM_NAME")
 
@@ -134,16 +135,16 @@ class Settings(BaseSettings):
     def _relative_to_home(self) -> Settings:
         """Relative folders and SQLite files are under PULSE_HOME, so that a command run
         from any folder finds the same data (with no PULSE_HOME: the current folder)."""
-        if self.home == Path("."):
+        if self.pulse_home == Path("."):
             return self
         if not self.data_dir.is_absolute():
-            self.data_dir = self.home / self.data_dir
+            self.data_dir = self.pulse_home / self.data_dir
         from sqlalchemy.engine import make_url
 
         url = make_url(self.database_url)
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             if not Path(url.database).is_absolute():
-                database = str(self.home / url.database)
+                database = str(self.pulse_home / url.database)
                 self.database_url = url.set(database=database).render_as_string(hide_password=False)
         return self
 

@@ -114,7 +114,7 @@ class TrackedPlan:
         for network in self.networks:
             if network.key == key:
                 return network
-        raise NetworkNotFound(key, self.plan.key)
+        raise NetworkNotFound(key, self.plan.key, [n.key for n in self.networks])
 
 
 class PeopleRepository:

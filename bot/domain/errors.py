@@ -7,9 +7,11 @@
     ├── PlanRetired             a plan retired with `pulse plans retire`: no prompts or digests
     ├── PlanKeyNeeded           a plan key taken from a file name while other plans exist
     ├── NetworkNotFound         a network key that is not in the store or not in the plan
+    ├── PersonNotFound          a person key that is not in the store or not in the plan
     ├── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
     ├── OutboxEntryError        an outbox message that is not there, or not to be settled so
-    └── PersonalDataError       a subject-access export or erasure that cannot be done
+    ├── PersonalDataError       a subject-access export or erasure that cannot be done
+    └── BackupError             a backup that could not be made; nothing written at its target
 
 Handlers turn these into messages for leads and admins; tracebacks go to the log only.
 """
@@ -94,9 +96,20 @@ class PlanKeyNeeded(PulseError):
 
 
 class NetworkNotFound(PulseError):
-    def __init__(self, key: str, plan_key: str) -> None:
-        super().__init__(f"plan {plan_key!r} has no network {key!r}")
+    def __init__(self, key: str, plan_key: str, known: Sequence[str] = ()) -> None:
+        super().__init__(f"plan {plan_key!r} has no network {key!r}" + _choices(known))
         self.key = key
+
+
+class PersonNotFound(PulseError):
+    def __init__(self, key: str, where: str, known: Sequence[str] = ()) -> None:
+        super().__init__(f"{where} has no person {key!r}" + _choices(known))
+        self.key = key
+
+
+def _choices(known: Sequence[str]) -> str:
+    """The valid keys, for a message about one that is not among them."""
+    return f"; known: {', '.join(known)}" if known else ""
 
 
 class ConfigError(PulseError):
@@ -111,3 +124,7 @@ class OutboxEntryError(PulseError):
 class PersonalDataError(PulseError):
     """A subject-access export or an erasure that cannot be done as asked: an unknown
     person, someone still leading actions, a person already forgotten."""
+
+
+class BackupError(PulseError):
+    """A backup that could not be made; nothing was written at its target."""

@@ -129,3 +129,103 @@ def test_log_format_is_checked() -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "LOG_FORMAT" in done.stderr
+
+
+def test_usage_errors_are_one_line_each(tmp_path: Path) -> None:
+    """A bad option value, a missing file or an unknown command is one line on stderr,
+    naming the problem and where help is, with exit code 2."""
+    for args in (
+        ("prompt", "--plan", "small", "--now", "someday"),
+        ("digest", "--plan", "small", "--format", "pdf"),
+        ("import", tmp_path / "missing.csv"),
+        ("frobnicate",),
+    ):
+        done = pulse(tmp_path, *args)
+        assert done.returncode == 2, args
+        assert done.stderr.startswith("error: "), done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "--help" in done.stderr
+        assert "╭" not in done.stderr
+
+
+def test_dry_run_is_a_plain_flag_in_help(tmp_path: Path) -> None:
+    """Help lists `--dry-run` as a flag, without a value placeholder."""
+    for command in ("prompt", "import"):
+        shown = pulse(tmp_path, command, "--help").stdout
+        line = next(line for line in shown.splitlines() if "--dry-run" in line)
+        assert line.split()[0] == "--dry-run"
+        assert "<bool>" not in line
+
+
+def test_unknown_person_and_network_keys_list_the_valid_ones(tmp_path: Path) -> None:
+    """`--person` or `--network` with a key the plan lacks is an error listing its keys."""
+    assert import_small(tmp_path).returncode == 0
+    person = pulse(tmp_path, "prompt", "--plan", "small", "--person", "ZZ", "--dry-run")
+    assert person.returncode == 1
+    assert person.stderr.strip() == (
+        "error: plan 'small' has no person 'ZZ'; known: AW, DC, GR, MC, PB, SMu"
+    )
+    network = pulse(tmp_path, "digest", "--plan", "small", "--network", "zz")
+    assert network.returncode == 1
+    assert "has no network 'zz'; known: " in network.stderr
+    assert "oversight" in network.stderr
+
+
+def test_now_takes_the_day_forms_of_as_of(tmp_path: Path) -> None:
+    """`--now 23/11/2026 09:05` acts as `--now 2026-11-23T09:05` does."""
+    assert import_small(tmp_path).returncode == 0
+    uk = pulse(tmp_path, "prompt", "--plan", "small", "--dry-run", "--now", "23/11/2026 09:05")
+    iso = pulse(tmp_path, "prompt", "--plan", "small", "--dry-run", "--now", "2026-11-23T09:05")
+    assert uk.returncode == 0, uk.stderr
+    assert "cycle 2026-W48" in uk.stdout
+    assert uk.stdout == iso.stdout
+    bad = pulse(tmp_path, "prompt", "--plan", "small", "--now", "31/09/2026 09:05")
+    assert bad.returncode == 2
+    assert "not a date-time: '31/09/2026 09:05'" in bad.stderr
+
+
+def test_backup_then_restore_brings_back_the_state_backed_up(tmp_path: Path) -> None:
+    """`pulse backup FILE` while the bot runs, a change, then the README's restore (stop,
+    copy the file over the database, remove its -wal and -shm): the change is gone."""
+    assert import_small(tmp_path).returncode == 0
+    before = pulse(tmp_path, "status", "--plan", "small", "--as-of", "2026-11-20").stdout
+    bot = subprocess.Popen(
+        [str(PULSE), "run"],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "var" / "pulse.db.lock").exists())
+        saved = tmp_path / "backups" / "pulse-2026-11-20.db"
+        done = pulse(tmp_path, "backup", saved)
+        assert done.returncode == 0, done.stderr
+        assert f"to {saved}" in done.stdout
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        bot.communicate(timeout=30)
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary left
+
+    changed = pulse(tmp_path, "import", EXAMPLES / "wirral" / "plan.yaml")
+    assert changed.returncode == 0, changed.stderr
+
+    database = tmp_path / "var" / "pulse.db"
+    database.write_bytes(saved.read_bytes())
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+
+    assert pulse(tmp_path, "status", "--plan", "small", "--as-of", "2026-11-20").stdout == before
+    gone = pulse(tmp_path, "status", "--plan", "wirral")
+    assert gone.returncode == 1
+    assert "no plan with key 'wirral'" in gone.stderr
+
+
+def test_backup_of_postgresql_points_to_pg_dump(tmp_path: Path) -> None:
+    """On PostgreSQL `pulse backup` writes nothing and says, in one line, to use pg_dump."""
+    target = tmp_path / "backup.db"
+    done = pulse(tmp_path, "backup", target, db_url="postgresql+asyncpg://pulse@db.invalid/pulse")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "pg_dump" in done.stderr
+    assert not target.exists()
