@@ -299,6 +299,13 @@ def import_(
         str | None,
         typer.Option("--sheet", help="the XLSX sheet (default: the first with a plan's header)"),
     ] = None,
+    shift_dates: Annotated[
+        bool,
+        typer.Option(
+            "--shift-dates",
+            help="move a sample plan's dates by whole months so its latest rated month is this one",
+        ),
+    ] = False,
 ) -> None:
     """Import a plan (Word, XLSX, CSV, pasted table or YAML) with its people and networks:
     all or nothing.
@@ -322,6 +329,7 @@ def import_(
             prefer_sheet=prefer_sheet,
             retire_missing=retire_missing,
             sheet=sheet,
+            shift_dates=shift_dates,
         )
         if not dry_run:
             files = {"plan": path, "people": people, "networks": networks}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +30,7 @@ from bot.domain.matching import Incoming, Matching, Stored, match
 from bot.domain.model import Network, Person
 from bot.domain.people import Alias, fold_aliases, shared_mailboxes
 from bot.domain.reimport import Answer, Progress, decide
+from bot.domain.shifting import add_months, latest_rated_month, months_between, shift_timescale
 from bot.domain.status import local_date
 from storage.models import (
     ActionLeadRow,
@@ -85,8 +86,14 @@ class ImportReport:
     conflicts: list[str] = field(default_factory=list)
     # Actions found by their title under a new made-up reference: "1.3 is now 1.4: Title".
     renumbered: list[str] = field(default_factory=list)
+    shifted_months: int | None = None  # --shift-dates: by how many months
 
     def summary(self) -> str:
+        shifted = (
+            f"; dates shifted by {self.shifted_months} months"
+            if self.shifted_months is not None
+            else ""
+        )
         if self.created_plan:
             verb = "would import new plan" if self.dry_run else "imported new plan"
         else:
@@ -101,6 +108,7 @@ class ImportReport:
             + f"; ratings recorded {self.ratings_recorded}; conflicts with answers "
             f"{len(self.conflicts)}; warnings {len(self.warnings)}"
             + (f"; read as {self.encoding}" if self.encoding else "")
+            + shifted
         )
 
 
@@ -132,11 +140,13 @@ async def import_plan(
     prefer_sheet: bool = False,
     retire_missing: bool = False,
     sheet: str | None = None,
+    shift_dates: bool = False,
 ) -> ImportReport:
     """Import `plan_path` (and optional people and networks files) in one transaction.
 
     `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block);
-    `sheet` picks an XLSX plan's sheet.
+    `sheet` picks an XLSX plan's sheet. `shift_dates` moves every date by whole months so
+    that the month the ratings were given is `now`'s (in the plan's timezone): for samples.
 
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
     With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer;
@@ -172,11 +182,15 @@ async def import_plan(
         sheet=sheet,
     )
     draft = ready.draft
+    shifted = None
+    if shift_dates:
+        shifted, ratings_as_of = _shift_dates(draft, now, ratings_as_of)
     report = ImportReport(
         draft.plan.key,
         dry_run=dry_run,
         warnings=[p for p in problems if p.severity != "error"],
         encoding=draft.encoding,
+        shifted_months=shifted,
     )
     try:
         async with sessions() as session, session.begin():
@@ -315,6 +329,34 @@ async def _prepare(
     if failed:
         raise ImportFailed(", ".join(failed), problems)
     return _Ready(draft, incoming, given_networks, leads_by_action)
+
+
+def _shift_dates(
+    draft: PlanDraft, now: datetime, ratings_as_of: date | datetime | None
+) -> tuple[int, date | datetime | None]:
+    """Move the draft's dates (milestones' due and start, the plan's start) by whole months
+    so that the month its ratings were given (`ratings_as_of`; without it, the latest due
+    date of a rated milestone) is the current one. The months, and `ratings_as_of` moved
+    likewise (never past `now`)."""
+    today = local_date(now, draft.plan.timezone)
+    if ratings_as_of is not None:
+        rated_on: date | None = (
+            ratings_as_of.date() if isinstance(ratings_as_of, datetime) else ratings_as_of
+        )
+    else:
+        rated = [m.timescale for a in draft.actions for m in a.milestones if m.rating is not None]
+        rated_on = latest_rated_month(rated)
+    if rated_on is None:
+        return 0, ratings_as_of
+    months = months_between(rated_on, today)
+    for action in draft.actions:
+        for milestone in action.milestones:
+            milestone.timescale = shift_timescale(milestone.timescale, months)
+    if draft.plan.start is not None:
+        draft.plan = replace(draft.plan, start=add_months(draft.plan.start, months))
+    if ratings_as_of is not None:
+        ratings_as_of = min(add_months(rated_on, months), today)
+    return months, ratings_as_of
 
 
 def _mailbox_notes(

@@ -765,3 +765,54 @@ async def test_a_retired_plan_gets_no_prompts_or_digests_and_keeps_its_history(
     assert await _count(pulse, UpdateRow) == updates
     with pytest.raises(PlanRetired):
         await _import_wirral(pulse)
+
+
+async def _dues(pulse: PlanPulse) -> dict[str, date | None]:
+    async with pulse.sessions() as session:
+        rows = (await session.execute(select(MilestoneRow.ref, MilestoneRow.due))).tuples()
+        return dict(rows.all())
+
+
+async def test_shift_dates_lands_the_ratings_month_on_the_current_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    """With --shift-dates every milestone moves by the same whole months, so that the month
+    the ratings were given (April 2018) is the clock's month; the ratings are dated then."""
+    later = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    app = PlanPulse(
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
+        clock=lambda: later,
+    )
+    await app.migrate()
+    try:
+        report = await import_plan(
+            app.sessions,
+            WIRRAL / "plan.yaml",
+            now=app.clock(),
+            ratings_as_of=date(2018, 4, 16),
+            shift_dates=True,
+        )
+        assert report.shifted_months == 104
+        assert "dates shifted by 104 months" in report.summary()
+        dues = await _dues(app)
+        assert dues["1.1-1"] == date(2027, 1, 31)  # 31/05/18: a month after the ratings
+        assert dues["1.4-1"] == date(2026, 9, 30)  # 30/01/18: overdue then, overdue now
+        async with app.sessions() as session:
+            given = await session.scalar(select(func.max(UpdateRow.given_at)))
+            start = await session.scalar(select(PlanRow.start))
+        assert given is not None
+        assert given.date() <= later.date()
+        assert start == date(2026, 5, 1)  # 1 September 2017, moved likewise
+    finally:
+        await app.close()
+
+
+async def test_without_shift_dates_nothing_moves(pulse: PlanPulse) -> None:
+    """An import without the option keeps every date as the file has it."""
+    report = await import_plan(
+        pulse.sessions, WIRRAL / "plan.yaml", now=NOW, ratings_as_of=date(2018, 4, 16)
+    )
+    assert report.shifted_months is None
+    dues = await _dues(pulse)
+    assert dues["1.1-1"] == date(2018, 5, 31)
+    assert dues["1.4-1"] == date(2018, 1, 30)
