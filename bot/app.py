@@ -473,8 +473,11 @@ class Runner:
         finally:
             if self.smtp_listener is not None:
                 await self.smtp_listener.stop()
-            scheduler.shutdown(wait=False)  # cancels the jobs it started; they end below
+            # No new runs; a tick or inbox pass under way finishes its transaction (a job
+            # cancelled mid-transaction could leave SQLite's write lock to the next one).
+            scheduler.pause()
             await self._jobs_ended()
+            scheduler.shutdown(wait=False)
             if self.slack is not None:
                 await self.slack.stop()
             self.worker.stop()
@@ -491,19 +494,23 @@ class Runner:
         try:
             await work()
         except asyncio.CancelledError:
-            # Cancelled by a stop (`_jobs_ended`): the job ends here, as intended, rather
-            # than reaching APScheduler as an error with a traceback.
+            # Cancelled by a stop that outlasted its grace (`_jobs_ended`): the job ends
+            # here, as intended, rather than reaching APScheduler as an error.
             log.debug("scheduled job stopped")
         finally:
             if task is not None:
                 self._jobs.discard(task)
 
-    async def _jobs_ended(self) -> None:
-        """Cancel the scheduled jobs still running and wait until each has ended."""
+    async def _jobs_ended(self, grace: float = 30.0) -> None:
+        """Wait for the scheduled jobs still running to end, up to `grace` seconds; cancel
+        those still running then, and wait until each has ended."""
         running = list(self._jobs)
-        for task in running:
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace)
+        for task in late:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*late, return_exceptions=True)
 
     async def _tick(self) -> None:
         try:

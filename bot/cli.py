@@ -62,6 +62,7 @@ app = typer.Typer(
 people_app = typer.Typer(
     help="People: a people file drafted from a plan; a person's data exported or erased.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: flags without `<bool>`
 )
 app.add_typer(people_app, name="people")
 log = logging.getLogger("pulse")
@@ -362,6 +363,7 @@ plans_app = typer.Typer(
     help="The plans in the store; `pulse plans retire KEY` stops a plan's prompts and digests.",
     no_args_is_help=False,
     invoke_without_command=True,
+    rich_markup_mode=None,
 )
 app.add_typer(plans_app, name="plans")
 

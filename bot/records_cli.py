@@ -46,6 +46,7 @@ def register_records(
         people = typer.Typer(
             help="A person's personal data: subject-access export and erasure.",
             no_args_is_help=True,
+            rich_markup_mode=None,  # plain help, as the main app's
         )
 
     @people.command("export")

@@ -143,7 +143,7 @@ def test_usage_errors_are_one_line_each(tmp_path: Path) -> None:
 
 def test_dry_run_is_a_plain_flag_in_help(tmp_path: Path) -> None:
     """Help lists `--dry-run` as a flag, without a value placeholder."""
-    for command in ("prompt", "import"):
+    for command in ("prompt", "import", "retention"):
         shown = pulse(tmp_path, command, "--help").stdout
         line = next(line for line in shown.splitlines() if "--dry-run" in line)
         assert line.split()[0] == "--dry-run"
