@@ -109,8 +109,8 @@ def test_a_command_prints_its_summary_once_on_a_terminal(tmp_path: Path) -> None
         EXAMPLES / "wirral" / "plan.yaml",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("imported plan wirral") == 1
-    assert "imported plan wirral" not in done.stderr
+    assert done.stdout.count("imported new plan wirral") == 1
+    assert "imported new plan wirral" not in done.stderr
 
 
 def test_log_format_is_checked() -> None:
