@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,6 +24,8 @@ from bot.domain.cycles import PromptItem
 from bot.domain.model import Action, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
+from bot.metrics import SESSION_KEY as METRICS
+from bot.metrics import Metrics, MetricsServer
 from bot.records import Records
 from bot.settings import Settings
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
@@ -67,7 +70,10 @@ class PlanPulse:
         self.settings = settings
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings.database_url)
-        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.metrics = Metrics()  # its own registry: apps in one process never share counts
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(
+            self.engine, info={METRICS: self.metrics}
+        )
 
     async def migrate(self) -> None:
         await migrate(self.settings.database_url)
@@ -222,6 +228,7 @@ async def check(pulse: PlanPulse, *, missing_database: str | None = None) -> lis
             results.append((False, f"database: {type(exc).__name__}: {exc}"))
     if settings.local_mode:
         results.append((True, f"local mode: mail as files under {settings.mail_dir}"))
+    results += await addresses(settings)
     parts: list[tuple[str, Callable[[], Awaitable[str]]]] = []
     if settings.smtp_host:
         parts.append(("SMTP", SmtpTransport.from_settings(settings).check))
@@ -251,6 +258,26 @@ async def check(pulse: PlanPulse, *, missing_database: str | None = None) -> lis
         except Exception as exc:
             results.append((False, f"{name}: {type(exc).__name__}: {exc}"))
     return results
+
+
+async def addresses(settings: Settings) -> list[tuple[bool, str]]:
+    """Where `pulse run` serves: the web server, and health and metrics (with what a bot
+    running now answers there; none running is no failure)."""
+    web = f"http://{settings.http_host}:{settings.http_port}"
+    base = getattr(settings, "base_url", None)  # PULSE_BASE_URL, where the settings have it
+    lines = [(True, f"web server: {web}" + (f" (links use {base})" if base else ""))]
+    if settings.metrics_port == 0:
+        return [*lines, (True, "metrics: on any free port (`pulse run` logs which)")]
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as client,
+            client.get(f"{url}/healthz") as answer,
+        ):
+            found = "healthy" if answer.status == 200 else f"unhealthy ({answer.status})"
+    except (aiohttp.ClientError, TimeoutError):
+        found = "nothing answering now"
+    return [*lines, (True, f"metrics: {url}/metrics, health: {url}/healthz ({found})")]
 
 
 @dataclass(slots=True)
@@ -400,6 +427,7 @@ class Runner:
         (mail_dir / "inbox").mkdir(parents=True, exist_ok=True)
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
         self.imap = imap_receiver(settings, self.inbound)
+        self.health = MetricsServer(pulse.metrics, pulse.sessions, clock=pulse.clock)
         self.smtp_listener: SmtpListener | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         if settings.smtp_listen_port is not None:
@@ -437,8 +465,9 @@ class Runner:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         settings = self.pulse.settings
+        # First, so a port already in use stops the bot before anything else started.
+        await self.health.start(settings.metrics_host, settings.metrics_port)
         if self.smtp_listener is not None and settings.smtp_listen_port is not None:
-            # First, so a port already in use stops the bot before anything else started.
             await self.smtp_listener.start(settings.smtp_listen_host, settings.smtp_listen_port)
         scheduler = AsyncIOScheduler(timezone="UTC")
         # The job store is memory and never trusted: a missed tick is harmless because the
@@ -484,6 +513,7 @@ class Runner:
             await worker
             if imap is not None:
                 await imap
+            await self.health.stop()
 
     async def _job(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run a scheduled job, known to the runner until it ends, so that shutting down
@@ -518,6 +548,7 @@ class Runner:
             await self.digests.tick(self.pulse.clock())
             # After the digests, a bounded number of short batches: never in their way.
             await Records(self.pulse).sweep(self.pulse.clock())
+            self.pulse.metrics.tick_done(self.pulse.clock())
         except Exception:  # a database outage is retried at the next tick
             log.exception("tick failed; retrying at the next one")
 

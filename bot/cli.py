@@ -572,7 +572,8 @@ def digest(
 
 @app.command("check")
 def check_() -> None:
-    """Check the configuration and connectivity: database, SMTP, IMAP, Slack."""
+    """Check the configuration and connectivity: database, SMTP, IMAP, Slack; and say where
+    the web server and health and metrics listen."""
 
     async def work(pulse: PlanPulse) -> list[tuple[bool, str]]:
         return await check(pulse, missing_database=_missing_database(pulse.settings))

@@ -24,6 +24,7 @@ def environment(tmp: Path, **extra: str) -> dict[str, str]:
     env.update(
         PULSE_DATA_DIR=str(tmp / "var"),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'var' / 'pulse.db'}",
+        METRICS_PORT="0",  # any free port: tests and other runs on the machine never collide
     )
     env.update(extra)
     return env

@@ -243,6 +243,7 @@ def _settings(data: Path, *, listen_port: int | None = None) -> Settings:
         PULSE_DATA_DIR=data,
         MAIL_FROM=f"Plan Pulse <{BOT}>",
         SMTP_LISTEN_PORT=listen_port,
+        METRICS_PORT=0,
     )
 
 
