@@ -33,6 +33,7 @@ from bot.domain.model import Milestone, Person, Plan, Source, Update
 from bot.domain.people import mailbox
 from bot.domain.replies import AskedMilestone, ReplyLine
 from bot.domain.status import MilestoneStatus, local_date, milestone_status
+from bot.metrics import count_answers
 from storage.delivery import PromptRepository
 from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
 from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
@@ -469,6 +470,7 @@ async def record_many(session: AsyncSession, answers: Sequence[NewAnswer]) -> li
         )
     if rows:
         await session.execute(insert(UpdateRow), rows)
+        count_answers(session, [str(row["source"]) for row in rows])
         await session.execute(
             _MARK_ANSWERED,
             [{"prompt": prompt_id, "at": utc(at)} for prompt_id, at in answered.items()],

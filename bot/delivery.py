@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.errors import OutboxEntryError
+from bot.metrics import count_prompts_sent
 from handlers.transports import HandsOver, Outcome, Reconciled, Result, Transport
 from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
 
@@ -273,6 +274,7 @@ class OutboxWorker:
                 await PromptRepository(session).mark_sent_many(
                     [m.prompt_id for m, _, _ in sent if m.prompt_id and m.kind == "prompt"], now
                 )
+                count_prompts_sent(session, [m.channel for m, _, _ in sent if m.kind == "prompt"])
                 for message, _, _ in sent:
                     self.stats.sent += 1
                     self.stats.by_kind[message.kind] = self.stats.by_kind.get(message.kind, 0) + 1
@@ -365,6 +367,7 @@ class OutboxWorker:
     ) -> None:
         if message.prompt_id is not None and message.kind == "prompt":
             await PromptRepository(session).mark_sent(message.prompt_id, now)
+            count_prompts_sent(session, [message.channel])
 
 
 # -- what an admin does with messages that failed or need review (`pulse outbox`) ---------

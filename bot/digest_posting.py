@@ -19,6 +19,7 @@ from bot.cycle import due_occurrence
 from bot.domain.errors import PlanRetired
 from bot.domain.model import Plan
 from bot.domain.status import local_date
+from bot.metrics import count_digest_posted
 from digests.content import Digest
 from digests.html import render_html, render_text
 from digests.slack import render_slack
@@ -114,6 +115,7 @@ class DigestPoster:
                     digest, digest_id, plan_row.title, row, names, slack_ids, now=now
                 )
                 await outbox.enqueue_many(messages, now=now)
+                count_digest_posted(session)
                 results.append(Posted(plan_key, digest.network, digest.period, True, len(messages)))
                 log.info(
                     "digest %s of %s for %s enqueued: %d messages",
