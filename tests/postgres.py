@@ -110,7 +110,7 @@ def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], bin_dir: Path, port: int) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -122,7 +122,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], bin_dir: Path, port: int) -> None
             time.sleep(0.05)
     # Accepting TCP is not quite ready: wait until a real connection succeeds.
     ready = subprocess.run(
-        [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-t", "20"],
+        [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-t", "60"],
         capture_output=True,
         check=False,
     )
