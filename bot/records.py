@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from storage.people_admin import PersonChanges, Reassigned, reassign_actions, set_person
 from storage.personal_data import (
     AuditEntry,
     AuditLog,
@@ -106,6 +107,29 @@ class Records:
                 if row is not None:
                     keys[pid] = row.key
         return entries, keys
+
+    # ------------------------------------------------------------------ people
+
+    async def set_person(
+        self, key: str, changes: PersonChanges, *, actor: str
+    ) -> tuple[str, list[str]]:
+        """Change a person's details without a re-import, with its audit entry."""
+        async with self.sessions() as session, session.begin():
+            return await set_person(session, key, changes, now=self.pulse.clock(), actor=actor)
+
+    async def reassign(
+        self, *, from_key: str, to_key: str, plan_key: str | None, actor: str
+    ) -> Reassigned:
+        """Move one lead's live actions to another without a re-import, audited."""
+        async with self.sessions() as session, session.begin():
+            return await reassign_actions(
+                session,
+                from_key=from_key,
+                to_key=to_key,
+                plan_key=plan_key,
+                now=self.pulse.clock(),
+                actor=actor,
+            )
 
     # ---------------------------------------------------------------- retention
 

@@ -1,6 +1,6 @@
-"""The personal-data commands of `pulse`: `people export`, `people forget`, `retention` and
-`audit`. Registered on the main app by `bot.cli`, whose runner (settings, logging, errors
-as one line each) they share."""
+"""The personal-data commands of `pulse`: `people export`, `people forget`, `people set`,
+`actions reassign`, `retention` and `audit`. Registered on the main app by `bot.cli`, whose
+runner (settings, logging, errors as one line each) they share."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 import typer
 
 from bot.records import Records, os_actor
+from storage.people_admin import PersonChanges
 
 if TYPE_CHECKING:
     from bot.app import PlanPulse
@@ -115,8 +116,66 @@ def register_records(
 
         typer.echo(run(work))
 
+    @people.command("set")
+    def set_person(
+        key: Annotated[str, typer.Argument(help="the person's key")],
+        name: Annotated[str | None, typer.Option("--name", help="their name")] = None,
+        email: Annotated[str | None, typer.Option("--email", help="the address prompted")] = None,
+        slack: Annotated[
+            str | None, typer.Option("--slack", help='Slack member id (U...); "" clears it')
+        ] = None,
+        prefers: Annotated[
+            str | None, typer.Option("--prefers", help="email or slack", metavar="email|slack")
+        ] = None,
+        timezone: Annotated[
+            str | None, typer.Option("--timezone", help='e.g. Europe/London; "" clears it')
+        ] = None,
+    ) -> None:
+        """Change a person's name, address, Slack id, channel or timezone without a
+        re-import (a later people file import sets them again); audited."""
+        changes = PersonChanges(
+            name=name, email=email, slack_user_id=slack, prefers=prefers, timezone=timezone
+        )
+
+        async def work(pulse: PlanPulse) -> str:
+            person, fields = await Records(pulse).set_person(key, changes, actor=os_actor())
+            if not fields:
+                return f"{person}: nothing changed"
+            return f"{person}: changed {', '.join(fields)}"
+
+        typer.echo(run(work))
+
     if not given:
         app.add_typer(people, name="people")
+
+    actions = typer.Typer(
+        help="Actions: who leads them, changed without a re-import.",
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain help, as the main app's
+    )
+
+    @actions.command("reassign")
+    def reassign(
+        from_key: Annotated[str, typer.Option("--from", help="the lead whose actions move")],
+        to_key: Annotated[str, typer.Option("--to", help="who leads them from now on")],
+        plan: Annotated[
+            str | None, typer.Option("--plan", help="only this plan's actions (default: all)")
+        ] = None,
+    ) -> None:
+        """Move every live action one person leads to another; audited."""
+
+        async def work(pulse: PlanPulse) -> str:
+            done = await Records(pulse).reassign(
+                from_key=from_key, to_key=to_key, plan_key=plan, actor=os_actor()
+            )
+            return (
+                f"moved {len(done.actions)} action(s) from {done.from_key} to {done.to_key}: "
+                + ", ".join(done.actions)
+            )
+
+        typer.echo(run(work))
+
+    app.add_typer(actions, name="actions")
 
     @app.command()
     def retention(

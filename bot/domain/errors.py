@@ -11,6 +11,7 @@
     ├── ConfigError             settings that cannot work (placeholder secrets, bad URLs)
     ├── OutboxEntryError        an outbox message that is not there, or not to be settled so
     ├── PersonalDataError       a subject-access export or erasure that cannot be done
+    ├── PersonChangeError       a `pulse people set` or `actions reassign` that cannot be done
     └── BackupError             a backup that could not be made; nothing written at its target
 
 Handlers turn these into messages for leads and admins; tracebacks go to the log only.
@@ -124,6 +125,11 @@ class OutboxEntryError(PulseError):
 class PersonalDataError(PulseError):
     """A subject-access export or an erasure that cannot be done as asked: an unknown
     person, someone still leading actions, a person already forgotten."""
+
+
+class PersonChangeError(PulseError):
+    """`pulse people set` or `pulse actions reassign` asked for something that cannot be:
+    a malformed address or id, an unknown timezone, nothing to move."""
 
 
 class BackupError(PulseError):

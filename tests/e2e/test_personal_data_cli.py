@@ -99,3 +99,38 @@ def test_export_then_forget_a_person_from_the_command_line(tmp_path: Path) -> No
     due = pulse(tmp_path, "retention", "--dry-run")
     assert due.returncode == 0, due.stderr
     assert "would drop 0 raw inbound messages" in due.stdout
+
+
+def test_people_set_and_actions_reassign_from_the_command_line(tmp_path: Path) -> None:
+    """An admin changes Alex's address and moves his actions to Morgan without a
+    re-import; an unknown key is one line listing the valid ones; both show in the audit."""
+    plan, _ = _plan_with_a_case_number(tmp_path)
+    pulse(
+        tmp_path,
+        "import",
+        plan,
+        "--people",
+        PLANS / "small-people.csv",
+        "--networks",
+        PLANS / "small-networks.csv",
+        "--plan",
+        "small",
+    )
+    changed = pulse(tmp_path, "people", "set", "AW", "--email", "alex.w@council.example")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.strip() == "AW: changed email"
+    unknown = pulse(tmp_path, "actions", "reassign", "--from", "AW", "--to", "ZZ")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().splitlines() == [
+        "error: the store has no person 'ZZ'; known: AW, DC, GR, MC, PB, SMu"
+    ]
+    moved = pulse(tmp_path, "actions", "reassign", "--from", "AW", "--to", "MC", "--plan", "small")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip() == "moved 2 action(s) from AW to MC: small 1.1, small 2.3"
+    audit = pulse(tmp_path, "audit", "--person", "AW")
+    assert "person_changed" in audit.stdout
+    assert "actions_reassigned" in audit.stdout
+    assert "alex.w@council.example" not in audit.stdout
+    helped = pulse(tmp_path, "actions", "reassign", "--help")
+    assert "--from" in helped.stdout
+    assert "╭" not in helped.stdout
