@@ -16,6 +16,7 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.admin_alerts import AdminAlerts
 from bot.clock import Clock, system_clock
 from bot.cycle import Cycles, SlackLookup
 from bot.delivery import OutboxWorker
@@ -413,7 +414,10 @@ class Runner:
         self.cycles = cycles_for(pulse)
         self.slack = slack_channel(pulse)
         self.digests = DigestPoster(pulse)
-        self.worker = OutboxWorker(pulse.sessions, transports(settings), clock=pulse.clock)
+        alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
+        self.worker = OutboxWorker(
+            pulse.sessions, transports(settings), clock=pulse.clock, alerts=alerts
+        )
         self.inbound = Inbound(
             pulse.sessions,
             mail_from=settings.sender,
@@ -423,6 +427,7 @@ class Runner:
             bounce_limit=settings.bounce_limit,
             trusted_authserv_id=settings.trusted_authserv_id,
             signer=settings.signer(),
+            alerts=alerts,
         )
         (mail_dir / "inbox").mkdir(parents=True, exist_ok=True)
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.admin_alerts import AdminAlerts, AlertKind
 from bot.clock import Clock
 from bot.domain.errors import OutboxEntryError
 from bot.metrics import count_prompts_sent
@@ -69,8 +70,10 @@ class OutboxWorker:
         lease: timedelta = timedelta(minutes=5),
         batch: int = 50,
         max_attempts: int = 8,
+        alerts: AdminAlerts | None = None,
     ) -> None:
         self.sessions = sessions
+        self.alerts = alerts
         self.transports = transports
         self.clock = clock
         self.owner = owner or worker_name()
@@ -118,6 +121,7 @@ class OutboxWorker:
                         error="sender stopped mid-send; outcome unknown",
                     )
                     log.warning("outbox %s needs review: outcome unknown", message.id)
+                    await self._alert_review(session, message, "sender stopped mid-send", now)
             settled += 1
             self.stats.reconciled += 1
             log.info("outbox %s reconciled: %s", message.id, verdict.value)
@@ -288,6 +292,7 @@ class OutboxWorker:
             for message, outcome, now in delivered:
                 if outcome.result is not Result.SENT:
                     await self._record_failure(repo, message, outcome, now)
+                    await self._alert_token(session, message, now)
 
     async def _record_failure(
         self, repo: OutboxRepository, message: OutboxMessage, outcome: Outcome, now: datetime
@@ -326,6 +331,7 @@ class OutboxWorker:
             )
             self.stats.review += 1
             log.warning("outbox %s needs review: %s", message.id, outcome.error)
+            await self._alert_review(repo.session, message, outcome.error, now)
         else:
             await repo.finish(
                 message.id, owner=self.owner, state="failed", now=now, error=outcome.error
@@ -339,6 +345,27 @@ class OutboxWorker:
                 outcome.error,
             )
             await self._fall_back(repo, message, now)
+
+    async def _alert_review(
+        self, session: AsyncSession, message: OutboxMessage, error: str | None, now: datetime
+    ) -> None:
+        if self.alerts is not None:
+            await self.alerts.alert(
+                session,
+                AlertKind.NEEDS_REVIEW,
+                f"Outbox message {message.id} ({message.kind} by {message.channel} to "
+                f"{message.recipient}) may or may not have arrived ({error or 'outcome unknown'})."
+                " Check with the recipient, then settle it with `pulse outbox resolve "
+                f"{message.id} --sent` or `--not-sent`, or `pulse outbox retry {message.id}`.",
+                now=now,
+            )
+
+    async def _alert_token(
+        self, session: AsyncSession, message: OutboxMessage, now: datetime
+    ) -> None:
+        refused = getattr(self._transport(message), "alert", None)
+        if self.alerts is not None and isinstance(refused, str):
+            await self.alerts.alert(session, AlertKind.SLACK_TOKEN, refused + ".", now=now)
 
     async def _fall_back(
         self, repo: OutboxRepository, message: OutboxMessage, now: datetime

@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.admin_alerts import AdminAlerts, AlertKind
 from bot.answers import Answering, NewAnswer, NotAllowed, record_many
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
@@ -115,8 +116,10 @@ class Inbound:
         bounce_limit: int = BOUNCE_LIMIT,
         trusted_authserv_id: str | None = None,
         signer: Signer | None = None,
+        alerts: AdminAlerts | None = None,
     ) -> None:
         self.sessions = sessions
+        self.alerts = alerts
         # Checks the prompt tokens our prompts carry (signed with PULSE_SECRET_KEY).
         self.signer = signer
         self.mail_from = mail_from
@@ -578,6 +581,15 @@ class Inbound:
                 address,
                 hard,
             )
+            if self.alerts is not None:
+                await self.alerts.alert(
+                    session,
+                    AlertKind.BOUNCE_LIMIT,
+                    f"Email to {person.key} ({address}) bounced hard {hard} times, so no more "
+                    "mail will be sent to them. Correct their address with `pulse people set "
+                    f"{person.key} --email ADDRESS` (or in the people file, then re-import).",
+                    now=now,
+                )
 
     async def _automatic(self, session: AsyncSession, mail: InboundMail, now: datetime) -> Outcome:
         """Never answered; an out-of-office naming a return date marks its writer away."""
