@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # `/healthz` and `/metrics` (README "Health and metrics"): loopback unless opened up.
     metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
     metrics_port: int = Field(default=9464, ge=0, le=65535, alias="METRICS_PORT")
+    # The web pages (handlers/web): the address their links start with, and the proxies
+    # whose X-Forwarded-For is believed (comma-separated addresses or networks).
+    base_url: str | None = Field(default=None, alias="PULSE_BASE_URL")
+    trusted_proxies: str = Field(default="", alias="TRUSTED_PROXIES")
 
     smtp_host: str | None = Field(default=None, alias="SMTP_HOST")
     smtp_port: int = Field(default=587, alias="SMTP_PORT")
@@ -163,6 +167,14 @@ class Settings(BaseSettings):
         return not self.slack_enabled and not self.smtp_host
 
     @property
+    def web_base_url(self) -> str:
+        """Where the web pages are reached: PULSE_BASE_URL, else the server's own address."""
+        if self.base_url and self.base_url.strip():
+            return self.base_url.strip().rstrip("/")
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+    @property
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
 
@@ -170,6 +182,28 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_database_url(cls, value: object) -> str:
         return database_url(str(value))
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable_base_url(cls, value: str | None) -> str | None:
+        if value and not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("PULSE_BASE_URL must start with https:// (or http://)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _usable_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"TRUSTED_PROXIES: {part.strip()!r} is not an address or network"
+                    ) from None
+        return value
 
     @model_validator(mode="after")
     def _strong_secret(self) -> Settings:

@@ -285,6 +285,20 @@ class PromptTokenRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class WebLinkRow(Base):
+    """A link to a person's update page (handlers/web), stored as a keyed hash of its
+    token: the token itself is only in the message we sent. It is bound to one person and
+    one prompt, and ends at `expires_at` or at that person's next prompt of the plan."""
+
+    __tablename__ = "web_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class OutboxRow(Base):
     """A message to deliver, frozen when it was decided, so a retry sends the same thing.
 
