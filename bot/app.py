@@ -29,6 +29,7 @@ from bot.metrics import SESSION_KEY as METRICS
 from bot.metrics import Metrics, MetricsServer
 from bot.records import Records
 from bot.settings import Settings
+from bot.web_answers import UpdatePages
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.imap import ImapReceiver
 from handlers.slack_app import Followups, SlackChannel, build_slack_app
@@ -36,11 +37,14 @@ from handlers.slack_blocks import prompt_blocks
 from handlers.slack_transport import SlackTransport, lookup_user_by_email
 from handlers.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.transports import LocalMailTransport, Transport
+from handlers.web.links import LINK_LIFETIME, link_hash, new_link_token, update_url
+from handlers.web.server import WebServer, build_web_app
 from storage import export
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository
 from storage.models import NetworkRow, PersonRow, PromptRow
 from storage.repositories import PlanRepository, TrackedPlan, utc
+from storage.web_links import WebLinks
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -345,6 +349,7 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
         slack_prompt=slack_prompt_posts if settings.slack_enabled else None,
         slack_lookup=lookup,
         signer=settings.signer(),
+        web_base_url=settings.web_base_url,
     )
 
 
@@ -368,8 +373,6 @@ def slack_channel(pulse: PlanPulse) -> SlackChannel | None:
     return SlackChannel(
         app,
         signing_secret=secret,
-        host=settings.http_host,
-        port=settings.http_port,
         app_token=app_token or None,
         followups=followups,
     )
@@ -404,6 +407,43 @@ def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     )
 
 
+def web_server(pulse: PlanPulse, slack: SlackChannel | None) -> WebServer:
+    """The one web server on HTTP_HOST:HTTP_PORT: the update pages, and Slack's events
+    route when Slack runs in HTTP mode."""
+    settings = pulse.settings
+    pages = UpdatePages(
+        pulse.sessions, clock=pulse.clock, signer=settings.signer(), mail_from=settings.mail_from
+    )
+    app = build_web_app(
+        pages,
+        signer=settings.signer(),
+        clock=pulse.clock,
+        trusted_proxies=settings.trusted_proxies,
+        slack=slack.http_app() if slack is not None else None,
+    )
+    return WebServer(app, host=settings.http_host, port=settings.http_port)
+
+
+async def local_link(pulse: PlanPulse) -> tuple[str, str] | None:
+    """A new update-page link for one open prompt (whose person's name, the link), for
+    `pulse run` to show in local mode; None when no prompt is open."""
+    signer = pulse.settings.signer()
+    now = pulse.clock()
+    async with pulse.sessions() as session, session.begin():
+        links = WebLinks(session)
+        found = await links.open_prompt()
+        if found is None:
+            return None
+        prompt, person = found
+        token = new_link_token()
+        await links.add(
+            [(prompt.id, person.id, link_hash(token, signer))],
+            now=now,
+            expires_at=now + LINK_LIFETIME,
+        )
+    return person.name, update_url(pulse.settings.web_base_url, token)
+
+
 class Runner:
     """Every loop of the running bot: scheduler tick, outbox worker, inbound mail."""
 
@@ -433,6 +473,7 @@ class Runner:
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
         self.imap = imap_receiver(settings, self.inbound)
         self.health = MetricsServer(pulse.metrics, pulse.sessions, clock=pulse.clock)
+        self.web = web_server(pulse, self.slack)
         self.smtp_listener: SmtpListener | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         if settings.smtp_listen_port is not None:
@@ -464,9 +505,15 @@ class Runner:
         )
 
     async def run_forever(
-        self, stop: asyncio.Event, *, tick_every: float = 60.0, inbox_every: float = 5.0
+        self,
+        stop: asyncio.Event,
+        *,
+        tick_every: float = 60.0,
+        inbox_every: float = 5.0,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
-        """Run until `stop` is set; then finish the message in hand and release leases."""
+        """Run until `stop` is set; then finish the message in hand and release leases.
+        In local mode, `announce` is told the update-page link of one open prompt."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         settings = self.pulse.settings
@@ -474,6 +521,11 @@ class Runner:
         await self.health.start(settings.metrics_host, settings.metrics_port)
         if self.smtp_listener is not None and settings.smtp_listen_port is not None:
             await self.smtp_listener.start(settings.smtp_listen_host, settings.smtp_listen_port)
+        await self.web.start()
+        if announce is not None and settings.local_mode:
+            found = await local_link(self.pulse)
+            if found is not None:
+                announce(f"open this to answer as {found[0]}: {found[1]}")
         scheduler = AsyncIOScheduler(timezone="UTC")
         # The job store is memory and never trusted: a missed tick is harmless because the
         # tick derives what is due from the database and its watermark.
@@ -507,6 +559,7 @@ class Runner:
         finally:
             if self.smtp_listener is not None:
                 await self.smtp_listener.stop()
+            await self.web.stop()
             # No new runs; a tick or inbox pass under way finishes its transaction (a job
             # cancelled mid-transaction could leave SQLite's write lock to the next one).
             scheduler.pause()

@@ -739,7 +739,7 @@ def run(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             log.info("%s; Ctrl-C to stop", _what_runs(pulse.settings))
-            await runner.run_forever(stop)
+            await runner.run_forever(stop, announce=typer.echo)
             return "stopped"
         finally:
             if lock is not None:

@@ -525,6 +525,10 @@ def build_slack_app(
             text = f"Recorded rating {rating} for {ref}"
             pulse.followups.start(pulse.update_message(str(channel), str(ts), blocks, text))
 
+    @app.action("open_web")
+    async def open_web(ack: AsyncAck) -> None:
+        await ack()  # a link button: the browser opens the page; nothing to do here
+
     @app.action("open_update")
     async def open_update(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
@@ -1009,49 +1013,43 @@ def shape_problem(payload: dict[str, Any]) -> str | None:
 
 
 class SlackChannel:
-    """The Slack app running: Socket Mode when `app_token` is given, else HTTP at
-    `http://host:port/slack/events`."""
+    """The Slack app running: Socket Mode when `app_token` is given, else HTTP, whose route
+    (`http_app`, mounted at `/slack` so Slack posts to `/slack/events`) the one web server
+    of `pulse run` serves (handlers/web/server.py)."""
 
     def __init__(
         self,
         app: AsyncApp,
         *,
         signing_secret: str,
-        host: str = "127.0.0.1",
-        port: int = 3000,
         app_token: str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         followups: Followups | None = None,
     ) -> None:
         self.app = app
         self.signing_secret = signing_secret
-        self.host = host
-        self.port = port
         self.app_token = app_token
         self.max_body = max_body
         self.followups = followups
-        self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+
+    def http_app(self) -> web.Application | None:
+        """The events route to mount at `/slack` in HTTP mode; None in Socket Mode."""
+        if self.app_token:
+            return None
+        return build_http_app(
+            self.app, signing_secret=self.signing_secret, path="/events", max_body=self.max_body
+        )
 
     async def start(self) -> None:
         if self.app_token:
             self._socket = AsyncSocketModeHandler(self.app, self.app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack: connected in Socket Mode")
-            return
-        http = build_http_app(self.app, signing_secret=self.signing_secret, max_body=self.max_body)
-        self._runner = web.AppRunner(http, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = int(self._runner.addresses[0][1])
-        log.info("slack: listening on http://%s:%d/slack/events", self.host, self.port)
 
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
         if self.followups is not None:
             await self.followups.close()

@@ -41,6 +41,7 @@ class Source(StrEnum):
     EMAIL = "email"
     CLI = "cli"
     IMPORT = "import"
+    WEB = "web"  # the update page a prompt links to
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,413 @@
+"""The update page's use-cases (issue 14): what a link opens, answers submitted on it, and
+the lead's absence set from it. The page itself is handlers/web; this decides.
+
+A link (handlers/web/links.py) opens its person's current prompt: the milestones they may
+answer on it, as in email (the person, their delegate, a joint lead for what they lead).
+Submitting records every milestone given in ONE transaction through the answers path every
+channel uses (`judge_answer`, `Answering`, `record_many`), with source `web`, and enqueues
+the usual confirmation email in the same transaction; with any error nothing is recorded.
+Reading a page changes nothing: mail scanners open every link before the lead does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.answers import AnswerContext, Answering, NewAnswer, NotAllowed, record_many
+from bot.clock import Clock
+from bot.domain.cycles import PromptItem
+from bot.domain.model import Source, Update
+from bot.domain.ratings import DEFAULT_LABELS
+from bot.domain.replies import ReplyLine, judge_answer
+from bot.domain.status import milestone_status
+from bot.signing import Signer
+from handlers.email_messages import confirmation_email, new_token, token_hash
+from handlers.web.forms import (
+    Absence,
+    Draft,
+    field_id,
+    rating_id,
+    read_absence,
+    read_update,
+)
+from storage.delivery import OutboxRepository, PromptRepository
+from storage.models import PersonRow
+from storage.repositories import PlanRepository, TrackedPlan, utc
+from storage.slack_people import SlackPeople
+from storage.web_links import FoundLink, WebLinks
+
+log = logging.getLogger(__name__)
+
+_REPLY_TOKEN_DAYS = 42
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """An answer already given on this prompt: what the form starts from."""
+
+    rating: int | None
+    note: str | None
+    revised_due: date | None
+    needs_support: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePage:
+    """Everything the page shows."""
+
+    plan_title: str
+    writer_name: str
+    writer_key: str
+    items: tuple[PromptItem, ...]
+    answered: Mapping[str, Answered]  # by ref: given since this prompt went out
+    labels: Mapping[int, str]
+    today: date
+    away_until: date | None
+    delegate_key: str | None
+    people: tuple[tuple[str, str], ...]  # (key, name) of who may be named delegate
+    names: Mapping[str, str]  # key -> name, for "for Alex Walker"
+
+    def values(self) -> dict[str, str]:
+        """The form's fields as the answers already given fill them."""
+        out: dict[str, str] = {}
+        for n, item in enumerate(self.items, start=1):
+            given = self.answered.get(item.milestone_ref)
+            if given is None:
+                continue
+            out[field_id(n, "rating")] = str(given.rating or "")
+            out[field_id(n, "note")] = given.note or ""
+            out[field_id(n, "revised")] = (
+                given.revised_due.strftime("%d/%m/%Y") if given.revised_due else ""
+            )
+            out[field_id(n, "support")] = "on" if given.needs_support else ""
+        out["away"] = self.away_until.strftime("%d/%m/%Y") if self.away_until else ""
+        out["delegate"] = self.delegate_key or ""
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The outcome of a submission: the page again with errors, or what was recorded."""
+
+    page: UpdatePage
+    draft: Draft
+    recorded: tuple[ReplyLine, ...] = ()
+    already: bool = False  # the same submission was recorded before (a replayed POST)
+    emailed: bool = False
+
+    @property
+    def errors(self) -> Mapping[str, str]:
+        return self.draft.errors
+
+
+@dataclass(frozen=True, slots=True)
+class AbsenceSet:
+    page: UpdatePage
+    absence: Absence
+    message: str = ""
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+class UpdatePages:
+    """The update page's use-cases, one unit of work each."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        signer: Signer,
+        mail_from: str,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.signer = signer
+        self.mail_from = mail_from
+        bind = getattr(sessions, "kw", {}).get("bind")
+        sqlite = getattr(getattr(bind, "dialect", None), "name", "") == "sqlite"
+        # SQLite has one writer at a time: queue the page's writes here rather than in
+        # SQLite's busy handler.
+        self._writer: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if sqlite else contextlib.nullcontext()
+        )
+
+    async def page(self, token_hash_: str) -> UpdatePage | None:
+        """The page a link opens, or None when the link is unknown or no longer works.
+        Reads only."""
+        now = self.clock()
+        async with self.sessions() as session:
+            opened = await self._open(session, token_hash_, now=now)
+            if opened is None:
+                return None
+            return await self._page(session, *opened, now=now)
+
+    async def submit(self, token_hash_: str, form: Mapping[str, str]) -> Submitted | None:
+        """Record the form's answers, all or nothing; None when the link no longer works."""
+        now = self.clock()
+        try:
+            async with self._writer, self.sessions() as session, session.begin():
+                opened = await self._open(session, token_hash_, now=now)
+                if opened is None:
+                    return None
+                link, context = opened
+                page = await self._page(session, link, context, now=now)
+                return await self._record(session, link, context, page, form, now=now)
+        except IntegrityError:
+            # The same submission committed by a concurrent request: recorded once, there.
+            page_again = await self.page(token_hash_)
+            if page_again is None:
+                return None
+            return Submitted(page_again, Draft((), {}), already=True)
+
+    async def set_absence(self, token_hash_: str, form: Mapping[str, str]) -> AbsenceSet | None:
+        """Set the link's person away until a date (or back) and their delegate."""
+        now = self.clock()
+        async with self._writer, self.sessions() as session, session.begin():
+            opened = await self._open(session, token_hash_, now=now)
+            if opened is None:
+                return None
+            link, context = opened
+            page = await self._page(session, link, context, now=now)
+            absence = read_absence(
+                form,
+                people=[key for key, _ in page.people],
+                own_key=link.person.key,
+                today=page.today,
+            )
+            if absence.errors:
+                return AbsenceSet(page, absence, errors=absence.errors)
+            people = SlackPeople(session)
+            delegate_id = None
+            if absence.delegate is not None:
+                delegate_id = await session.scalar(
+                    select(PersonRow.id).where(PersonRow.key == absence.delegate)
+                )
+            await people.set_delegate(link.person.id, delegate_id, at=now)
+            await people.set_away(link.person.id, absence.away_until, at=now)
+            log.info("web: absence set for %s", link.person.key)
+            names = dict(page.people)
+            if absence.away_until is not None:
+                whom = names.get(absence.delegate or "", "nobody")
+                message = (
+                    f"You are away until {absence.away_until:%-d %B %Y}; "
+                    f"{whom} answers for you meanwhile."
+                )
+            elif absence.delegate is not None:
+                message = f"{names[absence.delegate]} answers for you when you are away."
+            else:
+                message = "You are not away, and nobody answers for you."
+            page = await self._page(session, link, context, now=now)
+            return AbsenceSet(page, absence, message)
+
+    # -- inside a unit of work --------------------------------------------------------
+
+    async def _open(
+        self, session: AsyncSession, token_hash_: str, *, now: datetime
+    ) -> tuple[FoundLink, AnswerContext] | None:
+        link = await WebLinks(session).find(token_hash_)
+        if link is None or not link.open_at(now):
+            return None
+        answering = await Answering.load(
+            session, prompts=[link.prompt], writer_keys=[link.person.key]
+        )
+        try:
+            context = answering.context(link.prompt, link.person.key, now=now)
+        except NotAllowed:
+            return None
+        return link, context
+
+    async def _page(
+        self, session: AsyncSession, link: FoundLink, context: AnswerContext, *, now: datetime
+    ) -> UpdatePage:
+        refs = [r for r in link.prompt.milestone_refs if r in context.allowed]
+        tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
+        since = utc(link.prompt.created_at)
+        answered: dict[str, Answered] = {}
+        for ref in refs:
+            latest = _latest_since(tracked.updates.get(ref, ()), since, now)
+            if latest is not None:
+                answered[ref] = Answered(
+                    latest.rating, latest.note, latest.revised_due, latest.needs_support
+                )
+        delegate_key = None
+        if link.person.delegate_id is not None:
+            delegate_key = await session.scalar(
+                select(PersonRow.key).where(PersonRow.id == link.person.delegate_id)
+            )
+        everyone = (
+            await session.execute(
+                select(PersonRow.key, PersonRow.name).where(PersonRow.erased_at.is_(None))
+            )
+        ).tuples()
+        names = {key: name for key, name in everyone}
+        people = tuple(
+            sorted(
+                ((key, name) for key, name in names.items() if key != link.person.key),
+                key=lambda kn: kn[1].lower(),
+            )
+        )
+        return UpdatePage(
+            plan_title=context.plan.title,
+            writer_name=context.writer.name,
+            writer_key=context.writer.key,
+            items=tuple(_items(tracked, refs, context)),
+            answered=answered,
+            labels=DEFAULT_LABELS,
+            today=context.today,
+            away_until=link.person.away_until,
+            delegate_key=delegate_key,
+            people=people,
+            names=names,
+        )
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        link: FoundLink,
+        context: AnswerContext,
+        page: UpdatePage,
+        form: Mapping[str, str],
+        *,
+        now: datetime,
+    ) -> Submitted:
+        refs = [item.milestone_ref for item in page.items]
+        draft = read_update(form, refs, today=page.today)
+        errors = dict(draft.errors)
+        asked = context.asked_by_ref()
+        judged: list[ReplyLine] = []
+        for line in draft.lines:
+            verdict = judge_answer(asked[line.ref], line)
+            if isinstance(verdict, str):
+                errors.setdefault(field_id(line.line_no, "note"), verdict[0].upper() + verdict[1:])
+            else:
+                judged.append(verdict)
+        if errors:
+            return Submitted(page, Draft(draft.lines, draft.values, errors))
+        changed = [
+            line
+            for line in judged
+            if page.answered.get(line.ref)
+            != Answered(line.rating, line.note, line.revised_due, line.needs_support)
+        ]
+        if not changed:
+            return Submitted(page, draft)
+        nonce = _nonce(form.get("submission", ""))
+        key = f"web:{link.prompt.id}:{link.person.id}:{nonce}"
+        answer = NewAnswer(context, changed, Source.WEB, key, now, now)
+        (count,) = await record_many(session, [answer])
+        if count == 0:
+            return Submitted(page, draft, already=True)
+        emailed = await self._confirm(session, link, context, changed, key, now=now)
+        log.info(
+            "web: %d answers recorded for prompt %d by %s",
+            count,
+            link.prompt.id,
+            context.writer.key,
+        )
+        return Submitted(page, draft, recorded=tuple(changed), emailed=emailed)
+
+    async def _confirm(
+        self,
+        session: AsyncSession,
+        link: FoundLink,
+        context: AnswerContext,
+        lines: Sequence[ReplyLine],
+        key: str,
+        *,
+        now: datetime,
+    ) -> bool:
+        """The usual confirmation email, in this transaction; False when there is no
+        address to send it to."""
+        writer = context.writer
+        if not writer.email or link.person.email_bounced_at is not None:
+            return False
+        from datetime import timedelta
+
+        token = new_token(self.signer)
+        await PromptRepository(session).add_tokens(
+            [(link.prompt.id, token_hash(token, self.signer))],
+            expires_at=now + timedelta(days=_REPLY_TOKEN_DAYS),
+        )
+        original = await OutboxRepository(session).message_id_for(f"prompt:{link.prompt.id}")
+        message = confirmation_email(
+            plan=context.plan,
+            person=writer,
+            accepted=lines,
+            rejected=[],
+            token=token,
+            mail_from=self.mail_from,
+            now=now,
+            in_reply_to=original,
+        )
+        await OutboxRepository(session).enqueue(
+            dedupe_key=f"confirm:{key}"[:255],
+            kind="confirmation",
+            channel="email",
+            recipient=writer.email,
+            payload=message.payload(),
+            message_id=message.message_id,
+            now=now,
+        )
+        return True
+
+
+def _nonce(given: str) -> str:
+    """The submission's id from the form (made when the page was drawn), so a replayed or
+    double-clicked submission is recorded once; a fresh one when it is missing or odd."""
+    text = given.strip()
+    if 16 <= len(text) <= 43 and all(c.isalnum() or c in "-_" for c in text):
+        return text
+    return secrets.token_urlsafe(16)
+
+
+def new_submission_id() -> str:
+    """The id a drawn form carries (`_nonce`)."""
+    return secrets.token_urlsafe(16)
+
+
+def _latest_since(updates: Sequence[Update], since: datetime, now: datetime) -> Update | None:
+    latest: Update | None = None
+    for given in updates:
+        if given.source is Source.IMPORT or given.given_at < since or given.given_at > now:
+            continue
+        if latest is None or given.given_at >= latest.given_at:
+            latest = given
+    return latest
+
+
+def _items(tracked: TrackedPlan, refs: Sequence[str], context: AnswerContext) -> list[PromptItem]:
+    wanted = set(refs)
+    found: dict[str, PromptItem] = {}
+    for action in tracked.actions:
+        for milestone in action.milestones:
+            if milestone.ref not in wanted:
+                continue
+            status = milestone_status(
+                milestone.timescale,
+                tracked.updates.get(milestone.ref, ()),
+                today=context.today,
+                policy=tracked.plan.policy,
+                timezone=tracked.plan.timezone,
+            )
+            lead = context.recorded_for.get(milestone.ref) or (
+                context.owner.key
+                if context.owner.key in (milestone.leads or action.leads)
+                else next(iter(milestone.leads or action.leads), context.owner.key)
+            )
+            found[milestone.ref] = PromptItem.of(
+                milestone, status, action_ref=action.ref, on_behalf_of=lead
+            )
+    return [found[ref] for ref in refs if ref in found]
+
+
+__all__ = ["Answered", "Submitted", "UpdatePage", "UpdatePages", "new_submission_id", "rating_id"]
