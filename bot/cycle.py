@@ -35,6 +35,8 @@ from bot.domain.model import Channel, Person, Plan
 from bot.domain.status import local_date
 from bot.signing import Signer
 from handlers.email_messages import new_token, prompt_email, token_hash
+from handlers.slack_blocks import with_update_link
+from handlers.web.links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from storage.delivery import (
     NewMessage,
     NewPrompt,
@@ -44,6 +46,7 @@ from storage.delivery import (
 )
 from storage.models import PersonRow, PlanRow, PromptRow
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
+from storage.web_links import WebLinks
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +126,12 @@ class Cycles:
         slack_prompt: SlackPromptRenderer | None = None,
         slack_lookup: SlackLookup | None = None,
         signer: Signer | None = None,
+        web_base_url: str | None = None,
     ) -> None:
         self.sessions = sessions
+        # Where the update pages are (PULSE_BASE_URL): prompts and reminders link to one
+        # when it and a signer are given.
+        self.web_base_url = web_base_url
         # Signs the prompt tokens (PULSE_SECRET_KEY); None issues unsigned ones.
         self.signer = signer
         self.mail_from = mail_from
@@ -319,6 +326,7 @@ class Cycles:
         by_key = {p.key: p for p in tracked.people}
         repo = PromptRepository(session)
         tokens: list[tuple[int, str]] = []
+        links: list[tuple[int, int, str]] = []
         messages: list[NewMessage] = []
         for group in groups:
             planned = group.carrier
@@ -326,6 +334,7 @@ class Cycles:
             prompt_id = created[people[person.key].id]
             token = new_token(self.signer)
             tokens.append((prompt_id, token_hash(token, self.signer)))
+            link = self._link(links, prompt_id, people[person.key].id)
             email = None
             if person.email:
                 message = prompt_email(
@@ -336,6 +345,7 @@ class Cycles:
                     mail_from=self.mail_from,
                     now=now,
                     shared=_shared(group, by_key),
+                    update_url=link,
                 )
                 email = NewMessage(
                     dedupe_key=f"prompt:{prompt_id}",
@@ -359,6 +369,8 @@ class Cycles:
                     "channel": person.slack_user_id,
                     "posts": self.slack_prompt(tracked.plan, person, planned.items, prompt_id),
                 }
+                if link is not None:
+                    payload["posts"] = with_update_link(payload["posts"], link)
                 if email is not None:
                     # A DM that fails for good (account gone, not found) goes by email instead.
                     payload["fallback"] = {
@@ -380,7 +392,19 @@ class Cycles:
             elif email is not None:
                 messages.append(email)
         await repo.add_tokens(tokens, expires_at=now + TOKEN_LIFETIME)
+        await WebLinks(session).add(links, now=now, expires_at=now + LINK_LIFETIME)
         await OutboxRepository(session).enqueue_many(messages, now=now)
+
+    def _link(
+        self, links: list[tuple[int, int, str]], prompt_id: int, person_id: int
+    ) -> str | None:
+        """A new update-page link for this person's prompt, its hash added to `links`; None
+        when the pages are not configured."""
+        if self.web_base_url is None or self.signer is None:
+            return None
+        token = new_link_token()
+        links.append((prompt_id, person_id, link_hash(token, self.signer)))
+        return update_url(self.web_base_url, token)
 
     async def send_reminders(self, plan_key: str, now: datetime) -> int:
         """Enqueue the one reminder of each silent prompt whose time has come."""
@@ -439,6 +463,9 @@ class Cycles:
                 await prompts.add_tokens(
                     [(carrier_id, token_hash(token, self.signer))], expires_at=now + TOKEN_LIFETIME
                 )
+                links: list[tuple[int, int, str]] = []
+                link = self._link(links, carrier_id, rows_by_key[person.key].id)
+                await WebLinks(session).add(links, now=now, expires_at=now + LINK_LIFETIME)
                 original = await outbox.message_id_for(f"prompt:{carrier_id}")
                 message = prompt_email(
                     plan=tracked.plan,
@@ -450,6 +477,7 @@ class Cycles:
                     reminder=True,
                     in_reply_to=original,
                     shared=_shared(group, by_key),
+                    update_url=link,
                 )
                 await outbox.enqueue(
                     dedupe_key=f"reminder:{carrier_id}",

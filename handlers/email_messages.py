@@ -313,8 +313,10 @@ def prompt_email(
     in_reply_to: str | None = None,
     labels: Mapping[int, str] = DEFAULT_LABELS,
     shared: Sequence[tuple[Person, Sequence[PromptItem]]] = (),
+    update_url: str | None = None,
 ) -> OutboundEmail:
-    """A prompt (or its one reminder) listing the milestones, with the reply form.
+    """A prompt (or its one reminder) listing the milestones, with the reply form, and with
+    `update_url` a button (and the plain link) to answer on the update page instead.
 
     `shared` makes it the combined prompt of a mailbox several people share: each person's
     milestones under their name, all of them answerable by a reply from that address; it
@@ -345,6 +347,7 @@ def prompt_email(
         "labels": labels,
         "token": token,
         "subject": subject,
+        "update_url": update_url,
         "examples": prompt_examples(items, today=local_date(now, plan.timezone)),
         "intro": f"How are {whose} {n} milestone{'s' if n != 1 else ''} in {plan.title} going? "
         "Please rate each one and add a short note.",

@@ -179,6 +179,27 @@ def prompt_blocks(
     return posts
 
 
+def with_update_link(posts: Sequence[Mapping[str, Any]], url: str) -> list[dict[str, Any]]:
+    """Prompt posts (`{"text", "blocks"}`) with an "Update in your browser" link button beside
+    "Update with notes": the lead's update page (handlers/web)."""
+    link = {
+        "type": "button",
+        "action_id": "open_web",
+        "text": _plain("Update in your browser", _OPTION_LIMIT),
+        "url": url,
+    }
+    out = []
+    for post in posts:
+        blocks = [
+            {**block, "elements": [*block["elements"], link]}
+            if block.get("block_id") == "update"
+            else dict(block)
+            for block in post.get("blocks", ())
+        ]
+        out.append({**post, "blocks": blocks})
+    return out
+
+
 def mark_recorded(
     blocks: Sequence[Mapping[str, Any]], ref: str, rating: int, *, when: str
 ) -> list[dict[str, Any]]:
