@@ -288,3 +288,37 @@ def test_our_prompt_and_confirmation_quoted_inline_are_never_answers() -> None:
         reply = parse_reply(strip_our_text(text), asked, today=NOW.date())
         assert (reply.accepted, reply.rejected) == ((), ())
     assert quotes_our_confirmation(_plain(confirmation.raw))
+
+
+def test_a_prompt_with_a_link_has_a_table_button_and_the_plain_url() -> None:
+    """With an update link, the HTML has an "Update in your browser" button built from a
+    table cell (as Outlook renders it) and the text part has the URL on its own line."""
+    url = "https://pulse.council.example/u/" + "a" * 43
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1-1")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        update_url=url,
+    )
+    message = parse(out.raw)
+    text, html = (p.get_content() for p in message.iter_parts())
+    assert url in [line.strip() for line in text.splitlines()]
+    assert f'<a href="{url}"' in html
+    assert 'bgcolor="#1d4f91"' in html
+    assert "Update in your browser</a>" in html
+
+
+def test_a_prompt_without_a_link_has_no_button() -> None:
+    """Without an update link the prompt is as before: the reply form alone."""
+    out = prompt_email(
+        plan=PLAN,
+        person=PERSON,
+        items=[item("1.1-1")],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+    )
+    assert b"Update in your browser" not in out.raw

@@ -43,3 +43,16 @@ def test_prompt_shows_the_last_revised_date_and_support_ask_with_the_last_rating
     assert sections["m:1.1-2"].endswith("last rating: 3 – In progress")
     modal = json.dumps(update_modal(7, items), ensure_ascii=False)
     assert modal.count("revised date 31 Jan 2027 · support asked") == 1
+
+
+def test_a_prompt_dm_gets_a_link_button_to_the_update_page() -> None:
+    """`with_update_link` puts an "Update in your browser" URL button beside "Update with
+    notes" and changes no other block."""
+    from handlers.slack_blocks import prompt_blocks, with_update_link
+
+    posts = [{"text": "t", "blocks": b} for b in prompt_blocks("Plan", "Joe", [], 7)]
+    linked = with_update_link(posts, "https://pulse.example/u/x")
+    (update,) = [b for p in linked for b in p["blocks"] if b.get("block_id") == "update"]
+    assert [e.get("url") for e in update["elements"]] == [None, "https://pulse.example/u/x"]
+    assert update["elements"][1]["text"]["text"] == "Update in your browser"
+    assert len(linked[0]["blocks"]) == len(posts[0]["blocks"])
