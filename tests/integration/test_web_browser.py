@@ -6,6 +6,8 @@ no serious or critical violation on every page."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +32,25 @@ def by_label(driver: WebDriver, text: str) -> WebElement:
 
 
 def click_button(driver: WebDriver, text: str) -> None:
+    """Press the button and wait until the page it submits to has loaded."""
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.XPATH, f"//button[normalize-space()='{text}']").click()
+    with next_page(driver):
+        driver.find_element(By.XPATH, f"//button[normalize-space()='{text}']").click()
+
+
+@contextmanager
+def next_page(driver: WebDriver) -> Iterator[None]:
+    """Wait, after the block, until the page shown has been replaced and has loaded."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    yield
+    wait = WebDriverWait(driver, 10)
+    wait.until(expected_conditions.staleness_of(old))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def heading(driver: WebDriver) -> str:
@@ -167,7 +185,8 @@ async def test_a_keyboard_alone_submits_the_form(site: Site, browser: WebDriver)
             ActionChains(browser).send_keys(Keys.TAB).perform()
             if browser.switch_to.active_element.text == "Submit update":
                 break
-        ActionChains(browser).send_keys(Keys.ENTER).perform()
+        with next_page(browser):
+            ActionChains(browser).send_keys(Keys.ENTER).perform()
         return heading(browser)
 
     assert await asyncio.to_thread(keys) == "Thank you: your update is recorded"

@@ -1,7 +1,7 @@
 """links to a person's update page, stored hashed
 
 Revision ID: 0020
-Revises: 0007
+Revises: 0019
 Create Date: 2026-12-08 09:00:00.000000
 
 A prompt or reminder carries a link to a web page where its person answers in one go
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0007"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
