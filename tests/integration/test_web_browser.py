@@ -27,8 +27,7 @@ def by_label(driver: WebDriver, text: str) -> WebElement:
     """The control a label with exactly this text names."""
     from selenium.webdriver.common.by import By
 
-    label = driver.find_element(By.XPATH, f"//label[normalize-space()='{text}']")
-    return driver.find_element(By.ID, label.get_attribute("for") or "")
+    return driver.find_element(By.XPATH, f"//*[@id=//label[normalize-space()='{text}']/@for]")
 
 
 def click_button(driver: WebDriver, text: str) -> None:
