@@ -269,8 +269,8 @@ async def addresses(settings: Settings) -> list[tuple[bool, str]]:
     """Where `pulse run` serves: the web server, and health and metrics (with what a bot
     running now answers there; none running is no failure)."""
     web = f"http://{settings.http_host}:{settings.http_port}"
-    base = getattr(settings, "base_url", None)  # PULSE_BASE_URL, where the settings have it
-    lines = [(True, f"web server: {web}" + (f" (links use {base})" if base else ""))]
+    base = settings.web_base_url
+    lines = [(True, f"web server: {web}" + (f" (links use {base})" if base != web else ""))]
     if settings.metrics_port == 0:
         return [*lines, (True, "metrics: on any free port (`pulse run` logs which)")]
     url = f"http://{settings.metrics_host}:{settings.metrics_port}"

@@ -321,3 +321,10 @@ async def test_check_reports_the_web_and_metrics_addresses_and_what_answers_ther
     assert "web server: http://127.0.0.1:8080" in idle
     assert f"metrics: {url}/metrics, health: {url}/healthz (nothing answering now)" in idle
     assert f"metrics: {url}/metrics, health: {url}/healthz (healthy)" in running
+    behind_proxy = settings.model_copy(update={"base_url": "https://pulse.example.gov.uk/"})
+    proxied = PlanPulse(behind_proxy, clock=Clock(MONDAY))
+    try:
+        lines = [line for _, line in await check(proxied)]
+    finally:
+        await proxied.close()
+    assert "web server: http://127.0.0.1:8080 (links use https://pulse.example.gov.uk)" in lines
