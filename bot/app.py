@@ -22,7 +22,7 @@ from bot.cycle import Cycles, SlackLookup
 from bot.delivery import OutboxWorker
 from bot.digest_posting import DigestPoster
 from bot.domain.cycles import PromptItem
-from bot.domain.model import Action, Milestone, Person, Plan
+from bot.domain.model import Action, Contact, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.inbound import Inbound
 from bot.metrics import SESSION_KEY as METRICS
@@ -323,12 +323,16 @@ def slack_client(settings: Settings) -> AsyncWebClient | None:
 
 
 def slack_prompt_posts(
-    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
+    plan: Plan,
+    person: Person,
+    items: Sequence[PromptItem],
+    prompt_id: int,
+    contacts: Sequence[Contact] = (),
 ) -> list[dict[str, Any]]:
     """A prompt as Slack DM posts for the outbox (the first, then thread replies)."""
     return [
         {"text": f"{plan.title}: progress update", "blocks": blocks}
-        for blocks in prompt_blocks(plan.title, person.name, items, prompt_id)
+        for blocks in prompt_blocks(plan.title, person.name, items, prompt_id, contacts=contacts)
     ]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.domain.contacts import prompt_contacts
 from bot.domain.cycles import (
     CyclePolicy,
     MailboxPrompt,
@@ -31,7 +32,7 @@ from bot.domain.cycles import (
     reminder_due_at,
 )
 from bot.domain.errors import PersonNotFound, PlanRetired
-from bot.domain.model import Channel, Person, Plan
+from bot.domain.model import Channel, Contact, Person, Plan
 from bot.domain.status import local_date
 from bot.signing import Signer
 from handlers.email_messages import new_token, prompt_email, token_hash
@@ -50,7 +51,10 @@ from storage.web_links import WebLinks
 
 log = logging.getLogger(__name__)
 
-SlackPromptRenderer = Callable[[Plan, Person, Sequence[PromptItem], int], list[dict[str, Any]]]
+# (plan, person, items, prompt id, whom to ask about the plan) → the DM's posts
+SlackPromptRenderer = Callable[
+    [Plan, Person, Sequence[PromptItem], int, Sequence[Contact]], list[dict[str, Any]]
+]
 SlackLookup = Callable[[str], Awaitable[str | None]]  # email → Slack user id, or None
 TOKEN_LIFETIME = timedelta(days=42)
 PROMPT_JOB = "prompt"
@@ -335,6 +339,7 @@ class Cycles:
             token = new_token(self.signer)
             tokens.append((prompt_id, token_hash(token, self.signer)))
             link = self._link(links, prompt_id, people[person.key].id)
+            contacts = _contacts(tracked, group)
             email = None
             if person.email:
                 message = prompt_email(
@@ -346,6 +351,7 @@ class Cycles:
                     now=now,
                     shared=_shared(group, by_key),
                     update_url=link,
+                    contacts=contacts,
                 )
                 email = NewMessage(
                     dedupe_key=f"prompt:{prompt_id}",
@@ -367,7 +373,9 @@ class Cycles:
             if self.channel_for(person) == "slack" and self.slack_prompt and person.slack_user_id:
                 payload: dict[str, Any] = {
                     "channel": person.slack_user_id,
-                    "posts": self.slack_prompt(tracked.plan, person, planned.items, prompt_id),
+                    "posts": self.slack_prompt(
+                        tracked.plan, person, planned.items, prompt_id, contacts
+                    ),
                 }
                 if link is not None:
                     payload["posts"] = with_update_link(payload["posts"], link)
@@ -478,6 +486,7 @@ class Cycles:
                     in_reply_to=original,
                     shared=_shared(group, by_key),
                     update_url=link,
+                    contacts=_contacts(tracked, group),
                 )
                 await outbox.enqueue(
                     dedupe_key=f"reminder:{carrier_id}",
@@ -502,6 +511,17 @@ def _shared(
     if len(group.prompts) == 1:
         return []
     return [(by_key[key], items) for key, items in group.sections()]
+
+
+def _contacts(tracked: TrackedPlan, group: MailboxPrompt) -> tuple[Contact, ...]:
+    """Whom a (combined) prompt names for questions: from the actions it asks about."""
+    return prompt_contacts(
+        tracked.plan,
+        action_refs={item.action_ref for p in group.prompts for item in p.items},
+        actions=tracked.actions,
+        networks=tracked.networks,
+        people=tracked.people,
+    )
 
 
 def _still_open(

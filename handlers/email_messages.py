@@ -28,8 +28,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from bot.domain.contacts import contact_line
 from bot.domain.cycles import PromptItem
-from bot.domain.model import Person, Plan
+from bot.domain.model import Contact, Person, Plan
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import AskedMilestone, RejectedLine, ReplyLine, reply_examples
 from bot.domain.status import MilestoneStatus, local_date
@@ -314,9 +315,11 @@ def prompt_email(
     labels: Mapping[int, str] = DEFAULT_LABELS,
     shared: Sequence[tuple[Person, Sequence[PromptItem]]] = (),
     update_url: str | None = None,
+    contacts: Sequence[Contact] = (),
 ) -> OutboundEmail:
-    """A prompt (or its one reminder) listing the milestones, with the reply form, and with
-    `update_url` a button (and the plain link) to answer on the update page instead.
+    """A prompt (or its one reminder) listing the milestones, with the reply form, with
+    `update_url` a button (and the plain link) to answer on the update page instead, and,
+    when there are `contacts`, whom to ask about the plan.
 
     `shared` makes it the combined prompt of a mailbox several people share: each person's
     milestones under their name, all of them answerable by a reply from that address; it
@@ -351,6 +354,7 @@ def prompt_email(
         "examples": prompt_examples(items, today=local_date(now, plan.timezone)),
         "intro": f"How are {whose} {n} milestone{'s' if n != 1 else ''} in {plan.title} going? "
         "Please rate each one and add a short note.",
+        "contact": contact_line(contacts) if contacts else "",
     }
     return _message(
         subject=subject,

@@ -16,12 +16,15 @@ Values the bot reads back are shaped so a tampered one is recognised:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.domain.contacts import CONTACT_INTRO
 from bot.domain.cycles import PromptItem
+from bot.domain.model import Contact
 from bot.domain.ratings import DEFAULT_LABELS, RATINGS
 from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.status import MilestoneStatus
@@ -50,6 +53,8 @@ MAX_VIEW_BLOCKS = 100
 _TEXT_LIMIT = 2900  # under the 3,000 characters of a section's text
 _OPTION_LIMIT = 75  # an option's text
 _HEADER_LIMIT = 150
+# An address safe inside `<mailto:…|…>`: nothing that ends the link or starts another.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%'*+/=?^_{}~-]+@[A-Za-z0-9.-]+")
 
 _STATUS_WORDS = {
     MilestoneStatus.OVERDUE: "Overdue",
@@ -122,11 +127,30 @@ def _rating_select(prompt_id: int, item: PromptItem) -> dict[str, Any]:
     }
 
 
+def contact_block(contacts: Sequence[Contact]) -> dict[str, Any]:
+    """Whom to ask about the plan, as a context line: names escaped, each address a
+    `mailto:` link when it is a plain one (no character that would end the link)."""
+    names = []
+    for contact in contacts:
+        shown = escape_mrkdwn(contact.email)
+        if _PLAIN_ADDRESS.fullmatch(contact.email):
+            shown = f"<mailto:{contact.email}|{shown}>"
+        names.append(f"{escape_mrkdwn(contact.name)} &lt;{shown}&gt;" if contact.name else shown)
+    text = f"{CONTACT_INTRO} " + " or ".join(names)
+    return {"type": "context", "elements": [_mrkdwn(text)]}
+
+
 def prompt_blocks(
-    plan_title: str, person_name: str, items: Sequence[PromptItem], prompt_id: int
+    plan_title: str,
+    person_name: str,
+    items: Sequence[PromptItem],
+    prompt_id: int,
+    *,
+    contacts: Sequence[Contact] = (),
 ) -> list[list[dict[str, Any]]]:
     """The prompt DM as one or more posts, each within Slack's 50 blocks: the first has the
-    header and the "Update with notes" button; later ones become thread replies."""
+    header, whom to ask about the plan (`contacts`) and the "Update with notes" button;
+    later ones become thread replies."""
     header = {
         "type": "header",
         "text": _plain(f"{plan_title}: progress update", _HEADER_LIMIT),
@@ -154,6 +178,8 @@ def prompt_blocks(
     }
     posts: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = [header, intro]
+    if contacts:
+        current.append(contact_block(contacts))
     reserve = 1  # the button's block in the first post
     for item in items:
         blocks = [

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,10 +31,20 @@ import yaml
 
 from bot.domain import timescales
 from bot.domain.child_details import case_number_pattern
+from bot.domain.contacts import MAX_CONTACTS
 from bot.domain.cycles import CyclePolicy
 from bot.domain.errors import Problem, TimescaleError
 from bot.domain.leads import same_key
-from bot.domain.model import Channel, Network, Person, Plan, Quarters, RiskPolicy, Timescale
+from bot.domain.model import (
+    Channel,
+    Contact,
+    Network,
+    Person,
+    Plan,
+    Quarters,
+    RiskPolicy,
+    Timescale,
+)
 from bot.domain.ratings import RATINGS, rating_from_text
 
 # Header aliases, compared after `_header_key` (case, spaces and dashes folded).
@@ -1371,7 +1382,7 @@ def plan_from_yaml(
 # The keys of a plan's settings: the YAML form's `plan:` block, or a `--settings` file.
 PLAN_SETTINGS = (
     "key", "title", "organisation", "timezone", "start", "quarters", "labels", "thresholds",
-    "cycles", "case_numbers",
+    "cycles", "case_numbers", "contact",
 )  # fmt: skip
 
 
@@ -1433,6 +1444,11 @@ def plan_settings(
             stored["case_numbers"] = str(meta["case_numbers"])
         except ValueError as exc:
             problems.append(Problem(None, "plan.case_numbers", str(meta["case_numbers"]), str(exc)))
+    if meta.get("contact") is not None:
+        contacts = _contacts(meta["contact"], problems)
+        if contacts is not None:
+            changes["contact"] = contacts
+            stored["contact"] = [asdict(c) for c in contacts]
     raw_cycles = meta.get("cycles")
     if raw_cycles is not None:
         try:
@@ -1443,6 +1459,27 @@ def plan_settings(
         except ValueError as exc:
             problems.append(Problem(None, "plan.cycles", None, str(exc)))
     return replace(base, **changes), stored
+
+
+def _contacts(raw: object, problems: list[Problem]) -> tuple[Contact, ...] | None:
+    """The `contact` setting: one or two of `Name <address>` or a bare address, as a list
+    or one text split at `;`. An empty one clears it (prompts name the coordinators)."""
+    texts = raw if isinstance(raw, list) else str(raw).split(";")
+    contacts: list[Contact] = []
+    for text in texts:
+        if not str(text).strip():
+            continue
+        name, address = parseaddr(" ".join(str(text).split()))
+        if not _EMAIL.match(address):
+            problems.append(
+                Problem(None, "plan.contact", str(text), "expected Name <address> or an address")
+            )
+            return None
+        contacts.append(Contact(name.strip(), address))
+    if len(contacts) > MAX_CONTACTS:
+        problems.append(Problem(None, "plan.contact", str(raw), f"at most {MAX_CONTACTS} contacts"))
+        return None
+    return tuple(contacts)
 
 
 def _labels(raw: object, problems: list[Problem]) -> dict[str, str] | None:

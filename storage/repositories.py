@@ -17,6 +17,7 @@ from bot.domain.errors import NetworkNotFound, PlanNotFound
 from bot.domain.model import (
     Action,
     Channel,
+    Contact,
     Milestone,
     Network,
     Person,
@@ -71,6 +72,7 @@ def plan_from_row(row: PlanRow) -> Plan:
         start=row.start,
         policy=RiskPolicy(**thresholds),
         quarters=Quarters(settings.get("quarters") or Quarters.CALENDAR),
+        contact=tuple(Contact(c["name"], c["email"]) for c in settings.get("contact") or ()),
     )
 
 

@@ -36,7 +36,7 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.cycles import PromptItem
-from bot.domain.model import Person, Plan
+from bot.domain.model import Contact, Person, Plan
 
 BOT_USER = "UBOTPULSE"
 BOT_ID = "BPULSE"
@@ -377,7 +377,11 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 
 def simple_prompt(
-    plan: Plan, person: Person, items: Sequence[PromptItem], prompt_id: int
+    plan: Plan,
+    person: Person,
+    items: Sequence[PromptItem],
+    prompt_id: int,
+    contacts: Sequence[Contact] = (),
 ) -> list[dict[str, Any]]:
     """A prompt DM reduced to one line naming what it asks: for tests of who is asked where."""
     refs = ", ".join(i.milestone_ref for i in items)

@@ -131,6 +131,14 @@ class Priority:
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """Someone a lead can ask about the plan: a name (may be empty) and an address."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     key: str
     title: str
@@ -139,6 +147,9 @@ class Plan:
     start: date | None = None
     policy: RiskPolicy = field(default_factory=RiskPolicy)
     quarters: Quarters = Quarters.CALENDAR
+    # The `contact` plan setting: who every prompt names for questions, instead of the
+    # coordinators of the lead's networks.
+    contact: tuple[Contact, ...] = ()
 
 
 class Update(NamedTuple):

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.cycles import PromptItem
-from bot.domain.model import Person, Plan
+from bot.domain.model import Contact, Person, Plan
 from bot.domain.replies import (
     AskedMilestone,
     RejectedLine,
@@ -322,3 +322,39 @@ def test_a_prompt_without_a_link_has_no_button() -> None:
         now=NOW,
     )
     assert b"Update in your browser" not in out.raw
+
+
+def test_prompt_and_reminder_name_whom_to_ask_escaped_in_html() -> None:
+    """Both parts of a prompt and of its reminder end with whom to ask about the plan; the
+    HTML escapes the name and the angle brackets; without contacts neither part has it."""
+    contacts = [Contact("Sam & <b>Jo</b>", "plans@wirral.example")]
+    for reminder in (False, True):
+        message = parse(
+            prompt_email(
+                plan=PLAN,
+                person=PERSON,
+                items=[item("1.1-1")],
+                token=new_token(),
+                mail_from="pulse@wirral.example",
+                now=NOW,
+                reminder=reminder,
+                contacts=contacts,
+            ).raw
+        )
+        text, html = (p.get_content() for p in message.iter_parts())
+        assert "Questions about this plan? Contact Sam & <b>Jo</b> <plans@wirral.example>" in text
+        assert (
+            "Questions about this plan? Contact Sam &amp; &lt;b&gt;Jo&lt;/b&gt; "
+            "&lt;plans@wirral.example&gt;"
+        ) in html
+    bare = parse(
+        prompt_email(
+            plan=PLAN,
+            person=PERSON,
+            items=[item("1.1-1")],
+            token=new_token(),
+            mail_from="pulse@wirral.example",
+            now=NOW,
+        ).raw
+    )
+    assert "Questions about" not in bare.as_string()

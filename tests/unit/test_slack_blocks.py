@@ -56,3 +56,25 @@ def test_a_prompt_dm_gets_a_link_button_to_the_update_page() -> None:
     assert [e.get("url") for e in update["elements"]] == [None, "https://pulse.example/u/x"]
     assert update["elements"][1]["text"]["text"] == "Update in your browser"
     assert len(linked[0]["blocks"]) == len(posts[0]["blocks"])
+
+
+def test_prompt_dm_names_whom_to_ask_with_names_made_inert() -> None:
+    """The DM's first post says whom to ask, the name escaped so `<!channel>` pings nobody and
+    the address a mailto link; without contacts there is no such line."""
+    from bot.domain.model import Contact
+
+    contacts = (Contact("Eve <!channel> *Hart*", "eh.lead@council.example"),)
+    first = prompt_blocks("Wirral plan", "Joe", [item("1.1-1")], 7, contacts=contacts)[0]
+    lines = [
+        e["text"]
+        for b in first
+        if b["type"] == "context"
+        for e in b["elements"]
+        if "Questions" in e["text"]
+    ]
+    assert lines == [
+        "Questions about this plan? Contact Eve &lt;!channel&gt; ∗Hart∗ "
+        "&lt;<mailto:eh.lead@council.example|eh.lead@council.example>&gt;"
+    ]
+    plain = prompt_blocks("Wirral plan", "Joe", [item("1.1-1")], 7)[0]
+    assert "Questions about" not in json.dumps(plain)
