@@ -197,6 +197,8 @@ class UpdateRow(Base):
             sqlite_where=text("revised_due IS NOT NULL"),
             postgresql_where=text("revised_due IS NOT NULL"),
         ),
+        # The answers one person gave, for a subject-access export (migration 0023).
+        Index("ix_updates_person_given", "person_id", "given_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

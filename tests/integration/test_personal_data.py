@@ -306,3 +306,11 @@ def _replace_file(database: str, backup: Path) -> None:
     for suffix in ("-wal", "-shm"):
         Path(database + suffix).unlink(missing_ok=True)
     shutil.copyfile(backup, database)
+
+
+async def test_a_persons_answers_are_found_by_an_index_not_a_scan(week: Week) -> None:
+    """The answers a person gave are indexed by person, oldest first, so an export reads
+    theirs alone rather than every answer in the store (bench/personal_data_bench.py)."""
+    async with week.pulse.engine.connect() as connection:
+        indexes = await connection.run_sync(lambda sync: inspect(sync).get_indexes("updates"))
+    assert ["person_id", "given_at", "id"] in [i["column_names"] for i in indexes]
