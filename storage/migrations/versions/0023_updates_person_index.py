@@ -1,7 +1,7 @@
 """an index on the answers each person gave, for subject-access exports
 
 Revision ID: 0023
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-10 07:00:00.000000
 
 An export lists the answers one person gave: without an index on `updates.person_id` that
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0023"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
