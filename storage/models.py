@@ -40,6 +40,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# A new plan is imported under a key that starts so, retired, and given its own key in one
+# short transaction at the end (storage/importer.py): no listing shows it, no rule prompts or
+# digests it, and an import refuses a plan key that starts so.
+STAGED_PLAN_PREFIX = "~import~"
+
+
 class PlanRow(Base):
     __tablename__ = "plans"
 
