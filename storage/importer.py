@@ -25,6 +25,7 @@ gives up after 3 s):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +54,8 @@ from storage.models import (
     ActionNetworkRow,
     ActionRow,
     MilestoneRow,
+    NetworkRow,
+    PersonRow,
     PlanNetworkRow,
     PlanRow,
     PriorityRow,
@@ -82,6 +85,11 @@ log = logging.getLogger(__name__)
 # Actions written per transaction when a new plan is staged: with three milestones each, a
 # lead and a rating, about 8,000 rows, a few tenths of a second of SQLite's write lock.
 CHUNK_SIZE = 1000
+# The pause after each of a staged import's transactions on SQLite. A writer kept waiting
+# there (a Slack click) retries every 100 ms once it has waited a third of a second, and the
+# lock goes to whoever asks first, not to who waited longest: without a gap at least that
+# long, the import's next transaction could take the lock again and again before it.
+SQLITE_PAUSE = 0.1
 # A staged plan this old was left by an import that crashed (a whole import takes seconds).
 STALE_STAGING = timedelta(hours=1)
 # Called after each chunk of a staged import commits, with the number of actions written so
@@ -943,13 +951,9 @@ async def _import_staged(
     """
     draft = ready.draft
     report.created_plan = True
-    async with sessions() as session, session.begin():
-        people = PeopleRepository(session)
-        networks = NetworkRepository(session)
-        report.people_added, report.people_changed = await people.upsert(ready.people)
-        report.networks_added, report.networks_changed = await networks.upsert(ready.networks)
-        person_id = {key: row.id for key, row in (await people.rows_by_key()).items()}
-        network_id = {key: row.id for key, row in (await networks.rows_by_key()).items()}
+    person_id, network_id = await _upsert_people_and_networks(
+        sessions, ready, report=report, chunk_size=chunk_size
+    )
     plan_id: int | None = None
     # Catches everything, cancellation and Ctrl-C too, only to delete the staged plan and
     # raise it again: no half-written plan is left behind for the next import to find.
@@ -974,6 +978,7 @@ async def _import_staged(
                 )
             if chunk_hook is not None:
                 await chunk_hook(min(start + chunk_size, len(draft.actions)))
+            await _pause(sessions)
         async with sessions() as session, session.begin():
             await _switch_over(
                 session,
@@ -991,6 +996,53 @@ async def _import_staged(
             except Exception:  # the next import purges it once stale; the first error matters
                 log.exception("could not delete staged plan %s", plan_id)
         raise
+
+
+async def _upsert_people_and_networks(
+    sessions: async_sessionmaker[AsyncSession],
+    ready: _Ready,
+    *,
+    report: ImportReport,
+    chunk_size: int,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Add or update the people, `chunk_size` a transaction (a national directory has
+    thousands), then the networks; the ids of all, by key. A delegate added in a later
+    chunk than the person is set by a second pass over those who have one."""
+    people = ready.people
+    for start in range(0, len(people), chunk_size):
+        async with sessions() as session, session.begin():
+            added, changed = await PeopleRepository(session).upsert(
+                people[start : start + chunk_size]
+            )
+        report.people_added += added
+        report.people_changed += changed
+        await _pause(sessions)
+    if len(people) > chunk_size:
+        delegating = [p for p in people if p.delegate_key]
+        for start in range(0, len(delegating), chunk_size):
+            async with sessions() as session, session.begin():
+                await PeopleRepository(session).upsert(delegating[start : start + chunk_size])
+            await _pause(sessions)
+    async with sessions() as session, session.begin():
+        networks = NetworkRepository(session)
+        report.networks_added, report.networks_changed = await networks.upsert(ready.networks)
+        person_id = {
+            key: row_id
+            for key, row_id in (await session.execute(select(PersonRow.key, PersonRow.id)))
+        }
+        network_id = {
+            key: row_id
+            for key, row_id in (await session.execute(select(NetworkRow.key, NetworkRow.id)))
+        }
+    return person_id, network_id
+
+
+async def _pause(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Let a writer waiting for SQLite's lock have it (see `SQLITE_PAUSE`). PostgreSQL locks
+    rows, and no one else writes the staged plan's, so it needs no pause."""
+    engine = sessions.kw.get("bind")
+    if engine is not None and engine.dialect.name == "sqlite":
+        await asyncio.sleep(SQLITE_PAUSE)
 
 
 def _linked(ready: _Ready) -> set[str]:
@@ -1229,5 +1281,6 @@ async def _drop_staged(sessions: async_sessionmaker[AsyncSession], plan_id: int)
             await session.execute(delete(UpdateRow).where(UpdateRow.milestone_id.in_(milestones)))
             await session.execute(delete(MilestoneRow).where(MilestoneRow.action_id.in_(chunk)))
             await session.execute(delete(ActionRow).where(ActionRow.id.in_(chunk)))
+        await _pause(sessions)
     async with sessions() as session, session.begin():
         await session.execute(delete(PlanRow).where(PlanRow.id == plan_id, staged))

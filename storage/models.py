@@ -166,7 +166,9 @@ class MilestoneRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
-    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"))
+    # Indexed so that deleting an action (a staged import undone) does not scan every
+    # milestone for each one: both databases check the foreign key row by row.
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
     ref: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(Text)
     timescale_text: Mapped[str] = mapped_column(Text, default="")
