@@ -1,7 +1,7 @@
 """milestones found by their action
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-09 07:00:00.000000
 
 A new plan is imported staged and, on failure, deleted again (storage/importer.py). Deleting
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
