@@ -1,18 +1,34 @@
 """Importing a plan with its people and networks: all or nothing (DESIGN.md §5).
 
 Every file is read and every lead and network resolved before anything is written; if any
-problem is an error, `ImportFailed` lists them all and the store is untouched. Otherwise one
-transaction writes the lot, new rows in bulk; the files are read outside it, so SQLite's write
-lock is held for the writing alone. Re-importing updates actions and milestones by reference; those
-no longer in the file are retired, never deleted, and every update stays. An import that
-would retire more than half of a plan's live actions is refused unless asked for
-(`retire_missing`). A sheet's rating never undoes a lead's answer (`bot.domain.reimport`).
+problem is an error, `ImportFailed` lists them all and the store is untouched. Re-importing
+updates actions and milestones by reference; those no longer in the file are retired, never
+deleted, and every update stays. An import that would retire more than half of a plan's live
+actions is refused unless asked for (`retire_missing`). A sheet's rating never undoes a lead's
+answer (`bot.domain.reimport`).
+
+How it is written keeps SQLite's single write lock short, for a Slack click waits on it (and
+gives up after 3 s):
+
+- A NEW plan is staged: its people and networks go in first (adding or updating them is
+  harmless on its own), then the plan under a key no one can name (`STAGED_PLAN_PREFIX`) and
+  retired, so that no listing, cycle, digest or Slack view sees it; then its actions, links,
+  milestones and sheet ratings in transactions of `chunk_size` actions each; and last one
+  short transaction gives it its own key and makes it live. Anyone reading the store sees
+  the whole plan or none of it. On any failure the staged plan is deleted again, and one left
+  by a crash is deleted by the next import once it is an hour old (`STALE_STAGING`).
+- A re-import of an EXISTING plan stays one transaction: it must match actions and
+  milestones against the stored ones, retire the missing and weigh sheet ratings against
+  answers all at once, and it writes only what changed (nothing for an unchanged file), so
+  it is short where it matters. The files are read and the leads resolved before it begins.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -33,15 +49,20 @@ from bot.domain.reimport import Answer, Progress, decide
 from bot.domain.shifting import add_months, latest_rated_month, months_between, shift_timescale
 from bot.domain.status import local_date
 from storage.models import (
+    STAGED_PLAN_PREFIX,
     ActionLeadRow,
     ActionNetworkRow,
     ActionRow,
     MilestoneRow,
+    NetworkRow,
+    PersonRow,
     PlanNetworkRow,
     PlanRow,
     PriorityRow,
+    UpdateRow,
 )
 from storage.plan_files import (
+    DraftAction,
     Listing,
     PlanDraft,
     read_networks,
@@ -55,10 +76,25 @@ from storage.repositories import (
     PlanRepository,
     UpdateRepository,
     apply_changes,
+    not_staged,
     plan_from_row,
 )
 
 log = logging.getLogger(__name__)
+
+# Actions written per transaction when a new plan is staged: with three milestones each, a
+# lead and a rating, about 8,000 rows, a few tenths of a second of SQLite's write lock.
+CHUNK_SIZE = 1000
+# The pause after each of a staged import's transactions on SQLite. A writer kept waiting
+# there (a Slack click) retries every 100 ms once it has waited a third of a second, and the
+# lock goes to whoever asks first, not to who waited longest: without a gap at least that
+# long, the import's next transaction could take the lock again and again before it.
+SQLITE_PAUSE = 0.1
+# A staged plan this old was left by an import that crashed (a whole import takes seconds).
+STALE_STAGING = timedelta(hours=1)
+# Called after each chunk of a staged import commits, with the number of actions written so
+# far: a place to watch progress, or for a test to look at the store mid-import.
+ChunkHook = Callable[[int], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -141,8 +177,12 @@ async def import_plan(
     retire_missing: bool = False,
     sheet: str | None = None,
     shift_dates: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    chunk_hook: ChunkHook | None = None,
 ) -> ImportReport:
-    """Import `plan_path` (and optional people and networks files) in one transaction.
+    """Import `plan_path` (and optional people and networks files): a new plan staged in
+    transactions of `chunk_size` actions and switched over at the end, a re-import in one
+    transaction (see the module's docstring).
 
     `settings_path` gives a CSV or XLSX plan its settings (the YAML form's `plan:` block);
     `sheet` picks an XLSX plan's sheet. `shift_dates` moves every date by whole months so
@@ -151,7 +191,10 @@ async def import_plan(
     Raises `ImportFailed` with every problem, having written nothing, when any is an error.
     With `prefer_sheet`, the sheet's rating and note are recorded even over a lead's answer;
     with `retire_missing`, an import may retire more than half of the plan's actions.
+    `chunk_hook` is awaited after each chunk of a staged import.
     """
+    if not dry_run:
+        await purge_staged(sessions, older_than=now - STALE_STAGING)
     problems: list[Problem] = []
     file_people: Listing[Person] = Listing()
     file_networks: Listing[Network] = Listing()
@@ -192,6 +235,19 @@ async def import_plan(
         encoding=draft.encoding,
         shifted_months=shifted,
     )
+    if ready.new_plan and not dry_run:
+        await _import_staged(
+            sessions,
+            plan_path,
+            ready,
+            now=now,
+            ratings_as_of=ratings_as_of or now,
+            report=report,
+            chunk_size=max(1, chunk_size),
+            chunk_hook=chunk_hook,
+        )
+        log.info("%s", report.summary())
+        return report
     try:
         async with sessions() as session, session.begin():
             await _plan_row(session, plan_path, draft)  # again, under the lock
@@ -262,6 +318,8 @@ class _Ready:
     people: list[Person]
     networks: list[Network]
     leads_by_action: dict[str, tuple[str, ...]]
+    # No plan had its key when the store was read: it is staged (see the module's docstring).
+    new_plan: bool
 
 
 async def _prepare(
@@ -286,7 +344,10 @@ async def _prepare(
             existing = await PlanRepository(session).row(plan_key)
             existing_title = existing.title if existing else None
         # Stored plans keep their settings when a CSV or XLSX re-import does not give them.
-        stored = {row.key: plan_from_row(row) for row in await session.scalars(select(PlanRow))}
+        stored = {
+            row.key: plan_from_row(row)
+            for row in await session.scalars(select(PlanRow).where(not_staged()))
+        }
         known = await PeopleRepository(session).all()
         stored_networks = {n.key: n for n in await NetworkRepository(session).all()}
     draft = read_plan(
@@ -299,6 +360,16 @@ async def _prepare(
     )
     plan_problems = len(problems)
     problems += draft.problems
+    if draft.plan.key.startswith(STAGED_PLAN_PREFIX):
+        problems.append(
+            Problem(
+                None,
+                "plan key",
+                draft.plan.key,
+                f"a plan key may not start with {STAGED_PLAN_PREFIX!r} (it marks a plan "
+                "still being imported)",
+            )
+        )
     async with sessions() as session:
         problems += await _child_detail_warnings(session, draft)
         plan_row = await _plan_row(session, plan_path, draft)
@@ -328,7 +399,7 @@ async def _prepare(
         failed = [str(plan_path), *failed]
     if failed:
         raise ImportFailed(", ".join(failed), problems)
-    return _Ready(draft, incoming, given_networks, leads_by_action)
+    return _Ready(draft, incoming, given_networks, leads_by_action, new_plan=plan_row is None)
 
 
 def _shift_dates(
@@ -818,13 +889,15 @@ async def _record_sheet_values(
     now: datetime,
     prefer_sheet: bool,
     report: ImportReport,
+    new_milestones: bool = False,
 ) -> None:
     """Record each sheet rating and note that is news, and list those that differ from a
-    lead's answer as conflicts (recorded too, with `prefer_sheet`)."""
+    lead's answer as conflicts (recorded too, with `prefer_sheet`). `new_milestones`: they
+    were added just now, so nothing is stored for them and nothing needs reading."""
     if not rated:
         return
     updates = UpdateRepository(session)
-    stored = await updates.stored_progress(plan_id)
+    stored = {} if new_milestones else await updates.stored_progress(plan_id)
     # Only where the sheet differs from what is stored can an answer be at stake.
     differing = [
         (ref, mid, Progress(rating, note))
@@ -859,3 +932,355 @@ async def _record_sheet_values(
         recorded.append(NewUpdate(mid, sheet.rating, sheet.note, when))
     await updates.add_imported(recorded, recorded_at=now)
     report.ratings_recorded += len(recorded)
+
+
+async def _import_staged(
+    sessions: async_sessionmaker[AsyncSession],
+    plan_path: Path,
+    ready: _Ready,
+    *,
+    now: datetime,
+    ratings_as_of: date | datetime,
+    report: ImportReport,
+    chunk_size: int,
+    chunk_hook: ChunkHook | None,
+) -> None:
+    """Write a new plan as the module's docstring says: people and networks, then the plan
+    staged, its actions `chunk_size` at a time, each in a transaction of its own, and one
+    short switch-over. On any failure the staged plan is deleted again and the error raised.
+    """
+    draft = ready.draft
+    report.created_plan = True
+    person_id, network_id = await _upsert_people_and_networks(
+        sessions, ready, report=report, chunk_size=chunk_size
+    )
+    plan_id: int | None = None
+    # Catches everything, cancellation and Ctrl-C too, only to delete the staged plan and
+    # raise it again: no half-written plan is left behind for the next import to find.
+    try:
+        async with sessions() as session, session.begin():
+            plan_id, priority_id = await _stage_plan(session, draft, now=now)
+        timezone = draft.plan.timezone
+        for start in range(0, len(draft.actions), chunk_size):
+            async with sessions() as session, session.begin():
+                await _write_chunk(
+                    session,
+                    plan_id,
+                    draft.actions[start : start + chunk_size],
+                    ready=ready,
+                    priority_id=priority_id,
+                    person_id=person_id,
+                    network_id=network_id,
+                    timezone=timezone,
+                    now=now,
+                    ratings_as_of=ratings_as_of,
+                    report=report,
+                )
+            if chunk_hook is not None:
+                await chunk_hook(min(start + chunk_size, len(draft.actions)))
+            await _pause(sessions)
+        async with sessions() as session, session.begin():
+            await _switch_over(
+                session,
+                plan_path,
+                draft,
+                plan_id,
+                linked=_linked(ready),
+                network_id=network_id,
+                now=now,
+            )
+    except BaseException:
+        if plan_id is not None:
+            try:
+                await _drop_staged(sessions, plan_id)
+            except Exception:  # the next import purges it once stale; the first error matters
+                log.exception("could not delete staged plan %s", plan_id)
+        raise
+
+
+async def _upsert_people_and_networks(
+    sessions: async_sessionmaker[AsyncSession],
+    ready: _Ready,
+    *,
+    report: ImportReport,
+    chunk_size: int,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Add or update the people, `chunk_size` a transaction (a national directory has
+    thousands), then the networks; the ids of all, by key. A delegate added in a later
+    chunk than the person is set by a second pass over those who have one."""
+    people = ready.people
+    for start in range(0, len(people), chunk_size):
+        async with sessions() as session, session.begin():
+            added, changed = await PeopleRepository(session).upsert(
+                people[start : start + chunk_size]
+            )
+        report.people_added += added
+        report.people_changed += changed
+        await _pause(sessions)
+    if len(people) > chunk_size:
+        delegating = [p for p in people if p.delegate_key]
+        for start in range(0, len(delegating), chunk_size):
+            async with sessions() as session, session.begin():
+                await PeopleRepository(session).upsert(delegating[start : start + chunk_size])
+            await _pause(sessions)
+    async with sessions() as session, session.begin():
+        networks = NetworkRepository(session)
+        report.networks_added, report.networks_changed = await networks.upsert(ready.networks)
+        person_id = {
+            key: row_id
+            for key, row_id in (await session.execute(select(PersonRow.key, PersonRow.id)))
+        }
+        network_id = {
+            key: row_id
+            for key, row_id in (await session.execute(select(NetworkRow.key, NetworkRow.id)))
+        }
+    return person_id, network_id
+
+
+async def _pause(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Let a writer waiting for SQLite's lock have it (see `SQLITE_PAUSE`). PostgreSQL locks
+    rows, and no one else writes the staged plan's, so it needs no pause."""
+    engine = sessions.kw.get("bind")
+    if engine is not None and engine.dialect.name == "sqlite":
+        await asyncio.sleep(SQLITE_PAUSE)
+
+
+def _linked(ready: _Ready) -> set[str]:
+    """The networks that get the plan's digests: those its actions name and the plan-wide
+    ones that came with it."""
+    linked = {n for a in ready.draft.actions for n in a.network_keys}
+    return linked | {n.key for n in ready.networks if n.all_actions}
+
+
+async def _stage_plan(
+    session: AsyncSession, draft: PlanDraft, *, now: datetime
+) -> tuple[int, dict[int, int]]:
+    """Add the plan under a staged key, retired, with its priorities; its id and theirs by
+    number."""
+    plan = draft.plan
+    settings: dict[str, object] = dict(draft.settings or {})
+    if draft.layout is not None:
+        settings["layout"] = draft.layout
+    row = PlanRow(
+        # Keys are at most 64 characters; the real key is there only to tell leftovers apart.
+        key=f"{STAGED_PLAN_PREFIX}{plan.key[:40]}~{secrets.token_hex(4)}",
+        title=plan.title,
+        organisation=plan.organisation,
+        timezone=plan.timezone,
+        start=plan.start,
+        created_at=now,
+        updated_at=now,
+        retired_at=now,
+        settings=settings,
+    )
+    session.add(row)
+    await session.flush()
+    # As `_write` does for a new plan: only a Word or pasted plan says what each covers.
+    from_blocks = bool(draft.places)
+    priorities = {}
+    for number, title in draft.priorities.items():
+        priority = PriorityRow(plan_id=row.id, number=number, title=title)
+        if from_blocks:
+            priority.description = draft.descriptions.get(number)
+            priority.leads = draft.priority_leads.get(number)
+        priorities[number] = priority
+    session.add_all(priorities.values())
+    await session.flush()
+    return row.id, {number: p.id for number, p in priorities.items()}
+
+
+async def _write_chunk(
+    session: AsyncSession,
+    plan_id: int,
+    actions: Sequence[DraftAction],
+    *,
+    ready: _Ready,
+    priority_id: dict[int, int],
+    person_id: dict[str, int],
+    network_id: dict[str, int],
+    timezone: str,
+    now: datetime,
+    ratings_as_of: date | datetime,
+    report: ImportReport,
+) -> None:
+    """Add these actions of the staged plan, their leads, networks, milestones and sheet
+    ratings, in bulk inserts (the plan is new, so there is nothing to match or compare)."""
+    await session.execute(
+        insert(ActionRow),
+        [
+            {
+                "plan_id": plan_id,
+                "ref": action.ref,
+                "title": action.title,
+                "aim": action.aim,
+                "priority_id": priority_id[action.priority],
+                "position": action.position,
+                "retired": False,
+            }
+            for action in actions
+        ],
+    )
+    report.actions_added += len(actions)
+    action_id = await _ids_of(session, ActionRow, plan_id, [a.ref for a in actions])
+    leads = [
+        {"action_id": action_id[action.ref], "person_id": pid, "position": position}
+        for action in actions
+        for pid, position in sorted(
+            {
+                (person_id[key], position)
+                for position, key in enumerate(ready.leads_by_action.get(action.ref, ()))
+            }
+        )
+    ]
+    if leads:
+        await session.execute(insert(ActionLeadRow), leads)
+    nets = [
+        {"action_id": action_id[action.ref], "network_id": nid}
+        for action in actions
+        for nid in sorted({network_id[key] for key in action.network_keys})
+    ]
+    if nets:
+        await session.execute(insert(ActionNetworkRow), nets)
+    milestones: list[dict[str, object]] = []
+    rated: list[tuple[str, int | None, str | None]] = []
+    for action in actions:
+        for position, ms in enumerate(action.milestones):
+            ts = ms.timescale
+            milestones.append(
+                {
+                    "plan_id": plan_id,
+                    "ref": ms.ref,
+                    "action_id": action_id[action.ref],
+                    "title": ms.title,
+                    "timescale_text": ts.text,
+                    "due": ts.due,
+                    "start": ts.start,
+                    "recurrence": ts.recurrence.value if ts.recurrence else None,
+                    "ongoing": ts.ongoing,
+                    "position": position,
+                    "retired": False,
+                }
+            )
+            if ms.rating is not None or ms.note:
+                rated.append((ms.ref, ms.rating, ms.note))
+    if milestones:
+        await session.execute(insert(MilestoneRow), milestones)
+    report.milestones_added += len(milestones)
+    milestone_id = (
+        await _ids_of(session, MilestoneRow, plan_id, [ref for ref, *_ in rated]) if rated else {}
+    )
+    await _record_sheet_values(
+        session,
+        plan_id,
+        [(ref, milestone_id[ref], rating, note) for ref, rating, note in rated],
+        timezone=timezone,
+        given_at=_given_at(ratings_as_of, timezone),
+        now=now,
+        prefer_sheet=False,  # a new plan has no answers for the sheet to be preferred over
+        report=report,
+        new_milestones=True,
+    )
+
+
+async def _ids_of(
+    session: AsyncSession,
+    table: type[ActionRow] | type[MilestoneRow],
+    plan_id: int,
+    refs: Sequence[str],
+) -> dict[str, int]:
+    """The ids of the plan's rows with these references."""
+    found: dict[str, int] = {}
+    for start in range(0, len(refs), 5000):
+        rows = await session.execute(
+            select(table.ref, table.id).where(
+                table.plan_id == plan_id, table.ref.in_(refs[start : start + 5000])
+            )
+        )
+        found.update({ref: row_id for ref, row_id in rows.tuples()})
+    return found
+
+
+async def _switch_over(
+    session: AsyncSession,
+    plan_path: Path,
+    draft: PlanDraft,
+    plan_id: int,
+    *,
+    linked: set[str],
+    network_id: dict[str, int],
+    now: datetime,
+) -> None:
+    """Give the staged plan its own key and make it live, with its networks linked: unless
+    a plan took that key meanwhile (another import), or, for a key taken from the file's
+    name, another plan appeared."""
+    if await _plan_row(session, plan_path, draft) is not None:
+        raise ImportFailed(
+            str(plan_path),
+            [
+                Problem(
+                    None,
+                    "plan key",
+                    draft.plan.key,
+                    f"plan {draft.plan.key!r} was imported by someone else while this import "
+                    "ran; import the file again to re-import it",
+                )
+            ],
+        )
+    row = await session.get(PlanRow, plan_id)
+    if row is None:  # deleted as stale, so this import took over an hour
+        raise ImportFailed(
+            str(plan_path),
+            [Problem(None, None, None, "the import took too long and was undone; try again")],
+        )
+    row.key, row.retired_at, row.updated_at = draft.plan.key, None, now
+    session.add_all(
+        PlanNetworkRow(plan_id=plan_id, network_id=network_id[k]) for k in sorted(linked)
+    )
+    await session.flush()
+
+
+async def purge_staged(sessions: async_sessionmaker[AsyncSession], *, older_than: datetime) -> int:
+    """Delete the staged plans added before `older_than`: left by imports that crashed.
+    Returns how many. Reads first, so an import with nothing to purge writes nothing."""
+    async with sessions() as session:
+        stale = list(
+            (
+                await session.scalars(
+                    select(PlanRow.id).where(
+                        PlanRow.key.like(f"{STAGED_PLAN_PREFIX}%"), PlanRow.created_at < older_than
+                    )
+                )
+            ).all()
+        )
+    for plan_id in stale:
+        log.warning("deleting plan %s left half-imported by an import that stopped", plan_id)
+        await _drop_staged(sessions, plan_id)
+    return len(stale)
+
+
+async def _drop_staged(sessions: async_sessionmaker[AsyncSession], plan_id: int) -> None:
+    """Delete a staged plan whole, in short transactions like those that wrote it: its
+    updates first (an update's milestone is never deleted under it: RESTRICT), then its
+    milestones, actions (and with them their links) and the plan with its priorities. Only a
+    staged plan's id is ever given, so what is deleted was never seen by anyone."""
+    staged = PlanRow.key.like(f"{STAGED_PLAN_PREFIX}%")
+    async with sessions() as session:
+        actions = list(
+            (
+                await session.scalars(
+                    select(ActionRow.id)
+                    .join(PlanRow, PlanRow.id == ActionRow.plan_id)
+                    .where(PlanRow.id == plan_id, staged)
+                )
+            ).all()
+        )
+    for start in range(0, len(actions), CHUNK_SIZE):
+        chunk = actions[start : start + CHUNK_SIZE]
+        milestones = select(MilestoneRow.id).where(MilestoneRow.action_id.in_(chunk))
+        async with sessions() as session, session.begin():
+            await session.execute(delete(UpdateRow).where(UpdateRow.milestone_id.in_(milestones)))
+            await session.execute(delete(MilestoneRow).where(MilestoneRow.action_id.in_(chunk)))
+            await session.execute(delete(ActionRow).where(ActionRow.id.in_(chunk)))
+        await _pause(sessions)
+    async with sessions() as session, session.begin():
+        await session.execute(delete(PlanRow).where(PlanRow.id == plan_id, staged))

@@ -40,6 +40,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# A new plan is imported under a key that starts so, retired, and given its own key in one
+# short transaction at the end (storage/importer.py): no listing shows it, no rule prompts or
+# digests it, and an import refuses a plan key that starts so.
+STAGED_PLAN_PREFIX = "~import~"
+
+
 class PlanRow(Base):
     __tablename__ = "plans"
 
@@ -160,7 +166,9 @@ class MilestoneRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
-    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"))
+    # Indexed so that deleting an action (a staged import undone) does not scan every
+    # milestone for each one: both databases check the foreign key row by row.
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
     ref: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(Text)
     timescale_text: Mapped[str] = mapped_column(Text, default="")

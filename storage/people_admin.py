@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.errors import PersonChangeError, PersonNotFound, PlanNotFound
 from storage.models import ActionLeadRow, ActionRow, PersonRow, PlanRow
 from storage.personal_data import AuditLog
+from storage.repositories import not_staged
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
@@ -156,7 +157,7 @@ async def reassign_actions(
     target = await known_person(session, to_key)
     if source.id == target.id:
         raise PersonChangeError("--from and --to are the same person")
-    plans = select(PlanRow.id, PlanRow.key)
+    plans = select(PlanRow.id, PlanRow.key).where(not_staged())  # none still importing
     if plan_key is not None:
         found = await session.scalar(select(PlanRow.id).where(PlanRow.key == plan_key))
         if found is None:

@@ -32,6 +32,7 @@ from bot.domain.model import (
 )
 from bot.domain.reimport import Progress
 from storage.models import (
+    STAGED_PLAN_PREFIX,
     STATE_SLOTS,
     UPDATE_FIELDS,
     ActionLeadRow,
@@ -212,6 +213,11 @@ class PlanSummary(NamedTuple):
     retired_at: datetime | None
 
 
+def not_staged() -> ColumnElement[bool]:
+    """Plans that are not still being imported (see `STAGED_PLAN_PREFIX`)."""
+    return PlanRow.key.not_like(f"{STAGED_PLAN_PREFIX}%")
+
+
 class PlanRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -226,10 +232,13 @@ class PlanRepository:
         query = select(PlanRow.key).order_by(PlanRow.key)
         if not retired_too:
             query = query.where(PlanRow.retired_at.is_(None))
+        else:  # a plan still being imported is retired until it is switched over
+            query = query.where(not_staged())
         return list((await self.session.scalars(query)).all())
 
     async def summaries(self) -> list[PlanSummary]:
-        """Every plan, retired ones too, with the size of what is live in it."""
+        """Every plan, retired ones too, with the size of what is live in it; never one still
+        being imported."""
         live_actions = select(ActionRow.id).where(
             ActionRow.plan_id == PlanRow.id, ActionRow.retired.is_(False)
         )
@@ -257,7 +266,9 @@ class PlanRepository:
                 people,
                 PlanRow.updated_at,
                 PlanRow.retired_at,
-            ).order_by(PlanRow.key)
+            )
+            .where(not_staged())
+            .order_by(PlanRow.key)
         )
         return [
             PlanSummary(key, title, a, m, p, utc(imported), utc(retired) if retired else None)
