@@ -45,14 +45,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import Clock as SdkClock
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, system_clock
-from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
+from bot.domain.cycles import PromptItem
 from bot.domain.model import Source
 from bot.domain.replies import LineRefusal, Refusal, ReplyLine
-from bot.domain.status import local_date, milestone_status
+from bot.domain.status import local_date
+from bot.domain.timescales import parse_day
 from bot.services.answers import (
     AnswerBatch,
     AnswerContext,
@@ -62,12 +61,14 @@ from bot.services.answers import (
     Recording,
     Who,
 )
+from bot.services.cycles import led_by, prompt_on_demand
+from bot.services.cycles import prompt_items as _items
 from bot.writer import GroupCommit
 from digests.slack import escape_mrkdwn
 from handlers import slack_blocks as kit
-from storage.delivery import NewPrompt, PromptRepository
-from storage.models import PersonRow, PromptRow
-from storage.repositories import PlanRepository, TrackedPlan
+from storage.db import DATABASE_ERRORS, Session, is_duplicate
+from storage.models import PersonRow
+from storage.repositories import PlanRepository
 from storage.slack_people import SlackPeople
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ __all__ = [
     "parse_day",
 ]
 
-Sessions = Callable[[], AsyncSession]
+Sessions = Callable[[], Session]
 
 DEFAULT_MAX_BODY = 256 * 1024  # a big modal submission is tens of kilobytes
 RETRY = "Sorry, your update could not be saved just now. Nothing was recorded; please try again."
@@ -89,9 +90,9 @@ NOT_LINKED = (
     "Your Slack account is not linked to anyone in Plan Pulse, so nothing was recorded. "
     "Ask your plan's coordinator to add your Slack user id to the people list."
 )
-# A database that is down or refuses the transaction; connection errors of asyncpg are
-# OSErrors. Anything else is a bug and goes to the log via bolt.
-_DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+# A database that is down or refuses the transaction. Anything else is a bug and goes to
+# the log via bolt.
+_DB_ERRORS = DATABASE_ERRORS
 
 
 class Refused(Exception):
@@ -131,57 +132,6 @@ class Followups:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-# --- dates ----------------------------------------------------------------------------------
-
-_DAY_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
-
-
-def parse_day(text: str) -> date | None:
-    """A date written day first (31/01/27, 31/1/2027, 14 Dec 2026) or as ISO (2027-01-31)."""
-    cleaned = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text.strip(), flags=re.I)
-    for pattern in _DAY_FORMATS:
-        try:
-            return datetime.strptime(cleaned, pattern).date()
-        except ValueError:
-            continue
-    return None
-
-
-# --- reading the plan -----------------------------------------------------------------------
-
-
-def _item(tracked: TrackedPlan, ref: str, today: date, lead: str) -> PromptItem | None:
-    for action in tracked.actions:
-        for milestone in action.milestones:
-            if milestone.ref != ref:
-                continue
-            status = milestone_status(
-                milestone.timescale,
-                tracked.updates.get(ref, ()),
-                today=today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
-            return PromptItem.of(milestone, status, action_ref=action.ref, on_behalf_of=lead)
-    return None
-
-
-def _items(tracked: TrackedPlan, refs: Sequence[str], today: date, lead: str) -> list[PromptItem]:
-    found = (_item(tracked, ref, today, lead) for ref in refs)
-    return [item for item in found if item is not None]
-
-
-def _led_by(tracked: TrackedPlan, person_key: str, today: date) -> list[PromptItem]:
-    """Every live milestone `person_key` leads (its own leads, else its action's)."""
-    refs = [
-        m.ref
-        for action in tracked.actions
-        for m in action.milestones
-        if person_key in (m.leads or action.leads)
-    ]
-    return _items(tracked, refs, today, person_key)
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -235,12 +185,14 @@ class _Pulse:
         )
         try:
             return await self._ratings.submit(click)
-        except IntegrityError:
+        except Exception as failed:
+            if not is_duplicate(failed):
+                raise
             # The same action committed by a concurrent delivery of it: already recorded.
             return 0
 
     async def _record_ratings(
-        self, session: AsyncSession, clicks: Sequence[AnswerRequest]
+        self, session: Session, clicks: Sequence[AnswerRequest]
     ) -> list[int | Exception]:
         """A batch of rating clicks in one transaction, through the answers service: each
         one's count of new updates, or the `Refused` that says why it was not recorded."""
@@ -309,81 +261,38 @@ class _Pulse:
                 if errors:
                     return [], errors, items
                 return list(result.kept), {}, items
-        except IntegrityError:
+        except Exception as failed:
+            if not is_duplicate(failed):
+                raise
             return [], {}, []  # a concurrent submission of the same view recorded it
 
     # -- the person's own view ---------------------------------------------------------
 
-    async def person(self, session: AsyncSession, user: str) -> PersonRow | None:
+    async def person(self, session: Session, user: str) -> PersonRow | None:
         return await SlackPeople(session).by_slack_id(user)
 
     async def milestones_of(
-        self, session: AsyncSession, person: PersonRow, now: datetime
+        self, session: Session, person: PersonRow, now: datetime
     ) -> list[tuple[str, list[PromptItem]]]:
         out = []
         for plan in await SlackPeople(session).plans():
             tracked = await PlanRepository(session).tracked(plan.key)
-            items = _led_by(tracked, person.key, local_date(now, tracked.plan.timezone))
+            items = led_by(tracked, person.key, local_date(now, tracked.plan.timezone))
             if items:
                 out.append((tracked.plan.title, items))
         return out
 
     async def prompt_for_command(self, user: str) -> tuple[int, list[PromptItem]] | None:
-        """The prompt `/pulse` opens: this cycle's, else one made now from what the person
-        leads, else their latest. None when there is nothing to ask about."""
+        """The prompt `/pulse` opens (`prompt_on_demand`); None when there is nothing to ask
+        about."""
         now = self.clock()
         async with self._writer, self.sessions() as session, session.begin():
             person = await self.person(session, user)
             if person is None:
                 raise Refused(NOT_LINKED)
-            people = SlackPeople(session)
-            latest = await people.latest_prompt(person.id)
-            for plan in await people.plans():
-                tracked = await PlanRepository(session).tracked(plan.key)
-                today = local_date(now, tracked.plan.timezone)
-                if latest is not None and latest.plan_id == plan.id:
-                    if latest.cycle == cycle_key(today):
-                        return latest.id, _items(tracked, latest.milestone_refs, today, person.key)
-                planned = plan_prompts(
-                    tracked.plan,
-                    tracked.actions,
-                    tracked.updates,
-                    tracked.people,
-                    today=today,
-                    only=person.key,
-                )
-                if not planned or not planned[0].items:
-                    continue
-                mine = planned[0]
-                created = await PromptRepository(session).create_many(
-                    [
-                        NewPrompt(
-                            plan.id,
-                            person.id,
-                            cycle_key(today),
-                            "slack",
-                            tuple(i.milestone_ref for i in mine.items),
-                            mine.on_behalf_of,
-                        )
-                    ],
-                    now=now,
-                )
-                prompt_id = created.get(person.id)
-                if prompt_id is None:  # prompted this cycle meanwhile: use that prompt
-                    latest = await people.latest_prompt(person.id)
-                    if latest is None:
-                        continue
-                    return latest.id, _items(tracked, latest.milestone_refs, today, person.key)
-                return prompt_id, list(mine.items)
-            if latest is not None:
-                row = await session.get(PromptRow, latest.id)
-                assert row is not None
-                for plan in await people.plans():
-                    if plan.id == row.plan_id:
-                        tracked = await PlanRepository(session).tracked(plan.key)
-                        today = local_date(now, tracked.plan.timezone)
-                        return row.id, _items(tracked, row.milestone_refs, today, person.key)
-        return None
+            return await prompt_on_demand(
+                session, person_id=person.id, person_key=person.key, channel="slack", now=now
+            )
 
     # -- Slack calls after the ack -----------------------------------------------------
 
