@@ -674,7 +674,8 @@ class Inbound:
                 Source.EMAIL,
                 Recording.VALID_LINES,
                 now,
-            )
+            ),
+            context,
         )
         accepted = result.kept
         rejected = list(parsed.rejected) + [

@@ -318,11 +318,14 @@ class AnswerBatch:
             prompts_of or {},
         )
 
-    def decide(self, request: AnswerRequest) -> AnswerResult:
+    def decide(self, request: AnswerRequest, context: AnswerContext | None = None) -> AnswerResult:
         """Judge `request` line by line, as if every answer decided before it in this batch
-        were committed; `record` writes what it keeps."""
+        were committed; `record` writes what it keeps. `context`: the one `context` gave
+        for it, when the channel needed it already (to read the lines), and nothing was
+        decided since."""
         try:
-            context = self.context(request.who, request.prompt_id, now=request.now)
+            if context is None:
+                context = self.context(request.who, request.prompt_id, now=request.now)
         except AnswerRefused as whole:
             refused_whole = AnswerResult(request, refusal=whole.refusal, reason=whole.reason)
             self._decided.append(refused_whole)
