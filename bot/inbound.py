@@ -22,7 +22,7 @@ with one alert in the log. Together they stop a careless auto-responder from loo
 Both steps work a batch at a time. The local inbox is stored a batch of files per
 transaction, each batch's files moved only after its commit. Stored messages are decided a
 batch per transaction: the batch's prompts, senders and plans are read once (`_Batch`,
-`Answering.load`), its answers recorded and its mail queued together, each reply judged
+`AnswerBatch.load`), its answers recorded and its mail queued together, each reply judged
 after the ones before it in the batch as if they were committed. Should one message fail
 unexpectedly, the batch is rolled back and decided again with a savepoint per message, so
 only that one is kept as "unprocessable".
@@ -45,7 +45,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.admin_alerts import AdminAlerts, AlertKind
-from bot.answers import Answering, NewAnswer, NotAllowed, record_many
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
 from bot.domain.model import Person, Plan, Source
@@ -57,6 +56,14 @@ from bot.domain.replies import (
     strip_our_text,
 )
 from bot.domain.status import local_date
+from bot.services.answers import (
+    AnswerBatch,
+    AnswerRefused,
+    AnswerRequest,
+    AnswerResult,
+    Recording,
+    Who,
+)
 from bot.signing import Signer
 from handlers.email_messages import confirmation_email, mail_domain, token_hash
 from handlers.inbound_mail import (
@@ -72,6 +79,7 @@ from handlers.inbound_mail import (
     reply_text,
     without_text,
 )
+from storage.answers import AskedPrompt
 from storage.delivery import (
     IN_CHUNK,
     InboundDecision,
@@ -81,7 +89,7 @@ from storage.delivery import (
     PromptRepository,
     StoredMessage,
 )
-from storage.models import EmailBounceRow, PersonRow, PromptRow
+from storage.models import EmailBounceRow, PersonRow
 from storage.repositories import utc
 
 log = logging.getLogger(__name__)
@@ -321,9 +329,12 @@ class Inbound:
                         async with session.begin_nested():
                             work.outcome = await self._decide(session, work, mail, batch, now)
                             if work.answer is not None:
-                                (recorded,) = await record_many(session, [work.answer])
-                                work.outcome = replace(work.outcome, recorded=recorded)
+                                recording = await batch.load_answers(session)
+                                (work.answer,) = await recording.record(session)
+                                work.outcome = replace(work.outcome, recorded=work.answer.recorded)
                     except Exception as exc:  # keep the message for an admin; never lose it
+                        if batch.answers is not None:
+                            batch.answers.discard()
                         log.error(
                             "inbound %s could not be processed: %s",
                             message.id,
@@ -337,12 +348,9 @@ class Inbound:
                         work.outcome = await self._decide(session, work, mail, batch, now)
                     except Exception as exc:
                         raise _MessageFailed(message.id) from exc
-                if work.answer is not None:
-                    # Later replies in the batch are judged as if this one were committed.
-                    batch.answering().seen(work.answer)
                 works.append(work)
             if not careful:
-                await self._record_all(session, works)
+                await self._record_all(session, works, batch)
             outbox = OutboxRepository(session)
             answers = await self._answers_within_limit(outbox, works, now)
             await outbox.enqueue_many(
@@ -438,18 +446,23 @@ class Inbound:
             message_id=message.message_id,
         )
 
-    async def _record_all(self, session: AsyncSession, works: Sequence[_Work]) -> None:
-        """Record every answer of the batch at once (`record_many`); each outcome counts
-        its own."""
+    async def _record_all(
+        self, session: AsyncSession, works: Sequence[_Work], batch: _Batch
+    ) -> None:
+        """Record every answer of the batch at once (`AnswerBatch.record`); each outcome
+        counts its own."""
         answering = [work for work in works if work.answer is not None]
         if not answering:
             return
+        assert batch.answers is not None
         try:
-            counts = await record_many(session, [w.answer for w in answering if w.answer])
+            results = {id(r.request): r for r in await batch.answers.record(session)}
         except Exception as exc:
             raise _MessageFailed(None) from exc
-        for work, recorded in zip(answering, counts, strict=True):
-            work.outcome = replace(work.decided(), recorded=recorded)
+        for work in answering:
+            assert work.answer is not None
+            work.answer = results[id(work.answer.request)]
+            work.outcome = replace(work.decided(), recorded=work.answer.recorded)
 
     def _read(self, message: StoredMessage) -> InboundMail | Outcome:
         """The parsed message, or why it cannot be read (kept as unprocessable)."""
@@ -620,18 +633,22 @@ class Inbound:
         session: AsyncSession,
         work: _Work,
         mail: InboundMail,
-        prompt: PromptRow,
+        prompt: AskedPrompt,
         sender: str,
         batch: _Batch,
         now: datetime,
     ) -> Outcome:
+        """Decide the reply through the answers service: the valid lines are recorded, the
+        rest sent back in the confirmation."""
         writer_key = batch.writers.get(sender)
         if writer_key is None:
             await self._tell_owner(session, work, prompt, sender, mail, now)
             return Outcome("rejected", f"{sender} is not a known person")
+        answers = await batch.load_answers(session)
+        who = Who(person_key=writer_key)
         try:
-            context = (await batch.load_answering(session)).context(prompt, writer_key, now=now)
-        except NotAllowed as refused:
+            context = answers.context(who, prompt.id, now=now)
+        except AnswerRefused as refused:
             await self._tell_owner(session, work, prompt, sender, mail, now)
             return Outcome("rejected", refused.reason)
         text = strip_our_text(reply_text(mail.body))
@@ -647,25 +664,26 @@ class Inbound:
                 work, context.plan, context.writer, mail, ParsedReply((), (nothing,)), now
             )
             return Outcome("rejected", "no content")
-        accepted = [line for line in parsed.accepted if line.ref in context.allowed]
-        rejected = list(parsed.rejected) + [
-            RejectedLine(
-                f"{line.ref} …",
-                line.line_no,
-                f"you are not a lead of {line.ref}; it was not recorded",
-            )
-            for line in parsed.accepted
-            if line.ref not in context.allowed
-        ]
-        if accepted:  # recorded with the batch (`record_many`), which counts what was new
-            work.answer = NewAnswer(
-                context,
-                accepted,
-                Source.EMAIL,
-                answer_key(mail.message_id, work.message.dedupe_key),
+        result = answers.decide(
+            AnswerRequest(
+                who,
+                prompt.id,
+                parsed.accepted,
                 _given_at(mail.date, prompt, now),
+                answer_key(mail.message_id, work.message.dedupe_key),
+                Source.EMAIL,
+                Recording.VALID_LINES,
                 now,
-            )
+            ),
+            context,
+        )
+        accepted = result.kept
+        rejected = list(parsed.rejected) + [
+            RejectedLine(f"{line.ref} …", line.line_no, line.reason, line.refusal)
+            for line in result.refused
+        ]
+        if accepted:  # recorded with the batch (`AnswerBatch.record`), which counts the new
+            work.answer = result
         self._confirm(
             work,
             context.plan,
@@ -755,7 +773,7 @@ class Inbound:
         self,
         session: AsyncSession,
         work: _Work,
-        prompt: PromptRow,
+        prompt: AskedPrompt,
         sender: str,
         mail: InboundMail,
         now: datetime,
@@ -842,7 +860,7 @@ class _Work:
     message: StoredMessage
     sender: str | None = None
     prompt_id: int | None = None
-    answer: NewAnswer | None = None
+    answer: AnswerResult | None = None
     answers: list[_Answer] = field(default_factory=list)
     outbox: list[NewMessage] = field(default_factory=list)
     outcome: Outcome | None = None
@@ -855,27 +873,22 @@ class _Work:
 @dataclass(slots=True)
 class _Batch:
     """Lookups a batch's messages share, each made once for the whole batch: the prompts
-    their tokens name, and who writes from each sender address. The prompts' plans and
-    owners are loaded into the session too, so `answer_context` finds them there."""
+    their tokens name, and who writes from each sender address; and, once the first
+    message gets that far, what answering their prompts needs (`answers`)."""
 
-    prompts: dict[str, tuple[PromptRow, datetime]]  # by token hash
+    prompts: dict[str, tuple[AskedPrompt, datetime]]  # by token hash
     writers: dict[str, str]  # person key by lower-case address
-    _answering: Answering | None = None
+    answers: AnswerBatch | None = None
 
-    async def load_answering(self, session: AsyncSession) -> Answering:
-        """What answering the batch's prompts needs (`Answering.load`), read once, when the
-        first message gets that far."""
-        if self._answering is None:
-            self._answering = await Answering.load(
+    async def load_answers(self, session: AsyncSession) -> AnswerBatch:
+        """What answering the batch's prompts needs (`AnswerBatch.load`), read once."""
+        if self.answers is None:
+            self.answers = await AnswerBatch.load(
                 session,
                 prompts=[prompt for prompt, _ in self.prompts.values()],
-                writer_keys=set(self.writers.values()),
+                person_keys=set(self.writers.values()),
             )
-        return self._answering
-
-    def answering(self) -> Answering:
-        assert self._answering is not None
-        return self._answering
+        return self.answers
 
     @classmethod
     async def load(
@@ -969,8 +982,8 @@ def _plain(why: str) -> str:
     }.get(why, why)
 
 
-def _given_at(date: datetime | None, prompt: PromptRow, now: datetime) -> datetime:
+def _given_at(date: datetime | None, prompt: AskedPrompt, now: datetime) -> datetime:
     """When the answer was given: the message's Date, kept between the prompt and now."""
     if date is None:
         return now
-    return max(utc(prompt.created_at), min(date, now))
+    return max(prompt.created_at, min(date, now))

@@ -4,7 +4,7 @@ the lead's absence set from it. The page itself is handlers/web; this decides.
 A link (handlers/web/links.py) opens its person's current prompt: the milestones they may
 answer on it, as in email (the person, their delegate, a joint lead for what they lead).
 Submitting records every milestone given in ONE transaction through the answers path every
-channel uses (`judge_answer`, `Answering`, `record_many`), with source `web`, and enqueues
+channel uses (`bot/services/answers.py`, all or nothing), with source `web`, and enqueues
 the usual confirmation email in the same transaction; with any error nothing is recorded.
 Reading a page changes nothing: mail scanners open every link before the lead does.
 """
@@ -23,13 +23,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.answers import AnswerContext, Answering, NewAnswer, NotAllowed, record_many
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import ReplyLine, judge_answer
+from bot.domain.replies import LineRefusal, ReplyLine, judge
 from bot.domain.status import milestone_status
+from bot.services.answers import (
+    AnswerBatch,
+    AnswerContext,
+    AnswerRefused,
+    AnswerRequest,
+    Recording,
+    Who,
+)
 from bot.signing import Signer
 from handlers.email_messages import confirmation_email, new_token, token_hash
 from handlers.web.forms import (
@@ -40,6 +47,7 @@ from handlers.web.forms import (
     read_absence,
     read_update,
 )
+from storage.answers import asked_prompt
 from storage.delivery import OutboxRepository, PromptRepository
 from storage.models import PersonRow
 from storage.repositories import PlanRepository, TrackedPlan, utc
@@ -217,12 +225,12 @@ class UpdatePages:
         link = await WebLinks(session).find(token_hash_)
         if link is None or not link.open_at(now):
             return None
-        answering = await Answering.load(
-            session, prompts=[link.prompt], writer_keys=[link.person.key]
+        answers = await AnswerBatch.load(
+            session, prompts=[asked_prompt(link.prompt)], person_keys=[link.person.key]
         )
         try:
-            context = answering.context(link.prompt, link.person.key, now=now)
-        except NotAllowed:
+            context = answers.context(Who(person_key=link.person.key), link.prompt.id, now=now)
+        except AnswerRefused:
             return None
         return link, context
 
@@ -286,9 +294,10 @@ class UpdatePages:
         asked = context.asked_by_ref()
         judged: list[ReplyLine] = []
         for line in draft.lines:
-            verdict = judge_answer(asked[line.ref], line)
-            if isinstance(verdict, str):
-                errors.setdefault(field_id(line.line_no, "note"), verdict[0].upper() + verdict[1:])
+            verdict = judge(asked[line.ref], line)  # every line, though only changes are kept
+            if isinstance(verdict, LineRefusal):
+                reason = verdict.reason
+                errors.setdefault(field_id(line.line_no, "note"), reason[0].upper() + reason[1:])
             else:
                 judged.append(verdict)
         if errors:
@@ -303,8 +312,21 @@ class UpdatePages:
             return Submitted(page, draft)
         nonce = _nonce(form.get("submission", ""))
         key = f"web:{link.prompt.id}:{link.person.id}:{nonce}"
-        answer = NewAnswer(context, changed, Source.WEB, key, now, now)
-        (count,) = await record_many(session, [answer])
+        answers = await AnswerBatch.load(
+            session, prompts=[asked_prompt(link.prompt)], person_keys=[link.person.key]
+        )
+        who = Who(person_key=link.person.key)
+        answers.decide(
+            AnswerRequest(
+                who, link.prompt.id, changed, now, key, Source.WEB, Recording.ALL_OR_NOTHING, now
+            )
+        )
+        (result,) = await answers.record(session)
+        if result.refusal is not None or result.refused:  # changed since the page was read
+            refused = result.refused[0].reason if result.refused else result.reason
+            errors = {field_id(changed[0].line_no, "note"): refused[0].upper() + refused[1:]}
+            return Submitted(page, Draft(draft.lines, draft.values, errors))
+        count = result.recorded
         if count == 0:
             return Submitted(page, draft, already=True)
         emailed = await self._confirm(session, link, context, changed, key, now=now)

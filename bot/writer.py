@@ -12,7 +12,7 @@ Outcomes, per request:
   that caller alone gets raised;
 - a batch that fails (the database is down, the commit is refused) fails every request in
   it with the same exception: nobody is told their answer was saved when it was not;
-- an `IntegrityError` (another process committed the same external id meanwhile) fails
+- a duplicate (`is_duplicate`: another process committed the same external id meanwhile) fails
   only the batch's attempt: each request is then run again alone, so one duplicate does not
   spoil the others, and the duplicate itself gets the IntegrityError as before batching.
 
@@ -30,18 +30,17 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from storage.db import Session, is_duplicate
 
 log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
 
-Sessions = Callable[[], AsyncSession]
+Sessions = Callable[[], Session]
 # The batch's work: one result or exception per request, in order, in the given session's
 # transaction (never committed by it).
-RunBatch = Callable[[AsyncSession, Sequence[Req]], Awaitable[Sequence[Res | Exception]]]
+RunBatch = Callable[[Session, Sequence[Req]], Awaitable[Sequence[Res | Exception]]]
 
 
 class GroupCommit(Generic[Req, Res]):
@@ -94,17 +93,18 @@ class GroupCommit(Generic[Req, Res]):
     async def _commit(self, batch: list[tuple[Req, asyncio.Future[Res]]]) -> None:
         try:
             results = await self._transaction([request for request, _ in batch])
-        except IntegrityError as duplicate:
+        except Exception as failed:
+            if not is_duplicate(failed):  # every request in the batch shares the failure
+                log.warning("group commit of %d failed: %r", len(batch), failed)
+                _fail(batch, failed)
+                return
+            duplicate = failed
             if len(batch) == 1:
                 _fail(batch, duplicate)
                 return
             log.info("group commit of %d met a duplicate: recording each alone", len(batch))
             for one in batch:
                 await self._commit([one])
-            return
-        except Exception as failed:  # every request in the batch shares the failure
-            log.warning("group commit of %d failed: %r", len(batch), failed)
-            _fail(batch, failed)
             return
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # its caller went away; the write stands

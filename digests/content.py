@@ -330,11 +330,3 @@ def plan_statuses(
         for action in actions
         for milestone in action.milestones
     }
-
-
-def rating_mix(statuses: Iterable[Status]) -> dict[str, int]:
-    """How many milestones carry each latest rating (and how many none)."""
-    mix = dict.fromkeys(MIX_KEYS, 0)
-    for status in statuses:
-        mix[str(status.rating) if status.rating is not None else "unrated"] += 1
-    return mix

@@ -31,7 +31,6 @@ import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -46,28 +45,30 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import Clock as SdkClock
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.answers import (
-    AnswerContext,
-    Answering,
-    NewAnswer,
-    NotAllowed,
-    record_answers,
-    record_many,
-)
 from bot.clock import Clock, system_clock
-from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
+from bot.domain.cycles import PromptItem
 from bot.domain.model import Source
-from bot.domain.replies import ReplyLine, judge_answer
-from bot.domain.status import local_date, milestone_status
+from bot.domain.replies import LineRefusal, Refusal, ReplyLine
+from bot.domain.status import local_date
+from bot.domain.timescales import parse_day
+from bot.services.answers import (
+    AnswerBatch,
+    AnswerContext,
+    AnswerRefused,
+    AnswerRequest,
+    AnswerResult,
+    Recording,
+    Who,
+)
+from bot.services.cycles import led_by, prompt_on_demand
+from bot.services.cycles import prompt_items as _items
 from bot.writer import GroupCommit
 from digests.slack import escape_mrkdwn
 from handlers import slack_blocks as kit
-from storage.delivery import NewPrompt, PromptRepository
-from storage.models import PersonRow, PromptRow
-from storage.repositories import PlanRepository, TrackedPlan
+from storage.db import DATABASE_ERRORS, Session, is_duplicate
+from storage.models import PersonRow
+from storage.repositories import PlanRepository
 from storage.slack_people import SlackPeople
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ __all__ = [
     "parse_day",
 ]
 
-Sessions = Callable[[], AsyncSession]
+Sessions = Callable[[], Session]
 
 DEFAULT_MAX_BODY = 256 * 1024  # a big modal submission is tens of kilobytes
 RETRY = "Sorry, your update could not be saved just now. Nothing was recorded; please try again."
@@ -89,26 +90,13 @@ NOT_LINKED = (
     "Your Slack account is not linked to anyone in Plan Pulse, so nothing was recorded. "
     "Ask your plan's coordinator to add your Slack user id to the people list."
 )
-# A database that is down or refuses the transaction; connection errors of asyncpg are
-# OSErrors. Anything else is a bug and goes to the log via bolt.
-_DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+# A database that is down or refuses the transaction. Anything else is a bug and goes to
+# the log via bolt.
+_DB_ERRORS = DATABASE_ERRORS
 
 
 class Refused(Exception):
     """An answer that is not recorded; the message tells the lead why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Click:
-    """One rating chosen in a prompt DM, waiting for its batch (`_Pulse.record_rating`)."""
-
-    user: str
-    prompt_id: int
-    ref: str
-    rating: int
-    key: str
-    given_at: datetime
-    now: datetime
 
 
 class Followups:
@@ -146,57 +134,6 @@ class Followups:
             self._session = None
 
 
-# --- dates ----------------------------------------------------------------------------------
-
-_DAY_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
-
-
-def parse_day(text: str) -> date | None:
-    """A date written day first (31/01/27, 31/1/2027, 14 Dec 2026) or as ISO (2027-01-31)."""
-    cleaned = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text.strip(), flags=re.I)
-    for pattern in _DAY_FORMATS:
-        try:
-            return datetime.strptime(cleaned, pattern).date()
-        except ValueError:
-            continue
-    return None
-
-
-# --- reading the plan -----------------------------------------------------------------------
-
-
-def _item(tracked: TrackedPlan, ref: str, today: date, lead: str) -> PromptItem | None:
-    for action in tracked.actions:
-        for milestone in action.milestones:
-            if milestone.ref != ref:
-                continue
-            status = milestone_status(
-                milestone.timescale,
-                tracked.updates.get(ref, ()),
-                today=today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
-            return PromptItem.of(milestone, status, action_ref=action.ref, on_behalf_of=lead)
-    return None
-
-
-def _items(tracked: TrackedPlan, refs: Sequence[str], today: date, lead: str) -> list[PromptItem]:
-    found = (_item(tracked, ref, today, lead) for ref in refs)
-    return [item for item in found if item is not None]
-
-
-def _led_by(tracked: TrackedPlan, person_key: str, today: date) -> list[PromptItem]:
-    """Every live milestone `person_key` leads (its own leads, else its action's)."""
-    refs = [
-        m.ref
-        for action in tracked.actions
-        for m in action.milestones
-        if person_key in (m.leads or action.leads)
-    ]
-    return _items(tracked, refs, today, person_key)
-
-
 # --- the app --------------------------------------------------------------------------------
 
 
@@ -222,210 +159,140 @@ class _Pulse:
 
     # -- answering ---------------------------------------------------------------------
 
-    def _judge(
-        self, answering: Answering, user: str, prompt_id: int, *, now: datetime
-    ) -> tuple[PromptRow, AnswerContext]:
-        """The prompt and what `user` may answer on it; raises `Refused`."""
-        person = answering.person_by_slack_id(user)
-        if person is None:
-            raise Refused(NOT_LINKED)
-        prompt = answering.prompt(prompt_id)
-        if prompt is None:
-            raise Refused("That prompt no longer exists; nothing was recorded.")
+    def _context(self, answers: AnswerBatch, user: str, prompt_id: int) -> AnswerContext:
+        """What `user` may answer on the prompt; raises `Refused`."""
         try:
-            context = answering.context(prompt, person.key, now=now)
-        except NotAllowed as refused:
-            log.info(
-                "slack answer refused: %s (user %s, prompt %s)", refused.reason, user, prompt_id
-            )
+            return answers.context(Who(slack_user_id=user), prompt_id, now=self.clock())
+        except AnswerRefused as refused:
             raise Refused(
-                "This prompt was sent to someone else, so your answer was not recorded."
+                _refused_whole(refused.refusal, refused.reason, user, prompt_id)
             ) from refused
-        return prompt, context
-
-    async def _context(
-        self, session: AsyncSession, user: str, prompt_id: int, *, now: datetime
-    ) -> tuple[PromptRow, AnswerContext]:
-        answering = await Answering.load(session, prompt_ids=[prompt_id], slack_user_ids=[user])
-        return self._judge(answering, user, prompt_id, now=now)
 
     async def record_rating(
         self, user: str, prompt_id: int, ref: str, rating: int, *, key: str, given_at: datetime
     ) -> int:
         """Record one rating from the DM; returns how many updates were new (0 or 1), once
         the transaction holding it (shared with concurrent clicks) is committed."""
-        click = _Click(user, prompt_id, ref, rating, key, given_at, self.clock())
+        click = AnswerRequest(
+            Who(slack_user_id=user),
+            prompt_id,
+            (ReplyLine(ref, rating, None, None, False, 0),),
+            given_at,
+            key,
+            Source.SLACK,
+            Recording.ALL_OR_NOTHING,
+            self.clock(),
+        )
         try:
             return await self._ratings.submit(click)
-        except IntegrityError:
+        except Exception as failed:
+            if not is_duplicate(failed):
+                raise
             # The same action committed by a concurrent delivery of it: already recorded.
             return 0
 
     async def _record_ratings(
-        self, session: AsyncSession, clicks: Sequence[_Click]
+        self, session: Session, clicks: Sequence[AnswerRequest]
     ) -> list[int | Exception]:
-        """A batch of rating clicks in one transaction: each one's count of new updates, or
-        the `Refused` that says why it was not recorded. Each is judged as if the ones
-        before it in the batch were committed (the note rule sees their ratings)."""
-        answering = await Answering.load(
+        """A batch of rating clicks in one transaction, through the answers service: each
+        one's count of new updates, or the `Refused` that says why it was not recorded."""
+        answers = await AnswerBatch.load(
             session,
             prompt_ids={c.prompt_id for c in clicks},
-            slack_user_ids={c.user for c in clicks},
+            slack_user_ids={c.who.slack_user_id for c in clicks if c.who.slack_user_id},
         )
-        results: list[int | Exception] = []
-        accepted: list[tuple[int, NewAnswer]] = []
         for click in clicks:
-            try:
-                answer = self._rating(answering, click)
-            except Refused as refused:
-                results.append(refused)
-                continue
-            answering.seen(answer)
-            accepted.append((len(results), answer))
-            results.append(0)
-        counts = await record_many(session, [answer for _, answer in accepted])
-        for (n, _), count in zip(accepted, counts, strict=True):
-            results[n] = count
-        return results
-
-    def _rating(self, answering: Answering, click: _Click) -> NewAnswer:
-        """The answer a click gives, if this user may give it; raises `Refused`."""
-        prompt, context = self._judge(answering, click.user, click.prompt_id, now=click.now)
-        ref, rating = click.ref, click.rating
-        if ref not in prompt.milestone_refs:
-            raise Refused("That milestone is not in this prompt; nothing was recorded.")
-        if ref not in context.allowed:
-            raise Refused(f"You do not lead {ref}, so your rating was not recorded.")
-        line = judge_answer(
-            context.asked_by_ref()[ref], ReplyLine(ref, rating, None, None, False, 0)
-        )
-        if isinstance(line, str):
-            raise Refused(
-                f"Not recorded: {line}. Use *Update with notes* to give the rating with a note."
-            )
-        return NewAnswer(context, [line], Source.SLACK, click.key, click.given_at, click.now)
+            answers.decide(click)
+        return [_click_result(result) for result in await answers.record(session)]
 
     async def modal_items(self, prompt_id: int, user: str) -> tuple[list[PromptItem], str]:
         """The prompt's milestones this user may answer, for the modal; and the plan title."""
-        now = self.clock()
         async with self._writer, self.sessions() as session:
-            prompt, context = await self._context(session, user, prompt_id, now=now)
+            answers = await AnswerBatch.load(session, prompt_ids=[prompt_id], slack_user_ids=[user])
+            context = self._context(answers, user, prompt_id)
             tracked = await PlanRepository(session).tracked(context.plan.key)
-        refs = [r for r in prompt.milestone_refs if r in context.allowed]
-        return _items(tracked, refs, context.today, context.owner.key), context.plan.title
+        return _items(tracked, context.answerable(), context.today, context.owner.key), (
+            context.plan.title
+        )
 
     async def record_modal(
         self, user: str, meta: kit.ModalMetadata, values: dict[str, Any], *, key: str
     ) -> tuple[list[ReplyLine], dict[str, str], list[PromptItem]]:
-        """Validate and record one page of the modal in one transaction: (recorded lines,
-        errors by block id, the prompt's items). With errors nothing is recorded."""
+        """Validate and record one page of the modal in one transaction, through the answers
+        service: (recorded lines, errors by block id, the prompt's items). With errors
+        nothing is recorded."""
         now = self.clock()
         try:
             async with self._writer, self.sessions() as session, session.begin():
-                prompt, context = await self._context(session, user, meta.prompt_id, now=now)
+                answers = await AnswerBatch.load(
+                    session, prompt_ids=[meta.prompt_id], slack_user_ids=[user]
+                )
+                context = self._context(answers, user, meta.prompt_id)
                 tracked = await PlanRepository(session).tracked(context.plan.key)
-                refs = [r for r in prompt.milestone_refs if r in context.allowed]
-                items = _items(tracked, refs, context.today, context.owner.key)
+                items = _items(tracked, context.answerable(), context.today, context.owner.key)
                 page = [i.milestone_ref for i in kit.page_items(items, meta.page)]
                 draft = kit.read_update(values, page, today=context.today)
+                unreadable = [
+                    LineRefusal(block.partition(":")[2], Refusal.UNREADABLE, message)
+                    for block, message in draft.errors.items()
+                ]
+                answers.decide(
+                    AnswerRequest(
+                        Who(slack_user_id=user),
+                        meta.prompt_id,
+                        draft.lines,
+                        now,
+                        key,
+                        Source.SLACK,
+                        Recording.ALL_OR_NOTHING,
+                        now,
+                        unreadable,
+                    )
+                )
+                (result,) = await answers.record(session)
+                if result.refusal is not None:
+                    raise Refused(
+                        _refused_whole(result.refusal, result.reason, user, meta.prompt_id)
+                    )
                 errors = dict(draft.errors)
-                asked = context.asked_by_ref()
-                lines: list[ReplyLine] = []
-                for line in draft.lines:
-                    judged = judge_answer(asked[line.ref], line)
-                    if isinstance(judged, str):
-                        errors.setdefault(
-                            f"note:{line.ref}"[:255], judged[0].upper() + judged[1:] + "."
-                        )
-                    else:
-                        lines.append(judged)
+                for line in result.refused:
+                    if line.refusal is not Refusal.UNREADABLE:
+                        errors.setdefault(f"note:{line.ref}"[:255], _sentence(line.reason))
                 if errors:
                     return [], errors, items
-                await record_answers(
-                    session,
-                    context,
-                    lines,
-                    source=Source.SLACK,
-                    external_key=key,
-                    given_at=now,
-                    now=now,
-                )
-                return lines, {}, items
-        except IntegrityError:
+                return list(result.kept), {}, items
+        except Exception as failed:
+            if not is_duplicate(failed):
+                raise
             return [], {}, []  # a concurrent submission of the same view recorded it
 
     # -- the person's own view ---------------------------------------------------------
 
-    async def person(self, session: AsyncSession, user: str) -> PersonRow | None:
+    async def person(self, session: Session, user: str) -> PersonRow | None:
         return await SlackPeople(session).by_slack_id(user)
 
     async def milestones_of(
-        self, session: AsyncSession, person: PersonRow, now: datetime
+        self, session: Session, person: PersonRow, now: datetime
     ) -> list[tuple[str, list[PromptItem]]]:
         out = []
         for plan in await SlackPeople(session).plans():
             tracked = await PlanRepository(session).tracked(plan.key)
-            items = _led_by(tracked, person.key, local_date(now, tracked.plan.timezone))
+            items = led_by(tracked, person.key, local_date(now, tracked.plan.timezone))
             if items:
                 out.append((tracked.plan.title, items))
         return out
 
     async def prompt_for_command(self, user: str) -> tuple[int, list[PromptItem]] | None:
-        """The prompt `/pulse` opens: this cycle's, else one made now from what the person
-        leads, else their latest. None when there is nothing to ask about."""
+        """The prompt `/pulse` opens (`prompt_on_demand`); None when there is nothing to ask
+        about."""
         now = self.clock()
         async with self._writer, self.sessions() as session, session.begin():
             person = await self.person(session, user)
             if person is None:
                 raise Refused(NOT_LINKED)
-            people = SlackPeople(session)
-            latest = await people.latest_prompt(person.id)
-            for plan in await people.plans():
-                tracked = await PlanRepository(session).tracked(plan.key)
-                today = local_date(now, tracked.plan.timezone)
-                if latest is not None and latest.plan_id == plan.id:
-                    if latest.cycle == cycle_key(today):
-                        return latest.id, _items(tracked, latest.milestone_refs, today, person.key)
-                planned = plan_prompts(
-                    tracked.plan,
-                    tracked.actions,
-                    tracked.updates,
-                    tracked.people,
-                    today=today,
-                    only=person.key,
-                )
-                if not planned or not planned[0].items:
-                    continue
-                mine = planned[0]
-                created = await PromptRepository(session).create_many(
-                    [
-                        NewPrompt(
-                            plan.id,
-                            person.id,
-                            cycle_key(today),
-                            "slack",
-                            tuple(i.milestone_ref for i in mine.items),
-                            mine.on_behalf_of,
-                        )
-                    ],
-                    now=now,
-                )
-                prompt_id = created.get(person.id)
-                if prompt_id is None:  # prompted this cycle meanwhile: use that prompt
-                    latest = await people.latest_prompt(person.id)
-                    if latest is None:
-                        continue
-                    return latest.id, _items(tracked, latest.milestone_refs, today, person.key)
-                return prompt_id, list(mine.items)
-            if latest is not None:
-                row = await session.get(PromptRow, latest.id)
-                assert row is not None
-                for plan in await people.plans():
-                    if plan.id == row.plan_id:
-                        tracked = await PlanRepository(session).tracked(plan.key)
-                        today = local_date(now, tracked.plan.timezone)
-                        return row.id, _items(tracked, row.milestone_refs, today, person.key)
-        return None
+            return await prompt_on_demand(
+                session, person_id=person.id, person_key=person.key, channel="slack", now=now
+            )
 
     # -- Slack calls after the ack -----------------------------------------------------
 
@@ -438,6 +305,38 @@ class _Pulse:
         except (SlackApiError, SlackClientError, OSError, TimeoutError) as failed:
             # The answer is recorded; only the DM's look is stale.
             log.warning("could not update the prompt message %s/%s: %s", channel, ts, failed)
+
+
+def _refused_whole(refusal: Refusal, reason: str, user: str, prompt_id: int) -> str:
+    """What a Slack user is told when none of their answer could be recorded."""
+    if refusal is Refusal.NOT_LINKED:
+        return NOT_LINKED
+    if refusal is Refusal.NO_PROMPT:
+        return "That prompt no longer exists; nothing was recorded."
+    log.info("slack answer refused: %s (user %s, prompt %s)", reason, user, prompt_id)
+    return "This prompt was sent to someone else, so your answer was not recorded."
+
+
+def _click_result(result: AnswerResult) -> int | Exception:
+    """A click's count of new updates, or the `Refused` telling the user why it is none."""
+    request = result.request
+    if result.refusal is not None:
+        user = request.who.slack_user_id or ""
+        return Refused(_refused_whole(result.refusal, result.reason, user, request.prompt_id))
+    if not result.refused:
+        return result.recorded
+    line = result.refused[0]
+    if line.refusal is Refusal.NOT_ASKED:
+        return Refused("That milestone is not in this prompt; nothing was recorded.")
+    if line.refusal is Refusal.NOT_A_LEAD:
+        return Refused(f"You do not lead {line.ref}, so your rating was not recorded.")
+    return Refused(
+        f"Not recorded: {line.reason}. Use *Update with notes* to give the rating with a note."
+    )
+
+
+def _sentence(reason: str) -> str:
+    return reason[0].upper() + reason[1:] + "."
 
 
 async def _tell(respond: AsyncRespond, text: str) -> None:

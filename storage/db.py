@@ -11,9 +11,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
@@ -102,3 +104,22 @@ async def migrate(url: str) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
     # Alembic's env.py runs its own event loop for the async driver: keep it off ours.
     await asyncio.to_thread(_upgrade, url)
+
+
+# What the layers above name a unit of work by, without importing SQLAlchemy themselves.
+Session = AsyncSession
+Sessions = async_sessionmaker[AsyncSession]
+# A database that is down or refuses the transaction; connection errors of asyncpg are
+# OSErrors. Anything else is a bug.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+
+
+def savepoint(session: AsyncSession) -> AsyncSessionTransaction:
+    """A savepoint in `session`'s transaction (`async with savepoint(s):`): what fails inside
+    is rolled back alone, and the transaction goes on."""
+    return session.begin_nested()
+
+
+def is_duplicate(error: BaseException) -> bool:
+    """Whether `error` is a unique key refusing a row another transaction committed first."""
+    return isinstance(error, IntegrityError)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.answers import AskedPrompt, asked_prompt
 from storage.models import (
     DigestRow,
     InboundRow,
@@ -143,22 +144,12 @@ class PromptRepository:
                 ],
             )
 
-    async def by_token_hash(self, token_hash: str) -> tuple[PromptRow, datetime] | None:
-        """The prompt a reply token belongs to, and when the token expires."""
-        found = (
-            await self.session.execute(
-                select(PromptRow, PromptTokenRow.expires_at)
-                .join(PromptTokenRow, PromptTokenRow.prompt_id == PromptRow.id)
-                .where(PromptTokenRow.token_hash == token_hash)
-            )
-        ).first()
-        return (found[0], utc(found[1])) if found else None
-
     async def by_token_hashes(
         self, token_hashes: Sequence[str]
-    ) -> dict[str, tuple[PromptRow, datetime]]:
-        """`by_token_hash` for many tokens in one query: the ones found, by token hash."""
-        found: dict[str, tuple[PromptRow, datetime]] = {}
+    ) -> dict[str, tuple[AskedPrompt, datetime]]:
+        """The prompts the tokens with these hashes answer, and when each token expires: the
+        ones found, by token hash."""
+        found: dict[str, tuple[AskedPrompt, datetime]] = {}
         hashes = list(dict.fromkeys(token_hashes))
         for start in range(0, len(hashes), IN_CHUNK):
             rows = await self.session.execute(
@@ -167,7 +158,7 @@ class PromptRepository:
                 .where(PromptTokenRow.token_hash.in_(hashes[start : start + IN_CHUNK]))
             )
             for prompt, digest, expires in rows.tuples():
-                found.setdefault(digest, (prompt, utc(expires)))
+                found.setdefault(digest, (asked_prompt(prompt), utc(expires)))
         return found
 
     async def get(self, prompt_id: int) -> PromptRow | None:
@@ -229,22 +220,6 @@ class PromptRepository:
                 )
                 .values(sent_at=utc(now))
             )
-
-    async def carried(self, carrier_ids: Sequence[int]) -> list[PromptRow]:
-        """The prompts that went out in the messages of `carrier_ids`."""
-        if not carrier_ids:
-            return []
-        rows = await self.session.scalars(
-            select(PromptRow).where(PromptRow.sent_with.in_(list(carrier_ids)))
-        )
-        return list(rows.all())
-
-    async def mark_answered(self, prompt_id: int, now: datetime) -> None:
-        await self.session.execute(
-            update(PromptRow)
-            .where(PromptRow.id == prompt_id, PromptRow.answered_at.is_(None))
-            .values(answered_at=utc(now))
-        )
 
     async def current_cycle(self, plan_id: int, *, until: datetime) -> list[PromptRow]:
         """The prompts of the plan's latest cycle started by `until`."""
@@ -769,12 +744,6 @@ class InboundRepository:
             InboundSummary(i, received, state, outcome, bytes(raw or b""))
             for i, received, state, outcome, raw in rows.tuples()
         ]
-
-    async def unprocessed(self, limit: int) -> list[InboundRow]:
-        rows = await self.session.scalars(
-            select(InboundRow).where(InboundRow.state == "new").order_by(InboundRow.id).limit(limit)
-        )
-        return list(rows.all())
 
     async def pending(self, limit: int, *, now: datetime | None = None) -> list[StoredMessage]:
         """The oldest undecided messages (but those held back until after `now`); on

@@ -24,7 +24,7 @@ The grammar, line by line:
 - `no change` (instead of a rating) re-confirms the milestone's latest rating as of today;
   `no change` alone on a line re-confirms every milestone the reply does not answer itself.
 - A note is required when the rating gets worse, or is 3 or 4 on an overdue milestone
-  (`judge_answer`, the same rule for every channel).
+  (`judge`, the same rule for every channel).
 - A reference that is not asked about is sent back, with "did you mean 1.1-1?" when it is an
   asked one written with other separators (`1.1.1`, `1,1-1`, `11-1`).
 
@@ -43,6 +43,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from enum import StrEnum
 from functools import lru_cache
 
 from bot.domain.errors import TimescaleError
@@ -52,9 +53,12 @@ from bot.domain.timescales import parse as parse_timescale
 __all__ = [
     "NOTE_LIMIT",
     "AskedMilestone",
+    "LineRefusal",
     "ParsedReply",
+    "Refusal",
     "RejectedLine",
     "ReplyLine",
+    "judge",
     "judge_answer",
     "parse_reply",
     "quotes_our_confirmation",
@@ -77,6 +81,31 @@ _RATING_HELP = "rating must be 1–4 or one of: " + ", ".join(RATING_WORDS)
 _DATE_HELP = "write it as 31/01/27, 31/1/2027, 2027-01-31 or 14 Dec 2026"
 
 
+class Refusal(StrEnum):
+    """Why an answer, or one line of it, was not recorded: the same in every channel, which
+    each renders in its own words."""
+
+    NOT_LINKED = "not_linked"  # the writer is nobody we know (an unlinked Slack account)
+    NO_PROMPT = "no_prompt"  # the prompt no longer exists
+    NOT_YOURS = "not_yours"  # the writer may answer nothing the prompt asked
+    NOT_ASKED = "not_asked"  # the milestone is not one the prompt asked about
+    NOT_A_LEAD = "not_a_lead"  # the writer does not lead this milestone of the prompt
+    NOTE_REQUIRED = "note_required"  # the note rule (`note_required`)
+    NOTHING_TO_KEEP = "nothing_to_keep"  # `no change` on a milestone never rated
+    UNREADABLE = "unreadable"  # the channel could not read the line (its reason says why)
+
+
+@dataclass(frozen=True, slots=True)
+class LineRefusal:
+    """A line about `ref` that is not recorded: `refusal` says why for code, `reason` for
+    the person, in words they can act on."""
+
+    ref: str
+    refusal: Refusal
+    reason: str
+    line_no: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyLine:
     """One accepted answer about one milestone."""
@@ -96,6 +125,7 @@ class RejectedLine:
     text: str
     line_no: int
     reason: str
+    refusal: Refusal = Refusal.UNREADABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +324,9 @@ def parse_reply(
         if isinstance(result, ReplyLine):
             answered.add(result.ref.casefold())
             accepted.append(result)
+        elif isinstance(result, LineRefusal):
+            text = "\n".join(item.lines)
+            rejected.append(RejectedLine(text, item.line_no, result.reason, result.refusal))
         else:
             rejected.append(RejectedLine("\n".join(item.lines), item.line_no, result))
     if unchanged is not None:
@@ -303,13 +336,14 @@ def parse_reply(
         for key, milestone in milestones.items():
             if key in mentioned or (allowed is not None and key not in allowed):
                 continue
-            kept = judge_answer(
+            kept = judge(
                 milestone, ReplyLine(milestone.ref, None, "no change", None, False, line_no)
             )
             if isinstance(kept, ReplyLine):
                 accepted.append(kept)
             else:
-                rejected.append(RejectedLine(f"{line} ({milestone.ref})", line_no, kept))
+                text = f"{line} ({milestone.ref})"
+                rejected.append(RejectedLine(text, line_no, kept.reason, kept.refusal))
     return ParsedReply(tuple(accepted), tuple(rejected))
 
 
@@ -397,7 +431,7 @@ def _looks_rated(rest: str) -> bool:
 
 def _read_item(
     item: _Item, milestones: dict[str, AskedMilestone], refs: Sequence[str], *, today: date
-) -> ReplyLine | str:
+) -> ReplyLine | LineRefusal | str:
     """The answer an item gives, or the reason it cannot be recorded."""
     if item.ref is None:
         listing = ", ".join(refs) if refs else "no milestones"
@@ -436,14 +470,20 @@ def _read_item(
         guess = _misspelt_rating(note)
         if guess is not None:
             return f"{note!r} is not a rating: did you mean {guess!r}? {_RATING_HELP}"
-    return judge_answer(
+    return judge(
         milestone, ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
     )
 
 
 def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
+    """`judge`, with the reason alone when the line is sent back."""
+    judged = judge(milestone, line)
+    return judged.reason if isinstance(judged, LineRefusal) else judged
+
+
+def judge(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | LineRefusal:
     """The answer as it is recorded, or why it is sent back: the same in every channel
-    (email replies, Slack clicks and the Slack form).
+    (email replies, Slack clicks and the Slack form; `bot/services/answers.py` calls it).
 
     A line with no rating whose note starts with `no change` re-confirms the milestone's
     latest rating as of today, keeping its note and support ask unless new ones are given.
@@ -459,13 +499,16 @@ def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
                 else milestone.current_rating
             )
             if latest is None:
-                return (
+                return LineRefusal(
+                    line.ref,
+                    Refusal.NOTHING_TO_KEEP,
                     f"{milestone.ref} has no rating yet, so there is none to keep: give a "
-                    "rating 1–4 (or a word such as 'in progress') and a note"
+                    "rating 1–4 (or a word such as 'in progress') and a note",
+                    line.line_no,
                 )
             missing = note_required(milestone, latest, rest)
             if missing is not None:
-                return missing
+                return LineRefusal(line.ref, Refusal.NOTE_REQUIRED, missing, line.line_no)
             return replace(
                 line,
                 rating=latest,
@@ -474,7 +517,7 @@ def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
             )
     missing = note_required(milestone, line.rating, line.note)
     if missing is not None:
-        return missing
+        return LineRefusal(line.ref, Refusal.NOTE_REQUIRED, missing, line.line_no)
     return line
 
 

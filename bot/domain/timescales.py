@@ -33,7 +33,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from bot.domain.errors import TimescaleError
 from bot.domain.model import Quarters, Recurrence, Timescale
@@ -640,3 +640,26 @@ def due_on(ts: Timescale, today: date) -> tuple[date | None, date | None]:
     if ts.due is not None and today <= ts.due:
         return ts.due, first
     return last, first
+
+
+_DAY_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
+
+
+def parse_day(text: str) -> date | None:
+    """One day as a person writes it, the same in every channel: day first (31/01/27,
+    31/1/2027, 14th Dec 2026), ISO (2027-01-31), or any fixed timescale a plan or a reply
+    accepts, for its due date (`Jan 2027` is 31 January 2027). None when it names no one
+    day (a recurring or ongoing timescale, an impossible date, or no date at all)."""
+    cleaned = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text.strip(), flags=re.I)
+    for pattern in _DAY_FORMATS:
+        try:
+            return datetime.strptime(cleaned, pattern).date()
+        except ValueError:
+            continue
+    try:
+        timescale = parse(cleaned)
+    except TimescaleError:
+        return None
+    if timescale.recurrence is not None or timescale.ongoing:
+        return None
+    return timescale.due

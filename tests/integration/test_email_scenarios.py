@@ -636,16 +636,16 @@ async def test_a_batch_whose_answers_cannot_be_written_together_is_recorded_one_
 ) -> None:
     """Should recording a batch's answers together fail (say, another process committed one
     of them meanwhile), the batch is decided again reply by reply: every reply is recorded."""
-    import bot.inbound
+    from storage.answers import AnswerRepository
 
-    real_record_many = bot.inbound.record_many
+    real_record = AnswerRepository.record
 
-    async def record_many(session: Any, answers: Any) -> list[int]:
-        if len(answers) > 1:
+    async def record(self: AnswerRepository, updates: Any) -> list[bool]:
+        if len({u.external_id.partition("#")[0] for u in updates}) > 1:
             raise RuntimeError("conflict")
-        return await real_record_many(session, answers)
+        return await real_record(self, updates)
 
-    monkeypatch.setattr(bot.inbound, "record_many", record_many)
+    monkeypatch.setattr(AnswerRepository, "record", record)
     first = mail.render("plain_reply.eml")
     second = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Interviews booked")
     await mail.deliver(first, second)

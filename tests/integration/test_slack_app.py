@@ -873,6 +873,9 @@ async def test_the_pulse_command_sets_absence_and_delegate_and_shows_status(
 ) -> None:
     """`/pulse away`, `delegate`, `back` and `status` change and show what they say; an
     unknown verb gets the help."""
+    status, text = await slack.command("UAW00001", "away Jan 2027")
+    assert status == 200
+    assert "31 Jan 2027" in text  # a month for its last day, as an email reply reads it
     status, text = await slack.command("UAW00001", "away 31/12/26")
     assert status == 200
     assert "31 Dec 2026" in text

@@ -8,7 +8,7 @@ import pytest
 
 from bot.domain.errors import TimescaleError
 from bot.domain.model import Quarters, Recurrence, Timescale
-from bot.domain.timescales import due_on, parse, split_milestone
+from bot.domain.timescales import due_on, parse, parse_day, split_milestone
 
 PLAN_START = date(2018, 4, 1)
 
@@ -790,3 +790,24 @@ def test_due_on_recurring_with_fixed_due() -> None:
     assert due_on(ts, date(2019, 5, 20)) == (date(2020, 3, 31), date(2019, 4, 1))
     assert due_on(ts, date(2020, 3, 31)) == (date(2020, 3, 31), date(2020, 1, 1))
     assert due_on(ts, date(2020, 4, 1)) == (date(2020, 6, 30), date(2020, 4, 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("31/01/27", date(2027, 1, 31)),
+        ("31/1/2027", date(2027, 1, 31)),
+        ("2027-01-31", date(2027, 1, 31)),
+        ("14th Dec 2026", date(2026, 12, 14)),
+        ("Jan 2027", date(2027, 1, 31)),
+        ("2027", date(2027, 12, 31)),
+        ("Quarterly", None),
+        ("Ongoing", None),
+        ("31/09/18", None),
+        ("next week", None),
+    ],
+)
+def test_one_day_is_read_alike_in_every_channel(text: str, day: date | None) -> None:
+    """`parse_day` reads a day as the plan files and email replies read a date: day first,
+    ISO, or a month for its last day; what names no one day is None, never a guess."""
+    assert parse_day(text) == day

@@ -1,0 +1,249 @@
+"""What recording answers reads and writes (`bot/services/answers.py` decides them).
+
+`AnswerRepository.load` reads, for any number of answers at once, the prompts they answer,
+the prompts that went out in those prompts' messages (a shared mailbox's combined prompt),
+the people concerned (owners, writers by key, anyone by Slack user id) and each plan with
+the prompts' milestones: a few queries and one set of plan reads per plan, however many
+answers. `record` appends updates in a few statements, skipping any already recorded
+(deduplicated by source and external id), and marks the prompts they answer answered.
+Both return domain objects and small read models, never ORM rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
+
+from bot.domain.model import Person
+from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
+from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
+
+
+@dataclass(frozen=True, slots=True)
+class AskedPrompt:
+    """A prompt as answering it needs it: whom it asked, about what, and when."""
+
+    id: int
+    plan_id: int
+    person_id: int
+    milestone_refs: tuple[str, ...]
+    created_at: datetime
+    sent_with: int | None = None  # the prompt whose message carried this one, if another's
+
+
+def asked_prompt(row: PromptRow) -> AskedPrompt:
+    return AskedPrompt(
+        row.id,
+        row.plan_id,
+        row.person_id,
+        tuple(row.milestone_refs),
+        utc(row.created_at),
+        row.sent_with,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweringData:
+    """What `load` read: prompts by id, the prompts carried in each one's message, people by
+    id, plans by id."""
+
+    prompts: dict[int, AskedPrompt]
+    carried: dict[int, list[AskedPrompt]]
+    people: dict[int, Person]
+    person_ids: dict[str, int]  # by key
+    slack_users: dict[str, Person]  # by Slack user id (the first person, should two share it)
+    plans: dict[int, TrackedPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class NewUpdate:
+    """One update to record, and the prompts it answers."""
+
+    plan_key: str
+    ref: str
+    person_key: str
+    rating: int | None
+    note: str | None
+    revised_due: date | None
+    needs_support: bool
+    source: str
+    external_id: str
+    given_at: datetime
+    recorded_at: datetime
+    answers: tuple[int, ...]  # prompt ids
+
+
+_Delegate = aliased(PersonRow, name="delegate")  # built once: an alias per call defeats caching
+_prompts = cast(Table, PromptRow.__table__)
+_MARK_ANSWERED = (
+    update(_prompts)
+    .where(_prompts.c.id == bindparam("prompt"), _prompts.c.answered_at.is_(None))
+    .values(answered_at=bindparam("at"))
+)
+
+
+class AnswerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def load(
+        self,
+        *,
+        prompt_ids: Collection[int] = (),
+        prompts: Collection[AskedPrompt] = (),
+        person_keys: Collection[str] = (),
+        slack_user_ids: Collection[str] = (),
+    ) -> AnsweringData:
+        """Read `prompts` and those with `prompt_ids`, the prompts carried in their
+        messages, their owners and plans, and the people with `person_keys` or
+        `slack_user_ids`."""
+        session = self.session
+        found = {p.id: p for p in prompts}
+        wanted = [i for i in set(prompt_ids) if i not in found]
+        if wanted:
+            rows = await session.scalars(select(PromptRow).where(PromptRow.id.in_(wanted)))
+            found.update((p.id, asked_prompt(p)) for p in rows.all())
+        carried: dict[int, list[AskedPrompt]] = defaultdict(list)
+        if found:
+            rows = await session.scalars(
+                select(PromptRow).where(PromptRow.sent_with.in_(list(found)))
+            )
+            for carried_row in rows.all():
+                carried[carried_row.sent_with or 0].append(asked_prompt(carried_row))
+        asked = [*found.values(), *(p for listed in carried.values() for p in listed)]
+        who = [
+            *([PersonRow.id.in_({p.person_id for p in asked})] if asked else []),
+            *([PersonRow.key.in_(set(person_keys))] if person_keys else []),
+            *([PersonRow.slack_user_id.in_(set(slack_user_ids))] if slack_user_ids else []),
+        ]
+        people: dict[int, Person] = {}
+        if who:
+            for person_row, delegate in (
+                await session.execute(
+                    select(PersonRow, _Delegate.key)
+                    .outerjoin(_Delegate, _Delegate.id == PersonRow.delegate_id)
+                    .where(or_(*who))
+                    .order_by(PersonRow.id)
+                )
+            ).tuples():
+                people[person_row.id] = person_from_row(person_row, delegate)
+        slack_users: dict[str, Person] = {}
+        for person in people.values():  # in id order: the first of two sharing an id wins
+            if person.slack_user_id:
+                slack_users.setdefault(person.slack_user_id, person)
+        refs: dict[int, set[str]] = defaultdict(set)
+        for prompt in asked:
+            refs[prompt.plan_id].update(prompt.milestone_refs)
+        plans: dict[int, TrackedPlan] = {}
+        if refs:
+            keys = (
+                await session.execute(
+                    select(PlanRow.id, PlanRow.key).where(PlanRow.id.in_(list(refs)))
+                )
+            ).tuples()
+            for plan_id, key in keys.all():
+                plans[plan_id] = await PlanRepository(session).tracked(
+                    key, refs=sorted(refs[plan_id])
+                )
+        return AnsweringData(
+            found,
+            dict(carried),
+            people,
+            {person.key: person_id for person_id, person in people.items()},
+            slack_users,
+            plans,
+        )
+
+    async def record(self, updates: Sequence[NewUpdate]) -> list[bool]:
+        """Insert `updates` in a few statements, in order; whether each was new. An external
+        id already recorded for its source, or given earlier in `updates`, is skipped; a
+        concurrent transaction committing the same one raises IntegrityError."""
+        session = self.session
+        new = [False] * len(updates)
+        if not updates:
+            return new
+        ids = {
+            (plan, ref): milestone_id
+            for plan, ref, milestone_id in (
+                await session.execute(
+                    select(PlanRow.key, MilestoneRow.ref, MilestoneRow.id)
+                    .join(PlanRow, PlanRow.id == MilestoneRow.plan_id)
+                    .where(
+                        PlanRow.key.in_({u.plan_key for u in updates}),
+                        MilestoneRow.ref.in_({u.ref for u in updates}),
+                    )
+                )
+            ).tuples()
+        }
+        writers = {
+            key: writer_id
+            for key, writer_id in (
+                await session.execute(
+                    select(PersonRow.key, PersonRow.id).where(
+                        PersonRow.key.in_({u.person_key for u in updates})
+                    )
+                )
+            ).tuples()
+        }
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for u in updates:
+            by_source[u.source].append(u.external_id)
+        known = {
+            (source, external_id)
+            for source, external_ids in by_source.items()
+            for external_id in (
+                await session.scalars(
+                    select(UpdateRow.external_id).where(
+                        UpdateRow.source == source, UpdateRow.external_id.in_(external_ids)
+                    )
+                )
+            ).all()
+        }
+        rows = []
+        answered: dict[int, datetime] = {}
+        for n, u in enumerate(updates):
+            if (u.source, u.external_id) in known:
+                continue
+            known.add((u.source, u.external_id))
+            rows.append(
+                {
+                    "milestone_id": ids[(u.plan_key, u.ref)],
+                    "person_id": writers.get(u.person_key),
+                    "rating": u.rating,
+                    "note": u.note,
+                    "revised_due": u.revised_due,
+                    "needs_support": u.needs_support,
+                    "source": u.source,
+                    "external_id": u.external_id,
+                    "given_at": utc(u.given_at),
+                    "recorded_at": utc(u.recorded_at),
+                }
+            )
+            new[n] = True
+            for prompt_id in u.answers:
+                answered.setdefault(prompt_id, u.recorded_at)
+        if rows:
+            await session.execute(insert(UpdateRow), rows)
+            await self._mark_answered(answered)
+        return new
+
+    async def _mark_answered(self, answered: Mapping[int, datetime]) -> None:
+        session = self.session
+        await session.execute(
+            _MARK_ANSWERED,
+            [{"prompt": prompt_id, "at": utc(at)} for prompt_id, at in answered.items()],
+        )
+        for prompt_id, at in answered.items():
+            # As an ORM update would: a prompt already loaded in the session shows it too.
+            loaded = session.identity_map.get(identity_key(PromptRow, prompt_id))
+            if isinstance(loaded, PromptRow) and loaded.answered_at is None:
+                set_committed_value(loaded, "answered_at", utc(at))
