@@ -168,7 +168,7 @@ async def test_a_shared_mailbox_gets_one_prompt_grouped_by_person(office: Office
     text = str(body.get_content())
     assert text.startswith("Hello Alex Walker and Priya Bains,")
     alex, priya = text.split("For Alex Walker (AW):")[1].split("For Priya Bains (PB):")
-    priya = priya.split("HOW TO REPLY")[0]
+    priya = priya.split("UPDATE IN YOUR BROWSER")[0]
     assert "2.3  Exit interview analysis" in alex
     assert "1.1  Family hubs blueprint" in alex
     assert "1.2-1  Training needs analysis" in priya
