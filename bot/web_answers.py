@@ -294,7 +294,8 @@ class UpdatePages:
         asked = context.asked_by_ref()
         judged: list[ReplyLine] = []
         for line in draft.lines:
-            verdict = judge(asked[line.ref], line)  # every line, though only changes are kept
+            # Every line, though only changes are kept.
+            verdict = judge(asked[line.ref], line, case_numbers=context.case_numbers())
             if isinstance(verdict, LineRefusal):
                 reason = verdict.reason
                 errors.setdefault(field_id(line.line_no, "note"), reason[0].upper() + reason[1:])

@@ -74,6 +74,7 @@ def plan_from_row(row: PlanRow) -> Plan:
         policy=RiskPolicy(**thresholds),
         quarters=Quarters(settings.get("quarters") or Quarters.CALENDAR),
         contact=tuple(Contact(c["name"], c["email"]) for c in settings.get("contact") or ()),
+        case_numbers=settings.get("case_numbers") or None,
     )
 
 

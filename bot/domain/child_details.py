@@ -31,6 +31,7 @@ __all__ = [
     "child_details",
     "nhs_number_valid",
     "rephrase_reason",
+    "stored_pattern",
 ]
 
 
@@ -94,6 +95,17 @@ def case_number_pattern(text: str) -> re.Pattern[str]:
     if pattern.search("") is not None:
         raise ValueError("the pattern matches empty text, so it would refuse every note")
     return pattern
+
+
+def stored_pattern(text: str | None) -> re.Pattern[str] | None:
+    """A plan's stored `case_numbers` pattern, or None when it has none. Patterns are
+    checked when a plan is imported; one that no longer compiles only loses this check."""
+    if not text:
+        return None
+    try:
+        return case_number_pattern(text)
+    except ValueError:
+        return None
 
 
 def child_details(

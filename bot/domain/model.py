@@ -150,6 +150,9 @@ class Plan:
     # The `contact` plan setting: who every prompt names for questions, instead of the
     # coordinators of the lead's networks.
     contact: tuple[Contact, ...] = ()
+    # The `case_numbers` plan setting: a regular expression for the plan's own case or ID
+    # numbers, which a lead's note must not carry (bot.domain.child_details).
+    case_numbers: str | None = None
 
 
 class Update(NamedTuple):

@@ -46,6 +46,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
+from bot.domain.child_details import child_details, rephrase_reason
 from bot.domain.errors import TimescaleError
 from bot.domain.ratings import DEFAULT_LABELS, rating_from_text
 from bot.domain.timescales import parse as parse_timescale
@@ -93,6 +94,7 @@ class Refusal(StrEnum):
     NOTE_REQUIRED = "note_required"  # the note rule (`note_required`)
     NOTHING_TO_KEEP = "nothing_to_keep"  # `no change` on a milestone never rated
     UNREADABLE = "unreadable"  # the channel could not read the line (its reason says why)
+    CHILD_DETAILS = "child_details"  # the note looks like it holds a child's details
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,14 +483,27 @@ def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
     return judged.reason if isinstance(judged, LineRefusal) else judged
 
 
-def judge(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | LineRefusal:
+def judge(
+    milestone: AskedMilestone,
+    line: ReplyLine,
+    *,
+    case_numbers: re.Pattern[str] | None = None,
+) -> ReplyLine | LineRefusal:
     """The answer as it is recorded, or why it is sent back: the same in every channel
     (email replies, Slack clicks and the Slack form; `bot/services/answers.py` calls it).
 
-    A line with no rating whose note starts with `no change` re-confirms the milestone's
-    latest rating as of today, keeping its note and support ask unless new ones are given.
-    Then the note rule (`note_required`) applies, to the note written now.
+    A note written now that looks like it holds a child's details (`child_details`, with
+    the plan's `case_numbers`) is sent back to be rephrased: notes travel into channels and
+    board packs. A line with no rating whose note starts with `no change` re-confirms the
+    milestone's latest rating as of today, keeping its note and support ask unless new ones
+    are given. Then the note rule (`note_required`) applies, to the note written now.
     """
+    if line.note:
+        found = child_details(line.note, case_numbers=case_numbers)
+        if found:
+            return LineRefusal(
+                line.ref, Refusal.CHILD_DETAILS, rephrase_reason(found), line.line_no
+            )
     if line.rating is None and line.note is not None:
         kept = _NO_CHANGE.match(line.note)
         if kept is not None:

@@ -27,12 +27,14 @@ again in a savepoint of its own, so one duplicate does not spoil the others.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 
+from bot.domain.child_details import stored_pattern
 from bot.domain.cycles import listed_under
 from bot.domain.model import Milestone, Person, Plan, Source, Update
 from bot.domain.people import mailbox
@@ -97,6 +99,10 @@ class AnswerContext:
 
     def asked_by_ref(self) -> dict[str, AskedMilestone]:
         return {a.ref: a for a in self.asked}
+
+    def case_numbers(self) -> re.Pattern[str] | None:
+        """The plan's own case-number pattern, which a note must not carry."""
+        return stored_pattern(self.plan.case_numbers)
 
     def answerable(self) -> list[str]:
         """The prompt's references this writer may answer, in the prompt's order."""
@@ -353,7 +359,7 @@ class AnswerBatch:
                     )
                 )
             else:
-                judged = judge(asked[line.ref], line)
+                judged = judge(asked[line.ref], line, case_numbers=context.case_numbers())
                 if isinstance(judged, LineRefusal):
                     refused.append(judged)
                 else:

@@ -108,3 +108,30 @@ async def test_email_and_the_slack_modal_record_alike_and_refuse_alike(
     after_email = _records((await mail.pulse.tracked("small")).updates, Source.EMAIL)
     assert after_email - by_email == {("1.2-2", 1, "Commissioned", None, False, "DC")}
     assert await _slack_records(slack) == by_email
+
+
+CHILD_NOTE = "Panel reviewed the case of the child born 3 March 2016"
+
+
+async def test_a_note_with_a_childs_details_is_sent_back_by_email_and_in_the_modal(
+    mail: Mailroom, slack_world: Slack
+) -> None:
+    """A note carrying a child's date of birth is recorded by neither channel: the email's
+    confirmation and the modal's note field both ask the lead to rephrase it, naming the
+    kind of detail and never its value; the other line of the email is kept."""
+    slack = slack_world
+    prompt = await slack.prompt_id("DC")
+    lines = [("1.2-1", 3, CHILD_NOTE), ("1.2-2", 2, "Commissioning started")]
+
+    await mail.deliver(_email(mail, lines))
+    status, text = await slack.interact(view_payload(DANA_SLACK, prompt, _modal(lines)))
+    assert status == 200
+    errors = json.loads(text)["errors"]
+    assert list(errors) == ["note:1.2-1"]
+    assert "child's details (date of birth)" in errors["note:1.2-1"]
+    assert "2016" not in errors["note:1.2-1"]
+    assert await _slack_records(slack) == set()
+    [confirmation] = mail.new_mail()
+    assert "child's details (date of birth)" in _text(confirmation)
+    by_email = _records((await mail.pulse.tracked("small")).updates, Source.EMAIL)
+    assert by_email == {("1.2-2", 2, "Commissioning started", None, False, "DC")}

@@ -6,13 +6,17 @@ from datetime import date
 
 import pytest
 
+from bot.domain.child_details import case_number_pattern
 from bot.domain.ratings import rating_from_text
 from bot.domain.replies import (
     NOTE_LIMIT,
     RATING_WORDS,
     AskedMilestone,
+    LineRefusal,
     ParsedReply,
+    Refusal,
     ReplyLine,
+    judge,
     judge_answer,
     parse_reply,
     quotes_our_confirmation,
@@ -814,3 +818,25 @@ def test_our_own_confirmation_lines_are_not_answers() -> None:
     assert strip_our_text("1.2: rating 3 (mostly fine)") == "1.2: rating 3 (mostly fine)"
     assert quotes_our_confirmation("> Nothing could be recorded from your reply.")
     assert not quotes_our_confirmation("1.2 3 Nothing to add")
+
+
+def test_a_note_with_an_nhs_number_is_sent_back_in_every_channel() -> None:
+    """`judge`, which every channel calls, refuses a note carrying a valid NHS number and
+    names the kind of detail, never the number."""
+    milestone = AskedMilestone("1.2", current_rating=3, overdue=False)
+    judged = judge(milestone, ReplyLine("1.2", 2, "Seen re 943 476 5919 today", None, False, 1))
+    assert isinstance(judged, LineRefusal)
+    assert judged.refusal is Refusal.CHILD_DETAILS
+    assert "NHS number" in judged.reason
+    assert "5919" not in judged.reason
+
+
+def test_a_plans_own_case_numbers_are_refused_only_where_the_plan_sets_them() -> None:
+    """`LCS-123456` passes as ordinary text, and is refused once the plan's pattern names
+    such numbers."""
+    milestone = AskedMilestone("1.2", current_rating=3, overdue=False)
+    line = ReplyLine("1.2", 2, "Audit of LCS-123456 done", None, False, 1)
+    assert judge(milestone, line) == line
+    judged = judge(milestone, line, case_numbers=case_number_pattern(r"LCS-\d{6}"))
+    assert isinstance(judged, LineRefusal)
+    assert "case number" in judged.reason
