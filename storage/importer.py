@@ -63,6 +63,7 @@ from storage.models import (
 )
 from storage.plan_files import (
     DraftAction,
+    DraftMilestone,
     Listing,
     PlanDraft,
     read_networks,
@@ -771,19 +772,7 @@ async def _write(
     await _free_refs(session, milestone_rows, [ms.ref for *_, ms in drafted], mmatching)
     new_milestones: list[dict[str, object]] = []
     for (_, aid, position, ms), matched in zip(drafted, mmatching.ids, strict=True):
-        ts = ms.timescale
-        mvalues: dict[str, object] = {
-            "ref": ms.ref,
-            "action_id": aid,
-            "title": ms.title,
-            "timescale_text": ts.text,
-            "due": ts.due,
-            "start": ts.start,
-            "recurrence": ts.recurrence.value if ts.recurrence else None,
-            "ongoing": ts.ongoing,
-            "position": position,
-            "retired": False,
-        }
+        mvalues = _milestone_values(ms, aid, position)
         if matched is None:
             new_milestones.append({"plan_id": plan_row.id, **mvalues})
             report.milestones_added += 1
@@ -810,6 +799,23 @@ async def _write(
         prefer_sheet=prefer_sheet,
         report=report,
     )
+
+
+def _milestone_values(ms: DraftMilestone, action_id: int, position: int) -> dict[str, object]:
+    """A milestone row's columns as the plan file gives them (its plan aside)."""
+    ts = ms.timescale
+    return {
+        "ref": ms.ref,
+        "action_id": action_id,
+        "title": ms.title,
+        "timescale_text": ts.text,
+        "due": ts.due,
+        "start": ts.start,
+        "recurrence": ts.recurrence.value if ts.recurrence else None,
+        "ongoing": ts.ongoing,
+        "position": position,
+        "retired": False,
+    }
 
 
 _Row = TypeVar("_Row", ActionRow, MilestoneRow)
@@ -1149,21 +1155,8 @@ async def _write_chunk(
     rated: list[tuple[str, int | None, str | None]] = []
     for action in actions:
         for position, ms in enumerate(action.milestones):
-            ts = ms.timescale
             milestones.append(
-                {
-                    "plan_id": plan_id,
-                    "ref": ms.ref,
-                    "action_id": action_id[action.ref],
-                    "title": ms.title,
-                    "timescale_text": ts.text,
-                    "due": ts.due,
-                    "start": ts.start,
-                    "recurrence": ts.recurrence.value if ts.recurrence else None,
-                    "ongoing": ts.ongoing,
-                    "position": position,
-                    "retired": False,
-                }
+                {"plan_id": plan_id, **_milestone_values(ms, action_id[action.ref], position)}
             )
             if ms.rating is not None or ms.note:
                 rated.append((ms.ref, ms.rating, ms.note))
