@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse, Runner, check, cycles_for
+from bot.cli_groups import command_group
 from bot.clock import system_clock
 from bot.delivery import outbox_problems, resolve_message, retry_message
 from bot.demo import run_demo
@@ -59,12 +60,9 @@ app = typer.Typer(
     # Plain help: flags read `--dry-run`, not `--dry-run <bool>` as the boxed form shows them.
     rich_markup_mode=None,
 )
-people_app = typer.Typer(
-    help="People: a people file drafted from a plan; a person's data exported or erased.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help: flags without `<bool>`
+people_app = command_group(
+    app, "people", "People: a people file drafted from a plan; a person's data exported or erased."
 )
-app.add_typer(people_app, name="people")
 log = logging.getLogger("pulse")
 T = TypeVar("T")
 
@@ -359,13 +357,12 @@ def _plan_path(plan_file: Path) -> Path:
     return path
 
 
-plans_app = typer.Typer(
-    help="The plans in the store; `pulse plans retire KEY` stops a plan's prompts and digests.",
-    no_args_is_help=False,
-    invoke_without_command=True,
-    rich_markup_mode=None,
+plans_app = command_group(
+    app,
+    "plans",
+    "The plans in the store; `pulse plans retire KEY` stops a plan's prompts and digests.",
+    lists=True,
 )
-app.add_typer(plans_app, name="plans")
 
 
 @plans_app.callback()
@@ -765,13 +762,12 @@ def _what_runs(settings: Settings) -> str:
     return "Plan Pulse running (prompts, reminders, digests every minute): " + ", ".join(parts)
 
 
-outbox_app = typer.Typer(
-    help="Messages that failed or need review: list them, send one again, or settle one.",
-    rich_markup_mode=None,
-    invoke_without_command=True,
-    no_args_is_help=False,
+outbox_app = command_group(
+    app,
+    "outbox",
+    "Messages that failed or need review: list them, send one again, or settle one.",
+    lists=True,
 )
-app.add_typer(outbox_app, name="outbox")
 
 
 @outbox_app.callback()
@@ -887,10 +883,9 @@ def backup(
     typer.echo(f"backed up {database} to {file} ({size:,} bytes)")
 
 
-slack_app = typer.Typer(
-    help="Slack set-up: the app manifest to create the Slack app from.", rich_markup_mode=None
+slack_app = command_group(
+    app, "slack", "Slack set-up: the app manifest to create the Slack app from."
 )
-app.add_typer(slack_app, name="slack")
 
 
 class ManifestFormat(StrEnum):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 
+from bot.cli_groups import command_group
 from bot.records import Records, os_actor
 from storage.people_admin import PersonChanges
 
@@ -39,16 +40,9 @@ def register_records(
     *,
     run: _Run,
     day: Callable[[str | None, str], date | None],
-    people: typer.Typer | None = None,
+    people: typer.Typer,
 ) -> None:
-    """Add the commands to `app`; the person ones to `people` (`pulse people`) when given."""
-    given = people is not None
-    if people is None:
-        people = typer.Typer(
-            help="A person's personal data: subject-access export and erasure.",
-            no_args_is_help=True,
-            rich_markup_mode=None,  # plain help, as the main app's
-        )
+    """Add the commands to `app`; the person ones to `people` (`pulse people`)."""
 
     @people.command("export")
     def export_person(
@@ -145,14 +139,7 @@ def register_records(
 
         typer.echo(run(work))
 
-    if not given:
-        app.add_typer(people, name="people")
-
-    actions = typer.Typer(
-        help="Actions: who leads them, changed without a re-import.",
-        no_args_is_help=True,
-        rich_markup_mode=None,  # plain help, as the main app's
-    )
+    actions = command_group(app, "actions", "Actions: who leads them, changed without a re-import.")
 
     @actions.command("reassign")
     def reassign(
@@ -174,8 +161,6 @@ def register_records(
             )
 
         typer.echo(run(work))
-
-    app.add_typer(actions, name="actions")
 
     @app.command()
     def retention(
