@@ -41,14 +41,24 @@ def click_button(driver: WebDriver, text: str) -> None:
 @contextmanager
 def next_page(driver: WebDriver) -> Iterator[None]:
     """Wait, after the block, until the page shown has been replaced and has loaded."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     yield
+
+    def replaced(_: WebDriver) -> bool:
+        # Chromium reports the old page's node as stale, or (while the new document is
+        # being swapped in) as not belonging to the document: either way it is gone.
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
     wait = WebDriverWait(driver, 10)
-    wait.until(expected_conditions.staleness_of(old))
+    wait.until(replaced)
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
