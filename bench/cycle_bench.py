@@ -25,11 +25,11 @@ from pathlib import Path
 
 from sample_plans import bench_pulse, write_plan  # a sibling: benchmarks run as scripts
 
-from bot.cycle import Cycles
-from bot.delivery import OutboxWorker
 from bot.domain.cycles import plan_prompts
-from handlers.email_messages import new_token, prompt_email
-from handlers.transports import LocalMailTransport
+from bot.messages.emails import new_token, prompt_email
+from bot.services.delivery import OutboxWorker
+from bot.services.prompting import Cycles
+from bot.services.transports import LocalMailTransport
 from storage.delivery import OutboxMessage
 from storage.importer import import_plan
 

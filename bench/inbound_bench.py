@@ -39,11 +39,11 @@ from sample_plans import bench_pulse, write_plan  # a sibling: benchmarks run as
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse
-from bot.cycle import Cycles
-from bot.delivery import OutboxWorker
-from bot.inbound import Inbound
+from bot.services.delivery import OutboxWorker
+from bot.services.inbound import Inbound
+from bot.services.prompting import Cycles
+from bot.services.transports import LocalMailTransport
 from handlers.local_mail import write_local_reply
-from handlers.transports import LocalMailTransport
 from storage.importer import import_plan
 from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow
 

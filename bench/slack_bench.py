@@ -55,8 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
-from bot.cycle import Cycles
-from handlers import slack_blocks as kit
+from bot.messages import slack_blocks as kit
+from bot.services.prompting import Cycles
 from handlers.slack_app import Followups, _items, build_http_app, build_slack_app
 from storage.db import create_engine, migrate, session_factory
 from storage.importer import import_plan

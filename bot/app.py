@@ -16,28 +16,28 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.admin_alerts import AdminAlerts
 from bot.clock import Clock, system_clock
-from bot.cycle import Cycles, SlackLookup
-from bot.delivery import OutboxWorker
-from bot.digest_posting import DigestPoster
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Action, Contact, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
-from bot.inbound import Inbound
+from bot.messages.slack_blocks import prompt_blocks
+from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.metrics import SESSION_KEY as METRICS
 from bot.metrics import Metrics, MetricsServer
 from bot.records import Records
+from bot.services.alerts import AdminAlerts
+from bot.services.delivery import OutboxWorker
+from bot.services.digests import DigestPoster
+from bot.services.inbound import Inbound
+from bot.services.prompting import Cycles, SlackLookup
+from bot.services.transports import LocalMailTransport, Transport
+from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
-from bot.web_answers import UpdatePages
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.imap import ImapReceiver
 from handlers.slack_app import Followups, SlackChannel, build_slack_app
-from handlers.slack_blocks import prompt_blocks
 from handlers.slack_transport import SlackTransport, lookup_user_by_email
 from handlers.smtp import Ms365TokenProvider, SmtpTransport
-from handlers.transports import LocalMailTransport, Transport
-from handlers.web.links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from handlers.web.server import WebServer, build_web_app
 from storage import export
 from storage.db import create_engine, migrate, session_factory

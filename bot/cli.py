@@ -30,19 +30,19 @@ from sqlalchemy.engine import make_url
 from bot.app import PlanPulse, Runner, check, cycles_for
 from bot.cli_groups import command_group
 from bot.clock import system_clock
-from bot.delivery import outbox_problems, resolve_message, retry_message
 from bot.demo import run_demo
-from bot.digest_posting import DigestPoster
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.domain.leads import draft_people
 from bot.locks import database_lock
+from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.records_cli import audit_import, audit_plan_export, register_records
+from bot.services.delivery import outbox_problems, resolve_message, retry_message
+from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
 from digests.slack import render_slack
-from handlers.inbound_mail import HEAD_BYTES, header_section
 from handlers.local_mail import write_local_reply
 from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path

@@ -312,7 +312,7 @@ def _page() -> Any:
     global _ENVIRONMENT
     if _ENVIRONMENT is None:
         _ENVIRONMENT = Environment(
-            loader=PackageLoader("handlers", "templates"),
+            loader=PackageLoader("bot.messages", "templates"),
             autoescape=select_autoescape(default=True),
             undefined=StrictUndefined,
         )

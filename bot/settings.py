@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     pulse_home: Path = Field(default=Path("."), alias="PULSE_HOME")
     log_format: Literal["text", "json"] | None = Field(default=None, alias="LOG_FORMAT")
     mail_from_name: str | None = Field(default=None, alias="MAIL_FROM_NAME")
-    # Bounce-limit, Slack-token and needs-review alerts are emailed here too (bot/admin_alerts).
+    # Bounce-limit, Slack-token and needs-review alerts are emailed here too (bot/services/alerts).
     admin_email: str | None = Field(default=None, alias="ADMIN_EMAIL")
 
     @property

@@ -1,5 +1,5 @@
 """Inbound mail by IMAP: sweep a folder for unseen messages, hand each raw message to the
-one inbound path (`bot.inbound.Inbound.take_in`, which stores it and commits), and only
+one inbound path (`bot.services.inbound.Inbound.take_in`, which stores it and commits), and only
 then mark it `\\Seen` (RELIABILITY.md, "answers are exactly once"; scenario 50):
 
     crash or error ...                          next sweep

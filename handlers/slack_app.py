@@ -9,7 +9,7 @@ recorded once (the `(source, external_id)` unique constraint settles a race). Wh
 database fails the user is told to try again; nothing is acked as saved.
 
 Rating clicks come in bursts (a prompt round goes out to every lead at once), so concurrent
-clicks share a transaction (`bot/writer.py`, group commit): their reads are made once for
+clicks share a transaction (`bot/services/group_commit.py`): their reads are made once for
 the lot, their rows written together, and each click is acked only once that commit is
 done; each is still judged on its own, in turn, as if the ones before it were saved.
 
@@ -52,6 +52,7 @@ from bot.domain.model import Source
 from bot.domain.replies import LineRefusal, Refusal, ReplyLine
 from bot.domain.status import local_date
 from bot.domain.timescales import parse_day
+from bot.messages import slack_blocks as kit
 from bot.services.answers import (
     AnswerBatch,
     AnswerContext,
@@ -63,9 +64,8 @@ from bot.services.answers import (
 )
 from bot.services.cycles import led_by, prompt_on_demand
 from bot.services.cycles import prompt_items as _items
-from bot.writer import GroupCommit
+from bot.services.group_commit import GroupCommit
 from digests.slack import escape_mrkdwn
-from handlers import slack_blocks as kit
 from storage.db import DATABASE_ERRORS, Session, is_duplicate
 from storage.models import PersonRow
 from storage.repositories import PlanRepository

@@ -52,7 +52,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from handlers.transports import Outcome, Reconciled, Result
+from bot.services.transports import Outcome, Reconciled, Result
 from storage.delivery import OutboxMessage
 
 log = logging.getLogger(__name__)

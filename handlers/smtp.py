@@ -50,7 +50,7 @@ from aiosmtplib import (
 )
 
 from bot.domain.errors import ConfigError, PulseError
-from handlers.transports import HandOver, Outcome, Reconciled, Result
+from bot.services.transports import HandOver, Outcome, Reconciled, Result
 from storage.delivery import OutboxMessage
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The inbound SMTP listener, for sites that route the bot's mail to it (DESIGN.md §9): an
 aiosmtpd server on the running loop that hands every message to the one inbound path
-(`bot.inbound.Inbound.take_in`, which stores the raw bytes and commits).
+(`bot.services.inbound.Inbound.take_in`, which stores the raw bytes and commits).
 
 The sender is told `250` only after `take_in` returned, so a message the sender believes
 delivered is always in the database (RELIABILITY.md, "answers are exactly once"):
@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from handlers.email_messages import mail_domain
-from handlers.inbound_mail import without_text
+from bot.messages.emails import mail_domain
+from bot.messages.inbound_mail import without_text
 
 if TYPE_CHECKING:
-    from bot.inbound import Inbound
+    from bot.services.inbound import Inbound
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Automatic mail that names facts we act on: when an out-of-office lead is back, and which
 address a delivery report (DSN, RFC 3464) says failed, hard or soft.
 
-Pure functions of text already taken out of the message (`handlers.inbound_mail` does the
+Pure functions of text already taken out of the message (`bot.messages.inbound_mail` does the
 MIME); "today" is the message's own Date, never the clock.
 """
 

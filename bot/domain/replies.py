@@ -785,8 +785,8 @@ def reply_examples(asked: Sequence[AskedMilestone], *, today: date) -> tuple[str
 
 # --- our own text, quoted inline ---------------------------------------------------------------
 
-# First lines of what we send (templates in handlers/templates/, and the notices of
-# bot/inbound.py); tests render the real messages and check each is recognised.
+# First lines of what we send (templates in bot/messages/templates/, and the notices of
+# bot/services/inbound.py); tests render the real messages and check each is recognised.
 _OUR_HEADLINES = re.compile(
     r"thank\s+you\.\s+recorded\s+from\s+your\s+reply:"
     r"|nothing\s+could\s+be\s+recorded\s+from\s+your\s+reply\."

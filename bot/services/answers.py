@@ -16,7 +16,7 @@ once for all of them:
 - recording: updates appended, deduplicated by source and message id, their prompts
   marked answered.
 
-It works a batch at a time, for the email sweep and Slack's group commit (`bot/writer.py`):
+It works a batch at a time, for the email sweep and Slack's group commit (`group_commit`):
 `AnswerBatch.load` reads what any number of answers need in a few queries, `decide` judges
 each in turn as if the ones before it were committed (the note rule sees their ratings),
 and `record` writes them in a few statements inside a savepoint; should that fail on a

@@ -1,4 +1,4 @@
-"""Prompts made on demand, outside the scheduled cycle (`bot/cycle.py` runs that): the
+"""Prompts made on demand, outside the scheduled cycle (`bot/services/prompting.py` runs that): the
 prompt a lead opens with `/pulse` in Slack, and the milestones it lists. Any channel that
 lets a lead ask to answer now (the web form, Teams next) calls the same function."""
 

@@ -26,10 +26,10 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.clock import Clock
+from bot.messages.web_forms import DATE_HINT, field_id, rating_id
+from bot.messages.web_links import csrf_token, csrf_valid, link_hash, well_formed
+from bot.services.web_answers import UpdatePage, UpdatePages, new_submission_id
 from bot.signing import Signer
-from bot.web_answers import UpdatePage, UpdatePages, new_submission_id
-from handlers.web.forms import DATE_HINT, field_id, rating_id
-from handlers.web.links import csrf_token, csrf_valid, link_hash, well_formed
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.admin_alerts import AdminAlerts
 from bot.app import PlanPulse, Runner
-from bot.delivery import OutboxWorker
+from bot.services.alerts import AdminAlerts
+from bot.services.delivery import OutboxWorker
 from bot.settings import Settings
 from handlers.slack_transport import SlackPayload, SlackPost
 from storage.delivery import OutboxRepository

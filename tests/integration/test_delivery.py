@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse, Runner
-from bot.cycle import Cycles
-from bot.delivery import OutboxWorker
+from bot.services.delivery import OutboxWorker
+from bot.services.prompting import Cycles
+from bot.services.transports import LocalMailTransport
 from bot.settings import Settings
-from handlers.transports import LocalMailTransport
 from storage.delivery import OutboxRepository
 from storage.models import InboundRow, OutboxRow, PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan

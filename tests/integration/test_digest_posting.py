@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse, Runner
-from bot.delivery import OutboxWorker
-from bot.digest_posting import DigestPoster
+from bot.services.delivery import OutboxWorker
+from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from handlers.slack_transport import SlackTransport
 from storage.delivery import DigestRepository

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.app import PlanPulse, Runner
+from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.settings import Settings
-from handlers.inbound_mail import HEAD_BYTES, header_section
 from storage.delivery import InboundDecision, InboundRepository
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
 from tests.conftest import FIXTURES, import_small_plan
@@ -445,7 +445,7 @@ async def test_39_repeated_hard_bounces_stop_mail_to_that_person(
     next cycle does not email them; soft bounces do not count."""
     await mail.deliver(mail.render("bounce_soft.eml"), mail.render("bounce_hard.eml"))
     assert (await mail.person("DC")).email_bounced_at is None
-    with caplog.at_level("ERROR", logger="bot.inbound"):
+    with caplog.at_level("ERROR", logger="bot.services.inbound"):
         await mail.deliver(mail.render("bounce_verp.eml"))
     assert (await mail.person("DC")).email_bounced_at is not None
     assert any("DC" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
@@ -607,16 +607,16 @@ async def test_a_failing_reply_in_a_batch_is_kept_and_the_others_recorded(
     """Replies decided in one batch: when one of them breaks the code (a bug, not a bad
     reply), it is kept as "unprocessable" with the error, nothing of it is written or sent,
     and the replies before and after it are recorded and confirmed as if it were not there."""
-    import bot.inbound
+    import bot.services.inbound
 
-    real_parse = bot.inbound.parse_reply
+    real_parse = bot.services.inbound.parse_reply
 
     def parse_reply(text: str, *args: Any, **kwargs: Any) -> Any:
         if "BREAKS" in text:
             raise RuntimeError("parser bug")
         return real_parse(text, *args, **kwargs)
 
-    monkeypatch.setattr(bot.inbound, "parse_reply", parse_reply)
+    monkeypatch.setattr(bot.services.inbound, "parse_reply", parse_reply)
     good = mail.render("plain_reply.eml")
     broken = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 BREAKS the parser")
     later = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Analysis under way with HR")
@@ -684,10 +684,10 @@ async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
     """Files are stored a batch per transaction and moved to taken/ only after their batch
     committed: when storing a batch fails, its files stay in the inbox for the next sweep,
     the batches before it are not taken in again, and a duplicate is kept once."""
-    import bot.inbound
-    from bot.inbound import Inbound
+    import bot.services.inbound
+    from bot.services.inbound import Inbound
 
-    monkeypatch.setattr(bot.inbound, "SWEEP_BATCH", 3)
+    monkeypatch.setattr(bot.services.inbound, "SWEEP_BATCH", 3)
     inbox = pulse.settings.mail_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     raws = [
@@ -1072,7 +1072,7 @@ async def test_at_most_a_hundred_messages_from_one_address_are_decided_an_hour(
     (inbox / "zz-dana.eml").write_bytes(mail.render("plain_reply.eml"))
     mail.clock.now = LATER
     await mail.runner.inbound.sweep_inbox()
-    with caplog.at_level("ERROR", logger="bot.inbound"):
+    with caplog.at_level("ERROR", logger="bot.services.inbound"):
         while await mail.runner.inbound.process_pending():
             pass
     states = await mail.inbound()

@@ -12,7 +12,7 @@ from email.policy import default
 from pathlib import Path
 
 from bot.app import PlanPulse, Runner
-from bot.digest_posting import DigestPoster
+from bot.services.digests import DigestPoster
 from handlers.local_mail import write_local_reply
 from storage.importer import import_plan
 from tests.conftest import Clock, running_pulse

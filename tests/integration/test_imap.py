@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse
-from bot.inbound import Inbound
+from bot.services.inbound import Inbound
 from bot.settings import Settings
 from handlers.imap import (
     ImapCommandRefused,

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse, cycles_for
-from bot.digest_posting import DigestPoster
 from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired
 from bot.domain.model import Person, Source
+from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from storage.importer import ImportReport, import_plan
 from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse
-from bot.cycle import Cycles
-from bot.inbound import Inbound
+from bot.messages.inbound_mail import dedupe_key
+from bot.services.inbound import Inbound
+from bot.services.prompting import Cycles
 from bot.settings import Settings
-from handlers.inbound_mail import dedupe_key
 from storage.models import InboundRow, UpdateRow
 from tests.conftest import FIXTURES, import_small_plan
 

@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import PlanPulse, Runner
 from bot.clock import system_clock
-from bot.delivery import OutboxWorker, resolve_message, retry_message
 from bot.domain.errors import OutboxEntryError
+from bot.services.delivery import OutboxWorker, resolve_message, retry_message
 from handlers.smtp import SmtpTransport
 from storage.delivery import NewMessage, OutboxRepository
 from storage.models import OutboxRow, PromptRow

@@ -17,9 +17,9 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse, Runner
-from bot.digest_posting import DigestPoster
 from bot.domain.errors import PersonalDataError
 from bot.records import Records
+from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from storage.models import InboundRow, OutboxRow, PersonRow, UpdateRow
 from storage.personal_data import AuditLog, truncate_sqlite_wal

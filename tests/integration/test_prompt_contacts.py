@@ -9,9 +9,9 @@ from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
-from bot.cycle import Cycles
-from bot.delivery import OutboxWorker
-from handlers.transports import LocalMailTransport
+from bot.services.delivery import OutboxWorker
+from bot.services.prompting import Cycles
+from bot.services.transports import LocalMailTransport
 from storage.importer import import_plan
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 

@@ -72,7 +72,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import PlanPulse, Runner
-from bot.delivery import OutboxWorker
+from bot.services.delivery import OutboxWorker
 from bot.settings import Settings
 from handlers.slack_transport import SlackPayload, SlackPost, SlackTransport
 from storage.db import create_engine, session_factory, sqlite_path

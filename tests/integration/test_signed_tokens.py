@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import PlanPulse, Runner
-from bot.cycle import Cycles
+from bot.messages.emails import find_tokens
+from bot.services.prompting import Cycles
 from bot.settings import Settings
-from handlers.email_messages import find_tokens
 from handlers.local_mail import write_local_reply
 from storage.models import InboundRow, UpdateRow
 from tests.conftest import Clock, import_small_plan

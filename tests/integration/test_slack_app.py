@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.cycle import Cycles
-from handlers import slack_blocks as kit
+from bot.messages import slack_blocks as kit
+from bot.services.prompting import Cycles
 from handlers.slack_app import Followups, build_http_app, build_slack_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import PersonRow, PromptRow, UpdateRow

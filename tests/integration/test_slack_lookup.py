@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.app import PlanPulse
-from bot.cycle import Cycles
+from bot.services.prompting import Cycles
 from handlers.slack_transport import lookup_user_by_email
 from storage.models import OutboxRow, PersonRow
 from tests.conftest import FIXTURES, import_small_plan, running_pulse

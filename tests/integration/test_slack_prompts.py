@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.cycle import Cycles
-from bot.delivery import OutboxWorker
+from bot.services.delivery import OutboxWorker
+from bot.services.prompting import Cycles
+from bot.services.transports import LocalMailTransport
 from handlers.slack_transport import SlackTransport
-from handlers.transports import LocalMailTransport
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture
 

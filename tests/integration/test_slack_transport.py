@@ -13,7 +13,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import PlanPulse
-from bot.delivery import OutboxWorker
+from bot.services.delivery import OutboxWorker
+from bot.services.transports import Reconciled, Result
 from bot.settings import Settings
 from handlers.slack_transport import (
     EVENT_TYPE,
@@ -22,7 +23,6 @@ from handlers.slack_transport import (
     SlackTransport,
     lookup_user_by_email,
 )
-from handlers.transports import Reconciled, Result
 from storage.delivery import OutboxMessage, OutboxRepository
 from storage.models import OutboxRow
 from tests.fake_slack import FakeSlack

@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import SecretStr
 
+from bot.services.transports import Reconciled, Result
 from bot.settings import Settings
 from handlers.smtp import (
     Ms365TokenProvider,
@@ -28,7 +29,6 @@ from handlers.smtp import (
     TokenUnavailable,
     xoauth2_string,
 )
-from handlers.transports import Reconciled, Result
 from storage.delivery import OutboxMessage
 
 BOT = "bot@council.example"

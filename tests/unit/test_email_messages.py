@@ -23,7 +23,7 @@ from bot.domain.replies import (
     strip_our_text,
 )
 from bot.domain.status import MilestoneStatus
-from handlers.email_messages import (
+from bot.messages.emails import (
     confirmation_email,
     find_tokens,
     new_token,
@@ -213,7 +213,7 @@ def test_token_hash_ignores_case(token: str) -> None:
 def test_ascii_headers_fold_only_at_spaces_and_only_when_long(name: str, value: str) -> None:
     """An ASCII header unfolds to exactly `Name: value`, and one that fits in 78 columns
     stays on one line."""
-    from handlers.email_messages import _fold
+    from bot.messages.emails import _fold
 
     folded = _fold(name, value)
     assert folded.replace("\r\n", "") == f"{name}: {value}"

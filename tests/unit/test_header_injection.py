@@ -15,14 +15,14 @@ from bot.domain.cycles import PromptItem
 from bot.domain.model import Person, Plan
 from bot.domain.replies import ReplyLine
 from bot.domain.status import MilestoneStatus
-from handlers.email_messages import (
+from bot.messages.emails import (
     OutboundEmail,
     confirmation_email,
     digest_email,
     new_token,
     prompt_email,
 )
-from handlers.inbound_mail import rejection_email
+from bot.messages.inbound_mail import rejection_email
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 MAIL_FROM = "Plan Pulse <pulse@wirral.example>"

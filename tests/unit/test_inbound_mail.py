@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mailparser_reply.parser import EmailMessage as ReplyMessage
 
-from handlers import inbound_mail
-from handlers.inbound_mail import (
+from bot.messages import inbound_mail
+from bot.messages.inbound_mail import (
     REPLY_LANGUAGES,
     _NewestReply,
     dedupe_key,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from bot.messages.emails import find_tokens, new_token, token_hash
 from bot.settings import Settings
 from bot.signing import Signer
-from handlers.email_messages import find_tokens, new_token, token_hash
 
 STRONG = "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E"
 

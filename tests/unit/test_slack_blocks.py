@@ -7,7 +7,7 @@ from datetime import date
 
 from bot.domain.cycles import PromptItem
 from bot.domain.status import MilestoneStatus
-from handlers.slack_blocks import prompt_blocks, update_modal
+from bot.messages.slack_blocks import prompt_blocks, update_modal
 
 
 def item(ref: str, *, revised: date | None = None, support: bool = False) -> PromptItem:
@@ -48,7 +48,7 @@ def test_prompt_shows_the_last_revised_date_and_support_ask_with_the_last_rating
 def test_a_prompt_dm_gets_a_link_button_to_the_update_page() -> None:
     """`with_update_link` puts an "Update in your browser" URL button beside "Update with
     notes" and changes no other block."""
-    from handlers.slack_blocks import prompt_blocks, with_update_link
+    from bot.messages.slack_blocks import prompt_blocks, with_update_link
 
     posts = [{"text": "t", "blocks": b} for b in prompt_blocks("Plan", "Joe", [], 7)]
     linked = with_update_link(posts, "https://pulse.example/u/x")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from bot.messages.web_forms import read_absence, read_update
+from bot.messages.web_links import csrf_token, csrf_valid, link_hash, new_link_token, well_formed
 from bot.signing import Signer
-from handlers.web.forms import read_absence, read_update
-from handlers.web.links import csrf_token, csrf_valid, link_hash, new_link_token, well_formed
 from handlers.web.server import Throttle, client_address, trusted_networks
 
 TODAY = date(2026, 11, 23)

@@ -50,7 +50,7 @@ _STATUS_TEXT: Mapping[MilestoneStatus, tuple[str, str]] = {
 
 def _environment(autoescape: bool) -> Environment:
     return Environment(
-        loader=PackageLoader("handlers", "templates"),
+        loader=PackageLoader("bot.messages", "templates"),
         autoescape=select_autoescape(["html.j2"]) if autoescape else False,
         undefined=StrictUndefined,
         keep_trailing_newline=True,

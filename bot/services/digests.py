@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from bot.cycle import due_occurrence
 from bot.domain.errors import PlanRetired
 from bot.domain.model import Plan
 from bot.domain.status import local_date
+from bot.messages.emails import digest_email
 from bot.metrics import count_digest_posted
+from bot.services.prompting import due_occurrence
 from digests.content import Digest
 from digests.html import render_html, render_text
 from digests.slack import render_slack
-from handlers.email_messages import digest_email
 from storage.delivery import (
     DigestRepository,
     NewMessage,

@@ -44,7 +44,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.admin_alerts import AdminAlerts, AlertKind
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
 from bot.domain.model import Person, Plan, Source
@@ -56,17 +55,8 @@ from bot.domain.replies import (
     strip_our_text,
 )
 from bot.domain.status import local_date
-from bot.services.answers import (
-    AnswerBatch,
-    AnswerRefused,
-    AnswerRequest,
-    AnswerResult,
-    Recording,
-    Who,
-)
-from bot.signing import Signer
-from handlers.email_messages import confirmation_email, mail_domain, token_hash
-from handlers.inbound_mail import (
+from bot.messages.emails import confirmation_email, mail_domain, token_hash
+from bot.messages.inbound_mail import (
     HEAD_BYTES,
     InboundMail,
     answer_key,
@@ -79,6 +69,16 @@ from handlers.inbound_mail import (
     reply_text,
     without_text,
 )
+from bot.services.alerts import AdminAlerts, AlertKind
+from bot.services.answers import (
+    AnswerBatch,
+    AnswerRefused,
+    AnswerRequest,
+    AnswerResult,
+    Recording,
+    Who,
+)
+from bot.signing import Signer
 from storage.answers import AskedPrompt
 from storage.delivery import (
     IN_CHUNK,

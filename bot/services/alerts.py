@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.alert_mail import alert_email
+from bot.messages.alert_mail import alert_email
 from storage.alerts import alert_since, queue_alert
 
 log = logging.getLogger(__name__)

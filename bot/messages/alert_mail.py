@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from handlers.email_messages import OutboundEmail, header_value, mail_domain
+from bot.messages.emails import OutboundEmail, header_value, mail_domain
 
 
 def alert_email(

@@ -34,10 +34,10 @@ from bot.domain.cycles import (
 from bot.domain.errors import PersonNotFound, PlanRetired
 from bot.domain.model import Channel, Contact, Person, Plan
 from bot.domain.status import local_date
+from bot.messages.emails import new_token, prompt_email, token_hash
+from bot.messages.slack_blocks import with_update_link
+from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.signing import Signer
-from handlers.email_messages import new_token, prompt_email, token_hash
-from handlers.slack_blocks import with_update_link
-from handlers.web.links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from storage.delivery import (
     NewMessage,
     NewPrompt,

@@ -1,6 +1,6 @@
-"""Group commit (`bot/writer.py`) with a hand-written fake session: concurrent requests share
-one transaction, each caller hears its own outcome only after the commit, and a failed
-commit fails everyone in the batch."""
+"""Group commit (`bot/services/group_commit.py`) with a hand-written fake session: concurrent
+requests share one transaction, each caller hears its own outcome only after the commit, and
+a failed commit fails everyone in the batch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.writer import GroupCommit
+from bot.services.group_commit import GroupCommit
 
 
 class FakeDatabase:

@@ -25,11 +25,11 @@ from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.admin_alerts import AdminAlerts, AlertKind
 from bot.clock import Clock
 from bot.domain.errors import OutboxEntryError
 from bot.metrics import count_prompts_sent
-from handlers.transports import HandsOver, Outcome, Reconciled, Result, Transport
+from bot.services.alerts import AdminAlerts, AlertKind
+from bot.services.transports import HandsOver, Outcome, Reconciled, Result, Transport
 from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
 
 log = logging.getLogger(__name__)

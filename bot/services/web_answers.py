@@ -1,7 +1,7 @@
 """The update page's use-cases (issue 14): what a link opens, answers submitted on it, and
 the lead's absence set from it. The page itself is handlers/web; this decides.
 
-A link (handlers/web/links.py) opens its person's current prompt: the milestones they may
+A link (bot/messages/web_links.py) opens its person's current prompt: the milestones they may
 answer on it, as in email (the person, their delegate, a joint lead for what they lead).
 Submitting records every milestone given in ONE transaction through the answers path every
 channel uses (`bot/services/answers.py`, all or nothing), with source `web`, and enqueues
@@ -29,6 +29,15 @@ from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import LineRefusal, ReplyLine, judge
 from bot.domain.status import milestone_status
+from bot.messages.emails import confirmation_email, new_token, token_hash
+from bot.messages.web_forms import (
+    Absence,
+    Draft,
+    field_id,
+    rating_id,
+    read_absence,
+    read_update,
+)
 from bot.services.answers import (
     AnswerBatch,
     AnswerContext,
@@ -38,15 +47,6 @@ from bot.services.answers import (
     Who,
 )
 from bot.signing import Signer
-from handlers.email_messages import confirmation_email, new_token, token_hash
-from handlers.web.forms import (
-    Absence,
-    Draft,
-    field_id,
-    rating_id,
-    read_absence,
-    read_update,
-)
 from storage.answers import asked_prompt
 from storage.delivery import OutboxRepository, PromptRepository
 from storage.models import PersonRow

@@ -1,6 +1,6 @@
 """Reading an inbound email: who sent it, which prompt it answers, whether a person wrote it
 at all, and the text they typed. Pure functions of the message bytes; deciding and
-recording happen in `bot.inbound`.
+recording happen in `bot.services.inbound`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from mailparser_reply.parser import EmailMessage as ReplyMessage
 from mailparser_reply.parser import EmailReply as ReplyFragment
 
 from bot.domain.replies import strip_quoted
-from handlers.email_messages import OutboundEmail, find_tokens, header_value, mail_domain
+from bot.messages.emails import OutboundEmail, find_tokens, header_value, mail_domain
 
 MAX_BODY_CHARS = 50_000
 
