@@ -42,7 +42,7 @@ from bot.app import PlanPulse
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.inbound import Inbound
-from handlers.local_mail import write_local_reply
+from handlers.email.local_mail import write_local_reply
 from handlers.transports import LocalMailTransport
 from storage.importer import import_plan
 from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow

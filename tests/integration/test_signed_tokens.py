@@ -15,8 +15,8 @@ from sqlalchemy import select
 from bot.app import PlanPulse, Runner
 from bot.cycle import Cycles
 from bot.settings import Settings
+from handlers.email.local_mail import write_local_reply
 from handlers.email_messages import find_tokens
-from handlers.local_mail import write_local_reply
 from storage.models import InboundRow, UpdateRow
 from tests.conftest import Clock, import_small_plan
 from tests.integration.test_delivery import count, outbox_files, prompt_for

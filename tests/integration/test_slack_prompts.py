@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
-from handlers.slack_transport import SlackTransport
+from handlers.slack.transport import SlackTransport
 from handlers.transports import LocalMailTransport
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture

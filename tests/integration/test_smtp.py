@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import SecretStr
 
 from bot.settings import Settings
-from handlers.smtp import (
+from handlers.email.smtp import (
     Ms365TokenProvider,
     SmtpTransport,
     TokenProvider,
