@@ -43,7 +43,7 @@ from bot.services.delivery import OutboxWorker
 from bot.services.inbound import Inbound
 from bot.services.prompting import Cycles
 from bot.services.transports import LocalMailTransport
-from handlers.local_mail import write_local_reply
+from handlers.email.local_mail import write_local_reply
 from storage.importer import import_plan
 from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow
 

@@ -57,7 +57,7 @@ from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
 from bot.messages import slack_blocks as kit
 from bot.services.prompting import Cycles
-from handlers.slack_app import Followups, _items, build_http_app, build_slack_app
+from handlers.slack.app import Followups, _items, build_http_app, build_slack_app
 from storage.db import create_engine, migrate, session_factory
 from storage.importer import import_plan
 from storage.models import MilestoneRow, PersonRow, PromptRow, UpdateRow

@@ -34,10 +34,10 @@ from bot.services.transports import LocalMailTransport, Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
-from handlers.imap import ImapReceiver
-from handlers.slack_app import Followups, SlackChannel, build_slack_app
-from handlers.slack_transport import SlackTransport, lookup_user_by_email
-from handlers.smtp import Ms365TokenProvider, SmtpTransport
+from handlers.email.imap import ImapReceiver
+from handlers.slack.app import Followups, SlackChannel, build_slack_app
+from handlers.slack.transport import SlackTransport, lookup_user_by_email
+from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.web.server import WebServer, build_web_app
 from storage import export
 from storage.db import create_engine, migrate, session_factory
@@ -49,7 +49,7 @@ from storage.web_links import WebLinks
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from handlers.smtp_listener import SmtpListener
+    from handlers.email.listener import SmtpListener
 
 log = logging.getLogger(__name__)
 
@@ -482,7 +482,7 @@ class Runner:
         self._jobs: set[asyncio.Task[Any]] = set()
         if settings.smtp_listen_port is not None:
             # Imported only when on: aiosmtpd is needed only by sites that use the listener.
-            from handlers.smtp_listener import SmtpListener
+            from handlers.email.listener import SmtpListener
 
             self.smtp_listener = SmtpListener.from_settings(settings, self.inbound)
 

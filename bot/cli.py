@@ -43,7 +43,7 @@ from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
 from digests.slack import render_slack
-from handlers.local_mail import write_local_reply
+from handlers.email.local_mail import write_local_reply
 from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
@@ -907,7 +907,7 @@ def slack_manifest(
     ] = None,
 ) -> None:
     """Print the Slack app manifest: paste it into "Create New App → From a manifest"."""
-    from handlers.slack_manifest import manifest
+    from handlers.slack.manifest import manifest
 
     if url is not None and not url.startswith("https://"):
         raise typer.BadParameter(f"not an https address: {url!r}", param_hint="--url")

@@ -20,7 +20,7 @@ from bot.app import PlanPulse, Runner
 from bot.settings import Settings
 from digests.html import render_html
 from digests.markdown import render_markdown
-from handlers.local_mail import write_local_reply
+from handlers.email.local_mail import write_local_reply
 from storage.importer import import_plan
 
 MONDAY = datetime(2018, 6, 4, 9, 5, tzinfo=UTC)  # 10:05 in London (BST)

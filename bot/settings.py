@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     ms365_client_id: str | None = Field(default=None, alias="MS365_CLIENT_ID")
     ms365_client_secret: SecretStr | None = Field(default=None, alias="MS365_CLIENT_SECRET")
 
-    # The inbound SMTP listener (handlers/smtp_listener.py): off unless a port is given.
+    # The inbound SMTP listener (handlers/email/listener.py): off unless a port is given.
     smtp_listen_host: str = Field(default="127.0.0.1", alias="SMTP_LISTEN_HOST")
     smtp_listen_port: int | None = Field(default=None, alias="SMTP_LISTEN_PORT")
     smtp_listen_max_bytes: int = Field(

@@ -1,6 +1,6 @@
 """A digest as Slack Block Kit posts: the parent message, then replies in its thread.
 
-`render_slack` returns the `posts` of a Slack outbox row (`handlers.slack_transport`): a
+`render_slack` returns the `posts` of a Slack outbox row (`handlers.slack.transport`): a
 list of `{"text": ..., "blocks": [...]}`, the first the parent message, the rest replies in
 its thread. The wording mirrors the Markdown digest (`digests.markdown`).
 

@@ -15,7 +15,7 @@ from bot.app import PlanPulse, Runner
 from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
 from bot.settings import Settings
-from handlers.slack_transport import SlackPayload, SlackPost
+from handlers.slack.transport import SlackPayload, SlackPost
 from storage.delivery import OutboxRepository
 from storage.models import OutboxRow
 from tests.conftest import Clock, import_small_plan

@@ -17,7 +17,7 @@ from bot.app import PlanPulse, Runner
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.settings import Settings
-from handlers.slack_transport import SlackTransport
+from handlers.slack.transport import SlackTransport
 from storage.delivery import DigestRepository
 from storage.importer import import_plan
 from storage.models import DigestRow, NetworkRow, OutboxRow, PlanRow

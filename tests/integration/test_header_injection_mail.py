@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.app import PlanPulse, Runner
 from bot.services.digests import DigestPoster
-from handlers.local_mail import write_local_reply
+from handlers.email.local_mail import write_local_reply
 from storage.importer import import_plan
 from tests.conftest import Clock, running_pulse
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from bot.app import PlanPulse
 from bot.services.inbound import Inbound
 from bot.settings import Settings
-from handlers.imap import (
+from handlers.email.imap import (
     ImapCommandRefused,
     ImapLoginRefused,
     ImapReceiver,
@@ -325,7 +325,7 @@ async def test_a_token_revoked_mid_session_reconnects_without_losing_mail(
 ) -> None:
     """When the server drops a long session and the old token no longer works, the next
     sweep reconnects with a new token and takes in what arrived (scenario 58)."""
-    caplog.set_level(logging.INFO, logger="handlers.imap")
+    caplog.set_level(logging.INFO, logger="handlers.email.imap")
     mailbox.tokens["tok-morning"] = "alice"
     tokens = Tokens("tok-morning", "tok-afternoon")
     take_in = FakeTakeIn()
@@ -361,7 +361,7 @@ async def test_new_mail_ends_the_idle_wait_early(
 ) -> None:
     """A message appended while the receiver idles wakes it long before max_wait (by the
     server's news, not by some trouble ending the wait)."""
-    caplog.set_level(logging.INFO, logger="handlers.imap")
+    caplog.set_level(logging.INFO, logger="handlers.email.imap")
     receiver = receivers(FakeTakeIn())
     await receiver.sweep()
     max_wait = 60.0
@@ -523,7 +523,7 @@ async def test_trouble_in_idle_just_ends_the_wait(
 ) -> None:
     """A connection dropped during IDLE (where aioimaplib alone would hang), or an IDLE
     never answered, ends wait_for_mail quietly and long before max_wait."""
-    caplog.set_level(logging.INFO, logger="handlers.imap")
+    caplog.set_level(logging.INFO, logger="handlers.email.imap")
     receiver = fake_receiver(fake_server, FakeTakeIn(), timeout=1.0)
     try:
         assert await receiver.sweep() == 0

@@ -23,7 +23,7 @@ from bot.app import PlanPulse, Runner
 from bot.clock import system_clock
 from bot.domain.errors import OutboxEntryError
 from bot.services.delivery import OutboxWorker, resolve_message, retry_message
-from handlers.smtp import SmtpTransport
+from handlers.email.smtp import SmtpTransport
 from storage.delivery import NewMessage, OutboxRepository
 from storage.models import OutboxRow, PromptRow
 from tests.conftest import Clock, import_small_plan, running_pulse

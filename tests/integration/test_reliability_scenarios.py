@@ -74,7 +74,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import PlanPulse, Runner
 from bot.services.delivery import OutboxWorker
 from bot.settings import Settings
-from handlers.slack_transport import SlackPayload, SlackPost, SlackTransport
+from handlers.slack.transport import SlackPayload, SlackPost, SlackTransport
 from storage.db import create_engine, session_factory, sqlite_path
 from storage.delivery import NewMessage, OutboxRepository
 from storage.models import InboundRow, OutboxRow, PromptRow, UpdateRow

@@ -16,7 +16,7 @@ from bot.app import PlanPulse, Runner
 from bot.messages.emails import find_tokens
 from bot.services.prompting import Cycles
 from bot.settings import Settings
-from handlers.local_mail import write_local_reply
+from handlers.email.local_mail import write_local_reply
 from storage.models import InboundRow, UpdateRow
 from tests.conftest import Clock, import_small_plan
 from tests.integration.test_delivery import count, outbox_files, prompt_for

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.services.prompting import Cycles
-from handlers.slack_transport import lookup_user_by_email
+from handlers.slack.transport import lookup_user_by_email
 from storage.models import OutboxRow, PersonRow
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
 from bot.services.transports import LocalMailTransport
-from handlers.slack_transport import SlackTransport
+from handlers.slack.transport import SlackTransport
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture
 

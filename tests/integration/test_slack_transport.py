@@ -16,7 +16,7 @@ from bot.app import PlanPulse
 from bot.services.delivery import OutboxWorker
 from bot.services.transports import Reconciled, Result
 from bot.settings import Settings
-from handlers.slack_transport import (
+from handlers.slack.transport import (
     EVENT_TYPE,
     SlackPayload,
     SlackPost,
@@ -272,7 +272,7 @@ async def test_a_refused_token_opens_the_breaker_and_raises_one_alert(
     """Scenario 26: a refused token fails the row, sets the alert (logged at ERROR once),
     and later deliveries are put off for long without calling Slack."""
     fake_slack.fail_next("chat.postMessage", error=error)
-    with caplog.at_level(logging.ERROR, logger="handlers.slack_transport"):
+    with caplog.at_level(logging.ERROR, logger="handlers.slack.transport"):
         outcome = await transport.deliver(row(1))
         calls = len(fake_slack.calls)
         later = [await transport.deliver(row(n)) for n in (2, 3, 4)]

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from bot.services.transports import Reconciled, Result
 from bot.settings import Settings
-from handlers.smtp import (
+from handlers.email.smtp import (
     Ms365TokenProvider,
     SmtpTransport,
     TokenProvider,

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
-from handlers.smtp_listener import SmtpListener
+from handlers.email.listener import SmtpListener
 from storage.models import InboundRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
 

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bot.cli import app
-from handlers.slack_manifest import WEB_API_SCOPES, bot_scopes, manifest
+from handlers.slack.manifest import WEB_API_SCOPES, bot_scopes, manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Web API method families; `client.chat_postMessage(` is `chat.postMessage`.

@@ -381,7 +381,7 @@ def build_slack_app(
         signing_secret=signing_secret,
         process_before_response=True,
         request_verification_enabled=True,
-        logger=logging.getLogger("handlers.slack_app.bolt"),
+        logger=logging.getLogger("handlers.slack.app.bolt"),
     )
     pulse = _Pulse(sessions, client, clock, followups or Followups())
 

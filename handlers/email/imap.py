@@ -17,7 +17,7 @@ dropped and the next call opens a new one. IDLE is only a wake-up hint: `run` sw
 
 Login is a password (`LOGIN`) or OAuth2 (`AUTHENTICATE XOAUTH2`, which Microsoft 365
 requires, with client-credentials tokens from a provider such as
-`handlers.smtp.Ms365TokenProvider`). A refused token is fetched again (after
+`handlers.email.smtp.Ms365TokenProvider`). A refused token is fetched again (after
 `invalidate()`, when the provider has it) and the login retried once on a new connection
 (scenario 58). Only implicit TLS (port 993) or plain text is offered: aioimaplib has no
 STARTTLS, and plain text is for loopback and tests.
