@@ -33,6 +33,7 @@ from bot.services.prompting import Cycles, SlackLookup
 from bot.services.transports import LocalMailTransport, Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
+from bot.teams import check_webhooks, workflows_transport
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
@@ -210,10 +211,13 @@ class PlanPulse:
         return digests
 
 
-async def check(pulse: PlanPulse, *, missing_database: str | None = None) -> list[tuple[bool, str]]:
+async def check(
+    pulse: PlanPulse, *, missing_database: str | None = None, teams: bool = False
+) -> list[tuple[bool, str]]:
     """Configuration and connectivity, one line per part: (ok, what was found). With
     `missing_database` (where the SQLite file would be), the database is not opened, so
-    checking never creates it."""
+    checking never creates it. Each network's Teams webhook is checked for form; with
+    `teams`, a test card is posted to each."""
     from sqlalchemy import text
 
     settings = pulse.settings
@@ -262,6 +266,11 @@ async def check(pulse: PlanPulse, *, missing_database: str | None = None) -> lis
             results.append((True, await asyncio.wait_for(probe(), timeout=30)))
         except Exception as exc:
             results.append((False, f"{name}: {type(exc).__name__}: {exc}"))
+    if missing_database is None:
+        try:
+            results += await check_webhooks(pulse, post=teams)
+        except Exception as exc:  # never with the URL: the exception's name alone
+            results.append((False, f"Teams: {type(exc).__name__}"))
     return results
 
 
@@ -460,7 +469,10 @@ class Runner:
         self.digests = DigestPoster(pulse)
         alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
         self.worker = OutboxWorker(
-            pulse.sessions, transports(settings), clock=pulse.clock, alerts=alerts
+            pulse.sessions,
+            {**transports(settings), "teams": workflows_transport(pulse)},
+            clock=pulse.clock,
+            alerts=alerts,
         )
         self.inbound = Inbound(
             pulse.sessions,

@@ -568,12 +568,16 @@ def digest(
 
 
 @app.command("check")
-def check_() -> None:
-    """Check the configuration and connectivity: database, SMTP, IMAP, Slack; and say where
-    the web server and health and metrics listen."""
+def check_(
+    teams: Annotated[
+        bool, typer.Option("--teams", help="post a test card to each network's Teams channel")
+    ] = False,
+) -> None:
+    """Check the configuration and connectivity: database, SMTP, IMAP, Slack, each Teams
+    webhook's form; and say where the web server and health and metrics listen."""
 
     async def work(pulse: PlanPulse) -> list[tuple[bool, str]]:
-        return await check(pulse, missing_database=_missing_database(pulse.settings))
+        return await check(pulse, missing_database=_missing_database(pulse.settings), teams=teams)
 
     results = _run(work, missing_ok=True)
     for ok, line in results:

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # Seconds between two posts to Teams channels through Workflows webhooks (a site's flows
+    # usually share one account's Teams connection, which Power Automate throttles).
+    teams_post_interval: float = Field(default=1.0, ge=0, le=60, alias="TEAMS_POST_INTERVAL")
     http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
     http_port: int = Field(default=3000, alias="HTTP_PORT")
     # `/healthz` and `/metrics` (README "Health and metrics"): loopback unless opened up.

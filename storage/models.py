@@ -109,6 +109,8 @@ class NetworkRow(Base):
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(Text)
     slack_channel: Mapped[str | None] = mapped_column(String(128))
+    # A Workflows webhook's URL, signature (`sig`) included: a secret (bot.domain.webhooks).
+    teams_webhook: Mapped[str | None] = mapped_column(Text)
     coordinators: Mapped[str] = mapped_column(Text, default="")  # addresses, ";"-separated
     all_actions: Mapped[bool] = mapped_column(Boolean, default=False)
 

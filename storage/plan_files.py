@@ -46,6 +46,7 @@ from bot.domain.model import (
     Timescale,
 )
 from bot.domain.ratings import RATINGS, rating_from_text
+from bot.domain.webhooks import redacted_webhook, webhook_problem
 
 # Header aliases, compared after `_header_key` (case, spaces and dashes folded).
 PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -105,6 +106,7 @@ NETWORK_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "key": ("key", "id"),
     "name": ("name",),
     "slack_channel": ("slack_channel", "slack channel", "channel", "slack"),
+    "teams_webhook": ("teams_webhook", "teams webhook", "teams", "workflows webhook"),
     "coordinators": ("coordinators", "coordinator", "emails", "coordinator emails"),
     "all_actions": ("all_actions", "all actions", "oversight", "plan-wide"),
     "priorities": ("priorities", "priority", "follows priorities"),
@@ -152,6 +154,7 @@ PERSON_FIELDS: Mapping[str, str] = {
 NETWORK_FIELDS: Mapping[str, str] = {
     "name": "name",
     "slack_channel": "slack_channel",
+    "teams_webhook": "teams_webhook",
     "coordinators": "coordinators",
     "all_actions": "all_actions",
 }
@@ -878,6 +881,11 @@ def networks_from_records(
                 problems.append(
                     Problem(row, "priorities", text, "priorities are numbers such as 2;3;4")
                 )
+        webhook = rec.get("teams_webhook", "").strip() or None
+        if webhook is not None:
+            problem = webhook_problem(webhook)
+            if problem is not None:  # shown without its signature, like every webhook
+                problems.append(Problem(row, "teams_webhook", redacted_webhook(webhook), problem))
         networks.append(
             Network(
                 key=key,
@@ -886,6 +894,7 @@ def networks_from_records(
                 coordinators=coordinators,
                 all_actions=bool(all_actions),
                 priorities=tuple(dict.fromkeys(priorities)),
+                teams_webhook=webhook,
             )
         )
     return Listing(networks, _unstated(records, NETWORK_FIELDS, "key"))

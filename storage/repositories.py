@@ -100,6 +100,7 @@ def network_from_row(row: NetworkRow) -> Network:
         slack_channel=row.slack_channel,
         coordinators=tuple(a for a in row.coordinators.split(";") if a),
         all_actions=row.all_actions,
+        teams_webhook=row.teams_webhook,
     )
 
 
@@ -189,6 +190,7 @@ class NetworkRepository:
             values: dict[str, object] = {
                 "name": network.name,
                 "slack_channel": network.slack_channel,
+                "teams_webhook": network.teams_webhook,
                 "coordinators": ";".join(network.coordinators),
                 "all_actions": network.all_actions,
             }

@@ -100,6 +100,9 @@ class Network:
     # The plan priorities whose every action the network follows (from the networks file at
     # import; links are made then, not stored as a rule).
     priorities: tuple[int, ...] = ()
+    # The Workflows webhook its digest is posted to in Teams. The URL carries the flow's
+    # signature, so it is kept out of the repr (and so out of any log line or traceback).
+    teams_webhook: str | None = field(default=None, repr=False)
 
 
 class Milestone(NamedTuple):

@@ -1,5 +1,6 @@
 """Posting digests: once per (plan, network, period), on the plan's digest schedule or by
-hand, through the outbox — to the network's Slack channel and to each coordinator by email.
+hand, through the outbox — to the network's Slack channel, to its Teams channel (one row
+per post, `bot.services.teams_digests`) and to each coordinator by email.
 
 The `digests` row is the decision: it is inserted with `ON CONFLICT DO NOTHING` in the same
 transaction as the outbox rows, so restarts and replicas post a period's digest once.
@@ -21,6 +22,7 @@ from bot.domain.status import local_date
 from bot.messages.emails import digest_email
 from bot.metrics import count_digest_posted
 from bot.services.prompting import due_occurrence
+from bot.services.teams_digests import live_view_link, teams_messages
 from digests.content import Digest
 from digests.html import render_html, render_text
 from digests.slack import render_slack
@@ -152,6 +154,9 @@ class DigestPoster:
                     payload={"channel": network.slack_channel, "posts": posts},
                 )
             )
+        if network.teams_webhook:
+            live_view = live_view_link(settings.web_base_url, digest)
+            messages += teams_messages(digest, digest_id, names=names, live_view=live_view)
         html = render_html(digest, names=names)
         text = render_text(digest)
         plan = Plan(key=digest.plan, title=plan_title)

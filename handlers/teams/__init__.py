@@ -1,0 +1,1 @@
+"""Microsoft Teams: digests posted to channels through Workflows webhooks (`workflows`)."""
