@@ -34,6 +34,7 @@ from bot.demo import run_demo
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.domain.leads import draft_people
+from bot.domain.webhooks import redacted_webhook
 from bot.locks import database_lock
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.records_cli import audit_import, audit_plan_export, register_records
@@ -49,7 +50,7 @@ from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
 from storage.plan_files import read_plan
-from storage.repositories import PlanRepository
+from storage.repositories import NetworkRepository, PlanRepository
 
 app = typer.Typer(
     name="pulse",
@@ -387,6 +388,34 @@ def plans(ctx: typer.Context) -> None:
                     str(plan.people),
                     plan.last_import.strftime("%Y-%m-%d %H:%M"),
                     f"retired {plan.retired_at:%Y-%m-%d}" if plan.retired_at else "live",
+                )
+            )
+        return _table(rows)
+
+    typer.echo(_run(work))
+
+
+@app.command("networks")
+def networks_() -> None:
+    """List every network: key, name, Slack channel, Teams webhook (without its signature),
+    coordinators, and whether it follows the whole plan."""
+
+    async def work(pulse: PlanPulse) -> str:
+        async with pulse.sessions() as session:
+            found = await NetworkRepository(session).all()
+        if not found:
+            return "No networks yet: give `pulse import` a networks file."
+        rows = [("KEY", "NAME", "SLACK", "TEAMS", "COORDINATORS", "ALL ACTIONS")]
+        for network in found:
+            webhook = network.teams_webhook
+            rows.append(
+                (
+                    network.key,
+                    _one_line(network.name, 40),
+                    network.slack_channel or "-",
+                    redacted_webhook(webhook) if webhook else "-",
+                    str(len(network.coordinators)),
+                    "yes" if network.all_actions else "no",
                 )
             )
         return _table(rows)
