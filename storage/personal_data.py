@@ -555,6 +555,9 @@ ERASED = {"dropped": "erasure"}
 # Handled on their own: people (the person's row), audit_log (names nobody), network
 # coordinators (a list of addresses: theirs is taken out, not renamed).
 _OWN_WAY = {("networks", "coordinators")}
+# Names no one: a webhook URL's signature may hold a person's initials by chance, and
+# rewriting them would cut the network off from its Teams channel.
+_NOT_PERSONAL = {("networks", "teams_webhook")}
 _SKIP_TABLES = {"people", "audit_log"}
 
 
@@ -764,7 +767,7 @@ async def _rewrite_texts(session: AsyncSession, identity: Identity) -> int:
             is_json = isinstance(column.type, JSON)
             if not is_json and not isinstance(column.type, String):
                 continue
-            if (table.name, column.name) in _OWN_WAY:
+            if (table.name, column.name) in _OWN_WAY | _NOT_PERSONAL:
                 continue
             query = select(*keys, column)
             if is_json:

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from bot.app import PlanPulse, check
 from bot.domain.errors import ImportFailed
+from bot.records import Records
 from bot.services.delivery import OutboxWorker, outbox_problems
 from bot.services.digests import DigestPoster
 from bot.settings import Settings
@@ -338,3 +339,19 @@ async def test_a_network_whose_webhook_was_removed_fails_its_post(
     await worker(pulse, Timing(Clock(FRIDAY))).drain()
     assert await outbox_states(pulse) == ["failed"]
     assert fake_workflows.requests == []
+
+
+async def test_forgetting_a_person_leaves_the_webhook_and_their_name_leaves_the_posts(
+    pulse: PlanPulse, tmp_path: Path, fake_workflows: FakeWorkflows
+) -> None:
+    """Erasing Alex Walker takes their name out of the digest posts kept in the outbox, and
+    leaves a webhook whose signature happens to hold their initials as it was."""
+    url = fake_workflows.url("team", signature="x-AW-Alex-Walker")
+    await load(pulse, tmp_path, url, items=1)
+    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await Records(pulse).forget_person("AW", reassign_to="MC", actor="test")
+    async with pulse.sessions() as session:
+        assert await session.scalar(select(NetworkRow.teams_webhook)) == url
+        payloads = (await session.scalars(select(OutboxRow.payload))).all()
+    assert payloads
+    assert "Alex Walker" not in str(payloads)
