@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.webhooks import redacted_webhook, webhook_problem
 from bot.services.transports import Result
-from digests.teams import test_message
+from digests.teams import check_message
 from handlers.teams.workflows import WorkflowsTransport
 from storage.teams import teams_webhook, teams_webhooks
 
@@ -47,7 +47,7 @@ async def check_webhooks(pulse: PlanPulse, *, post: bool) -> list[tuple[bool, st
         elif not post:
             results.append((True, f"{shown} (`pulse check --teams` posts a test card)"))
         else:
-            result, error, _ = await transport.post(url, test_message(name, sent_at=sent_at))
+            result, error, _ = await transport.post(url, check_message(name, sent_at=sent_at))
             if result is Result.SENT:
                 results.append((True, f"{shown}: test card accepted; look for it in the channel"))
             else:

@@ -403,7 +403,7 @@ def render_teams(
     return out
 
 
-def test_message(network_name: str, *, sent_at: str) -> dict[str, Any]:
+def check_message(network_name: str, *, sent_at: str) -> dict[str, Any]:
     """The card `pulse check --teams` posts, for an admin to see arrive in the channel."""
     return _message(
         [
