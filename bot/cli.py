@@ -44,6 +44,7 @@ from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
 from digests.slack import render_slack
+from digests.teams import render_teams
 from handlers.email.local_mail import write_local_reply
 from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
@@ -544,6 +545,7 @@ class DigestFormat(StrEnum):
     MD = "md"
     HTML = "html"
     SLACK = "slack"
+    TEAMS = "teams"
     TEXT = "text"
 
 
@@ -553,7 +555,7 @@ def digest(
     network: Annotated[str | None, typer.Option("--network", help="one network's key")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="the digest's day")] = None,
     fmt: Annotated[
-        DigestFormat, typer.Option("--format", help="json, md, html, slack or text")
+        DigestFormat, typer.Option("--format", help="json, md, html, slack, teams or text")
     ] = DigestFormat.JSON,
     post: Annotated[
         bool, typer.Option("--post", help="post it now (once per network and period)")
@@ -586,6 +588,10 @@ def digest(
         if fmt is DigestFormat.SLACK:
             slack = [{"network": d.network, "posts": render_slack(d)} for d in digests]
             return json.dumps(slack[0] if network else slack, indent=2, ensure_ascii=False)
+        if fmt is DigestFormat.TEAMS:
+            names = {p.key: p.name for p in (await pulse.tracked(plan)).people}
+            teams = [{"network": d.network, "posts": render_teams(d, names=names)} for d in digests]
+            return json.dumps(teams[0] if network else teams, indent=2, ensure_ascii=False)
         if fmt is DigestFormat.HTML:
             names = {p.key: p.name for p in (await pulse.tracked(plan)).people}
             return "\n".join(render_html(d, names=names) for d in digests)

@@ -1,12 +1,15 @@
-"""`pulse networks` and `pulse check --teams` as an admin runs them, against a fake Workflows
-endpoint on loopback: each network's webhook is listed and checked without its signature,
-and a test card reaches each channel."""
+"""`pulse networks`, `pulse check --teams` and `pulse digest --format teams` as an admin
+runs them, against a fake Workflows endpoint on loopback: each network's webhook is listed
+and checked without its signature, a test card reaches each channel, and the digest's posts
+can be seen before they are sent."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+from tests.adaptive_cards import validate_cards
 from tests.conftest import FIXTURES
 from tests.e2e.test_cli import PULSE, environment
 from tests.fake_workflows import SIGNATURE, running_workflows
@@ -33,7 +36,8 @@ async def test_networks_and_check_teams_show_each_webhook_without_its_signature(
 ) -> None:
     """After importing a networks file with a Teams webhook, `pulse networks` lists it
     redacted, `pulse check` says its form is right, and `pulse check --teams` posts one valid
-    test card to the channel and says so; no output shows the signature."""
+    test card to the channel and says so; no output shows the signature. `pulse digest
+    --format teams` shows the network's posts, valid cards, without posting them."""
     async with running_workflows() as fake:
         url = fake.url("early-help")
         networks = tmp_path / "networks.csv"
@@ -70,3 +74,11 @@ async def test_networks_and_check_teams_show_each_webhook_without_its_signature(
         assert fake.problems() == []
         for shown in (listing, quiet, checked, err):
             assert SIGNATURE not in shown
+    # The digest's posts can be seen without posting them.
+    code, preview, err = await pulse_async(
+        tmp_path, "digest", "--plan", "small", "--network", "early-help", "--format", "teams"
+    )
+    assert code == 0, err
+    posts = json.loads(preview)["posts"]
+    assert validate_cards([a["content"] for p in posts for a in p["attachments"]]) == [[]]
+    assert "Early help network" in preview
