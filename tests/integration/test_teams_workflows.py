@@ -355,3 +355,30 @@ async def test_forgetting_a_person_leaves_the_webhook_and_their_name_leaves_the_
         payloads = (await session.scalars(select(OutboxRow.payload))).all()
     assert payloads
     assert "Alex Walker" not in str(payloads)
+
+
+async def test_a_networks_file_without_the_column_keeps_the_webhook(
+    pulse: PlanPulse, tmp_path: Path, fake_workflows: FakeWorkflows
+) -> None:
+    """Re-importing with a networks file that has no `teams_webhook` column keeps the stored
+    webhook; one whose cell is empty takes it away."""
+    url = fake_workflows.url("team")
+    await load(pulse, tmp_path, url, items=1)
+
+    async def stored() -> str | None:
+        async with pulse.sessions() as session:
+            return await session.scalar(select(NetworkRow.teams_webhook))
+
+    for header, row, expected in [
+        ("key,name", "team,Team", url),
+        ("key,name,teams_webhook", "team,Team,", None),
+    ]:
+        (tmp_path / "nets.csv").write_text(f"{header}\n{row}\n", encoding="utf-8")
+        await import_plan(
+            pulse.sessions,
+            tmp_path / "plan.csv",
+            now=FRIDAY,
+            plan_key="big",
+            networks_path=tmp_path / "nets.csv",
+        )
+        assert await stored() == expected
