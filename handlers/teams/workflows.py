@@ -25,8 +25,9 @@ be searched as Slack's can, so a post is never sent twice blindly:
 
 A network's posts keep their order: once one is put off, the later ones to the same network
 are put off until the same moment without being sent, and the outbox claims rows in order.
-Posts are paced: at least `interval` seconds between any two, since a site's flows usually
-share one account's Teams connection, which Power Automate throttles.
+Posts are paced: at least `interval` seconds from the answer to one post to the next post,
+since a site's flows usually share one account's Teams connection, which Power Automate
+throttles.
 """
 
 from __future__ import annotations
@@ -110,13 +111,27 @@ class WorkflowsTransport:
         self._pacing = asyncio.Lock()
 
     async def _pace(self) -> None:
-        """Wait until `interval` has passed since the last post, then take the turn."""
-        async with self._pacing:
-            if self._last_post is not None:
-                wait = self._last_post + self.interval - self.monotonic()
-                if wait > 0:
-                    await self.sleep(wait)
-            self._last_post = self.monotonic()
+        """Wait until `interval` has passed since the last post was answered. Counting from
+        its answer, not its start, keeps posts `interval` apart where they arrive too,
+        however long each took to connect and send."""
+        if self._last_post is not None:
+            wait = self._last_post + self.interval - self.monotonic()
+            if wait > 0:
+                await self.sleep(wait)
+
+    async def _send(self, url: str, body: bytes) -> tuple[int, str | None]:
+        """One POST; the answer's status and `Retry-After`."""
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session,
+            session.post(
+                URL(url.strip(), encoded=True),
+                data=body,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            await response.read()
+            return response.status, response.headers.get("Retry-After")
 
     async def post(self, url: str, message: Mapping[str, Any]) -> tuple[Result, str | None, float]:
         """One POST of `message` to `url`, paced; (result, error, seconds to wait before a
@@ -124,27 +139,17 @@ class WorkflowsTransport:
         body = post_body(message)
         waited = False
         while True:
-            await self._pace()
-            try:
-                async with (
-                    aiohttp.ClientSession(
-                        timeout=aiohttp.ClientTimeout(total=self.timeout)
-                    ) as session,
-                    session.post(
-                        URL(url.strip(), encoded=True),
-                        data=body,
-                        headers={"Content-Type": "application/json; charset=utf-8"},
-                        allow_redirects=False,
-                    ) as response,
-                ):
-                    status = response.status
-                    header = response.headers.get("Retry-After")
-                    await response.read()
-            except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
-                return Result.RETRY, f"could not connect: {type(exc).__name__}", 0.0
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # Sent, or partly sent, and no answer: the flow may have run.
-                return Result.UNKNOWN, f"no answer after sending: {type(exc).__name__}", 0.0
+            async with self._pacing:  # one post at a time, however many callers
+                await self._pace()
+                try:
+                    status, header = await self._send(url, body)
+                except aiohttp.ClientConnectorError as exc:  # no connection: nothing sent
+                    return Result.RETRY, f"could not connect: {type(exc).__name__}", 0.0
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    # Sent, or partly sent, and no answer: the flow may have run.
+                    return Result.UNKNOWN, f"no answer after sending: {type(exc).__name__}", 0.0
+                finally:
+                    self._last_post = self.monotonic()
             if 200 <= status < 300:
                 return Result.SENT, None, 0.0
             if status == 429:
