@@ -143,6 +143,8 @@ class WorkflowsTransport:
                 await self._pace()
                 try:
                     status, header = await self._send(url, body)
+                except (aiohttp.InvalidURL, ValueError):  # its message would show the URL
+                    return Result.FAILED, "the webhook URL is not a URL", 0.0
                 except aiohttp.ClientConnectorError as exc:  # no connection: nothing sent
                     return Result.RETRY, f"could not connect: {type(exc).__name__}", 0.0
                 except (aiohttp.ClientError, TimeoutError) as exc:

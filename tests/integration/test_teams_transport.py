@@ -71,6 +71,14 @@ async def test_no_connection_is_retried_and_a_dead_worker_is_never_resent() -> N
     assert await transport(dead).reconcile(row()) is Reconciled.UNKNOWN
 
 
+async def test_a_url_that_is_not_one_fails_without_showing_it() -> None:
+    """A stored webhook that cannot be a URL fails the post, and the error does not repeat
+    it (aiohttp's own error would)."""
+    outcome = await transport("http://[::1/secret-sig").deliver(row())
+    assert outcome.result is Result.FAILED
+    assert outcome.error == "the webhook URL is not a URL"
+
+
 async def test_a_later_post_to_a_throttled_network_waits_for_the_earlier_one(
     fake: FakeWorkflows,
 ) -> None:
