@@ -39,7 +39,6 @@ from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
 from digests.markdown import (
     AWAITING_TITLE,
     NOTHING_TO_REPORT,
-    counts_line,
     digest_title,
     group_heading,
     item_facts,
@@ -216,8 +215,8 @@ def _header(digest: Digest) -> _Unit:
     return _Unit(
         [
             _text(_title(digest), size="Large", weight="Bolder"),
-            _subtle(f"{counts_line(digest)}. {response_line(digest)}."),
             {"type": "FactSet", "facts": facts},
+            _subtle(f"{response_line(digest)}.", spacing="Small"),
         ]
     )
 
