@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from handlers.email.listener import SmtpListener
+    from handlers.teams.channel import TeamsChannel
 
 log = logging.getLogger(__name__)
 
@@ -420,9 +421,30 @@ def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     )
 
 
-def web_server(pulse: PlanPulse, slack: SlackChannel | None) -> WebServer:
-    """The one web server on HTTP_HOST:HTTP_PORT: the update pages, and Slack's events
-    route when Slack runs in HTTP mode."""
+def teams_channel(pulse: PlanPulse) -> TeamsChannel | None:
+    """The Teams bot when TEAMS_APP_ID and TEAMS_APP_PASSWORD are set; else None."""
+    settings = pulse.settings
+    if not settings.teams_enabled or settings.teams_app_password is None:
+        return None
+    from handlers.teams.channel import TeamsChannel
+
+    return TeamsChannel(
+        pulse.sessions,
+        app_id=(settings.teams_app_id or "").strip(),
+        password=settings.teams_app_password.get_secret_value(),
+        tenant_id=settings.teams_tenant_id,
+        authority=settings.teams_token_authority,
+        metadata_url=settings.teams_openid_metadata_url,
+        clock=pulse.clock,
+        ca_file=settings.teams_ca_file,
+    )
+
+
+def web_server(
+    pulse: PlanPulse, slack: SlackChannel | None, teams: TeamsChannel | None = None
+) -> WebServer:
+    """The one web server on HTTP_HOST:HTTP_PORT: the update pages, Slack's events route
+    when Slack runs in HTTP mode, and the Teams bot's endpoint when Teams is on."""
     settings = pulse.settings
     pages = UpdatePages(
         pulse.sessions, clock=pulse.clock, signer=settings.signer(), mail_from=settings.mail_from
@@ -433,6 +455,7 @@ def web_server(pulse: PlanPulse, slack: SlackChannel | None) -> WebServer:
         clock=pulse.clock,
         trusted_proxies=settings.trusted_proxies,
         slack=slack.http_app() if slack is not None else None,
+        teams=teams.http_app() if teams is not None else None,
     )
     return WebServer(app, host=settings.http_host, port=settings.http_port)
 
@@ -466,6 +489,7 @@ class Runner:
         mail_dir = settings.mail_dir
         self.cycles = cycles_for(pulse)
         self.slack = slack_channel(pulse)
+        self.teams = teams_channel(pulse)
         self.digests = DigestPoster(pulse)
         alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
         self.worker = OutboxWorker(
@@ -489,7 +513,7 @@ class Runner:
         (mail_dir / "outbox").mkdir(parents=True, exist_ok=True)
         self.imap = imap_receiver(settings, self.inbound)
         self.health = MetricsServer(pulse.metrics, pulse.sessions, clock=pulse.clock)
-        self.web = web_server(pulse, self.slack)
+        self.web = web_server(pulse, self.slack, self.teams)
         self.smtp_listener: SmtpListener | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         if settings.smtp_listen_port is not None:
@@ -576,6 +600,8 @@ class Runner:
             if self.smtp_listener is not None:
                 await self.smtp_listener.stop()
             await self.web.stop()
+            if self.teams is not None:
+                await self.teams.close()
             # No new runs; a tick or inbox pass under way finishes its transaction (a job
             # cancelled mid-transaction could leave SQLite's write lock to the next one).
             scheduler.pause()

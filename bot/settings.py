@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     # Seconds between two posts to Teams channels through Workflows webhooks (a site's flows
     # usually share one account's Teams connection, which Power Automate throttles).
     teams_post_interval: float = Field(default=1.0, ge=0, le=60, alias="TEAMS_POST_INTERVAL")
+    # Microsoft Teams prompts (handlers/teams): the bot's Entra ID app registration. On when
+    # the app id and its client secret are set; TEAMS_TENANT_ID makes it single-tenant.
+    teams_app_id: str | None = Field(default=None, alias="TEAMS_APP_ID")
+    teams_app_password: SecretStr | None = Field(default=None, alias="TEAMS_APP_PASSWORD")
+    teams_tenant_id: str | None = Field(default=None, alias="TEAMS_TENANT_ID")
+    # Where the signing keys of inbound activities are published, and where the bot gets its
+    # own tokens: Microsoft's unless pointed elsewhere (a national cloud, or tests).
+    teams_openid_metadata_url: str = Field(
+        default="https://login.botframework.com/v1/.well-known/openidconfiguration",
+        alias="TEAMS_OPENID_METADATA_URL",
+    )
+    teams_authority: str | None = Field(default=None, alias="TEAMS_AUTHORITY")
+    # A CA bundle to trust, instead of the system's, for those two (a TLS-inspecting proxy).
+    teams_ca_file: Path | None = Field(default=None, alias="TEAMS_CA_FILE")
     http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
     http_port: int = Field(default=3000, alias="HTTP_PORT")
     # `/healthz` and `/metrics` (README "Health and metrics"): loopback unless opened up.
@@ -165,6 +179,19 @@ class Settings(BaseSettings):
         return _given(self.slack_bot_token) and _given(self.slack_signing_secret)
 
     @property
+    def teams_enabled(self) -> bool:
+        return bool((self.teams_app_id or "").strip()) and _given(self.teams_app_password)
+
+    @property
+    def teams_token_authority(self) -> str:
+        """Where the bot's client-credentials tokens come from: TEAMS_AUTHORITY, else
+        Microsoft's, for the tenant when single-tenant and Bot Framework's otherwise."""
+        if self.teams_authority and self.teams_authority.strip():
+            return self.teams_authority.strip().rstrip("/")
+        tenant = (self.teams_tenant_id or "").strip() or "botframework.com"
+        return f"https://login.microsoftonline.com/{tenant}"
+
+    @property
     def local_mode(self) -> bool:
         """No Slack and no SMTP: mail goes to files under the data folder."""
         return not self.slack_enabled and not self.smtp_host
@@ -191,6 +218,13 @@ class Settings(BaseSettings):
     def _usable_base_url(cls, value: str | None) -> str | None:
         if value and not value.strip().lower().startswith(("http://", "https://")):
             raise ValueError("PULSE_BASE_URL must start with https:// (or http://)")
+        return value
+
+    @field_validator("teams_openid_metadata_url", "teams_authority")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        if value and not value.strip().lower().startswith("https://"):
+            raise ValueError("Teams' OpenID metadata and token authority must be https:// URLs")
         return value
 
     @field_validator("trusted_proxies")

@@ -311,6 +311,23 @@ class WebLinkRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class TeamsConversationRow(Base):
+    """A person's 1:1 conversation with the Teams bot, learnt when the app was installed for
+    them: where their prompts are posted. Personal data (README "Personal data")."""
+
+    __tablename__ = "teams_conversations"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    teams_user_id: Mapped[str] = mapped_column(String(200), unique=True)
+    aad_object_id: Mapped[str | None] = mapped_column(String(64))
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    conversation_id: Mapped[str] = mapped_column(String(400))
+    service_url: Mapped[str] = mapped_column(String(400))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class OutboxRow(Base):
     """A message to deliver, frozen when it was decided, so a retry sends the same thing.
 

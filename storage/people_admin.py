@@ -79,8 +79,10 @@ def _checked(changes: PersonChanges) -> dict[str, str | None]:
         values["slack_user_id"] = slack or None
     if changes.prefers is not None:
         prefers = changes.prefers.strip().casefold()
-        if prefers not in ("email", "slack"):
-            raise PersonChangeError(f"--prefers must be email or slack, not {changes.prefers!r}")
+        if prefers not in ("email", "slack", "teams"):
+            raise PersonChangeError(
+                f"--prefers must be email, slack or teams, not {changes.prefers!r}"
+            )
         values["prefers"] = prefers
     if changes.timezone is not None:
         tz = changes.timezone.strip()

@@ -809,8 +809,10 @@ def people_from_records(
             if not _EMAIL.match(address):
                 problems.append(Problem(row, "other_emails", address, "not an email address"))
         prefers_text = rec.get("prefers", "").strip().casefold() or "email"
-        if prefers_text not in ("slack", "email"):
-            problems.append(Problem(row, "prefers", prefers_text, "must be 'slack' or 'email'"))
+        if prefers_text not in ("slack", "email", "teams"):
+            problems.append(
+                Problem(row, "prefers", prefers_text, "must be 'slack', 'email' or 'teams'")
+            )
             prefers_text = "email"
         tz = rec.get("timezone", "").strip() or None
         if tz:

@@ -32,6 +32,7 @@ class Channel(StrEnum):
 
     SLACK = "slack"
     EMAIL = "email"
+    TEAMS = "teams"
 
 
 class Source(StrEnum):
@@ -42,6 +43,7 @@ class Source(StrEnum):
     CLI = "cli"
     IMPORT = "import"
     WEB = "web"  # the update page a prompt links to
+    TEAMS = "teams"  # a prompt's Adaptive Card in Teams
 
 
 @dataclass(frozen=True, slots=True)

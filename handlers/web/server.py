@@ -1,5 +1,5 @@
-"""The one web server of `pulse run` (issue 14): the update pages, and Slack's events route in
-HTTP mode, on HTTP_HOST:HTTP_PORT.
+"""The one web server of `pulse run` (issue 14): the update pages, Slack's events route in
+HTTP mode, and the Teams bot's endpoint, on HTTP_HOST:HTTP_PORT.
 
 What keeps a link in an email safe:
 - No access log (the path holds the token) and no log line with a token.
@@ -160,10 +160,12 @@ def build_web_app(
     clock: Clock,
     trusted_proxies: str = "",
     slack: web.Application | None = None,
+    teams: web.Application | None = None,
     throttle: Throttle | None = None,
 ) -> web.Application:
-    """The server's application: the update pages at `/u/{token}`, their stylesheet, and
-    with `slack` its events app mounted at `/slack`."""
+    """The server's application: the update pages at `/u/{token}`, their stylesheet, with
+    `slack` its events app mounted at `/slack`, and with `teams` the bot's endpoint at
+    `/api/messages`."""
     env = _environment()
     trusted = trusted_networks(trusted_proxies)
     limiter = throttle or Throttle(clock)
@@ -302,6 +304,8 @@ def build_web_app(
     app.router.add_post("/u/{token}", submit)
     if slack is not None:
         app.add_subapp("/slack", slack)
+    if teams is not None:
+        app.add_subapp("/api", teams)
     return app
 
 
