@@ -53,6 +53,7 @@ from storage.models import (
     PersonRow,
     PlanRow,
     PromptRow,
+    TeamsConversationRow,
     UpdateRow,
 )
 from storage.repositories import utc
@@ -318,6 +319,7 @@ async def subject_access(session: AsyncSession, person: PersonRow) -> dict[str, 
     """Everything stored about `person`, as plain JSON-ready data."""
     pid = person.id
     delegate = await session.get(PersonRow, person.delegate_id) if person.delegate_id else None
+    teams = await _teams_conversation(session, pid)
     profile = {
         "id": pid,
         "key": person.key,
@@ -332,6 +334,7 @@ async def subject_access(session: AsyncSession, person: PersonRow) -> dict[str, 
         "away_until": _iso(person.away_until),
         "email_bounced_at": _iso(person.email_bounced_at),
         "erased_at": _iso(person.erased_at),
+        **teams,
     }
     led = (
         await session.execute(
@@ -444,7 +447,7 @@ async def subject_access(session: AsyncSession, person: PersonRow) -> dict[str, 
         for m in (
             await session.scalars(
                 select(OutboxRow)
-                .where(_to_them(person, prompt_ids))
+                .where(_to_them(person, prompt_ids, teams["teams_user_id"]))
                 .order_by(OutboxRow.created_at, OutboxRow.id)
             )
         ).all()
@@ -475,8 +478,25 @@ async def subject_access(session: AsyncSession, person: PersonRow) -> dict[str, 
     }
 
 
-def _to_them(person: PersonRow, prompt_ids: Sequence[int]) -> ColumnElement[bool]:
-    """Outbox rows addressed to `person`: for their prompts, or to their address or Slack id."""
+async def _teams_conversation(session: AsyncSession, person_id: int) -> dict[str, Any]:
+    """Their Teams conversation with the bot, when the app was installed for them (all
+    None when not)."""
+    row = await session.get(TeamsConversationRow, person_id)
+    return {
+        "teams_user_id": row.teams_user_id if row else None,
+        "teams_object_id": row.aad_object_id if row else None,
+        "teams_tenant_id": row.tenant_id if row else None,
+        "teams_conversation_id": row.conversation_id if row else None,
+        "teams_service_url": row.service_url if row else None,
+        "teams_installed_at": _iso(row.updated_at) if row else None,
+    }
+
+
+def _to_them(
+    person: PersonRow, prompt_ids: Sequence[int], teams_user_id: str | None = None
+) -> ColumnElement[bool]:
+    """Outbox rows addressed to `person`: for their prompts, or to their address, Slack id or
+    Teams user id."""
     conditions: list[ColumnElement[bool]] = []
     if prompt_ids:
         conditions.append(OutboxRow.prompt_id.in_(list(prompt_ids)))
@@ -485,6 +505,8 @@ def _to_them(person: PersonRow, prompt_ids: Sequence[int]) -> ColumnElement[bool
         conditions.append(func.lower(OutboxRow.recipient).in_(sorted(addresses)))
     if person.slack_user_id:
         conditions.append(OutboxRow.recipient == person.slack_user_id)
+    if teams_user_id:
+        conditions.append(OutboxRow.recipient == teams_user_id)
     return or_(*conditions) if conditions else OutboxRow.id.is_(None)
 
 
@@ -608,7 +630,17 @@ async def forget(
     prompt_ids = list(
         (await session.scalars(select(PromptRow.id).where(PromptRow.person_id == pid))).all()
     )
-    messages = await _drop_messages_to(session, person, prompt_ids, identity, now=now)
+    teams = await session.get(TeamsConversationRow, pid)
+    messages = await _drop_messages_to(
+        session,
+        person,
+        prompt_ids,
+        identity,
+        now=now,
+        teams_user_id=teams.teams_user_id if teams is not None else None,
+    )
+    # Where the bot could reach them in Teams goes: a prompt there would be to no one.
+    await session.execute(delete(TeamsConversationRow).where(TeamsConversationRow.person_id == pid))
     mail = await _drop_mail_about(session, identity, prompt_ids, now=now)
     await _drop_coordinator(session, _addresses(person))
     rewritten = await _rewrite_texts(session, identity)
@@ -695,10 +727,10 @@ async def _drop_messages_to(
     identity: Identity,
     *,
     now: datetime,
+    teams_user_id: str | None = None,
 ) -> int:
-    ids = list(
-        (await session.scalars(select(OutboxRow.id).where(_to_them(person, prompt_ids)))).all()
-    )
+    to_them = _to_them(person, prompt_ids, teams_user_id)
+    ids = list((await session.scalars(select(OutboxRow.id).where(to_them))).all())
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         await session.execute(

@@ -3,9 +3,12 @@ loopback: who may post to it, and what it learns when the app is installed."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
+from bot.records import Records
+from storage.teams_chats import TeamsConversations
 from tests.teams import APP_ID, teams_site
 
 
@@ -77,3 +80,22 @@ async def test_forged_expired_and_misaddressed_tokens_are_refused(
         assert await site.conversations("DC") == {}
         assert site.identity.token_requests == [], "nothing was acted on"
         assert await site.post(install) == 200, "the same activity, properly signed, is taken"
+
+
+async def test_the_conversation_is_exported_with_her_and_forgotten_with_her(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A subject-access export holds Dana's Teams ids; forgetting her leaves none of them."""
+    async with teams_site(db_url, tmp_path) as site:
+        dana = site.member("dana", "Dana Cole", "dana.cole@council.example")
+        await site.post(site.install(dana))
+        records = Records(site.pulse)
+        json_path, _ = await records.export_person("DC", output=tmp_path / "out", actor="test")
+        person = json.loads(json_path.read_text("utf-8"))["person"]
+        assert person["teams_user_id"] == dana.id
+        assert person["teams_conversation_id"] == f"a:1{dana.id[3:]}"
+        await records.forget_person("DC", reassign_to="PB", actor="test")
+        assert await site.conversations("DC") == {}
+        async with site.pulse.sessions() as session:
+            stored = await TeamsConversations(session).person_for_user(dana.id)
+        assert stored is None
