@@ -307,9 +307,9 @@ class PassReport:
     digests: int = 0
 
 
-def transports(settings: Settings) -> dict[str, Transport]:
+def transports(settings: Settings, teams: TeamsChannel | None = None) -> dict[str, Transport]:
     """One transport per channel: SMTP when configured, else local mail files; Slack when
-    its token and signing secret are set."""
+    its token and signing secret are set; Teams when its bot is."""
     chosen: dict[str, Transport] = {}
     if settings.smtp_host:
         chosen["email"] = SmtpTransport.from_settings(settings)
@@ -318,6 +318,8 @@ def transports(settings: Settings) -> dict[str, Transport]:
     client = slack_client(settings)
     if client is not None:
         chosen["slack"] = SlackTransport(client=client)
+    if teams is not None:
+        chosen["teams"] = teams.transport
     return chosen
 
 
@@ -346,6 +348,23 @@ def slack_prompt_posts(
     ]
 
 
+def teams_prompt_card(
+    plan: Plan,
+    person: Person,
+    items: Sequence[PromptItem],
+    prompt_id: int,
+    contacts: Sequence[Contact],
+    update_url: str | None,
+) -> dict[str, Any]:
+    """A prompt as the message activity of one Adaptive Card, for the outbox."""
+    from handlers.teams.cards import card_activity, prompt_card
+
+    card = prompt_card(
+        plan.title, person.name, items, prompt_id, update_url=update_url, contacts=contacts
+    )
+    return card_activity(card, summary=f"{plan.title}: progress update")
+
+
 def cycles_for(pulse: PlanPulse) -> Cycles:
     """Cycles as configured: prompts by Slack DM for those who prefer it when Slack is on."""
     settings = pulse.settings
@@ -364,6 +383,7 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
         slack_lookup=lookup,
         signer=settings.signer(),
         web_base_url=settings.web_base_url,
+        teams_prompt=teams_prompt_card if settings.teams_enabled else None,
     )
 
 
@@ -494,7 +514,7 @@ class Runner:
         alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
         self.worker = OutboxWorker(
             pulse.sessions,
-            {**transports(settings), "teams": workflows_transport(pulse)},
+            {**transports(settings, self.teams), "teams": workflows_transport(pulse)},
             clock=pulse.clock,
             alerts=alerts,
         )

@@ -741,6 +741,11 @@ def prompt(
                 "  not found in Slack by their email, asked by email instead: "
                 + ", ".join(report.not_in_slack)
             )
+        if report.not_in_teams:
+            lines.append(
+                "  the Teams app is not installed for them yet, asked by email instead: "
+                + ", ".join(report.not_in_teams)
+            )
         return "\n".join([head, *lines])
 
     typer.echo(_run(work, clock=moment))

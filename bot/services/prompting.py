@@ -34,10 +34,12 @@ from bot.domain.cycles import (
 from bot.domain.errors import PersonNotFound, PlanRetired
 from bot.domain.model import Channel, Contact, Person, Plan
 from bot.domain.status import local_date
+from bot.domain.teams import TeamsConversation
 from bot.messages.emails import new_token, prompt_email, token_hash
 from bot.messages.slack_blocks import with_update_link
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.signing import Signer
+from handlers.teams.transport import teams_payload
 from storage.delivery import (
     NewMessage,
     NewPrompt,
@@ -47,6 +49,7 @@ from storage.delivery import (
 )
 from storage.models import PersonRow, PlanRow, PromptRow
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
+from storage.teams_chats import TeamsConversations
 from storage.web_links import WebLinks
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,10 @@ SlackPromptRenderer = Callable[
     [Plan, Person, Sequence[PromptItem], int, Sequence[Contact]], list[dict[str, Any]]
 ]
 SlackLookup = Callable[[str], Awaitable[str | None]]  # email → Slack user id, or None
+# (plan, person, items, prompt id, whom to ask, update-page link) → the card's activity
+TeamsPromptRenderer = Callable[
+    [Plan, Person, Sequence[PromptItem], int, Sequence[Contact], str | None], dict[str, Any]
+]
 TOKEN_LIFETIME = timedelta(days=42)
 PROMPT_JOB = "prompt"
 
@@ -70,6 +77,8 @@ class CycleReport:
     skipped: list[str] = field(default_factory=list)  # people who cannot be reached
     # People who prefer Slack but whom Slack does not know by their email: asked by email.
     not_in_slack: list[str] = field(default_factory=list)
+    # People who prefer Teams but for whom the Teams app is not installed: asked by email.
+    not_in_teams: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -131,8 +140,12 @@ class Cycles:
         slack_lookup: SlackLookup | None = None,
         signer: Signer | None = None,
         web_base_url: str | None = None,
+        teams_prompt: TeamsPromptRenderer | None = None,
     ) -> None:
         self.sessions = sessions
+        # Set when Teams is on: people who prefer Teams and whose conversation the bot has
+        # learnt (the app installed for them) are asked by a card in it.
+        self.teams_prompt = teams_prompt
         # Where the update pages are (PULSE_BASE_URL): prompts and reminders link to one
         # when it and a signer are given.
         self.web_base_url = web_base_url
@@ -145,11 +158,17 @@ class Cycles:
         # Finds the Slack id of someone who prefers Slack but has none yet, by their email.
         self.slack_lookup = slack_lookup
 
-    def channel_for(self, person: Person) -> str | None:
-        """Where this person is asked: Slack when they prefer it and we can, else email."""
+    def channel_for(
+        self, person: Person, teams: Mapping[str, TeamsConversation] | None = None
+    ) -> str | None:
+        """Where this person is asked: Slack or Teams when they prefer it and we can (for
+        Teams: `teams` holds their conversation), else email."""
         if self.slack_prompt is not None and person.prefers is Channel.SLACK:
             if person.slack_user_id:
                 return "slack"
+        if self.teams_prompt is not None and person.prefers is Channel.TEAMS:
+            if teams and person.key in teams:
+                return "teams"
         return "email" if person.email else None
 
     async def plan_keys(self) -> list[str]:
@@ -193,6 +212,11 @@ class Cycles:
         """
         not_in_slack = [] if dry_run else await self.resolve_slack_ids()
         async with self.sessions() as session, session.begin():
+            teams: dict[str, TeamsConversation] = {}
+            not_in_teams: list[str] = []
+            if self.teams_prompt is not None:
+                teams_repo = TeamsConversations(session)
+                not_in_teams = await teams_repo.not_known()
             plan_repo = PlanRepository(session)
             tracked = await plan_repo.tracked(plan_key)
             plan_row = await plan_repo.row(plan_key)
@@ -205,6 +229,12 @@ class Cycles:
             today = local_date(now, tracked.plan.timezone)
             report = CycleReport(plan_key, cycle or cycle_key(today))
             report.not_in_slack = not_in_slack
+            if self.teams_prompt is not None:
+                teams = await teams_repo.for_people(
+                    [p.key for p in tracked.people if p.prefers is Channel.TEAMS]
+                )
+                planned_keys = {p.key for p in tracked.people}
+                report.not_in_teams = [k for k in not_in_teams if k in planned_keys]
             report.planned = plan_prompts(
                 tracked.plan,
                 tracked.actions,
@@ -222,7 +252,7 @@ class Cycles:
             wanted: list[tuple[PlannedPrompt, Person]] = []
             for planned in report.planned:
                 person = by_key[planned.person_key]
-                channel = self.channel_for(person)
+                channel = self.channel_for(person, teams)
                 bounced = channel == "email" and people[person.key].email_bounced_at is not None
                 if channel is None or bounced:
                     report.skipped.append(person.key)
@@ -242,7 +272,7 @@ class Cycles:
                         plan_row.id,
                         people[person.key].id,
                         report.cycle,
-                        self.channel_for(person) or "email",
+                        self.channel_for(person, teams) or "email",
                         tuple(item.milestone_ref for item in planned.items),
                         planned.on_behalf_of,
                     )
@@ -260,10 +290,12 @@ class Cycles:
                 {
                     person.key: person.email
                     for _, person in ours
-                    if person.email and self.channel_for(person) == "email"
+                    if person.email and self.channel_for(person, teams) == "email"
                 },
             )
-            await self._enqueue_prompts(session, tracked, groups, created, people, now=now)
+            await self._enqueue_prompts(
+                session, tracked, groups, created, people, now=now, teams=teams
+            )
             if advance_to is not None:
                 await WatermarkRepository(session).advance(plan_row.id, PROMPT_JOB, advance_to)
         log.info(
@@ -323,6 +355,7 @@ class Cycles:
         people: dict[str, PersonRow],
         *,
         now: datetime,
+        teams: Mapping[str, TeamsConversation] | None = None,
     ) -> None:
         """Render each new prompt's message once, freeze it into its outbox row, store its
         token hash. A shared mailbox's prompts go in the first one's message, which alone
@@ -394,6 +427,33 @@ class Cycles:
                         channel="slack",
                         recipient=person.slack_user_id,
                         payload=payload,
+                        prompt_id=prompt_id,
+                    )
+                )
+            elif (
+                self.channel_for(person, teams) == "teams"
+                and self.teams_prompt is not None
+                and teams is not None
+            ):
+                conversation = teams[person.key]
+                activity = self.teams_prompt(
+                    tracked.plan, person, planned.items, prompt_id, contacts, link
+                )
+                messages.append(
+                    NewMessage(
+                        dedupe_key=f"prompt:{prompt_id}",
+                        kind="prompt",
+                        channel="teams",
+                        # The person's key: a Teams user id is personal data, and the
+                        # worker logs recipients.
+                        recipient=person.key,
+                        payload=teams_payload(
+                            service_url=conversation.service_url,
+                            conversation_id=conversation.conversation_id,
+                            activity=activity,
+                            # A card Teams refuses for good goes by email instead.
+                            fallback=_fallback(email),
+                        ),
                         prompt_id=prompt_id,
                     )
                 )
@@ -502,6 +562,17 @@ class Cycles:
             if sent:
                 log.info("%d reminders enqueued for %s", sent, plan_key)
             return sent
+
+
+def _fallback(email: NewMessage | None) -> dict[str, Any] | None:
+    if email is None:
+        return None
+    return {
+        "channel": "email",
+        "recipient": email.recipient,
+        "payload": email.payload,
+        "message_id": email.message_id,
+    }
 
 
 def _shared(

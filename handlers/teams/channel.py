@@ -12,6 +12,7 @@ from bot.clock import Clock
 from handlers.teams.auth import InboundAuth, SigningKeys
 from handlers.teams.bot import ActivityHandler, TeamsBot, build_teams_app
 from handlers.teams.connector import BotTokens, Connector, quiet_sdk_logs
+from handlers.teams.transport import TeamsTransport
 from storage.db import Sessions
 
 
@@ -43,6 +44,7 @@ class TeamsChannel:
             ca_file=str(ca_file) if ca_file else None,
         )
         self.connector = Connector(self.tokens, ssl_context=context)
+        self.transport = TeamsTransport(self.connector)
         self.auth = InboundAuth(
             SigningKeys(metadata_url, clock=clock, ssl_context=context),
             app_id=app_id,

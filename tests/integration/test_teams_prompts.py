@@ -1,0 +1,156 @@
+"""Prompts in Teams: a cycle sends cards to the leads the bot knows in Teams and email to
+everyone else, through the outbox, within Teams' limits, never twice."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.domain.model import Source
+from storage.models import MilestoneRow, OutboxRow
+from storage.repositories import UpdateRepository
+from tests.adaptive_cards import card_contents, validate_message
+from tests.integration.test_delivery import outbox_files, read_eml
+from tests.teams import TeamsSite, teams_site
+
+
+def _texts(card: Any) -> list[str]:
+    """Every TextRun's text in a card, in order."""
+    found: list[str] = []
+    if isinstance(card, dict):
+        if card.get("type") == "TextRun":
+            found.append(str(card.get("text")))
+        for value in card.values():
+            found += _texts(value)
+    elif isinstance(card, list):
+        for value in card:
+            found += _texts(value)
+    return found
+
+
+def _inputs(card: Any) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    if isinstance(card, dict):
+        if str(card.get("type", "")).startswith("Input."):
+            found[str(card["id"])] = card
+        for value in card.values():
+            found.update(_inputs(value))
+    elif isinstance(card, list):
+        for value in card:
+            found.update(_inputs(value))
+    return found
+
+
+async def _install_dana(site: TeamsSite) -> str:
+    dana = site.member("dana", "Dana Cole", "dana.cole@council.example")
+    assert await site.post(site.install(dana)) == 200
+    return f"a:1{dana.id[3:]}"
+
+
+async def _outbox(site: TeamsSite) -> list[OutboxRow]:
+    async with site.pulse.sessions() as session:
+        return list((await session.scalars(select(OutboxRow).order_by(OutboxRow.id))).all())
+
+
+async def test_a_cycle_sends_cards_in_teams_and_email_to_the_rest(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Dana, known in Teams, gets one valid card of her milestones with a link to her update
+    page; Priya prefers Teams but has not installed the app, so she is asked by email and
+    named in the report; the others are emailed as before."""
+    async with teams_site(db_url, tmp_path) as site:
+        conversation = await _install_dana(site)
+        report = await site.runner.cycles.start_cycle("small", now=site.clock())
+        assert report.not_in_teams == ["PB"]
+        await site.runner.worker.drain()
+        cards = site.connector.sent_to(conversation)
+        assert len(cards) == 1
+        assert len(site.connector.sent) == 1
+        assert validate_message(cards[0]) == []
+        card = card_contents(cards[0])[0]
+        assert card["version"] == "1.5"
+        inputs = _inputs(card)
+        assert {"rating:1.2-1", "note:1.2-1", "date:1.2-1", "support:1.2-1"} <= set(inputs)
+        assert inputs["rating:1.2-1"]["type"] == "Input.ChoiceSet"
+        assert next(c["title"] for c in inputs["rating:1.2-1"]["choices"]) == "1 – Achieved"
+        assert inputs["date:1.2-1"]["type"] == "Input.Date"
+        assert inputs["support:1.2-1"]["title"] == "I need support"
+        opened = [a for a in card["actions"] if a["type"] == "Action.OpenUrl"]
+        assert opened
+        assert opened[0]["url"].startswith(f"{site.base}/u/")
+        assert [a["type"] for a in card["actions"]].count("Action.Submit") == 1
+        emailed = {str(read_eml(p)["To"]) for p in outbox_files(site.pulse)}
+        assert any("priya.bains" in to for to in emailed)
+        assert not any("dana.cole" in to for to in emailed)
+        rows = await _outbox(site)
+        teams_rows = [r for r in rows if r.channel == "teams"]
+        assert [(r.recipient, r.state) for r in teams_rows] == [("DC", "sent")]
+        assert conversation not in json.dumps([r.recipient for r in rows])
+
+
+async def test_a_note_with_markup_pings_nobody(db_url: str, tmp_path: Path) -> None:
+    """A last note holding `<at>`, `**` and a link is shown as plain text runs, and the card
+    mentions nobody."""
+    async with teams_site(db_url, tmp_path) as site:
+        conversation = await _install_dana(site)
+        note = "<at>Everyone</at> **urgent** [click](https://evil.example)"
+        async with site.pulse.sessions() as session, session.begin():
+            milestone_id = await session.scalar(
+                select(MilestoneRow.id).where(MilestoneRow.ref == "1.2-1")
+            )
+            assert milestone_id is not None
+            await UpdateRepository(session).add(
+                milestone_id=milestone_id,
+                rating=3,
+                note=note,
+                source=Source.CLI,
+                given_at=site.clock() - timedelta(days=3),
+                recorded_at=site.clock() - timedelta(days=3),
+            )
+        await site.runner.cycles.start_cycle("small", now=site.clock())
+        await site.runner.worker.drain()
+        activity = site.connector.sent_to(conversation)[0]
+        card = card_contents(activity)[0]
+        assert f"Last note: {note}" in _texts(card)
+        assert "entities" not in activity
+        assert note not in json.dumps([b for b in card["body"] if b.get("type") == "TextBlock"])
+        assert validate_message(activity) == []
+
+
+async def test_a_429_storm_delays_cards_but_sends_each_once(db_url: str, tmp_path: Path) -> None:
+    """Teams answering 429 puts the card off until Retry-After; it then goes exactly once."""
+    async with teams_site(db_url, tmp_path) as site:
+        conversation = await _install_dana(site)
+        site.connector.fail_next = [429, 429, 429]
+        site.connector.retry_after = "7"
+        await site.runner.cycles.start_cycle("small", now=site.clock())
+        for _ in range(3):
+            await site.runner.worker.drain()
+            assert site.connector.sent_to(conversation) == []
+            site.clock.now += timedelta(seconds=8)
+        await site.runner.worker.drain()
+        assert len(site.connector.sent_to(conversation)) == 1
+        assert site.connector.throttled == 3
+        await site.runner.worker.drain()
+        assert len(site.connector.sent_to(conversation)) == 1
+
+
+async def test_an_unknown_outcome_waits_for_review_and_is_never_resent(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A 502 from Teams may or may not have delivered the card: the row needs review, and no
+    later pass posts it again."""
+    async with teams_site(db_url, tmp_path) as site:
+        await _install_dana(site)
+        site.connector.fail_next = [502]
+        await site.runner.cycles.start_cycle("small", now=site.clock())
+        await site.runner.worker.drain()
+        site.clock.now += timedelta(hours=2)
+        await site.runner.worker.drain()
+        rows = [r for r in await _outbox(site) if r.channel == "teams"]
+        assert [r.state for r in rows] == ["needs_review"]
+        assert site.connector.sent == []
