@@ -457,6 +457,7 @@ def teams_channel(pulse: PlanPulse) -> TeamsChannel | None:
         metadata_url=settings.teams_openid_metadata_url,
         clock=pulse.clock,
         ca_file=settings.teams_ca_file,
+        web_base_url=settings.web_base_url,
     )
 
 

@@ -8,6 +8,7 @@ The Teams user id and the conversation are personal data: exported with the pers
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
@@ -27,6 +28,20 @@ def _conversation(row: TeamsConversationRow) -> TeamsConversation:
         tenant_id=row.tenant_id,
         aad_object_id=row.aad_object_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRef:
+    """Who a command is about: enough to name them and to change their absence."""
+
+    id: int
+    key: str
+    name: str
+    timezone: str | None
+
+
+def _ref(row: PersonRow) -> PersonRef:
+    return PersonRef(row.id, row.key, row.name, row.timezone)
 
 
 class TeamsConversations:
@@ -55,6 +70,27 @@ class TeamsConversations:
             if (r.email or "").lower() == address or address in r.other_emails.split(";")
         ]
         return matching[0].key if len(matching) == 1 else None
+
+    async def person(self, key: str) -> PersonRef:
+        row = await self.session.scalar(select(PersonRow).where(PersonRow.key == key))
+        if row is None:
+            raise LookupError(key)
+        return _ref(row)
+
+    async def person_by_name(self, name: str) -> PersonRef | None:
+        """The one person (not forgotten) with this name or key, in any case; else None."""
+        wanted = " ".join(name.split()).casefold()
+        if not wanted:
+            return None
+        rows = (
+            await self.session.scalars(
+                select(PersonRow).where(
+                    PersonRow.erased_at.is_(None),
+                    or_(func.lower(PersonRow.name) == wanted, func.lower(PersonRow.key) == wanted),
+                )
+            )
+        ).all()
+        return _ref(rows[0]) if len(rows) == 1 else None
 
     async def remember(
         self, person_key: str, conversation: TeamsConversation, *, now: datetime

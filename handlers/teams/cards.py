@@ -180,7 +180,9 @@ def prompt_card(
             "type": "Action.Submit",
             "title": "Send update",
             "style": "positive",
-            "data": {"kind": SUBMIT_KIND, "prompt": prompt_id},
+            # The link comes back with the answers, for the card shown after them.
+            "data": {"kind": SUBMIT_KIND, "prompt": prompt_id}
+            | ({"url": update_url} if update_url else {}),
         }
     ]
     if update_url:

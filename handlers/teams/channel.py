@@ -9,8 +9,9 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.clock import Clock
+from handlers.teams.answers import TeamsAnswers
 from handlers.teams.auth import InboundAuth, SigningKeys
-from handlers.teams.bot import ActivityHandler, TeamsBot, build_teams_app
+from handlers.teams.bot import TeamsBot, build_teams_app
 from handlers.teams.connector import BotTokens, Connector, quiet_sdk_logs
 from handlers.teams.transport import TeamsTransport
 from storage.db import Sessions
@@ -33,7 +34,7 @@ class TeamsChannel:
         metadata_url: str,
         clock: Clock,
         ca_file: Path | None = None,
-        on_message: ActivityHandler | None = None,
+        web_base_url: str | None = None,
     ) -> None:
         quiet_sdk_logs()
         context = ssl_context(ca_file)
@@ -51,8 +52,11 @@ class TeamsChannel:
             tenant_id=tenant_id,
             clock=clock,
         )
+        self.answers = TeamsAnswers(
+            sessions, self.connector, clock=clock, web_base_url=web_base_url
+        )
         self.bot = TeamsBot(
-            sessions, self.connector, clock=clock, tenant_id=tenant_id, on_message=on_message
+            sessions, self.connector, clock=clock, tenant_id=tenant_id, on_message=self.answers
         )
 
     def http_app(self) -> web.Application:
