@@ -262,6 +262,16 @@ async def check(
             return f"Slack: authenticated as {answer.get('user')} in {answer.get('team')}"
 
         parts.append(("Slack", slack))
+    teams = teams_channel(pulse)
+    if teams is not None:
+
+        async def teams_bot() -> str:
+            try:
+                return await teams.check()
+            finally:
+                await teams.close()
+
+        parts.append(("Teams", teams_bot))
     for name, probe in parts:
         try:
             results.append((True, await asyncio.wait_for(probe(), timeout=30)))

@@ -964,6 +964,43 @@ def slack_manifest(
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
 
 
+teams_app = command_group(
+    app, "teams", "Microsoft Teams set-up: the app package to upload for the bot."
+)
+
+
+@teams_app.command("package")
+def teams_package(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="the zip to write")
+    ] = Path("plan-pulse-teams.zip"),
+    version: Annotated[
+        str, typer.Option("--version", help="the app's version; raise it for each upload")
+    ] = "1.0.0",
+) -> None:
+    """Write the Teams app package (manifest and icons) for the bot of TEAMS_APP_ID, and say
+    the messaging endpoint to set on the Azure Bot resource."""
+    from handlers.teams.package import app_package, messaging_endpoint
+
+    settings = _settings()
+    app_id = (settings.teams_app_id or "").strip()
+    if not app_id:
+        typer.echo("error: set TEAMS_APP_ID (the bot's Entra ID app id) first", err=True)
+        raise typer.Exit(2)
+    base = settings.web_base_url
+    if not base.startswith("https://"):
+        typer.echo(
+            f"error: PULSE_BASE_URL must be the bot's public https address, not {base!r}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise typer.BadParameter(f"not a version like 1.0.0: {version!r}", param_hint="--version")
+    output.write_bytes(app_package(app_id=app_id, base_url=base, version=version))
+    typer.echo(f"wrote {output}: upload it in the Teams admin centre (Manage apps, Upload)")
+    typer.echo(f"messaging endpoint for the Azure Bot resource: {messaging_endpoint(base)}")
+
+
 def _one_line(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -106,6 +106,14 @@ class SigningKeys:
             raise TeamsAuthError("the token is signed by a key we do not know")
         return found
 
+    async def refresh(self) -> int:
+        """Fetch the keys now (`pulse check`); how many there are."""
+        async with self._lock:
+            await self._fetch()
+        if not self._keys:
+            raise TeamsAuthError("the OpenID metadata's jwks_uri lists no usable key")
+        return len(self._keys)
+
     async def _fetch(self) -> None:
         timeout = aiohttp.ClientTimeout(total=10)
         try:

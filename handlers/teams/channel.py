@@ -62,5 +62,15 @@ class TeamsChannel:
     def http_app(self) -> web.Application:
         return build_teams_app(self.bot, self.auth)
 
+    async def check(self) -> str:
+        """The bot's credentials work (a token is issued for them) and the signing keys of
+        inbound activities can be fetched; raises with what failed."""
+        await self.tokens.token()
+        keys = await self.auth.keys.refresh()
+        return (
+            f"Teams: a token issued for bot {self.tokens.app_id} by {self.tokens.authority}; "
+            f"{keys} signing keys for inbound activities"
+        )
+
     async def close(self) -> None:
         await self.connector.close()
