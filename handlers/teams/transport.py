@@ -18,16 +18,17 @@ says the same. A 429 reschedules the row at its `Retry-After`; a refusal (400, 4
 404: the app removed, the conversation gone) fails the row and its email goes instead.
 
 Posts are paced below Teams' limits (per conversation 7 a second and 60 in 30 seconds; the
-whole app 30 a second), with a little room for the network to bunch requests up.
+whole app 30 a second), each counted from when Teams answered it (`Pacer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -41,14 +42,16 @@ from storage.delivery import OutboxMessage
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER = 30.0
-# (calls, seconds): Teams' documented limits per bot, with 5 % room.
-PER_CONVERSATION = ((7, 1.05), (60, 31.5))
-PER_APP = ((30, 1.05),)
+# (calls, seconds): Teams' documented limits per bot, with 2 % room for clocks.
+PER_CONVERSATION = ((7, 1.02), (60, 30.6))
+PER_APP = ((30, 1.02),)
 _REFUSED = frozenset({400, 401, 403, 404, 410, 413})
 
 
 class Pacer:
-    """Sliding windows per key: `wait(key)` returns once a call now stays within each."""
+    """Sliding windows per key: `slot(key)` waits until a call now stays within each, and
+    counts the call as made when it has been answered, the latest Teams can have seen it,
+    so however long a request spends on the way no window Teams counts ever holds more."""
 
     def __init__(
         self,
@@ -62,23 +65,28 @@ class Pacer:
         self.overall = overall
         self.monotonic = monotonic
         self.max_keys = max_keys
-        self._calls: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
+        # Each call's time, in a one-item list: set when it starts, moved when it ends.
+        self._calls: dict[str, deque[list[float]]] = {}
+        self._all: deque[list[float]] = deque()
         self._lock = asyncio.Lock()
 
     @staticmethod
-    def _delay(calls: deque[float], limits: tuple[tuple[int, float], ...], now: float) -> float:
+    def _delay(
+        calls: deque[list[float]], limits: tuple[tuple[int, float], ...], now: float
+    ) -> float:
         longest = max(seconds for _, seconds in limits)
-        while calls and now - calls[0] >= longest:
+        while calls and now - calls[0][0] >= longest:
             calls.popleft()
         delay = 0.0
+        times = sorted(t[0] for t in calls)
         for count, seconds in limits:
-            recent = [t for t in calls if now - t < seconds]
+            recent = [t for t in times if now - t < seconds]
             if len(recent) >= count:
                 delay = max(delay, recent[-count] + seconds - now)
         return delay
 
-    async def wait(self, key: str) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self, key: str) -> AsyncIterator[None]:
         async with self._lock:
             while True:
                 now = self.monotonic()
@@ -89,10 +97,15 @@ class Pacer:
                 if delay <= 0:
                     break
                 await asyncio.sleep(delay)
-            calls.append(now)
-            self._all.append(now)
+            made = [now]
+            calls.append(made)
+            self._all.append(made)
             if len(self._calls) > self.max_keys:
                 self._calls.pop(next(iter(self._calls)))
+        try:
+            yield
+        finally:
+            made[0] = self.monotonic()
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float:
@@ -125,8 +138,8 @@ class TeamsTransport:
         except ValidationError:
             return Outcome(Result.FAILED, "the payload's activity is malformed")
         try:
-            await self.pacer.wait(conversation)
-            sent_id = await self.connector.send(service_url, conversation, activity)
+            async with self.pacer.slot(conversation):
+                sent_id = await self.connector.send(service_url, conversation, activity)
         except TokenUnavailable as failed:
             return Outcome(Result.RETRY, str(failed))
         except aiohttp.ClientResponseError as answered:
