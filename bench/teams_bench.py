@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from microsoft_agents.activity import Activity
 from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
-from bot.app import PlanPulse, teams_channel, teams_prompt_card
+from bot.app import PlanPulse, teams_channel, teams_prompt_cards
 from bot.cycle import Cycles
 from bot.delivery import OutboxWorker
 from bot.domain.teams import TeamsConversation
@@ -112,7 +112,7 @@ async def bench(prompts: int, database_url: str | None) -> None:
             clock=lambda: NOW,
             signer=settings.signer(),
             web_base_url=settings.web_base_url,
-            teams_prompt=teams_prompt_card,
+            teams_prompt=teams_prompt_cards,
         )
         report = await cycles.start_cycle("bench", now=NOW)
         assert report.created == prompts, report.created

@@ -358,21 +358,22 @@ def slack_prompt_posts(
     ]
 
 
-def teams_prompt_card(
+def teams_prompt_cards(
     plan: Plan,
     person: Person,
     items: Sequence[PromptItem],
     prompt_id: int,
     contacts: Sequence[Contact],
     update_url: str | None,
-) -> dict[str, Any]:
-    """A prompt as the message activity of one Adaptive Card, for the outbox."""
-    from handlers.teams.cards import card_activity, prompt_card
+) -> list[dict[str, Any]]:
+    """A prompt as the message activities of its Adaptive Cards (one, unless it is long),
+    for the outbox."""
+    from handlers.teams.cards import card_activity, prompt_cards
 
-    card = prompt_card(
+    cards = prompt_cards(
         plan.title, person.name, items, prompt_id, update_url=update_url, contacts=contacts
     )
-    return card_activity(card, summary=f"{plan.title}: progress update")
+    return [card_activity(card, summary=f"{plan.title}: progress update") for card in cards]
 
 
 def cycles_for(pulse: PlanPulse) -> Cycles:
@@ -393,7 +394,7 @@ def cycles_for(pulse: PlanPulse) -> Cycles:
         slack_lookup=lookup,
         signer=settings.signer(),
         web_base_url=settings.web_base_url,
-        teams_prompt=teams_prompt_card if settings.teams_enabled else None,
+        teams_prompt=teams_prompt_cards if settings.teams_enabled else None,
     )
 
 

@@ -59,9 +59,10 @@ SlackPromptRenderer = Callable[
     [Plan, Person, Sequence[PromptItem], int, Sequence[Contact]], list[dict[str, Any]]
 ]
 SlackLookup = Callable[[str], Awaitable[str | None]]  # email → Slack user id, or None
-# (plan, person, items, prompt id, whom to ask, update-page link) → the card's activity
+# (plan, person, items, prompt id, whom to ask, update-page link) → the cards' activities
 TeamsPromptRenderer = Callable[
-    [Plan, Person, Sequence[PromptItem], int, Sequence[Contact], str | None], dict[str, Any]
+    [Plan, Person, Sequence[PromptItem], int, Sequence[Contact], str | None],
+    list[dict[str, Any]],
 ]
 TOKEN_LIFETIME = timedelta(days=42)
 PROMPT_JOB = "prompt"
@@ -436,27 +437,31 @@ class Cycles:
                 and teams is not None
             ):
                 conversation = teams[person.key]
-                activity = self.teams_prompt(
+                activities = self.teams_prompt(
                     tracked.plan, person, planned.items, prompt_id, contacts, link
                 )
-                messages.append(
-                    NewMessage(
-                        dedupe_key=f"prompt:{prompt_id}",
-                        kind="prompt",
-                        channel="teams",
-                        # The person's key: a Teams user id is personal data, and the
-                        # worker logs recipients.
-                        recipient=person.key,
-                        payload=teams_payload(
-                            service_url=conversation.service_url,
-                            conversation_id=conversation.conversation_id,
-                            activity=activity,
-                            # A card Teams refuses for good goes by email instead.
-                            fallback=_fallback(email),
-                        ),
-                        prompt_id=prompt_id,
+                # A long prompt is several cards, a row each: one unknown outcome then
+                # holds back only its own card.
+                for part, activity in enumerate(activities, start=1):
+                    messages.append(
+                        NewMessage(
+                            dedupe_key=f"prompt:{prompt_id}" + (f":{part}" if part > 1 else ""),
+                            kind="prompt",
+                            channel="teams",
+                            # The person's key: a Teams user id is personal data, and the
+                            # worker logs recipients.
+                            recipient=person.key,
+                            payload=teams_payload(
+                                service_url=conversation.service_url,
+                                conversation_id=conversation.conversation_id,
+                                activity=activity,
+                                # The first card Teams refuses for good goes by email
+                                # instead, with every milestone.
+                                fallback=_fallback(email) if part == 1 else None,
+                            ),
+                            prompt_id=prompt_id,
+                        )
                     )
-                )
             elif email is not None:
                 messages.append(email)
         await repo.add_tokens(tokens, expires_at=now + TOKEN_LIFETIME)

@@ -42,6 +42,7 @@ from handlers.teams.cards import (
     read_submission,
     recorded_card,
     submitted_prompt,
+    submitted_refs,
 )
 from handlers.teams.connector import Connector, TokenUnavailable
 from storage.db import Sessions, is_duplicate
@@ -148,7 +149,7 @@ class TeamsAnswers:
             except AnswerRefused as refused:
                 raise Refused(_refused_whole(refused.refusal)) from refused
             tracked = await PlanRepository(session).tracked(context.plan.key)
-            refs = context.answerable()
+            refs = submitted_refs(value, context.answerable())
             items = prompt_items(tracked, refs, context.today, context.owner.key)
             submission = read_submission(value, prompt_id, refs, today=context.today)
             unreadable = [

@@ -14,6 +14,7 @@ never for refs the card sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +28,9 @@ from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.status import MilestoneStatus
 
 CARD_VERSION = "1.5"
+# Teams refuses a message of about 28 KB; a prompt's cards stay under this, with room for
+# the envelope the SDK adds (ids, conversation, recipient).
+MESSAGE_BUDGET = 24_000
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SUBMIT_KIND = "plan_pulse_answer"
 _STATUS_WORDS = {
@@ -119,16 +123,18 @@ def prompt_card(
     update_url: str | None,
     contacts: Sequence[Contact] = (),
     state: CardState | None = None,
+    part: tuple[int, int] = (1, 1),
 ) -> dict[str, Any]:
     """The prompt as one Adaptive Card: per milestone its facts and four fields, one Submit,
-    and "Open in browser" to the lead's update page."""
+    and "Open in browser" to the lead's update page. `part` (n, of) for one card of several."""
     state = state or CardState()
-    body = _header(
-        plan_title,
+    intro = (
         f"Hello {person_name}, how are these milestones going? Rate each one, add a note or a "
-        "revised date if there is news, and send them together.",
-        contacts,
+        "revised date if there is news, and send them together."
     )
+    if part[1] > 1:
+        intro += f" (Card {part[0]} of {part[1]}: each card is sent on its own.)"
+    body = _header(plan_title, intro, contacts if part[0] == 1 else ())
     if state.message:
         body.append(_attention(state.message))
     for item in items:
@@ -180,14 +186,61 @@ def prompt_card(
             "type": "Action.Submit",
             "title": "Send update",
             "style": "positive",
-            # The link comes back with the answers, for the card shown after them.
-            "data": {"kind": SUBMIT_KIND, "prompt": prompt_id}
+            # The link and the card's milestones come back with the answers, for the card
+            # shown after them.
+            "data": {
+                "kind": SUBMIT_KIND,
+                "prompt": prompt_id,
+                "refs": [item.milestone_ref for item in items],
+            }
             | ({"url": update_url} if update_url else {}),
         }
     ]
     if update_url:
         actions.append({"type": "Action.OpenUrl", "title": "Open in browser", "url": update_url})
     return _card(body, actions)
+
+
+def prompt_cards(
+    plan_title: str,
+    person_name: str,
+    items: Sequence[PromptItem],
+    prompt_id: int,
+    *,
+    update_url: str | None,
+    contacts: Sequence[Contact] = (),
+    budget: int = MESSAGE_BUDGET,
+) -> list[dict[str, Any]]:
+    """The prompt as as many cards as it takes to keep each message under `budget` bytes
+    (Teams refuses one of about 28 KB): the milestones in order, none cut."""
+
+    def build(chunk: Sequence[PromptItem], part: tuple[int, int]) -> dict[str, Any]:
+        return prompt_card(
+            plan_title,
+            person_name,
+            chunk,
+            prompt_id,
+            update_url=update_url,
+            contacts=contacts,
+            part=part,
+        )
+
+    chunks: list[list[PromptItem]] = [[]]
+    for item in items:
+        trial = [*chunks[-1], item]
+        # Sized as the last of 99 cards: the widest the intro's part numbers make it.
+        if chunks[-1] and message_size(build(trial, (99, 99))) > budget:
+            chunks.append([item])
+        else:
+            chunks[-1] = trial
+    total = len(chunks)
+    return [build(chunk, (n, total)) for n, chunk in enumerate(chunks, start=1)]
+
+
+def message_size(card: Mapping[str, Any]) -> int:
+    """The bytes of the message carrying `card`, as posted (compact JSON, UTF-8)."""
+    message = card_activity(card, summary="x" * 80)
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def recorded_card(
@@ -247,6 +300,16 @@ def card_activity(card: Mapping[str, Any], *, summary: str) -> dict[str, Any]:
         "summary": summary,
         "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": dict(card)}],
     }
+
+
+def submitted_refs(value: Mapping[str, Any], answerable: Sequence[str]) -> list[str]:
+    """The milestones of the submitted card: those it names that this writer may answer
+    (all they may answer when it names none)."""
+    named = value.get("refs")
+    if not isinstance(named, list) or not all(isinstance(r, str) for r in named):
+        return list(answerable)
+    wanted = set(named)
+    return [ref for ref in answerable if ref in wanted]
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +373,8 @@ def read_submission(
                 if revised < today:
                     errors[f"date:{ref}"] = "The revised date is in the past."
         support = text(f"support:{ref}") == "true"
+        if any(f"{kind}:{ref}" in errors for kind in ("rating", "note", "date")):
+            continue  # refused field by field; nothing of it is an answer
         if rating is None and not note and revised is None and not support:
             continue
         lines.append(ReplyLine(ref, rating, note or None, revised, support, 0))
