@@ -33,9 +33,9 @@ from microsoft_agents.activity import Activity
 from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
 from bot.app import PlanPulse, teams_channel, teams_prompt_cards
-from bot.cycle import Cycles
-from bot.delivery import OutboxWorker
 from bot.domain.teams import TeamsConversation
+from bot.services.delivery import OutboxWorker
+from bot.services.prompting import Cycles
 from bot.settings import Settings
 from handlers.teams.transport import Pacer
 from storage.bulk import tune_collector

@@ -368,7 +368,7 @@ def teams_prompt_cards(
 ) -> list[dict[str, Any]]:
     """A prompt as the message activities of its Adaptive Cards (one, unless it is long),
     for the outbox."""
-    from handlers.teams.cards import card_activity, prompt_cards
+    from bot.messages.teams_cards import card_activity, prompt_cards
 
     cards = prompt_cards(
         plan.title, person.name, items, prompt_id, update_url=update_url, contacts=contacts

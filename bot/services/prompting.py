@@ -37,9 +37,9 @@ from bot.domain.status import local_date
 from bot.domain.teams import TeamsConversation
 from bot.messages.emails import new_token, prompt_email, token_hash
 from bot.messages.slack_blocks import with_update_link
+from bot.messages.teams_cards import teams_payload
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.signing import Signer
-from handlers.teams.transport import teams_payload
 from storage.delivery import (
     NewMessage,
     NewPrompt,

@@ -25,15 +25,7 @@ from bot.domain.model import Source
 from bot.domain.replies import LineRefusal, Refusal
 from bot.domain.status import local_date
 from bot.domain.timescales import parse_day
-from bot.services.answers import (
-    AnswerBatch,
-    AnswerRefused,
-    AnswerRequest,
-    Recording,
-    Who,
-)
-from bot.services.cycles import led_by, prompt_items
-from handlers.teams.cards import (
+from bot.messages.teams_cards import (
     CardState,
     card_activity,
     milestone_facts,
@@ -44,6 +36,14 @@ from handlers.teams.cards import (
     submitted_prompt,
     submitted_refs,
 )
+from bot.services.answers import (
+    AnswerBatch,
+    AnswerRefused,
+    AnswerRequest,
+    Recording,
+    Who,
+)
+from bot.services.cycles import led_by, prompt_items
 from handlers.teams.connector import Connector, TokenUnavailable
 from storage.db import Sessions, is_duplicate
 from storage.repositories import PlanRepository

@@ -29,14 +29,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
 
 import aiohttp
 from microsoft_agents.activity import Activity
 from pydantic import ValidationError
 
+from bot.services.transports import Outcome, Reconciled, Result
 from handlers.teams.connector import Connector, TokenUnavailable
-from handlers.transports import Outcome, Reconciled, Result
 from storage.delivery import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -162,21 +161,3 @@ class TeamsTransport:
     async def reconcile(self, message: OutboxMessage) -> Reconciled:
         # A conversation cannot be searched for what the bot posted: a person must look.
         return Reconciled.UNKNOWN
-
-
-def teams_payload(
-    *,
-    service_url: str,
-    conversation_id: str,
-    activity: Mapping[str, Any],
-    fallback: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The outbox payload of a Teams row."""
-    payload: dict[str, Any] = {
-        "service_url": service_url,
-        "conversation_id": conversation_id,
-        "activity": dict(activity),
-    }
-    if fallback is not None:
-        payload["fallback"] = dict(fallback)
-    return payload

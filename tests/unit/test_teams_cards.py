@@ -9,7 +9,7 @@ from typing import Any
 from bot.domain.cycles import PromptItem
 from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.status import MilestoneStatus
-from handlers.teams.cards import (
+from bot.messages.teams_cards import (
     MESSAGE_BUDGET,
     card_activity,
     message_size,

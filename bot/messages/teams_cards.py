@@ -379,3 +379,21 @@ def read_submission(
             continue
         lines.append(ReplyLine(ref, rating, note or None, revised, support, 0))
     return Submission(prompt_id, tuple(lines), errors, values)
+
+
+def teams_payload(
+    *,
+    service_url: str,
+    conversation_id: str,
+    activity: Mapping[str, Any],
+    fallback: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The outbox payload of a Teams row (handlers/teams/transport.py reads it)."""
+    payload: dict[str, Any] = {
+        "service_url": service_url,
+        "conversation_id": conversation_id,
+        "activity": dict(activity),
+    }
+    if fallback is not None:
+        payload["fallback"] = dict(fallback)
+    return payload
