@@ -119,7 +119,8 @@ def register_records(
             str | None, typer.Option("--slack", help='Slack member id (U...); "" clears it')
         ] = None,
         prefers: Annotated[
-            str | None, typer.Option("--prefers", help="email or slack", metavar="email|slack")
+            str | None,
+            typer.Option("--prefers", help="email, slack or teams", metavar="email|slack|teams"),
         ] = None,
         timezone: Annotated[
             str | None, typer.Option("--timezone", help='e.g. Europe/London; "" clears it')

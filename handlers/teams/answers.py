@@ -12,6 +12,7 @@ refusals beside their fields and what was typed kept.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -117,7 +118,9 @@ class TeamsAnswers:
             return
         link = self._link(value)
         try:
-            card = await self._record(user, activity.id or "", prompt_id, value, link)
+            # Teams gives every activity an id, and the same one when it delivers it again.
+            key = f"teams:{activity.id}" if activity.id else f"teams:{uuid.uuid4()}"
+            card = await self._record(user, key, prompt_id, value, link)
         except Refused as refused:
             card = notice_card(str(refused))
         except Exception as failed:
@@ -131,7 +134,7 @@ class TeamsAnswers:
     async def _record(
         self,
         user: str,
-        activity_id: str,
+        key: str,
         prompt_id: int,
         value: Mapping[str, Any],
         link: str | None,
@@ -139,11 +142,11 @@ class TeamsAnswers:
         """Judge and record one submission in one transaction; the card to show after."""
         now = self.clock()
         async with self.sessions() as session, session.begin():
-            key = await TeamsConversations(session).person_for_user(user)
-            if key is None:
+            person = await TeamsConversations(session).person_for_user(user)
+            if person is None:
                 raise Refused(NOT_LINKED)
-            who = Who(person_key=key)
-            answers = await AnswerBatch.load(session, prompt_ids=[prompt_id], person_keys=[key])
+            who = Who(person_key=person)
+            answers = await AnswerBatch.load(session, prompt_ids=[prompt_id], person_keys=[person])
             try:
                 context = answers.context(who, prompt_id, now=now)
             except AnswerRefused as refused:
@@ -162,7 +165,7 @@ class TeamsAnswers:
                     prompt_id,
                     submission.lines,
                     now,
-                    f"teams:{activity_id}",
+                    key,
                     Source.TEAMS,
                     Recording.ALL_OR_NOTHING,
                     now,

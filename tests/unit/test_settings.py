@@ -134,3 +134,22 @@ def test_any_other_database_url_is_one_line_naming_the_forms(given: str) -> None
     assert "\n" not in messages[0]
     for form in ("postgresql://", "postgres://", "sqlite:///"):
         assert form in messages[0]
+
+
+def test_teams_is_on_with_its_app_id_and_secret_and_gets_tokens_from_its_tenant() -> None:
+    """Teams is on only with both TEAMS_APP_ID and TEAMS_APP_PASSWORD; the bot's tokens come
+    from its tenant when single-tenant, from Bot Framework's otherwise."""
+    assert not settings(TEAMS_APP_ID="app").teams_enabled
+    on = settings(TEAMS_APP_ID="app", TEAMS_APP_PASSWORD="secret", TEAMS_TENANT_ID="t-1")
+    assert on.teams_enabled
+    assert on.teams_token_authority == "https://login.microsoftonline.com/t-1"
+    multi = settings(TEAMS_APP_ID="app", TEAMS_APP_PASSWORD="secret")
+    assert multi.teams_token_authority == "https://login.microsoftonline.com/botframework.com"
+
+
+def test_teams_key_and_token_addresses_must_be_https() -> None:
+    """Signing keys or tokens fetched over plain HTTP could be swapped on the way: refused."""
+    (message,) = errors(TEAMS_OPENID_METADATA_URL="http://login.example/openid")
+    assert "https://" in message
+    (message,) = errors(TEAMS_AUTHORITY="http://login.example/tenant")
+    assert "https://" in message
