@@ -137,21 +137,22 @@ class FakeIdentity:
         self,
         *,
         audience: str,
-        service_url: str,
+        service_url: str | None,
         now: datetime,
         lifetime: timedelta = timedelta(hours=1),
         issuer: str = BOT_FRAMEWORK_ISSUER,
         forged: bool = False,
     ) -> str:
         """A Bot Framework JWT for an activity; `forged` signs it with a key nobody published."""
-        claims = {
+        claims: dict[str, Any] = {
             "iss": issuer,
             "aud": audience,
-            "serviceurl": service_url,
             "nbf": int(now.timestamp()) - 60,
             "iat": int(now.timestamp()) - 60,
             "exp": int((now + lifetime).timestamp()),
         }
+        if service_url is not None:
+            claims["serviceurl"] = service_url
         key = self.other_key if forged else self.key
         pem = key.private_bytes(
             serialization.Encoding.PEM,

@@ -52,8 +52,9 @@ class VerifiedToken:
 
     def check_activity(self, activity: Mapping[str, Any], *, tenant_id: str | None) -> None:
         """The checks that need the activity; TeamsAuthError when one fails."""
+        # The bot posts its own token to this address: only the one the token names will do.
         service_url = self.claims.get("serviceurl")
-        if service_url is not None and service_url != activity.get("serviceUrl"):
+        if not isinstance(service_url, str) or service_url != activity.get("serviceUrl"):
             raise TeamsAuthError("the activity's serviceUrl is not the token's")
         channel = activity.get("channelId")
         if self.endorsements and channel not in self.endorsements:

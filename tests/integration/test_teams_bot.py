@@ -46,8 +46,8 @@ async def test_removing_the_app_forgets_the_conversation(db_url: str, tmp_path: 
 async def test_forged_expired_and_misaddressed_tokens_are_refused(
     db_url: str, tmp_path: Path
 ) -> None:
-    """A token signed by an unpublished key, expired, for another bot, from another tenant,
-    or missing gets 401 and stores nothing."""
+    """A token signed by an unpublished key, expired, for another bot or another service URL
+    (or none), from another tenant, or missing gets 401 and stores nothing."""
     async with teams_site(db_url, tmp_path) as site:
         dana = site.member("dana", "Dana Cole", "dana.cole@council.example")
         install = site.install(dana)
@@ -75,6 +75,8 @@ async def test_forged_expired_and_misaddressed_tokens_are_refused(
             "channelData": {"tenant": {"id": "another-tenant"}},
         }
         assert await site.post(other_tenant) == 401
+        unbound = site.identity.sign(audience=APP_ID, service_url=None, now=now)
+        assert await site.post(install, token=unbound) == 401
         assert await site.post(install, token="") == 401
         assert await site.post(install, token="not.a.jwt") == 401
         assert await site.conversations("DC") == {}
