@@ -6,6 +6,8 @@ What it does with them:
   chat): asks the Bot Connector who they are, finds the person with that email address, and
   stores their conversation, where their prompts will go;
 - the app removed (`installationUpdate` remove): forgets that conversation;
+- a message (a card submitted, or a command) goes to `on_message`
+  (handlers/teams/answers.py);
 - anything else is acknowledged and left alone.
 
 Ids, conversations and message texts are personal data: no log line carries one.

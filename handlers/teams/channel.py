@@ -45,7 +45,7 @@ class TeamsChannel:
             ca_file=str(ca_file) if ca_file else None,
         )
         self.connector = Connector(self.tokens, ssl_context=context)
-        self.transport = TeamsTransport(self.connector)
+        self.transport = TeamsTransport(self.connector, clock=clock)
         self.auth = InboundAuth(
             SigningKeys(metadata_url, clock=clock, ssl_context=context),
             app_id=app_id,

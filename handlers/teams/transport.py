@@ -29,11 +29,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime, timedelta
 
 import aiohttp
 from microsoft_agents.activity import Activity
 from pydantic import ValidationError
 
+from bot.clock import Clock
 from bot.services.transports import Outcome, Reconciled, Result
 from handlers.teams.connector import Connector, TokenUnavailable
 from storage.delivery import OutboxMessage
@@ -122,9 +124,22 @@ class TeamsTransport:
 
     settle_every = 1  # an unknown outcome needs a person: record each at once
 
-    def __init__(self, connector: Connector, *, pacer: Pacer | None = None) -> None:
+    def __init__(self, connector: Connector, *, clock: Clock, pacer: Pacer | None = None) -> None:
         self.connector = connector
+        self.clock = clock
         self.pacer = pacer or Pacer()
+        # Chats Teams answered 429 for, and until when (by the clock the outbox runs on).
+        self._held: dict[str, datetime] = {}
+
+    def _held_for(self, conversation: str) -> float:
+        until = self._held.get(conversation)
+        if until is None:
+            return 0.0
+        left = (until - self.clock()).total_seconds()
+        if left <= 0:
+            del self._held[conversation]
+            return 0.0
+        return left
 
     async def deliver(self, message: OutboxMessage) -> Outcome:
         payload = message.payload
@@ -136,6 +151,10 @@ class TeamsTransport:
             activity = Activity.model_validate(payload.get("activity"))
         except ValidationError:
             return Outcome(Result.FAILED, "the payload's activity is malformed")
+        held = self._held_for(conversation)
+        if held > 0:
+            # The chat's other cards (a long prompt) wait out a 429 without asking again.
+            return Outcome(Result.RETRY, "rate limited by Teams", retry_after=held)
         try:
             async with self.pacer.slot(conversation):
                 sent_id = await self.connector.send(service_url, conversation, activity)
@@ -145,6 +164,7 @@ class TeamsTransport:
             status = answered.status
             if status == 429:
                 wait = _retry_after(answered.headers)
+                self._held[conversation] = self.clock() + timedelta(seconds=wait)
                 return Outcome(Result.RETRY, "rate limited by Teams", retry_after=wait)
             if status in _REFUSED:
                 return Outcome(Result.FAILED, f"Teams refused the message (HTTP {status})")

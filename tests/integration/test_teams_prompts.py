@@ -11,6 +11,9 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.domain.model import Source
+from bot.messages.teams_cards import card_activity, notice_card, teams_payload
+from bot.services.transports import Result
+from storage.delivery import OutboxMessage
 from storage.models import MilestoneRow, OutboxRow
 from storage.repositories import UpdateRepository
 from tests.adaptive_cards import card_contents, validate_message
@@ -154,3 +157,35 @@ async def test_an_unknown_outcome_waits_for_review_and_is_never_resent(
         rows = [r for r in await _outbox(site) if r.channel == "teams"]
         assert [r.state for r in rows] == ["needs_review"]
         assert site.connector.sent == []
+
+
+async def test_a_chat_answered_429_is_not_asked_again_until_retry_after(
+    db_url: str, tmp_path: Path
+) -> None:
+    """After a 429, a further card to the same chat waits out Retry-After without calling
+    Teams; another chat is not held up, and once the time has passed the card goes."""
+    async with teams_site(db_url, tmp_path) as site:
+        assert site.runner.teams is not None
+        transport = site.runner.teams.transport
+        site.connector.fail_next = [429]
+        site.connector.retry_after = "20"
+
+        def row(n: int, conversation: str) -> OutboxMessage:
+            activity = card_activity(notice_card(f"card {n}"), summary="s")
+            payload = teams_payload(
+                service_url=site.connector.url, conversation_id=conversation, activity=activity
+            )
+            return OutboxMessage(n, "prompt", "teams", "DC", None, payload, None, 1, "sending")
+
+        first = await transport.deliver(row(1, "a:1held"))
+        second = await transport.deliver(row(2, "a:1held"))
+        other = await transport.deliver(row(3, "a:1other"))
+        assert (first.result, first.retry_after) == (Result.RETRY, 20.0)
+        assert second.result is Result.RETRY
+        assert second.retry_after is not None
+        assert 0 < second.retry_after <= 20
+        assert site.connector.throttled == 1
+        assert other.result is Result.SENT
+        site.clock.now += timedelta(seconds=21)
+        assert (await transport.deliver(row(2, "a:1held"))).result is Result.SENT
+        assert len(site.connector.sent_to("a:1held")) == 1
