@@ -55,13 +55,11 @@ class TeamsBot:
         connector: Connector,
         *,
         clock: Clock,
-        tenant_id: str | None = None,
         on_message: ActivityHandler | None = None,
     ) -> None:
         self.sessions = sessions
         self.connector = connector
         self.clock = clock
-        self.tenant_id = (tenant_id or "").strip() or None
         self.on_message = on_message
 
     async def handle(self, activity: Activity) -> web.StreamResponse:

@@ -55,9 +55,7 @@ class TeamsChannel:
         self.answers = TeamsAnswers(
             sessions, self.connector, clock=clock, web_base_url=web_base_url
         )
-        self.bot = TeamsBot(
-            sessions, self.connector, clock=clock, tenant_id=tenant_id, on_message=self.answers
-        )
+        self.bot = TeamsBot(sessions, self.connector, clock=clock, on_message=self.answers)
 
     def http_app(self) -> web.Application:
         return build_teams_app(self.bot, self.auth)
