@@ -10,9 +10,9 @@ import struct
 import zipfile
 from pathlib import Path
 
-from tests.e2e.test_cli import PULSE, environment, pulse_env
+from tests.e2e.test_cli import PLANS, PULSE, environment, pulse_env
 from tests.fake_bot_connector import FakeIdentity
-from tests.teams import APP_ID
+from tests.teams import APP_ID, teams_people
 
 KEY = "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E"
 
@@ -100,3 +100,29 @@ async def test_check_proves_the_bot_credentials(tmp_path: Path) -> None:
     assert "FAIL Teams:" in bad
     assert "TEAMS_APP_PASSWORD" in bad
     assert "a-wrong-secret-for-the-bot" not in bad
+
+
+def test_pulse_prompt_names_who_prefers_teams_but_is_not_known_there(tmp_path: Path) -> None:
+    """With Teams on, the leads who prefer Teams but have not had the app installed are
+    named in `pulse prompt`'s report and asked by email."""
+    env = {"TEAMS_APP_ID": APP_ID, "TEAMS_APP_PASSWORD": "secret", "PULSE_SECRET_KEY": KEY}
+    imported = pulse_env(
+        tmp_path,
+        env,
+        "import",
+        PLANS / "small-plan.csv",
+        "--people",
+        teams_people(tmp_path),
+        "--networks",
+        PLANS / "small-networks.csv",
+        "--plan",
+        "small",
+        "--ratings-as-of",
+        "2026-11-16",
+    )
+    assert imported.returncode == 0, imported.stderr
+    done = pulse_env(tmp_path, env, "prompt", "--plan", "small", "--now", "2026-11-23T09:05")
+    assert done.returncode == 0, done.stderr
+    assert "the Teams app is not installed for them yet, asked by email instead: DC, PB" in (
+        done.stdout
+    )
