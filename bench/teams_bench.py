@@ -118,7 +118,7 @@ async def bench(prompts: int, database_url: str | None) -> None:
         assert report.created == prompts, report.created
         await channel.tokens.token()  # warm-up: the first token, outside the timing
 
-        worker = OutboxWorker(pulse.sessions, {"teams": channel.transport}, clock=lambda: NOW)
+        worker = OutboxWorker(pulse.sessions, {"teams_chat": channel.transport}, clock=lambda: NOW)
         t0 = time.perf_counter()
         delivered = await worker.drain()
         delivering = time.perf_counter() - t0

@@ -21,6 +21,7 @@ from bot.domain.cycles import PromptItem
 from bot.domain.model import Action, Contact, Milestone, Person, Plan
 from bot.domain.status import Status, local_date, milestone_status
 from bot.messages.slack_blocks import prompt_blocks
+from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.metrics import SESSION_KEY as METRICS
 from bot.metrics import Metrics, MetricsServer
@@ -262,14 +263,15 @@ async def check(
             return f"Slack: authenticated as {answer.get('user')} in {answer.get('team')}"
 
         parts.append(("Slack", slack))
-    teams = teams_channel(pulse)
-    if teams is not None:
+    bot_channel = teams_channel(pulse)
+    if bot_channel is not None:
+        chat = bot_channel
 
         async def teams_bot() -> str:
             try:
-                return await teams.check()
+                return await chat.check()
             finally:
-                await teams.close()
+                await chat.close()
 
         parts.append(("Teams", teams_bot))
     for name, probe in parts:
@@ -329,7 +331,7 @@ def transports(settings: Settings, teams: TeamsChannel | None = None) -> dict[st
     if client is not None:
         chosen["slack"] = SlackTransport(client=client)
     if teams is not None:
-        chosen["teams"] = teams.transport
+        chosen[TEAMS_CHAT] = teams.transport
     return chosen
 
 

@@ -27,6 +27,8 @@ from bot.domain.ratings import RATINGS, label
 from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.status import MilestoneStatus
 
+# The outbox channel of the bot's cards (`teams` is the Workflows channel posts').
+TEAMS_CHAT = "teams_chat"
 CARD_VERSION = "1.5"
 # Teams refuses a message of about 28 KB; a prompt's cards stay under this, with room for
 # the envelope the SDK adds (ids, conversation, recipient).

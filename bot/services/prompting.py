@@ -37,7 +37,7 @@ from bot.domain.status import local_date
 from bot.domain.teams import TeamsConversation
 from bot.messages.emails import new_token, prompt_email, token_hash
 from bot.messages.slack_blocks import with_update_link
-from bot.messages.teams_cards import teams_payload
+from bot.messages.teams_cards import TEAMS_CHAT, teams_payload
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.signing import Signer
 from storage.delivery import (
@@ -447,7 +447,7 @@ class Cycles:
                         NewMessage(
                             dedupe_key=f"prompt:{prompt_id}" + (f":{part}" if part > 1 else ""),
                             kind="prompt",
-                            channel="teams",
+                            channel=TEAMS_CHAT,
                             # The person's key: a Teams user id is personal data, and the
                             # worker logs recipients.
                             recipient=person.key,

@@ -172,7 +172,7 @@ async def test_a_restart_between_sent_and_recorded_leaves_the_card_for_review(
         async with site.pulse.sessions() as session, session.begin():
             repo = OutboxRepository(session)
             claimed = await repo.claim(owner="gone", now=site.clock(), lease=lease, limit=100)
-            teams = [m.id for m in claimed if m.channel == "teams"]
+            teams = [m.id for m in claimed if m.channel == "teams_chat"]
             assert await repo.mark_sending(teams, owner="gone", now=site.clock(), lease=lease)
         site.clock.now += lease + timedelta(minutes=1)
         restarted = Runner(site.pulse)
@@ -189,5 +189,5 @@ async def test_a_restart_between_sent_and_recorded_leaves_the_card_for_review(
                     )
                 )
             ).all()
-        assert ("teams", "needs_review", 1) in states
+        assert ("teams_chat", "needs_review", 1) in states
         assert site.connector.sent == []

@@ -90,7 +90,7 @@ async def test_a_cycle_sends_cards_in_teams_and_email_to_the_rest(
         assert any("priya.bains" in to for to in emailed)
         assert not any("dana.cole" in to for to in emailed)
         rows = await _outbox(site)
-        teams_rows = [r for r in rows if r.channel == "teams"]
+        teams_rows = [r for r in rows if r.channel == "teams_chat"]
         assert [(r.recipient, r.state) for r in teams_rows] == [("DC", "sent")]
         assert conversation not in json.dumps([r.recipient for r in rows])
 
@@ -154,7 +154,7 @@ async def test_an_unknown_outcome_waits_for_review_and_is_never_resent(
         await site.runner.worker.drain()
         site.clock.now += timedelta(hours=2)
         await site.runner.worker.drain()
-        rows = [r for r in await _outbox(site) if r.channel == "teams"]
+        rows = [r for r in await _outbox(site) if r.channel == "teams_chat"]
         assert [r.state for r in rows] == ["needs_review"]
         assert site.connector.sent == []
 
@@ -175,7 +175,7 @@ async def test_a_chat_answered_429_is_not_asked_again_until_retry_after(
             payload = teams_payload(
                 service_url=site.connector.url, conversation_id=conversation, activity=activity
             )
-            return OutboxMessage(n, "prompt", "teams", "DC", None, payload, None, 1, "sending")
+            return OutboxMessage(n, "prompt", "teams_chat", "DC", None, payload, None, 1, "sending")
 
         first = await transport.deliver(row(1, "a:1held"))
         second = await transport.deliver(row(2, "a:1held"))

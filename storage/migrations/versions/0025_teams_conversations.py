@@ -1,7 +1,7 @@
 """each person's Teams conversation with the bot
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0024
 Create Date: 2026-12-05 09:00:00.000000
 
 When the Teams app is installed for a lead the bot learns their Teams user id and the 1:1
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: str | None = "0021"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
