@@ -126,17 +126,15 @@ class PlanPulse:
             assert row is not None
             layout = (row.settings or {}).get("layout")
         statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
-        columns, body = export.rows(tracked, statuses, layout if isinstance(layout, list) else None)
+        table = export.rows(tracked, statuses, layout if isinstance(layout, list) else None)
         if output is None:
             folder = self.settings.data_dir / "exports"
             folder.mkdir(parents=True, exist_ok=True)
             output = folder / f"{plan_key}-{day.isoformat()}.{fmt}"
         if fmt == "xlsx":
-            await asyncio.to_thread(
-                export.write_xlsx, output, columns, body, title=plan.title, as_of=day
-            )
+            await asyncio.to_thread(export.write_xlsx, output, table, title=plan.title, as_of=day)
         else:
-            await asyncio.to_thread(export.write_csv, output, columns, body)
+            await asyncio.to_thread(export.write_csv, output, table)
         return output
 
     async def digests(

