@@ -182,6 +182,7 @@ class PlanPulse:
             for key in touched:
                 asked[key].append(prompt)
         priorities = {p.number: p.title for p in tracked.priorities}
+        names = {key: p.name for p in tracked.people for key in (p.key, *p.aliases) if p.name}
         shown: dict[str, Shown] = {}
         digests = []
         for n in networks:
@@ -206,6 +207,7 @@ class PlanPulse:
                     priorities=priorities,
                     trend=trends[n.key],
                     shown=shown,
+                    names=names,
                 )
             )
         return digests

@@ -62,11 +62,15 @@ class DigestItem(NamedTuple):
     revised_due: date | None = None
     needs_support: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The item of DESIGN.md §12, with `lead_names` beside `leads` (a lead without a
+        stored name is shown by key)."""
+        names = names or {}
         return {
             "ref": self.ref,
             "title": self.title,
             "leads": list(self.leads),
+            "lead_names": [names.get(key) or key for key in self.leads],
             "due": self.due.isoformat() if self.due else None,
             "days_overdue": self.days_overdue,
             "rating": self.rating,
@@ -95,10 +99,21 @@ class Digest:
     mix: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     priorities: Mapping[int, str] = field(default_factory=dict)
     trend: tuple[tuple[str, Mapping[str, int]], ...] = ()
+    # People's names by key, so that every rendering people read names them, not initials.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def period(self) -> str:
         return iso_week(self.as_of)
+
+    @property
+    def period_title(self) -> str:
+        """`week of 4 June 2018`: the period as people read it."""
+        return week_title(self.period)
+
+    def name(self, key: str) -> str:
+        """A person's name, or their key when none is stored (unescaped)."""
+        return self.names.get(key) or key
 
     @property
     def response_rate(self) -> float | None:
@@ -135,7 +150,7 @@ class Digest:
             "counts": self.counts(),
         }
         for section in DigestSection:
-            out[section.value] = [item.to_json() for item in self.sections[section]]
+            out[section.value] = [item.to_json(self.names) for item in self.sections[section]]
         out["awaiting"] = list(self.awaiting)
         return out
 
@@ -143,6 +158,22 @@ class Digest:
 def iso_week(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+def week_title(period: str) -> str:
+    """`2018-W23` as people read it, `week of 4 June 2018` (its Monday); any other text as
+    it is."""
+    match = _ISO_WEEK.fullmatch(period)
+    if match is None:
+        return period
+    try:
+        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        return period
+    return f"week of {monday.day} {monday:%B %Y}"
 
 
 def in_network(action: Action, network: Network) -> bool:
@@ -258,6 +289,7 @@ def build_digest(
     priorities: Mapping[int, str] | None = None,
     trend: Sequence[tuple[str, Mapping[str, int]]] = (),
     shown: dict[str, Shown] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Digest:
     """The digest of `network` for the week of `as_of`.
 
@@ -266,7 +298,7 @@ def build_digest(
     `statuses`, when given, are the milestones' statuses already worked out for `as_of`
     (see `plan_statuses`), so that many networks' digests share one computation; `shown`,
     when given, keeps what each action shows (worked out from its statuses) for the next
-    network's digest.
+    network's digest. `names` gives people's names by key, for the renderings.
     """
     if statuses is None:
         statuses = plan_statuses(plan, actions, updates, as_of=as_of)
@@ -309,6 +341,7 @@ def build_digest(
         mix=mix,
         priorities=dict(priorities or {}),
         trend=tuple(trend),
+        names=names if names is not None else {},
     )
 
 

@@ -1,12 +1,15 @@
 """A digest as an email: an HTML document and its plain-text alternative.
 
 `render_html` gives a complete HTML document that Outlook renders (table layout, inline
-styles only, no CSS classes, flex or grid, no scripts, no external images) and that opens
-as a page in any browser. `render_text` gives the plain-text part of the same email. Both
-say what the Markdown digest says (`digests.markdown`), with leads by name when `names`
-knows them, plus the picture of progress: the rating mix per priority as stacked bars of
-coloured table cells (Outlook draws cell backgrounds; it ignores most CSS), a legend, and
-the trend of the network's mix over its last digests.
+styles only, no CSS classes, flex or grid, no scripts, no external images) and that opens as
+a page in any browser. Nothing in it has a fixed width in pixels: it reflows on a phone
+(320-375 px) as on a desktop, up to 640 px wide; bars are shares of their column, counts
+three a row, the legend one key a line, and long words (web addresses) wrap. `render_text`
+gives the plain-text part of the same email. Both say what the Markdown digest says
+(`digests.markdown`), with leads by name when `names` knows them, plus the picture of
+progress: the rating mix per priority as stacked bars of coloured table cells (Outlook draws
+cell backgrounds; it ignores most CSS), a legend, and the trend of the network's mix over
+its last digests.
 
 Every piece of user text goes through Jinja's autoescaping (`& < > " '`), so a note's
 `<script>`, `<img onerror=…>` or `</td>` is shown as text and never makes a tag; control
@@ -41,9 +44,11 @@ from digests.markdown import (
     without_controls,
 )
 
-BAR_WIDTH = 480  # pixels: a priority's bar
-TREND_WIDTH = 240  # pixels: a period's bar in the trend
-MIN_SEGMENT = 4  # pixels: a single milestone stays visible
+# The bars are as wide as the column they are in (a phone's or a desktop's): each segment is
+# a share of 100 per cent, and a single milestone keeps at least `MIN_SEGMENT` per cent.
+BAR_SHARES = 100
+MIN_SEGMENT = 1
+COUNTS_PER_ROW = 3  # the counts' cells: three a row, so that each label fits at 320 px
 
 # The mix colours follow the Slack squares: 🟩 achieved, 🟦 largely, 🟨 in progress,
 # 🟥 not started, ⬜ not rated.
@@ -61,8 +66,6 @@ SECTION_COLOURS: Mapping[DigestSection, str] = MappingProxyType(
 )
 AWAITING_COLOUR = "#555555"
 TEXT_WIDTH = 76  # characters a line in the plain-text part
-
-_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("digests", "templates"),
@@ -96,10 +99,11 @@ def _note_label(item: DigestItem) -> str:
     return f"Note ({item.updated:%d %b %Y}):" if item.updated else "Note:"
 
 
-def _segments(mix: Mapping[str, int], width: int) -> list[dict[str, Any]]:
-    shares = scaled(mix_counts(mix), width, minimum=MIN_SEGMENT)
+def _segments(mix: Mapping[str, int]) -> list[dict[str, Any]]:
+    """A bar's cells, each with its colour and its width in per cent of the bar."""
+    shares = scaled(mix_counts(mix), BAR_SHARES, minimum=MIN_SEGMENT)
     if not any(shares):  # nothing rated or unrated: an empty grey bar
-        return [{"colour": "#eeeeee", "width": width}]
+        return [{"colour": "#eeeeee", "width": BAR_SHARES}]
     return [
         {"colour": MIX_COLOURS[key], "width": share}
         for key, share in zip(MIX_KEYS, shares, strict=True)
@@ -117,6 +121,9 @@ def _context(digest: Digest, names: Mapping[str, str]) -> dict[str, Any]:
     count_cells.append(
         {"number": counts["awaiting"], "label": AWAITING_TITLE, "colour": AWAITING_COLOUR}
     )
+    count_rows = [
+        count_cells[i : i + COUNTS_PER_ROW] for i in range(0, len(count_cells), COUNTS_PER_ROW)
+    ]
     sections = [
         {
             "title": SECTION_TITLES[section],
@@ -145,25 +152,23 @@ def _context(digest: Digest, names: Mapping[str, str]) -> dict[str, Any]:
     nothing = not any(digest.sections.values()) and not digest.awaiting
     return {
         "title": f"{_clean(digest.network_name)}{digest_title(digest)}",
-        "counts": count_cells,
-        "count_width": 100 // len(count_cells),
+        "count_rows": count_rows,
+        "count_width": 100 // COUNTS_PER_ROW,
         "response_line": response_line(digest),
         "picture": [
             {
                 "number": number,
                 "title": _clean(title),
-                "segments": _segments(mix, BAR_WIDTH),
+                "segments": _segments(mix),
                 "summary": mix_summary(mix),
             }
             for number, title, mix in priority_rows(digest)
         ],
-        "bar_width": BAR_WIDTH,
         "legend": [{"colour": MIX_COLOURS[key], "label": legend_label(key)} for key in MIX_KEYS],
         "trend": [
-            {"period": period, "segments": _segments(mix, TREND_WIDTH), "summary": mix_summary(mix)}
+            {"period": period, "segments": _segments(mix), "summary": mix_summary(mix)}
             for period, mix in trend_rows(digest)
         ],
-        "trend_width": TREND_WIDTH,
         "sections": sections,
         "awaiting_title": AWAITING_TITLE,
         "awaiting": [_clean(names.get(key) or key) for key in digest.awaiting],
@@ -173,8 +178,10 @@ def _context(digest: Digest, names: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def render_html(digest: Digest, *, names: Mapping[str, str] = _NO_NAMES) -> str:
-    """The digest as a complete HTML email document; `names` maps person keys to names."""
+def render_html(digest: Digest, *, names: Mapping[str, str] | None = None) -> str:
+    """The digest as a complete HTML email document; `names` maps person keys to names
+    (by default the digest's own)."""
+    names = digest.names if names is None else names
     return _ENVIRONMENT.get_template("digest.html.j2").render(_context(digest, names))
 
 
@@ -238,8 +245,10 @@ def _text_picture(rows: Sequence[tuple[str, Mapping[str, int]]]) -> list[str]:
     return out
 
 
-def render_text(digest: Digest, *, names: Mapping[str, str] = _NO_NAMES) -> str:
-    """The digest as plain text, the alternative part of the email: no markup at all."""
+def render_text(digest: Digest, *, names: Mapping[str, str] | None = None) -> str:
+    """The digest as plain text, the alternative part of the email: no markup at all;
+    people by name (`names`, else the digest's own)."""
+    names = digest.names if names is None else names
     lines = _heading(f"{_clean(digest.network_name)}{digest_title(digest)}", "=")
     lines += ["", *_wrapped_parts(counts_line(digest).split(" · ")), "", response_line(digest)]
     rows = priority_rows(digest)

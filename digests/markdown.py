@@ -12,7 +12,14 @@ import re
 from collections.abc import Mapping, Sequence
 
 from bot.domain.ratings import label
-from digests.content import MIX_KEYS, SECTION_TITLES, Digest, DigestItem, DigestSection
+from digests.content import (
+    MIX_KEYS,
+    SECTION_TITLES,
+    Digest,
+    DigestItem,
+    DigestSection,
+    week_title,
+)
 
 # Characters that Markdown (CommonMark and GitHub's) reads as inline markup, raw HTML or an
 # entity. User text never starts a line here (it follows a bullet or a quote marker), so the
@@ -43,8 +50,8 @@ NOTHING_TO_REPORT = "Nothing overdue, at risk or due soon."
 
 
 def digest_title(digest: Digest) -> str:
-    """`: digest for 14 May 2027 (2027-W19)`, the words after the network's name."""
-    return f": digest for {digest.as_of:%d %B %Y} ({digest.period})"
+    """`: digest for the week of 10 May 2027`, the words after the network's name."""
+    return f": digest for the {digest.period_title}"
 
 
 def counts_line(digest: Digest) -> str:
@@ -165,21 +172,22 @@ def network_mix(digest: Digest) -> dict[str, int]:
 
 def trend_rows(digest: Digest) -> list[tuple[str, Mapping[str, int]]]:
     """(period, mix) for each earlier digest, oldest first, then "now"; empty without history.
+    Periods as people read them: `week of 3 May 2027`, `week of 10 May 2027 (now)`.
 
     An earlier digest of this very period (a re-run) gives way to the mix of now.
     """
-    earlier = [(period, mix) for period, mix in digest.trend if period != digest.period]
+    earlier = [(week_title(period), mix) for period, mix in digest.trend if period != digest.period]
     if not earlier:
         return []
-    return [*earlier, (f"{digest.period} (now)", network_mix(digest))]
+    return [*earlier, (f"{digest.period_title} (now)", network_mix(digest))]
 
 
 # --- Markdown ---------------------------------------------------------------------------------
 
 
-def _item_line(item: DigestItem, section: DigestSection) -> str:
+def _item_line(item: DigestItem, section: DigestSection, names: Mapping[str, str]) -> str:
     parts = [f"**{escape(item.ref)}** {escape(item.title)}"]
-    leads = ", ".join(escape(k) for k in item.leads) or "no lead"
+    leads = ", ".join(escape(names.get(k) or k) for k in item.leads) or "no lead"
     parts.append(f"lead: {leads}")
     parts += [escape(fact) for fact in item_facts(item, section)]
     line = "- " + " · ".join(parts)
@@ -188,7 +196,9 @@ def _item_line(item: DigestItem, section: DigestSection) -> str:
     return line
 
 
-def render_markdown(digest: Digest) -> str:
+def render_markdown(digest: Digest, *, names: Mapping[str, str] | None = None) -> str:
+    """The digest as Markdown, people by name (`names`, else the digest's own)."""
+    names = digest.names if names is None else names
     header = [
         f"# {escape(digest.network_name)}{digest_title(digest)}",
         "",
@@ -205,14 +215,14 @@ def render_markdown(digest: Digest) -> str:
         for number, group in digest.groups(section):
             if number is not None:
                 body += [f"### {escape(group_heading(digest, number))}", ""]
-            body += [_item_line(item, section) for item in group]
+            body += [_item_line(item, section, names) for item in group]
             if number is not None:
                 body.append("")
         if body[-1] == "":
             body.pop()
     if digest.awaiting:
         body += ["", f"## {AWAITING_TITLE} ({len(digest.awaiting)})", ""]
-        body += [f"- {escape(key)}" for key in digest.awaiting]
+        body += [f"- {escape(names.get(key) or key)}" for key in digest.awaiting]
     if not any(digest.sections.values()) and not digest.awaiting:
         body += ["", NOTHING_TO_REPORT]
     return "\n".join(header + body) + "\n"

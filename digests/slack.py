@@ -4,15 +4,20 @@
 list of `{"text": ..., "blocks": [...]}`, the first the parent message, the rest replies in
 its thread. The wording mirrors the Markdown digest (`digests.markdown`).
 
+It is compact: the counts are a section's fields; within each severity section the
+milestones are lines, grouped by priority (one section block per priority, a line per
+milestone), their notes together in one context block after them. People are shown by name
+unless they are @-mentioned.
+
 User text is made inert (RELIABILITY.md scenario 16, "Slack ingress hardening"):
 
-* Notes are `plain_text` objects, sent as written (control characters dropped, line breaks
-  kept). Slack reads no markup, mention or link in `plain_text`, so a note's `<!channel>`,
-  `<@U123>`, `<https://evil|Council>`, `*bold*` and `@channel` are shown as text. They are
-  not entity-escaped: Slack stores `plain_text` with `&`, `<`, `>` as entities itself (they
-  come back so in interaction payloads, bolt-python#513), so escaping here would show a
-  note's `&` as `&amp;`. For the limits a plain text is counted with those entities. The
-  header block's network name is `plain_text` too.
+* Notes are `plain_text` objects (after the milestone's reference and date), sent as written
+  (control characters dropped, line breaks kept). Slack reads no markup, mention or link in
+  `plain_text`, so a note's `<!channel>`, `<@U123>`, `<https://evil|Council>`, `*bold*` and
+  `@channel` are shown as text. They are not entity-escaped: Slack stores `plain_text` with
+  `&`, `<`, `>` as entities itself (they come back so in interaction payloads, bolt-
+  python#513), so escaping here would show a note's `&` as `&amp;`. For the limits a plain
+  text is counted with those entities. The header block's network name is `plain_text` too.
 * Every other piece of user text (titles, references, lead and person keys, the network's
   and priorities' names) sits in `mrkdwn` next to our own markup and mentions. It is
   escaped by `escape_mrkdwn`: `&`, `<`, `>` become `&amp;`, `&lt;`, `&gt;`, so it can never
@@ -198,7 +203,7 @@ def _picture(digest: Digest) -> list[str]:
     trend = trend_rows(digest)
     if trend:
         lines += ["", "*Trend across the network*"]
-        lines += [f"`{period}` {_bar(mix)}  {mix_summary(mix)}" for period, mix in trend]
+        lines += [f"{period}: {_bar(mix)}  {mix_summary(mix)}" for period, mix in trend]
     return lines
 
 
@@ -219,33 +224,45 @@ def _line_blocks(lines: Sequence[str]) -> list[Block]:
 # --- items ------------------------------------------------------------------------------------
 
 
-def _person(key: str, slack_ids: Mapping[str, str]) -> str:
-    """A person as mrkdwn: a mention when their Slack id is known, else their key, escaped."""
+def _person(key: str, slack_ids: Mapping[str, str], names: Mapping[str, str]) -> str:
+    """A person as mrkdwn: a mention when their Slack id is known, else their name (or key
+    when no name is stored), escaped."""
     user_id = slack_ids.get(key)
     if user_id is not None and _SLACK_USER_ID.fullmatch(user_id):
         return f"<@{user_id}>"
-    return escape_mrkdwn(key) or "(no key)"  # Slack refuses an empty text
+    return escape_mrkdwn(names.get(key) or key) or "(no key)"  # Slack refuses an empty text
 
 
-def _item_blocks(
-    item: DigestItem, section: DigestSection, slack_ids: Mapping[str, str]
-) -> list[Block]:
-    """A section with the reference, title, leads and facts; a context with the last note."""
-    leads = ", ".join(_person(k, slack_ids) for k in item.leads)
+def _item_line(
+    item: DigestItem,
+    section: DigestSection,
+    slack_ids: Mapping[str, str],
+    names: Mapping[str, str],
+    room: int,
+) -> str:
+    """One milestone on one line: reference, title, leads and facts, within `room`."""
+    leads = ", ".join(_person(k, slack_ids, names) for k in item.leads)
     facts = " · ".join([f"lead: {leads}" if leads else "no lead", *item_facts(item, section)])
-    head = f"*{escape_mrkdwn(item.ref)}* "
-    tail = f"\n{facts}"
-    room = MAX_TEXT - utf16_length(head + tail)
+    head = f"• *{escape_mrkdwn(item.ref)}* "
+    tail = f" · {facts}"
     title = _shortened(
-        item.title, room, TITLE_SHORTENED, measure=lambda t: utf16_length(escape_mrkdwn(t))
+        item.title,
+        room - utf16_length(head + tail),
+        TITLE_SHORTENED,
+        measure=lambda t: utf16_length(escape_mrkdwn(t)),
     )
-    blocks = [_section(head + escape_mrkdwn(title) + tail)]
+    return head + escape_mrkdwn(title) + tail
+
+
+def _note_element(item: DigestItem) -> dict[str, Any] | None:
+    """The item's last note as one plain_text element, `1.2-1 (13 May 2027): …`."""
     note = _note_text(item.note or "")
-    if note:
-        said = f"Note ({item.updated:%d %b %Y}):" if item.updated else "Note:"
-        shown = _shortened(note, MAX_TEXT, NOTE_SHORTENED, measure=plain_length)
-        blocks.append(_context(_mrkdwn(said), _plain(shown)))
-    return blocks
+    if not note:
+        return None
+    said = f"{' '.join(without_controls(item.ref).split())} "
+    said += f"({item.updated:%d %b %Y}): " if item.updated else ": "
+    room = MAX_TEXT - plain_length(said)
+    return _plain(said + _shortened(note, room, NOTE_SHORTENED, measure=plain_length))
 
 
 # --- packing into posts -----------------------------------------------------------------------
@@ -269,13 +286,21 @@ def _heading(text: str) -> Block:
 
 
 def _header(digest: Digest) -> list[Block]:
+    """The title, then the counts as a section's fields (two columns in Slack) under the
+    response rate."""
     title = " ".join(without_controls(f"{digest.network_name}{digest_title(digest)}").split())
     first: Block
     if plain_length(title) <= MAX_HEADER:
         first = {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}}
     else:  # too long for a header block: a bold section says the same
         first = _section(f"*{escape_mrkdwn(digest.network_name)}*{digest_title(digest)}")
-    return [first, _section(f"{counts_line(digest)}\n{response_line(digest)}")]
+    counts = digest.counts()
+    fields = [
+        _mrkdwn(f"{SECTION_EMOJI[s]} {SECTION_TITLES[s]}: *{counts[s.value]}*")
+        for s in DigestSection
+    ]
+    fields.append(_mrkdwn(f"{AWAITING_EMOJI} {AWAITING_TITLE}: *{counts['awaiting']}*"))
+    return [first, {"type": "section", "text": _mrkdwn(response_line(digest)), "fields": fields}]
 
 
 def _people_blocks(people: Sequence[str]) -> list[Block]:
@@ -292,7 +317,68 @@ def _people_blocks(people: Sequence[str]) -> list[Block]:
     return blocks
 
 
-def _units(digest: Digest, slack_ids: Mapping[str, str]) -> list[_Unit]:
+MAX_NOTES = 10  # Slack: elements in one context block
+UNIT_TEXT = 6000  # ours: the text of one unit, so that any unit fits a post of its own
+
+
+def _priority_groups(
+    digest: Digest, section: DigestSection
+) -> list[tuple[int, tuple[DigestItem, ...]]]:
+    """The section's items by priority, priorities in order, each keeping the section's
+    order (overdue: most overdue first)."""
+    items = digest.sections[section]
+    numbers = sorted({item.priority for item in items})
+    return [(n, tuple(item for item in items if item.priority == n)) for n in numbers]
+
+
+def _group_units(
+    digest: Digest,
+    section: DigestSection,
+    number: int,
+    items: Sequence[DigestItem],
+    slack_ids: Mapping[str, str],
+    names: Mapping[str, str],
+    opening: str | None = None,
+) -> list[list[Block]]:
+    """A priority's milestones as lines under its heading in a section block (continued in
+    another block when too long), each followed by a context block with their notes.
+    `opening`, the section's own title, is the first line of the first block."""
+    heading = f"*{_group_text(digest, number)}*"
+    if opening is not None:
+        heading = f"{opening}\n{heading}"
+    again = f"*{_group_text(digest, number)}, continued*"
+    room = MAX_TEXT - max(utf16_length(again), utf16_length(heading)) - 1
+    out: list[list[Block]] = []
+    lines: list[str] = []
+    notes: list[dict[str, Any]] = []
+
+    def close() -> None:
+        blocks: list[Block] = [_section("\n".join([again if out else heading, *lines]))]
+        if notes:
+            blocks.append(_context(*notes))
+        out.append(blocks)
+
+    for item in items:
+        line = _item_line(item, section, slack_ids, names, room)
+        note = _note_element(item)
+        used = utf16_length("\n".join([heading if not out else again, *lines, line]))
+        used += sum(text_length(n) for n in notes) + (text_length(note) if note else 0)
+        if lines and (
+            utf16_length("\n".join([heading if not out else again, *lines, line])) > MAX_TEXT
+            or (note is not None and len(notes) == MAX_NOTES)
+            or used > UNIT_TEXT
+        ):
+            close()
+            lines, notes = [], []
+        lines.append(line)
+        if note is not None:
+            notes.append(note)
+    if lines:
+        close()
+    return out
+
+
+def _units(digest: Digest, slack_ids: Mapping[str, str], names: Mapping[str, str]) -> list[_Unit]:
     """Everything the digest shows, in order, as units that are never split."""
     units = [_Unit(_header(digest))]
     units += [_Unit([block]) for block in _line_blocks(_picture(digest))]
@@ -301,22 +387,19 @@ def _units(digest: Digest, slack_ids: Mapping[str, str]) -> list[_Unit]:
         if not items:
             continue
         title = f"{SECTION_EMOJI[section]} {SECTION_TITLES[section]} ({len(items)})"
-        first = True
-        for number, group in digest.groups(section):
-            group_title = f"{title} · {_group_text(digest, number)}" if number else title
-            again = _heading(f"{group_title}, continued")
-            for index, item in enumerate(group):
-                blocks = _item_blocks(item, section, slack_ids)
-                if index == 0 and number is not None:  # never left alone at a post's foot
-                    blocks = [_context(_mrkdwn(f"*{_group_text(digest, number)}*")), *blocks]
-                if first:
-                    blocks = [{"type": "divider"}, _heading(title), *blocks]
-                    first = False
+        again = _heading(f"{title}, continued")
+        opening: str | None = f"*{title}*"
+        for number, group in _priority_groups(digest, section):
+            chunks = _group_units(digest, section, number, group, slack_ids, names, opening)
+            for index, blocks in enumerate(chunks):
+                if opening is not None and index == 0:
+                    blocks = [{"type": "divider"}, *blocks]
                 units.append(_Unit(blocks, again))
+            opening = None
     if digest.awaiting:
         title = f"{AWAITING_EMOJI} {AWAITING_TITLE} ({len(digest.awaiting)})"
         again = _heading(f"{title}, continued")
-        people = _people_blocks([_person(key, slack_ids) for key in digest.awaiting])
+        people = _people_blocks([_person(key, slack_ids, names) for key in digest.awaiting])
         for index, block in enumerate(people):
             blocks = [{"type": "divider"}, _heading(title), block] if index == 0 else [block]
             units.append(_Unit(blocks, again))
@@ -345,12 +428,19 @@ def _length(blocks: Sequence[Block]) -> int:
     return sum(block_length(b) for b in blocks)
 
 
-def render_slack(digest: Digest, *, slack_ids: Mapping[str, str] = _NO_IDS) -> list[dict[str, Any]]:
+def render_slack(
+    digest: Digest,
+    *,
+    slack_ids: Mapping[str, str] = _NO_IDS,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """The digest as Slack posts, `[{"text": ..., "blocks": [...]}, ...]`, the parent first.
 
     `slack_ids` maps person keys to Slack user ids: those leads (and those awaiting an
-    update) are @-mentioned, everyone else is shown by key.
+    update) are @-mentioned, everyone else is shown by name (`names`, else the digest's
+    own), or by key when no name is stored.
     """
+    names = digest.names if names is None else names
     # Each post keeps room for what is added once the number of posts is known: the
     # parent's fallback text and "continued in the thread" line, or a reply's fallback text
     # and its "part n of N" line (one block either way).
@@ -362,7 +452,7 @@ def render_slack(digest: Digest, *, slack_ids: Mapping[str, str] = _NO_IDS) -> l
     text_room = MAX_POST_TEXT - extra
 
     posts: list[list[Block]] = []
-    for unit in _units(digest, slack_ids):
+    for unit in _units(digest, slack_ids, names):
         if (
             posts
             and len(posts[-1]) + len(unit.blocks) <= block_room

@@ -164,7 +164,7 @@ class DigestPoster:
             email = digest_email(
                 plan=plan,
                 network_name=network.name,
-                period=digest.period,
+                period=digest.period_title,  # "week of 4 June 2018", as people read it
                 recipient=address,
                 html=html,
                 text=text,

@@ -67,6 +67,16 @@ def import_small(tmp: Path, db_url: str | None = None) -> subprocess.CompletedPr
     )
 
 
+NAMES = {
+    "AW": "Alex Walker",
+    "MC": "Morgan Clarke",
+    "DC": "Dana Cole",
+    "PB": "Priya Bains",
+    "GR": "Gwen Roberts",
+    "SMu": "Sam Murray",
+}
+
+
 def item(
     ref: str,
     title: str,
@@ -85,6 +95,7 @@ def item(
         "ref": ref,
         "title": title,
         "leads": leads,
+        "lead_names": [NAMES[key] for key in leads],
         "due": due,
         "days_overdue": days_overdue,
         "rating": rating,

@@ -94,7 +94,7 @@ async def test_scheduled_digest_goes_out_once_on_friday_across_restarts(
     files = sorted((pulse.settings.mail_dir / "outbox").glob("*-digest.eml"))
     assert len(files) == 4
     messages = [message_from_bytes(f.read_bytes(), policy=default) for f in files]
-    assert all("2026-W48" in str(m["Subject"]) for m in messages)
+    assert all("week of 23 November 2026" in str(m["Subject"]) for m in messages)
     workforce = next(m for m in messages if "wf.lead" in str(m["To"]))
     html = workforce.get_body(preferencelist=("html",))
     assert html is not None

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.model import Action, Milestone, Network, Plan, Recurrence, Timescale, Update
-from digests.content import Digest, _ref_key, build_digest
+from digests.content import Digest, _ref_key, build_digest, week_title
 
 AS_OF = date(2027, 5, 14)
 PLAN = Plan(key="NW", title="North West regional improvement plan")
@@ -318,8 +318,8 @@ def test_period_is_the_iso_week(as_of: date, period: str) -> None:
 
 def _check_item(item: Mapping[str, Any], section: str) -> None:
     assert set(item) == {
-        "ref", "title", "leads", "due", "days_overdue", "rating", "note", "updated",
-        "revised_due", "needs_support", "reasons",
+        "ref", "title", "leads", "lead_names", "due", "days_overdue", "rating", "note",
+        "updated", "revised_due", "needs_support", "reasons",
     }  # fmt: skip
     assert type(item["ref"]) is str
     assert type(item["title"]) is str
@@ -377,6 +377,7 @@ def test_json_item_values() -> None:
         "ref": "1.1a",
         "title": "Review",
         "leads": ["MC", "AW"],
+        "lead_names": ["MC", "AW"],
         "due": day(-4).isoformat(),
         "days_overdue": 4,
         "rating": 4,
@@ -386,6 +387,31 @@ def test_json_item_values() -> None:
         "needs_support": False,
         "reasons": [],
     }
+
+
+@pytest.mark.parametrize(
+    ("period", "title"),
+    [
+        ("2018-W23", "week of 4 June 2018"),
+        ("2027-W01", "week of 4 January 2027"),
+        ("2026-W53", "week of 28 December 2026"),
+        ("2027-W53", "2027-W53"),  # no such week: shown as it is
+    ],
+)
+def test_a_period_reads_as_the_week_of_its_monday(period: str, title: str) -> None:
+    """People read a digest's ISO week as the date of its Monday."""
+    assert week_title(period) == title
+
+
+def test_json_items_name_their_leads_beside_their_keys() -> None:
+    """`lead_names` gives each lead's stored name beside `leads`, the key where none is
+    stored; the keys stay as they were."""
+    actions = [action("1.1a", milestone("1.1a", day(-4), leads=("MC", "AW"), title="Review"))]
+    names = {"MC": "Mary Clark"}
+    built = build_digest(PLAN, NORTH, actions, {}, as_of=AS_OF, names=names).to_json()
+    item = built["overdue"][0]
+    assert item["leads"] == ["MC", "AW"]
+    assert item["lead_names"] == ["Mary Clark", "AW"]
 
 
 def test_json_item_carries_the_leads_revised_date_and_support_ask() -> None:

@@ -186,6 +186,7 @@ def golden_digest() -> Digest:
             ("2027-W17", {"1": 0, "2": 1, "3": 4, "4": 3, "unrated": 2}),
             ("2027-W18", {"1": 1, "2": 1, "3": 5, "4": 2, "unrated": 1}),
         ),
+        names=NAMES,
     )
 
 
@@ -280,9 +281,8 @@ def item_refs(posts: Sequence[Mapping[str, Any]]) -> Counter[str]:
     for post in posts:
         for block in post["blocks"]:
             if block["type"] == "section":
-                match = re.match(r"\*([^*\s]+)\* [^\n]*\n(lead: |no lead)", block["text"]["text"])
-                if match:
-                    found[match.group(1)] += 1
+                text = block["text"]["text"]
+                found.update(re.findall(r"^• \*([^*\s]+)\* .* · (?:lead: |no lead)", text, re.M))
     return found
 
 
@@ -397,7 +397,8 @@ def test_slack_parent_fallback_text_summarises_the_counts() -> None:
     digest = golden_digest()
     text = render_slack(digest)[0]["text"]
     assert "North &amp; Coast network" in text
-    assert "2027-W19" in text
+    assert "week of 10 May 2027" in text
+    assert "2027-W19" not in text
     assert counts_line(digest) in text
     assert "Response rate: 40%" in text
 
@@ -416,28 +417,54 @@ def test_slack_mentions_only_leads_with_a_known_slack_id() -> None:
 
 
 def test_slack_item_shows_every_fact() -> None:
-    """An item shows reference, title, leads, due date, days overdue, rating, support ask,
-    reasons and note."""
+    """An item is one line under its priority: reference, title, leads, due date, days
+    overdue, rating, support ask and reasons; its note follows in the context below."""
     posts = render_slack(golden_digest(), slack_ids=SLACK_IDS)
     blocks = [b for p in posts for b in p["blocks"]]
-    index = next(
-        i for i, b in enumerate(blocks) if b.get("text", {}).get("text", "").startswith("*3.2*")
-    )
-    assert blocks[index]["text"]["text"] == (
-        f"*3.2* Sufficiency strategy signed off\nlead: <@{OUR_ID}> · due 04 May 2027 · "
-        "10 days overdue · rated 4 (Not achieved / not started) · needs support"
-    )
+    index = next(i for i, b in enumerate(blocks) if "• *3.2*" in b.get("text", {}).get("text", ""))
+    assert blocks[index]["text"]["text"].splitlines()[-2:] == [
+        "*Priority 3 · Children in care*",
+        f"• *3.2* Sufficiency strategy signed off · lead: <@{OUR_ID}> · due 04 May 2027 · "
+        "10 days overdue · rated 4 (Not achieved / not started) · needs support",
+    ]
     assert blocks[index + 1] == {
         "type": "context",
         "elements": [
-            {"type": "mrkdwn", "text": "Note (13 May 2027):", "verbatim": True},
             {
                 "type": "plain_text",
-                "text": "Blocked on budget <script>alert(1)</script>",
+                "text": "3.2 (13 May 2027): Blocked on budget <script>alert(1)</script>",
                 "emoji": False,
             },
         ],
     }
+
+
+def test_slack_is_compact_counts_as_fields_and_milestones_as_lines_by_priority() -> None:
+    """The counts are a section's fields; each severity section is one block of lines per
+    priority, whatever its length, with people by name unless they are mentioned."""
+    posts = render_slack(golden_digest(), slack_ids=SLACK_IDS)
+    blocks = posts[0]["blocks"]
+    fields = [f["text"] for f in blocks[1]["fields"]]
+    assert fields[0] == "🔴 Overdue: *3*"
+    assert fields[-1] == "⏳ Awaiting update: *3*"
+    assert len(fields) == 6
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    overdue = [t for t in sections if "• *3.2*" in t or "• *1.1*" in t or "• *W2.2-1*" in t][:3]
+    assert overdue[0].startswith("*🔴 Overdue (3)*\n*Priority 1 · Help &amp; protection*\n")
+    assert [t.count("\n• ") for t in overdue] == [1, 1, 1]
+    assert "lead: Alex Wood, <@U0MARYC>" in "\n".join(sections)
+    assert sections[-1] == "Alex Wood, <@U0MARYC>, PB"
+    # Forty overdue milestones with short notes, in two priorities: one post of a few
+    # blocks (a block of lines and one of notes per ten), not two blocks per milestone.
+    forty = [
+        item(f"{n % 2 + 1}.{n}", note=f"note {n}", days_overdue=n + 1, priority=n % 2 + 1)
+        for n in range(40)
+    ]
+    priorities = {1: "Help and protection", 2: "SEND"}
+    posts = render_slack(make_digest({DigestSection.OVERDUE: forty}, priorities=priorities))
+    assert len(posts) == 1
+    assert len(posts[0]["blocks"]) <= 15
+    assert sum(item_refs(posts).values()) == 40
 
 
 def test_slack_scenario_16_note_is_plain_text_exactly_as_written() -> None:
@@ -445,7 +472,8 @@ def test_slack_scenario_16_note_is_plain_text_exactly_as_written() -> None:
     digest = make_digest({DigestSection.AT_RISK: [item("1.1", note=SCENARIO_16)]})
     posts = render_slack(digest)
     notes = [t for t in text_objects(posts[0]["blocks"]) if t["type"] == "plain_text"]
-    assert {"type": "plain_text", "text": SCENARIO_16, "emoji": False} in notes
+    said = f"1.1 ({day(-1):%d %b %Y}): "
+    assert {"type": "plain_text", "text": said + SCENARIO_16, "emoji": False} in notes
     assert all("<!channel>" not in t and "<@U123>" not in t for t in parsed_texts(posts))
 
 
@@ -453,13 +481,15 @@ def test_slack_scenario_16_title_is_escaped_in_mrkdwn() -> None:
     """A title with mentions, links, entities and formatting is escaped and shown verbatim."""
     digest = make_digest({DigestSection.AT_RISK: [item("1.1", title=SCENARIO_16)]})
     posts = render_slack(digest)
-    section = next(
-        t for t in text_objects(posts[0]["blocks"]) if str(t["text"]).startswith("*1.1*")
-    )
+    section = next(t for t in text_objects(posts[0]["blocks"]) if "• *1.1*" in str(t["text"]))
     assert section["verbatim"] is True
-    assert section["text"].startswith(
-        "*1.1* &lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil|Council&gt; "
-        "&amp;amp; ∗bold∗ ˍitˍ ∼gone∼ ˋcodeˋ @channel\n"
+    assert (
+        section["text"]
+        .splitlines()[-1]
+        .startswith(
+            "• *1.1* &lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil|Council&gt; "
+            "&amp;amp; ∗bold∗ ˍitˍ ∼gone∼ ˋcodeˋ @channel · lead: "
+        )
     )
 
 
@@ -477,8 +507,12 @@ def test_slack_picture_has_a_bar_of_twenty_squares_per_priority_and_the_trend() 
     bars = [line.split("  ")[0] for line in picture.splitlines()]
     bars = [bar for bar in bars if re.fullmatch("[🟩🟦🟨🟥⬜]+", bar)]
     assert [len(bar) for bar in bars] == [20, 20, 20]
-    trend = [line for line in picture.splitlines() if line.startswith("`")]
-    assert [line.split("`")[1] for line in trend] == ["2027-W17", "2027-W18", "2027-W19 (now)"]
+    trend = [line for line in picture.splitlines() if line.startswith("week of")]
+    assert [line.split(": ")[0] for line in trend] == [
+        "week of 26 April 2027",
+        "week of 3 May 2027",
+        "week of 10 May 2027 (now)",
+    ]
     assert "🟩 1 Achieved" in picture
 
 
@@ -622,7 +656,7 @@ def test_long_digest_replies_say_which_part_they_are() -> None:
     for number, post in enumerate(posts[1:], start=2):
         assert post["text"].endswith(f"part {number} of {parts}")
         assert post["blocks"][0]["elements"][0]["text"] == post["text"]
-        heading = post["blocks"][1]["text"]["text"]
+        heading = post["blocks"][1]["text"]["text"].splitlines()[0]
         assert re.fullmatch(r"\*.+ \(\d+\)(, continued)?\*", heading)  # where the reader is
 
 
@@ -642,7 +676,8 @@ def test_very_long_note_is_shortened_with_a_marker() -> None:
     [shown] = [t for t in text_objects(posts[0]["blocks"]) if t["type"] == "plain_text"][1:]
     assert shown["text"].endswith(NOTE_SHORTENED)
     assert counted(shown) <= 3000
-    assert note.startswith(shown["text"].removesuffix(NOTE_SHORTENED))
+    said = f"1.1 ({day(-1):%d %b %Y}): "
+    assert note.startswith(shown["text"].removeprefix(said).removesuffix(NOTE_SHORTENED))
     assert len(shown["text"]) > 2500
 
 
@@ -658,9 +693,7 @@ def test_very_long_title_is_shortened_with_a_marker() -> None:
     """A title too long for a section is cut with a marker, never silently."""
     title = "Title & more " * 500
     posts = render_slack(make_digest({DigestSection.AT_RISK: [item("1.1", title=title)]}))
-    section = next(
-        t for t in text_objects(posts[0]["blocks"]) if str(t["text"]).startswith("*1.1*")
-    )
+    section = next(t for t in text_objects(posts[0]["blocks"]) if "• *1.1*" in str(t["text"]))
     assert TITLE_SHORTENED in section["text"]
     assert counted(section) <= 3000
 
@@ -813,9 +846,9 @@ def test_renderers_drop_control_characters() -> None:
         assert "Budget agreed[31m by the board" in rendered
         assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", rendered)
     posts = render_slack(digest)
-    assert {"type": "plain_text", "text": "Budget agreed[31m by the board", "emoji": False} in list(
-        text_objects(posts[0]["blocks"])
-    )
+    said = f"1.1 ({day(-1):%d %b %Y}): "
+    shown = {"type": "plain_text", "text": said + "Budget agreed[31m by the board", "emoji": False}
+    assert shown in list(text_objects(posts[0]["blocks"]))
 
 
 def test_html_shows_leads_and_people_by_name_when_known() -> None:
@@ -827,16 +860,17 @@ def test_html_shows_leads_and_people_by_name_when_known() -> None:
 
 
 def test_html_picture_bars_fill_their_width() -> None:
-    """Each priority's bar is cells whose widths add up to the bar's width, one colour a rating."""
+    """Each bar is as wide as its column, its cells' shares adding up to 100 per cent, with
+    no width in pixels anywhere but the 12 px legend keys and the 640 px of Outlook's column."""
     html = render_html(golden_digest())
-    bars = re.findall(r'<table role="presentation" width="(\d+)"[^>]*><tr>(.*?)</tr></table>', html)
-    widths = [
-        (int(total), [int(w) for w in re.findall(r'<td width="(\d+)"', cells)])
-        for total, cells in bars
-    ]
+    bars = re.findall(r'<table role="presentation" width="100%"[^>]*><tr>(.*?)</tr></table>', html)
+    widths = [[int(w) for w in re.findall(r'<td width="(\d+)%"', cells)] for cells in bars]
+    widths = [w for w in widths if w]
     assert len(widths) == 3 + 3  # three priorities, two earlier periods and now
-    for total, cells in widths:
-        assert sum(cells) == total
+    for cells in widths:
+        assert sum(cells) == 100
+    assert set(re.findall(r'width="(\d+)"', html)) <= {"12", "640"}
+    assert set(re.findall(r"[^-]width:(\d+)px", html)) <= {"12"}
 
 
 def test_text_part_has_no_markup() -> None:
