@@ -97,7 +97,8 @@ def headings(layout: Sequence[str] | None) -> list[tuple[str, str]]:
 
 def _status_text(status: Status) -> str:
     if status.status is MilestoneStatus.OVERDUE:
-        return f"overdue by {status.days_overdue} days"
+        days = status.days_overdue
+        return f"overdue by {days} day{'s' if days != 1 else ''}"
     text = status.status.value.replace("_", " ")
     if status.reasons:
         text += " (" + ", ".join(r.value.replace("_", " ") for r in status.reasons) + ")"
@@ -257,7 +258,7 @@ def _summary(book: Any, export: Export, *, title: str, as_of: date) -> None:
     """The first sheet: milestones per priority and status, the rating mix per priority, and
     a chart of the rating mix, all as numbers (no formulas)."""
     from openpyxl.chart import BarChart, Reference
-    from openpyxl.styles import Font, PatternFill
+    from openpyxl.styles import Alignment, Font, PatternFill
 
     sheet = book.active
     sheet.title = "Summary"
@@ -275,6 +276,7 @@ def _summary(book: Any, export: Export, *, title: str, as_of: date) -> None:
         for cell in sheet[first]:
             cell.font = Font(bold=True)
             cell.fill = PatternFill("solid", fgColor=_HEADER_FILL)
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
         for line in lines:
             sheet.append(line)
         return first, sheet.max_row

@@ -99,7 +99,7 @@ async def test_export_carries_latest_progress_and_reimports_without_change(
     assert first["Revised date"] == "31/07/2018"
     assert first["Needs support"] == "yes"
     assert table[1]["Revised date"] == table[1]["Needs support"] == ""
-    assert first["Status"] == "overdue by 1 days"
+    assert first["Status"] == "overdue by 1 day"
     report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
     assert not [w for w in report.warnings if "not recognised" in w.reason or "second" in w.reason]
     assert report.actions_added == report.actions_changed == report.actions_retired == 0
@@ -259,6 +259,41 @@ async def test_xlsx_export_is_typed_coloured_filtered_printable_and_summarised(
 
     report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
     assert "read sheet 'Plan'" in [w.reason for w in report.warnings]
+    assert not [w for w in report.warnings if "not recognised" in w.reason or "second" in w.reason]
+    assert report.actions_changed == report.milestones_changed == report.milestones_added == 0
+    assert report.ratings_recorded == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_a_plan_headed_due_exports_its_date_beside_and_reimports_unchanged(
+    pulse: PlanPulse, tmp_path: Path, fmt: str
+) -> None:
+    """A plan whose timescale column is headed "Due" keeps it as written, gets the date
+    beside it as "Due date", and importing the export records and changes nothing."""
+    plan = tmp_path / "due.csv"
+    plan.write_text(
+        "Ref,Key actions,Lead(s),Due\n"
+        "9.1,Publish the sufficiency statement,JB,Quarterly from July 2018\n"
+        "9.2,Agree the audit programme,JB,30/06/2018\n",
+        encoding="utf-8",
+    )
+    await import_plan(
+        pulse.sessions, plan, now=NOW, plan_key="due", people_path=WIRRAL / "people.csv"
+    )
+    path = await pulse.export(
+        "due", fmt=fmt, as_of=date(2018, 6, 1), output=tmp_path / f"due.{fmt}"
+    )
+    if fmt == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header, *body = list(csv.reader(handle))
+    else:
+        header, *body = [
+            [_text(c) for c in r] for r in load_workbook(path)["Plan"].iter_rows(values_only=True)
+        ]
+    assert header[header.index("Due") + 1] == "Due date"
+    assert [r[header.index("Due")] for r in body] == ["Quarterly from July 2018", "30/06/2018"]
+    assert [r[header.index("Due date")] for r in body] == ["30/09/2018", "30/06/2018"]
+    report = await import_plan(pulse.sessions, path, now=NOW, plan_key="due")
     assert not [w for w in report.warnings if "not recognised" in w.reason or "second" in w.reason]
     assert report.actions_changed == report.milestones_changed == report.milestones_added == 0
     assert report.ratings_recorded == 0
