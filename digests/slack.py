@@ -318,7 +318,9 @@ def _people_blocks(people: Sequence[str]) -> list[Block]:
 
 
 MAX_NOTES = 10  # Slack: elements in one context block
-UNIT_TEXT = 6000  # ours: the text of one unit, so that any unit fits a post of its own
+# Ours: the text of one unit (a block of lines and its notes) when it holds more than one
+# milestone, so that units pack into posts of `MAX_POST_TEXT` without much left over.
+UNIT_TEXT = 4000
 
 
 def _priority_groups(
@@ -351,6 +353,7 @@ def _group_units(
     out: list[list[Block]] = []
     lines: list[str] = []
     notes: list[dict[str, Any]] = []
+    text = notes_text = 0  # the section's text so far (with its heading), the notes'
 
     def close() -> None:
         blocks: list[Block] = [_section("\n".join([again if out else heading, *lines]))]
@@ -361,18 +364,22 @@ def _group_units(
     for item in items:
         line = _item_line(item, section, slack_ids, names, room)
         note = _note_element(item)
-        used = utf16_length("\n".join([heading if not out else again, *lines, line]))
-        used += sum(text_length(n) for n in notes) + (text_length(note) if note else 0)
+        line_text = utf16_length(line) + 1  # and its line break
+        note_text = text_length(note) if note is not None else 0
         if lines and (
-            utf16_length("\n".join([heading if not out else again, *lines, line])) > MAX_TEXT
+            text + line_text > MAX_TEXT
             or (note is not None and len(notes) == MAX_NOTES)
-            or used > UNIT_TEXT
+            or text + line_text + notes_text + note_text > UNIT_TEXT
         ):
             close()
-            lines, notes = [], []
+            lines, notes, notes_text = [], [], 0
+        if not lines:
+            text = utf16_length(again if out else heading)
         lines.append(line)
+        text += line_text
         if note is not None:
             notes.append(note)
+            notes_text += note_text
     if lines:
         close()
     return out
