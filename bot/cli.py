@@ -656,7 +656,8 @@ def export_(
         Path | None, typer.Option("--output", "-o", dir_okay=False, help="file to write")
     ] = None,
 ) -> None:
-    """Write the plan back with each milestone's latest rating, note, date and status."""
+    """Write the plan back with each milestone's latest rating, note, date and status: for
+    the board, an XLSX with a Summary sheet and chart, typed cells, RAG status, A4 print."""
     day = _day(as_of, "--as-of")
 
     async def work(pulse: PlanPulse) -> str:
