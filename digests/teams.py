@@ -356,14 +356,15 @@ def _more(parts: int) -> Element:
 
 
 def render_teams(
-    digest: Digest, *, names: Mapping[str, str] = _NO_NAMES, live_view: str | None = None
+    digest: Digest, *, names: Mapping[str, str] | None = None, live_view: str | None = None
 ) -> list[dict[str, Any]]:
     """The digest as Workflows messages, in the order they are posted.
 
-    `names` maps person keys to their names: leads and people awaiting an update are shown
-    by name (by key when it has none). `live_view`, an https address, adds an "Open the
-    live view" button to every post.
+    `names` maps person keys to their names (by default the digest's own): leads and people
+    awaiting an update are shown by name (by key when it has none). `live_view`, an https
+    address, adds an "Open the live view" button to every post.
     """
+    names = digest.names if names is None else names
     actions = (
         [{"type": "Action.OpenUrl", "title": LIVE_VIEW_TITLE, "url": live_view}]
         if live_view

@@ -67,7 +67,7 @@ def test_the_digest_is_one_valid_card_with_title_counts_sections_and_names() -> 
     assert card["version"] == "1.5"
     assert validate_cards([card]) == [[]]
     shown = "\n".join(texts(card))
-    assert "North &\u2060 Coast network: digest for 14 May 2027 (2027-W19)" in shown
+    assert "North &\u2060 Coast network: digest for the week of 10 May 2027" in shown
     assert "Overdue: 3" in shown
     assert "Awaiting update: 3" in shown
     for heading in ("Overdue (3)", "At risk (3)", "Needs support (2)", "Achieved this week"):
@@ -89,9 +89,9 @@ def test_the_rating_mix_is_a_table_per_priority_with_its_trend() -> None:
     assert len(rows[1][1]) == 10  # ten squares
     assert rows[1][2] == "1 achieved · 3 in progress · 1 not started"
     assert [r[0] for r in (texts(row) for row in tables[1]["rows"][1:])] == [
-        "2027-W17",
-        "2027-W18",
-        "2027-W19 (now)",
+        "week of 26 April 2027",
+        "week of 3 May 2027",
+        "week of 10 May 2027 (now)",
     ]
 
 
