@@ -1,0 +1,191 @@
+"""A board pack as a Word document (`pulse pack --format docx`), ready for a committee
+papers system: real headings (Title, Heading 1–3 styles, so the navigation pane and a table
+of contents find them), tables whose header row repeats on every page, and the rating-mix
+trend of each priority as a PNG chart with alt text.
+
+Tables are written row by row: each row is added once and its cells filled from the list
+`row.cells` gives, never through `table.cell(r, c)`, which rebuilds the whole grid on every
+call and makes a large table quadratic.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: draw into memory only
+
+from docx import Document
+from docx.document import Document as DocumentObject
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm
+from docx.table import Table
+from matplotlib.figure import Figure
+
+from digests.content import MIX_KEYS
+from digests.html import MIX_COLOURS
+from digests.markdown import legend_label
+from digests.pack import (
+    CHANGE_TITLES,
+    Change,
+    Exception_,
+    Pack,
+    PackLine,
+    long_date,
+)
+from digests.pack_html import (
+    EXCEPTION_TITLES,
+    pack_title,
+    period_line,
+    rate_text,
+    trend_alt,
+)
+
+LINE_COLUMNS = ("Milestone", "Action", "Aim", "Leads", "Due")
+
+
+def _repeat_header(table: Table) -> None:
+    """Mark the first row as a header row, repeated at the top of each page."""
+    properties = table.rows[0]._tr.get_or_add_trPr()
+    header = OxmlElement("w:tblHeader")
+    header.set(qn("w:val"), "true")
+    properties.append(header)
+
+
+def _table(document: DocumentObject, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    table = document.add_table(rows=1, cols=len(header))
+    table.style = "Table Grid"
+    for cell, text in zip(table.rows[0].cells, header, strict=True):
+        cell.text = text
+        for run in cell.paragraphs[0].runs:
+            run.bold = True
+    _repeat_header(table)
+    for values in rows:
+        cells = table.add_row().cells
+        for cell, text in zip(cells, values, strict=True):
+            cell.text = text
+
+
+def _line_rows(lines: Sequence[PackLine]) -> list[list[str]]:
+    return [
+        [
+            f"{line.ref} {line.title}",
+            f"{line.action_ref} {line.action_title}",
+            line.aim or "",
+            ", ".join(line.leads) or "no lead",
+            long_date(line.due) if line.due else "no date",
+            line.detail,
+        ]
+        for line in lines
+    ]
+
+
+def _grouped(document: DocumentObject, pack: Pack, lines: Sequence[PackLine], last: str) -> None:
+    for number, group in pack.by_priority(lines):
+        document.add_heading(f"{number} {pack.priority_title(number)}", level=3)
+        _table(document, (*LINE_COLUMNS, last), _line_rows(group))
+
+
+def trend_png(pack: Pack, number: int) -> bytes:
+    """One priority's rating mix on each trend day, as stacked horizontal bars."""
+    points = pack.mix.get(number) or ()
+    days = [long_date(d) for d in pack.trend_days]
+    figure = Figure(figsize=(6.5, 0.45 * len(days) + 1.0), dpi=150)
+    axes = figure.add_subplot()
+    left = [0.0] * len(points)
+    for key in MIX_KEYS:
+        widths = [100 * mix[key] / (sum(mix.values()) or 1) for mix in points]
+        axes.barh(days, widths, left=left, color=MIX_COLOURS[key], label=legend_label(key))
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    axes.invert_yaxis()  # oldest at the top, as the page reads
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("% of milestones")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=7, frameon=False)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+def _picture(document: DocumentObject, png: bytes, alt: str) -> None:
+    document.add_picture(io.BytesIO(png), width=Cm(16))
+    # The picture's description is what a screen reader says and Word shows as alt text.
+    inline = document.paragraphs[-1].runs[-1]._r.xpath(".//wp:docPr")[0]
+    inline.set("descr", alt)
+    inline.set("title", alt.split(":")[0])
+
+
+def write_pack_docx(pack: Pack, path: Path) -> None:
+    document = Document()
+    document.core_properties.title = pack_title(pack)
+    document.add_heading(pack_title(pack), level=0)
+    document.add_paragraph(f"{period_line(pack)}. {pack.milestones} milestones.")
+
+    document.add_heading("What changed", level=1)
+    changed = False
+    for change in Change:
+        if pack.changes[change]:
+            changed = True
+            document.add_heading(CHANGE_TITLES[change], level=2)
+            _grouped(document, pack, pack.changes[change], "What changed")
+    if not changed:
+        document.add_paragraph("Nothing changed in this period.")
+
+    document.add_heading("Exceptions", level=1)
+    for exception in Exception_:
+        if pack.exceptions[exception]:
+            document.add_heading(EXCEPTION_TITLES[exception], level=2)
+            _grouped(document, pack, pack.exceptions[exception], "Why")
+    if pack.silent:
+        document.add_heading("No answer for several cycles", level=2)
+        _table(
+            document,
+            ("Lead", "Cycles without an answer"),
+            [(s.name, str(s.cycles)) for s in pack.silent],
+        )
+    if not pack.silent and not any(pack.exceptions.values()):
+        document.add_paragraph("No exceptions.")
+
+    document.add_heading("Achieved", level=1)
+    if pack.achieved:
+        _grouped(document, pack, pack.achieved, "Evidence")
+    else:
+        document.add_paragraph("No milestone was achieved in this period.")
+
+    document.add_heading("Response rate", level=1)
+    document.add_heading("Per network", level=2)
+    _table(
+        document,
+        ("Network", "Answered"),
+        [(r.name, rate_text(r.answered, r.prompted)) for r in pack.network_responses],
+    )
+    document.add_heading("Per lead", level=2)
+    if pack.lead_responses:
+        _table(
+            document,
+            ("Lead", "Answered"),
+            [(r.name, rate_text(r.answered, r.prompted)) for r in pack.lead_responses],
+        )
+    else:
+        document.add_paragraph("No lead was asked in this period.")
+
+    document.add_heading("Rating mix per priority", level=1)
+    _table(
+        document,
+        ("Priority", *(legend_label(k) for k in MIX_KEYS)),
+        [
+            (
+                f"{n} {pack.priority_title(n)}",
+                *(str(pack.mix_now(n)[k]) for k in MIX_KEYS),
+            )
+            for n in sorted(pack.mix)
+        ],
+    )
+    for number in sorted(pack.mix):
+        document.add_heading(f"{number} {pack.priority_title(number)}: trend", level=2)
+        _picture(document, trend_png(pack, number), trend_alt(pack, number))
+    document.save(str(path))
