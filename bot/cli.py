@@ -37,6 +37,7 @@ from bot.domain.leads import draft_people
 from bot.domain.webhooks import redacted_webhook
 from bot.locks import database_lock
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
+from bot.pack_cli import register_pack
 from bot.records_cli import audit_import, audit_plan_export, register_records
 from bot.services.delivery import outbox_problems, resolve_message, retry_message
 from bot.services.digests import DigestPoster
@@ -1041,6 +1042,7 @@ def people_draft(
 
 
 register_records(app, run=_run, day=_day, people=people_app)
+register_pack(app, run=_run, day=_day)
 
 
 # Typer's click (its own copy in recent versions, the click package in older ones) raises
