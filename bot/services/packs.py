@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.errors import PulseError
 from bot.domain.status import local_date
-from digests.content import plan_statuses
+from digests.content import in_network, plan_statuses
 from digests.pack import Pack, build_pack, trend_days
 from storage.db import Sessions
 from storage.pack import PackHistory
@@ -49,7 +49,10 @@ async def board_pack(
         start = _end_of(since, plan.timezone)
         tracked = await plans.tracked(plan_key, until=until)
         chosen = tracked.network(network) if network else None
-        earlier = await plans.tracked(plan_key, until=start)
+        actions = [a for a in tracked.actions if chosen is None or in_network(a, chosen)]
+        # A network's pack looks back at its own milestones only.
+        refs = None if chosen is None else [m.ref for a in actions for m in a.milestones]
+        earlier = await plans.tracked(plan_key, until=start, refs=refs)
         history = PackHistory(session)
         responses = await history.responses(plan_key, since=start, until=until)
         asks = await history.support_asks(plan_key, since=start, until=until)
@@ -57,8 +60,8 @@ async def board_pack(
         points = await history.rating_mix(
             plan_key, at=[_end_of(d, plan.timezone) for d in days], network=network
         )
-    current = plan_statuses(plan, tracked.actions, tracked.updates, as_of=as_of)
-    before = plan_statuses(plan, tracked.actions, earlier.updates, as_of=since)
+    current = plan_statuses(plan, actions, tracked.updates, as_of=as_of)
+    before = plan_statuses(plan, actions, earlier.updates, as_of=since)
     return build_pack(
         plan,
         network=chosen,
