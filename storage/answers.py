@@ -17,14 +17,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bot.domain.model import Person
-from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
+from storage.models import (
+    UPDATE_FIELDS,
+    MilestoneRow,
+    PersonRow,
+    PlanRow,
+    PromptRow,
+    UpdateRow,
+    milestone_state,
+)
 from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
 
 
@@ -80,6 +88,8 @@ class NewUpdate:
     given_at: datetime
     recorded_at: datetime
     answers: tuple[int, ...]  # prompt ids
+    supersedes: int | None = None  # the update it replaces (a change within one prompt)
+    recorded_by: str | None = None  # who recorded it, when not `person_key` (a coordinator)
 
 
 _Delegate = aliased(PersonRow, name="delegate")  # built once: an alias per call defeats caching
@@ -189,7 +199,10 @@ class AnswerRepository:
             for key, writer_id in (
                 await session.execute(
                     select(PersonRow.key, PersonRow.id).where(
-                        PersonRow.key.in_({u.person_key for u in updates})
+                        PersonRow.key.in_(
+                            {u.person_key for u in updates}
+                            | {u.recorded_by for u in updates if u.recorded_by}
+                        )
                     )
                 )
             ).tuples()
@@ -209,6 +222,7 @@ class AnswerRepository:
             ).all()
         }
         rows = []
+        restate: set[int] = set()
         answered: dict[int, datetime] = {}
         for n, u in enumerate(updates):
             if (u.source, u.external_id) in known:
@@ -226,14 +240,20 @@ class AnswerRepository:
                     "external_id": u.external_id,
                     "given_at": utc(u.given_at),
                     "recorded_at": utc(u.recorded_at),
+                    "supersedes_id": u.supersedes,
+                    "recorded_by_id": writers.get(u.recorded_by) if u.recorded_by else None,
                 }
             )
+            if u.supersedes is not None:
+                restate.add(ids[(u.plan_key, u.ref)])
             new[n] = True
             for prompt_id in u.answers:
                 answered.setdefault(prompt_id, u.recorded_at)
         if rows:
             await session.execute(insert(UpdateRow), rows)
             await self._mark_answered(answered)
+            if restate:
+                await restate_milestones(session, sorted(restate))
         return new
 
     async def _mark_answered(self, answered: Mapping[int, datetime]) -> None:
@@ -247,3 +267,38 @@ class AnswerRepository:
             loaded = session.identity_map.get(identity_key(PromptRow, prompt_id))
             if isinstance(loaded, PromptRow) and loaded.answered_at is None:
                 set_committed_value(loaded, "answered_at", utc(at))
+
+
+_Replacing = aliased(UpdateRow, name="replacing")
+
+
+async def restate_milestones(session: AsyncSession, milestone_ids: Sequence[int]) -> None:
+    """Choose `milestone_state`'s updates again from the history, leaving out superseded
+    ones: after a change replaced an answer, the trigger (which never reads the history)
+    kept the replaced answer as the prior rating and maybe as the revised date. A few
+    index probes per milestone; only changes on the update page come here."""
+    counts = ~exists().where(_Replacing.supersedes_id == UpdateRow.id)
+    latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
+    wanted = {
+        "latest": (),
+        "rated": (UpdateRow.rating.is_not(None),),
+        "prior_rated": (UpdateRow.rating.is_not(None),),
+        "revised": (UpdateRow.revised_due.is_not(None),),
+    }
+    for milestone_id in milestone_ids:
+        values: dict[str, object] = {}
+        for slot, conditions in wanted.items():
+            found = await session.scalar(
+                select(UpdateRow)
+                .where(UpdateRow.milestone_id == milestone_id, counts, *conditions)
+                .order_by(*latest_first)
+                .limit(1)
+                .offset(1 if slot == "prior_rated" else 0)
+            )
+            for name, _ in UPDATE_FIELDS:
+                values[f"{slot}_{name}"] = getattr(found, name) if found is not None else None
+        await session.execute(
+            update(milestone_state)
+            .where(milestone_state.c.milestone_id == milestone_id)
+            .values(**values)
+        )

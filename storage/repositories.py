@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, distinct, func, insert, select, union
+from sqlalchemy import ColumnElement, Select, distinct, exists, func, insert, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
 from bot.domain.model import (
@@ -523,10 +524,16 @@ async def _decisive(
                 SOURCES[source],
                 person_key.get(person_id) if person_id else None,
                 external,
+                update_id,
             )
-            for _, given, rating, note, revised, support, source, person_id, external in read
+            for update_id, given, rating, note, revised, support, source, person_id, external in (
+                read
+            )
         )
     return decisive
+
+
+_Replacing = aliased(UpdateRow, name="replacing")
 
 
 def _decisive_updates(
@@ -539,11 +546,17 @@ def _decisive_updates(
     Reading just these keeps a digest's cost flat however long the history grows.
     """
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
+    # An answer replaced by a change within the same prompt counts for nothing, once the
+    # change is given.
+    counts = ~exists().where(
+        _Replacing.supersedes_id == UpdateRow.id,
+        *([_Replacing.given_at < utc(until)] if until is not None else []),
+    )
 
     def probe(*conditions: ColumnElement[bool], offset: int = 0) -> Select[Any]:
         found = (
             select(UpdateRow.id)
-            .where(UpdateRow.milestone_id == MilestoneRow.id, *conditions)
+            .where(UpdateRow.milestone_id == MilestoneRow.id, counts, *conditions)
             .order_by(*latest_first)
             .limit(1)
             .offset(offset)

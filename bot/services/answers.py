@@ -96,9 +96,24 @@ class AnswerContext:
     # recorded for them), and the prompts of that mailbox that asked about it.
     recorded_for: Mapping[str, str] = field(default_factory=dict)
     prompts_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # For each reference answered since the prompt went out: that answer (what a change on
+    # the update page replaces) and the rating before the prompt (what the change is judged
+    # against: "worse" means worse than before this prompt).
+    replaces: Mapping[str, Replaced] = field(default_factory=dict)
 
-    def asked_by_ref(self) -> dict[str, AskedMilestone]:
-        return {a.ref: a for a in self.asked}
+    def asked_by_ref(self, channel: Source | None = None) -> dict[str, AskedMilestone]:
+        """What each milestone is judged against; by `channel`, when it is one whose answers
+        replace those given since the prompt went out (`SUPERSEDING`)."""
+        if channel not in SUPERSEDING:
+            return {a.ref: a for a in self.asked}
+        return {
+            a.ref: (
+                replace(a, current_rating=self.replaces[a.ref].rating_before)
+                if a.ref in self.replaces
+                else a
+            )
+            for a in self.asked
+        }
 
     def case_numbers(self) -> re.Pattern[str] | None:
         """The plan's own case-number pattern, which a note must not carry."""
@@ -115,6 +130,20 @@ class AnswerContext:
     def answered_prompts(self, ref: str) -> tuple[int, ...]:
         """The prompts an answer about `ref` answers."""
         return self.prompts_of.get(ref, (self.prompt_id,))
+
+
+# Channels whose answer replaces one given since the same prompt went out: the update page,
+# where a lead comes back to change what they said. An email reply or a click adds to the
+# history as before.
+SUPERSEDING = frozenset({Source.WEB})
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """An answer given since a prompt went out, which a change on the page replaces."""
+
+    update_id: int
+    rating_before: int | None  # the milestone's rating before the prompt
 
 
 class AnswerRefused(Exception):
@@ -290,6 +319,7 @@ class AnswerBatch:
         tracked = self._data.plans[prompt.plan_id]
         today = local_date(now, tracked.plan.timezone)
         asked = []
+        replaces: dict[str, Replaced] = {}
         for ref in refs:
             pending = self._pending.get((prompt.plan_id, ref))
             updates = tracked.updates.get(ref, ())
@@ -301,6 +331,16 @@ class AnswerBatch:
                 timezone=tracked.plan.timezone,
             )
             latest = _latest_rated((*updates, *pending) if pending else updates, now=now)
+            since = _answered_since(updates, prompt.created_at, now=now)
+            if since is not None and since.id is not None:
+                before = milestone_status(
+                    milestones[ref].timescale,
+                    [u for u in updates if u.given_at < prompt.created_at],
+                    today=today,
+                    policy=tracked.plan.policy,
+                    timezone=tracked.plan.timezone,
+                )
+                replaces[ref] = Replaced(since.id, before.rating)
             asked.append(
                 AskedMilestone(
                     ref,
@@ -322,6 +362,7 @@ class AnswerBatch:
             tuple(refs),
             recorded_for or {},
             prompts_of or {},
+            replaces,
         )
 
     def decide(self, request: AnswerRequest, context: AnswerContext | None = None) -> AnswerResult:
@@ -336,7 +377,7 @@ class AnswerBatch:
             refused_whole = AnswerResult(request, refusal=whole.refusal, reason=whole.reason)
             self._decided.append(refused_whole)
             return refused_whole
-        asked = context.asked_by_ref()
+        asked = context.asked_by_ref(request.channel)
         accepted: list[ReplyLine] = []
         refused: list[LineRefusal] = list(request.unreadable)
         for line in request.lines:
@@ -449,6 +490,7 @@ async def _write(session: Session, results: Sequence[AnswerResult]) -> list[int]
                     given_at=request.given_at,
                     recorded_at=request.now,
                     answers=context.answered_prompts(line.ref),
+                    supersedes=_supersedes(context, request, line),
                 )
             )
     new = await AnswerRepository(session).record(updates)
@@ -468,6 +510,26 @@ async def _write(session: Session, results: Sequence[AnswerResult]) -> list[int]
             ", needs support" if update.needs_support else "",
         )
     return counts
+
+
+def _supersedes(context: AnswerContext, request: AnswerRequest, line: ReplyLine) -> int | None:
+    """The update this line replaces: one given since the prompt went out, when the
+    request comes by a channel whose changes replace (`SUPERSEDING`)."""
+    if request.channel not in SUPERSEDING:
+        return None
+    replaced = context.replaces.get(line.ref)
+    return replaced.update_id if replaced is not None else None
+
+
+def _answered_since(updates: Sequence[Update], since: datetime, *, now: datetime) -> Update | None:
+    """The latest answer (not an import) given between `since` and `now`, if any."""
+    latest: Update | None = None
+    for given in updates:
+        if given.source is Source.IMPORT or given.given_at < since or given.given_at > now:
+            continue
+        if latest is None or given.given_at >= latest.given_at:
+            latest = given
+    return latest
 
 
 def _external_id(request: AnswerRequest, line: ReplyLine) -> str:

@@ -291,7 +291,7 @@ class UpdatePages:
         refs = [item.milestone_ref for item in page.items]
         draft = read_update(form, refs, today=page.today)
         errors = dict(draft.errors)
-        asked = context.asked_by_ref()
+        asked = context.asked_by_ref(Source.WEB)
         judged: list[ReplyLine] = []
         for line in draft.lines:
             # Every line, though only changes are kept.
