@@ -30,6 +30,7 @@ from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.services.inbound import Inbound
+from bot.services.live_view import LiveViews
 from bot.services.prompting import Cycles, SlackLookup
 from bot.services.transports import LocalMailTransport, Transport
 from bot.services.web_answers import UpdatePages
@@ -483,6 +484,11 @@ def web_server(
     pages = UpdatePages(
         pulse.sessions, clock=pulse.clock, signer=settings.signer(), mail_from=settings.mail_from
     )
+
+    async def digest_of(plan_key: str, network: str, as_of: date) -> Digest:
+        (digest,) = await pulse.digests(plan_key, network=network, as_of=as_of)
+        return digest
+
     app = build_web_app(
         pages,
         signer=settings.signer(),
@@ -490,6 +496,7 @@ def web_server(
         trusted_proxies=settings.trusted_proxies,
         slack=slack.http_app() if slack is not None else None,
         teams=teams.http_app() if teams is not None else None,
+        live=LiveViews(pulse.sessions, clock=pulse.clock, digest_of=digest_of),
     )
     return WebServer(app, host=settings.http_host, port=settings.http_port)
 

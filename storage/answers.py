@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,7 +33,7 @@ from storage.models import (
     UpdateRow,
     milestone_state,
 )
-from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
+from storage.repositories import PlanRepository, TrackedPlan, counted, person_from_row, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +199,7 @@ class AnswerRepository:
             for key, writer_id in (
                 await session.execute(
                     select(PersonRow.key, PersonRow.id).where(
-                        PersonRow.key.in_(
-                            {u.person_key for u in updates}
-                            | {u.recorded_by for u in updates if u.recorded_by}
-                        )
+                        PersonRow.key.in_({u.person_key for u in updates})
                     )
                 )
             ).tuples()
@@ -241,7 +238,7 @@ class AnswerRepository:
                     "given_at": utc(u.given_at),
                     "recorded_at": utc(u.recorded_at),
                     "supersedes_id": u.supersedes,
-                    "recorded_by_id": writers.get(u.recorded_by) if u.recorded_by else None,
+                    "recorded_by": u.recorded_by,
                 }
             )
             if u.supersedes is not None:
@@ -251,10 +248,26 @@ class AnswerRepository:
                 answered.setdefault(prompt_id, u.recorded_at)
         if rows:
             await session.execute(insert(UpdateRow), rows)
-            await self._mark_answered(answered)
+            if answered:
+                await self._mark_answered(answered)
             if restate:
                 await restate_milestones(session, sorted(restate))
         return new
+
+    async def waiting_prompts(self, plan_key: str, person_key: str, ref: str) -> tuple[int, ...]:
+        """The person's unanswered prompts of the plan that asked about `ref`: what an answer
+        recorded on their behalf answers."""
+        rows = await self.session.execute(
+            select(PromptRow.id, PromptRow.milestone_refs)
+            .join(PlanRow, PlanRow.id == PromptRow.plan_id)
+            .join(PersonRow, PersonRow.id == PromptRow.person_id)
+            .where(
+                PlanRow.key == plan_key,
+                PersonRow.key == person_key,
+                PromptRow.answered_at.is_(None),
+            )
+        )
+        return tuple(prompt_id for prompt_id, refs in rows.tuples() if ref in (refs or ()))
 
     async def _mark_answered(self, answered: Mapping[int, datetime]) -> None:
         session = self.session
@@ -269,15 +282,13 @@ class AnswerRepository:
                 set_committed_value(loaded, "answered_at", utc(at))
 
 
-_Replacing = aliased(UpdateRow, name="replacing")
-
-
 async def restate_milestones(session: AsyncSession, milestone_ids: Sequence[int]) -> None:
-    """Choose `milestone_state`'s updates again from the history, leaving out superseded
-    ones: after a change replaced an answer, the trigger (which never reads the history)
-    kept the replaced answer as the prior rating and maybe as the revised date. A few
-    index probes per milestone; only changes on the update page come here."""
-    counts = ~exists().where(_Replacing.supersedes_id == UpdateRow.id)
+    """Choose `milestone_state`'s updates again from the history, leaving out replaced ones
+    and withdrawals (`counted`): after a change or a withdrawal, the trigger (which never
+    reads the history) kept the replaced answer as the prior rating, maybe as the revised
+    date, or the withdrawal as the latest. A few index probes per milestone; only changes
+    and withdrawals come here."""
+    counts = counted()
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
     wanted = {
         "latest": (),

@@ -232,8 +232,9 @@ class UpdateRow(Base):
     # The update this one replaces: a lead's change on the update page within the same
     # prompt. The replaced one stays in the history and no longer counts for the status.
     supersedes_id: Mapped[int | None] = mapped_column(Integer)
-    # Who recorded it, when not the person it is for: a coordinator on a lead's behalf.
-    recorded_by_id: Mapped[int | None] = mapped_column(Integer)
+    # Who recorded it, when not the person it is for: a coordinator on a lead's behalf (their
+    # address, or "os:<user>" from the command line).
+    recorded_by: Mapped[str | None] = mapped_column(String(320))
 
 
 # What a copy of an update holds in `milestone_state`, in the order of `UPDATE_FIELDS`.
@@ -347,6 +348,7 @@ class ViewLinkRow(Base):
     __tablename__ = "view_links"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
     network_id: Mapped[int] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

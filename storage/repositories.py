@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, distinct, exists, func, insert, select, union
+from sqlalchemy import ColumnElement, Select, and_, distinct, exists, func, insert, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -536,6 +536,24 @@ async def _decisive(
 _Replacing = aliased(UpdateRow, name="replacing")
 
 
+def counted(until: datetime | None = None) -> ColumnElement[bool]:
+    """Whether an update counts for its milestone's status (as of `until`): not replaced by
+    a change within the same prompt or a coordinator's withdrawal given by then, and not a
+    withdrawal itself (which names what it takes back and says nothing)."""
+    replaced = exists().where(
+        _Replacing.supersedes_id == UpdateRow.id,
+        *([_Replacing.given_at < utc(until)] if until is not None else []),
+    )
+    withdrawal = and_(
+        UpdateRow.supersedes_id.is_not(None),
+        UpdateRow.rating.is_(None),
+        UpdateRow.note.is_(None),
+        UpdateRow.revised_due.is_(None),
+        UpdateRow.needs_support.is_(False),
+    )
+    return and_(~replaced, ~withdrawal)
+
+
 def _decisive_updates(
     plan_id: int, until: datetime | None, refs: Sequence[str] | None = None
 ) -> Select[Any]:
@@ -546,12 +564,7 @@ def _decisive_updates(
     Reading just these keeps a digest's cost flat however long the history grows.
     """
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
-    # An answer replaced by a change within the same prompt counts for nothing, once the
-    # change is given.
-    counts = ~exists().where(
-        _Replacing.supersedes_id == UpdateRow.id,
-        *([_Replacing.given_at < utc(until)] if until is not None else []),
-    )
+    counts = counted(until)
 
     def probe(*conditions: ColumnElement[bool], offset: int = 0) -> Select[Any]:
         found = (

@@ -43,7 +43,8 @@ from bot.domain.status import MilestoneStatus, local_date, milestone_status
 from bot.metrics import count_answers
 from storage.answers import AnsweringData, AnswerRepository, AskedPrompt, NewUpdate
 from storage.db import Session, is_duplicate, savepoint
-from storage.repositories import utc
+from storage.live_view import LiveViewRepository
+from storage.repositories import PlanRepository, utc
 
 log = logging.getLogger(__name__)
 
@@ -554,3 +555,124 @@ def _latest_rated(updates: Sequence[Update], *, now: datetime) -> Update | None:
         if latest is None or given.given_at >= latest.given_at:
             latest = given
     return latest
+
+
+# --- answers a coordinator records on a lead's behalf ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OnBehalf:
+    """An answer a coordinator records for a lead (after a phone call or a meeting): from the
+    live view or `pulse answer --for`. `recorded_by` is who recorded it (their address, or
+    `os:<user>`), kept with the update."""
+
+    plan_key: str
+    line: ReplyLine
+    for_person: str  # the lead's key
+    recorded_by: str
+    now: datetime
+    message_id: str  # recorded once: a form posted twice records one update
+
+
+@dataclass(frozen=True, slots=True)
+class OnBehalfResult:
+    """What became of it: recorded (the line as kept), or refused with a reason in words."""
+
+    line: ReplyLine | None = None
+    reason: str = ""
+    recorded: bool = False
+
+
+async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResult:
+    """Judge and record one answer for a lead, in the caller's transaction, with source
+    `coordinator`: the lead must lead the milestone, and the note rule and the child-details
+    check apply as in every channel. It answers the lead's waiting prompts that asked it."""
+    ref = request.line.ref
+    tracked = await PlanRepository(session).tracked(request.plan_key, refs=[ref])
+    found = [(a, m) for a in tracked.actions for m in a.milestones if m.ref == ref]
+    if not found:
+        return OnBehalfResult(reason=f"{ref} is not a milestone of {request.plan_key}")
+    action, milestone = found[0]
+    person = next((p for p in tracked.people if p.key == request.for_person), None)
+    if person is None or person.key not in (milestone.leads or action.leads):
+        return OnBehalfResult(reason=f"{request.for_person} is not a lead of {ref}")
+    plan = tracked.plan
+    today = local_date(request.now, plan.timezone)
+    updates = tracked.updates.get(ref, ())
+    status = milestone_status(
+        milestone.timescale, updates, today=today, policy=plan.policy, timezone=plan.timezone
+    )
+    latest = _latest_rated(updates, now=request.now)
+    asked = AskedMilestone(
+        ref,
+        status.rating,
+        status.status is MilestoneStatus.OVERDUE,
+        latest.rating if latest is not None else None,
+        latest.note if latest is not None else None,
+        latest is not None and latest.needs_support,
+    )
+    judged = judge(asked, request.line, case_numbers=stored_pattern(plan.case_numbers))
+    if isinstance(judged, LineRefusal):
+        return OnBehalfResult(reason=judged.reason)
+    repository = AnswerRepository(session)
+    (new,) = await repository.record(
+        [
+            NewUpdate(
+                plan_key=plan.key,
+                ref=ref,
+                person_key=person.key,
+                rating=judged.rating,
+                note=judged.note,
+                revised_due=judged.revised_due,
+                needs_support=judged.needs_support,
+                source=Source.COORDINATOR.value,
+                external_id=f"{request.message_id}#{ref}"[:255],
+                given_at=request.now,
+                recorded_at=request.now,
+                answers=await repository.waiting_prompts(plan.key, person.key, ref),
+                recorded_by=request.recorded_by,
+            )
+        ]
+    )
+    if new:
+        count_answers(session, [Source.COORDINATOR.value])
+        log.info("recorded coordinator answer for %s of %s for %s", ref, plan.key, person.key)
+    return OnBehalfResult(judged, recorded=new)
+
+
+async def withdraw(
+    session: Session, *, plan_key: str, update_id: int, recorded_by: str, now: datetime
+) -> str | None:
+    """Take back a mis-recorded answer with a correcting update (source `coordinator`) that
+    names it: it no longer counts for the status, and the history keeps both. None when
+    done, else why not."""
+    repository = AnswerRepository(session)
+    found = await LiveViewRepository(session).update_of(plan_key, update_id)
+    if found is None:
+        return f"no answer {update_id} in {plan_key}"
+    ref, _ = found
+    if await LiveViewRepository(session).replaced(update_id):
+        return f"answer {update_id} was already changed or withdrawn"
+    person = await LiveViewRepository(session).person_of(update_id)
+    await repository.record(
+        [
+            NewUpdate(
+                plan_key=plan_key,
+                ref=ref,
+                person_key=person or "",
+                rating=None,
+                note=None,
+                revised_due=None,
+                needs_support=False,
+                source=Source.COORDINATOR.value,
+                external_id=f"withdraw:{update_id}",
+                given_at=now,
+                recorded_at=now,
+                answers=(),
+                supersedes=update_id,
+                recorded_by=recorded_by,
+            )
+        ]
+    )
+    log.info("withdrew answer %d for %s of %s", update_id, ref, plan_key)
+    return None

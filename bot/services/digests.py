@@ -21,6 +21,7 @@ from bot.domain.model import Plan
 from bot.domain.status import local_date
 from bot.messages.emails import digest_email
 from bot.metrics import count_digest_posted
+from bot.services.live_view import issue_view_links
 from bot.services.prompting import due_occurrence
 from bot.services.teams_digests import live_view_link, teams_messages
 from digests.content import Digest
@@ -113,8 +114,24 @@ class DigestPoster:
                 if digest_id is None:
                     results.append(Posted(plan_key, digest.network, digest.period, False, 0))
                     continue
+                view_urls = await issue_view_links(
+                    session,
+                    self.pulse.settings.signer(),
+                    plan_id=plan_row.id,
+                    network_id=row.id,
+                    addresses=_addresses(row.coordinators),
+                    base_url=self.pulse.settings.web_base_url,
+                    now=now,
+                )
                 messages = self._messages(
-                    digest, digest_id, plan_row.title, row, names, slack_ids, now=now
+                    digest,
+                    digest_id,
+                    plan_row.title,
+                    row,
+                    names,
+                    slack_ids,
+                    now=now,
+                    view_urls=view_urls,
                 )
                 await outbox.enqueue_many(messages, now=now)
                 count_digest_posted(session)
@@ -140,6 +157,7 @@ class DigestPoster:
         slack_ids: Mapping[str, str],
         *,
         now: datetime,
+        view_urls: Mapping[str, str] | None = None,
     ) -> list[NewMessage]:
         settings = self.pulse.settings
         messages: list[NewMessage] = []
@@ -171,6 +189,7 @@ class DigestPoster:
                 mail_from=settings.sender,
                 now=now,
                 digest_id=digest_id,
+                view_url=(view_urls or {}).get(address),
             )
             messages.append(
                 NewMessage(
