@@ -32,6 +32,7 @@ from bot.services.digests import DigestPoster
 from bot.services.inbound import Inbound
 from bot.services.live_view import LiveViews
 from bot.services.prompting import Cycles, SlackLookup
+from bot.services.support_asks import SupportNotices
 from bot.services.transports import LocalMailTransport, Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
@@ -532,6 +533,7 @@ class Runner:
         self.slack = slack_channel(pulse)
         self.teams = teams_channel(pulse)
         self.digests = DigestPoster(pulse)
+        self.support = SupportNotices(pulse.sessions, mail_from=settings.sender)
         alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
         self.worker = OutboxWorker(
             pulse.sessions,
@@ -574,6 +576,7 @@ class Runner:
         outcomes = await self.inbound.process_all()
         tick = await self.cycles.tick()
         posted = await self.digests.tick(self.pulse.clock())
+        await self.support.tick(self.pulse.clock())
         await Records(self.pulse).sweep(self.pulse.clock())
         delivered = await self.worker.drain()
         return PassReport(
@@ -687,6 +690,7 @@ class Runner:
         try:
             await self.cycles.tick()
             await self.digests.tick(self.pulse.clock())
+            await self.support.tick(self.pulse.clock())
             # After the digests, a bounded number of short batches: never in their way.
             await Records(self.pulse).sweep(self.pulse.clock())
             self.pulse.metrics.tick_done(self.pulse.clock())
