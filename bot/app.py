@@ -42,6 +42,7 @@ from handlers.email.imap import ImapReceiver
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.slack.app import Followups, SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
+from handlers.web.oidc import OidcClient, OidcConfig
 from handlers.web.server import WebServer, build_web_app
 from storage import export
 from storage.db import create_engine, migrate, session_factory
@@ -498,8 +499,25 @@ def web_server(
         slack=slack.http_app() if slack is not None else None,
         teams=teams.http_app() if teams is not None else None,
         live=LiveViews(pulse.sessions, clock=pulse.clock, digest_of=digest_of),
+        sign_in=oidc_client(settings, pulse.clock),
+        base_url=settings.web_base_url,
     )
     return WebServer(app, host=settings.http_host, port=settings.http_port)
+
+
+def oidc_client(settings: Settings, clock: Clock) -> OidcClient | None:
+    """The OpenID Connect client of the live view's sign-in, when WEB_SIGN_IN=oidc."""
+    if settings.web_sign_in != "oidc" or settings.oidc_client_secret is None:
+        return None
+    return OidcClient(
+        OidcConfig(
+            issuer=settings.oidc_issuer or "",
+            client_id=settings.oidc_client_id or "",
+            client_secret=settings.oidc_client_secret.get_secret_value(),
+            tenant_id=settings.oidc_tenant_id or "",
+        ),
+        clock=clock,
+    )
 
 
 async def local_link(pulse: PlanPulse) -> tuple[str, str] | None:

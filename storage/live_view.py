@@ -209,6 +209,31 @@ class LiveViewRepository:
         ).first()
         return (found[0], found[1], found[2]) if found is not None else None
 
+    async def coordinated_by(self, email: str) -> list[tuple[int, str, str, int, str, str]]:
+        """The (plan id, key, title, network id, key, name) of each live plan's network whose
+        coordinators include `email` (compared without case)."""
+        wanted = email.strip().lower()
+        rows = await self.session.execute(
+            select(
+                PlanRow.id,
+                PlanRow.key,
+                PlanRow.title,
+                NetworkRow.id,
+                NetworkRow.key,
+                NetworkRow.name,
+                NetworkRow.coordinators,
+            )
+            .join(PlanNetworkRow, PlanNetworkRow.plan_id == PlanRow.id)
+            .join(NetworkRow, NetworkRow.id == PlanNetworkRow.network_id)
+            .where(PlanRow.retired_at.is_(None))
+            .order_by(PlanRow.title, NetworkRow.name)
+        )
+        return [
+            (plan_id, plan_key, title, network_id, network_key, name)
+            for plan_id, plan_key, title, network_id, network_key, name, coordinators in rows
+            if wanted and wanted in {a.strip().lower() for a in (coordinators or "").split(";")}
+        ]
+
     async def names(self) -> dict[str, str]:
         """Every person's name by key."""
         rows = await self.session.execute(select(PersonRow.key, PersonRow.name))

@@ -158,6 +158,19 @@ class History:
     names: Mapping[str, str] = field(default_factory=dict)
 
 
+SIGNED_IN_LINK_LIFETIME = timedelta(hours=8)
+
+
+@dataclass(frozen=True, slots=True)
+class Coordinated:
+    """A plan's network a signed-in coordinator sees."""
+
+    plan_key: str
+    plan_title: str
+    network_key: str
+    network_name: str
+
+
 class LiveViews:
     """The live view's use-cases, one unit of work each."""
 
@@ -266,3 +279,34 @@ class LiveViews:
                 recorded_by=access.email,
                 now=self.clock(),
             )
+
+    async def coordinated_by(self, email: str) -> list[Coordinated]:
+        """The networks whose coordinators include `email`: what a coordinator signed in
+        with that address sees."""
+        async with self.sessions() as session:
+            found = await LiveViewRepository(session).coordinated_by(email)
+        return [Coordinated(p, t, n, name) for _, p, t, _, n, name in found]
+
+    async def open_signed_in(
+        self, email: str, plan_key: str, network_key: str, signer: Signer, base_url: str
+    ) -> str | None:
+        """A short-lived live-view link for a signed-in coordinator of that network (8
+        hours, stored like the emailed ones); None when they are not one of its
+        coordinators."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            for plan_id, p, _, network_id, n, _ in await LiveViewRepository(session).coordinated_by(
+                email
+            ):
+                if (p, n) != (plan_key, network_key):
+                    continue
+                token = new_view_token()
+                await LiveViewRepository(session).add_links(
+                    [(email, view_hash(token, signer))],
+                    plan_id=plan_id,
+                    network_id=network_id,
+                    now=now,
+                    expires_at=now + SIGNED_IN_LINK_LIFETIME,
+                )
+                return view_url(base_url, token)
+        return None

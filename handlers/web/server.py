@@ -32,6 +32,7 @@ from bot.services.live_view import LiveViews
 from bot.services.web_answers import UpdatePage, UpdatePages, new_submission_id
 from bot.signing import Signer
 from handlers.web.live import live_routes
+from handlers.web.oidc import OidcClient, sign_in_routes
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Throttle:
 def _secure(headers: Any, path: str) -> None:
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
-    if path.startswith(("/u/", "/v/")):
+    if path.startswith(("/u/", "/v/", "/live", "/auth/")):
         headers["Cache-Control"] = "no-store"
 
 
@@ -165,6 +166,8 @@ def build_web_app(
     teams: web.Application | None = None,
     throttle: Throttle | None = None,
     live: LiveViews | None = None,
+    sign_in: OidcClient | None = None,
+    base_url: str = "",
 ) -> web.Application:
     """The server's application: the update pages at `/u/{token}`, their stylesheet, with
     `live` the coordinators' live view at `/v/{token}` (handlers/web/live.py), with `slack`
@@ -313,6 +316,10 @@ def build_web_app(
             return too_many(wait) if wait else gone(request)
 
         app.router.add_routes(live_routes(live, signer=signer, render=render, refuse=refuse))
+        if sign_in is not None:
+            app.router.add_routes(
+                sign_in_routes(sign_in, live, signer=signer, base_url=base_url, render=render)
+            )
     if slack is not None:
         app.add_subapp("/slack", slack)
     if teams is not None:
