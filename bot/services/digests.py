@@ -163,6 +163,27 @@ class DigestPoster:
         messages: list[NewMessage] = []
         if settings.slack_enabled and network.slack_channel:
             posts = render_slack(digest, slack_ids=slack_ids)
+            if settings.web_sign_in == "oidc":
+                # Everyone in the channel sees a post: it links to the live view only where
+                # opening it needs a sign-in, never with a token of its own.
+                live = f"{settings.web_base_url}/live"
+                posts.append(
+                    {
+                        "text": f"The live view of this network: {live}",
+                        "blocks": [
+                            {
+                                "type": "context",
+                                "elements": [
+                                    {
+                                        "type": "mrkdwn",
+                                        "text": f"<{live}|Open the live view> "
+                                        "(sign in with your council account)",
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                )
             messages.append(
                 NewMessage(
                     dedupe_key=f"digest:{digest_id}:slack",
