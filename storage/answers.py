@@ -286,26 +286,50 @@ async def restate_milestones(session: AsyncSession, milestone_ids: Sequence[int]
     """Choose `milestone_state`'s updates again from the history, leaving out replaced ones
     and withdrawals (`counted`): after a change or a withdrawal, the trigger (which never
     reads the history) kept the replaced answer as the prior rating, maybe as the revised
-    date, or the withdrawal as the latest. A few index probes per milestone; only changes
-    and withdrawals come here."""
+    date, or the withdrawal as the latest. One query finds each slot's update of every
+    milestone by index probes, one reads them; only changes and withdrawals come here."""
+    if not milestone_ids:
+        return
     counts = counted()
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
+    rated = UpdateRow.rating.is_not(None)
     wanted = {
-        "latest": (),
-        "rated": (UpdateRow.rating.is_not(None),),
-        "prior_rated": (UpdateRow.rating.is_not(None),),
-        "revised": (UpdateRow.revised_due.is_not(None),),
+        "latest": ((), 0),
+        "rated": ((rated,), 0),
+        "prior_rated": ((rated,), 1),
+        "revised": ((UpdateRow.revised_due.is_not(None),), 0),
     }
-    for milestone_id in milestone_ids:
-        values: dict[str, object] = {}
-        for slot, conditions in wanted.items():
-            found = await session.scalar(
-                select(UpdateRow)
-                .where(UpdateRow.milestone_id == milestone_id, counts, *conditions)
-                .order_by(*latest_first)
-                .limit(1)
-                .offset(1 if slot == "prior_rated" else 0)
+    probes = [
+        select(UpdateRow.id)
+        .where(UpdateRow.milestone_id == MilestoneRow.id, counts, *conditions)
+        .order_by(*latest_first)
+        .limit(1)
+        .offset(offset)
+        .correlate(MilestoneRow)
+        .scalar_subquery()
+        .label(slot)
+        for slot, (conditions, offset) in wanted.items()
+    ]
+    chosen = (
+        await session.execute(
+            select(MilestoneRow.id, *probes).where(MilestoneRow.id.in_(list(milestone_ids)))
+        )
+    ).all()
+    ids = {update_id for row in chosen for update_id in row[1:] if update_id is not None}
+    rows = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(*(getattr(UpdateRow, name) for name, _ in UPDATE_FIELDS)).where(
+                    UpdateRow.id.in_(list(ids))
+                )
             )
+        ).all()
+    }
+    for milestone_id, *slots in chosen:
+        values: dict[str, object] = {}
+        for slot, update_id in zip(wanted, slots, strict=True):
+            found = rows.get(update_id) if update_id is not None else None
             for name, _ in UPDATE_FIELDS:
                 values[f"{slot}_{name}"] = getattr(found, name) if found is not None else None
         await session.execute(
