@@ -1,7 +1,7 @@
 """superseded answers, answers recorded on a lead's behalf, coordinators' view links
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-12 09:00:00.000000
 
 A lead who changes an answer on the update page within the same prompt writes a new update
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0024"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
