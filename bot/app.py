@@ -30,7 +30,9 @@ from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.services.inbound import Inbound
+from bot.services.live_view import LiveViews
 from bot.services.prompting import Cycles, SlackLookup
+from bot.services.support_asks import SupportNotices
 from bot.services.transports import LocalMailTransport, Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
@@ -40,6 +42,7 @@ from handlers.email.imap import ImapReceiver
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.slack.app import Followups, SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
+from handlers.web.oidc import OidcClient, OidcConfig
 from handlers.web.server import WebServer, build_web_app
 from storage import export
 from storage.db import create_engine, migrate, session_factory
@@ -483,6 +486,11 @@ def web_server(
     pages = UpdatePages(
         pulse.sessions, clock=pulse.clock, signer=settings.signer(), mail_from=settings.mail_from
     )
+
+    async def digest_of(plan_key: str, network: str, as_of: date) -> Digest:
+        (digest,) = await pulse.digests(plan_key, network=network, as_of=as_of)
+        return digest
+
     app = build_web_app(
         pages,
         signer=settings.signer(),
@@ -490,8 +498,26 @@ def web_server(
         trusted_proxies=settings.trusted_proxies,
         slack=slack.http_app() if slack is not None else None,
         teams=teams.http_app() if teams is not None else None,
+        live=LiveViews(pulse.sessions, clock=pulse.clock, digest_of=digest_of),
+        sign_in=oidc_client(settings, pulse.clock),
+        base_url=settings.web_base_url,
     )
     return WebServer(app, host=settings.http_host, port=settings.http_port)
+
+
+def oidc_client(settings: Settings, clock: Clock) -> OidcClient | None:
+    """The OpenID Connect client of the live view's sign-in, when WEB_SIGN_IN=oidc."""
+    if settings.web_sign_in != "oidc" or settings.oidc_client_secret is None:
+        return None
+    return OidcClient(
+        OidcConfig(
+            issuer=settings.oidc_issuer or "",
+            client_id=settings.oidc_client_id or "",
+            client_secret=settings.oidc_client_secret.get_secret_value(),
+            tenant_id=settings.oidc_tenant_id or "",
+        ),
+        clock=clock,
+    )
 
 
 async def local_link(pulse: PlanPulse) -> tuple[str, str] | None:
@@ -525,6 +551,7 @@ class Runner:
         self.slack = slack_channel(pulse)
         self.teams = teams_channel(pulse)
         self.digests = DigestPoster(pulse)
+        self.support = SupportNotices(pulse.sessions, mail_from=settings.sender)
         alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
         self.worker = OutboxWorker(
             pulse.sessions,
@@ -567,6 +594,7 @@ class Runner:
         outcomes = await self.inbound.process_all()
         tick = await self.cycles.tick()
         posted = await self.digests.tick(self.pulse.clock())
+        await self.support.tick(self.pulse.clock())
         await Records(self.pulse).sweep(self.pulse.clock())
         delivered = await self.worker.drain()
         return PassReport(
@@ -680,6 +708,7 @@ class Runner:
         try:
             await self.cycles.tick()
             await self.digests.tick(self.pulse.clock())
+            await self.support.tick(self.pulse.clock())
             # After the digests, a bounded number of short batches: never in their way.
             await Records(self.pulse).sweep(self.pulse.clock())
             self.pulse.metrics.tick_done(self.pulse.clock())

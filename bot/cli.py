@@ -35,6 +35,7 @@ from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.domain.leads import draft_people
 from bot.domain.webhooks import redacted_webhook
+from bot.live_cli import register_live
 from bot.locks import database_lock
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.pack_cli import register_pack
@@ -1043,6 +1044,7 @@ def people_draft(
 
 register_records(app, run=_run, day=_day, people=people_app)
 register_pack(app, run=_run, day=_day)
+register_live(app, run=_run, day=_day)
 
 
 # Typer's click (its own copy in recent versions, the click package in older ones) raises

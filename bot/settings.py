@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     # whose X-Forwarded-For is believed (comma-separated addresses or networks).
     base_url: str | None = Field(default=None, alias="PULSE_BASE_URL")
     trusted_proxies: str = Field(default="", alias="TRUSTED_PROXIES")
+    # The coordinators' live view: reached by the links in digest emails (`link`), or also
+    # by signing in with OpenID Connect (`oidc`; Microsoft Entra ID or any issuer).
+    web_sign_in: Literal["link", "oidc"] = Field(default="link", alias="WEB_SIGN_IN")
+    oidc_issuer: str | None = Field(default=None, alias="OIDC_ISSUER")
+    oidc_client_id: str | None = Field(default=None, alias="OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(default=None, alias="OIDC_CLIENT_SECRET")
+    oidc_tenant_id: str | None = Field(default=None, alias="OIDC_TENANT_ID")
 
     smtp_host: str | None = Field(default=None, alias="SMTP_HOST")
     smtp_port: int = Field(default=587, alias="SMTP_PORT")
@@ -255,6 +262,28 @@ class Settings(BaseSettings):
         weak = weak_secret(key)
         if weak is not None:
             raise ValueError(f"PULSE_SECRET_KEY is too weak to sign with: {weak}")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.web_sign_in != "oidc":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("OIDC_ISSUER", self.oidc_issuer),
+                ("OIDC_CLIENT_ID", self.oidc_client_id),
+                ("OIDC_CLIENT_SECRET", self.oidc_client_secret),
+                ("OIDC_TENANT_ID", self.oidc_tenant_id),
+            )
+            if not (
+                value.get_secret_value() if isinstance(value, SecretStr) else value or ""
+            ).strip()
+        ]
+        if missing:
+            raise ValueError(f"WEB_SIGN_IN=oidc needs {', '.join(missing)}")
+        if not (self.oidc_issuer or "").startswith(("https://", "http://127.", "http://localhost")):
+            raise ValueError("OIDC_ISSUER must be an https:// address")
         return self
 
     def signer(self) -> Signer:

@@ -24,8 +24,16 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bot.domain.model import Person
-from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
-from storage.repositories import PlanRepository, TrackedPlan, person_from_row, utc
+from storage.models import (
+    UPDATE_FIELDS,
+    MilestoneRow,
+    PersonRow,
+    PlanRow,
+    PromptRow,
+    UpdateRow,
+    milestone_state,
+)
+from storage.repositories import PlanRepository, TrackedPlan, counted, person_from_row, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,8 @@ class NewUpdate:
     given_at: datetime
     recorded_at: datetime
     answers: tuple[int, ...]  # prompt ids
+    supersedes: int | None = None  # the update it replaces (a change within one prompt)
+    recorded_by: str | None = None  # who recorded it, when not `person_key` (a coordinator)
 
 
 _Delegate = aliased(PersonRow, name="delegate")  # built once: an alias per call defeats caching
@@ -209,6 +219,7 @@ class AnswerRepository:
             ).all()
         }
         rows = []
+        restate: set[int] = set()
         answered: dict[int, datetime] = {}
         for n, u in enumerate(updates):
             if (u.source, u.external_id) in known:
@@ -226,15 +237,37 @@ class AnswerRepository:
                     "external_id": u.external_id,
                     "given_at": utc(u.given_at),
                     "recorded_at": utc(u.recorded_at),
+                    "supersedes_id": u.supersedes,
+                    "recorded_by": u.recorded_by,
                 }
             )
+            if u.supersedes is not None:
+                restate.add(ids[(u.plan_key, u.ref)])
             new[n] = True
             for prompt_id in u.answers:
                 answered.setdefault(prompt_id, u.recorded_at)
         if rows:
             await session.execute(insert(UpdateRow), rows)
-            await self._mark_answered(answered)
+            if answered:
+                await self._mark_answered(answered)
+            if restate:
+                await restate_milestones(session, sorted(restate))
         return new
+
+    async def waiting_prompts(self, plan_key: str, person_key: str, ref: str) -> tuple[int, ...]:
+        """The person's unanswered prompts of the plan that asked about `ref`: what an answer
+        recorded on their behalf answers."""
+        rows = await self.session.execute(
+            select(PromptRow.id, PromptRow.milestone_refs)
+            .join(PlanRow, PlanRow.id == PromptRow.plan_id)
+            .join(PersonRow, PersonRow.id == PromptRow.person_id)
+            .where(
+                PlanRow.key == plan_key,
+                PersonRow.key == person_key,
+                PromptRow.answered_at.is_(None),
+            )
+        )
+        return tuple(prompt_id for prompt_id, refs in rows.tuples() if ref in (refs or ()))
 
     async def _mark_answered(self, answered: Mapping[int, datetime]) -> None:
         session = self.session
@@ -247,3 +280,60 @@ class AnswerRepository:
             loaded = session.identity_map.get(identity_key(PromptRow, prompt_id))
             if isinstance(loaded, PromptRow) and loaded.answered_at is None:
                 set_committed_value(loaded, "answered_at", utc(at))
+
+
+async def restate_milestones(session: AsyncSession, milestone_ids: Sequence[int]) -> None:
+    """Choose `milestone_state`'s updates again from the history, leaving out replaced ones
+    and withdrawals (`counted`): after a change or a withdrawal, the trigger (which never
+    reads the history) kept the replaced answer as the prior rating, maybe as the revised
+    date, or the withdrawal as the latest. One query finds each slot's update of every
+    milestone by index probes, one reads them; only changes and withdrawals come here."""
+    if not milestone_ids:
+        return
+    counts = counted()
+    latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
+    rated = UpdateRow.rating.is_not(None)
+    wanted = {
+        "latest": ((), 0),
+        "rated": ((rated,), 0),
+        "prior_rated": ((rated,), 1),
+        "revised": ((UpdateRow.revised_due.is_not(None),), 0),
+    }
+    probes = [
+        select(UpdateRow.id)
+        .where(UpdateRow.milestone_id == MilestoneRow.id, counts, *conditions)
+        .order_by(*latest_first)
+        .limit(1)
+        .offset(offset)
+        .correlate(MilestoneRow)
+        .scalar_subquery()
+        .label(slot)
+        for slot, (conditions, offset) in wanted.items()
+    ]
+    chosen = (
+        await session.execute(
+            select(MilestoneRow.id, *probes).where(MilestoneRow.id.in_(list(milestone_ids)))
+        )
+    ).all()
+    ids = {update_id for row in chosen for update_id in row[1:] if update_id is not None}
+    rows = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(*(getattr(UpdateRow, name) for name, _ in UPDATE_FIELDS)).where(
+                    UpdateRow.id.in_(list(ids))
+                )
+            )
+        ).all()
+    }
+    for milestone_id, *slots in chosen:
+        values: dict[str, object] = {}
+        for slot, update_id in zip(wanted, slots, strict=True):
+            found = rows.get(update_id) if update_id is not None else None
+            for name, _ in UPDATE_FIELDS:
+                values[f"{slot}_{name}"] = getattr(found, name) if found is not None else None
+        await session.execute(
+            update(milestone_state)
+            .where(milestone_state.c.milestone_id == milestone_id)
+            .values(**values)
+        )

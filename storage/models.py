@@ -209,6 +209,13 @@ class UpdateRow(Base):
         ),
         # The answers one person gave, for a subject-access export (migration 0023).
         Index("ix_updates_person_given", "person_id", "given_at", "id"),
+        # Whether an update is superseded, asked per update by status reads (0026).
+        Index(
+            "ix_updates_supersedes",
+            "supersedes_id",
+            sqlite_where=text("supersedes_id IS NOT NULL"),
+            postgresql_where=text("supersedes_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -222,6 +229,12 @@ class UpdateRow(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The update this one replaces: a lead's change on the update page within the same
+    # prompt. The replaced one stays in the history and no longer counts for the status.
+    supersedes_id: Mapped[int | None] = mapped_column(Integer)
+    # Who recorded it, when not the person it is for: a coordinator on a lead's behalf (their
+    # address, or "os:<user>" from the command line).
+    recorded_by: Mapped[str | None] = mapped_column(String(320))
 
 
 # What a copy of an update holds in `milestone_state`, in the order of `UPDATE_FIELDS`.
@@ -326,6 +339,21 @@ class TeamsConversationRow(Base):
     conversation_id: Mapped[str] = mapped_column(String(400))
     service_url: Mapped[str] = mapped_column(String(400))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ViewLinkRow(Base):
+    """A coordinator's link to their network's live view, sent in a digest email: only a
+    keyed hash of its token is kept. Revoked links stay, for the audit."""
+
+    __tablename__ = "view_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    network_id: Mapped[int] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxRow(Base):

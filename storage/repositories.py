@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, distinct, func, insert, select, union
+from sqlalchemy import ColumnElement, Select, and_, distinct, exists, func, insert, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
 from bot.domain.model import (
@@ -523,10 +524,34 @@ async def _decisive(
                 SOURCES[source],
                 person_key.get(person_id) if person_id else None,
                 external,
+                update_id,
             )
-            for _, given, rating, note, revised, support, source, person_id, external in read
+            for update_id, given, rating, note, revised, support, source, person_id, external in (
+                read
+            )
         )
     return decisive
+
+
+_Replacing = aliased(UpdateRow, name="replacing")
+
+
+def counted(until: datetime | None = None) -> ColumnElement[bool]:
+    """Whether an update counts for its milestone's status (as of `until`): not replaced by
+    a change within the same prompt or a coordinator's withdrawal given by then, and not a
+    withdrawal itself (which names what it takes back and says nothing)."""
+    replaced = exists().where(
+        _Replacing.supersedes_id == UpdateRow.id,
+        *([_Replacing.given_at < utc(until)] if until is not None else []),
+    )
+    withdrawal = and_(
+        UpdateRow.supersedes_id.is_not(None),
+        UpdateRow.rating.is_(None),
+        UpdateRow.note.is_(None),
+        UpdateRow.revised_due.is_(None),
+        UpdateRow.needs_support.is_(False),
+    )
+    return and_(~replaced, ~withdrawal)
 
 
 def _decisive_updates(
@@ -539,11 +564,12 @@ def _decisive_updates(
     Reading just these keeps a digest's cost flat however long the history grows.
     """
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
+    counts = counted(until)
 
     def probe(*conditions: ColumnElement[bool], offset: int = 0) -> Select[Any]:
         found = (
             select(UpdateRow.id)
-            .where(UpdateRow.milestone_id == MilestoneRow.id, *conditions)
+            .where(UpdateRow.milestone_id == MilestoneRow.id, counts, *conditions)
             .order_by(*latest_first)
             .limit(1)
             .offset(offset)

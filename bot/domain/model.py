@@ -44,6 +44,7 @@ class Source(StrEnum):
     IMPORT = "import"
     WEB = "web"  # the update page a prompt links to
     TEAMS = "teams"  # a prompt's Adaptive Card in Teams
+    COORDINATOR = "coordinator"  # recorded by a coordinator on a lead's behalf
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +173,4 @@ class Update(NamedTuple):
     source: Source = Source.CLI
     person_key: str | None = None
     external_id: str | None = None
+    id: int | None = None  # its stored id, once stored

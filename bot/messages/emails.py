@@ -24,6 +24,7 @@ from datetime import date, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
+from html import escape
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -417,9 +418,23 @@ def digest_email(
     mail_from: str,
     now: datetime,
     digest_id: int,
+    view_url: str | None = None,
 ) -> OutboundEmail:
-    """A network's digest for its coordinators: the HTML digest with its text alternative."""
+    """A network's digest for its coordinators: the HTML digest with its text alternative,
+    and with `view_url` the coordinator's own link to the network's live view."""
     subject = f"{network_name}: {plan.title} digest, {period}"
+    if view_url is not None:
+        text = (
+            f"{text.rstrip()}\n\nThe live view of this network, for you only (do not forward;"
+            f" it works for 30 days):\n{view_url}\n"
+        )
+        link = (
+            '<p style="font-family:Arial,Helvetica,sans-serif;font-size:16px;margin:24px 0">'
+            f'<a href="{escape(view_url)}" style="color:#1d4f91">Open the live view of this '
+            "network</a> (for you only: please do not forward; it works for 30 days)</p>"
+        )
+        at = html.rfind("</body>")
+        html = html[:at] + link + html[at:] if at >= 0 else html + link
     return _message(
         subject=subject,
         mail_from=mail_from,

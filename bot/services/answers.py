@@ -43,7 +43,8 @@ from bot.domain.status import MilestoneStatus, local_date, milestone_status
 from bot.metrics import count_answers
 from storage.answers import AnsweringData, AnswerRepository, AskedPrompt, NewUpdate
 from storage.db import Session, is_duplicate, savepoint
-from storage.repositories import utc
+from storage.live_view import LiveViewRepository
+from storage.repositories import PlanRepository, utc
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,24 @@ class AnswerContext:
     # recorded for them), and the prompts of that mailbox that asked about it.
     recorded_for: Mapping[str, str] = field(default_factory=dict)
     prompts_of: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # For each reference answered since the prompt went out: that answer (what a change on
+    # the update page replaces) and the rating before the prompt (what the change is judged
+    # against: "worse" means worse than before this prompt).
+    replaces: Mapping[str, Replaced] = field(default_factory=dict)
 
-    def asked_by_ref(self) -> dict[str, AskedMilestone]:
-        return {a.ref: a for a in self.asked}
+    def asked_by_ref(self, channel: Source | None = None) -> dict[str, AskedMilestone]:
+        """What each milestone is judged against; by `channel`, when it is one whose answers
+        replace those given since the prompt went out (`SUPERSEDING`)."""
+        if channel not in SUPERSEDING:
+            return {a.ref: a for a in self.asked}
+        return {
+            a.ref: (
+                replace(a, current_rating=self.replaces[a.ref].rating_before)
+                if a.ref in self.replaces
+                else a
+            )
+            for a in self.asked
+        }
 
     def case_numbers(self) -> re.Pattern[str] | None:
         """The plan's own case-number pattern, which a note must not carry."""
@@ -115,6 +131,20 @@ class AnswerContext:
     def answered_prompts(self, ref: str) -> tuple[int, ...]:
         """The prompts an answer about `ref` answers."""
         return self.prompts_of.get(ref, (self.prompt_id,))
+
+
+# Channels whose answer replaces one given since the same prompt went out: the update page,
+# where a lead comes back to change what they said. An email reply or a click adds to the
+# history as before.
+SUPERSEDING = frozenset({Source.WEB})
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """An answer given since a prompt went out, which a change on the page replaces."""
+
+    update_id: int
+    rating_before: int | None  # the milestone's rating before the prompt
 
 
 class AnswerRefused(Exception):
@@ -290,6 +320,7 @@ class AnswerBatch:
         tracked = self._data.plans[prompt.plan_id]
         today = local_date(now, tracked.plan.timezone)
         asked = []
+        replaces: dict[str, Replaced] = {}
         for ref in refs:
             pending = self._pending.get((prompt.plan_id, ref))
             updates = tracked.updates.get(ref, ())
@@ -301,6 +332,16 @@ class AnswerBatch:
                 timezone=tracked.plan.timezone,
             )
             latest = _latest_rated((*updates, *pending) if pending else updates, now=now)
+            since = _answered_since(updates, prompt.created_at, now=now)
+            if since is not None and since.id is not None:
+                before = milestone_status(
+                    milestones[ref].timescale,
+                    [u for u in updates if u.given_at < prompt.created_at],
+                    today=today,
+                    policy=tracked.plan.policy,
+                    timezone=tracked.plan.timezone,
+                )
+                replaces[ref] = Replaced(since.id, before.rating)
             asked.append(
                 AskedMilestone(
                     ref,
@@ -322,6 +363,7 @@ class AnswerBatch:
             tuple(refs),
             recorded_for or {},
             prompts_of or {},
+            replaces,
         )
 
     def decide(self, request: AnswerRequest, context: AnswerContext | None = None) -> AnswerResult:
@@ -336,7 +378,7 @@ class AnswerBatch:
             refused_whole = AnswerResult(request, refusal=whole.refusal, reason=whole.reason)
             self._decided.append(refused_whole)
             return refused_whole
-        asked = context.asked_by_ref()
+        asked = context.asked_by_ref(request.channel)
         accepted: list[ReplyLine] = []
         refused: list[LineRefusal] = list(request.unreadable)
         for line in request.lines:
@@ -449,6 +491,7 @@ async def _write(session: Session, results: Sequence[AnswerResult]) -> list[int]
                     given_at=request.given_at,
                     recorded_at=request.now,
                     answers=context.answered_prompts(line.ref),
+                    supersedes=_supersedes(context, request, line),
                 )
             )
     new = await AnswerRepository(session).record(updates)
@@ -468,6 +511,26 @@ async def _write(session: Session, results: Sequence[AnswerResult]) -> list[int]
             ", needs support" if update.needs_support else "",
         )
     return counts
+
+
+def _supersedes(context: AnswerContext, request: AnswerRequest, line: ReplyLine) -> int | None:
+    """The update this line replaces: one given since the prompt went out, when the
+    request comes by a channel whose changes replace (`SUPERSEDING`)."""
+    if request.channel not in SUPERSEDING:
+        return None
+    replaced = context.replaces.get(line.ref)
+    return replaced.update_id if replaced is not None else None
+
+
+def _answered_since(updates: Sequence[Update], since: datetime, *, now: datetime) -> Update | None:
+    """The latest answer (not an import) given between `since` and `now`, if any."""
+    latest: Update | None = None
+    for given in updates:
+        if given.source is Source.IMPORT or given.given_at < since or given.given_at > now:
+            continue
+        if latest is None or given.given_at >= latest.given_at:
+            latest = given
+    return latest
 
 
 def _external_id(request: AnswerRequest, line: ReplyLine) -> str:
@@ -492,3 +555,124 @@ def _latest_rated(updates: Sequence[Update], *, now: datetime) -> Update | None:
         if latest is None or given.given_at >= latest.given_at:
             latest = given
     return latest
+
+
+# --- answers a coordinator records on a lead's behalf ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OnBehalf:
+    """An answer a coordinator records for a lead (after a phone call or a meeting): from the
+    live view or `pulse answer --for`. `recorded_by` is who recorded it (their address, or
+    `os:<user>`), kept with the update."""
+
+    plan_key: str
+    line: ReplyLine
+    for_person: str  # the lead's key
+    recorded_by: str
+    now: datetime
+    message_id: str  # recorded once: a form posted twice records one update
+
+
+@dataclass(frozen=True, slots=True)
+class OnBehalfResult:
+    """What became of it: recorded (the line as kept), or refused with a reason in words."""
+
+    line: ReplyLine | None = None
+    reason: str = ""
+    recorded: bool = False
+
+
+async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResult:
+    """Judge and record one answer for a lead, in the caller's transaction, with source
+    `coordinator`: the lead must lead the milestone, and the note rule and the child-details
+    check apply as in every channel. It answers the lead's waiting prompts that asked it."""
+    ref = request.line.ref
+    tracked = await PlanRepository(session).tracked(request.plan_key, refs=[ref])
+    found = [(a, m) for a in tracked.actions for m in a.milestones if m.ref == ref]
+    if not found:
+        return OnBehalfResult(reason=f"{ref} is not a milestone of {request.plan_key}")
+    action, milestone = found[0]
+    person = next((p for p in tracked.people if p.key == request.for_person), None)
+    if person is None or person.key not in (milestone.leads or action.leads):
+        return OnBehalfResult(reason=f"{request.for_person} is not a lead of {ref}")
+    plan = tracked.plan
+    today = local_date(request.now, plan.timezone)
+    updates = tracked.updates.get(ref, ())
+    status = milestone_status(
+        milestone.timescale, updates, today=today, policy=plan.policy, timezone=plan.timezone
+    )
+    latest = _latest_rated(updates, now=request.now)
+    asked = AskedMilestone(
+        ref,
+        status.rating,
+        status.status is MilestoneStatus.OVERDUE,
+        latest.rating if latest is not None else None,
+        latest.note if latest is not None else None,
+        latest is not None and latest.needs_support,
+    )
+    judged = judge(asked, request.line, case_numbers=stored_pattern(plan.case_numbers))
+    if isinstance(judged, LineRefusal):
+        return OnBehalfResult(reason=judged.reason)
+    repository = AnswerRepository(session)
+    (new,) = await repository.record(
+        [
+            NewUpdate(
+                plan_key=plan.key,
+                ref=ref,
+                person_key=person.key,
+                rating=judged.rating,
+                note=judged.note,
+                revised_due=judged.revised_due,
+                needs_support=judged.needs_support,
+                source=Source.COORDINATOR.value,
+                external_id=f"{request.message_id}#{ref}"[:255],
+                given_at=request.now,
+                recorded_at=request.now,
+                answers=await repository.waiting_prompts(plan.key, person.key, ref),
+                recorded_by=request.recorded_by,
+            )
+        ]
+    )
+    if new:
+        count_answers(session, [Source.COORDINATOR.value])
+        log.info("recorded coordinator answer for %s of %s for %s", ref, plan.key, person.key)
+    return OnBehalfResult(judged, recorded=new)
+
+
+async def withdraw(
+    session: Session, *, plan_key: str, update_id: int, recorded_by: str, now: datetime
+) -> str | None:
+    """Take back a mis-recorded answer with a correcting update (source `coordinator`) that
+    names it: it no longer counts for the status, and the history keeps both. None when
+    done, else why not."""
+    repository = AnswerRepository(session)
+    found = await LiveViewRepository(session).update_of(plan_key, update_id)
+    if found is None:
+        return f"no answer {update_id} in {plan_key}"
+    ref, _ = found
+    if await LiveViewRepository(session).replaced(update_id):
+        return f"answer {update_id} was already changed or withdrawn"
+    person = await LiveViewRepository(session).person_of(update_id)
+    await repository.record(
+        [
+            NewUpdate(
+                plan_key=plan_key,
+                ref=ref,
+                person_key=person or "",
+                rating=None,
+                note=None,
+                revised_due=None,
+                needs_support=False,
+                source=Source.COORDINATOR.value,
+                external_id=f"withdraw:{update_id}",
+                given_at=now,
+                recorded_at=now,
+                answers=(),
+                supersedes=update_id,
+                recorded_by=recorded_by,
+            )
+        ]
+    )
+    log.info("withdrew answer %d for %s of %s", update_id, ref, plan_key)
+    return None

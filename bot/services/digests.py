@@ -21,6 +21,7 @@ from bot.domain.model import Plan
 from bot.domain.status import local_date
 from bot.messages.emails import digest_email
 from bot.metrics import count_digest_posted
+from bot.services.live_view import issue_view_links
 from bot.services.prompting import due_occurrence
 from bot.services.teams_digests import live_view_link, teams_messages
 from digests.content import Digest
@@ -113,8 +114,24 @@ class DigestPoster:
                 if digest_id is None:
                     results.append(Posted(plan_key, digest.network, digest.period, False, 0))
                     continue
+                view_urls = await issue_view_links(
+                    session,
+                    self.pulse.settings.signer(),
+                    plan_id=plan_row.id,
+                    network_id=row.id,
+                    addresses=_addresses(row.coordinators),
+                    base_url=self.pulse.settings.web_base_url,
+                    now=now,
+                )
                 messages = self._messages(
-                    digest, digest_id, plan_row.title, row, names, slack_ids, now=now
+                    digest,
+                    digest_id,
+                    plan_row.title,
+                    row,
+                    names,
+                    slack_ids,
+                    now=now,
+                    view_urls=view_urls,
                 )
                 await outbox.enqueue_many(messages, now=now)
                 count_digest_posted(session)
@@ -140,11 +157,33 @@ class DigestPoster:
         slack_ids: Mapping[str, str],
         *,
         now: datetime,
+        view_urls: Mapping[str, str] | None = None,
     ) -> list[NewMessage]:
         settings = self.pulse.settings
         messages: list[NewMessage] = []
         if settings.slack_enabled and network.slack_channel:
             posts = render_slack(digest, slack_ids=slack_ids)
+            if settings.web_sign_in == "oidc":
+                # Everyone in the channel sees a post: it links to the live view only where
+                # opening it needs a sign-in, never with a token of its own.
+                live = f"{settings.web_base_url}/live"
+                posts.append(
+                    {
+                        "text": f"The live view of this network: {live}",
+                        "blocks": [
+                            {
+                                "type": "context",
+                                "elements": [
+                                    {
+                                        "type": "mrkdwn",
+                                        "text": f"<{live}|Open the live view> "
+                                        "(sign in with your council account)",
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                )
             messages.append(
                 NewMessage(
                     dedupe_key=f"digest:{digest_id}:slack",
@@ -171,6 +210,7 @@ class DigestPoster:
                 mail_from=settings.sender,
                 now=now,
                 digest_id=digest_id,
+                view_url=(view_urls or {}).get(address),
             )
             messages.append(
                 NewMessage(

@@ -151,9 +151,11 @@ class UpdatePages:
 
     async def page(self, token_hash_: str) -> UpdatePage | None:
         """The page a link opens, or None when the link is unknown or no longer works.
-        Reads only."""
+        Reads only; on SQLite in the same queue as the writes, since every SQLite
+        transaction takes the write lock (storage/db.py): a page read left to SQLite's busy
+        handler was starved by queued submits under load (bench/web_bench.py)."""
         now = self.clock()
-        async with self.sessions() as session:
+        async with self._writer, self.sessions() as session:
             opened = await self._open(session, token_hash_, now=now)
             if opened is None:
                 return None
@@ -291,7 +293,7 @@ class UpdatePages:
         refs = [item.milestone_ref for item in page.items]
         draft = read_update(form, refs, today=page.today)
         errors = dict(draft.errors)
-        asked = context.asked_by_ref()
+        asked = context.asked_by_ref(Source.WEB)
         judged: list[ReplyLine] = []
         for line in draft.lines:
             # Every line, though only changes are kept.

@@ -28,8 +28,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from bot.clock import Clock
 from bot.messages.web_forms import DATE_HINT, field_id, rating_id
 from bot.messages.web_links import csrf_token, csrf_valid, link_hash, well_formed
+from bot.services.live_view import LiveViews
 from bot.services.web_answers import UpdatePage, UpdatePages, new_submission_id
 from bot.signing import Signer
+from handlers.web.live import live_routes
+from handlers.web.oidc import OidcClient, sign_in_routes
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +136,7 @@ class Throttle:
 def _secure(headers: Any, path: str) -> None:
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
-    if path.startswith("/u/"):
+    if path.startswith(("/u/", "/v/", "/live", "/auth/")):
         headers["Cache-Control"] = "no-store"
 
 
@@ -162,9 +165,13 @@ def build_web_app(
     slack: web.Application | None = None,
     teams: web.Application | None = None,
     throttle: Throttle | None = None,
+    live: LiveViews | None = None,
+    sign_in: OidcClient | None = None,
+    base_url: str = "",
 ) -> web.Application:
     """The server's application: the update pages at `/u/{token}`, their stylesheet, with
-    `slack` its events app mounted at `/slack`, and with `teams` the bot's endpoint at
+    `live` the coordinators' live view at `/v/{token}` (handlers/web/live.py), with `slack`
+    its events app mounted at `/slack`, and with `teams` the bot's endpoint at
     `/api/messages`."""
     env = _environment()
     trusted = trusted_networks(trusted_proxies)
@@ -302,6 +309,17 @@ def build_web_app(
     app.router.add_get("/static/pulse.css", stylesheet)
     app.router.add_get("/u/{token}", show)
     app.router.add_post("/u/{token}", submit)
+    if live is not None:
+
+        def refuse(request: web.Request) -> web.Response:
+            wait = throttled(request)
+            return too_many(wait) if wait else gone(request)
+
+        app.router.add_routes(live_routes(live, signer=signer, render=render, refuse=refuse))
+        if sign_in is not None:
+            app.router.add_routes(
+                sign_in_routes(sign_in, live, signer=signer, base_url=base_url, render=render)
+            )
     if slack is not None:
         app.add_subapp("/slack", slack)
     if teams is not None:

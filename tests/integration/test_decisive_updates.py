@@ -82,6 +82,7 @@ async def test_decisive_updates_give_the_same_status_as_the_whole_history(
                         UpdateRow.note,
                         UpdateRow.revised_due,
                         UpdateRow.needs_support,
+                        UpdateRow.id,
                     )
                     .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
                     .order_by(UpdateRow.given_at, UpdateRow.id)
@@ -91,8 +92,8 @@ async def test_decisive_updates_give_the_same_status_as_the_whole_history(
             .all()
         )
     history: dict[str, list[Update]] = defaultdict(list)
-    for ref, given, rating, note, revised, support in every:
-        history[ref].append(Update(ref, utc(given), rating, note, revised, support))
+    for ref, given, rating, note, revised, support, update_id in every:
+        history[ref].append(Update(ref, utc(given), rating, note, revised, support, id=update_id))
     london = ZoneInfo("Europe/London")
     for day in (date(2026, 9, 15), date(2026, 10, 31), date(2026, 11, 23), date(2026, 12, 20)):
         until = datetime.combine(day + timedelta(days=1), time(0), london)

@@ -108,7 +108,9 @@ async def test_metrics_follow_a_real_cycle_of_prompts_answers_and_a_digest(
         after = await samples(base)
         assert after[("pulse_answers_recorded_total", (("channel", "email"),))] == 2
         assert after[("pulse_inbound_messages", (("outcome", "processed"),))] == 1
-        assert after[("pulse_outbox_messages", (("state", "sent"),))] == report.delivered + 1
+        # Dana's confirmation, and the coordinators' notice of the support she asked for.
+        assert replied.delivered == 1 + 4
+        assert after[("pulse_outbox_messages", (("state", "sent"),))] == report.delivered + 5
         assert after[("pulse_prompts_sent_total", (("channel", "email"),))] == prompts
 
         clock.now = FRIDAY_DIGEST
