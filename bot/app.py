@@ -31,12 +31,13 @@ from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.services.inbound import Inbound
 from bot.services.prompting import Cycles, SlackLookup
-from bot.services.transports import LocalMailTransport, Transport
+from bot.services.transports import Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
 from bot.teams import check_webhooks, workflows_transport
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
+from handlers.email.local_transport import LocalMailTransport
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.slack.app import Followups, SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
