@@ -44,7 +44,7 @@ from bot.services.inbound import Inbound
 from bot.services.prompting import Cycles
 from handlers.email.local_mail import write_local_reply
 from handlers.email.local_transport import LocalMailTransport
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)

@@ -39,10 +39,10 @@ from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
 from handlers.email.local_transport import LocalMailTransport
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
+from handlers.files import export
 from handlers.slack.app import Followups, SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
 from handlers.web.server import WebServer, build_web_app
-from storage import export
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository
 from storage.models import NetworkRow, PersonRow, PromptRow

@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
 from handlers.email.local_transport import LocalMailTransport
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 
 PLANS = FIXTURES / "plans"
