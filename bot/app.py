@@ -24,7 +24,7 @@ from bot.messages.slack_blocks import prompt_blocks
 from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.metrics import SESSION_KEY as METRICS
-from bot.metrics import Metrics, MetricsServer
+from bot.metrics import Metrics
 from bot.records import Records
 from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
@@ -42,6 +42,7 @@ from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
 from handlers.files import export
 from handlers.slack.app import Followups, SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
+from handlers.web.metrics import MetricsServer
 from handlers.web.server import WebServer, build_web_app
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository

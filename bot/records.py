@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -36,7 +36,9 @@ from storage.personal_data import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import PlanPulse
+    from bot.clock import Clock
+    from bot.settings import Settings
+    from storage.db import Engine, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,19 @@ class Swept:
     finished: bool  # False when it stopped at its batch budget with more to go
 
 
+class App(Protocol):
+    """What `Records` needs of the application (`bot.app.PlanPulse` hands itself in)."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: Sessions
+
+
 class Records:
     """Retention, subject access, erasure and the audit log, for one application."""
 
-    def __init__(self, pulse: PlanPulse) -> None:
+    def __init__(self, pulse: App) -> None:
         self.pulse = pulse
         self.sessions = pulse.sessions
 

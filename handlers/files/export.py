@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.model import Person
 from bot.domain.ratings import RATINGS, label
 from bot.domain.status import MilestoneStatus, Status
-from handlers.files.plan_files import EXPORT_DUE_HEADINGS, PLAN_COLUMNS, header_key
+from handlers.files.columns import EXPORT_DUE_HEADINGS, PLAN_COLUMNS, header_key
 from storage.repositories import TrackedPlan
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
 )
 # Columns the export adds for the board, each right after the plan's own column it explains
 # (the action's `Ref`, the leads' initials, the timescale as written, the rating number).
-# `pulse import` reads them as output (handlers.files.plan_files.PLAN_COLUMNS), never as input.
+# `pulse import` reads them as output (handlers.files.columns.PLAN_COLUMNS), never as input.
 ADDED: Mapping[str, tuple[str, str]] = {
     "ref": ("milestone_ref", "Milestone ref"),
     "leads": ("lead_names", "Lead names"),

@@ -11,8 +11,8 @@ import csv
 import io
 from pathlib import Path
 
+from handlers.files.columns import decode_text
 from handlers.files.layout import Block, Grid
-from handlers.files.plan_files import decode_text
 
 
 def read_blocks(path: Path) -> list[Block]:
