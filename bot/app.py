@@ -25,12 +25,12 @@ from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.metrics import SESSION_KEY as METRICS
 from bot.metrics import Metrics
-from bot.records import Records
 from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.services.inbound import Inbound
 from bot.services.prompting import Cycles, SlackLookup
+from bot.services.records import Records
 from bot.services.transports import Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings

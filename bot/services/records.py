@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
+from bot.messages.subject_access import subject_access_page
 from storage.people_admin import PersonChanges, Reassigned, reassign_actions, set_person
 from storage.personal_data import (
     AuditEntry,
@@ -215,7 +214,7 @@ class Records:
             data = await subject_access(session, person)
         folder = output or self.pulse.settings.data_dir / "exports"
         stem = f"subject-access-{data['person']['id']}-{now.date().isoformat()}"
-        html = _page().render(data=data, exported_at=now.isoformat(timespec="seconds"))
+        html = subject_access_page(data, exported_at=now.isoformat(timespec="seconds"))
         json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
 
         def write() -> None:
@@ -314,17 +313,3 @@ class Records:
         # With secure_delete the file's freed pages are zeroed; SQLite's write-ahead log
         # still holds the old pages until it is checkpointed and truncated.
         await truncate_sqlite_wal(self.pulse.engine)
-
-
-_ENVIRONMENT: Environment | None = None
-
-
-def _page() -> Any:
-    global _ENVIRONMENT
-    if _ENVIRONMENT is None:
-        _ENVIRONMENT = Environment(
-            loader=PackageLoader("bot.messages", "templates"),
-            autoescape=select_autoescape(default=True),
-            undefined=StrictUndefined,
-        )
-    return _ENVIRONMENT.get_template("subject_access.html.j2")
