@@ -29,9 +29,9 @@ from bot.domain.cycles import plan_prompts
 from bot.messages.emails import new_token, prompt_email
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
-from bot.services.transports import LocalMailTransport
+from handlers.email.local_transport import LocalMailTransport
+from handlers.files.importing import import_plan
 from storage.delivery import OutboxMessage
-from storage.importer import import_plan
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from openpyxl import Workbook
 from sample_plans import bench_pulse, write_plan  # a sibling: benchmarks run as scripts
 
-from storage.importer import import_plan
-from storage.plan_files import read_plan
+from handlers.files.importing import import_plan
+from handlers.files.plan_files import read_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from build_docx import new_document, plan_table  # the examples' table builder

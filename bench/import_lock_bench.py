@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.app import PlanPulse
 from bot.domain.model import Source
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from storage.models import MilestoneRow
 from storage.repositories import UpdateRepository
 

@@ -42,9 +42,9 @@ from bot.app import PlanPulse
 from bot.services.delivery import OutboxWorker
 from bot.services.inbound import Inbound
 from bot.services.prompting import Cycles
-from bot.services.transports import LocalMailTransport
 from handlers.email.local_mail import write_local_reply
-from storage.importer import import_plan
+from handlers.email.local_transport import LocalMailTransport
+from handlers.files.importing import import_plan
 from storage.models import InboundRow, PersonRow, PromptRow, UpdateRow
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)

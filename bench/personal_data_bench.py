@@ -44,7 +44,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse
-from bot.records import Records
+from bot.services.records import Records
 
 BUSY = 2  # the person whose export is timed: P2
 COLUMNS["inbound"] = (

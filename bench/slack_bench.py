@@ -57,9 +57,9 @@ from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
 from bot.messages import slack_blocks as kit
 from bot.services.prompting import Cycles
+from handlers.files.importing import import_plan
 from handlers.slack.app import Followups, _items, build_http_app, build_slack_app
 from storage.db import create_engine, migrate, session_factory
-from storage.importer import import_plan
 from storage.models import MilestoneRow, PersonRow, PromptRow, UpdateRow
 from storage.repositories import PlanRepository
 from tests.fake_slack import FakeSlack

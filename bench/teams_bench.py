@@ -37,9 +37,9 @@ from bot.domain.teams import TeamsConversation
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
 from bot.settings import Settings
+from handlers.files.importing import import_plan
 from handlers.teams.transport import Pacer
 from storage.bulk import tune_collector
-from storage.importer import import_plan
 from storage.teams_chats import TeamsConversations
 from tests.fake_bot_connector import TENANT, FakeBotConnector, FakeIdentity
 

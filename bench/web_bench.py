@@ -48,9 +48,9 @@ from bot.messages.web_links import csrf_token, link_hash, new_link_token
 from bot.services.prompting import Cycles
 from bot.services.web_answers import UpdatePages, new_submission_id
 from bot.signing import Signer
+from handlers.files.importing import import_plan
 from handlers.web.server import _environment, build_web_app
 from storage.db import create_engine, migrate, session_factory
-from storage.importer import import_plan
 from storage.models import MilestoneRow, PromptRow, UpdateRow
 from storage.web_links import WebLinks
 from tests.postgres import create_database, find_pg_bin, running_postgres

@@ -24,27 +24,29 @@ from bot.messages.slack_blocks import prompt_blocks
 from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.metrics import SESSION_KEY as METRICS
-from bot.metrics import Metrics, MetricsServer
-from bot.records import Records
+from bot.metrics import Metrics
 from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.services.inbound import Inbound
 from bot.services.live_view import LiveViews
 from bot.services.prompting import Cycles, SlackLookup
+from bot.services.records import Records
 from bot.services.support_asks import SupportNotices
-from bot.services.transports import LocalMailTransport, Transport
+from bot.services.transports import Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
 from bot.teams import check_webhooks, workflows_transport
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
+from handlers.email.local_transport import LocalMailTransport
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
+from handlers.files import export
 from handlers.slack.app import Followups, SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
+from handlers.web.metrics import MetricsServer
 from handlers.web.oidc import OidcClient, OidcConfig
 from handlers.web.server import WebServer, build_web_app
-from storage import export
 from storage.db import create_engine, migrate, session_factory
 from storage.delivery import DigestRepository, PromptRepository
 from storage.models import NetworkRow, PersonRow, PromptRow

@@ -48,11 +48,11 @@ from digests.markdown import render_markdown
 from digests.slack import render_slack
 from digests.teams import render_teams
 from handlers.email.local_mail import write_local_reply
+from handlers.files.importing import import_plan
+from handlers.files.plan_files import read_plan
 from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
 from storage.delivery import InboundRepository, OutboxRepository
-from storage.importer import import_plan
-from storage.plan_files import read_plan
 from storage.repositories import NetworkRepository, PlanRepository
 
 app = typer.Typer(

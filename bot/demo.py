@@ -21,7 +21,7 @@ from bot.settings import Settings
 from digests.html import render_html
 from digests.markdown import render_markdown
 from handlers.email.local_mail import write_local_reply
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 
 MONDAY = datetime(2018, 6, 4, 9, 5, tzinfo=UTC)  # 10:05 in London (BST)
 

@@ -16,9 +16,9 @@ from bot.cli_groups import command_group
 from bot.domain.errors import PulseError
 from bot.domain.ratings import rating_from_text
 from bot.domain.replies import ReplyLine
-from bot.records import os_actor
 from bot.services.answers import OnBehalf, record_on_behalf, withdraw
 from bot.services.live_view import revoke_view_links
+from bot.services.records import os_actor
 
 if TYPE_CHECKING:
     from bot.app import PlanPulse

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 import typer
 
 from bot.cli_groups import command_group
-from bot.records import Records, os_actor
+from bot.services.records import Records, os_actor
 from storage.people_admin import PersonChanges
 
 if TYPE_CHECKING:

@@ -109,6 +109,7 @@ async def migrate(url: str) -> None:
 # What the layers above name a unit of work by, without importing SQLAlchemy themselves.
 Session = AsyncSession
 Sessions = async_sessionmaker[AsyncSession]
+Engine = AsyncEngine
 # A database that is down or refuses the transaction; connection errors of asyncpg are
 # OSErrors. Anything else is a bug.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)

@@ -28,11 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, literal, select
@@ -40,10 +40,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.domain.child_details import case_number_pattern, child_details
+from bot.domain.drafts import DraftAction, DraftMilestone, Listing, PlanDraft
 from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired, Problem
 from bot.domain.leads import Directory, read_leads
 from bot.domain.matching import Incoming, Matching, Stored, match
-from bot.domain.model import Network, Person
+from bot.domain.model import Network, Person, Plan
 from bot.domain.people import Alias, fold_aliases, shared_mailboxes
 from bot.domain.reimport import Answer, Progress, decide
 from bot.domain.shifting import add_months, latest_rated_month, months_between, shift_timescale
@@ -60,15 +61,6 @@ from storage.models import (
     PlanRow,
     PriorityRow,
     UpdateRow,
-)
-from storage.plan_files import (
-    DraftAction,
-    DraftMilestone,
-    Listing,
-    PlanDraft,
-    read_networks,
-    read_people,
-    read_plan,
 )
 from storage.repositories import (
     NetworkRepository,
@@ -99,6 +91,26 @@ STALE_STAGING = timedelta(hours=1)
 # Called after each chunk of a staged import commits, with the number of actions written so
 # far: a place to watch progress, or for a test to look at the store mid-import.
 ChunkHook = Callable[[int], Awaitable[None]]
+
+
+class PlanReader(Protocol):
+    """Reads plan, people and networks files into drafts: `handlers.files.plan_files`, which
+    `handlers.files.importing.import_plan` hands in (storage reads no files itself)."""
+
+    def read_plan(
+        self,
+        path: Path,
+        *,
+        plan_key: str | None,
+        existing_title: str | None = None,
+        stored: Mapping[str, Plan] | None = None,
+        settings: Path | None = None,
+        sheet: str | None = None,
+    ) -> PlanDraft: ...
+
+    def read_people(self, path: Path) -> tuple[Listing[Person], list[Problem]]: ...
+
+    def read_networks(self, path: Path) -> tuple[Listing[Network], list[Problem]]: ...
 
 
 @dataclass(slots=True)
@@ -170,6 +182,7 @@ async def import_plan(
     sessions: async_sessionmaker[AsyncSession],
     plan_path: Path,
     *,
+    reader: PlanReader,
     now: datetime,
     people_path: Path | None = None,
     networks_path: Path | None = None,
@@ -205,11 +218,11 @@ async def import_plan(
     # The files an error is about, so that the refusal names them and not just the plan.
     failed: list[str] = []
     if people_path is not None:
-        file_people, found = read_people(people_path)
+        file_people, found = reader.read_people(people_path)
         problems += [_tag(p, people_path) for p in found]
         failed += [str(people_path)] if _has_error(found) else []
     if networks_path is not None:
-        file_networks, found = read_networks(networks_path)
+        file_networks, found = reader.read_networks(networks_path)
         problems += [_tag(p, networks_path) for p in found]
         failed += [str(networks_path)] if _has_error(found) else []
 
@@ -219,6 +232,7 @@ async def import_plan(
     ready = await _prepare(
         sessions,
         plan_path,
+        reader,
         plan_key=plan_key,
         problems=problems,
         file_people=file_people,
@@ -329,6 +343,7 @@ class _Ready:
 async def _prepare(
     sessions: async_sessionmaker[AsyncSession],
     plan_path: Path,
+    reader: PlanReader,
     *,
     plan_key: str | None,
     problems: list[Problem],
@@ -354,7 +369,7 @@ async def _prepare(
         }
         known = await PeopleRepository(session).all()
         stored_networks = {n.key: n for n in await NetworkRepository(session).all()}
-    draft = read_plan(
+    draft = reader.read_plan(
         plan_path,
         plan_key=plan_key,
         existing_title=existing_title,

@@ -96,7 +96,7 @@ async def import_small_plan(
     sessions: async_sessionmaker[AsyncSession], *, now: datetime, people_path: Path | None = None
 ) -> None:
     """The small fixture plan with its people and networks, rated as of 16 November 2026."""
-    from storage.importer import import_plan
+    from handlers.files.importing import import_plan
 
     await import_plan(
         sessions,

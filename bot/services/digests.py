@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 
@@ -37,7 +37,9 @@ from storage.models import NetworkRow, PersonRow
 from storage.repositories import PlanRepository
 
 if TYPE_CHECKING:
-    from bot.app import PlanPulse
+    from bot.settings import Settings
+    from storage.db import Sessions
+    from storage.repositories import TrackedPlan
 
 log = logging.getLogger(__name__)
 DIGEST_JOB = "digest"
@@ -52,8 +54,21 @@ class Posted:
     messages: int
 
 
+class App(Protocol):
+    """What the poster needs of the application (`bot.app.PlanPulse` hands itself in)."""
+
+    settings: Settings
+    sessions: Sessions
+
+    async def tracked(self, plan_key: str) -> TrackedPlan: ...
+
+    async def digests(
+        self, plan_key: str, *, network: str | None = None, as_of: date | None = None
+    ) -> list[Digest]: ...
+
+
 class DigestPoster:
-    def __init__(self, pulse: PlanPulse) -> None:
+    def __init__(self, pulse: App) -> None:
         self.pulse = pulse
 
     async def tick(self, now: datetime) -> list[Posted]:

@@ -4,20 +4,15 @@ Every transport answers a delivery with one `Outcome`, and a row whose sender va
 mid-send with a `Reconciled` verdict. A transport that knows the last moment before the far
 end can have a message (SMTP: just before the final dot of DATA) `HandsOver`: it asks the
 worker then whether the row is still its to send, so a crash or a lost lease before that
-moment leaves a row that is simply sent again. Local mode's transport writes each message
-as an `.eml` file named after its outbox id, by an atomic rename: writing the same row
-twice leaves one file, and reconciling is looking for that file.
+moment leaves a row that is simply sent again. The transports themselves are channels
+(handlers/): SMTP, Slack, and local mode's `.eml` files.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from storage.delivery import OutboxMessage
@@ -69,48 +64,3 @@ class HandsOver(Protocol):
     async def deliver_handing_over(
         self, message: OutboxMessage, hand_over: HandOver
     ) -> Outcome: ...
-
-
-class LocalMailTransport:
-    """Local mode: each message becomes `<outbox>/<id>-<kind>.eml`."""
-
-    settle_every = 100
-
-    def __init__(self, outbox: Path) -> None:
-        self.outbox = outbox
-
-    def path_for(self, message: OutboxMessage) -> Path:
-        return self.outbox / f"{message.id:08d}-{message.kind}.eml"
-
-    def _write(self, message: OutboxMessage) -> Path:
-        self.outbox.mkdir(parents=True, exist_ok=True)
-        raw = str(message.payload["raw"]).encode("ascii", errors="surrogateescape")
-        target = self.path_for(message)
-        fd, tmp = tempfile.mkstemp(prefix=self._temp_prefix(message), dir=self.outbox)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
-
-    async def deliver(self, message: OutboxMessage) -> Outcome:
-        try:
-            target = await asyncio.to_thread(self._write, message)
-        except OSError as exc:
-            return Outcome(Result.RETRY, f"could not write the message: {exc}")
-        return Outcome(Result.SENT, external_id=target.name)
-
-    def _temp_prefix(self, message: OutboxMessage) -> str:
-        return f".sending-{message.id:08d}-"
-
-    async def reconcile(self, message: OutboxMessage) -> Reconciled:
-        # The rename is the commit point: a half-written temp file of a dead writer is
-        # never a message, so it goes; the message itself is there or it is not.
-        for leftover in self.outbox.glob(self._temp_prefix(message) + "*"):
-            leftover.unlink(missing_ok=True)
-        return Reconciled.SENT if self.path_for(message).exists() else Reconciled.NOT_SENT

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.errors import Problem
-from storage.plan_files import PLAN_COLUMNS, header_key, plan_header
+from handlers.files.columns import PLAN_COLUMNS, header_key, plan_header
 
 
 @dataclass(frozen=True, slots=True)

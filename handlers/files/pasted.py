@@ -1,7 +1,7 @@
 """Pasted tables: the tab-separated text that copying a Word or Excel table gives.
 
 UTF-8 (with or without a byte order mark), or UTF-16 with its byte order mark as Excel's
-"Unicode text" saves it, decoded as CSV files are (`storage.plan_files.decode_text`). Excel
+"Unicode text" saves it, decoded as CSV files are (`handlers.files.plan_files.decode_text`). Excel
 quotes a cell holding a line break, so the text is read as tab-separated CSV.
 """
 
@@ -11,8 +11,8 @@ import csv
 import io
 from pathlib import Path
 
+from handlers.files.columns import decode_text
 from handlers.files.layout import Block, Grid
-from storage.plan_files import decode_text
 
 
 def read_blocks(path: Path) -> list[Block]:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.app import PlanPulse
 from bot.domain.model import Source, Update
 from bot.domain.status import milestone_status
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from storage.models import MilestoneRow, UpdateRow
 from storage.repositories import PlanRepository, UpdateRepository, utc
 from tests.conftest import running_pulse

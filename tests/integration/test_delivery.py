@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from bot.app import PlanPulse, Runner
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
-from bot.services.transports import LocalMailTransport
 from bot.settings import Settings
+from handlers.email.local_transport import LocalMailTransport
 from storage.delivery import OutboxRepository
 from storage.models import InboundRow, OutboxRow, PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan

@@ -17,9 +17,9 @@ from bot.app import PlanPulse, Runner
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.settings import Settings
+from handlers.files.importing import import_plan
 from handlers.slack.transport import SlackTransport
 from storage.delivery import DigestRepository
-from storage.importer import import_plan
 from storage.models import DigestRow, NetworkRow, OutboxRow, PlanRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture

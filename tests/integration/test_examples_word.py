@@ -13,7 +13,7 @@ import pytest
 
 from bot.app import PlanPulse
 from bot.settings import Settings
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from tests.conftest import EXAMPLES, REPO
 
 NOW = datetime(2023, 1, 9, 9, 0, tzinfo=UTC)

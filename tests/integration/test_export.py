@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.domain.model import Source
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from storage.models import ActionRow, MilestoneRow, PlanRow
 from storage.repositories import UpdateRepository
 from tests.conftest import EXAMPLES, running_pulse

@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.app import PlanPulse, Runner
 from bot.services.digests import DigestPoster
 from handlers.email.local_mail import write_local_reply
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 from tests.conftest import Clock, running_pulse
 
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)

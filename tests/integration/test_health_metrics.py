@@ -19,8 +19,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import PlanPulse, Runner, check
-from bot.metrics import MetricsServer, count_answers
+from bot.metrics import count_answers
 from bot.settings import Settings
+from handlers.web.metrics import MetricsServer
 from tests.conftest import Clock, import_small_plan, running_pulse
 from tests.integration.test_outbox_leases import Cable
 from tests.postgres import PostgresServer, create_database, free_port

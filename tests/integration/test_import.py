@@ -15,13 +15,15 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import PlanPulse, cycles_for
+from bot.domain.drafts import PlanDraft
 from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired
 from bot.domain.model import Person, Source
 from bot.services.digests import DigestPoster
 from bot.settings import Settings
-from storage.importer import ImportReport, import_plan
+from handlers.files.importing import import_plan
+from handlers.files.plan_files import MAX_FILE_BYTES, MAX_ROWS, read_plan
+from storage.importer import ImportReport
 from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
-from storage.plan_files import MAX_FILE_BYTES, MAX_ROWS, PlanDraft, read_plan
 from storage.repositories import PeopleRepository, PlanRepository, UpdateRepository
 from tests.conftest import EXAMPLES
 

@@ -12,8 +12,8 @@ from openpyxl import Workbook
 
 from bot.app import PlanPulse
 from bot.settings import Settings
-from storage.importer import import_plan
-from storage.plan_files import read_plan
+from handlers.files.importing import import_plan
+from handlers.files.plan_files import read_plan
 from tests.e2e.test_cli import PULSE, environment
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)

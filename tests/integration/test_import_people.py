@@ -15,8 +15,8 @@ import pytest
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
 from bot.settings import Settings
-from storage.importer import import_plan
-from storage.plan_files import read_people
+from handlers.files.importing import import_plan
+from handlers.files.plan_files import read_people
 from tests.e2e.test_cli import PULSE, environment
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)

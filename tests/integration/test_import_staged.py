@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from bot.app import PlanPulse, cycles_for
 from bot.domain.errors import ImportFailed, PlanNotFound
 from bot.settings import Settings
-from storage.importer import ImportReport, import_plan
+from handlers.files.importing import import_plan
+from storage.importer import ImportReport
 from storage.models import (
     STAGED_PLAN_PREFIX,
     ActionLeadRow,
@@ -171,7 +172,7 @@ from datetime import datetime
 from pathlib import Path
 from bot.app import PlanPulse
 from bot.settings import Settings
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
 
 async def main() -> None:
     url, data, plan, people, networks, now = sys.argv[1:]

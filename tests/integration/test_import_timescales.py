@@ -15,7 +15,8 @@ from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
 from bot.domain.model import Quarters, RiskPolicy
 from bot.settings import Settings
-from storage.importer import ImportReport, import_plan
+from handlers.files.importing import import_plan
+from storage.importer import ImportReport
 from storage.models import MilestoneRow, PlanRow
 from tests.conftest import EXAMPLES
 

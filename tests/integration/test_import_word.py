@@ -13,9 +13,9 @@ from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
 from bot.domain.model import Source
 from bot.settings import Settings
-from storage.importer import import_plan
+from handlers.files.importing import import_plan
+from handlers.files.plan_files import read_plan
 from storage.models import MilestoneRow
-from storage.plan_files import read_plan
 from storage.repositories import PeopleRepository, UpdateRepository
 from tests.word_docs import word_plan
 

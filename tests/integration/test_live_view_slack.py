@@ -11,7 +11,7 @@ import pytest
 from bot.app import PlanPulse
 from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
-from bot.services.transports import LocalMailTransport
+from handlers.email.local_transport import LocalMailTransport
 from handlers.slack.transport import SlackTransport
 from tests.conftest import Clock, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture

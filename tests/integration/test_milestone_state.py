@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.domain.model import Source
+from handlers.files.importing import import_plan
 from storage.db import alembic_config
-from storage.importer import import_plan
 from storage.models import MilestoneRow, UpdateRow, milestone_state
 from storage.repositories import UpdateRepository
 from tests.conftest import running_pulse

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse
 from bot.domain.errors import PersonChangeError, PersonNotFound, PlanNotFound
-from bot.records import Records
+from bot.services.records import Records
 from storage.models import PersonRow
 from storage.people_admin import PersonChanges
 from tests.conftest import Clock, import_small_plan, running_pulse

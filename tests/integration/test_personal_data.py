@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse, Runner
 from bot.domain.errors import PersonalDataError
-from bot.records import Records
 from bot.services.digests import DigestPoster
+from bot.services.records import Records
 from bot.settings import Settings
 from storage.models import InboundRow, OutboxRow, PersonRow, UpdateRow
 from storage.personal_data import AuditLog, truncate_sqlite_wal

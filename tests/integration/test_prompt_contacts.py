@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
-from bot.services.transports import LocalMailTransport
-from storage.importer import import_plan
+from handlers.email.local_transport import LocalMailTransport
+from handlers.files.importing import import_plan
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 
 PLANS = FIXTURES / "plans"

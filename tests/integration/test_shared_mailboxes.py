@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
-from storage.importer import ImportReport, import_plan
+from handlers.files.importing import import_plan
+from storage.importer import ImportReport
 from storage.models import PersonRow, PromptRow
 from tests.conftest import PLANS, Clock
 from tests.integration.test_delivery import outbox_files, read_eml, reply_to

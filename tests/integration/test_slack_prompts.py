@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
-from bot.services.transports import LocalMailTransport
+from handlers.email.local_transport import LocalMailTransport
 from handlers.slack.transport import SlackTransport
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from bot.records import Records
+from bot.services.records import Records
 from storage.teams_chats import TeamsConversations
 from tests.teams import APP_ID, teams_site
 

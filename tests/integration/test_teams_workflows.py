@@ -19,13 +19,13 @@ from sqlalchemy import select, update
 
 from bot.app import PlanPulse, check
 from bot.domain.errors import ImportFailed
-from bot.records import Records
 from bot.services.delivery import OutboxWorker, outbox_problems
 from bot.services.digests import DigestPoster
+from bot.services.records import Records
 from bot.settings import Settings
 from bot.teams import workflows_transport
+from handlers.files.importing import import_plan
 from storage.delivery import OutboxRepository
-from storage.importer import import_plan
 from storage.models import NetworkRow, OutboxRow
 from tests.conftest import FIXTURES, Clock
 from tests.fake_workflows import SIGNATURE, FakeWorkflows, running_workflows

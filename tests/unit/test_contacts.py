@@ -92,7 +92,7 @@ def test_the_contact_setting_is_read_and_a_bad_one_is_one_clear_problem() -> Non
     """`contact` takes one or two `Name <address>` or bare addresses; anything else, or a
     third, is a problem naming plan.contact and changes nothing."""
     from bot.domain.errors import Problem
-    from storage.plan_files import plan_settings
+    from handlers.files.plan_files import plan_settings
 
     problems: list[Problem] = []
     plan, stored = plan_settings(

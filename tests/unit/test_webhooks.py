@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain.webhooks import redacted_webhook, webhook_problem
-from storage.plan_files import read_plan
+from handlers.files.plan_files import read_plan
 
 POWER_PLATFORM = (
     "https://default0a1b2c3d.4e.environment.api.powerplatform.com:443/powerautomate/automations"

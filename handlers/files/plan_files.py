@@ -5,7 +5,7 @@ with its row, column and value. The importer resolves leads and networks against
 directory and writes only when no problem is an error.
 
 Every cell is read as data: a CSV cell that `pulse export` escaped against formula injection
-(a leading `'` before `= + - @`, see storage/export.py) is read back without it, and an XLSX
+(a leading `'` before `= + - @`, see handlers/files/export.py) is read back without it, and an XLSX
 formula counts only by the value Excel saved for it. Text is UTF-8 (or UTF-16 with a
 byte-order mark); a file with no UTF-8 in it at all is read as Windows-1252. NUL characters,
 which PostgreSQL cannot store, and files beyond the limits below are refused.
@@ -13,7 +13,6 @@ which PostgreSQL cannot store, and files beyond the limits below are refused.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -33,6 +32,7 @@ from bot.domain import timescales
 from bot.domain.child_details import case_number_pattern
 from bot.domain.contacts import MAX_CONTACTS
 from bot.domain.cycles import CyclePolicy
+from bot.domain.drafts import DraftAction, DraftMilestone, Listing, PlanDraft
 from bot.domain.errors import Problem, TimescaleError
 from bot.domain.leads import same_key
 from bot.domain.model import (
@@ -47,60 +47,15 @@ from bot.domain.model import (
 )
 from bot.domain.ratings import RATINGS, rating_from_text
 from bot.domain.webhooks import redacted_webhook, webhook_problem
+from handlers.files import layout, pasted
+from handlers.files.columns import (
+    EXPORT_DUE_HEADINGS,
+    PLAN_COLUMNS,
+    decode_text,
+    header_key,
+    plan_header,
+)
 
-# Header aliases, compared after `_header_key` (case, spaces and dashes folded).
-PLAN_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "priority": ("priority", "priorities", "workstream", "theme", "priority area"),
-    "ref": ("ref", "reference", "ref.", "no.", "no", "id", "action ref", "action reference"),
-    "action": (
-        "key actions",
-        "key action",
-        "activity",
-        "activities",
-        "action",
-        "actions",
-        "what action is needed?",
-    ),
-    "aim": ("aims", "aim", "objective", "objectives"),
-    "leads": (
-        "lead(s)",
-        "lead",
-        "leads",
-        "lead officer",
-        "owner",
-        "owner(s)",
-        "who should be involved?",
-        "who",
-        "responsible",
-    ),
-    "timescale": ("timescales", "timescale", "due", "due date", "by when", "deadline"),
-    "milestones": ("milestones", "milestone", "deliverables", "concrete next steps", "next steps"),
-    "rating": (
-        "progress 1 - 4",
-        "progress 1-4",
-        "progress (1-4)",
-        "progress",
-        "rating",
-        "progress rating",
-    ),
-    "networks": ("network(s)", "network", "networks"),
-    "note": ("notes", "note", "action update", "progress notes", "update", "comments"),
-    # Written by `pulse export` for the board; worked out afresh, so read and ignored.
-    "updated": ("last updated", "updated", "date updated"),
-    "status": ("status",),
-    "revised": ("revised date", "revised due date", "revised due"),
-    "support": ("needs support", "support needed", "support"),
-    # Added by `pulse export` beside the plan's own columns (the milestone's reference beside
-    # the action's, lead names beside initials, the rating in words, the due date beside the
-    # timescale as written) and the evidence of impact: output, read and ignored too.
-    "milestone_ref": ("milestone ref", "milestone reference"),
-    "lead_names": ("lead names", "lead name"),
-    "rating_words": ("rating in words",),
-    "evidence": ("evidence", "evidence of impact"),
-}
-# A second timescale column headed so is the due date `pulse export` adds beside the
-# timescale as written: output, not a second timescale.
-EXPORT_DUE_HEADINGS = frozenset({"due", "duedate"})
 PEOPLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "key": ("key", "initials", "id"),
     "name": ("name", "full name"),
@@ -122,20 +77,6 @@ NETWORK_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "priorities": ("priorities", "priority", "follows priorities"),
 }
 
-# The column labels problems are reported under, and the plan field each one is.
-_FIELD_OF_LABEL = {
-    "Priority": "priority",
-    "Ref": "ref",
-    "ref": "ref",
-    "Key actions": "action",
-    "Lead(s)": "leads",
-    "leads": "leads",
-    "Timescales": "timescale",
-    "timescale": "timescale",
-    "Milestones": "milestones",
-    "Progress": "rating",
-    "Network(s)": "networks",
-}
 _BULLET = re.compile(r"^\s*(?:[-•*·‒–—▪◦●]|o(?=\s)|\d+[.)](?=\s))\s*")
 _PRIORITY = re.compile(
     r"^\s*(?:(?:priority|workstream|theme|ws|p)\s*)?(\d+)(?:\.0+)?\b\s*[-–—:.)]?\s*(.*)$",
@@ -173,9 +114,6 @@ NETWORK_FIELDS: Mapping[str, str] = {
 # Injection"); an export puts a `'` before it, and before a `'` already there so that the
 # escape can be undone exactly.
 _FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
-_UTF8_MULTIBYTE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
-)
 # Lone surrogates: what `decode_text` leaves where bytes were not text in the file's encoding.
 _NOT_TEXT = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -186,110 +124,7 @@ _PERSON_KEY_BAD = re.compile(r"[/,;\n]")
 _PERSON_KEY_MAX = 64
 
 
-@dataclass(slots=True)
-class DraftMilestone:
-    title: str
-    timescale: Timescale
-    rating: int | None
-    note: str | None
-    row: int | None
-    ref: str = ""
-
-
-@dataclass(slots=True)
-class DraftAction:
-    """An action as read; `lead_cells` and `network_keys` are resolved by the importer."""
-
-    ref: str
-    title: str
-    priority: int
-    aim: str | None
-    lead_cells: list[str | list[str]]
-    network_keys: list[str]
-    milestones: list[DraftMilestone]
-    row: int | None
-    position: int = 0
-    # The file gives no reference: `ref` was made from the action's place, so a re-import
-    # finds the stored action by its title instead (bot.domain.matching).
-    by_title: bool = False
-
-
-_Listed = TypeVar("_Listed", Person, Network)
-
-
-@dataclass(slots=True)
-class Listing(Generic[_Listed]):
-    """People or networks as a file lists them, with the fields it has no column for.
-
-    A file that lacks a column says nothing about it: `over` keeps the stored value of each
-    such field, so a people file without a `slack` column leaves everyone's Slack id alone.
-    """
-
-    items: list[_Listed] = field(default_factory=list)
-    # key -> names of the model's fields that the file did not give for it
-    unstated: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def over(self, stored: Mapping[str, _Listed]) -> list[_Listed]:
-        """The items, each field the file did not give taken from `stored` where it has one."""
-        out: list[_Listed] = []
-        for item in self.items:
-            before = stored.get(item.key)
-            missing = self.unstated.get(item.key)
-            if before is not None and missing:
-                item = replace(item, **{name: getattr(before, name) for name in missing})
-            out.append(item)
-        return out
-
-
-@dataclass(slots=True)
-class PlanDraft:
-    plan: Plan
-    priorities: dict[int, str]
-    actions: list[DraftAction]
-    people: Listing[Person] = field(default_factory=Listing)
-    networks: Listing[Network] = field(default_factory=Listing)
-    problems: list[Problem] = field(default_factory=list)
-    # Plan settings the file gives (thresholds, cycles, quarters, labels), merged into what is
-    # stored; None when it gives none (a CSV or XLSX plan without --settings).
-    settings: dict[str, Any] | None = None
-    # A spreadsheet plan's own column headings, so that an export can use them.
-    layout: list[str] | None = None
-    # How a CSV plan's bytes were read ("UTF-8", "UTF-16", "Windows-1252"); None otherwise.
-    encoding: str | None = None
-    # The plan's key was made from the file's name: neither --plan nor the file gave one.
-    key_from_file_name: bool = False
-    # Where each row number of a Word or pasted plan is in the file ("table 4, row 7").
-    places: dict[int, str] = field(default_factory=dict)
-    # A Word plan's "Key areas" and "Overall lead" rows, by priority number.
-    descriptions: dict[int, str] = field(default_factory=dict)
-    priority_leads: dict[int, str] = field(default_factory=dict)
-
-    # The file's own heading of each column read, by field ("leads": "Who should be involved?").
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def located(self, problems: Iterable[Problem]) -> list[Problem]:
-        """`problems` in the file's own words: its places ("table 4, row 7") for row numbers
-        and its headings for the columns we name by our field names."""
-        out = []
-        for p in problems:
-            if p.row is not None and p.row in self.places and p.place is None:
-                p = replace(p, place=self.places[p.row])
-            name = _FIELD_OF_LABEL.get(p.column or "")
-            if name is not None and name in self.headers and p.column != self.headers[name]:
-                p = replace(p, column=self.headers[name])
-            out.append(p)
-        return out
-
-
 # --------------------------------------------------------------------------- tables
-
-
-def header_key(text: str) -> str:
-    """A heading folded for matching: case, spaces, underscores and dash styles ignored."""
-    return re.sub(r"[\s_]+", "", str(text).casefold().replace("–", "-").replace("—", "-"))
 
 
 def _cell_text(value: object) -> str:
@@ -317,32 +152,6 @@ class Table:
 def unescape_formula(text: str) -> str:
     """A CSV cell as it was before `pulse export` escaped it against formula injection."""
     return text[1:] if text.startswith("'") and _FORMULA_START.match(text) else text
-
-
-def decode_text(raw: bytes) -> tuple[str, str]:
-    """The text of a CSV file and the name of the encoding it was read in.
-
-    A UTF-16 byte-order mark means UTF-16. Otherwise the file is UTF-8 whenever it holds any
-    UTF-8 beyond ASCII: stray bytes that are not (one pasted from an older file) are kept as
-    lone surrogates for `read_table` to report by row, instead of the whole file being read
-    as Windows-1252 and every curly quote turning into `â€™`. Only a file with no UTF-8 in it
-    at all is read as Windows-1252 (Excel's "CSV" on Windows).
-    """
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        # A lone surrogate or an odd last byte is kept as a lone surrogate, reported by row.
-        text = raw[: len(raw) // 2 * 2].decode("utf-16", "surrogatepass")
-        return text + "\udcff" * (len(raw) % 2), "UTF-16"
-    raw = raw.removeprefix(codecs.BOM_UTF8)
-    try:
-        return raw.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    if _UTF8_MULTIBYTE.search(raw):
-        return raw.decode("utf-8", "surrogateescape"), "UTF-8"
-    try:
-        return raw.decode("cp1252"), "Windows-1252"
-    except UnicodeDecodeError:  # the five bytes cp1252 leaves undefined
-        return raw.decode("latin-1"), "Latin-1"
 
 
 def _too_big(path: Path, problems: list[Problem]) -> bool:
@@ -590,24 +399,6 @@ def _check_cells(rows: list[list[str]], encoding: str | None, problems: list[Pro
                         f"otherwise {encoding}: retype the text there",
                     )
                 )
-
-
-def plan_header(row: Sequence[str]) -> dict[str, int] | None:
-    """{field: column} when `row` is a plan's header row: two headings we know, one of them
-    an action's or a milestone's."""
-    lookup = _plan_lookup()
-    found: dict[str, int] = {}
-    for index, cell in enumerate(row):
-        name = lookup.get(header_key(cell)) if cell.strip() else None
-        if name is not None and name not in found:
-            found[name] = index
-    if len(found) >= 2 and ("action" in found or "milestones" in found):
-        return found
-    return None
-
-
-def _plan_lookup() -> dict[str, str]:
-    return {header_key(a): name for name, names in PLAN_COLUMNS.items() for a in names}
 
 
 def _columns(
@@ -1662,9 +1453,9 @@ _READ_AS_BLOCKS = {".docx", ".txt", ".tsv", ".tab"}
 
 
 def _plan_from_blocks(path: Path, plan: Plan, problems: list[Problem]) -> PlanDraft:
-    """A Word or pasted plan: its tables found and read by `handlers.files` (imported here,
-    late, because those readers are built on this module's column names)."""
-    from handlers.files import layout, pasted, word
+    """A Word or pasted plan: its tables found and read by `layout`, `pasted` and `word`
+    (imported here, late: python-docx is loaded only for a Word plan)."""
+    from handlers.files import word
 
     if _too_big(path, problems):
         return PlanDraft(plan, {}, [], problems=problems)

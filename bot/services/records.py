@@ -16,10 +16,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
+from bot.messages.subject_access import subject_access_page
 from storage.people_admin import PersonChanges, Reassigned, reassign_actions, set_person
 from storage.personal_data import (
     AuditEntry,
@@ -36,7 +35,9 @@ from storage.personal_data import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import PlanPulse
+    from bot.clock import Clock
+    from bot.settings import Settings
+    from storage.db import Engine, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,19 @@ class Swept:
     finished: bool  # False when it stopped at its batch budget with more to go
 
 
+class App(Protocol):
+    """What `Records` needs of the application (`bot.app.PlanPulse` hands itself in)."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: Sessions
+
+
 class Records:
     """Retention, subject access, erasure and the audit log, for one application."""
 
-    def __init__(self, pulse: PlanPulse) -> None:
+    def __init__(self, pulse: App) -> None:
         self.pulse = pulse
         self.sessions = pulse.sessions
 
@@ -204,7 +214,7 @@ class Records:
             data = await subject_access(session, person)
         folder = output or self.pulse.settings.data_dir / "exports"
         stem = f"subject-access-{data['person']['id']}-{now.date().isoformat()}"
-        html = _page().render(data=data, exported_at=now.isoformat(timespec="seconds"))
+        html = subject_access_page(data, exported_at=now.isoformat(timespec="seconds"))
         json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
 
         def write() -> None:
@@ -303,17 +313,3 @@ class Records:
         # With secure_delete the file's freed pages are zeroed; SQLite's write-ahead log
         # still holds the old pages until it is checkpointed and truncated.
         await truncate_sqlite_wal(self.pulse.engine)
-
-
-_ENVIRONMENT: Environment | None = None
-
-
-def _page() -> Any:
-    global _ENVIRONMENT
-    if _ENVIRONMENT is None:
-        _ENVIRONMENT = Environment(
-            loader=PackageLoader("bot.messages", "templates"),
-            autoescape=select_autoescape(default=True),
-            undefined=StrictUndefined,
-        )
-    return _ENVIRONMENT.get_template("subject_access.html.j2")

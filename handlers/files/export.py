@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.model import Person
 from bot.domain.ratings import RATINGS, label
 from bot.domain.status import MilestoneStatus, Status
-from storage.plan_files import EXPORT_DUE_HEADINGS, PLAN_COLUMNS, header_key
+from handlers.files.columns import EXPORT_DUE_HEADINGS, PLAN_COLUMNS, header_key
 from storage.repositories import TrackedPlan
 
 if TYPE_CHECKING:
     from openpyxl.worksheet.worksheet import Worksheet
 
 # What a spreadsheet takes for the start of a formula (OWASP), after any quotes already there:
-# those are escaped too, so that `storage.plan_files.unescape_formula` undoes exactly this.
+# those are escaped too, so that `handlers.files.plan_files.unescape_formula` undoes exactly this.
 _FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
 
 # Our field names, in the order a plan table usually has them, with the heading used when
@@ -56,7 +56,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
 )
 # Columns the export adds for the board, each right after the plan's own column it explains
 # (the action's `Ref`, the leads' initials, the timescale as written, the rating number).
-# `pulse import` reads them as output (storage.plan_files.PLAN_COLUMNS), never as input.
+# `pulse import` reads them as output (handlers.files.columns.PLAN_COLUMNS), never as input.
 ADDED: Mapping[str, tuple[str, str]] = {
     "ref": ("milestone_ref", "Milestone ref"),
     "leads": ("lead_names", "Lead names"),
