@@ -38,7 +38,8 @@ from bot.teams import check_webhooks, workflows_transport
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
 from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
-from handlers.slack.app import Followups, SlackChannel, build_slack_app
+from handlers.slack.answers import Followups
+from handlers.slack.app import SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
 from handlers.web.server import WebServer, build_web_app
 from storage import export

@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messages import slack_blocks as kit
 from bot.services.prompting import Cycles
-from handlers.slack.app import Followups, build_http_app, build_slack_app
+from handlers.slack.answers import Followups
+from handlers.slack.app import build_slack_app
+from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
@@ -151,7 +153,7 @@ class Slack:
 
 
 async def _items(sessions: async_sessionmaker[AsyncSession], prompt_id: int) -> list[Any]:
-    from handlers.slack.app import _items as items_of
+    from bot.services.cycles import prompt_items as items_of
     from storage.repositories import PlanRepository
 
     async with sessions() as session:
@@ -410,7 +412,7 @@ async def test_a_skewed_clock_is_told_from_a_forger_and_alerted_once(
     body = urlencode({"payload": json.dumps(rate_payload("UAW00001", f"{prompt}:2.3:2"))})
     stamp = int(time.time()) + 420
     forged = SignatureVerifier("wrong-secret").generate_signature(timestamp=str(stamp), body=body)
-    with caplog.at_level(logging.WARNING, logger="handlers.slack.app"):
+    with caplog.at_level(logging.WARNING, logger="handlers.slack.guard"):
         refused = [
             await slack.post(
                 body,
