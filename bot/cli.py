@@ -223,20 +223,14 @@ def _main(
 
 
 def _day(value: str | None, option: str) -> date | None:
-    """A day from the command line: 2026-11-20 or 20/11/2026."""
+    """A day from the command line, read as every channel reads one (`timescales.read_day`):
+    2026-11-20, 20/11/2026, 20th Nov 2026, Nov 2026 (its last day)."""
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        parsed = timescales.parse(value)
+        return timescales.read_day(value)
     except TimescaleError as exc:
         raise typer.BadParameter(exc.reason, param_hint=option) from None
-    if parsed.due is None or parsed.start is not None or parsed.recurrence is not None:
-        raise typer.BadParameter(f"not a day: {value!r}", param_hint=option)
-    return parsed.due
 
 
 @app.command()

@@ -49,7 +49,7 @@ from functools import lru_cache
 from bot.domain.child_details import child_details, rephrase_reason
 from bot.domain.errors import TimescaleError
 from bot.domain.ratings import DEFAULT_LABELS, rating_from_text
-from bot.domain.timescales import parse as parse_timescale
+from bot.domain.timescales import read_day
 
 __all__ = [
     "NOTE_LIMIT",
@@ -684,12 +684,9 @@ def _next_date(written: Callable[[int], str], *, today: date) -> date | str:
 
 def _parse_date(written: str) -> date | str:
     try:
-        due = parse_timescale(written).due
+        return read_day(written)
     except TimescaleError as error:
         return f"cannot record the revised date: {error.reason}"
-    if due is None:
-        return f"could not read the revised date {written!r}: {_DATE_HELP}"
-    return due
 
 
 def _support(text: str) -> tuple[bool, str]:

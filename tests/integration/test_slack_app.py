@@ -870,6 +870,19 @@ async def test_the_update_button_opens_the_modal_and_submitting_replaces_the_dm(
     assert "1.1: 3 – In progress · revised date 31 Jan 2027 · support needed" in shown
 
 
+async def test_pulse_away_reads_a_day_as_every_channel_does(slack: Slack) -> None:
+    """`/pulse away` reads a date as an email reply, the update page and the CLI do: a
+    two-digit year is 20xx, an ordinal day is a day, and a recurring timescale is refused
+    with its reason instead of being taken for a day."""
+    status, text = await slack.command("UAW00001", "away 31/01/70")
+    assert status == 200
+    assert "You are away until 31 Jan 2070" in text
+    status, text = await slack.command("UAW00001", "away 14th Dec 2026")
+    assert "You are away until 14 Dec 2026" in text
+    status, text = await slack.command("UAW00001", "away quarterly")
+    assert "Give the date you are back" in text
+
+
 async def test_the_pulse_command_sets_absence_and_delegate_and_shows_status(
     slack: Slack,
 ) -> None:
