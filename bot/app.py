@@ -37,7 +37,8 @@ from bot.settings import Settings
 from bot.teams import check_webhooks, workflows_transport
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
-from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
+from handlers.email.smtp import SmtpTransport
+from handlers.email.xoauth2 import Ms365TokenProvider
 from handlers.slack.answers import Followups
 from handlers.slack.app import SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
@@ -430,19 +431,9 @@ def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     """The IMAP reader when IMAP_HOST is set (OAuth2 when MS365_* are set and no password)."""
     if not settings.imap_host:
         return None
-    provider = None
-    secret = settings.ms365_client_secret
-    if (
-        settings.imap_password is None
-        and settings.ms365_tenant_id
-        and settings.ms365_client_id
-        and secret is not None
-    ):
-        provider = Ms365TokenProvider(
-            tenant_id=settings.ms365_tenant_id,
-            client_id=settings.ms365_client_id,
-            client_secret=secret.get_secret_value(),
-        )
+    provider = (
+        None if settings.imap_password is not None else Ms365TokenProvider.from_settings(settings)
+    )
 
     async def take_in(raw: bytes) -> bool:
         return await inbound.take_in(raw, source="imap")
