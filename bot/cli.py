@@ -34,6 +34,7 @@ from bot.demo import run_demo
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.domain.leads import draft_people
+from bot.domain.mail_states import INBOX_PROBLEMS, OutboxState
 from bot.domain.webhooks import redacted_webhook
 from bot.locks import database_lock
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
@@ -497,13 +498,12 @@ async def _outbox_summary(pulse: PlanPulse) -> list[str]:
         counts = await OutboxRepository(session).problem_counts()
     if not counts:
         return []
-    parts = [f"{counts['failed']} failed"] if counts.get("failed") else []
-    if counts.get("needs_review"):
-        parts.append(f"{counts['needs_review']} need review")
+    failed = counts.get(OutboxState.FAILED)
+    parts = [f"{failed} failed"] if failed else []
+    review = counts.get(OutboxState.NEEDS_REVIEW)
+    if review:
+        parts.append(f"{review} need review")
     return ["", f"outbox: {', '.join(parts)} (see `pulse outbox`)"]
-
-
-_INBOX_PROBLEMS = ("unprocessable", "quarantined", "rejected", "ignored")
 
 
 async def _inbox_problems(pulse: PlanPulse) -> str:
@@ -511,7 +511,7 @@ async def _inbox_problems(pulse: PlanPulse) -> str:
     rows = [("ID", "RECEIVED", "STATE", "FROM", "SUBJECT", "OUTCOME")]
     async with pulse.sessions() as session:
         # The start of each message only (its header section), never every message whole.
-        stored = await InboundRepository(session).listing(_INBOX_PROBLEMS, head_bytes=HEAD_BYTES)
+        stored = await InboundRepository(session).listing(INBOX_PROBLEMS, head_bytes=HEAD_BYTES)
     for row in stored:
         head = HeaderParser().parsestr(header_section(row.head).decode("latin-1"), headersonly=True)
         rows.append(

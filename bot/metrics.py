@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from bot.clock import Clock
 from bot.domain.health import health_checks
+from bot.domain.mail_states import OutboxState
 from storage.monitoring import DatabaseSnapshot, MonitoringRepository
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ TICK_LIMIT = timedelta(minutes=5)  # the scheduler ticks every minute
 OUTBOX_LIMIT = timedelta(minutes=15)  # a due message is normally taken within seconds
 READ_TIMEOUT = 2.0  # seconds a scrape waits for the database
 # Always reported, at 0 when there are none, so an alert on them has a series to watch.
-OUTBOX_STATES = ("pending", "failed", "needs_review")
+OUTBOX_STATES = (OutboxState.PENDING, OutboxState.FAILED, OutboxState.NEEDS_REVIEW)
 
 
 class Metrics:

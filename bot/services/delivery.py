@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.errors import OutboxEntryError
+from bot.domain.mail_states import OutboxKind, OutboxState
 from bot.metrics import count_prompts_sent
 from bot.services.alerts import AdminAlerts, AlertKind
 from bot.services.transports import HandsOver, Outcome, Reconciled, Result, Transport
@@ -99,24 +100,28 @@ class OutboxWorker:
                     message.id, owner=self.owner, now=now, lease=self.lease
                 ):
                     continue
-            if message.state == "claimed":
+            if message.state == OutboxState.CLAIMED:
                 verdict = Reconciled.NOT_SENT  # its worker never started sending it
             else:
                 verdict = await self._transport(message).reconcile(message)
             async with self.sessions() as session, session.begin():
                 repo = OutboxRepository(session)
                 if verdict is Reconciled.SENT:
-                    await repo.finish(message.id, owner=self.owner, state="sent", now=now)
+                    await repo.finish(message.id, owner=self.owner, state=OutboxState.SENT, now=now)
                     await self._after_sent(session, message, now)
                 elif verdict is Reconciled.NOT_SENT:
                     await repo.finish(
-                        message.id, owner=self.owner, state="pending", now=now, retry_at=now
+                        message.id,
+                        owner=self.owner,
+                        state=OutboxState.PENDING,
+                        now=now,
+                        retry_at=now,
                     )
                 else:
                     await repo.finish(
                         message.id,
                         owner=self.owner,
-                        state="needs_review",
+                        state=OutboxState.NEEDS_REVIEW,
                         now=now,
                         error="sender stopped mid-send; outcome unknown",
                     )
@@ -276,9 +281,16 @@ class OutboxWorker:
                     [(m.id, o.external_id) for m, o, _ in sent], owner=self.owner, now=now
                 )
                 await PromptRepository(session).mark_sent_many(
-                    [m.prompt_id for m, _, _ in sent if m.prompt_id and m.kind == "prompt"], now
+                    [
+                        m.prompt_id
+                        for m, _, _ in sent
+                        if m.prompt_id and m.kind == OutboxKind.PROMPT
+                    ],
+                    now,
                 )
-                count_prompts_sent(session, [m.channel for m, _, _ in sent if m.kind == "prompt"])
+                count_prompts_sent(
+                    session, [m.channel for m, _, _ in sent if m.kind == OutboxKind.PROMPT]
+                )
                 for message, _, _ in sent:
                     self.stats.sent += 1
                     self.stats.by_kind[message.kind] = self.stats.by_kind.get(message.kind, 0) + 1
@@ -306,7 +318,7 @@ class OutboxWorker:
             await repo.finish(
                 message.id,
                 owner=self.owner,
-                state="pending",
+                state=OutboxState.PENDING,
                 now=now,
                 error=outcome.error,
                 retry_at=now + wait,
@@ -325,7 +337,7 @@ class OutboxWorker:
             await repo.finish(
                 message.id,
                 owner=self.owner,
-                state="needs_review",
+                state=OutboxState.NEEDS_REVIEW,
                 now=now,
                 error=outcome.error,
             )
@@ -334,7 +346,7 @@ class OutboxWorker:
             await self._alert_review(repo.session, message, outcome.error, now)
         else:
             await repo.finish(
-                message.id, owner=self.owner, state="failed", now=now, error=outcome.error
+                message.id, owner=self.owner, state=OutboxState.FAILED, now=now, error=outcome.error
             )
             self.stats.failed += 1
             log.error(
@@ -392,7 +404,7 @@ class OutboxWorker:
     async def _after_sent(
         self, session: AsyncSession, message: OutboxMessage, now: datetime
     ) -> None:
-        if message.prompt_id is not None and message.kind == "prompt":
+        if message.prompt_id is not None and message.kind == OutboxKind.PROMPT:
             await PromptRepository(session).mark_sent(message.prompt_id, now)
             count_prompts_sent(session, [message.channel])
 
@@ -438,7 +450,7 @@ async def resolve_message(
         message = await repo.resolve(message_id, sent=sent, now=now)
         if message is None:
             await _refuse(repo, message_id)
-        if sent and message.prompt_id is not None and message.kind == "prompt":
+        if sent and message.prompt_id is not None and message.kind == OutboxKind.PROMPT:
             await PromptRepository(session).mark_sent(message.prompt_id, now)
     log.info("outbox %s resolved by an admin as %s", message_id, "sent" if sent else "not sent")
     return message

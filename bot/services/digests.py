@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bot.domain.errors import PlanRetired
+from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Plan
 from bot.domain.status import local_date
 from bot.messages.emails import digest_email
@@ -148,7 +149,7 @@ class DigestPoster:
             messages.append(
                 NewMessage(
                     dedupe_key=f"digest:{digest_id}:slack",
-                    kind="digest",
+                    kind=OutboxKind.DIGEST,
                     channel="slack",
                     recipient=network.slack_channel,
                     payload={"channel": network.slack_channel, "posts": posts},
@@ -175,7 +176,7 @@ class DigestPoster:
             messages.append(
                 NewMessage(
                     dedupe_key=f"digest:{digest_id}:email:{address.lower()}",
-                    kind="digest",
+                    kind=OutboxKind.DIGEST,
                     channel="email",
                     recipient=address,
                     payload=email.payload(),

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
+from bot.domain.mail_states import ANSWER_KINDS, InboundState, OutboxKind
 from bot.domain.model import Person, Plan, Source
 from bot.domain.replies import (
     ParsedReply,
@@ -102,12 +103,11 @@ SWEEP_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEZONE = "Europe/London"
 ANSWERS_PER_HOUR = 20  # answers to one address's own messages, per clock hour
 DECIDED_PER_HOUR = 100  # messages from one address decided per clock hour
-ANSWER_KINDS = ("confirmation", "rejection")  # outbox kinds counted as answers
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    state: str  # processed, rejected, ignored, unprocessable
+    state: InboundState
     reason: str
     recorded: int = 0
 
@@ -342,7 +342,9 @@ class Inbound:
                         )
                         # What it wrote and queued was rolled back with its savepoint.
                         work = _Work(message, sender=sender)
-                        work.outcome = Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
+                        work.outcome = Outcome(
+                            InboundState.UNPROCESSABLE, f"{type(exc).__name__}: {exc}"
+                        )
                 else:
                     try:
                         work.outcome = await self._decide(session, work, mail, batch, now)
@@ -387,7 +389,7 @@ class Inbound:
                     until.isoformat(),
                 )
             reason = f"over {DECIDED_PER_HOUR} messages from {sender} this hour; waits"
-            outcomes += [(i, Outcome("deferred", reason)) for i in ids]
+            outcomes += [(i, Outcome(InboundState.DEFERRED, reason)) for i in ids]
         return outcomes
 
     async def _answers_within_limit(
@@ -439,7 +441,7 @@ class Inbound:
         )
         return NewMessage(
             dedupe_key=f"paused:{answer.message.recipient.lower()}:{hour:%Y-%m-%dT%H}",
-            kind="paused",
+            kind=OutboxKind.PAUSED,
             channel="email",
             recipient=answer.message.recipient,
             payload=message.payload(),
@@ -468,13 +470,14 @@ class Inbound:
         """The parsed message, or why it cannot be read (kept as unprocessable)."""
         if len(message.raw) > self.max_bytes:
             return Outcome(
-                "unprocessable", f"message too large ({len(message.raw)} bytes), not read"
+                InboundState.UNPROCESSABLE,
+                f"message too large ({len(message.raw)} bytes), not read",
             )
         try:
             return read_mail(message.raw)
         except Exception as exc:  # read_mail is tolerant; this is a last resort
             log.error("inbound %s could not be read: %s", message.id, without_text(exc))
-            return Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
+            return Outcome(InboundState.UNPROCESSABLE, f"{type(exc).__name__}: {exc}")
 
     async def _decide(
         self,
@@ -487,20 +490,20 @@ class Inbound:
         if self.trusted_authserv_id and any(
             serv == self.trusted_authserv_id and result == "fail" for serv, result in mail.dmarc
         ):
-            return Outcome("quarantined", "DMARC failed at our own mail server")
+            return Outcome(InboundState.QUARANTINED, "DMARC failed at our own mail server")
         if self._ours(mail):
-            return Outcome("ignored", "our own mail came back")
+            return Outcome(InboundState.IGNORED, "our own mail came back")
         if mail.dsn or (mail.auto and "bounce" in mail.auto):
             return await self._bounce(session, work, mail, now)
         if mail.auto:
             return await self._automatic(session, mail, now)
         if mail.sender_problem or not mail.senders:
-            return Outcome("rejected", mail.sender_problem or "no sender")
+            return Outcome(InboundState.REJECTED, mail.sender_problem or "no sender")
         sender = mail.senders[0]
         if not mail.tokens:
             reason = "no prompt token in References or subject"
             await self._tell_sender(session, work, sender, mail, reason, now)
-            return Outcome("rejected", reason)
+            return Outcome(InboundState.REJECTED, reason)
         found = next(
             (
                 batch.prompts[h]
@@ -511,13 +514,13 @@ class Inbound:
         )
         if found is None:
             await self._tell_sender(session, work, sender, mail, "unknown prompt token", now)
-            return Outcome("rejected", "unknown prompt token")
+            return Outcome(InboundState.REJECTED, "unknown prompt token")
         prompt, expires = found
         work.prompt_id = prompt.id
         if expires < now:
             reason = "the prompt's token has expired"
             await self._tell_sender(session, work, sender, mail, reason, now)
-            return Outcome("rejected", reason)
+            return Outcome(InboundState.REJECTED, reason)
         return await self._record(session, work, mail, prompt, sender, batch, now)
 
     def _ours(self, mail: InboundMail) -> bool:
@@ -548,7 +551,9 @@ class Inbound:
             if bounce.address not in bounces or bounce.hard:
                 bounces[bounce.address] = bounce
         if not bounces:
-            return Outcome("ignored", "delivery report (bounce) naming no failed address")
+            return Outcome(
+                InboundState.IGNORED, "delivery report (bounce) naming no failed address"
+            )
         for bounce in bounces.values():
             session.add(
                 EmailBounceRow(
@@ -564,7 +569,7 @@ class Inbound:
             if bounce.hard:
                 await self._stop_if_bouncing(session, bounce.address, now)
         return Outcome(
-            "ignored",
+            InboundState.IGNORED,
             "bounce: "
             + ", ".join(
                 f"{'hard' if b.hard else 'soft'} {b.status} {b.address}" for b in bounces.values()
@@ -608,25 +613,27 @@ class Inbound:
         """Never answered; an out-of-office naming a return date marks its writer away."""
         reason = mail.auto or "automatic mail"
         if reason == "mailing-list mail" or len(mail.senders) != 1:
-            return Outcome("ignored", reason)
+            return Outcome(InboundState.IGNORED, reason)
         today = (mail.date or now).date()
         away = return_date(f"{mail.subject}\n{mail.body}", today=today)
         if away is None:
-            return Outcome("ignored", reason)
+            return Outcome(InboundState.IGNORED, reason)
         found = (
             await session.scalars(
                 select(PersonRow).where(func.lower(PersonRow.email) == mail.senders[0])
             )
         ).all()
         if not found:
-            return Outcome("ignored", reason)
+            return Outcome(InboundState.IGNORED, reason)
         if len(found) > 1:  # a shared mailbox: whose absence it announces is not known
-            return Outcome("ignored", f"{reason}; a shared mailbox, so nobody is marked away")
+            return Outcome(
+                InboundState.IGNORED, f"{reason}; a shared mailbox, so nobody is marked away"
+            )
         person = found[0]
         if person.away_until is None or person.away_until < away:
             person.away_until = away
         log.info("%s is away until %s (out-of-office)", person.key, away.isoformat())
-        return Outcome("ignored", f"{reason}; away until {away.isoformat()}")
+        return Outcome(InboundState.IGNORED, f"{reason}; away until {away.isoformat()}")
 
     async def _record(
         self,
@@ -643,19 +650,21 @@ class Inbound:
         writer_key = batch.writers.get(sender)
         if writer_key is None:
             await self._tell_owner(session, work, prompt, sender, mail, now)
-            return Outcome("rejected", f"{sender} is not a known person")
+            return Outcome(InboundState.REJECTED, f"{sender} is not a known person")
         answers = await batch.load_answers(session)
         who = Who(person_key=writer_key)
         try:
             context = answers.context(who, prompt.id, now=now)
         except AnswerRefused as refused:
             await self._tell_owner(session, work, prompt, sender, mail, now)
-            return Outcome("rejected", refused.reason)
+            return Outcome(InboundState.REJECTED, refused.reason)
         text = strip_our_text(reply_text(mail.body))
         parsed = parse_reply(text, context.asked, today=context.today, answerable=context.allowed)
         if not parsed.accepted and not parsed.rejected and quotes_our_confirmation(mail.body):
             # Answering an answer that says nothing is how a mail loop goes round.
-            return Outcome("rejected", "nothing to read in a reply to a confirmation; not answered")
+            return Outcome(
+                InboundState.REJECTED, "nothing to read in a reply to a confirmation; not answered"
+            )
         if not text.strip():
             nothing = RejectedLine(
                 "(no text)", 1, "the reply had no text of its own above the quoted prompt"
@@ -663,7 +672,7 @@ class Inbound:
             self._confirm(
                 work, context.plan, context.writer, mail, ParsedReply((), (nothing,)), now
             )
-            return Outcome("rejected", "no content")
+            return Outcome(InboundState.REJECTED, "no content")
         result = answers.decide(
             AnswerRequest(
                 who,
@@ -693,8 +702,8 @@ class Inbound:
             now,
         )
         if not accepted:
-            return Outcome("rejected", "nothing could be recorded", 0)
-        return Outcome("processed", f"{len(accepted)} recorded, {len(rejected)} not")
+            return Outcome(InboundState.REJECTED, "nothing could be recorded", 0)
+        return Outcome(InboundState.PROCESSED, f"{len(accepted)} recorded, {len(rejected)} not")
 
     def _confirm(
         self,
@@ -723,7 +732,7 @@ class Inbound:
             _Answer(
                 NewMessage(
                     dedupe_key=f"confirm:{work.message.id}",
-                    kind="confirmation",
+                    kind=OutboxKind.CONFIRMATION,
                     channel="email",
                     recipient=writer.email,
                     payload=message.payload(),
@@ -765,7 +774,7 @@ class Inbound:
             mail.message_id,
             now,
             dedupe_key=f"notice:{work.message.id}",
-            kind="rejection",
+            kind=OutboxKind.REJECTION,
         )
         work.answers.append(_Answer(message, person.name, person.timezone))
 
@@ -798,7 +807,7 @@ class Inbound:
                 None,
                 now,
                 dedupe_key=f"others:{owner.email.lower()}:{day}",
-                kind="notice",
+                kind=OutboxKind.NOTICE,
             )
         )
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
+from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import LineRefusal, ReplyLine, judge
@@ -374,7 +375,7 @@ class UpdatePages:
         )
         await OutboxRepository(session).enqueue(
             dedupe_key=f"confirm:{key}"[:255],
-            kind="confirmation",
+            kind=OutboxKind.CONFIRMATION,
             channel="email",
             recipient=writer.email,
             payload=message.payload(),
