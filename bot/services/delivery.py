@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -30,12 +30,10 @@ from bot.domain.errors import OutboxEntryError
 from bot.domain.mail_states import OutboxKind, OutboxState
 from bot.metrics import count_prompts_sent
 from bot.services.alerts import AdminAlerts, AlertKind
-from bot.services.transports import HandsOver, Outcome, Reconciled, Result, Transport
+from bot.services.transports import DeliveryOutcome, HandsOver, Reconciled, Result, Transport
 from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
 
 log = logging.getLogger(__name__)
-
-OnSent = Callable[[AsyncSession, OutboxMessage, datetime], Awaitable[None]]
 
 
 def backoff(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> timedelta:
@@ -154,7 +152,7 @@ class OutboxWorker:
     async def _deliver_batch(self, claimed: list[OutboxMessage]) -> int:
         """Deliver the claimed rows in order until told to stop; how many were taken."""
         done = 0
-        delivered: list[tuple[OutboxMessage, Outcome, datetime]] = []
+        delivered: list[tuple[OutboxMessage, DeliveryOutcome, datetime]] = []
         # Transports that reconcile exactly are marked as handed over in one statement;
         # the others row by row, at the last moment before the far end can have it.
         batched = [m.id for m in claimed if self._transport(m).settle_every > 1]
@@ -191,10 +189,10 @@ class OutboxWorker:
                 ids, owner=self.owner, now=self.clock(), lease=self.lease
             )
 
-    def _lost(self, message: OutboxMessage) -> Outcome:
+    def _lost(self, message: OutboxMessage) -> DeliveryOutcome:
         self.stats.lost += 1
         log.warning("outbox %s: lease lost before sending; left to its new holder", message.id)
-        return Outcome(Result.LOST, "lease lost")
+        return DeliveryOutcome(Result.LOST, "lease lost")
 
     @contextlib.asynccontextmanager
     async def _leases_kept(self, ids: list[int]) -> AsyncIterator[None]:
@@ -248,14 +246,16 @@ class OutboxWorker:
     def _transport(self, message: OutboxMessage) -> Transport:
         return self.transports[message.channel]
 
-    async def _send(self, message: OutboxMessage) -> Outcome:
+    async def _send(self, message: OutboxMessage) -> DeliveryOutcome:
         try:
             return await self._transport(message).deliver(message)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %s: transport error", message.id)
-            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+            return DeliveryOutcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
 
-    async def _send_handing_over(self, transport: HandsOver, message: OutboxMessage) -> Outcome:
+    async def _send_handing_over(
+        self, transport: HandsOver, message: OutboxMessage
+    ) -> DeliveryOutcome:
         async def hand_over() -> bool:
             if await self._mark_sending([message.id]):
                 return True
@@ -266,9 +266,11 @@ class OutboxWorker:
             return await transport.deliver_handing_over(message, hand_over)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %s: transport error", message.id)
-            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+            return DeliveryOutcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
 
-    async def _settle(self, delivered: list[tuple[OutboxMessage, Outcome, datetime]]) -> None:
+    async def _settle(
+        self, delivered: list[tuple[OutboxMessage, DeliveryOutcome, datetime]]
+    ) -> None:
         """Record outcomes in one transaction: the sent in bulk, the rest one by one."""
         if not delivered:
             return
@@ -307,7 +309,11 @@ class OutboxWorker:
                     await self._alert_token(session, message, now)
 
     async def _record_failure(
-        self, repo: OutboxRepository, message: OutboxMessage, outcome: Outcome, now: datetime
+        self,
+        repo: OutboxRepository,
+        message: OutboxMessage,
+        outcome: DeliveryOutcome,
+        now: datetime,
     ) -> None:
         if outcome.result is Result.RETRY and message.attempts < self.max_attempts:
             wait = (

@@ -1,6 +1,6 @@
 """How an outbox row leaves the building, and how an unknown outcome is settled.
 
-Every transport answers a delivery with one `Outcome`, and a row whose sender vanished
+Every transport answers a delivery with one `DeliveryOutcome`, and a row whose sender vanished
 mid-send with a `Reconciled` verdict. A transport that knows the last moment before the far
 end can have a message (SMTP: just before the final dot of DATA) `HandsOver`: it asks the
 worker then whether the row is still its to send, so a crash or a lost lease before that
@@ -32,7 +32,7 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class DeliveryOutcome:
     result: Result
     error: str | None = None
     external_id: str | None = None
@@ -51,7 +51,7 @@ class Transport(Protocol):
     # whose unknown outcome needs a person (SMTP after DATA) records each at once.
     settle_every: int
 
-    async def deliver(self, message: OutboxMessage) -> Outcome: ...
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome: ...
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled: ...
 
@@ -68,7 +68,7 @@ class HandsOver(Protocol):
 
     async def deliver_handing_over(
         self, message: OutboxMessage, hand_over: HandOver
-    ) -> Outcome: ...
+    ) -> DeliveryOutcome: ...
 
 
 class LocalMailTransport:
@@ -98,12 +98,12 @@ class LocalMailTransport:
             raise
         return target
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         try:
             target = await asyncio.to_thread(self._write, message)
         except OSError as exc:
-            return Outcome(Result.RETRY, f"could not write the message: {exc}")
-        return Outcome(Result.SENT, external_id=target.name)
+            return DeliveryOutcome(Result.RETRY, f"could not write the message: {exc}")
+        return DeliveryOutcome(Result.SENT, external_id=target.name)
 
     def _temp_prefix(self, message: OutboxMessage) -> str:
         return f".sending-{message.id:08d}-"

@@ -50,7 +50,7 @@ from aiosmtplib import (
 )
 
 from bot.domain.errors import ConfigError, PulseError
-from bot.services.transports import HandOver, Outcome, Reconciled, Result
+from bot.services.transports import DeliveryOutcome, HandOver, Reconciled, Result
 from handlers.email.xoauth2 import (
     Ms365TokenProvider,
     TokenProvider,
@@ -190,14 +190,16 @@ class SmtpTransport:
 
     # -- the Transport protocol ----------------------------------------------------------
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         return await self.deliver_handing_over(message, _always_ours)
 
-    async def deliver_handing_over(self, message: OutboxMessage, hand_over: HandOver) -> Outcome:
+    async def deliver_handing_over(
+        self, message: OutboxMessage, hand_over: HandOver
+    ) -> DeliveryOutcome:
         try:
             recipient, body = self._prepare(message)
         except _Unsendable as exc:
-            return Outcome(Result.FAILED, str(exc))
+            return DeliveryOutcome(Result.FAILED, str(exc))
         async with self._lock:
             await self._pace()
             try:
@@ -262,7 +264,9 @@ class SmtpTransport:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _transaction(self, recipient: bytes, body: bytes, hand_over: HandOver) -> Outcome:
+    async def _transaction(
+        self, recipient: bytes, body: bytes, hand_over: HandOver
+    ) -> DeliveryOutcome:
         # A reused connection may have been closed by the server while idle (Exchange
         # drops idle sessions) without us noticing: if it fails before anything of this
         # message was accepted, open a fresh one once and start again.
@@ -299,38 +303,40 @@ class SmtpTransport:
                     ours = await hand_over()
                 except Exception as exc:  # the database's errors are not ours to enumerate
                     log.warning("could not record the hand-over: %s", type(exc).__name__)
-                    return Outcome(
+                    return DeliveryOutcome(
                         Result.RETRY,
                         f"could not record the hand-over ({type(exc).__name__}); not sent",
                     )
                 if not ours:
-                    return Outcome(Result.LOST, "another worker holds the message; not sent")
+                    return DeliveryOutcome(
+                        Result.LOST, "another worker holds the message; not sent"
+                    )
                 # From here the server may have the whole message. execute_command writes
                 # before its first await, so nothing was sent if it raised before this.
                 stage = Stage.END
                 reply = await client.execute_command(body, timeout=self.data_timeout)
                 if reply.code == 250:
-                    return Outcome(
+                    return DeliveryOutcome(
                         Result.SENT, external_id=reply.message[:_EXTERNAL_ID_LENGTH] or "250"
                     )
                 if 400 <= reply.code < 600:
                     return self._refused(stage, reply)
-                return Outcome(
+                return DeliveryOutcome(
                     Result.UNKNOWN,
                     f"unexpected reply to the end of DATA: {reply}; the message may have "
                     "been delivered, so it is not resent",
                 )
             except SmtpLoginRefused as exc:
                 log.error("SMTP login to %s:%s refused: %s", self.host, self.port, exc)
-                return Outcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
+                return DeliveryOutcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
             except TokenUnavailable as exc:
                 log.error("SMTP token unavailable: %s", exc)
-                return Outcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
+                return DeliveryOutcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
             except (SMTPException, OSError) as exc:
                 # SMTPServerDisconnected and SMTPTimeoutError are both; a malformed reply
                 # is an SMTPResponseException.
                 if stage is Stage.END:
-                    return Outcome(
+                    return DeliveryOutcome(
                         Result.UNKNOWN,
                         f"no reply after the end of DATA ({_describe(exc)}); the message "
                         "may have been delivered (RFC 1047), so it is not resent",
@@ -343,7 +349,7 @@ class SmtpTransport:
                     if stage is Stage.CONNECT
                     else f"at {stage.value}"
                 )
-                return Outcome(Result.RETRY, f"{where}: {_describe(exc)}")
+                return DeliveryOutcome(Result.RETRY, f"{where}: {_describe(exc)}")
         raise AssertionError("unreachable: the second try always returns")
 
     def _mail_options(self, client: SMTP, body: bytes) -> list[bytes]:
@@ -354,13 +360,13 @@ class SmtpTransport:
             options.append(b"BODY=8BITMIME")
         return options
 
-    def _refused(self, stage: Stage, reply: SMTPResponse) -> Outcome:
+    def _refused(self, stage: Stage, reply: SMTPResponse) -> DeliveryOutcome:
         text = f"{stage.value} refused: {reply.code} {reply.message}".strip()
         if 400 <= reply.code < 500:
-            return Outcome(Result.RETRY, text)
+            return DeliveryOutcome(Result.RETRY, text)
         if 500 <= reply.code < 600:
-            return Outcome(Result.FAILED, text)
-        return Outcome(Result.RETRY, f"unexpected reply to {stage.value}: {reply}")
+            return DeliveryOutcome(Result.FAILED, text)
+        return DeliveryOutcome(Result.RETRY, f"unexpected reply to {stage.value}: {reply}")
 
     # -- the connection ------------------------------------------------------------------
 
