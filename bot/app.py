@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, system_clock
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Action, Contact, Milestone, Person, Plan
-from bot.domain.status import Status, local_date, milestone_status
+from bot.domain.status import Status, local_date
 from bot.messages.slack_blocks import prompt_blocks
 from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
@@ -106,13 +106,7 @@ class PlanPulse:
         lines = []
         for action in tracked.actions:
             for milestone in action.milestones:
-                status = milestone_status(
-                    milestone.timescale,
-                    tracked.updates.get(milestone.ref, ()),
-                    today=day,
-                    policy=plan.policy,
-                    timezone=plan.timezone,
-                )
+                status = tracked.status(milestone, today=day)
                 lines.append(MilestoneLine(milestone, action.priority, status))
         return lines
 

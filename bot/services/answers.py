@@ -39,7 +39,7 @@ from bot.domain.cycles import listed_under
 from bot.domain.model import Milestone, Person, Plan, Source, Update
 from bot.domain.people import mailbox
 from bot.domain.replies import AskedMilestone, LineRefusal, Refusal, ReplyLine, judge
-from bot.domain.status import MilestoneStatus, local_date, milestone_status
+from bot.domain.status import MilestoneStatus, local_date
 from bot.metrics import count_answers
 from storage.answers import AnsweringData, AnswerRepository, AskedPrompt, NewUpdate
 from storage.db import Session, is_duplicate, savepoint
@@ -293,13 +293,7 @@ class AnswerBatch:
         for ref in refs:
             pending = self._pending.get((prompt.plan_id, ref))
             updates = tracked.updates.get(ref, ())
-            status = milestone_status(
-                milestones[ref].timescale,
-                (*updates, *pending) if pending else updates,
-                today=today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
+            status = tracked.status(milestones[ref], today=today, pending=pending or ())
             latest = _latest_rated((*updates, *pending) if pending else updates, now=now)
             asked.append(
                 AskedMilestone(
