@@ -56,9 +56,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sample_plans import write_plan  # a sibling: benchmarks run as scripts
 
 from bot.messages import slack_blocks as kit
+from bot.services.cycles import prompt_items
 from bot.services.prompting import Cycles
 from handlers.files.importing import import_plan
-from handlers.slack.app import Followups, _items, build_http_app, build_slack_app
+from handlers.slack.answers import Followups
+from handlers.slack.app import build_slack_app
+from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import MilestoneRow, PersonRow, PromptRow, UpdateRow
 from storage.repositories import PlanRepository
@@ -268,7 +271,7 @@ async def bench(
         # Each prompt's DM, posted to the fake as the transport would.
         dms: dict[int, tuple[str, str, list[dict[str, Any]]]] = {}
         for user, name, prompt_id, refs in prompts:
-            items = _items(tracked, refs, NOW.date(), "")
+            items = prompt_items(tracked, refs, NOW.date(), "")
             blocks = kit.prompt_blocks(tracked.plan.title, name, items, prompt_id)[0]
             posted = await client.chat_postMessage(
                 channel=str(user), text="Progress update", blocks=blocks

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, system_clock
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Action, Contact, Milestone, Person, Plan
-from bot.domain.status import Status, local_date, milestone_status
+from bot.domain.status import Status, local_date
 from bot.messages.slack_blocks import prompt_blocks
 from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
@@ -40,9 +40,11 @@ from bot.teams import check_webhooks, workflows_transport
 from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from handlers.email.imap import ImapReceiver
 from handlers.email.local_transport import LocalMailTransport
-from handlers.email.smtp import Ms365TokenProvider, SmtpTransport
+from handlers.email.smtp import SmtpTransport
+from handlers.email.xoauth2 import Ms365TokenProvider
 from handlers.files import export
-from handlers.slack.app import Followups, SlackChannel, build_slack_app
+from handlers.slack.answers import Followups
+from handlers.slack.app import SlackChannel, build_slack_app
 from handlers.slack.transport import SlackTransport, lookup_user_by_email
 from handlers.web.metrics import MetricsServer
 from handlers.web.oidc import OidcClient, OidcConfig
@@ -109,13 +111,7 @@ class PlanPulse:
         lines = []
         for action in tracked.actions:
             for milestone in action.milestones:
-                status = milestone_status(
-                    milestone.timescale,
-                    tracked.updates.get(milestone.ref, ()),
-                    today=day,
-                    policy=plan.policy,
-                    timezone=plan.timezone,
-                )
+                status = tracked.status(milestone, today=day)
                 lines.append(MilestoneLine(milestone, action.priority, status))
         return lines
 
@@ -434,19 +430,9 @@ def imap_receiver(settings: Settings, inbound: Inbound) -> ImapReceiver | None:
     """The IMAP reader when IMAP_HOST is set (OAuth2 when MS365_* are set and no password)."""
     if not settings.imap_host:
         return None
-    provider = None
-    secret = settings.ms365_client_secret
-    if (
-        settings.imap_password is None
-        and settings.ms365_tenant_id
-        and settings.ms365_client_id
-        and secret is not None
-    ):
-        provider = Ms365TokenProvider(
-            tenant_id=settings.ms365_tenant_id,
-            client_id=settings.ms365_client_id,
-            client_secret=secret.get_secret_value(),
-        )
+    provider = (
+        None if settings.imap_password is not None else Ms365TokenProvider.from_settings(settings)
+    )
 
     async def take_in(raw: bytes) -> bool:
         return await inbound.take_in(raw, source="imap")

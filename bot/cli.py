@@ -34,6 +34,7 @@ from bot.demo import run_demo
 from bot.domain import timescales
 from bot.domain.errors import ImportFailed, PulseError, TimescaleError
 from bot.domain.leads import draft_people
+from bot.domain.mail_states import INBOX_PROBLEMS, OutboxState
 from bot.domain.webhooks import redacted_webhook
 from bot.live_cli import register_live
 from bot.locks import database_lock
@@ -225,20 +226,14 @@ def _main(
 
 
 def _day(value: str | None, option: str) -> date | None:
-    """A day from the command line: 2026-11-20 or 20/11/2026."""
+    """A day from the command line, read as every channel reads one (`timescales.read_day`):
+    2026-11-20, 20/11/2026, 20th Nov 2026, Nov 2026 (its last day)."""
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        parsed = timescales.parse(value)
+        return timescales.read_day(value)
     except TimescaleError as exc:
         raise typer.BadParameter(exc.reason, param_hint=option) from None
-    if parsed.due is None or parsed.start is not None or parsed.recurrence is not None:
-        raise typer.BadParameter(f"not a day: {value!r}", param_hint=option)
-    return parsed.due
 
 
 @app.command()
@@ -505,13 +500,12 @@ async def _outbox_summary(pulse: PlanPulse) -> list[str]:
         counts = await OutboxRepository(session).problem_counts()
     if not counts:
         return []
-    parts = [f"{counts['failed']} failed"] if counts.get("failed") else []
-    if counts.get("needs_review"):
-        parts.append(f"{counts['needs_review']} need review")
+    failed = counts.get(OutboxState.FAILED)
+    parts = [f"{failed} failed"] if failed else []
+    review = counts.get(OutboxState.NEEDS_REVIEW)
+    if review:
+        parts.append(f"{review} need review")
     return ["", f"outbox: {', '.join(parts)} (see `pulse outbox`)"]
-
-
-_INBOX_PROBLEMS = ("unprocessable", "quarantined", "rejected", "ignored")
 
 
 async def _inbox_problems(pulse: PlanPulse) -> str:
@@ -519,7 +513,7 @@ async def _inbox_problems(pulse: PlanPulse) -> str:
     rows = [("ID", "RECEIVED", "STATE", "FROM", "SUBJECT", "OUTCOME")]
     async with pulse.sessions() as session:
         # The start of each message only (its header section), never every message whole.
-        stored = await InboundRepository(session).listing(_INBOX_PROBLEMS, head_bytes=HEAD_BYTES)
+        stored = await InboundRepository(session).listing(INBOX_PROBLEMS, head_bytes=HEAD_BYTES)
     for row in stored:
         head = HeaderParser().parsestr(header_section(row.head).decode("latin-1"), headersonly=True)
         rows.append(

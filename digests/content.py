@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from bot.domain.model import Action, Milestone, Network, Plan, Update
-from bot.domain.status import MilestoneStatus, Status, milestone_status
+from bot.domain.status import MilestoneStatus, Status, status_in_plan
 
 
 class DigestSection(StrEnum):
@@ -353,13 +353,7 @@ def plan_statuses(
 ) -> dict[str, Status]:
     """Every milestone's status on `as_of`, by reference."""
     return {
-        milestone.ref: milestone_status(
-            milestone.timescale,
-            updates.get(milestone.ref, ()),
-            today=as_of,
-            policy=plan.policy,
-            timezone=plan.timezone,
-        )
+        milestone.ref: status_in_plan(plan, milestone, updates.get(milestone.ref, ()), today=as_of)
         for action in actions
         for milestone in action.milestones
     }

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.mail_states import OutboxKind
 from storage.delivery import OutboxRepository
 from storage.models import OutboxRow
 from storage.repositories import utc
 
-ALERT = "alert"  # the outbox kind
+ALERT = OutboxKind.ALERT
 
 
 async def alert_since(session: AsyncSession, kind: str, *, since: datetime) -> bool:

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.domain.mail_states import InboundState, OutboxState
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -381,7 +383,7 @@ class OutboxRow(Base):
     message_id: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -419,7 +421,7 @@ class InboundRow(Base):
     source: Mapped[str] = mapped_column(String(16))  # maildir, imap, smtp
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    state: Mapped[str] = mapped_column(String(16), default="new")
+    state: Mapped[str] = mapped_column(String(16), default=InboundState.NEW)
     outcome: Mapped[str | None] = mapped_column(Text)
     prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.mail_states import OutboxState
 from storage.models import InboundRow, OutboxRow
 from storage.repositories import utc
 
@@ -41,7 +42,7 @@ class MonitoringRepository:
         ).tuples()
         oldest = await self.session.scalar(
             select(func.min(OutboxRow.next_attempt_at)).where(
-                OutboxRow.state == "pending", OutboxRow.next_attempt_at <= utc(now)
+                OutboxRow.state == OutboxState.PENDING, OutboxRow.next_attempt_at <= utc(now)
             )
         )
         return DatabaseSnapshot(

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.domain.erasure import Identity, former_lead
 from bot.domain.errors import PersonalDataError
+from bot.domain.mail_states import InboundState, OutboxState
 from storage.models import (
     ActionLeadRow,
     ActionRow,
@@ -173,14 +174,14 @@ class Retention:
         return and_(
             InboundRow.raw_dropped_at.is_(None),
             InboundRow.received_at < utc(before),
-            InboundRow.state != "new",
+            InboundRow.state != InboundState.NEW,
         )
 
     @staticmethod
     def _sent_due(before: datetime) -> ColumnElement[bool]:
         return and_(
             OutboxRow.body_dropped_at.is_(None),
-            OutboxRow.state == "sent",
+            OutboxRow.state == OutboxState.SENT,
             OutboxRow.sent_at < utc(before),
         )
 
@@ -574,6 +575,8 @@ class Erasure:
 
 
 ERASED = {"dropped": "erasure"}
+# Outbox messages not yet on their way: an erasure stops them.
+_NOT_YET_SENT = (OutboxState.PENDING, OutboxState.CLAIMED)
 # Handled on their own: people (the person's row), audit_log (names nobody), network
 # coordinators (a list of addresses: theirs is taken out, not renamed).
 _OWN_WAY = {("networks", "coordinators")}
@@ -735,8 +738,11 @@ async def _drop_messages_to(
         batch = ids[start : start + 500]
         await session.execute(
             update(OutboxRow)
-            .where(OutboxRow.id.in_(batch), OutboxRow.state.in_(("pending", "claimed")))
-            .values(state="failed", last_error="recipient forgotten")
+            .where(
+                OutboxRow.id.in_(batch),
+                OutboxRow.state.in_(_NOT_YET_SENT),
+            )
+            .values(state=OutboxState.FAILED, last_error="recipient forgotten")
         )
         await session.execute(
             update(OutboxRow)

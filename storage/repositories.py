@@ -32,6 +32,7 @@ from bot.domain.model import (
     Update,
 )
 from bot.domain.reimport import Progress
+from bot.domain.status import Status, status_in_plan
 from storage.models import (
     STAGED_PLAN_PREFIX,
     STATE_SLOTS,
@@ -121,6 +122,16 @@ class TrackedPlan:
             if network.key == key:
                 return network
         raise NetworkNotFound(key, self.plan.key, [n.key for n in self.networks])
+
+    def status(
+        self, milestone: Milestone, *, today: date, pending: Sequence[Update] = ()
+    ) -> Status:
+        """The milestone's status on `today` from its stored updates, and `pending` ones
+        not stored yet (answers decided earlier in the same batch)."""
+        updates = self.updates.get(milestone.ref, ())
+        return status_in_plan(
+            self.plan, milestone, (*updates, *pending) if pending else updates, today=today
+        )
 
 
 class PeopleRepository:

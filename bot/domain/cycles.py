@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import holidays as holiday_lists
 
 from bot.domain.model import Action, Milestone, Person, Plan, Update
-from bot.domain.status import MilestoneStatus, Status, milestone_status
+from bot.domain.status import MilestoneStatus, Status, status_in_plan
 
 __all__ = [
     "DEFAULT_DIGEST_SCHEDULE",
@@ -457,13 +457,7 @@ def plan_prompts(
             leads = milestone.leads or action.leads
             if not leads:
                 continue
-            status = milestone_status(
-                milestone.timescale,
-                updates.get(milestone.ref, ()),
-                today=today,
-                policy=plan.policy,
-                timezone=plan.timezone,
-            )
+            status = status_in_plan(plan, milestone, updates.get(milestone.ref, ()), today=today)
             if not _is_open(status):
                 continue
             # recipient -> the lead they answer for (their own key when they lead it)

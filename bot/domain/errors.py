@@ -1,7 +1,9 @@
-"""Every error Plan Pulse raises on purpose, in one hierarchy.
+"""Every error Plan Pulse raises on purpose is a `PulseError`; these are defined here, and
+the few that belong to one channel's wire protocol are defined beside it (marked *).
 
     PulseError                  base: a message a person can act on
-    ├── TimescaleError          a timescale cell that names an impossible or unreadable date
+    ├── TimescaleError          a timescale or a day that names an impossible or unreadable
+    │                           date, or no one day where one is needed (`read_day`)
     ├── ImportFailed            a plan, people or networks file with problems; nothing written
     ├── PlanNotFound            a plan key that is not in the store
     ├── PlanRetired             a plan retired with `pulse plans retire`: no prompts or digests
@@ -12,9 +14,16 @@
     ├── OutboxEntryError        an outbox message that is not there, or not to be settled so
     ├── PersonalDataError       a subject-access export or erasure that cannot be done
     ├── PersonChangeError       a `pulse people set` or `actions reassign` that cannot be done
-    └── BackupError             a backup that could not be made; nothing written at its target
+    ├── BackupError             a backup that could not be made; nothing written at its target
+    ├── AlreadyRunning *        another `pulse run` holds the database (bot/locks.py)
+    ├── TokenUnavailable *      no OAuth2 token for SMTP or IMAP (handlers/email/xoauth2.py)
+    ├── SmtpLoginRefused *      the SMTP server refused our login (handlers/email/smtp.py)
+    └── ImapError *             the IMAP server (handlers/email/imap.py): ImapLoginRefused,
+                                ImapUnavailable, ImapCommandRefused
 
 Handlers turn these into messages for leads and admins; tracebacks go to the log only.
+A refused answer is not an error of this kind: the answers service says why it refused
+(`AnswerRefused`, a `Refusal` with its reason) and the channel tells the person at once.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ DEFAULT_LABELS: Mapping[int, str] = MappingProxyType(
     }
 )
 
-# Words a lead may write instead of the number. Longest phrases are tried first so that
-# "not started" is never read as "started".
+# Words a lead may write instead of the number (DESIGN.md §3), each with the rating it
+# reads as. Longest phrases are tried first so that "not started" is never read as "started".
 _WORDS: Mapping[str, int] = MappingProxyType(
     {
         "achieved": ACHIEVED,
@@ -42,6 +42,8 @@ _WORDS: Mapping[str, int] = MappingProxyType(
         "no progress": NOT_STARTED,
     }
 )
+# The words alone, in that order, for reasons and for "did you mean".
+RATING_WORDS: tuple[str, ...] = tuple(_WORDS)
 _WORD_PATTERN = re.compile(
     r"(?<![\w])("
     + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_WORDS, key=len, reverse=True))

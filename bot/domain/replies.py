@@ -48,8 +48,8 @@ from functools import lru_cache
 
 from bot.domain.child_details import child_details, rephrase_reason
 from bot.domain.errors import TimescaleError
-from bot.domain.ratings import DEFAULT_LABELS, rating_from_text
-from bot.domain.timescales import parse as parse_timescale
+from bot.domain.ratings import DEFAULT_LABELS, RATING_WORDS, rating_from_text
+from bot.domain.timescales import read_day
 
 __all__ = [
     "NOTE_LIMIT",
@@ -70,14 +70,6 @@ __all__ = [
 
 NOTE_LIMIT = 2000
 
-# The reply words of DESIGN.md §3, for reasons and for "did you mean"; reading them is
-# `rating_from_text`'s job (tests check that each one reads there).
-RATING_WORDS: tuple[str, ...] = (
-    "achieved", "done", "complete", "completed",
-    "largely achieved", "largely", "mostly",
-    "in progress", "progressing", "on track", "started",
-    "not achieved", "not started", "no progress",
-)  # fmt: skip
 _RATING_HELP = "rating must be 1–4 or one of: " + ", ".join(RATING_WORDS)
 _DATE_HELP = "write it as 31/01/27, 31/1/2027, 2027-01-31 or 14 Dec 2026"
 
@@ -684,12 +676,9 @@ def _next_date(written: Callable[[int], str], *, today: date) -> date | str:
 
 def _parse_date(written: str) -> date | str:
     try:
-        due = parse_timescale(written).due
+        return read_day(written)
     except TimescaleError as error:
         return f"cannot record the revised date: {error.reason}"
-    if due is None:
-        return f"could not read the revised date {written!r}: {_DATE_HELP}"
-    return due
 
 
 def _support(text: str) -> tuple[bool, str]:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from bot.domain.model import RiskPolicy, Timescale, Update
+from bot.domain.model import Milestone, Plan, RiskPolicy, Timescale, Update
 from bot.domain.ratings import ACHIEVED, NOT_STARTED
 from bot.domain.timescales import due_on
 
@@ -143,6 +143,17 @@ def milestone_status(
     overdue_by = -days_to_due if status is MilestoneStatus.OVERDUE and days_to_due else 0
     return Status(
         status, due, overdue_by, days_to_due, reasons, latest, latest_day, rating, rated_on, revised
+    )
+
+
+def status_in_plan(
+    plan: Plan, milestone: Milestone, updates: Sequence[Update], *, today: date
+) -> Status:
+    """The status of a milestone of `plan` on `today`: `milestone_status` with the plan's
+    own risk policy and timezone. Every caller that has the plan asks this (or
+    `TrackedPlan.status`, which asks it with the stored updates)."""
+    return milestone_status(
+        milestone.timescale, updates, today=today, policy=plan.policy, timezone=plan.timezone
     )
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from bot.domain.errors import TimescaleError
 from bot.domain.model import Quarters, Recurrence, Timescale
@@ -642,24 +642,31 @@ def due_on(ts: Timescale, today: date) -> tuple[date | None, date | None]:
     return last, first
 
 
-_DAY_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
+def read_day(text: str) -> date:
+    """One day as a person writes it, the same in every channel (the CLI's `--as-of`, a
+    `/pulse away` in Slack, a revised date in an email reply or on the update page, a date
+    in a plan file): day first (31/01/27, 31/1/2027, 14th Dec 2026), ISO (2027-01-31), or
+    any fixed timescale a plan or a reply accepts, for its due date (`Jan 2027` is 31
+    January 2027). Two-digit years are 20xx. Raises `TimescaleError`, with the reason, when
+    it names no one day: a recurring or ongoing timescale, an impossible date, no date."""
+    cleaned = " ".join(text.split())
+    try:
+        return date.fromisoformat(cleaned)  # the common case, without the full grammar
+    except ValueError:
+        pass
+    timescale = parse(cleaned)
+    if timescale.recurrence is not None:
+        raise TimescaleError(text, "a recurring timescale, not one day")
+    if timescale.ongoing:
+        raise TimescaleError(text, "ongoing, not one day")
+    if timescale.due is None:
+        raise TimescaleError(text, timescale.warnings[0] if timescale.warnings else "no date")
+    return timescale.due
 
 
 def parse_day(text: str) -> date | None:
-    """One day as a person writes it, the same in every channel: day first (31/01/27,
-    31/1/2027, 14th Dec 2026), ISO (2027-01-31), or any fixed timescale a plan or a reply
-    accepts, for its due date (`Jan 2027` is 31 January 2027). None when it names no one
-    day (a recurring or ongoing timescale, an impossible date, or no date at all)."""
-    cleaned = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text.strip(), flags=re.I)
-    for pattern in _DAY_FORMATS:
-        try:
-            return datetime.strptime(cleaned, pattern).date()
-        except ValueError:
-            continue
+    """`read_day`, with None instead of the reason when `text` names no one day."""
     try:
-        timescale = parse(cleaned)
+        return read_day(text)
     except TimescaleError:
         return None
-    if timescale.recurrence is not None or timescale.ongoing:
-        return None
-    return timescale.due

@@ -12,23 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from bot.domain.replies import NOTE_LIMIT, ReplyLine
+from bot.domain.timescales import parse_day
 
-DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
 DATE_HINT = "For example, 31/01/2027"
-
-
-def read_date(text: str) -> date | None:
-    """A date written day first (31/01/2027, 31/1/27, 14 Dec 2026) or as ISO (2027-01-31)."""
-    cleaned = " ".join(text.split())
-    for pattern in DATE_FORMATS:
-        try:
-            return datetime.strptime(cleaned, pattern).date()
-        except ValueError:
-            continue
-    return None
 
 
 def field_id(n: int, name: str) -> str:
@@ -81,7 +70,7 @@ def read_update(form: Mapping[str, str], refs: Sequence[str], *, today: date) ->
             )
         revised: date | None = None
         if revised_text:
-            revised = read_date(revised_text)
+            revised = parse_day(revised_text)
             if revised is None:
                 errors[field_id(n, "revised")] = (
                     f"The revised date for {ref} must be a real date, for example 31/01/2027"
@@ -126,7 +115,7 @@ def read_absence(
     errors: dict[str, str] = {}
     away: date | None = None
     if away_text:
-        away = read_date(away_text)
+        away = parse_day(away_text)
         if away is None:
             errors["away"] = "The date you are back must be a real date, for example 31/01/2027"
         elif away < today:

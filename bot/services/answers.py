@@ -39,7 +39,7 @@ from bot.domain.cycles import listed_under
 from bot.domain.model import Milestone, Person, Plan, Source, Update
 from bot.domain.people import mailbox
 from bot.domain.replies import AskedMilestone, LineRefusal, Refusal, ReplyLine, judge
-from bot.domain.status import MilestoneStatus, local_date, milestone_status
+from bot.domain.status import MilestoneStatus, local_date, status_in_plan
 from bot.metrics import count_answers
 from storage.answers import AnsweringData, AnswerRepository, AskedPrompt, NewUpdate
 from storage.db import Session, is_duplicate, savepoint
@@ -324,22 +324,15 @@ class AnswerBatch:
         for ref in refs:
             pending = self._pending.get((prompt.plan_id, ref))
             updates = tracked.updates.get(ref, ())
-            status = milestone_status(
-                milestones[ref].timescale,
-                (*updates, *pending) if pending else updates,
-                today=today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
+            status = tracked.status(milestones[ref], today=today, pending=pending or ())
             latest = _latest_rated((*updates, *pending) if pending else updates, now=now)
             since = _answered_since(updates, prompt.created_at, now=now)
             if since is not None and since.id is not None:
-                before = milestone_status(
-                    milestones[ref].timescale,
+                before = status_in_plan(
+                    tracked.plan,
+                    milestones[ref],
                     [u for u in updates if u.given_at < prompt.created_at],
                     today=today,
-                    policy=tracked.plan.policy,
-                    timezone=tracked.plan.timezone,
                 )
                 replaces[ref] = Replaced(since.id, before.rating)
             asked.append(
@@ -599,9 +592,7 @@ async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResul
     plan = tracked.plan
     today = local_date(request.now, plan.timezone)
     updates = tracked.updates.get(ref, ())
-    status = milestone_status(
-        milestone.timescale, updates, today=today, policy=plan.policy, timezone=plan.timezone
-    )
+    status = tracked.status(milestone, today=today)
     latest = _latest_rated(updates, now=request.now)
     asked = AskedMilestone(
         ref,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
-from bot.domain.status import local_date, milestone_status
+from bot.domain.status import local_date
 from storage.db import Session
 from storage.delivery import NewPrompt, PromptRepository
 from storage.repositories import PlanRepository, TrackedPlan
@@ -21,13 +21,7 @@ def prompt_item(tracked: TrackedPlan, ref: str, today: date, lead: str) -> Promp
         for milestone in action.milestones:
             if milestone.ref != ref:
                 continue
-            status = milestone_status(
-                milestone.timescale,
-                tracked.updates.get(ref, ()),
-                today=today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
+            status = tracked.status(milestone, today=today)
             return PromptItem.of(milestone, status, action_ref=action.ref, on_behalf_of=lead)
     return None
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -27,14 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.errors import OutboxEntryError
+from bot.domain.mail_states import OutboxKind, OutboxState
 from bot.metrics import count_prompts_sent
 from bot.services.alerts import AdminAlerts, AlertKind
-from bot.services.transports import HandsOver, Outcome, Reconciled, Result, Transport
+from bot.services.transports import DeliveryOutcome, HandsOver, Reconciled, Result, Transport
 from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
 
 log = logging.getLogger(__name__)
-
-OnSent = Callable[[AsyncSession, OutboxMessage, datetime], Awaitable[None]]
 
 
 def backoff(attempts: int, *, base: float = 30.0, cap: float = 3600.0) -> timedelta:
@@ -99,24 +98,28 @@ class OutboxWorker:
                     message.id, owner=self.owner, now=now, lease=self.lease
                 ):
                     continue
-            if message.state == "claimed":
+            if message.state == OutboxState.CLAIMED:
                 verdict = Reconciled.NOT_SENT  # its worker never started sending it
             else:
                 verdict = await self._transport(message).reconcile(message)
             async with self.sessions() as session, session.begin():
                 repo = OutboxRepository(session)
                 if verdict is Reconciled.SENT:
-                    await repo.finish(message.id, owner=self.owner, state="sent", now=now)
+                    await repo.finish(message.id, owner=self.owner, state=OutboxState.SENT, now=now)
                     await self._after_sent(session, message, now)
                 elif verdict is Reconciled.NOT_SENT:
                     await repo.finish(
-                        message.id, owner=self.owner, state="pending", now=now, retry_at=now
+                        message.id,
+                        owner=self.owner,
+                        state=OutboxState.PENDING,
+                        now=now,
+                        retry_at=now,
                     )
                 else:
                     await repo.finish(
                         message.id,
                         owner=self.owner,
-                        state="needs_review",
+                        state=OutboxState.NEEDS_REVIEW,
                         now=now,
                         error="sender stopped mid-send; outcome unknown",
                     )
@@ -149,7 +152,7 @@ class OutboxWorker:
     async def _deliver_batch(self, claimed: list[OutboxMessage]) -> int:
         """Deliver the claimed rows in order until told to stop; how many were taken."""
         done = 0
-        delivered: list[tuple[OutboxMessage, Outcome, datetime]] = []
+        delivered: list[tuple[OutboxMessage, DeliveryOutcome, datetime]] = []
         # Transports that reconcile exactly are marked as handed over in one statement;
         # the others row by row, at the last moment before the far end can have it.
         batched = [m.id for m in claimed if self._transport(m).settle_every > 1]
@@ -186,10 +189,10 @@ class OutboxWorker:
                 ids, owner=self.owner, now=self.clock(), lease=self.lease
             )
 
-    def _lost(self, message: OutboxMessage) -> Outcome:
+    def _lost(self, message: OutboxMessage) -> DeliveryOutcome:
         self.stats.lost += 1
         log.warning("outbox %s: lease lost before sending; left to its new holder", message.id)
-        return Outcome(Result.LOST, "lease lost")
+        return DeliveryOutcome(Result.LOST, "lease lost")
 
     @contextlib.asynccontextmanager
     async def _leases_kept(self, ids: list[int]) -> AsyncIterator[None]:
@@ -243,14 +246,16 @@ class OutboxWorker:
     def _transport(self, message: OutboxMessage) -> Transport:
         return self.transports[message.channel]
 
-    async def _send(self, message: OutboxMessage) -> Outcome:
+    async def _send(self, message: OutboxMessage) -> DeliveryOutcome:
         try:
             return await self._transport(message).deliver(message)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %s: transport error", message.id)
-            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+            return DeliveryOutcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
 
-    async def _send_handing_over(self, transport: HandsOver, message: OutboxMessage) -> Outcome:
+    async def _send_handing_over(
+        self, transport: HandsOver, message: OutboxMessage
+    ) -> DeliveryOutcome:
         async def hand_over() -> bool:
             if await self._mark_sending([message.id]):
                 return True
@@ -261,9 +266,11 @@ class OutboxWorker:
             return await transport.deliver_handing_over(message, hand_over)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %s: transport error", message.id)
-            return Outcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
+            return DeliveryOutcome(Result.RETRY, f"{type(exc).__name__}: {exc}")
 
-    async def _settle(self, delivered: list[tuple[OutboxMessage, Outcome, datetime]]) -> None:
+    async def _settle(
+        self, delivered: list[tuple[OutboxMessage, DeliveryOutcome, datetime]]
+    ) -> None:
         """Record outcomes in one transaction: the sent in bulk, the rest one by one."""
         if not delivered:
             return
@@ -276,9 +283,16 @@ class OutboxWorker:
                     [(m.id, o.external_id) for m, o, _ in sent], owner=self.owner, now=now
                 )
                 await PromptRepository(session).mark_sent_many(
-                    [m.prompt_id for m, _, _ in sent if m.prompt_id and m.kind == "prompt"], now
+                    [
+                        m.prompt_id
+                        for m, _, _ in sent
+                        if m.prompt_id and m.kind == OutboxKind.PROMPT
+                    ],
+                    now,
                 )
-                count_prompts_sent(session, [m.channel for m, _, _ in sent if m.kind == "prompt"])
+                count_prompts_sent(
+                    session, [m.channel for m, _, _ in sent if m.kind == OutboxKind.PROMPT]
+                )
                 for message, _, _ in sent:
                     self.stats.sent += 1
                     self.stats.by_kind[message.kind] = self.stats.by_kind.get(message.kind, 0) + 1
@@ -295,7 +309,11 @@ class OutboxWorker:
                     await self._alert_token(session, message, now)
 
     async def _record_failure(
-        self, repo: OutboxRepository, message: OutboxMessage, outcome: Outcome, now: datetime
+        self,
+        repo: OutboxRepository,
+        message: OutboxMessage,
+        outcome: DeliveryOutcome,
+        now: datetime,
     ) -> None:
         if outcome.result is Result.RETRY and message.attempts < self.max_attempts:
             wait = (
@@ -306,7 +324,7 @@ class OutboxWorker:
             await repo.finish(
                 message.id,
                 owner=self.owner,
-                state="pending",
+                state=OutboxState.PENDING,
                 now=now,
                 error=outcome.error,
                 retry_at=now + wait,
@@ -325,7 +343,7 @@ class OutboxWorker:
             await repo.finish(
                 message.id,
                 owner=self.owner,
-                state="needs_review",
+                state=OutboxState.NEEDS_REVIEW,
                 now=now,
                 error=outcome.error,
             )
@@ -334,7 +352,7 @@ class OutboxWorker:
             await self._alert_review(repo.session, message, outcome.error, now)
         else:
             await repo.finish(
-                message.id, owner=self.owner, state="failed", now=now, error=outcome.error
+                message.id, owner=self.owner, state=OutboxState.FAILED, now=now, error=outcome.error
             )
             self.stats.failed += 1
             log.error(
@@ -392,7 +410,7 @@ class OutboxWorker:
     async def _after_sent(
         self, session: AsyncSession, message: OutboxMessage, now: datetime
     ) -> None:
-        if message.prompt_id is not None and message.kind == "prompt":
+        if message.prompt_id is not None and message.kind == OutboxKind.PROMPT:
             await PromptRepository(session).mark_sent(message.prompt_id, now)
             count_prompts_sent(session, [message.channel])
 
@@ -438,7 +456,7 @@ async def resolve_message(
         message = await repo.resolve(message_id, sent=sent, now=now)
         if message is None:
             await _refuse(repo, message_id)
-        if sent and message.prompt_id is not None and message.kind == "prompt":
+        if sent and message.prompt_id is not None and message.kind == OutboxKind.PROMPT:
             await PromptRepository(session).mark_sent(message.prompt_id, now)
     log.info("outbox %s resolved by an admin as %s", message_id, "sent" if sent else "not sent")
     return message

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import select
 
 from bot.domain.errors import PlanRetired
+from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Plan
 from bot.domain.status import local_date
 from bot.messages.emails import digest_email
@@ -202,7 +203,7 @@ class DigestPoster:
             messages.append(
                 NewMessage(
                     dedupe_key=f"digest:{digest_id}:slack",
-                    kind="digest",
+                    kind=OutboxKind.DIGEST,
                     channel="slack",
                     recipient=network.slack_channel,
                     payload={"channel": network.slack_channel, "posts": posts},
@@ -230,7 +231,7 @@ class DigestPoster:
             messages.append(
                 NewMessage(
                     dedupe_key=f"digest:{digest_id}:email:{address.lower()}",
-                    kind="digest",
+                    kind=OutboxKind.DIGEST,
                     channel="email",
                     recipient=address,
                     payload=email.payload(),

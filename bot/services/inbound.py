@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
+from bot.domain.mail_states import ANSWER_KINDS, InboundState, OutboxKind
 from bot.domain.model import Person, Plan, Source
 from bot.domain.replies import (
     ParsedReply,
@@ -102,12 +103,11 @@ SWEEP_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEZONE = "Europe/London"
 ANSWERS_PER_HOUR = 20  # answers to one address's own messages, per clock hour
 DECIDED_PER_HOUR = 100  # messages from one address decided per clock hour
-ANSWER_KINDS = ("confirmation", "rejection")  # outbox kinds counted as answers
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    state: str  # processed, rejected, ignored, unprocessable
+class InboundOutcome:
+    state: InboundState
     reason: str
     recorded: int = 0
 
@@ -257,14 +257,14 @@ class Inbound:
             raise failure
         return stored, new
 
-    async def process_all(self, batch: int = 100) -> list[Outcome]:
+    async def process_all(self, batch: int = 100) -> list[InboundOutcome]:
         """Decide every message stored when called, `batch` a transaction, oldest first.
 
         Bounded by the count at the start, so mail arriving meanwhile (or a message left
         undecided) cannot keep it going for ever."""
         async with self.sessions() as session:
             waiting = await InboundRepository(session).count_new()
-        outcomes: list[Outcome] = []
+        outcomes: list[InboundOutcome] = []
         for _ in range(-(-waiting // batch)):
             decided = await self.process_pending(batch)
             if not decided:
@@ -272,7 +272,7 @@ class Inbound:
             outcomes += decided
         return outcomes
 
-    async def process_pending(self, limit: int = 100) -> list[Outcome]:
+    async def process_pending(self, limit: int = 100) -> list[InboundOutcome]:
         """Decide up to `limit` stored messages, oldest first, in one transaction.
 
         Should one message fail unexpectedly, the batch is rolled back and decided again
@@ -297,7 +297,9 @@ class Inbound:
             )
         return [outcome for _, outcome in decided]
 
-    async def _process_batch(self, limit: int, *, careful: bool) -> list[tuple[int, Outcome]]:
+    async def _process_batch(
+        self, limit: int, *, careful: bool
+    ) -> list[tuple[int, InboundOutcome]]:
         now = self.clock()
         async with self.sessions() as session, session.begin():
             inbound = InboundRepository(session)
@@ -322,7 +324,7 @@ class Inbound:
                         continue
                     decided[sender] = decided.get(sender, 0) + 1
                 work = _Work(message, sender=sender)
-                if isinstance(mail, Outcome):
+                if isinstance(mail, InboundOutcome):
                     work.outcome = mail
                 elif careful:
                     try:
@@ -342,7 +344,9 @@ class Inbound:
                         )
                         # What it wrote and queued was rolled back with its savepoint.
                         work = _Work(message, sender=sender)
-                        work.outcome = Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
+                        work.outcome = InboundOutcome(
+                            InboundState.UNPROCESSABLE, f"{type(exc).__name__}: {exc}"
+                        )
                 else:
                     try:
                         work.outcome = await self._decide(session, work, mail, batch, now)
@@ -369,7 +373,7 @@ class Inbound:
 
     async def _hold_back(
         self, inbound: InboundRepository, held: dict[str, list[int]], until: datetime
-    ) -> list[tuple[int, Outcome]]:
+    ) -> list[tuple[int, InboundOutcome]]:
         """Leave the messages of senders past their hourly limit for the next hour; the first
         time an address is held back in an hour, alert the admins in the log."""
         if not held:
@@ -387,7 +391,7 @@ class Inbound:
                     until.isoformat(),
                 )
             reason = f"over {DECIDED_PER_HOUR} messages from {sender} this hour; waits"
-            outcomes += [(i, Outcome("deferred", reason)) for i in ids]
+            outcomes += [(i, InboundOutcome(InboundState.DEFERRED, reason)) for i in ids]
         return outcomes
 
     async def _answers_within_limit(
@@ -439,7 +443,7 @@ class Inbound:
         )
         return NewMessage(
             dedupe_key=f"paused:{answer.message.recipient.lower()}:{hour:%Y-%m-%dT%H}",
-            kind="paused",
+            kind=OutboxKind.PAUSED,
             channel="email",
             recipient=answer.message.recipient,
             payload=message.payload(),
@@ -464,17 +468,18 @@ class Inbound:
             work.answer = results[id(work.answer.request)]
             work.outcome = replace(work.decided(), recorded=work.answer.recorded)
 
-    def _read(self, message: StoredMessage) -> InboundMail | Outcome:
+    def _read(self, message: StoredMessage) -> InboundMail | InboundOutcome:
         """The parsed message, or why it cannot be read (kept as unprocessable)."""
         if len(message.raw) > self.max_bytes:
-            return Outcome(
-                "unprocessable", f"message too large ({len(message.raw)} bytes), not read"
+            return InboundOutcome(
+                InboundState.UNPROCESSABLE,
+                f"message too large ({len(message.raw)} bytes), not read",
             )
         try:
             return read_mail(message.raw)
         except Exception as exc:  # read_mail is tolerant; this is a last resort
             log.error("inbound %s could not be read: %s", message.id, without_text(exc))
-            return Outcome("unprocessable", f"{type(exc).__name__}: {exc}")
+            return InboundOutcome(InboundState.UNPROCESSABLE, f"{type(exc).__name__}: {exc}")
 
     async def _decide(
         self,
@@ -483,24 +488,24 @@ class Inbound:
         mail: InboundMail,
         batch: _Batch,
         now: datetime,
-    ) -> Outcome:
+    ) -> InboundOutcome:
         if self.trusted_authserv_id and any(
             serv == self.trusted_authserv_id and result == "fail" for serv, result in mail.dmarc
         ):
-            return Outcome("quarantined", "DMARC failed at our own mail server")
+            return InboundOutcome(InboundState.QUARANTINED, "DMARC failed at our own mail server")
         if self._ours(mail):
-            return Outcome("ignored", "our own mail came back")
+            return InboundOutcome(InboundState.IGNORED, "our own mail came back")
         if mail.dsn or (mail.auto and "bounce" in mail.auto):
             return await self._bounce(session, work, mail, now)
         if mail.auto:
             return await self._automatic(session, mail, now)
         if mail.sender_problem or not mail.senders:
-            return Outcome("rejected", mail.sender_problem or "no sender")
+            return InboundOutcome(InboundState.REJECTED, mail.sender_problem or "no sender")
         sender = mail.senders[0]
         if not mail.tokens:
             reason = "no prompt token in References or subject"
             await self._tell_sender(session, work, sender, mail, reason, now)
-            return Outcome("rejected", reason)
+            return InboundOutcome(InboundState.REJECTED, reason)
         found = next(
             (
                 batch.prompts[h]
@@ -511,13 +516,13 @@ class Inbound:
         )
         if found is None:
             await self._tell_sender(session, work, sender, mail, "unknown prompt token", now)
-            return Outcome("rejected", "unknown prompt token")
+            return InboundOutcome(InboundState.REJECTED, "unknown prompt token")
         prompt, expires = found
         work.prompt_id = prompt.id
         if expires < now:
             reason = "the prompt's token has expired"
             await self._tell_sender(session, work, sender, mail, reason, now)
-            return Outcome("rejected", reason)
+            return InboundOutcome(InboundState.REJECTED, reason)
         return await self._record(session, work, mail, prompt, sender, batch, now)
 
     def _ours(self, mail: InboundMail) -> bool:
@@ -536,7 +541,7 @@ class Inbound:
 
     async def _bounce(
         self, session: AsyncSession, work: _Work, mail: InboundMail, now: datetime
-    ) -> Outcome:
+    ) -> InboundOutcome:
         """Count what a delivery report says failed; stop mailing an address that keeps
         failing hard. Never answered."""
         verp = next(
@@ -548,7 +553,9 @@ class Inbound:
             if bounce.address not in bounces or bounce.hard:
                 bounces[bounce.address] = bounce
         if not bounces:
-            return Outcome("ignored", "delivery report (bounce) naming no failed address")
+            return InboundOutcome(
+                InboundState.IGNORED, "delivery report (bounce) naming no failed address"
+            )
         for bounce in bounces.values():
             session.add(
                 EmailBounceRow(
@@ -563,8 +570,8 @@ class Inbound:
         for bounce in bounces.values():
             if bounce.hard:
                 await self._stop_if_bouncing(session, bounce.address, now)
-        return Outcome(
-            "ignored",
+        return InboundOutcome(
+            InboundState.IGNORED,
             "bounce: "
             + ", ".join(
                 f"{'hard' if b.hard else 'soft'} {b.status} {b.address}" for b in bounces.values()
@@ -604,29 +611,33 @@ class Inbound:
                     now=now,
                 )
 
-    async def _automatic(self, session: AsyncSession, mail: InboundMail, now: datetime) -> Outcome:
+    async def _automatic(
+        self, session: AsyncSession, mail: InboundMail, now: datetime
+    ) -> InboundOutcome:
         """Never answered; an out-of-office naming a return date marks its writer away."""
         reason = mail.auto or "automatic mail"
         if reason == "mailing-list mail" or len(mail.senders) != 1:
-            return Outcome("ignored", reason)
+            return InboundOutcome(InboundState.IGNORED, reason)
         today = (mail.date or now).date()
         away = return_date(f"{mail.subject}\n{mail.body}", today=today)
         if away is None:
-            return Outcome("ignored", reason)
+            return InboundOutcome(InboundState.IGNORED, reason)
         found = (
             await session.scalars(
                 select(PersonRow).where(func.lower(PersonRow.email) == mail.senders[0])
             )
         ).all()
         if not found:
-            return Outcome("ignored", reason)
+            return InboundOutcome(InboundState.IGNORED, reason)
         if len(found) > 1:  # a shared mailbox: whose absence it announces is not known
-            return Outcome("ignored", f"{reason}; a shared mailbox, so nobody is marked away")
+            return InboundOutcome(
+                InboundState.IGNORED, f"{reason}; a shared mailbox, so nobody is marked away"
+            )
         person = found[0]
         if person.away_until is None or person.away_until < away:
             person.away_until = away
         log.info("%s is away until %s (out-of-office)", person.key, away.isoformat())
-        return Outcome("ignored", f"{reason}; away until {away.isoformat()}")
+        return InboundOutcome(InboundState.IGNORED, f"{reason}; away until {away.isoformat()}")
 
     async def _record(
         self,
@@ -637,25 +648,27 @@ class Inbound:
         sender: str,
         batch: _Batch,
         now: datetime,
-    ) -> Outcome:
+    ) -> InboundOutcome:
         """Decide the reply through the answers service: the valid lines are recorded, the
         rest sent back in the confirmation."""
         writer_key = batch.writers.get(sender)
         if writer_key is None:
             await self._tell_owner(session, work, prompt, sender, mail, now)
-            return Outcome("rejected", f"{sender} is not a known person")
+            return InboundOutcome(InboundState.REJECTED, f"{sender} is not a known person")
         answers = await batch.load_answers(session)
         who = Who(person_key=writer_key)
         try:
             context = answers.context(who, prompt.id, now=now)
         except AnswerRefused as refused:
             await self._tell_owner(session, work, prompt, sender, mail, now)
-            return Outcome("rejected", refused.reason)
+            return InboundOutcome(InboundState.REJECTED, refused.reason)
         text = strip_our_text(reply_text(mail.body))
         parsed = parse_reply(text, context.asked, today=context.today, answerable=context.allowed)
         if not parsed.accepted and not parsed.rejected and quotes_our_confirmation(mail.body):
             # Answering an answer that says nothing is how a mail loop goes round.
-            return Outcome("rejected", "nothing to read in a reply to a confirmation; not answered")
+            return InboundOutcome(
+                InboundState.REJECTED, "nothing to read in a reply to a confirmation; not answered"
+            )
         if not text.strip():
             nothing = RejectedLine(
                 "(no text)", 1, "the reply had no text of its own above the quoted prompt"
@@ -663,7 +676,7 @@ class Inbound:
             self._confirm(
                 work, context.plan, context.writer, mail, ParsedReply((), (nothing,)), now
             )
-            return Outcome("rejected", "no content")
+            return InboundOutcome(InboundState.REJECTED, "no content")
         result = answers.decide(
             AnswerRequest(
                 who,
@@ -693,8 +706,10 @@ class Inbound:
             now,
         )
         if not accepted:
-            return Outcome("rejected", "nothing could be recorded", 0)
-        return Outcome("processed", f"{len(accepted)} recorded, {len(rejected)} not")
+            return InboundOutcome(InboundState.REJECTED, "nothing could be recorded", 0)
+        return InboundOutcome(
+            InboundState.PROCESSED, f"{len(accepted)} recorded, {len(rejected)} not"
+        )
 
     def _confirm(
         self,
@@ -723,7 +738,7 @@ class Inbound:
             _Answer(
                 NewMessage(
                     dedupe_key=f"confirm:{work.message.id}",
-                    kind="confirmation",
+                    kind=OutboxKind.CONFIRMATION,
                     channel="email",
                     recipient=writer.email,
                     payload=message.payload(),
@@ -765,7 +780,7 @@ class Inbound:
             mail.message_id,
             now,
             dedupe_key=f"notice:{work.message.id}",
-            kind="rejection",
+            kind=OutboxKind.REJECTION,
         )
         work.answers.append(_Answer(message, person.name, person.timezone))
 
@@ -798,7 +813,7 @@ class Inbound:
                 None,
                 now,
                 dedupe_key=f"others:{owner.email.lower()}:{day}",
-                kind="notice",
+                kind=OutboxKind.NOTICE,
             )
         )
 
@@ -863,9 +878,9 @@ class _Work:
     answer: AnswerResult | None = None
     answers: list[_Answer] = field(default_factory=list)
     outbox: list[NewMessage] = field(default_factory=list)
-    outcome: Outcome | None = None
+    outcome: InboundOutcome | None = None
 
-    def decided(self) -> Outcome:
+    def decided(self) -> InboundOutcome:
         assert self.outcome is not None
         return self.outcome
 

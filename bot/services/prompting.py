@@ -32,6 +32,7 @@ from bot.domain.cycles import (
     reminder_due_at,
 )
 from bot.domain.errors import PersonNotFound, PlanRetired
+from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Channel, Contact, Person, Plan
 from bot.domain.status import local_date
 from bot.domain.teams import TeamsConversation
@@ -389,7 +390,7 @@ class Cycles:
                 )
                 email = NewMessage(
                     dedupe_key=f"prompt:{prompt_id}",
-                    kind="prompt",
+                    kind=OutboxKind.PROMPT,
                     channel="email",
                     recipient=person.email,
                     payload=message.payload(),
@@ -424,7 +425,7 @@ class Cycles:
                 messages.append(
                     NewMessage(
                         dedupe_key=f"prompt:{prompt_id}",
-                        kind="prompt",
+                        kind=OutboxKind.PROMPT,
                         channel="slack",
                         recipient=person.slack_user_id,
                         payload=payload,
@@ -446,7 +447,7 @@ class Cycles:
                     messages.append(
                         NewMessage(
                             dedupe_key=f"prompt:{prompt_id}" + (f":{part}" if part > 1 else ""),
-                            kind="prompt",
+                            kind=OutboxKind.PROMPT,
                             channel=TEAMS_CHAT,
                             # The person's key: a Teams user id is personal data, and the
                             # worker logs recipients.
@@ -555,7 +556,7 @@ class Cycles:
                 )
                 await outbox.enqueue(
                     dedupe_key=f"reminder:{carrier_id}",
-                    kind="reminder",
+                    kind=OutboxKind.REMINDER,
                     channel="email",
                     recipient=person.email,
                     payload=message.payload(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.domain.mail_states import OutboxKind
 from digests.content import Digest
 from digests.teams import render_teams
 from storage.delivery import NewMessage
@@ -40,7 +41,7 @@ def teams_messages(
     return [
         NewMessage(
             dedupe_key=f"digest:{digest_id}:teams:{part}",
-            kind="digest",
+            kind=OutboxKind.DIGEST,
             channel=CHANNEL,
             recipient=digest.network,
             payload={"network": digest.network, "part": part, "parts": len(posts), "message": post},

@@ -1,6 +1,6 @@
 """How an outbox row leaves the building, and how an unknown outcome is settled.
 
-Every transport answers a delivery with one `Outcome`, and a row whose sender vanished
+Every transport answers a delivery with one `DeliveryOutcome`, and a row whose sender vanished
 mid-send with a `Reconciled` verdict. A transport that knows the last moment before the far
 end can have a message (SMTP: just before the final dot of DATA) `HandsOver`: it asks the
 worker then whether the row is still its to send, so a crash or a lost lease before that
@@ -27,7 +27,7 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class DeliveryOutcome:
     result: Result
     error: str | None = None
     external_id: str | None = None
@@ -46,7 +46,7 @@ class Transport(Protocol):
     # whose unknown outcome needs a person (SMTP after DATA) records each at once.
     settle_every: int
 
-    async def deliver(self, message: OutboxMessage) -> Outcome: ...
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome: ...
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled: ...
 
@@ -63,4 +63,4 @@ class HandsOver(Protocol):
 
     async def deliver_handing_over(
         self, message: OutboxMessage, hand_over: HandOver
-    ) -> Outcome: ...
+    ) -> DeliveryOutcome: ...

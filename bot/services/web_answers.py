@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
+from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import LineRefusal, ReplyLine, judge
-from bot.domain.status import milestone_status
 from bot.messages.emails import confirmation_email, new_token, token_hash
 from bot.messages.web_forms import (
     Absence,
@@ -376,7 +376,7 @@ class UpdatePages:
         )
         await OutboxRepository(session).enqueue(
             dedupe_key=f"confirm:{key}"[:255],
-            kind="confirmation",
+            kind=OutboxKind.CONFIRMATION,
             channel="email",
             recipient=writer.email,
             payload=message.payload(),
@@ -417,13 +417,7 @@ def _items(tracked: TrackedPlan, refs: Sequence[str], context: AnswerContext) ->
         for milestone in action.milestones:
             if milestone.ref not in wanted:
                 continue
-            status = milestone_status(
-                milestone.timescale,
-                tracked.updates.get(milestone.ref, ()),
-                today=context.today,
-                policy=tracked.plan.policy,
-                timezone=tracked.plan.timezone,
-            )
+            status = tracked.status(milestone, today=context.today)
             lead = context.recorded_for.get(milestone.ref) or (
                 context.owner.key
                 if context.owner.key in (milestone.leads or action.leads)

@@ -17,7 +17,7 @@ dropped and the next call opens a new one. IDLE is only a wake-up hint: `run` sw
 
 Login is a password (`LOGIN`) or OAuth2 (`AUTHENTICATE XOAUTH2`, which Microsoft 365
 requires, with client-credentials tokens from a provider such as
-`handlers.email.smtp.Ms365TokenProvider`). A refused token is fetched again (after
+`handlers.email.xoauth2.Ms365TokenProvider`). A refused token is fetched again (after
 `invalidate()`, when the provider has it) and the login retried once on a new connection
 (scenario 58). Only implicit TLS (port 993) or plain text is offered: aioimaplib has no
 STARTTLS, and plain text is for loopback and tests.
@@ -36,7 +36,6 @@ logs one summary line.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import re
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import aioimaplib
 
 from bot.domain.errors import ConfigError, PulseError
+from handlers.email.xoauth2 import TokenProvider, forget_token, xoauth2_string
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -58,7 +58,6 @@ TakeIn = Callable[[bytes], Awaitable[bool]]
 # A message too large to fetch whole: its header section and size (RFC822.SIZE), kept for
 # review (`Inbound.take_in_too_large`); True when it was new.
 TooLarge = Callable[[bytes, int], Awaitable[bool]]
-TokenProvider = Callable[[], Awaitable[str]]
 T = TypeVar("T")
 
 _LOGOUT_TIMEOUT: Final = 5.0
@@ -143,12 +142,6 @@ class _AuthCommand(aioimaplib.Command):  # type: ignore[misc]
         if self._challenged:
             self._challenged = False
             self._send(b"\r\n")
-
-
-def xoauth2_string(user: str, token: str) -> str:
-    """The base64 initial response of `AUTHENTICATE XOAUTH2` (Google's and Microsoft's)."""
-    raw = f"user={user}\x01auth=Bearer {token}\x01\x01"
-    return base64.b64encode(raw.encode("utf-8")).decode("ascii")
 
 
 def _mailbox(name: str) -> str:
@@ -690,9 +683,7 @@ class ImapReceiver:
         provider = self.token_provider
         assert provider is not None
         if fresh:
-            invalidate = getattr(provider, "invalidate", None)
-            if callable(invalidate):
-                invalidate()
+            forget_token(provider)
         try:
             return await asyncio.wait_for(provider(), self.timeout)
         except TimeoutError:

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bot.services.transports import Outcome, Reconciled, Result
+from bot.services.transports import DeliveryOutcome, Reconciled, Result
 from storage.delivery import OutboxMessage
 
 
@@ -40,12 +40,12 @@ class LocalMailTransport:
             raise
         return target
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         try:
             target = await asyncio.to_thread(self._write, message)
         except OSError as exc:
-            return Outcome(Result.RETRY, f"could not write the message: {exc}")
-        return Outcome(Result.SENT, external_id=target.name)
+            return DeliveryOutcome(Result.RETRY, f"could not write the message: {exc}")
+        return DeliveryOutcome(Result.SENT, external_id=target.name)
 
     def _temp_prefix(self, message: OutboxMessage) -> str:
         return f".sending-{message.id:08d}-"

@@ -1,5 +1,6 @@
-"""Outbound mail over SMTP: the email `Transport` of the outbox worker, and the OAuth2
-tokens Microsoft 365 wants instead of passwords (RELIABILITY.md, "Decisions").
+"""Outbound mail over SMTP: the email `Transport` of the outbox worker, logging in with a
+password or with the OAuth2 tokens Microsoft 365 wants instead (`handlers.email.xoauth2`;
+RELIABILITY.md, "Decisions").
 
 Prompts are sent at most once. The transaction is driven stage by stage (MAIL FROM,
 RCPT TO, DATA, then the message and its final dot) so that every failure is known to have
@@ -31,7 +32,6 @@ XOAUTH2 string are never logged nor put into an outcome's error.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import re
@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Literal
 
 from aiosmtplib import (
     SMTP,
@@ -50,7 +50,14 @@ from aiosmtplib import (
 )
 
 from bot.domain.errors import ConfigError, PulseError
-from bot.services.transports import HandOver, Outcome, Reconciled, Result
+from bot.services.transports import DeliveryOutcome, HandOver, Reconciled, Result
+from handlers.email.xoauth2 import (
+    Ms365TokenProvider,
+    TokenProvider,
+    TokenUnavailable,
+    forget_token,
+    xoauth2_string,
+)
 from storage.delivery import OutboxMessage
 
 if TYPE_CHECKING:
@@ -58,24 +65,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TokenProvider = Callable[[], Awaitable[str]]
 TlsMode = Literal["starttls", "tls", "none"]
 
-MS365_SMTP_SCOPES = ("https://outlook.office365.com/.default",)
-# msal answers these when Entra ID itself is briefly unwell; anything else is a
-# configuration problem (a wrong tenant, client id or secret, a missing consent).
-_TEMPORARY_TOKEN_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 _EXTERNAL_ID_LENGTH = 255  # outbox.external_id is VARCHAR(255)
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-
-
-class TokenUnavailable(PulseError):
-    """No OAuth2 token could be had for SMTP; `temporary` when asking again may help."""
-
-    def __init__(self, message: str, *, temporary: bool = False) -> None:
-        super().__init__(message)
-        self.temporary = temporary
 
 
 class SmtpLoginRefused(PulseError):
@@ -85,118 +79,6 @@ class SmtpLoginRefused(PulseError):
         super().__init__(message)
         self.code = code
         self.temporary = temporary
-
-
-@runtime_checkable
-class RefreshableTokenProvider(Protocol):
-    """A token provider that can forget its cached token, so the next call fetches anew.
-    A provider without `invalidate` is simply called again after a rejected token."""
-
-    async def __call__(self) -> str: ...
-
-    def invalidate(self) -> None: ...
-
-
-def xoauth2_string(user: str, token: str) -> str:
-    """The base64 argument of `AUTH XOAUTH2` (Google's and Microsoft's SASL XOAUTH2)."""
-    raw = f"user={user}\x01auth=Bearer {token}\x01\x01"
-    return base64.b64encode(raw.encode("utf-8")).decode("ascii")
-
-
-# ---------------------------------------------------------------------------------------
-# Microsoft 365 tokens
-
-
-class ClientCredentialsApp(Protocol):
-    """The part of `msal.ConfidentialClientApplication` we use (a fake in tests)."""
-
-    def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]: ...
-
-    def remove_tokens_for_client(self) -> None: ...
-
-
-class Ms365TokenProvider:
-    """Client-credentials tokens for Exchange Online SMTP, cached until shortly before
-    they expire. msal's blocking HTTP calls run in a thread."""
-
-    def __init__(
-        self,
-        *,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
-        app: ClientCredentialsApp | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        refresh_margin: float = 300.0,
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.client_id = client_id
-        self._client_secret = client_secret
-        self._app = app
-        self._clock = clock
-        self._refresh_margin = refresh_margin
-        self._token: str | None = None
-        self._good_until = 0.0
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:  # never show the secret or the token
-        return f"Ms365TokenProvider(tenant_id={self.tenant_id!r}, client_id={self.client_id!r})"
-
-    async def __call__(self) -> str:
-        async with self._lock:
-            if self._token is not None and self._clock() < self._good_until:
-                return self._token
-            result = await asyncio.to_thread(self._acquire)
-            token = result.get("access_token")
-            if not isinstance(token, str) or not token:
-                error = str(result.get("error") or "no access_token")
-                description = str(result.get("error_description") or "").strip()
-                first_line = description.splitlines()[0] if description else ""
-                raise TokenUnavailable(
-                    "Microsoft 365 gave no SMTP token for client "
-                    f"{self.client_id} in tenant {self.tenant_id}: {error}"
-                    + (f" ({first_line})" if first_line else "")
-                    + "; check MS365_TENANT_ID, MS365_CLIENT_ID and MS365_CLIENT_SECRET",
-                    temporary=error in _TEMPORARY_TOKEN_ERRORS,
-                )
-            try:
-                lifetime = float(result.get("expires_in") or 0)
-            except (TypeError, ValueError):
-                lifetime = 0.0
-            # Refresh a while before the end, so a token never expires mid-connection
-            # setup; short-lived tokens keep at least half their life.
-            self._token = token
-            self._good_until = self._clock() + max(
-                0.0, lifetime - min(self._refresh_margin, lifetime / 2)
-            )
-            return token
-
-    def invalidate(self) -> None:
-        """Forget the cached token (the server refused it): the next call fetches anew."""
-        self._token = None
-        self._good_until = 0.0
-        if self._app is not None:
-            # msal (1.23+) serves client tokens from its own cache too.
-            self._app.remove_tokens_for_client()
-
-    def _acquire(self) -> dict[str, Any]:
-        if self._app is None:
-            self._app = self._build_app()
-        return self._app.acquire_token_for_client(scopes=list(MS365_SMTP_SCOPES))
-
-    def _build_app(self) -> ClientCredentialsApp:
-        # Imported here: msal pulls in requests, and its constructor fetches the tenant's
-        # metadata over HTTP, which must not happen at import time or on the event loop.
-        import msal  # type: ignore[import-untyped]
-
-        return cast(
-            ClientCredentialsApp,
-            msal.ConfidentialClientApplication(
-                self.client_id,
-                authority=f"https://login.microsoftonline.com/{self.tenant_id}",
-                client_credential=self._client_secret,
-            ),
-        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,23 +174,8 @@ class SmtpTransport:
         password = (
             settings.smtp_password.get_secret_value() if settings.smtp_password else None
         ) or None
-        secret = (
-            settings.ms365_client_secret.get_secret_value()
-            if settings.ms365_client_secret
-            else None
-        )
-        if (
-            token_provider is None
-            and password is None
-            and settings.ms365_tenant_id
-            and settings.ms365_client_id
-            and secret
-        ):
-            token_provider = Ms365TokenProvider(
-                tenant_id=settings.ms365_tenant_id,
-                client_id=settings.ms365_client_id,
-                client_secret=secret,
-            )
+        if token_provider is None and password is None:
+            token_provider = Ms365TokenProvider.from_settings(settings)
         if token_provider is not None:
             password = None
         return cls(
@@ -323,14 +190,16 @@ class SmtpTransport:
 
     # -- the Transport protocol ----------------------------------------------------------
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         return await self.deliver_handing_over(message, _always_ours)
 
-    async def deliver_handing_over(self, message: OutboxMessage, hand_over: HandOver) -> Outcome:
+    async def deliver_handing_over(
+        self, message: OutboxMessage, hand_over: HandOver
+    ) -> DeliveryOutcome:
         try:
             recipient, body = self._prepare(message)
         except _Unsendable as exc:
-            return Outcome(Result.FAILED, str(exc))
+            return DeliveryOutcome(Result.FAILED, str(exc))
         async with self._lock:
             await self._pace()
             try:
@@ -395,7 +264,9 @@ class SmtpTransport:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _transaction(self, recipient: bytes, body: bytes, hand_over: HandOver) -> Outcome:
+    async def _transaction(
+        self, recipient: bytes, body: bytes, hand_over: HandOver
+    ) -> DeliveryOutcome:
         # A reused connection may have been closed by the server while idle (Exchange
         # drops idle sessions) without us noticing: if it fails before anything of this
         # message was accepted, open a fresh one once and start again.
@@ -432,38 +303,40 @@ class SmtpTransport:
                     ours = await hand_over()
                 except Exception as exc:  # the database's errors are not ours to enumerate
                     log.warning("could not record the hand-over: %s", type(exc).__name__)
-                    return Outcome(
+                    return DeliveryOutcome(
                         Result.RETRY,
                         f"could not record the hand-over ({type(exc).__name__}); not sent",
                     )
                 if not ours:
-                    return Outcome(Result.LOST, "another worker holds the message; not sent")
+                    return DeliveryOutcome(
+                        Result.LOST, "another worker holds the message; not sent"
+                    )
                 # From here the server may have the whole message. execute_command writes
                 # before its first await, so nothing was sent if it raised before this.
                 stage = Stage.END
                 reply = await client.execute_command(body, timeout=self.data_timeout)
                 if reply.code == 250:
-                    return Outcome(
+                    return DeliveryOutcome(
                         Result.SENT, external_id=reply.message[:_EXTERNAL_ID_LENGTH] or "250"
                     )
                 if 400 <= reply.code < 600:
                     return self._refused(stage, reply)
-                return Outcome(
+                return DeliveryOutcome(
                     Result.UNKNOWN,
                     f"unexpected reply to the end of DATA: {reply}; the message may have "
                     "been delivered, so it is not resent",
                 )
             except SmtpLoginRefused as exc:
                 log.error("SMTP login to %s:%s refused: %s", self.host, self.port, exc)
-                return Outcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
+                return DeliveryOutcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
             except TokenUnavailable as exc:
                 log.error("SMTP token unavailable: %s", exc)
-                return Outcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
+                return DeliveryOutcome(Result.RETRY if exc.temporary else Result.FAILED, str(exc))
             except (SMTPException, OSError) as exc:
                 # SMTPServerDisconnected and SMTPTimeoutError are both; a malformed reply
                 # is an SMTPResponseException.
                 if stage is Stage.END:
-                    return Outcome(
+                    return DeliveryOutcome(
                         Result.UNKNOWN,
                         f"no reply after the end of DATA ({_describe(exc)}); the message "
                         "may have been delivered (RFC 1047), so it is not resent",
@@ -476,7 +349,7 @@ class SmtpTransport:
                     if stage is Stage.CONNECT
                     else f"at {stage.value}"
                 )
-                return Outcome(Result.RETRY, f"{where}: {_describe(exc)}")
+                return DeliveryOutcome(Result.RETRY, f"{where}: {_describe(exc)}")
         raise AssertionError("unreachable: the second try always returns")
 
     def _mail_options(self, client: SMTP, body: bytes) -> list[bytes]:
@@ -487,13 +360,13 @@ class SmtpTransport:
             options.append(b"BODY=8BITMIME")
         return options
 
-    def _refused(self, stage: Stage, reply: SMTPResponse) -> Outcome:
+    def _refused(self, stage: Stage, reply: SMTPResponse) -> DeliveryOutcome:
         text = f"{stage.value} refused: {reply.code} {reply.message}".strip()
         if 400 <= reply.code < 500:
-            return Outcome(Result.RETRY, text)
+            return DeliveryOutcome(Result.RETRY, text)
         if 500 <= reply.code < 600:
-            return Outcome(Result.FAILED, text)
-        return Outcome(Result.RETRY, f"unexpected reply to {stage.value}: {reply}")
+            return DeliveryOutcome(Result.FAILED, text)
+        return DeliveryOutcome(Result.RETRY, f"unexpected reply to {stage.value}: {reply}")
 
     # -- the connection ------------------------------------------------------------------
 
@@ -553,8 +426,7 @@ class SmtpTransport:
         if reply.code == 535:
             # The token may have been revoked or rotated before its expiry: ask for a new
             # one, once.
-            if isinstance(self.token_provider, RefreshableTokenProvider):
-                self.token_provider.invalidate()
+            forget_token(self.token_provider)
             log.info("SMTP XOAUTH2 token refused; fetching a new one")
             reply = await self._auth_xoauth2(client, user, await self._token())
         if reply.code != 235:

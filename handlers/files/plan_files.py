@@ -555,13 +555,6 @@ def _truthy(text: str) -> bool | None:
     return None
 
 
-def _parse_day(text: str) -> date:
-    ts = timescales.parse(text)
-    if ts.due is None:
-        raise TimescaleError(text, "not a date")
-    return ts.due
-
-
 def people_from_records(
     records: Sequence[tuple[int, dict[str, str]]], problems: list[Problem]
 ) -> Listing[Person]:
@@ -628,7 +621,7 @@ def people_from_records(
         away: date | None = None
         if rec.get("away_until", "").strip():
             try:
-                away = _parse_day(rec["away_until"])
+                away = timescales.read_day(rec["away_until"])
             except TimescaleError as exc:
                 problems.append(Problem(row, "away_until", rec["away_until"], exc.reason))
         people.append(
@@ -1080,7 +1073,7 @@ def _yaml_date(value: object, column: str, problems: list[Problem]) -> date | No
     if isinstance(value, date):
         return value
     try:
-        return _parse_day(str(value))
+        return timescales.read_day(str(value))
     except TimescaleError as exc:
         problems.append(Problem(None, column, str(value), exc.reason))
         return None

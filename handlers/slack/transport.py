@@ -52,7 +52,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.services.transports import Outcome, Reconciled, Result
+from bot.services.transports import DeliveryOutcome, Reconciled, Result
 from storage.delivery import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -68,27 +68,11 @@ ACCOUNT_INACTIVE = "account_inactive"
 UNKNOWN_ERRORS = frozenset({"fatal_error", "internal_error", "service_unavailable"})
 # Slack did not carry the call out, and may well do so later.
 TRANSIENT_ERRORS = frozenset({"ratelimited", "team_added_to_org", "message_limit_exceeded"})
-# Slack did not carry the call out and never will for this row. Errors in none of these
-# sets are treated the same: Slack answered, so nothing was posted, and the same request
-# will get the same answer.
-PERMANENT_ERRORS = frozenset(
-    {
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "users_not_found",
-        "user_not_found",
-        "user_disabled",
-        "cannot_dm_bot",
-        "msg_too_long",
-        "msg_blocks_too_long",
-        "invalid_blocks",
-        "invalid_metadata_format",
-        "no_text",
-        "restricted_action",
-        "missing_scope",
-    }
-)
+# Any other error is permanent: Slack did not carry the call out and never will for this
+# row (channel_not_found, not_in_channel, is_archived, users_not_found, user_not_found,
+# user_disabled, cannot_dm_bot, msg_too_long, msg_blocks_too_long, invalid_blocks,
+# invalid_metadata_format, no_text, restricted_action, missing_scope, ...): Slack answered,
+# so nothing was posted, and the same request will get the same answer.
 _EXPLAINED = {
     "msg_blocks_too_long": "too many blocks or characters for one Slack message; "
     "the renderer must split it into more posts",
@@ -270,8 +254,8 @@ class SlackTransport:
         """Resume sending (after the token was fixed)."""
         self.alert = None
 
-    def _stopped(self) -> Outcome:
-        return Outcome(Result.RETRY, self.alert, retry_after=self.breaker_retry_after)
+    def _stopped(self) -> DeliveryOutcome:
+        return DeliveryOutcome(Result.RETRY, self.alert, retry_after=self.breaker_retry_after)
 
     # -- Slack calls ---------------------------------------------------------------------
 
@@ -403,19 +387,19 @@ class SlackTransport:
 
     # -- the Transport protocol ----------------------------------------------------------
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         if self.alert is not None:
             return self._stopped()
         try:
             payload = parse_payload(message)
         except ValueError as exc:
-            return Outcome(Result.FAILED, f"bad Slack payload: {exc}")
+            return DeliveryOutcome(Result.FAILED, f"bad Slack payload: {exc}")
         try:
             return await self._deliver(message, payload)
         except _SlackFault as fault:
             return await self._outcome(fault)
 
-    async def _deliver(self, message: OutboxMessage, payload: SlackPayload) -> Outcome:
+    async def _deliver(self, message: OutboxMessage, payload: SlackPayload) -> DeliveryOutcome:
         channel = await self._channel_for(payload.channel)
         # A retried row may have gone out, wholly or in part, on an earlier attempt.
         posted = (
@@ -453,7 +437,7 @@ class SlackTransport:
                             index,
                             fault.error,
                         )
-                        return Outcome(
+                        return DeliveryOutcome(
                             Result.RETRY,
                             f"part {index}: {fault.error}; not found in Slack",
                             retry_after=self.unknown_retry_after,
@@ -463,7 +447,7 @@ class SlackTransport:
                     )
                     posted[index] = found
                     break
-        return Outcome(Result.SENT, external_id=posted[0])
+        return DeliveryOutcome(Result.SENT, external_id=posted[0])
 
     @staticmethod
     def _with_progress(fault: _SlackFault, index: int, posted: Mapping[int, str]) -> _SlackFault:
@@ -473,21 +457,21 @@ class SlackTransport:
             error += f"; parts {sorted(posted)} are posted"
         return _SlackFault(fault.kind, error, fault.retry_after)
 
-    async def _outcome(self, fault: _SlackFault) -> Outcome:
+    async def _outcome(self, fault: _SlackFault) -> DeliveryOutcome:
         if fault.kind is _Kind.RATE_LIMITED:
-            return Outcome(Result.RETRY, fault.error, retry_after=fault.retry_after)
+            return DeliveryOutcome(Result.RETRY, fault.error, retry_after=fault.retry_after)
         if fault.kind is _Kind.TOKEN:
             self._open_breaker(fault.error)
-            return Outcome(Result.FAILED, fault.error)
+            return DeliveryOutcome(Result.FAILED, fault.error)
         if fault.kind is _Kind.ACCOUNT_INACTIVE:
             return await self._account_inactive(fault)
         if fault.kind is _Kind.PERMANENT:
-            return Outcome(Result.FAILED, fault.error)
+            return DeliveryOutcome(Result.FAILED, fault.error)
         if fault.kind is _Kind.UNKNOWN:  # a look-up failed: the next attempt looks again
-            return Outcome(Result.RETRY, fault.error, retry_after=self.unknown_retry_after)
-        return Outcome(Result.RETRY, fault.error)
+            return DeliveryOutcome(Result.RETRY, fault.error, retry_after=self.unknown_retry_after)
+        return DeliveryOutcome(Result.RETRY, fault.error)
 
-    async def _account_inactive(self, fault: _SlackFault) -> Outcome:
+    async def _account_inactive(self, fault: _SlackFault) -> DeliveryOutcome:
         """`account_inactive` is about the bot's own account, or about the recipient's:
         if auth.test still accepts the token, only this row fails."""
         try:
@@ -495,9 +479,9 @@ class SlackTransport:
         except _SlackFault as check:
             if check.kind in (_Kind.TOKEN, _Kind.ACCOUNT_INACTIVE):
                 self._open_breaker(check.error)
-                return Outcome(Result.FAILED, fault.error)
-            return Outcome(Result.RETRY, f"{fault.error}; auth.test: {check.error}")
-        return Outcome(Result.FAILED, fault.error)
+                return DeliveryOutcome(Result.FAILED, fault.error)
+            return DeliveryOutcome(Result.RETRY, f"{fault.error}; auth.test: {check.error}")
+        return DeliveryOutcome(Result.FAILED, fault.error)
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled:
         """SENT when every part is in Slack. Otherwise NOT_SENT, which is safe however much

@@ -36,7 +36,7 @@ from microsoft_agents.activity import Activity
 from pydantic import ValidationError
 
 from bot.clock import Clock
-from bot.services.transports import Outcome, Reconciled, Result
+from bot.services.transports import DeliveryOutcome, Reconciled, Result
 from handlers.teams.connector import Connector, TokenUnavailable
 from storage.delivery import OutboxMessage
 
@@ -141,42 +141,44 @@ class TeamsTransport:
             return 0.0
         return left
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         payload = message.payload
         service_url = payload.get("service_url")
         conversation = payload.get("conversation_id")
         if not isinstance(service_url, str) or not isinstance(conversation, str):
-            return Outcome(Result.FAILED, "the payload names no Teams conversation")
+            return DeliveryOutcome(Result.FAILED, "the payload names no Teams conversation")
         try:
             activity = Activity.model_validate(payload.get("activity"))
         except ValidationError:
-            return Outcome(Result.FAILED, "the payload's activity is malformed")
+            return DeliveryOutcome(Result.FAILED, "the payload's activity is malformed")
         held = self._held_for(conversation)
         if held > 0:
             # The chat's other cards (a long prompt) wait out a 429 without asking again.
-            return Outcome(Result.RETRY, "rate limited by Teams", retry_after=held)
+            return DeliveryOutcome(Result.RETRY, "rate limited by Teams", retry_after=held)
         try:
             async with self.pacer.slot(conversation):
                 sent_id = await self.connector.send(service_url, conversation, activity)
         except TokenUnavailable as failed:
-            return Outcome(Result.RETRY, str(failed))
+            return DeliveryOutcome(Result.RETRY, str(failed))
         except aiohttp.ClientResponseError as answered:
             status = answered.status
             if status == 429:
                 wait = _retry_after(answered.headers)
                 self._held[conversation] = self.clock() + timedelta(seconds=wait)
-                return Outcome(Result.RETRY, "rate limited by Teams", retry_after=wait)
+                return DeliveryOutcome(Result.RETRY, "rate limited by Teams", retry_after=wait)
             if status in _REFUSED:
-                return Outcome(Result.FAILED, f"Teams refused the message (HTTP {status})")
+                return DeliveryOutcome(Result.FAILED, f"Teams refused the message (HTTP {status})")
             if status >= 500:
-                return Outcome(Result.UNKNOWN, f"Teams answered HTTP {status}")
-            return Outcome(Result.FAILED, f"Teams answered HTTP {status}")
+                return DeliveryOutcome(Result.UNKNOWN, f"Teams answered HTTP {status}")
+            return DeliveryOutcome(Result.FAILED, f"Teams answered HTTP {status}")
         except aiohttp.ClientConnectorError:
             # No connection was made: nothing went.
-            return Outcome(Result.RETRY, "cannot connect to the Bot Connector")
+            return DeliveryOutcome(Result.RETRY, "cannot connect to the Bot Connector")
         except (aiohttp.ClientError, TimeoutError) as failed:
-            return Outcome(Result.UNKNOWN, f"no answer from Teams ({type(failed).__name__})")
-        return Outcome(Result.SENT, external_id=sent_id or None)
+            return DeliveryOutcome(
+                Result.UNKNOWN, f"no answer from Teams ({type(failed).__name__})"
+            )
+        return DeliveryOutcome(Result.SENT, external_id=sent_id or None)
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled:
         # A conversation cannot be searched for what the bot posted: a person must look.

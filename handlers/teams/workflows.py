@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bot.services.transports import Outcome, Reconciled, Result
+from bot.services.transports import DeliveryOutcome, Reconciled, Result
 from digests.teams import post_body
 from storage.delivery import OutboxMessage
 
@@ -167,32 +167,34 @@ class WorkflowsTransport:
                 return Result.UNKNOWN, f"Workflows answered {status}: the flow may have run", 0.0
             return Result.FAILED, _REFUSED.get(status, f"Workflows answered {status}"), 0.0
 
-    async def deliver(self, message: OutboxMessage) -> Outcome:
+    async def deliver(self, message: OutboxMessage) -> DeliveryOutcome:
         network = message.recipient
         part = message.payload.get("part", 1)
         held_until = self._held.get(network)
         if held_until is not None:
             remaining = held_until - self.monotonic()
             if remaining > 0:  # an earlier post to this network was put off: keep the order
-                return Outcome(
+                return DeliveryOutcome(
                     Result.RETRY, "waiting for an earlier post", retry_after=remaining + 0.001
                 )
             del self._held[network]
         url = await self.webhook_for(network)
         if url is None:
-            return Outcome(Result.FAILED, f"network {network} has no Teams webhook any more")
+            return DeliveryOutcome(
+                Result.FAILED, f"network {network} has no Teams webhook any more"
+            )
         result, error, wait = await self.post(url, message.payload["message"])
         if result is Result.RETRY:
             wait = wait or min(30.0 * 2 ** max(0, message.attempts - 1), RETRY_AFTER_CAP)
             self._held[network] = self.monotonic() + wait
             log.info("teams post %s to %s put off %.0f s: %s", part, network, wait, error)
-            return Outcome(Result.RETRY, error, retry_after=wait)
+            return DeliveryOutcome(Result.RETRY, error, retry_after=wait)
         if result is Result.SENT:
             log.info(
                 "teams post %s of %s to %s accepted", part, message.payload.get("parts"), network
             )
-            return Outcome(Result.SENT)
-        return Outcome(result, error)
+            return DeliveryOutcome(Result.SENT)
+        return DeliveryOutcome(result, error)
 
     async def reconcile(self, message: OutboxMessage) -> Reconciled:
         # A Teams channel cannot be searched for what a flow posted: a person must look.

@@ -25,7 +25,8 @@ from aiohttp import web
 
 from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import ReplyLine
-from bot.messages.web_forms import DATE_HINT, read_date
+from bot.domain.timescales import parse_day
+from bot.messages.web_forms import DATE_HINT
 from bot.messages.web_links import csrf_token, csrf_valid, well_formed
 from bot.services.live_view import Filters, LiveView, LiveViews, view_hash
 from bot.signing import Signer
@@ -103,7 +104,7 @@ def read_filters(
     as_of: date | None = None
     text = query.get("as_of", "").strip()
     if text:
-        as_of = read_date(text)
+        as_of = parse_day(text)
         if as_of is None:
             errors["as-of"] = f"Enter the day as a date. {DATE_HINT}"
     priority: int | None = None
@@ -372,7 +373,7 @@ def _read_answer(form: Mapping[str, str], ref: str) -> tuple[ReplyLine | None, s
     revised = None
     revised_text = form.get("revised", "").strip()
     if revised_text:
-        revised = read_date(revised_text)
+        revised = parse_day(revised_text)
         if revised is None:
             return None, f"Enter the revised date as a date. {DATE_HINT}"
     if not form.get("lead", "").strip():

@@ -29,8 +29,8 @@ from handlers.email.imap import (
     ImapLoginRefused,
     ImapReceiver,
     ImapUnavailable,
-    xoauth2_string,
 )
+from handlers.email.xoauth2 import xoauth2_string
 from storage.models import InboundRow
 from tests.dovecot import CAROL, Dovecot
 

@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messages import slack_blocks as kit
 from bot.services.prompting import Cycles
-from handlers.slack.app import Followups, build_http_app, build_slack_app
+from handlers.slack.answers import Followups
+from handlers.slack.app import build_slack_app
+from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
@@ -151,7 +153,7 @@ class Slack:
 
 
 async def _items(sessions: async_sessionmaker[AsyncSession], prompt_id: int) -> list[Any]:
-    from handlers.slack.app import _items as items_of
+    from bot.services.cycles import prompt_items as items_of
     from storage.repositories import PlanRepository
 
     async with sessions() as session:
@@ -410,7 +412,7 @@ async def test_a_skewed_clock_is_told_from_a_forger_and_alerted_once(
     body = urlencode({"payload": json.dumps(rate_payload("UAW00001", f"{prompt}:2.3:2"))})
     stamp = int(time.time()) + 420
     forged = SignatureVerifier("wrong-secret").generate_signature(timestamp=str(stamp), body=body)
-    with caplog.at_level(logging.WARNING, logger="handlers.slack.app"):
+    with caplog.at_level(logging.WARNING, logger="handlers.slack.guard"):
         refused = [
             await slack.post(
                 body,
@@ -866,6 +868,19 @@ async def test_the_update_button_opens_the_modal_and_submitting_replaces_the_dm(
     await slack.followups.wait()
     shown = " ".join(t for _, t in _texts(slack.fake.messages(channel)[0]["blocks"]))
     assert "1.1: 3 – In progress · revised date 31 Jan 2027 · support needed" in shown
+
+
+async def test_pulse_away_reads_a_day_as_every_channel_does(slack: Slack) -> None:
+    """`/pulse away` reads a date as an email reply, the update page and the CLI do: a
+    two-digit year is 20xx, an ordinal day is a day, and a recurring timescale is refused
+    with its reason instead of being taken for a day."""
+    status, text = await slack.command("UAW00001", "away 31/01/70")
+    assert status == 200
+    assert "You are away until 31 Jan 2070" in text
+    status, text = await slack.command("UAW00001", "away 14th Dec 2026")
+    assert "You are away until 14 Dec 2026" in text
+    status, text = await slack.command("UAW00001", "away quarterly")
+    assert "Give the date you are back" in text
 
 
 async def test_the_pulse_command_sets_absence_and_delegate_and_shows_status(

@@ -135,7 +135,7 @@ async def assert_refused_cleanly(
     assert record.exc_info is None
     assert "\n" not in record.getMessage()
     assert MARK not in record.getMessage()
-    assert record.name == "handlers.slack.app"
+    assert record.name == "handlers.slack.guard"
     status, answer = await slack.event({"type": "url_verification", "challenge": "still-here"})
     assert (status, json.loads(answer)) == (200, {"challenge": "still-here"})
 

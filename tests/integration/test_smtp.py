@@ -22,9 +22,9 @@ from pydantic import SecretStr
 
 from bot.services.transports import Reconciled, Result
 from bot.settings import Settings
-from handlers.email.smtp import (
+from handlers.email.smtp import SmtpTransport
+from handlers.email.xoauth2 import (
     Ms365TokenProvider,
-    SmtpTransport,
     TokenProvider,
     TokenUnavailable,
     xoauth2_string,

@@ -7,10 +7,9 @@ from datetime import date
 import pytest
 
 from bot.domain.child_details import case_number_pattern
-from bot.domain.ratings import rating_from_text
+from bot.domain.ratings import RATING_WORDS, rating_from_text
 from bot.domain.replies import (
     NOTE_LIMIT,
-    RATING_WORDS,
     AskedMilestone,
     LineRefusal,
     ParsedReply,

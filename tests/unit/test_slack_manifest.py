@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 _FAMILIES = "auth|bots|chat|conversations|files|pins|reactions|team|usergroups|users|views|apps"
 _CALL = re.compile(rf"\bclient\.((?:{_FAMILIES})_[A-Za-z_]+)\(")
 _API_CALL = re.compile(r"api_call\(\s*[\"']([a-z]+\.[A-Za-z.]+)[\"']")
+# A listener registered as bolt's decorator or called as one: `app.event("x")(handler)`.
 _LISTENER = re.compile(
-    r"@app\.(event|command|action|view|shortcut|message|options)\(\s*\"([^\"]+)\""
+    r"(?<![\w.])app\.(event|command|action|view|shortcut|message|options)\(\s*\"([^\"]+)\""
 )
 
 

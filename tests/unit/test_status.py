@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from bot.domain.model import Recurrence, RiskPolicy, Timescale, Update
-from bot.domain.status import MilestoneStatus, Reason, Status, milestone_status
+from bot.domain.model import Milestone, Plan, Recurrence, RiskPolicy, Timescale, Update
+from bot.domain.status import MilestoneStatus, Reason, Status, milestone_status, status_in_plan
 
 TODAY = date(2027, 5, 10)
 LONDON = "Europe/London"
@@ -475,3 +475,19 @@ def test_update_late_in_the_evening_in_winter_stays_on_its_utc_day() -> None:
     s = status_of(QUARTERLY, [late], today=date(2027, 1, 1))
     assert s.status is not MilestoneStatus.ACHIEVED
     assert s.rating is None
+
+
+def test_a_milestone_of_a_plan_is_judged_by_that_plans_policy_and_timezone() -> None:
+    """The same milestone is due soon under a plan with a 30-day window and not under the
+    default 14 days; an answer at 13:00 UTC on 9 May counts as given on the 10th in Auckland."""
+    milestone = Milestone("1.1a", "Audit", due_in(20), "1.1")
+    wide = Plan("p", "Plan", policy=RiskPolicy(due_soon_window=30))
+    rated = [update(TODAY, 3)]
+    assert status_in_plan(wide, milestone, rated, today=TODAY).status is MilestoneStatus.DUE_SOON
+    assert status_in_plan(Plan("q", "Plan"), milestone, rated, today=TODAY).status is not (
+        MilestoneStatus.DUE_SOON
+    )
+    late = update(day(-1), 3, at=time(13, 0))
+    auckland = Plan("a", "Plan", timezone="Pacific/Auckland")
+    assert status_in_plan(auckland, milestone, [late], today=day(-1)).rating is None
+    assert status_in_plan(Plan("q", "Plan"), milestone, [late], today=day(-1)).rating == 3

@@ -8,7 +8,7 @@ import pytest
 
 from bot.domain.errors import TimescaleError
 from bot.domain.model import Quarters, Recurrence, Timescale
-from bot.domain.timescales import due_on, parse, parse_day, split_milestone
+from bot.domain.timescales import due_on, parse, parse_day, read_day, split_milestone
 
 PLAN_START = date(2018, 4, 1)
 
@@ -796,6 +796,7 @@ def test_due_on_recurring_with_fixed_due() -> None:
     ("text", "day"),
     [
         ("31/01/27", date(2027, 1, 31)),
+        ("31/01/70", date(2070, 1, 31)),
         ("31/1/2027", date(2027, 1, 31)),
         ("2027-01-31", date(2027, 1, 31)),
         ("14th Dec 2026", date(2026, 12, 14)),
@@ -811,3 +812,19 @@ def test_one_day_is_read_alike_in_every_channel(text: str, day: date | None) -> 
     """`parse_day` reads a day as the plan files and email replies read a date: day first,
     ISO, or a month for its last day; what names no one day is None, never a guess."""
     assert parse_day(text) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Quarterly", "a recurring timescale, not one day"),
+        ("by 2027 and ongoing", "ongoing, not one day"),
+        ("31/09/18", "impossible date 31/09/18: September has 30 days"),
+        ("next week", "no date found"),
+    ],
+)
+def test_what_names_no_one_day_is_refused_with_its_reason(text: str, reason: str) -> None:
+    """`read_day` says why a text names no one day, for the CLI's one-line error."""
+    with pytest.raises(TimescaleError) as refused:
+        read_day(text)
+    assert refused.value.reason == reason

@@ -41,6 +41,21 @@ def test_bad_fields_are_named_by_their_ids() -> None:
     assert set(draft.errors) == {"m1-rating-1", "m2-revised", "m3-revised", "m4-rating-1"}
 
 
+def test_the_page_reads_a_date_as_an_email_reply_does() -> None:
+    """A revised date or a return date written "Jan 2027" or "14th Dec 2026" is read on the
+    update page as in an email reply or `/pulse away`, not refused as no date."""
+    draft = read_update(
+        {"m1-rating": "3", "m1-revised": "Jan 2027", "m2-rating": "2",
+         "m2-revised": "14th Dec 2026"},
+        ["1.1", "1.2"],
+        today=TODAY,
+    )  # fmt: skip
+    assert not draft.errors
+    assert [x.revised_due for x in draft.lines] == [date(2027, 1, 31), date(2026, 12, 14)]
+    away = read_absence({"away": "Jan 2027"}, people=[], own_key="AW", today=TODAY)
+    assert (away.away_until, away.errors) == (date(2027, 1, 31), {})
+
+
 def test_an_empty_form_asks_for_one_answer() -> None:
     """Submitting nothing is an error, not an empty success."""
     assert read_update({}, ["1.1"], today=TODAY).errors == {
