@@ -30,8 +30,8 @@ from bot.messages.emails import new_token, prompt_email
 from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
 from bot.services.transports import LocalMailTransport
-from storage.delivery import OutboxMessage
 from storage.importer import import_plan
+from storage.outbox import OutboxMessage
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 

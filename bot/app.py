@@ -46,8 +46,9 @@ from handlers.web.oidc import OidcClient, OidcConfig
 from handlers.web.server import WebServer, build_web_app
 from storage import export
 from storage.db import create_engine, migrate, session_factory
-from storage.delivery import DigestRepository, PromptRepository
+from storage.digest_posts import DigestRepository
 from storage.models import NetworkRow, PersonRow, PromptRow
+from storage.prompts import PromptRepository
 from storage.repositories import PlanRepository, TrackedPlan, utc
 from storage.web_links import WebLinks
 

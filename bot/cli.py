@@ -50,8 +50,9 @@ from digests.teams import render_teams
 from handlers.email.local_mail import write_local_reply
 from storage.bulk import tune_collector
 from storage.db import is_sqlite, sqlite_path
-from storage.delivery import InboundRepository, OutboxRepository
 from storage.importer import import_plan
+from storage.inbound_mail import InboundRepository
+from storage.outbox import OutboxRepository
 from storage.plan_files import read_plan
 from storage.repositories import NetworkRepository, PlanRepository
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.delivery import OutboxRepository
 from storage.models import OutboxRow
+from storage.outbox import OutboxRepository
 from storage.repositories import utc
 
 ALERT = "alert"  # the outbox kind

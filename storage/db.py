@@ -10,6 +10,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Values per IN (...) list: well under SQLite's and PostgreSQL's limits on parameters.
+IN_CHUNK = 500
 
 
 def is_sqlite(url: str) -> bool:
@@ -118,6 +122,13 @@ def savepoint(session: AsyncSession) -> AsyncSessionTransaction:
     """A savepoint in `session`'s transaction (`async with savepoint(s):`): what fails inside
     is rolled back alone, and the transaction goes on."""
     return session.begin_nested()
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT DO NOTHING (or DO UPDATE) on either database."""
+    if session.bind.dialect.name == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
 
 
 def is_duplicate(error: BaseException) -> bool:

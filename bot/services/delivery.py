@@ -30,7 +30,8 @@ from bot.domain.errors import OutboxEntryError
 from bot.metrics import count_prompts_sent
 from bot.services.alerts import AdminAlerts, AlertKind
 from bot.services.transports import HandsOver, Outcome, Reconciled, Result, Transport
-from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
+from storage.outbox import OutboxMessage, OutboxProblem, OutboxRepository
+from storage.prompts import PromptRepository
 
 log = logging.getLogger(__name__)
 

@@ -27,14 +27,11 @@ from bot.services.teams_digests import live_view_link, teams_messages
 from digests.content import Digest
 from digests.html import render_html, render_text
 from digests.slack import render_slack
-from storage.delivery import (
-    DigestRepository,
-    NewMessage,
-    OutboxRepository,
-    WatermarkRepository,
-)
+from storage.digest_posts import DigestRepository
 from storage.models import NetworkRow, PersonRow
+from storage.outbox import NewMessage, OutboxRepository
 from storage.repositories import PlanRepository
+from storage.watermarks import WatermarkRepository
 
 if TYPE_CHECKING:
     from bot.app import PlanPulse

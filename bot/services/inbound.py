@@ -80,16 +80,11 @@ from bot.services.answers import (
 )
 from bot.signing import Signer
 from storage.answers import AskedPrompt
-from storage.delivery import (
-    IN_CHUNK,
-    InboundDecision,
-    InboundRepository,
-    NewMessage,
-    OutboxRepository,
-    PromptRepository,
-    StoredMessage,
-)
+from storage.db import IN_CHUNK
+from storage.inbound_mail import InboundDecision, InboundRepository, StoredMessage
 from storage.models import EmailBounceRow, PersonRow
+from storage.outbox import NewMessage, OutboxRepository
+from storage.prompts import PromptRepository
 from storage.repositories import utc
 
 log = logging.getLogger(__name__)

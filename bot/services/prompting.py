@@ -40,16 +40,12 @@ from bot.messages.slack_blocks import with_update_link
 from bot.messages.teams_cards import TEAMS_CHAT, teams_payload
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.signing import Signer
-from storage.delivery import (
-    NewMessage,
-    NewPrompt,
-    OutboxRepository,
-    PromptRepository,
-    WatermarkRepository,
-)
 from storage.models import PersonRow, PlanRow, PromptRow
+from storage.outbox import NewMessage, OutboxRepository
+from storage.prompts import NewPrompt, PromptRepository
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
 from storage.teams_chats import TeamsConversations
+from storage.watermarks import WatermarkRepository
 from storage.web_links import WebLinks
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from digests.content import Digest
 from digests.teams import render_teams
-from storage.delivery import NewMessage
+from storage.outbox import NewMessage
 
 CHANNEL = "teams"
 

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 
 class Result(StrEnum):

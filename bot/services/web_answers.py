@@ -48,8 +48,9 @@ from bot.services.answers import (
 )
 from bot.signing import Signer
 from storage.answers import asked_prompt
-from storage.delivery import OutboxRepository, PromptRepository
 from storage.models import PersonRow
+from storage.outbox import OutboxRepository
+from storage.prompts import PromptRepository
 from storage.repositories import PlanRepository, TrackedPlan, utc
 from storage.slack_people import SlackPeople
 from storage.web_links import FoundLink, WebLinks

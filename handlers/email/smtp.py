@@ -51,7 +51,7 @@ from aiosmtplib import (
 
 from bot.domain.errors import ConfigError, PulseError
 from bot.services.transports import HandOver, Outcome, Reconciled, Result
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 if TYPE_CHECKING:
     from bot.settings import Settings

@@ -18,7 +18,7 @@ from bot.services.delivery import OutboxWorker
 from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from handlers.slack.transport import SlackTransport
-from storage.delivery import DigestRepository
+from storage.digest_posts import DigestRepository
 from storage.importer import import_plan
 from storage.models import DigestRow, NetworkRow, OutboxRow, PlanRow
 from tests.conftest import FIXTURES, Clock, import_small_plan

@@ -24,9 +24,9 @@ from bot.services.delivery import OutboxWorker, outbox_problems
 from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from bot.teams import workflows_transport
-from storage.delivery import OutboxRepository
 from storage.importer import import_plan
 from storage.models import NetworkRow, OutboxRow
+from storage.outbox import OutboxRepository
 from tests.conftest import FIXTURES, Clock
 from tests.fake_workflows import SIGNATURE, FakeWorkflows, running_workflows
 
