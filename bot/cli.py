@@ -27,7 +27,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from bot.app import PlanPulse, Runner, check, cycles_for
+from bot.app import PlanPulse, Runner, check, cycles_for, digest_poster
 from bot.cli_groups import command_group
 from bot.clock import system_clock
 from bot.demo import run_demo
@@ -41,7 +41,6 @@ from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.pack_cli import register_pack
 from bot.records_cli import audit_import, audit_plan_export, register_records
 from bot.services.delivery import outbox_problems, resolve_message, retry_message
-from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
@@ -572,7 +571,7 @@ def digest(
 
     async def work(pulse: PlanPulse) -> str:
         if post:
-            posted = await DigestPoster(pulse).post(
+            posted = await digest_poster(pulse).post(
                 plan, now=pulse.clock(), as_of=day, network=network
             )
             return (

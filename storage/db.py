@@ -4,6 +4,7 @@ and the Alembic upgrade that `pulse init` runs."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,25 @@ def session_factory(
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions on `engine`; each starts with a copy of `info` in its `Session.info`."""
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open database: its engine (for the few jobs that need the connection itself, such
+    as a SQLite backup) and the sessions every unit of work begins with."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(url: str, *, info: dict[str, Any] | None = None) -> Database:
+    """The one way the application opens its database: an engine for `url`
+    (`create_engine`) and its sessions (`session_factory`, each with a copy of `info`)."""
+    engine = create_engine(url)
+    return Database(engine, session_factory(engine, info=info))
 
 
 def alembic_config(url: str) -> Config:

@@ -26,6 +26,44 @@ from storage.repositories import utc
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPrompt:
+    """A prompt as stored, detached from its session: whom it asked, about what, and how
+    far it got (sent, reminded, answered; carried in another's message)."""
+
+    id: int
+    plan_id: int
+    person_id: int
+    cycle: str
+    channel: str
+    milestone_refs: tuple[str, ...]
+    created_at: datetime
+    sent_at: datetime | None = None
+    reminded_at: datetime | None = None
+    answered_at: datetime | None = None
+    sent_with: int | None = None
+
+
+def stored_prompt(row: PromptRow) -> StoredPrompt:
+    return StoredPrompt(
+        id=row.id,
+        plan_id=row.plan_id,
+        person_id=row.person_id,
+        cycle=row.cycle,
+        channel=row.channel,
+        milestone_refs=tuple(row.milestone_refs),
+        created_at=utc(row.created_at),
+        sent_at=_utc_or_none(row.sent_at),
+        reminded_at=_utc_or_none(row.reminded_at),
+        answered_at=_utc_or_none(row.answered_at),
+        sent_with=row.sent_with,
+    )
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return utc(moment) if moment is not None else None
+
+
+@dataclass(frozen=True, slots=True)
 class NewPrompt:
     plan_id: int
     person_id: int
@@ -104,10 +142,11 @@ class PromptRepository:
                 found.setdefault(digest, (asked_prompt(prompt), utc(expires)))
         return found
 
-    async def get(self, prompt_id: int) -> PromptRow | None:
-        return await self.session.get(PromptRow, prompt_id)
+    async def get(self, prompt_id: int) -> StoredPrompt | None:
+        row = await self.session.get(PromptRow, prompt_id)
+        return stored_prompt(row) if row is not None else None
 
-    async def awaiting_reminder(self, plan_id: int) -> list[PromptRow]:
+    async def awaiting_reminder(self, plan_id: int) -> list[StoredPrompt]:
         """Sent, unanswered, not yet reminded prompts that are their person's latest."""
         later = aliased(PromptRow)
         newer = (
@@ -128,7 +167,7 @@ class PromptRepository:
                 ~newer,
             )
         )
-        return list(rows.all())
+        return [stored_prompt(row) for row in rows.all()]
 
     async def mark_reminded(self, prompt_id: int, now: datetime) -> bool:
         """Claim the one reminder of a prompt; False when someone else already did."""
@@ -164,7 +203,7 @@ class PromptRepository:
                 .values(sent_at=utc(now))
             )
 
-    async def current_cycle(self, plan_id: int, *, until: datetime) -> list[PromptRow]:
+    async def current_cycle(self, plan_id: int, *, until: datetime) -> list[StoredPrompt]:
         """The prompts of the plan's latest cycle started by `until`."""
         latest = await self.session.scalar(
             select(PromptRow.cycle)
@@ -176,8 +215,8 @@ class PromptRepository:
             return []
         return await self.for_cycle(plan_id, latest)
 
-    async def for_cycle(self, plan_id: int, cycle: str) -> list[PromptRow]:
+    async def for_cycle(self, plan_id: int, cycle: str) -> list[StoredPrompt]:
         rows = await self.session.scalars(
             select(PromptRow).where(PromptRow.plan_id == plan_id, PromptRow.cycle == cycle)
         )
-        return list(rows.all())
+        return [stored_prompt(row) for row in rows.all()]
