@@ -25,7 +25,6 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse, Runner, check, cycles_for, digest_poster
 from bot.cli_groups import command_group
@@ -48,7 +47,7 @@ from digests.slack import render_slack
 from digests.teams import render_teams
 from handlers.email.local_mail import write_local_reply
 from storage.bulk import tune_collector
-from storage.db import is_sqlite, sqlite_path
+from storage.db import database_name, sqlite_path
 from storage.importer import import_plan
 from storage.inbound_mail import InboundRepository
 from storage.outbox import OutboxRepository
@@ -125,12 +124,10 @@ def _settings(*, service: bool = False) -> Settings:
 def _missing_database(settings: Settings) -> str | None:
     """Where the SQLite database was looked for, when it is not there (None when it is, or
     the database is PostgreSQL, whose server says so itself)."""
-    if not is_sqlite(settings.database_url):
+    path = sqlite_path(settings.database_url)
+    if path is None or path.is_file():
         return None
-    name = make_url(settings.database_url).database
-    if not name or Path(name).is_file():
-        return None
-    return str(Path(name).resolve())
+    return str(path.resolve())
 
 
 def _no_such_database(exc: BaseException) -> bool:
@@ -199,7 +196,7 @@ def _run(
         if not _no_such_database(exc):
             raise
         typer.echo(
-            f"error: no database {make_url(settings.database_url).database!r} on the server "
+            f"error: no database {database_name(settings.database_url)!r} on the server "
             f"at {settings.redacted_database_url()}; create it (createdb) and run `pulse init`",
             err=True,
         )

@@ -4,7 +4,7 @@ of their own (`METRICS_HOST:METRICS_PORT`, loopback by default), apart from publ
 Each application has its own `CollectorRegistry`, so tests and several applications in one
 process never share a counter. Events are counted where they happen (prompts sent, answers
 recorded by channel, digests posted), each once its transaction commits: the count rides on
-the session (`Session.info`) and is applied by an `after_commit` listener, so a rolled-back
+the session (`storage.db.after_commit`) and is applied once it commits, so a rolled-back
 transaction counts nothing. What the database holds (the outbox by state, inbound mail by
 outcome) is read at scrape time through `MonitoringRepository`, under a short timeout: a
 slow or unreachable database makes `/healthz` answer 503 and `/metrics` report
@@ -26,18 +26,15 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session, SessionTransaction
 
 from bot.clock import Clock
 from bot.domain.health import health_checks
+from storage.db import Session, Sessions, after_commit, session_info
 from storage.monitoring import DatabaseSnapshot, MonitoringRepository
 
 log = logging.getLogger(__name__)
 
-SESSION_KEY = "pulse.metrics"  # in `Session.info`: the application's `Metrics`
-_PENDING = "pulse.metrics.pending"  # in `Session.info`: counts waiting for the commit
+SESSION_KEY = "pulse.metrics"  # in `session_info`: the application's `Metrics`
 
 TICK_LIMIT = timedelta(minutes=5)  # the scheduler ticks every minute
 OUTBOX_LIMIT = timedelta(minutes=15)  # a due message is normally taken within seconds
@@ -87,16 +84,16 @@ class Metrics:
 # -- counting events once their transaction commits ----------------------------------------
 
 
-def _metrics(session: AsyncSession) -> Metrics | None:
-    metrics = session.info.get(SESSION_KEY)
+def _metrics(session: Session) -> Metrics | None:
+    metrics = session_info(session).get(SESSION_KEY)
     return metrics if isinstance(metrics, Metrics) else None
 
 
-def _on_commit(session: AsyncSession, bump: Callable[[], None]) -> None:
-    session.info.setdefault(_PENDING, []).append(bump)
+def _on_commit(session: Session, bump: Callable[[], None]) -> None:
+    after_commit(session, bump)
 
 
-def count_prompts_sent(session: AsyncSession, channels: Iterable[str]) -> None:
+def count_prompts_sent(session: Session, channels: Iterable[str]) -> None:
     """Count a prompt sent per channel named, once `session` commits."""
     metrics = _metrics(session)
     if metrics is not None:
@@ -104,7 +101,7 @@ def count_prompts_sent(session: AsyncSession, channels: Iterable[str]) -> None:
             _on_commit(session, partial(metrics.prompts_sent.labels(channel).inc, n))
 
 
-def count_answers(session: AsyncSession, channels: Iterable[str]) -> None:
+def count_answers(session: Session, channels: Iterable[str]) -> None:
     """Count an answer recorded per channel named, once `session` commits."""
     metrics = _metrics(session)
     if metrics is not None:
@@ -112,23 +109,11 @@ def count_answers(session: AsyncSession, channels: Iterable[str]) -> None:
             _on_commit(session, partial(metrics.answers_recorded.labels(channel).inc, n))
 
 
-def count_digest_posted(session: AsyncSession) -> None:
+def count_digest_posted(session: Session) -> None:
     """Count one digest posted, once `session` commits."""
     metrics = _metrics(session)
     if metrics is not None:
         _on_commit(session, metrics.digests_posted.inc)
-
-
-@event.listens_for(Session, "after_commit")
-def _apply_counts(session: Session) -> None:
-    for bump in session.info.pop(_PENDING, ()):
-        bump()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _drop_counts(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the whole transaction ended without a commit
-        session.info.pop(_PENDING, None)
 
 
 # -- the listener ------------------------------------------------------------------------
@@ -193,7 +178,7 @@ class MetricsServer:
     def __init__(
         self,
         metrics: Metrics,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         clock: Clock,
         tick_limit: timedelta = TICK_LIMIT,

@@ -42,6 +42,17 @@ class StoredPrompt:
     answered_at: datetime | None = None
     sent_with: int | None = None
 
+    def asked(self) -> AskedPrompt:
+        """The prompt as answering it needs it."""
+        return AskedPrompt(
+            self.id,
+            self.plan_id,
+            self.person_id,
+            self.milestone_refs,
+            self.created_at,
+            self.sent_with,
+        )
+
 
 def stored_prompt(row: PromptRow) -> StoredPrompt:
     return StoredPrompt(
