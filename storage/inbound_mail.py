@@ -231,9 +231,3 @@ class InboundRepository:
                 .where(InboundRow.id.in_(list(ids)), InboundRow.state == "new")
                 .values(sender=sender, not_before=utc(until))
             )
-
-    async def by_state(self, state: str) -> list[InboundRow]:
-        rows = await self.session.scalars(
-            select(InboundRow).where(InboundRow.state == state).order_by(InboundRow.id)
-        )
-        return list(rows.all())

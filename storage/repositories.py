@@ -365,6 +365,17 @@ class StoredPlan:
     retired: bool
 
 
+def stored_plan(row: PlanRow) -> StoredPlan:
+    return StoredPlan(
+        id=row.id,
+        key=row.key,
+        title=row.title,
+        timezone=row.timezone,
+        settings=dict(row.settings or {}),
+        retired=row.retired_at is not None,
+    )
+
+
 def not_staged() -> ColumnElement[bool]:
     """Plans that are not still being imported (see `STAGED_PLAN_PREFIX`)."""
     return PlanRow.key.not_like(f"{STAGED_PLAN_PREFIX}%")
@@ -381,16 +392,7 @@ class PlanRepository:
     async def stored(self, key: str) -> StoredPlan | None:
         """The plan's own row, detached; None when there is no such plan."""
         row = await self.row(key)
-        if row is None:
-            return None
-        return StoredPlan(
-            id=row.id,
-            key=row.key,
-            title=row.title,
-            timezone=row.timezone,
-            settings=dict(row.settings or {}),
-            retired=row.retired_at is not None,
-        )
+        return stored_plan(row) if row is not None else None
 
     async def keys(self, *, retired_too: bool = False) -> list[str]:
         """The keys of the plans still in use (a retired plan gets no prompts or digests),

@@ -67,8 +67,7 @@ from bot.services.cycles import prompt_items as _items
 from bot.services.group_commit import GroupCommit
 from digests.slack import escape_mrkdwn
 from storage.db import DATABASE_ERRORS, Session, is_duplicate
-from storage.models import PersonRow
-from storage.repositories import PlanRepository
+from storage.repositories import PersonRecord, PlanRepository
 from storage.slack_people import SlackPeople
 
 log = logging.getLogger(__name__)
@@ -268,11 +267,11 @@ class _Pulse:
 
     # -- the person's own view ---------------------------------------------------------
 
-    async def person(self, session: Session, user: str) -> PersonRow | None:
+    async def person(self, session: Session, user: str) -> PersonRecord | None:
         return await SlackPeople(session).by_slack_id(user)
 
     async def milestones_of(
-        self, session: Session, person: PersonRow, now: datetime
+        self, session: Session, person: PersonRecord, now: datetime
     ) -> list[tuple[str, list[PromptItem]]]:
         out = []
         for plan in await SlackPeople(session).plans():
