@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -36,7 +36,9 @@ from storage.personal_data import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import PlanPulse
+    from bot.clock import Clock
+    from bot.settings import Settings
+    from storage.db import Database, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,27 @@ class Swept:
     finished: bool  # False when it stopped at its batch budget with more to go
 
 
+class Application(Protocol):
+    """What the records need of the running application (`bot.app.PlanPulse`): named by
+    shape, so this module and the composition root do not import each other."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def sessions(self) -> Sessions: ...
+
+    @property
+    def database(self) -> Database: ...
+
+
 class Records:
     """Retention, subject access, erasure and the audit log, for one application."""
 
-    def __init__(self, pulse: PlanPulse) -> None:
+    def __init__(self, pulse: Application) -> None:
         self.pulse = pulse
         self.sessions = pulse.sessions
 
@@ -302,7 +321,7 @@ class Records:
         await asyncio.to_thread(append)
         # With secure_delete the file's freed pages are zeroed; SQLite's write-ahead log
         # still holds the old pages until it is checkpointed and truncated.
-        await truncate_sqlite_wal(self.pulse.engine)
+        await truncate_sqlite_wal(self.pulse.database.engine)
 
 
 _ENVIRONMENT: Environment | None = None
