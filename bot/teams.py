@@ -6,7 +6,7 @@ Webhook URLs are shown only redacted (`bot.domain.webhooks.redacted_webhook`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.domain.webhooks import redacted_webhook, webhook_problem
 from bot.services.transports import Result
@@ -15,10 +15,26 @@ from handlers.teams.workflows import WorkflowsTransport
 from storage.teams import teams_webhook, teams_webhooks
 
 if TYPE_CHECKING:
-    from bot.app import PlanPulse
+    from bot.clock import Clock
+    from bot.settings import Settings
+    from storage.db import Sessions
 
 
-def workflows_transport(pulse: PlanPulse, **timing: Any) -> WorkflowsTransport:
+class Application(Protocol):
+    """What the Teams parts need of the running application (`bot.app.PlanPulse`): named
+    by shape, so this module and the composition root do not import each other."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def sessions(self) -> Sessions: ...
+
+
+def workflows_transport(pulse: Application, **timing: Any) -> WorkflowsTransport:
     """The transport of the outbox's `teams` rows, finding each network's webhook in the
     database when it sends; `timing` may give it a `monotonic` clock and a `sleep`."""
 
@@ -29,7 +45,7 @@ def workflows_transport(pulse: PlanPulse, **timing: Any) -> WorkflowsTransport:
     return WorkflowsTransport(webhook_for, interval=pulse.settings.teams_post_interval, **timing)
 
 
-async def check_webhooks(pulse: PlanPulse, *, post: bool) -> list[tuple[bool, str]]:
+async def check_webhooks(pulse: Application, *, post: bool) -> list[tuple[bool, str]]:
     """One line per network with a Teams webhook: its form, and with `post` whether
     Workflows accepted a test card (which then appears in the channel)."""
     async with pulse.sessions() as session:
