@@ -31,7 +31,7 @@ from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
 from handlers.email.local_transport import LocalMailTransport
 from handlers.files.importing import import_plan
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 

@@ -45,8 +45,8 @@ from bot.services.packs import board_pack
 from digests.pack import Pack
 from digests.pack_html import render_pack_html
 from handlers.files.pack_docx import write_pack_docx
-from storage.delivery import NewPrompt, PromptRepository
 from storage.models import PersonRow, PlanRow, PromptRow
+from storage.prompts import NewPrompt, PromptRepository
 
 SINCE = AS_OF - timedelta(days=30)
 CYCLES = 6

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, system_clock
 from bot.domain.cycles import PromptItem
-from bot.domain.model import Action, Contact, Milestone, Person, Plan
-from bot.domain.status import Status, local_date
+from bot.domain.model import Contact, Milestone, Person, Plan
+from bot.domain.status import Status, end_of_day, local_date
 from bot.messages.slack_blocks import prompt_blocks
 from bot.messages.teams_cards import TEAMS_CHAT
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
@@ -27,7 +23,7 @@ from bot.metrics import SESSION_KEY as METRICS
 from bot.metrics import Metrics
 from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
-from bot.services.digests import DigestPoster
+from bot.services.digests import DigestPoster, plan_digests
 from bot.services.inbound import Inbound
 from bot.services.live_view import LiveViews
 from bot.services.prompting import Cycles, SlackLookup
@@ -37,7 +33,7 @@ from bot.services.transports import Transport
 from bot.services.web_answers import UpdatePages
 from bot.settings import Settings
 from bot.teams import check_webhooks, workflows_transport
-from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
+from digests.content import Digest, plan_statuses
 from handlers.email.imap import ImapReceiver
 from handlers.email.local_transport import LocalMailTransport
 from handlers.email.smtp import SmtpTransport
@@ -49,10 +45,8 @@ from handlers.slack.transport import SlackTransport, lookup_user_by_email
 from handlers.web.metrics import MetricsServer
 from handlers.web.oidc import OidcClient, OidcConfig
 from handlers.web.server import WebServer, build_web_app
-from storage.db import create_engine, migrate, session_factory
-from storage.delivery import DigestRepository, PromptRepository
-from storage.models import NetworkRow, PersonRow, PromptRow
-from storage.repositories import PlanRepository, TrackedPlan, utc
+from storage.db import Sessions, migrate, open_database
+from storage.repositories import PlanRepository, TrackedPlan
 from storage.web_links import WebLinks
 
 if TYPE_CHECKING:
@@ -62,11 +56,6 @@ if TYPE_CHECKING:
     from handlers.teams.channel import TeamsChannel
 
 log = logging.getLogger(__name__)
-
-
-def end_of(day: date, plan: Plan) -> datetime:
-    """The first instant after `day` in the plan's timezone."""
-    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(plan.timezone))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +73,16 @@ class PlanPulse:
     def __init__(self, settings: Settings, *, clock: Clock = system_clock) -> None:
         self.settings = settings
         self.clock = clock
-        self.engine: AsyncEngine = create_engine(settings.database_url)
         self.metrics = Metrics()  # its own registry: apps in one process never share counts
-        self.sessions: async_sessionmaker[AsyncSession] = session_factory(
-            self.engine, info={METRICS: self.metrics}
-        )
+        self.database = open_database(settings.database_url, info={METRICS: self.metrics})
+        self.engine = self.database.engine
+        self.sessions: Sessions = self.database.sessions
 
     async def migrate(self) -> None:
         await migrate(self.settings.database_url)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.database.close()
 
     async def tracked(self, plan_key: str) -> TrackedPlan:
         async with self.sessions() as session:
@@ -107,7 +95,9 @@ class PlanPulse:
         async with self.sessions() as session:
             plan = await PlanRepository(session).get(plan_key)
             day = as_of or self.today(plan.timezone)
-            tracked = await PlanRepository(session).tracked(plan_key, until=end_of(day, plan))
+            tracked = await PlanRepository(session).tracked(
+                plan_key, until=end_of_day(day, plan.timezone)
+            )
         lines = []
         for action in tracked.actions:
             for milestone in action.milestones:
@@ -122,10 +112,12 @@ class PlanPulse:
         async with self.sessions() as session:
             plan = await PlanRepository(session).get(plan_key)
             day = as_of or self.today(plan.timezone)
-            tracked = await PlanRepository(session).tracked(plan_key, until=end_of(day, plan))
-            row = await PlanRepository(session).row(plan_key)
-            assert row is not None
-            layout = (row.settings or {}).get("layout")
+            tracked = await PlanRepository(session).tracked(
+                plan_key, until=end_of_day(day, plan.timezone)
+            )
+            stored = await PlanRepository(session).stored(plan_key)
+            assert stored is not None
+            layout = stored.settings.get("layout")
         statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
         table = export.rows(tracked, statuses, layout if isinstance(layout, list) else None)
         if output is None:
@@ -142,76 +134,14 @@ class PlanPulse:
         self, plan_key: str, *, network: str | None = None, as_of: date | None = None
     ) -> list[Digest]:
         """The digest content of each of the plan's networks (or of one)."""
-        async with self.sessions() as session:
-            plan = await PlanRepository(session).get(plan_key)
-            day = as_of or self.today(plan.timezone)
-            until = end_of(day, plan)
-            tracked = await PlanRepository(session).tracked(plan_key, until=until)
-            plan_row = await PlanRepository(session).row(plan_key)
-            assert plan_row is not None
-            prompts = await PromptRepository(session).current_cycle(plan_row.id, until=until)
-            person_keys = dict(
-                (await session.execute(select(PersonRow.id, PersonRow.key))).tuples().all()
-            )
-            network_ids = dict(
-                (await session.execute(select(NetworkRow.key, NetworkRow.id))).tuples().all()
-            )
-            networks = [tracked.network(network)] if network else list(tracked.networks)
-            by_id = await DigestRepository(session).trends(
-                plan_id=plan_row.id,
-                network_ids=[network_ids[n.key] for n in networks],
-                before=iso_week(day),
-            )
-            trends = {n.key: by_id[network_ids[n.key]] for n in networks}
-        statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
-        # Group once: with hundreds of networks, scanning every action per network adds up.
-        followed: dict[str, list[Action]] = defaultdict(list)
-        for action in tracked.actions:
-            for key in action.networks:
-                followed[key].append(action)
-        sent = [p for p in prompts if p.sent_at is not None and utc(p.sent_at) < until]
-        wanted = {ref for prompt in sent for ref in prompt.milestone_refs}
-        network_of_ref = {
-            m.ref: action.networks
-            for action in tracked.actions
-            for m in action.milestones
-            if m.ref in wanted
-        }
-        asked: dict[str, list[PromptRow]] = defaultdict(list)
-        for prompt in sent:
-            touched = {key for ref in prompt.milestone_refs for key in network_of_ref.get(ref, ())}
-            for key in touched:
-                asked[key].append(prompt)
-        priorities = {p.number: p.title for p in tracked.priorities}
-        names = {key: p.name for p in tracked.people for key in (p.key, *p.aliases) if p.name}
-        shown: dict[str, Shown] = {}
-        digests = []
-        for n in networks:
-            actions = tracked.actions if n.all_actions else followed[n.key]
-            mine = sent if n.all_actions else asked[n.key]
-            silent = [
-                person_keys[p.person_id]
-                for p in mine
-                if p.answered_at is None or utc(p.answered_at) >= until
-            ]
-            digests.append(
-                build_digest(
-                    plan,
-                    n,
-                    actions,
-                    tracked.updates,
-                    as_of=day,
-                    awaiting=silent,
-                    prompted=len(mine),
-                    answered=len(mine) - len(silent),
-                    statuses=statuses,
-                    priorities=priorities,
-                    trend=trends[n.key],
-                    shown=shown,
-                    names=names,
-                )
-            )
-        return digests
+        return await plan_digests(
+            self.sessions, plan_key, today=self.clock, network=network, as_of=as_of
+        )
+
+
+def digest_poster(pulse: PlanPulse) -> DigestPoster:
+    """Digests as the settings say (Slack when on, Teams webhooks, email from MAIL_FROM)."""
+    return DigestPoster(pulse.sessions, pulse.settings, clock=pulse.clock)
 
 
 async def check(
@@ -221,8 +151,6 @@ async def check(
     `missing_database` (where the SQLite file would be), the database is not opened, so
     checking never creates it. Each network's Teams webhook is checked for form; with
     `teams`, a test card is posted to each."""
-    from sqlalchemy import text
-
     settings = pulse.settings
     results: list[tuple[bool, str]] = []
     if missing_database is not None:
@@ -232,7 +160,6 @@ async def check(
     else:
         try:
             async with pulse.sessions() as session:
-                await session.execute(text("SELECT 1"))
                 plans = await PlanRepository(session).keys()
             url = settings.redacted_database_url()
             results.append((True, f"database: {url} ({len(plans)} plans)"))
@@ -538,7 +465,7 @@ class Runner:
         self.cycles = cycles_for(pulse)
         self.slack = slack_channel(pulse)
         self.teams = teams_channel(pulse)
-        self.digests = DigestPoster(pulse)
+        self.digests = digest_poster(pulse)
         self.support = SupportNotices(pulse.sessions, mail_from=settings.sender)
         alerts = AdminAlerts(settings.admin_email, mail_from=settings.sender)
         self.worker = OutboxWorker(

@@ -25,9 +25,8 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 
-from bot.app import PlanPulse, Runner, check, cycles_for
+from bot.app import PlanPulse, Runner, check, cycles_for, digest_poster
 from bot.cli_groups import command_group
 from bot.clock import system_clock
 from bot.demo import run_demo
@@ -42,7 +41,6 @@ from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.pack_cli import register_pack
 from bot.records_cli import audit_import, audit_plan_export, register_records
 from bot.services.delivery import outbox_problems, resolve_message, retry_message
-from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from digests.html import render_html, render_text
 from digests.markdown import render_markdown
@@ -52,8 +50,9 @@ from handlers.email.local_mail import write_local_reply
 from handlers.files.importing import import_plan
 from handlers.files.plan_files import read_plan
 from storage.bulk import tune_collector
-from storage.db import is_sqlite, sqlite_path
-from storage.delivery import InboundRepository, OutboxRepository
+from storage.db import database_name, sqlite_path
+from storage.inbound_mail import InboundRepository
+from storage.outbox import OutboxRepository
 from storage.repositories import NetworkRepository, PlanRepository
 
 app = typer.Typer(
@@ -126,12 +125,10 @@ def _settings(*, service: bool = False) -> Settings:
 def _missing_database(settings: Settings) -> str | None:
     """Where the SQLite database was looked for, when it is not there (None when it is, or
     the database is PostgreSQL, whose server says so itself)."""
-    if not is_sqlite(settings.database_url):
+    path = sqlite_path(settings.database_url)
+    if path is None or path.is_file():
         return None
-    name = make_url(settings.database_url).database
-    if not name or Path(name).is_file():
-        return None
-    return str(Path(name).resolve())
+    return str(path.resolve())
 
 
 def _no_such_database(exc: BaseException) -> bool:
@@ -200,7 +197,7 @@ def _run(
         if not _no_such_database(exc):
             raise
         typer.echo(
-            f"error: no database {make_url(settings.database_url).database!r} on the server "
+            f"error: no database {database_name(settings.database_url)!r} on the server "
             f"at {settings.redacted_database_url()}; create it (createdb) and run `pulse init`",
             err=True,
         )
@@ -565,7 +562,7 @@ def digest(
 
     async def work(pulse: PlanPulse) -> str:
         if post:
-            posted = await DigestPoster(pulse).post(
+            posted = await digest_poster(pulse).post(
                 plan, now=pulse.clock(), as_of=day, network=network
             )
             return (

@@ -1,29 +1,34 @@
-"""Metrics (README "Health and metrics"), counted: served by handlers/web/metrics.py.
+"""The application's counters (README "Health and metrics"); handlers/web/metrics.py serves
+them with `/healthz` on a listener of their own.
 
 Each application has its own `CollectorRegistry`, so tests and several applications in one
 process never share a counter. Events are counted where they happen (prompts sent, answers
 recorded by channel, digests posted), each once its transaction commits: the count rides on
-the session (`Session.info`) and is applied by an `after_commit` listener, so a rolled-back
-transaction counts nothing. What the database holds (the outbox by state, inbound mail by
-outcome) is read at scrape time through `MonitoringRepository`, under a short timeout: a
-slow or unreachable database makes `/healthz` answer 503 and `/metrics` report
-`pulse_database_up 0`, never hang the scrape.
+the session (`storage.db.after_commit`) and is applied once it commits, so a rolled-back
+transaction counts nothing.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
 
-SESSION_KEY = "pulse.metrics"  # in `Session.info`: the application's `Metrics`
-_PENDING = "pulse.metrics.pending"  # in `Session.info`: counts waiting for the commit
+from storage.db import Session, after_commit, session_info
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = "pulse.metrics"  # in `session_info`: the application's `Metrics`
+
+TICK_LIMIT = timedelta(minutes=5)  # the scheduler ticks every minute
+OUTBOX_LIMIT = timedelta(minutes=15)  # a due message is normally taken within seconds
+READ_TIMEOUT = 2.0  # seconds a scrape waits for the database
+# Always reported, at 0 when there are none, so an alert on them has a series to watch.
+OUTBOX_STATES = ("pending", "failed", "needs_review")
 
 
 class Metrics:
@@ -67,16 +72,16 @@ class Metrics:
 # -- counting events once their transaction commits ----------------------------------------
 
 
-def _metrics(session: AsyncSession) -> Metrics | None:
-    metrics = session.info.get(SESSION_KEY)
+def _metrics(session: Session) -> Metrics | None:
+    metrics = session_info(session).get(SESSION_KEY)
     return metrics if isinstance(metrics, Metrics) else None
 
 
-def _on_commit(session: AsyncSession, bump: Callable[[], None]) -> None:
-    session.info.setdefault(_PENDING, []).append(bump)
+def _on_commit(session: Session, bump: Callable[[], None]) -> None:
+    after_commit(session, bump)
 
 
-def count_prompts_sent(session: AsyncSession, channels: Iterable[str]) -> None:
+def count_prompts_sent(session: Session, channels: Iterable[str]) -> None:
     """Count a prompt sent per channel named, once `session` commits."""
     metrics = _metrics(session)
     if metrics is not None:
@@ -84,7 +89,7 @@ def count_prompts_sent(session: AsyncSession, channels: Iterable[str]) -> None:
             _on_commit(session, partial(metrics.prompts_sent.labels(channel).inc, n))
 
 
-def count_answers(session: AsyncSession, channels: Iterable[str]) -> None:
+def count_answers(session: Session, channels: Iterable[str]) -> None:
     """Count an answer recorded per channel named, once `session` commits."""
     metrics = _metrics(session)
     if metrics is not None:
@@ -92,23 +97,8 @@ def count_answers(session: AsyncSession, channels: Iterable[str]) -> None:
             _on_commit(session, partial(metrics.answers_recorded.labels(channel).inc, n))
 
 
-def count_digest_posted(session: AsyncSession) -> None:
+def count_digest_posted(session: Session) -> None:
     """Count one digest posted, once `session` commits."""
     metrics = _metrics(session)
     if metrics is not None:
         _on_commit(session, metrics.digests_posted.inc)
-
-
-@event.listens_for(Session, "after_commit")
-def _apply_counts(session: Session) -> None:
-    for bump in session.info.pop(_PENDING, ()):
-        bump()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _drop_counts(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the whole transaction ended without a commit
-        session.info.pop(_PENDING, None)
-
-
-# -- the listener ------------------------------------------------------------------------

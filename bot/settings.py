@@ -12,11 +12,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from bot.domain.errors import ConfigError
 from bot.signing import Signer
+from storage.db import is_database_url, redacted_url, sqlite_url_under
 
 MIN_SECRET_LENGTH = 32
 SECRET_FILE = "secret.key"  # in PULSE_DATA_DIR, local mode only
@@ -51,11 +50,8 @@ def database_url(value: str) -> str:
             url = f"postgresql+asyncpg://{rest}"
         elif scheme in ("sqlite", "sqlite+aiosqlite") and rest not in ("/", "/:memory:"):
             url = f"sqlite+aiosqlite://{rest}" if rest.startswith("/") else None
-    if url is not None:
-        try:
-            make_url(url)
-        except (ArgumentError, ValueError):
-            url = None
+    if url is not None and not is_database_url(url):
+        url = None
     if url is None:
         raise ValueError(f"not a database URL Plan Pulse can use; give {DATABASE_FORMS}")
     return url
@@ -172,13 +168,7 @@ class Settings(BaseSettings):
             return self
         if not self.data_dir.is_absolute():
             self.data_dir = self.pulse_home / self.data_dir
-        from sqlalchemy.engine import make_url
-
-        url = make_url(self.database_url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            if not Path(url.database).is_absolute():
-                database = str(self.pulse_home / url.database)
-                self.database_url = url.set(database=database).render_as_string(hide_password=False)
+        self.database_url = sqlite_url_under(self.database_url, self.pulse_home)
         return self
 
     @property
@@ -305,7 +295,7 @@ class Settings(BaseSettings):
         return key
 
     def redacted_database_url(self) -> str:
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        return redacted_url(self.database_url)
 
 
 def _create_secret_file(path: Path) -> None:

@@ -20,15 +20,21 @@ if TYPE_CHECKING:
     from storage.db import Sessions
 
 
-class App(Protocol):
-    """What these need of the application (`bot.app.PlanPulse` hands itself in)."""
+class Application(Protocol):
+    """What the Teams parts need of the running application (`bot.app.PlanPulse`): named
+    by shape, so this module and the composition root do not import each other."""
 
-    settings: Settings
-    clock: Clock
-    sessions: Sessions
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def sessions(self) -> Sessions: ...
 
 
-def workflows_transport(pulse: App, **timing: Any) -> WorkflowsTransport:
+def workflows_transport(pulse: Application, **timing: Any) -> WorkflowsTransport:
     """The transport of the outbox's `teams` rows, finding each network's webhook in the
     database when it sends; `timing` may give it a `monotonic` clock and a `sleep`."""
 
@@ -39,7 +45,7 @@ def workflows_transport(pulse: App, **timing: Any) -> WorkflowsTransport:
     return WorkflowsTransport(webhook_for, interval=pulse.settings.teams_post_interval, **timing)
 
 
-async def check_webhooks(pulse: App, *, post: bool) -> list[tuple[bool, str]]:
+async def check_webhooks(pulse: Application, *, post: bool) -> list[tuple[bool, str]]:
     """One line per network with a Teams webhook: its form, and with `post` whether
     Workflows accepted a test card (which then appears in the channel)."""
     async with pulse.sessions() as session:

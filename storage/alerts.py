@@ -10,8 +10,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.mail_states import OutboxKind
-from storage.delivery import OutboxRepository
 from storage.models import OutboxRow
+from storage.outbox import OutboxRepository
 from storage.repositories import utc
 
 ALERT = OutboxKind.ALERT

@@ -4,14 +4,18 @@ and the Alembic upgrade that `pulse init` runs."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,8 +23,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session as SyncSession
+from sqlalchemy.orm import SessionTransaction
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Values per IN (...) list: well under SQLite's and PostgreSQL's limits on parameters.
+IN_CHUNK = 500
 
 
 def is_sqlite(url: str) -> bool:
@@ -37,6 +45,36 @@ def _sqlite_path(url: str) -> Path | None:
     if not database or database == ":memory:":
         return None
     return Path(database)
+
+
+def is_database_url(url: str) -> bool:
+    """Whether the engine can read `url` as a database URL."""
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        return False
+    return True
+
+
+def database_name(url: str) -> str | None:
+    """The database `url` names: a file for SQLite, a database on the server otherwise."""
+    return make_url(url).database
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its password hidden, for the log and `pulse check`."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_url_under(url: str, home: Path) -> str:
+    """A SQLite `url` whose file is a relative path, with the file under `home`; any other
+    URL as it is."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if not Path(parsed.database).is_absolute():
+            database = str(home / parsed.database)
+            return parsed.set(database=database).render_as_string(hide_password=False)
+    return url
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -85,6 +123,25 @@ def session_factory(
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open database: its engine (for the few jobs that need the connection itself, such
+    as a SQLite backup) and the sessions every unit of work begins with."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(url: str, *, info: dict[str, Any] | None = None) -> Database:
+    """The one way the application opens its database: an engine for `url`
+    (`create_engine`) and its sessions (`session_factory`, each with a copy of `info`)."""
+    engine = create_engine(url)
+    return Database(engine, session_factory(engine, info=info))
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -115,10 +172,42 @@ Engine = AsyncEngine
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 
 
+_AFTER_COMMIT = "pulse.after_commit"  # in `Session.info`: callbacks waiting for the commit
+
+
+def session_info(session: AsyncSession) -> dict[Any, Any]:
+    """What the session carries besides its rows: a copy of `session_factory`'s `info`."""
+    return session.info
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once `session`'s transaction commits; never if it is rolled back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(SyncSession, "after_commit")
+def _run_after_commit(session: SyncSession) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, ()):
+        callback()
+
+
+@event.listens_for(SyncSession, "after_transaction_end")
+def _drop_after_commit(session: SyncSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction ended without a commit
+        session.info.pop(_AFTER_COMMIT, None)
+
+
 def savepoint(session: AsyncSession) -> AsyncSessionTransaction:
     """A savepoint in `session`'s transaction (`async with savepoint(s):`): what fails inside
     is rolled back alone, and the transaction goes on."""
     return session.begin_nested()
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT DO NOTHING (or DO UPDATE) on either database."""
+    if session.bind.dialect.name == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
 
 
 def is_duplicate(error: BaseException) -> bool:

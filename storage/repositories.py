@@ -5,7 +5,7 @@ lazy load escapes a session."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
@@ -33,6 +33,7 @@ from bot.domain.model import (
 )
 from bot.domain.reimport import Progress
 from bot.domain.status import Status, status_in_plan
+from storage.db import IN_CHUNK
 from storage.models import (
     STAGED_PLAN_PREFIX,
     STATE_SLOTS,
@@ -134,9 +135,143 @@ class TrackedPlan:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """A person as mail and prompts need them: their id for the other tables, how to write
+    to them, and whether their address bounces (they are no longer emailed)."""
+
+    id: int
+    key: str
+    name: str
+    email: str | None
+    timezone: str | None
+    bounced: bool
+    away_until: date | None = None
+    delegate_id: int | None = None
+    erased: bool = False
+
+
+def person_record(row: PersonRow) -> PersonRecord:
+    return PersonRecord(
+        id=row.id,
+        key=row.key,
+        name=row.name,
+        email=row.email,
+        timezone=row.timezone,
+        bounced=row.email_bounced_at is not None,
+        away_until=row.away_until,
+        delegate_id=row.delegate_id,
+        erased=row.erased_at is not None,
+    )
+
+
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def records(self) -> list[PersonRecord]:
+        """Everyone, as `PersonRecord`s."""
+        rows = (await self.session.scalars(select(PersonRow))).all()
+        return [person_record(row) for row in rows]
+
+    async def record(self, person_id: int) -> PersonRecord | None:
+        row = await self.session.get(PersonRow, person_id)
+        return person_record(row) if row is not None else None
+
+    async def id_of(self, key: str) -> int | None:
+        found: int | None = await self.session.scalar(
+            select(PersonRow.id).where(PersonRow.key == key)
+        )
+        return found
+
+    async def key_of(self, person_id: int) -> str | None:
+        found: str | None = await self.session.scalar(
+            select(PersonRow.key).where(PersonRow.id == person_id)
+        )
+        return found
+
+    async def names(self) -> dict[str, str]:
+        """The name of everyone not erased, by key."""
+        rows = await self.session.execute(
+            select(PersonRow.key, PersonRow.name).where(PersonRow.erased_at.is_(None))
+        )
+        return dict(rows.tuples().all())
+
+    async def by_address(self, address: str, *, mailable: bool = False) -> list[PersonRecord]:
+        """The people whose address is `address` (lower case), whatever its case in the
+        store, oldest first; `mailable`: only those whose address does not bounce."""
+        query = select(PersonRow).where(func.lower(PersonRow.email) == address)
+        if mailable:
+            query = query.where(PersonRow.email_bounced_at.is_(None))
+        rows = (await self.session.scalars(query.order_by(PersonRow.id))).all()
+        return [person_record(row) for row in rows]
+
+    async def writers(self, addresses: Sequence[str]) -> dict[str, str]:
+        """Who writes from each of `addresses` (lower case): the key of the first person with
+        it as their address, else of the first with it among their further addresses. An
+        address nobody has is left out."""
+        writers: dict[str, str] = {}
+        for start in range(0, len(addresses), IN_CHUNK):
+            email = func.lower(PersonRow.email)
+            rows = await self.session.execute(
+                select(email, PersonRow.key)
+                .where(email.in_(addresses[start : start + IN_CHUNK]))
+                .order_by(PersonRow.id)
+            )
+            for address, key in rows.tuples():
+                writers.setdefault(address, key)
+        if any(a not in writers for a in addresses):
+            # A secondary address someone writes from (few people have one).
+            others = await self.session.execute(
+                select(PersonRow.key, PersonRow.other_emails)
+                .where(PersonRow.other_emails != "")
+                .order_by(PersonRow.id)
+            )
+            for key, listed in others.tuples():
+                for address in listed.split(";"):
+                    if address in addresses:
+                        writers.setdefault(address, key)
+        return writers
+
+    async def away_until(self, person_id: int, until: date) -> None:
+        """Mark the person away until `until`, unless already away longer."""
+        row = await self.session.get(PersonRow, person_id)
+        if row is not None and (row.away_until is None or row.away_until < until):
+            row.away_until = until
+
+    async def stop_mailing(self, address: str, *, now: datetime) -> list[PersonRecord]:
+        """Mark everyone at `address` (lower case) whose address did not bounce yet as
+        bouncing, so they are no longer emailed; returns who they were."""
+        rows = (
+            await self.session.scalars(
+                select(PersonRow).where(
+                    func.lower(PersonRow.email) == address, PersonRow.email_bounced_at.is_(None)
+                )
+            )
+        ).all()
+        for row in rows:
+            row.email_bounced_at = utc(now)
+        return [person_record(row) for row in rows]
+
+    async def wanting_slack_ids(self) -> list[tuple[str, str]]:
+        """(key, email) of everyone who prefers Slack, has an address and no Slack id yet."""
+        rows = await self.session.execute(
+            select(PersonRow.key, PersonRow.email).where(
+                PersonRow.prefers == Channel.SLACK.value,
+                PersonRow.slack_user_id.is_(None),
+                PersonRow.email.is_not(None),
+            )
+        )
+        return [(key, email) for key, email in rows.tuples() if email is not None]
+
+    async def set_slack_ids(self, found: Mapping[str, str]) -> None:
+        """Store the Slack ids found, by person key, for those who still have none."""
+        if not found:
+            return
+        rows = await self.session.scalars(select(PersonRow).where(PersonRow.key.in_(found)))
+        for row in rows.all():
+            if row.slack_user_id is None:
+                row.slack_user_id = found[row.key]
 
     async def all(self) -> list[Person]:
         rows = (await self.session.scalars(select(PersonRow).order_by(PersonRow.key))).all()
@@ -228,6 +363,30 @@ class PlanSummary(NamedTuple):
     retired_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPlan:
+    """A plan's own row as the services need it: its id for the other tables, its
+    timezone, its settings (schedules, layout) and whether it is retired."""
+
+    id: int
+    key: str
+    title: str
+    timezone: str
+    settings: dict[str, object]
+    retired: bool
+
+
+def stored_plan(row: PlanRow) -> StoredPlan:
+    return StoredPlan(
+        id=row.id,
+        key=row.key,
+        title=row.title,
+        timezone=row.timezone,
+        settings=dict(row.settings or {}),
+        retired=row.retired_at is not None,
+    )
+
+
 def not_staged() -> ColumnElement[bool]:
     """Plans that are not still being imported (see `STAGED_PLAN_PREFIX`)."""
     return PlanRow.key.not_like(f"{STAGED_PLAN_PREFIX}%")
@@ -240,6 +399,11 @@ class PlanRepository:
     async def row(self, key: str) -> PlanRow | None:
         row: PlanRow | None = await self.session.scalar(select(PlanRow).where(PlanRow.key == key))
         return row
+
+    async def stored(self, key: str) -> StoredPlan | None:
+        """The plan's own row, detached; None when there is no such plan."""
+        row = await self.row(key)
+        return stored_plan(row) if row is not None else None
 
     async def keys(self, *, retired_too: bool = False) -> list[str]:
         """The keys of the plans still in use (a retired plan gets no prompts or digests),

@@ -1,5 +1,6 @@
 """What the Slack app asks of the database besides answers: who a Slack user is, their
-latest prompt, and their absence (`/pulse away`, `/pulse delegate`). Never commits."""
+latest prompt, and their absence (`/pulse away`, `/pulse delegate`). Never commits;
+returns read models, never ORM rows."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import PersonRow, PlanRow, PromptRow
 from storage.personal_data import AuditLog
+from storage.prompts import StoredPrompt, stored_prompt
+from storage.repositories import PersonRecord, StoredPlan, person_record, stored_plan
 
 
 class SlackPeople:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_slack_id(self, slack_user_id: str) -> PersonRow | None:
+    async def by_slack_id(self, slack_user_id: str) -> PersonRecord | None:
         """The person with this Slack user id (the first, should two share it)."""
         found: PersonRow | None = await self.session.scalar(
             select(PersonRow)
@@ -24,26 +27,23 @@ class SlackPeople:
             .order_by(PersonRow.id)
             .limit(1)
         )
-        return found
+        return person_record(found) if found is not None else None
 
-    async def latest_prompt(self, person_id: int) -> PromptRow | None:
+    async def latest_prompt(self, person_id: int) -> StoredPrompt | None:
         latest: PromptRow | None = await self.session.scalar(
             select(PromptRow)
             .where(PromptRow.person_id == person_id)
             .order_by(PromptRow.created_at.desc(), PromptRow.id.desc())
             .limit(1)
         )
-        return latest
+        return stored_prompt(latest) if latest is not None else None
 
-    async def plans(self) -> list[PlanRow]:
+    async def plans(self) -> list[StoredPlan]:
         """The plans still in use (a retired plan prompts nobody)."""
-        return list(
-            (
-                await self.session.scalars(
-                    select(PlanRow).where(PlanRow.retired_at.is_(None)).order_by(PlanRow.key)
-                )
-            ).all()
+        rows = await self.session.scalars(
+            select(PlanRow).where(PlanRow.retired_at.is_(None)).order_by(PlanRow.key)
         )
+        return [stored_plan(row) for row in rows.all()]
 
     async def set_away(self, person_id: int, until: date | None, *, at: datetime) -> None:
         """Set (or clear) the person's absence, themselves, by Slack; audited."""

@@ -10,7 +10,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import PersonRow, PromptRow, WebLinkRow
-from storage.repositories import utc
+from storage.prompts import StoredPrompt, stored_prompt
+from storage.repositories import PersonRecord, person_record, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,13 +19,13 @@ class FoundLink:
     """A stored link: whose it is, the prompt it answers, and whether it still works at the
     moment it was looked up."""
 
-    prompt: PromptRow
-    person: PersonRow
+    prompt: StoredPrompt
+    person: PersonRecord
     expires_at: datetime
     superseded: bool  # the person has had a newer prompt of the plan since
 
     def open_at(self, now: datetime) -> bool:
-        return not self.superseded and now < self.expires_at and self.person.erased_at is None
+        return not self.superseded and now < self.expires_at and not self.person.erased
 
 
 class WebLinks:
@@ -72,9 +73,11 @@ class WebLinks:
             )
             .limit(1)
         )
-        return FoundLink(prompt, person, utc(link.expires_at), newer is not None)
+        return FoundLink(
+            stored_prompt(prompt), person_record(person), utc(link.expires_at), newer is not None
+        )
 
-    async def open_prompt(self) -> tuple[PromptRow, PersonRow] | None:
+    async def open_prompt(self) -> tuple[StoredPrompt, PersonRecord] | None:
         """One prompt still waiting for its answer that was sent, the latest first: the
         one whose link `pulse run` shows in local mode."""
         found = (
@@ -90,4 +93,6 @@ class WebLinks:
                 .limit(1)
             )
         ).first()
-        return (found[0], found[1]) if found is not None else None
+        if found is None:
+            return None
+        return stored_prompt(found[0]), person_record(found[1])

@@ -9,7 +9,7 @@ Sunday answer whatever the server's clock says.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import NamedTuple
@@ -82,6 +82,11 @@ def local_date(moment: datetime, timezone: str) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(_zone(timezone)).date()
+
+
+def end_of_day(day: date, timezone: str) -> datetime:
+    """The first instant after `day` in `timezone`."""
+    return datetime.combine(day + timedelta(days=1), time(0), _zone(timezone))
 
 
 def _given_at(update: Update) -> datetime:

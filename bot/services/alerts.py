@@ -9,10 +9,9 @@ import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.messages.alert_mail import alert_email
 from storage.alerts import alert_since, queue_alert
+from storage.db import Session
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +38,7 @@ class AdminAlerts:
         self.admin_email = (admin_email or "").strip() or None
         self.mail_from = mail_from
 
-    async def alert(
-        self, session: AsyncSession, kind: AlertKind, text: str, *, now: datetime
-    ) -> bool:
+    async def alert(self, session: Session, kind: AlertKind, text: str, *, now: datetime) -> bool:
         """Queue the alert email in `session`'s transaction, unless one of this kind was
         queued in the last hour; True when it was queued."""
         if self.admin_email is None or await alert_since(session, kind, since=now - EVERY):

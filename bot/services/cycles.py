@@ -10,7 +10,7 @@ from datetime import date, datetime
 from bot.domain.cycles import PromptItem, cycle_key, plan_prompts
 from bot.domain.status import local_date
 from storage.db import Session
-from storage.delivery import NewPrompt, PromptRepository
+from storage.prompts import NewPrompt, PromptRepository
 from storage.repositories import PlanRepository, TrackedPlan
 from storage.slack_people import SlackPeople
 

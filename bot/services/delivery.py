@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.clock import Clock
 from bot.domain.errors import OutboxEntryError
 from bot.domain.mail_states import OutboxKind, OutboxState
 from bot.metrics import count_prompts_sent
 from bot.services.alerts import AdminAlerts, AlertKind
 from bot.services.transports import DeliveryOutcome, HandsOver, Reconciled, Result, Transport
-from storage.delivery import OutboxMessage, OutboxProblem, OutboxRepository, PromptRepository
+from storage.db import Session, Sessions
+from storage.outbox import OutboxMessage, OutboxProblem, OutboxRepository
+from storage.prompts import PromptRepository
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class OutboxWorker:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         transports: Mapping[str, Transport],
         *,
         clock: Clock,
@@ -365,7 +365,7 @@ class OutboxWorker:
             await self._fall_back(repo, message, now)
 
     async def _alert_review(
-        self, session: AsyncSession, message: OutboxMessage, error: str | None, now: datetime
+        self, session: Session, message: OutboxMessage, error: str | None, now: datetime
     ) -> None:
         if self.alerts is not None:
             await self.alerts.alert(
@@ -378,9 +378,7 @@ class OutboxWorker:
                 now=now,
             )
 
-    async def _alert_token(
-        self, session: AsyncSession, message: OutboxMessage, now: datetime
-    ) -> None:
+    async def _alert_token(self, session: Session, message: OutboxMessage, now: datetime) -> None:
         refused = getattr(self._transport(message), "alert", None)
         if self.alerts is not None and isinstance(refused, str):
             await self.alerts.alert(session, AlertKind.SLACK_TOKEN, refused + ".", now=now)
@@ -407,9 +405,7 @@ class OutboxWorker:
             "outbox %s falls back to %s for %s", message.id, fallback["channel"], message.recipient
         )
 
-    async def _after_sent(
-        self, session: AsyncSession, message: OutboxMessage, now: datetime
-    ) -> None:
+    async def _after_sent(self, session: Session, message: OutboxMessage, now: datetime) -> None:
         if message.prompt_id is not None and message.kind == OutboxKind.PROMPT:
             await PromptRepository(session).mark_sent(message.prompt_id, now)
             count_prompts_sent(session, [message.channel])
@@ -418,7 +414,7 @@ class OutboxWorker:
 # -- what an admin does with messages that failed or need review (`pulse outbox`) ---------
 
 
-async def outbox_problems(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxProblem]:
+async def outbox_problems(sessions: Sessions) -> list[OutboxProblem]:
     """Failed and needs-review messages, oldest first."""
     async with sessions() as session:
         return await OutboxRepository(session).problems()
@@ -434,9 +430,7 @@ async def _refuse(repo: OutboxRepository, message_id: int) -> NoReturn:
     )
 
 
-async def retry_message(
-    sessions: async_sessionmaker[AsyncSession], message_id: int, *, now: datetime
-) -> None:
+async def retry_message(sessions: Sessions, message_id: int, *, now: datetime) -> None:
     """Send a failed or needs-review message again, with a fresh count of attempts (for a
     needs-review one: a person checked that it did not arrive)."""
     async with sessions() as session, session.begin():
@@ -447,7 +441,7 @@ async def retry_message(
 
 
 async def resolve_message(
-    sessions: async_sessionmaker[AsyncSession], message_id: int, *, sent: bool, now: datetime
+    sessions: Sessions, message_id: int, *, sent: bool, now: datetime
 ) -> OutboxMessage:
     """Settle a failed or needs-review message as a person found it: sent (a prompt then
     counts as sent) or not sent (it stays unsent and leaves the list)."""

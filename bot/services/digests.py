@@ -9,38 +9,36 @@ transaction as the outbox rows, so restarts and replicas post a period's digest 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
-
+from bot.clock import Clock
 from bot.domain.errors import PlanRetired
 from bot.domain.mail_states import OutboxKind
-from bot.domain.model import Plan
-from bot.domain.status import local_date
+from bot.domain.model import Action, Plan
+from bot.domain.status import end_of_day, local_date
 from bot.messages.emails import digest_email
 from bot.metrics import count_digest_posted
 from bot.services.live_view import issue_view_links
 from bot.services.prompting import due_occurrence
 from bot.services.teams_digests import live_view_link, teams_messages
-from digests.content import Digest
+from bot.settings import Settings
+from digests.content import Digest, Shown, build_digest, iso_week, plan_statuses
 from digests.html import render_html, render_text
 from digests.slack import render_slack
-from storage.delivery import (
+from storage.db import Sessions
+from storage.digest_posts import (
+    DigestInputs,
+    DigestNetwork,
+    DigestPrompt,
+    DigestReads,
     DigestRepository,
-    NewMessage,
-    OutboxRepository,
-    WatermarkRepository,
 )
-from storage.models import NetworkRow, PersonRow
+from storage.outbox import NewMessage, OutboxRepository
 from storage.repositories import PlanRepository
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
-    from storage.db import Sessions
-    from storage.repositories import TrackedPlan
+from storage.watermarks import WatermarkRepository
 
 log = logging.getLogger(__name__)
 DIGEST_JOB = "digest"
@@ -55,33 +53,102 @@ class Posted:
     messages: int
 
 
-class App(Protocol):
-    """What the poster needs of the application (`bot.app.PlanPulse` hands itself in)."""
+async def plan_digests(
+    sessions: Sessions,
+    plan_key: str,
+    *,
+    today: Clock,
+    network: str | None = None,
+    as_of: date | None = None,
+) -> list[Digest]:
+    """The digest content of each of the plan's networks (or of one), as of `as_of` (the
+    plan's today by default): updates given by the end of that day, and the latest cycle's
+    prompts that went out by then."""
+    async with sessions() as session:
+        plan = await PlanRepository(session).get(plan_key)
+        day = as_of or local_date(today(), plan.timezone)
+        until = end_of_day(day, plan.timezone)
+        inputs = await DigestReads(session).inputs(
+            plan_key,
+            until=until,
+            networks=[network] if network else None,
+            before=iso_week(day),
+        )
+    return build_digests(plan, inputs, day=day, until=until)
 
-    settings: Settings
-    sessions: Sessions
 
-    async def tracked(self, plan_key: str) -> TrackedPlan: ...
-
-    async def digests(
-        self, plan_key: str, *, network: str | None = None, as_of: date | None = None
-    ) -> list[Digest]: ...
+def build_digests(plan: Plan, inputs: DigestInputs, *, day: date, until: datetime) -> list[Digest]:
+    """Each network's digest from what `DigestReads.inputs` read: who was asked about its
+    actions in the cycle, who has not answered by `until`, and its trend."""
+    tracked = inputs.tracked
+    statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
+    # Group once: with hundreds of networks, scanning every action per network adds up.
+    followed: dict[str, list[Action]] = defaultdict(list)
+    for action in tracked.actions:
+        for key in action.networks:
+            followed[key].append(action)
+    sent = [p for p in inputs.prompts if p.sent_at is not None and p.sent_at < until]
+    wanted = {ref for prompt in sent for ref in prompt.milestone_refs}
+    network_of_ref = {
+        m.ref: action.networks
+        for action in tracked.actions
+        for m in action.milestones
+        if m.ref in wanted
+    }
+    asked: dict[str, list[DigestPrompt]] = defaultdict(list)
+    for prompt in sent:
+        touched = {key for ref in prompt.milestone_refs for key in network_of_ref.get(ref, ())}
+        for key in touched:
+            asked[key].append(prompt)
+    priorities = {p.number: p.title for p in tracked.priorities}
+    names = {key: p.name for p in tracked.people for key in (p.key, *p.aliases) if p.name}
+    shown: dict[str, Shown] = {}
+    digests = []
+    for key in inputs.trends:
+        n = tracked.network(key)
+        actions = tracked.actions if n.all_actions else followed[n.key]
+        mine = sent if n.all_actions else asked[n.key]
+        silent = [p.person_key for p in mine if p.answered_at is None or p.answered_at >= until]
+        digests.append(
+            build_digest(
+                plan,
+                n,
+                actions,
+                tracked.updates,
+                as_of=day,
+                awaiting=silent,
+                prompted=len(mine),
+                answered=len(mine) - len(silent),
+                statuses=statuses,
+                priorities=priorities,
+                trend=inputs.trends[n.key],
+                shown=shown,
+                names=names,
+            )
+        )
+    return digests
 
 
 class DigestPoster:
-    def __init__(self, pulse: App) -> None:
-        self.pulse = pulse
+    """Posts digests through the outbox, as `settings` say: to a network's Slack channel when
+    Slack is on, to its Teams channel when it has a webhook, and by email to its
+    coordinators, each with a link to the live view."""
+
+    def __init__(self, sessions: Sessions, settings: Settings, *, clock: Clock) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
 
     async def tick(self, now: datetime) -> list[Posted]:
         """Post every plan's digests whose schedule has come (catch-up once, as prompts)."""
         posted: list[Posted] = []
-        async with self.pulse.sessions() as session:
+        async with self.sessions() as session:
             keys = await PlanRepository(session).keys()
         for key in keys:
             # A plan's first digest is its next scheduled one: a digest "caught up" from
             # before the plan was loaded would report a week nobody was asked about.
             due = await due_occurrence(
-                self.pulse.sessions,
+                self.sessions,
                 key,
                 DIGEST_JOB,
                 lambda p: p.digest,
@@ -102,26 +169,25 @@ class DigestPoster:
         advance_to: datetime | None = None,
     ) -> list[Posted]:
         """Enqueue this period's digest of each network (or one) unless already posted."""
-        plan = (await self.pulse.tracked(plan_key)).plan
+        async with self.sessions() as session:
+            plan = await PlanRepository(session).get(plan_key)
         day = as_of or local_date(now, plan.timezone)
-        digests = await self.pulse.digests(plan_key, network=network, as_of=day)
+        digests = await plan_digests(
+            self.sessions, plan_key, today=self.clock, network=network, as_of=day
+        )
         results: list[Posted] = []
-        async with self.pulse.sessions() as session, session.begin():
-            plan_row = await PlanRepository(session).row(plan_key)
-            assert plan_row is not None
-            if plan_row.retired_at is not None:
+        async with self.sessions() as session, session.begin():
+            audience = await DigestReads(session).audience(plan_key)
+            assert audience is not None
+            if audience.retired:
                 raise PlanRetired(plan_key, "it gets no digests")
-            networks = {n.key: n for n in (await session.scalars(select(NetworkRow))).all()}
-            people = (await session.scalars(select(PersonRow))).all()
-            slack_ids = {p.key: p.slack_user_id for p in people if p.slack_user_id}
-            names = {p.key: p.name for p in people}
             repo = DigestRepository(session)
             outbox = OutboxRepository(session)
             for digest in digests:
-                row = networks[digest.network]
+                target = audience.networks[digest.network]
                 digest_id = await repo.create(
-                    plan_id=plan_row.id,
-                    network_id=row.id,
+                    plan_id=audience.plan_id,
+                    network_id=target.id,
                     period=digest.period,
                     as_of=digest.as_of,
                     mix=_overall_mix(digest),
@@ -132,20 +198,20 @@ class DigestPoster:
                     continue
                 view_urls = await issue_view_links(
                     session,
-                    self.pulse.settings.signer(),
-                    plan_id=plan_row.id,
-                    network_id=row.id,
-                    addresses=_addresses(row.coordinators),
-                    base_url=self.pulse.settings.web_base_url,
+                    self.settings.signer(),
+                    plan_id=audience.plan_id,
+                    network_id=target.id,
+                    addresses=list(target.coordinators),
+                    base_url=self.settings.web_base_url,
                     now=now,
                 )
                 messages = self._messages(
                     digest,
                     digest_id,
-                    plan_row.title,
-                    row,
-                    names,
-                    slack_ids,
+                    audience.plan_title,
+                    target,
+                    audience.names,
+                    audience.slack_ids,
                     now=now,
                     view_urls=view_urls,
                 )
@@ -160,7 +226,7 @@ class DigestPoster:
                     len(messages),
                 )
             if advance_to is not None:
-                await WatermarkRepository(session).advance(plan_row.id, DIGEST_JOB, advance_to)
+                await WatermarkRepository(session).advance(audience.plan_id, DIGEST_JOB, advance_to)
         return results
 
     def _messages(
@@ -168,14 +234,14 @@ class DigestPoster:
         digest: Digest,
         digest_id: int,
         plan_title: str,
-        network: NetworkRow,
+        network: DigestNetwork,
         names: dict[str, str],
         slack_ids: Mapping[str, str],
         *,
         now: datetime,
         view_urls: Mapping[str, str] | None = None,
     ) -> list[NewMessage]:
-        settings = self.pulse.settings
+        settings = self.settings
         messages: list[NewMessage] = []
         if settings.slack_enabled and network.slack_channel:
             posts = render_slack(digest, slack_ids=slack_ids)
@@ -215,7 +281,7 @@ class DigestPoster:
         html = render_html(digest, names=names)
         text = render_text(digest)
         plan = Plan(key=digest.plan, title=plan_title)
-        for address in _addresses(network.coordinators):
+        for address in network.coordinators:
             email = digest_email(
                 plan=plan,
                 network_name=network.name,
@@ -239,10 +305,6 @@ class DigestPoster:
                 )
             )
         return messages
-
-
-def _addresses(coordinators: str) -> Sequence[str]:
-    return [a for a in coordinators.split(";") if a.strip()]
 
 
 def _overall_mix(digest: Digest) -> dict[str, object]:

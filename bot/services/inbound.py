@@ -41,9 +41,6 @@ from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.clock import Clock
 from bot.domain.autoreplies import Bounce, classify_bounces, return_date, verp_recipient
 from bot.domain.mail_states import ANSWER_KINDS, InboundState, OutboxKind
@@ -81,17 +78,12 @@ from bot.services.answers import (
 )
 from bot.signing import Signer
 from storage.answers import AskedPrompt
-from storage.delivery import (
-    IN_CHUNK,
-    InboundDecision,
-    InboundRepository,
-    NewMessage,
-    OutboxRepository,
-    PromptRepository,
-    StoredMessage,
-)
-from storage.models import EmailBounceRow, PersonRow
-from storage.repositories import utc
+from storage.bounces import BounceRepository
+from storage.db import Session, Sessions, savepoint
+from storage.inbound_mail import InboundDecision, InboundRepository, StoredMessage
+from storage.outbox import NewMessage, OutboxRepository
+from storage.prompts import PromptRepository
+from storage.repositories import PeopleRepository, PersonRecord
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +107,7 @@ class InboundOutcome:
 class Inbound:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         mail_from: str,
         clock: Clock,
@@ -328,7 +320,7 @@ class Inbound:
                     work.outcome = mail
                 elif careful:
                     try:
-                        async with session.begin_nested():
+                        async with savepoint(session):
                             work.outcome = await self._decide(session, work, mail, batch, now)
                             if work.answer is not None:
                                 recording = await batch.load_answers(session)
@@ -450,9 +442,7 @@ class Inbound:
             message_id=message.message_id,
         )
 
-    async def _record_all(
-        self, session: AsyncSession, works: Sequence[_Work], batch: _Batch
-    ) -> None:
+    async def _record_all(self, session: Session, works: Sequence[_Work], batch: _Batch) -> None:
         """Record every answer of the batch at once (`AnswerBatch.record`); each outcome
         counts its own."""
         answering = [work for work in works if work.answer is not None]
@@ -483,7 +473,7 @@ class Inbound:
 
     async def _decide(
         self,
-        session: AsyncSession,
+        session: Session,
         work: _Work,
         mail: InboundMail,
         batch: _Batch,
@@ -540,7 +530,7 @@ class Inbound:
         )
 
     async def _bounce(
-        self, session: AsyncSession, work: _Work, mail: InboundMail, now: datetime
+        self, session: Session, work: _Work, mail: InboundMail, now: datetime
     ) -> InboundOutcome:
         """Count what a delivery report says failed; stop mailing an address that keeps
         failing hard. Never answered."""
@@ -556,17 +546,9 @@ class Inbound:
             return InboundOutcome(
                 InboundState.IGNORED, "delivery report (bounce) naming no failed address"
             )
-        for bounce in bounces.values():
-            session.add(
-                EmailBounceRow(
-                    address=bounce.address,
-                    hard=bounce.hard,
-                    status=bounce.status,
-                    inbound_id=work.message.id,
-                    bounced_at=utc(now),
-                )
-            )
-        await session.flush()
+        await BounceRepository(session).add(
+            list(bounces.values()), inbound_id=work.message.id, now=now
+        )
         for bounce in bounces.values():
             if bounce.hard:
                 await self._stop_if_bouncing(session, bounce.address, now)
@@ -578,21 +560,11 @@ class Inbound:
             ),
         )
 
-    async def _stop_if_bouncing(self, session: AsyncSession, address: str, now: datetime) -> None:
-        hard = await session.scalar(
-            select(func.count())
-            .select_from(EmailBounceRow)
-            .where(EmailBounceRow.address == address, EmailBounceRow.hard.is_(True))
-        )
-        if int(hard or 0) < self.bounce_limit:
+    async def _stop_if_bouncing(self, session: Session, address: str, now: datetime) -> None:
+        hard = await BounceRepository(session).hard_count(address)
+        if hard < self.bounce_limit:
             return
-        people = await session.scalars(
-            select(PersonRow).where(
-                func.lower(PersonRow.email) == address, PersonRow.email_bounced_at.is_(None)
-            )
-        )
-        for person in people.all():
-            person.email_bounced_at = utc(now)
+        for person in await PeopleRepository(session).stop_mailing(address, now=now):
             # An alert for admins: this lead will not be emailed until their address is fixed.
             log.error(
                 "email to %s (%s) bounced hard %d times; no more mail will be sent to them "
@@ -612,7 +584,7 @@ class Inbound:
                 )
 
     async def _automatic(
-        self, session: AsyncSession, mail: InboundMail, now: datetime
+        self, session: Session, mail: InboundMail, now: datetime
     ) -> InboundOutcome:
         """Never answered; an out-of-office naming a return date marks its writer away."""
         reason = mail.auto or "automatic mail"
@@ -622,11 +594,7 @@ class Inbound:
         away = return_date(f"{mail.subject}\n{mail.body}", today=today)
         if away is None:
             return InboundOutcome(InboundState.IGNORED, reason)
-        found = (
-            await session.scalars(
-                select(PersonRow).where(func.lower(PersonRow.email) == mail.senders[0])
-            )
-        ).all()
+        found = await PeopleRepository(session).by_address(mail.senders[0])
         if not found:
             return InboundOutcome(InboundState.IGNORED, reason)
         if len(found) > 1:  # a shared mailbox: whose absence it announces is not known
@@ -634,14 +602,13 @@ class Inbound:
                 InboundState.IGNORED, f"{reason}; a shared mailbox, so nobody is marked away"
             )
         person = found[0]
-        if person.away_until is None or person.away_until < away:
-            person.away_until = away
+        await PeopleRepository(session).away_until(person.id, away)
         log.info("%s is away until %s (out-of-office)", person.key, away.isoformat())
         return InboundOutcome(InboundState.IGNORED, f"{reason}; away until {away.isoformat()}")
 
     async def _record(
         self,
-        session: AsyncSession,
+        session: Session,
         work: _Work,
         mail: InboundMail,
         prompt: AskedPrompt,
@@ -751,7 +718,7 @@ class Inbound:
 
     async def _tell_sender(
         self,
-        session: AsyncSession,
+        session: Session,
         work: _Work,
         sender: str,
         mail: InboundMail,
@@ -759,11 +726,8 @@ class Inbound:
         now: datetime,
     ) -> None:
         """Tell the registered person of the sending address; an unknown sender hears nothing."""
-        person = await session.scalar(
-            select(PersonRow).where(
-                func.lower(PersonRow.email) == sender, PersonRow.email_bounced_at.is_(None)
-            )
-        )
+        mailable = await PeopleRepository(session).by_address(sender, mailable=True)
+        person = mailable[0] if mailable else None
         if person is None or not person.email:
             return
         text = (
@@ -786,7 +750,7 @@ class Inbound:
 
     async def _tell_owner(
         self,
-        session: AsyncSession,
+        session: Session,
         work: _Work,
         prompt: AskedPrompt,
         sender: str,
@@ -794,8 +758,8 @@ class Inbound:
         now: datetime,
     ) -> None:
         """A reply came from someone who may not answer: the prompt's person is told."""
-        owner = await session.get(PersonRow, prompt.person_id)
-        if owner is None or not owner.email or owner.email_bounced_at is not None:
+        owner = await PeopleRepository(session).record(prompt.person_id)
+        if owner is None or not owner.email or owner.bounced:
             return
         text = (
             f"Hello {owner.name},\n\n"
@@ -819,7 +783,7 @@ class Inbound:
 
     def _notice(
         self,
-        person: PersonRow,
+        person: PersonRecord,
         text: str,
         in_reply_to: str | None,
         now: datetime,
@@ -895,7 +859,7 @@ class _Batch:
     writers: dict[str, str]  # person key by lower-case address
     answers: AnswerBatch | None = None
 
-    async def load_answers(self, session: AsyncSession) -> AnswerBatch:
+    async def load_answers(self, session: Session) -> AnswerBatch:
         """What answering the batch's prompts needs (`AnswerBatch.load`), read once."""
         if self.answers is None:
             self.answers = await AnswerBatch.load(
@@ -907,32 +871,12 @@ class _Batch:
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, mails: Sequence[InboundMail], signer: Signer | None
+        cls, session: Session, mails: Sequence[InboundMail], signer: Signer | None
     ) -> _Batch:
         hashes = [token_hash(t, signer) for mail in mails for t in mail.tokens]
         prompts = await PromptRepository(session).by_token_hashes(hashes)
         addresses = list(dict.fromkeys(m.senders[0] for m in mails if m.senders and m.tokens))
-        writers: dict[str, str] = {}
-        for start in range(0, len(addresses), IN_CHUNK):
-            email = func.lower(PersonRow.email)
-            rows = await session.execute(
-                select(email, PersonRow.key)
-                .where(email.in_(addresses[start : start + IN_CHUNK]))
-                .order_by(PersonRow.id)
-            )
-            for address, key in rows.tuples():
-                writers.setdefault(address, key)
-        if any(a not in writers for a in addresses):
-            # A secondary address someone writes from (few people have one).
-            others = await session.execute(
-                select(PersonRow.key, PersonRow.other_emails)
-                .where(PersonRow.other_emails != "")
-                .order_by(PersonRow.id)
-            )
-            for key, listed in others.tuples():
-                for address in listed.split(";"):
-                    if address in addresses:
-                        writers.setdefault(address, key)
+        writers = await PeopleRepository(session).writers(addresses)
         return cls(prompts, writers)
 
 

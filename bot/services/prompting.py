@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.clock import Clock
 from bot.domain.contacts import prompt_contacts
 from bot.domain.cycles import (
@@ -41,16 +38,18 @@ from bot.messages.slack_blocks import with_update_link
 from bot.messages.teams_cards import TEAMS_CHAT, teams_payload
 from bot.messages.web_links import LINK_LIFETIME, link_hash, new_link_token, update_url
 from bot.signing import Signer
-from storage.delivery import (
-    NewMessage,
-    NewPrompt,
-    OutboxRepository,
-    PromptRepository,
-    WatermarkRepository,
+from storage.db import Session, Sessions
+from storage.outbox import NewMessage, OutboxRepository
+from storage.prompts import NewPrompt, PromptRepository, StoredPrompt
+from storage.repositories import (
+    PeopleRepository,
+    PersonRecord,
+    PlanRepository,
+    StoredPlan,
+    TrackedPlan,
 )
-from storage.models import PersonRow, PlanRow, PromptRow
-from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan, utc
 from storage.teams_chats import TeamsConversations
+from storage.watermarks import WatermarkRepository
 from storage.web_links import WebLinks
 
 log = logging.getLogger(__name__)
@@ -89,8 +88,8 @@ class TickReport:
     reminders: int = 0
 
 
-def cycle_policy(row: PlanRow) -> CyclePolicy:
-    raw = (row.settings or {}).get("cycles") or {}
+def cycle_policy(plan: StoredPlan) -> CyclePolicy:
+    raw = plan.settings.get("cycles") or {}
     return CyclePolicy.from_settings(raw if isinstance(raw, dict) else {})
 
 
@@ -99,7 +98,7 @@ def working_calendar(policy: CyclePolicy, around: datetime) -> WorkingCalendar:
 
 
 async def due_occurrence(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     plan_key: str,
     job: str,
     schedule: Callable[[CyclePolicy], Schedule],
@@ -111,7 +110,7 @@ async def due_occurrence(
     watermark (catch-up runs once). With no watermark yet, `catch_up_first` says whether
     the latest past occurrence runs; if not, the watermark starts at `now` instead."""
     async with sessions() as session:
-        row = await PlanRepository(session).row(plan_key)
+        row = await PlanRepository(session).stored(plan_key)
         if row is None:
             return None
         watermark = await WatermarkRepository(session).get(row.id, job)
@@ -134,7 +133,7 @@ class Cycles:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         mail_from: str,
         clock: Clock,
@@ -221,9 +220,9 @@ class Cycles:
                 not_in_teams = await teams_repo.not_known()
             plan_repo = PlanRepository(session)
             tracked = await plan_repo.tracked(plan_key)
-            plan_row = await plan_repo.row(plan_key)
+            plan_row = await plan_repo.stored(plan_key)
             assert plan_row is not None
-            if plan_row.retired_at is not None:
+            if plan_row.retired:
                 raise PlanRetired(plan_key, "it gets no prompts")
             if only is not None and only not in {p.key for p in tracked.people}:
                 known = sorted(p.key for p in tracked.people)
@@ -247,7 +246,7 @@ class Cycles:
             )
             if dry_run:
                 return report
-            people = await PeopleRepository(session).rows_by_key()
+            people = {p.key: p for p in await PeopleRepository(session).records()}
             by_key = {p.key: p for p in tracked.people}
             prompts = PromptRepository(session)
             already = await prompts.prompted(plan_row.id, report.cycle)
@@ -255,7 +254,7 @@ class Cycles:
             for planned in report.planned:
                 person = by_key[planned.person_key]
                 channel = self.channel_for(person, teams)
-                bounced = channel == "email" and people[person.key].email_bounced_at is not None
+                bounced = channel == "email" and people[person.key].bounced
                 if channel is None or bounced:
                     report.skipped.append(person.key)
                     log.warning(
@@ -317,15 +316,7 @@ class Cycles:
         if self.slack_lookup is None or self.slack_prompt is None:
             return []
         async with self.sessions() as session:
-            wanted = (
-                await session.execute(
-                    select(PersonRow.key, PersonRow.email).where(
-                        PersonRow.prefers == Channel.SLACK.value,
-                        PersonRow.slack_user_id.is_(None),
-                        PersonRow.email.is_not(None),
-                    )
-                )
-            ).all()
+            wanted = await PeopleRepository(session).wanting_slack_ids()
         found: dict[str, str] = {}
         missing: list[str] = []
         for key, email in wanted:
@@ -341,20 +332,16 @@ class Cycles:
                 log.warning("%s prefers Slack but Slack has nobody with their email", key)
         if found:
             async with self.sessions() as session, session.begin():
-                for row in (
-                    await session.scalars(select(PersonRow).where(PersonRow.key.in_(found)))
-                ).all():
-                    if row.slack_user_id is None:
-                        row.slack_user_id = found[row.key]
+                await PeopleRepository(session).set_slack_ids(found)
         return missing
 
     async def _enqueue_prompts(
         self,
-        session: AsyncSession,
+        session: Session,
         tracked: TrackedPlan,
         groups: Sequence[MailboxPrompt],
         created: dict[int, int],
-        people: dict[str, PersonRow],
+        people: dict[str, PersonRecord],
         *,
         now: datetime,
         teams: Mapping[str, TeamsConversation] | None = None,
@@ -484,7 +471,7 @@ class Cycles:
         """Enqueue the one reminder of each silent prompt whose time has come."""
         async with self.sessions() as session, session.begin():
             plan_repo = PlanRepository(session)
-            row = await plan_repo.row(plan_key)
+            row = await plan_repo.stored(plan_key)
             if row is None:
                 return 0
             policy = cycle_policy(row)
@@ -497,7 +484,7 @@ class Cycles:
                 for p in await prompts.awaiting_reminder(row.id)
                 if p.sent_at is not None
                 and reminder_due_at(
-                    utc(p.sent_at),
+                    p.sent_at,
                     remind_after=policy.remind_after,
                     schedule=policy.prompt,
                     timezone=row.timezone,
@@ -508,12 +495,12 @@ class Cycles:
             if not waiting:
                 return 0
             tracked = await plan_repo.tracked(plan_key)
-            people_rows = {r.id: r for r in (await session.scalars(select(PersonRow))).all()}
+            people_rows = {r.id: r for r in await PeopleRepository(session).records()}
             rows_by_key = {r.key: r for r in people_rows.values()}
             by_key = {p.key: p for p in tracked.people}
             # The silent people of a shared mailbox get one reminder between them, threaded
             # under the combined prompt that asked them.
-            by_message: dict[int, list[PromptRow]] = {}
+            by_message: dict[int, list[StoredPrompt]] = {}
             for prompt in waiting:
                 by_message.setdefault(prompt.sent_with or prompt.id, []).append(prompt)
             outbox = OutboxRepository(session)
@@ -531,7 +518,7 @@ class Cycles:
                     continue
                 group = MailboxPrompt(tuple(still))
                 person = by_key[group.carrier.person_key]
-                if not person.email or rows_by_key[person.key].email_bounced_at is not None:
+                if not person.email or rows_by_key[person.key].bounced:
                     continue
                 token = new_token(self.signer)
                 await prompts.add_tokens(

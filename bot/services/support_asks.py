@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from bot.messages.support_mail import support_asks_email
 from storage.db import Sessions
-from storage.delivery import NewMessage, OutboxRepository, WatermarkRepository
+from storage.outbox import NewMessage, OutboxRepository
 from storage.support_asks import notice_targets, support_asks
+from storage.watermarks import WatermarkRepository
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from bot.domain.mail_states import OutboxKind
 from digests.content import Digest
 from digests.teams import render_teams
-from storage.delivery import NewMessage
+from storage.outbox import NewMessage
 
 CHANNEL = "teams"
 

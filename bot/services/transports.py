@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 
 class Result(StrEnum):

@@ -19,10 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
 from bot.domain.mail_states import OutboxKind
@@ -47,10 +43,10 @@ from bot.services.answers import (
     Who,
 )
 from bot.signing import Signer
-from storage.answers import asked_prompt
-from storage.delivery import OutboxRepository, PromptRepository
-from storage.models import PersonRow
-from storage.repositories import PlanRepository, TrackedPlan, utc
+from storage.db import DATABASE_ERRORS, Session, Sessions, is_duplicate
+from storage.outbox import OutboxRepository
+from storage.prompts import PromptRepository
+from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan
 from storage.slack_people import SlackPeople
 from storage.web_links import FoundLink, WebLinks
 
@@ -131,7 +127,7 @@ class UpdatePages:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         *,
         clock: Clock,
         signer: Signer,
@@ -172,7 +168,9 @@ class UpdatePages:
                 link, context = opened
                 page = await self._page(session, link, context, now=now)
                 return await self._record(session, link, context, page, form, now=now)
-        except IntegrityError:
+        except DATABASE_ERRORS as error:
+            if not is_duplicate(error):
+                raise
             # The same submission committed by a concurrent request: recorded once, there.
             page_again = await self.page(token_hash_)
             if page_again is None:
@@ -199,9 +197,7 @@ class UpdatePages:
             people = SlackPeople(session)
             delegate_id = None
             if absence.delegate is not None:
-                delegate_id = await session.scalar(
-                    select(PersonRow.id).where(PersonRow.key == absence.delegate)
-                )
+                delegate_id = await PeopleRepository(session).id_of(absence.delegate)
             await people.set_delegate(link.person.id, delegate_id, at=now)
             await people.set_away(link.person.id, absence.away_until, at=now)
             log.info("web: absence set for %s", link.person.key)
@@ -222,13 +218,13 @@ class UpdatePages:
     # -- inside a unit of work --------------------------------------------------------
 
     async def _open(
-        self, session: AsyncSession, token_hash_: str, *, now: datetime
+        self, session: Session, token_hash_: str, *, now: datetime
     ) -> tuple[FoundLink, AnswerContext] | None:
         link = await WebLinks(session).find(token_hash_)
         if link is None or not link.open_at(now):
             return None
         answers = await AnswerBatch.load(
-            session, prompts=[asked_prompt(link.prompt)], person_keys=[link.person.key]
+            session, prompts=[link.prompt.asked()], person_keys=[link.person.key]
         )
         try:
             context = answers.context(Who(person_key=link.person.key), link.prompt.id, now=now)
@@ -237,11 +233,11 @@ class UpdatePages:
         return link, context
 
     async def _page(
-        self, session: AsyncSession, link: FoundLink, context: AnswerContext, *, now: datetime
+        self, session: Session, link: FoundLink, context: AnswerContext, *, now: datetime
     ) -> UpdatePage:
         refs = [r for r in link.prompt.milestone_refs if r in context.allowed]
         tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
-        since = utc(link.prompt.created_at)
+        since = link.prompt.created_at
         answered: dict[str, Answered] = {}
         for ref in refs:
             latest = _latest_since(tracked.updates.get(ref, ()), since, now)
@@ -250,16 +246,10 @@ class UpdatePages:
                     latest.rating, latest.note, latest.revised_due, latest.needs_support
                 )
         delegate_key = None
+        people_repo = PeopleRepository(session)
         if link.person.delegate_id is not None:
-            delegate_key = await session.scalar(
-                select(PersonRow.key).where(PersonRow.id == link.person.delegate_id)
-            )
-        everyone = (
-            await session.execute(
-                select(PersonRow.key, PersonRow.name).where(PersonRow.erased_at.is_(None))
-            )
-        ).tuples()
-        names = {key: name for key, name in everyone}
+            delegate_key = await people_repo.key_of(link.person.delegate_id)
+        names = await people_repo.names()
         people = tuple(
             sorted(
                 ((key, name) for key, name in names.items() if key != link.person.key),
@@ -282,7 +272,7 @@ class UpdatePages:
 
     async def _record(
         self,
-        session: AsyncSession,
+        session: Session,
         link: FoundLink,
         context: AnswerContext,
         page: UpdatePage,
@@ -316,7 +306,7 @@ class UpdatePages:
         nonce = _nonce(form.get("submission", ""))
         key = f"web:{link.prompt.id}:{link.person.id}:{nonce}"
         answers = await AnswerBatch.load(
-            session, prompts=[asked_prompt(link.prompt)], person_keys=[link.person.key]
+            session, prompts=[link.prompt.asked()], person_keys=[link.person.key]
         )
         who = Who(person_key=link.person.key)
         answers.decide(
@@ -343,7 +333,7 @@ class UpdatePages:
 
     async def _confirm(
         self,
-        session: AsyncSession,
+        session: Session,
         link: FoundLink,
         context: AnswerContext,
         lines: Sequence[ReplyLine],
@@ -354,7 +344,7 @@ class UpdatePages:
         """The usual confirmation email, in this transaction; False when there is no
         address to send it to."""
         writer = context.writer
-        if not writer.email or link.person.email_bounced_at is not None:
+        if not writer.email or link.person.bounced:
             return False
         from datetime import timedelta
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from bot.services.transports import DeliveryOutcome, Reconciled, Result
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 
 class LocalMailTransport:

@@ -58,7 +58,7 @@ from handlers.email.xoauth2 import (
     forget_token,
     xoauth2_string,
 )
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 if TYPE_CHECKING:
     from bot.settings import Settings

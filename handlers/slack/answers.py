@@ -45,8 +45,7 @@ from bot.services.answers import (
 from bot.services.cycles import led_by, prompt_items, prompt_on_demand
 from bot.services.group_commit import GroupCommit
 from storage.db import Session, is_duplicate
-from storage.models import PersonRow
-from storage.repositories import PlanRepository
+from storage.repositories import PersonRecord, PlanRepository
 from storage.slack_people import SlackPeople
 
 log = logging.getLogger(__name__)
@@ -235,11 +234,11 @@ class SlackAnswers:
 
     # -- the person's own view ---------------------------------------------------------
 
-    async def person(self, session: Session, user: str) -> PersonRow | None:
+    async def person(self, session: Session, user: str) -> PersonRecord | None:
         return await SlackPeople(session).by_slack_id(user)
 
     async def milestones_of(
-        self, session: Session, person: PersonRow, now: datetime
+        self, session: Session, person: PersonRecord, now: datetime
     ) -> list[tuple[str, list[PromptItem]]]:
         out = []
         for plan in await SlackPeople(session).plans():

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from bot.clock import Clock
 from bot.services.transports import DeliveryOutcome, Reconciled, Result
 from handlers.teams.connector import Connector, TokenUnavailable
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from yarl import URL
 
 from bot.services.transports import DeliveryOutcome, Reconciled, Result
 from digests.teams import post_body
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 

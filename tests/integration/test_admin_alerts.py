@@ -16,8 +16,8 @@ from bot.services.alerts import AdminAlerts
 from bot.services.delivery import OutboxWorker
 from bot.settings import Settings
 from handlers.slack.transport import SlackPayload, SlackPost
-from storage.delivery import OutboxRepository
 from storage.models import OutboxRow
+from storage.outbox import OutboxRepository
 from tests.conftest import Clock, import_small_plan
 from tests.fake_slack import FakeSlack
 from tests.fake_slack import fake_slack as fake_slack  # the fixture, by import

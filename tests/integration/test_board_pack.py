@@ -21,8 +21,8 @@ from bot.services.packs import PackPeriodInvalid, board_pack
 from digests.pack import Change, Exception_, Pack, trend_days
 from digests.pack_html import render_pack_html
 from handlers.files.pack_docx import write_pack_docx
-from storage.delivery import NewPrompt, PromptRepository
 from storage.models import MilestoneRow, PersonRow, PlanRow, PromptRow
+from storage.prompts import NewPrompt, PromptRepository
 from storage.repositories import UpdateRepository
 from tests.conftest import Clock, import_small_plan, running_pulse
 from tests.integration.test_web_browser import fits, serious_violations

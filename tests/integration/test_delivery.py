@@ -21,8 +21,8 @@ from bot.services.delivery import OutboxWorker
 from bot.services.prompting import Cycles
 from bot.settings import Settings
 from handlers.email.local_transport import LocalMailTransport
-from storage.delivery import OutboxRepository
 from storage.models import InboundRow, OutboxRow, PersonRow, PromptRow, UpdateRow
+from storage.outbox import OutboxRepository
 from tests.conftest import FIXTURES, Clock, import_small_plan
 
 PLANS = FIXTURES / "plans"

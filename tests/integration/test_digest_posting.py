@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import PlanPulse, Runner
+from bot.app import PlanPulse, Runner, digest_poster
 from bot.services.delivery import OutboxWorker
-from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from handlers.files.importing import import_plan
 from handlers.slack.transport import SlackTransport
-from storage.delivery import DigestRepository
+from storage.digest_posts import DigestRepository
 from storage.models import DigestRow, NetworkRow, OutboxRow, PlanRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
@@ -49,7 +48,7 @@ async def count(pulse: PlanPulse, model: type[object]) -> int:
 async def test_manual_post_is_once_per_network_and_period(pulse: PlanPulse) -> None:
     """`pulse digest --post` enqueues one email per coordinator per network; posting the same
     period again sends nothing more."""
-    poster = DigestPoster(pulse)
+    poster = digest_poster(pulse)
     first = await poster.post("small", now=FRIDAY)
     assert {(p.network, p.posted, p.messages) for p in first} == {
         ("oversight", True, 2),
@@ -68,8 +67,8 @@ async def test_two_replicas_posting_at_once_post_once(db_url: str, pulse: PlanPu
     other = PlanPulse(settings_for(db_url, pulse.settings.data_dir), clock=Clock(FRIDAY))
     try:
         results = await asyncio.gather(
-            DigestPoster(pulse).post("small", now=FRIDAY),
-            DigestPoster(other).post("small", now=FRIDAY),
+            digest_poster(pulse).post("small", now=FRIDAY),
+            digest_poster(other).post("small", now=FRIDAY),
         )
     finally:
         await other.close()
@@ -135,7 +134,7 @@ async def test_a_200_item_digest_reaches_slack_whole(
             people_path=PLANS / "small-people.csv",
             networks_path=tmp_path / "nets.csv",
         )
-        await DigestPoster(app).post("big", now=FRIDAY)
+        await digest_poster(app).post("big", now=FRIDAY)
 
         async def no_wait(_: float) -> None:
             return None

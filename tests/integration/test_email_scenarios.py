@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 from bot.app import PlanPulse, Runner
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.settings import Settings
-from storage.delivery import InboundDecision, InboundRepository
+from storage.inbound_mail import InboundDecision, InboundRepository
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
 from tests.conftest import FIXTURES, import_small_plan
 from tests.integration.test_delivery import Clock, outbox_files, prompt_for, read_eml

@@ -11,8 +11,7 @@ from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
-from bot.app import PlanPulse, Runner
-from bot.services.digests import DigestPoster
+from bot.app import PlanPulse, Runner, digest_poster
 from handlers.email.local_mail import write_local_reply
 from handlers.files.importing import import_plan
 from tests.conftest import Clock, running_pulse
@@ -96,7 +95,7 @@ async def test_names_with_line_breaks_add_no_headers_to_any_message(
         await runner.run_once()  # the confirmation
         clock.now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
         await runner.run_once()  # Wednesday: a reminder to Morgan, who is silent
-        await DigestPoster(pulse).post("small", now=clock(), as_of=date(2026, 11, 27))
+        await digest_poster(pulse).post("small", now=clock(), as_of=date(2026, 11, 27))
         await runner.run_once()
         messages = outbox(pulse)
     kinds = {next(k for k in KINDS if f".{k}" in str(m["Message-ID"])) for m in messages}

@@ -14,11 +14,10 @@ from zipfile import ZipFile
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import PlanPulse, cycles_for
+from bot.app import PlanPulse, cycles_for, digest_poster
 from bot.domain.drafts import PlanDraft
 from bot.domain.errors import ImportFailed, PlanKeyNeeded, PlanRetired
 from bot.domain.model import Person, Source
-from bot.services.digests import DigestPoster
 from bot.settings import Settings
 from handlers.files.importing import import_plan
 from handlers.files.plan_files import MAX_FILE_BYTES, MAX_ROWS, read_plan
@@ -762,7 +761,7 @@ async def test_a_retired_plan_gets_no_prompts_or_digests_and_keeps_its_history(
     with pytest.raises(PlanRetired):
         await cycles.start_cycle("wirral", now=monday)
     with pytest.raises(PlanRetired):
-        await DigestPoster(pulse).post("wirral", now=monday)
+        await digest_poster(pulse).post("wirral", now=monday)
     assert await _count(pulse, PromptRow) == 0
     assert await _count(pulse, UpdateRow) == updates
     with pytest.raises(PlanRetired):

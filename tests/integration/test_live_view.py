@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from bot.app import digest_poster
 from bot.domain.model import Source
-from bot.services.digests import DigestPoster
 from bot.services.live_view import revoke_view_links
 from storage.models import AuditRow, UpdateRow
 from tests.integration.test_delivery import outbox_files, read_eml
@@ -31,7 +31,7 @@ OVERSIGHT = "chair@council.example"
 
 async def view_link(site: Site, address: str) -> str:
     """The live-view link in the latest digest email to `address` (the digest posted now)."""
-    await DigestPoster(site.pulse).post("small", now=site.clock())
+    await digest_poster(site.pulse).post("small", now=site.clock())
     await site.runner.run_once()
     found = [
         m

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import PlanPulse
+from bot.app import PlanPulse, digest_poster
 from bot.services.delivery import OutboxWorker
-from bot.services.digests import DigestPoster
 from handlers.email.local_transport import LocalMailTransport
 from handlers.slack.transport import SlackTransport
 from tests.conftest import Clock, import_small_plan
@@ -49,7 +48,7 @@ async def test_a_channel_post_links_to_the_view_only_behind_sign_in(
     try:
         await app.migrate()
         await import_small_plan(app.sessions, now=FRIDAY)
-        await DigestPoster(app).post("small", now=FRIDAY, network="oversight")
+        await digest_poster(app).post("small", now=FRIDAY, network="oversight")
 
         async def no_wait(_: float) -> None:
             return None

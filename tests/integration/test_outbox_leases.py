@@ -24,8 +24,8 @@ from bot.clock import system_clock
 from bot.domain.errors import OutboxEntryError
 from bot.services.delivery import OutboxWorker, resolve_message, retry_message
 from handlers.email.smtp import SmtpTransport
-from storage.delivery import NewMessage, OutboxRepository
 from storage.models import OutboxRow, PromptRow
+from storage.outbox import NewMessage, OutboxRepository
 from tests.conftest import Clock, import_small_plan, running_pulse
 from tests.postgres import PostgresServer, create_database
 

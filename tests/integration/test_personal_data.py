@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
-from bot.app import PlanPulse, Runner
+from bot.app import PlanPulse, Runner, digest_poster
 from bot.domain.errors import PersonalDataError
-from bot.services.digests import DigestPoster
 from bot.services.records import Records
 from bot.settings import Settings
 from storage.models import InboundRow, OutboxRow, PersonRow, UpdateRow
@@ -74,7 +73,7 @@ async def week(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Week]
         2,
     )
     clock.now = MONDAY + timedelta(days=4, hours=3)
-    await DigestPoster(pulse).post("small", now=clock.now, as_of=clock.now.date())
+    await digest_poster(pulse).post("small", now=clock.now, as_of=clock.now.date())
     await Runner(pulse).run_once()
     yield done
     await pulse.close()

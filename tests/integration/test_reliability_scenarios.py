@@ -76,8 +76,8 @@ from bot.services.delivery import OutboxWorker
 from bot.settings import Settings
 from handlers.slack.transport import SlackPayload, SlackPost, SlackTransport
 from storage.db import create_engine, session_factory, sqlite_path
-from storage.delivery import NewMessage, OutboxRepository
 from storage.models import InboundRow, OutboxRow, PromptRow, UpdateRow
+from storage.outbox import NewMessage, OutboxRepository
 from tests.conftest import PLANS, Clock, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack
 from tests.fake_slack import fake_slack as fake_slack  # the fixture, by import

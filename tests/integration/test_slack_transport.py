@@ -23,8 +23,8 @@ from handlers.slack.transport import (
     SlackTransport,
     lookup_user_by_email,
 )
-from storage.delivery import OutboxMessage, OutboxRepository
 from storage.models import OutboxRow
+from storage.outbox import OutboxMessage, OutboxRepository
 from tests.fake_slack import FakeSlack
 from tests.fake_slack import fake_slack as fake_slack  # the fixture, by import
 

@@ -29,7 +29,7 @@ from handlers.email.xoauth2 import (
     TokenUnavailable,
     xoauth2_string,
 )
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 
 BOT = "bot@council.example"
 LEAD = "lead@council.example"

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import Runner
-from storage.delivery import OutboxRepository
 from storage.models import OutboxRow, PersonRow, UpdateRow
+from storage.outbox import OutboxRepository
 from tests.adaptive_cards import card_contents, validate_message
 from tests.fake_bot_connector import Member
 from tests.teams import TeamsSite, teams_site

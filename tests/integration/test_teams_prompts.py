@@ -13,8 +13,8 @@ from sqlalchemy import select
 from bot.domain.model import Source
 from bot.messages.teams_cards import card_activity, notice_card, teams_payload
 from bot.services.transports import Result
-from storage.delivery import OutboxMessage
 from storage.models import MilestoneRow, OutboxRow
+from storage.outbox import OutboxMessage
 from storage.repositories import UpdateRepository
 from tests.adaptive_cards import card_contents, validate_message
 from tests.integration.test_delivery import outbox_files, read_eml

@@ -11,7 +11,7 @@ import pytest
 from bot.services.transports import Reconciled, Result
 from digests.teams import check_message
 from handlers.teams.workflows import WorkflowsTransport, retry_after
-from storage.delivery import OutboxMessage
+from storage.outbox import OutboxMessage
 from tests.conftest import free_port
 from tests.fake_workflows import FakeWorkflows, running_workflows
 

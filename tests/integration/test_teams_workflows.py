@@ -17,16 +17,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.app import PlanPulse, check
+from bot.app import PlanPulse, check, digest_poster
 from bot.domain.errors import ImportFailed
 from bot.services.delivery import OutboxWorker, outbox_problems
-from bot.services.digests import DigestPoster
 from bot.services.records import Records
 from bot.settings import Settings
 from bot.teams import workflows_transport
 from handlers.files.importing import import_plan
-from storage.delivery import OutboxRepository
 from storage.models import NetworkRow, OutboxRow
+from storage.outbox import OutboxRepository
 from tests.conftest import FIXTURES, Clock
 from tests.fake_workflows import SIGNATURE, FakeWorkflows, running_workflows
 
@@ -126,7 +125,7 @@ async def test_a_200_item_digest_reaches_the_channel_whole_in_valid_posts(
     """200 overdue milestones arrive in the channel in several posts, each a valid 1.5 card
     under 28 KB, in order, each milestone exactly once, its leads by name."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=200)
-    posted = await DigestPoster(pulse).post("big", now=FRIDAY)
+    posted = await digest_poster(pulse).post("big", now=FRIDAY)
     assert [(p.network, p.posted) for p in posted] == [("team", True)]
     timing = Timing(Clock(FRIDAY))
     fake_workflows.clock = timing.clock
@@ -156,7 +155,7 @@ async def test_at_mentions_and_markdown_in_a_note_ping_and_link_nobody(
     """A note with `<at>…</at>`, bold, a link, a bare address and a date function is shown in
     words, with none of them able to form: nobody is mentioned and nothing is linked."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=1, note=NOTE)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     await worker(pulse, Timing(Clock(FRIDAY))).drain()
 
     [message] = fake_workflows.channel("team")
@@ -177,7 +176,7 @@ async def test_a_429_storm_is_honoured_and_every_post_arrives_once_in_order(
     """Throttled four times with `Retry-After: 30`, the transport sends nothing to the flow
     until each wait is over, keeps the later posts back, then posts each part once in order."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=120)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     fake_workflows.fail_next(status=429, retry_after=30, times=4)
     clock = Clock(FRIDAY)
     fake_workflows.clock = clock
@@ -210,7 +209,7 @@ async def test_a_short_retry_after_is_waited_in_place(
     """A 429 asking for one second is waited out by the transport itself, then the same
     post goes once."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=1)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     fake_workflows.fail_next(status=429, retry_after=1)
     timing = Timing(Clock(FRIDAY))
     assert await worker(pulse, timing).drain() == 1
@@ -225,7 +224,7 @@ async def test_an_unknown_outcome_is_marked_for_review_and_never_resent(
     """A connection dropped after the post was sent leaves that post for review (`pulse
     outbox`), never sent again however long the bot runs; the posts after it still go."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=120)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     fake_workflows.fail_next(drop=True)
     clock = Clock(FRIDAY)
     outbox = worker(pulse, Timing(clock))
@@ -251,7 +250,7 @@ async def test_posted_once_per_period_across_a_restart(
     """After a restart the same period's digest is neither enqueued nor posted again, and a
     post a stopped worker may have sent is left for review instead of resent."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=1)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     # The worker hands the post over and stops before it records anything.
     async with pulse.sessions() as session, session.begin():
         repo = OutboxRepository(session)
@@ -261,7 +260,7 @@ async def test_posted_once_per_period_across_a_restart(
     later = FRIDAY + timedelta(minutes=10)
     again = PlanPulse(settings_for(db_url, pulse.settings.data_dir), clock=Clock(later))
     try:
-        assert not any(p.posted for p in await DigestPoster(again).post("big", now=later))
+        assert not any(p.posted for p in await digest_poster(again).post("big", now=later))
         await worker(again, Timing(Clock(later))).drain()
         assert await outbox_states(again) == ["needs_review"]
     finally:
@@ -333,7 +332,7 @@ async def test_a_network_whose_webhook_was_removed_fails_its_post(
 ) -> None:
     """A post whose network has no webhook any more fails with a reason, and sends nothing."""
     await load(pulse, tmp_path, fake_workflows.url("team"), items=1)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     async with pulse.sessions() as session, session.begin():
         await session.execute(update(NetworkRow).values(teams_webhook=None))
     await worker(pulse, Timing(Clock(FRIDAY))).drain()
@@ -348,7 +347,7 @@ async def test_forgetting_a_person_leaves_the_webhook_and_their_name_leaves_the_
     leaves a webhook whose signature happens to hold their initials as it was."""
     url = fake_workflows.url("team", signature="x-AW-Alex-Walker")
     await load(pulse, tmp_path, url, items=1)
-    await DigestPoster(pulse).post("big", now=FRIDAY)
+    await digest_poster(pulse).post("big", now=FRIDAY)
     await Records(pulse).forget_person("AW", reassign_to="MC", actor="test")
     async with pulse.sessions() as session:
         assert await session.scalar(select(NetworkRow.teams_webhook)) == url
