@@ -90,6 +90,7 @@ from storage.delivery import (
     StoredMessage,
 )
 from storage.models import EmailBounceRow, PersonRow
+from storage.personal_data import AuditLog
 from storage.repositories import utc
 
 log = logging.getLogger(__name__)
@@ -625,6 +626,15 @@ class Inbound:
         person = found[0]
         if person.away_until is None or person.away_until < away:
             person.away_until = away
+            # Their own change, made by their mail server on their behalf: audited as theirs.
+            await AuditLog(session).append(
+                at=now,
+                action="away_set",
+                actor=f"person:{person.id}",
+                channel="email",
+                person_id=person.id,
+                details={"until": away.isoformat(), "by": "out-of-office reply"},
+            )
         log.info("%s is away until %s (out-of-office)", person.key, away.isoformat())
         return Outcome("ignored", f"{reason}; away until {away.isoformat()}")
 
