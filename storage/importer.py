@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -71,6 +71,7 @@ from storage.repositories import (
     apply_changes,
     not_staged,
     plan_from_row,
+    read_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -638,7 +639,7 @@ async def _write(
     report.networks_added, report.networks_changed = await NetworkRepository(session).upsert(
         networks
     )
-    people_rows = await PeopleRepository(session).rows_by_key()
+    person_id = await PeopleRepository(session).ids_by_key()
     network_rows = await NetworkRepository(session).rows_by_key()
 
     plan = draft.plan
@@ -711,26 +712,24 @@ async def _write(
     await session.flush()
 
     number_of = {row.id: number for number, row in priority_rows.items()}
-    action_rows = {
-        a.id: a
-        for a in (
-            await session.scalars(select(ActionRow).where(ActionRow.plan_id == plan_row.id))
-        ).all()
-    }
+    # Stored actions and milestones are read as plain column tuples (a national plan has
+    # tens of thousands), compared in Python, and only those that differ are written.
+    action_rows = await _stored(session, ActionRow, plan_row.id, _ACTION_COLUMNS)
     matching = match(
         _incoming(draft),
         [
-            Stored(r.id, number_of.get(r.priority_id), r.ref, r.title, r.retired)
-            for r in action_rows.values()
+            Stored(row_id, number_of.get(priority_id), ref, title, retired)
+            for row_id, (ref, title, _, priority_id, _, retired) in action_rows.items()
         ],
     )
     report.renumbered += [str(r) for r in matching.renumbered]
-    await _free_refs(session, action_rows, [a.ref for a in draft.actions], matching)
+    await _free_refs(session, ActionRow, action_rows, [a.ref for a in draft.actions], matching)
     rated: list[tuple[str, int | None, str | None]] = []
 
     # Actions first, so that new ones have ids; then links and milestones. New rows go in as
-    # bulk inserts (a national plan adds tens of thousands), changed ones through the ORM.
+    # bulk inserts (a national plan adds tens of thousands), changed ones as bulk updates.
     new_actions: list[dict[str, object]] = []
+    changed_actions: list[dict[str, object]] = []
     for action, matched in zip(draft.actions, matching.ids, strict=True):
         values: dict[str, object] = {
             "ref": action.ref,
@@ -743,20 +742,21 @@ async def _write(
         if matched is None:
             new_actions.append({"plan_id": plan_row.id, **values})
             report.actions_added += 1
-        elif apply_changes(action_rows[matched], values):
+        elif _differs(action_rows[matched], values, _ACTION_COLUMNS):
+            changed_actions.append({"id": matched, **values})
             report.actions_changed += 1
     for row_id, arow in action_rows.items():
-        if row_id not in matching.claimed and not arow.retired:
-            arow.retired = True
+        if row_id not in matching.claimed and not arow[-1]:
+            changed_actions.append({"id": row_id, "retired": True})
             report.actions_retired += 1
-    await session.flush()
+    await _update_rows(session, ActionRow, changed_actions)
     if new_actions:
         await session.execute(insert(ActionRow), new_actions)
     action_id = await _ids_by_ref(session, ActionRow, plan_row.id)
     current = [(action, action_id[action.ref]) for action in draft.actions]
     leads = {
         aid: {
-            (people_rows[key].id, position)
+            (person_id[key], position)
             for position, key in enumerate(leads_by_action.get(action.ref, ()))
         }
         for action, aid in current
@@ -769,12 +769,7 @@ async def _write(
 
     # A milestone is its action's stored one with its reference or, where the action's
     # reference was made up, with its title (bot.domain.matching).
-    milestone_rows = {
-        m.id: m
-        for m in (
-            await session.scalars(select(MilestoneRow).where(MilestoneRow.plan_id == plan_row.id))
-        ).all()
-    }
+    milestone_rows = await _stored(session, MilestoneRow, plan_row.id, _MILESTONE_COLUMNS)
     drafted = [
         (action, aid, position, ms)
         for action, aid in current
@@ -782,24 +777,28 @@ async def _write(
     ]
     mmatching = match(
         [Incoming(aid, ms.ref, ms.title, action.by_title) for action, aid, _, ms in drafted],
-        [Stored(r.id, r.action_id, r.ref, r.title, r.retired) for r in milestone_rows.values()],
+        [Stored(row_id, row[1], row[0], row[2], row[-1]) for row_id, row in milestone_rows.items()],
     )
-    await _free_refs(session, milestone_rows, [ms.ref for *_, ms in drafted], mmatching)
+    await _free_refs(
+        session, MilestoneRow, milestone_rows, [ms.ref for *_, ms in drafted], mmatching
+    )
     new_milestones: list[dict[str, object]] = []
+    changed_milestones: list[dict[str, object]] = []
     for (_, aid, position, ms), matched in zip(drafted, mmatching.ids, strict=True):
         mvalues = _milestone_values(ms, aid, position)
         if matched is None:
             new_milestones.append({"plan_id": plan_row.id, **mvalues})
             report.milestones_added += 1
-        elif apply_changes(milestone_rows[matched], mvalues):
+        elif _differs(milestone_rows[matched], mvalues, _MILESTONE_COLUMNS):
+            changed_milestones.append({"id": matched, **mvalues})
             report.milestones_changed += 1
         if ms.rating is not None or ms.note:
             rated.append((ms.ref, ms.rating, ms.note))
     for row_id, mrow in milestone_rows.items():
-        if row_id not in mmatching.claimed and not mrow.retired:
-            mrow.retired = True
+        if row_id not in mmatching.claimed and not mrow[-1]:
+            changed_milestones.append({"id": row_id, "retired": True})
             report.milestones_retired += 1
-    await session.flush()
+    await _update_rows(session, MilestoneRow, changed_milestones)
     if new_milestones:
         await session.execute(insert(MilestoneRow), new_milestones)
     milestone_id = await _ids_by_ref(session, MilestoneRow, plan_row.id) if rated else {}
@@ -833,9 +832,6 @@ def _milestone_values(ms: DraftMilestone, action_id: int, position: int) -> dict
     }
 
 
-_Row = TypeVar("_Row", ActionRow, MilestoneRow)
-
-
 async def _relink(
     session: AsyncSession,
     link: type[ActionLeadRow] | type[ActionNetworkRow],
@@ -848,13 +844,14 @@ async def _relink(
     nothing."""
     ordered = link is ActionLeadRow
     position = ActionLeadRow.position if ordered else literal(0)
-    rows = await session.execute(
+    rows = await read_rows(
+        session,
         select(link.action_id, column, position)
         .join(ActionRow, ActionRow.id == link.action_id)
-        .where(ActionRow.plan_id == plan_id)
+        .where(ActionRow.plan_id == plan_id),
     )
     stored: dict[int, set[tuple[int, int]]] = {}
-    for action_id, other, place in rows.tuples():
+    for action_id, other, place in rows:
         stored.setdefault(action_id, set()).add((other, place))
     changed = [aid for aid, links in wanted.items() if stored.get(aid, set()) != links]
     stale = [aid for aid in changed if aid in stored]
@@ -874,9 +871,59 @@ async def _relink(
         await session.execute(insert(link), fresh)
 
 
+# The columns of a stored action and milestone that a plan file gives, in the order the
+# import compares them.
+_ACTION_COLUMNS = ("ref", "title", "aim", "priority_id", "position", "retired")
+_MILESTONE_COLUMNS = (
+    "ref",
+    "action_id",
+    "title",
+    "timescale_text",
+    "due",
+    "start",
+    "recurrence",
+    "ongoing",
+    "position",
+    "retired",
+)
+
+
+async def _stored(
+    session: AsyncSession,
+    table: type[ActionRow] | type[MilestoneRow],
+    plan_id: int,
+    names: tuple[str, ...],
+) -> dict[int, tuple[Any, ...]]:
+    """The plan's stored actions (or milestones) by id: their columns `names`, in order."""
+    rows = await read_rows(
+        session,
+        select(table.id, *(getattr(table, name) for name in names)).where(table.plan_id == plan_id),
+    )
+    return {row_id: tuple(values) for row_id, *values in rows}
+
+
+def _differs(stored: tuple[Any, ...], values: dict[str, object], names: tuple[str, ...]) -> bool:
+    return stored != tuple(map(values.__getitem__, names))
+
+
+async def _update_rows(
+    session: AsyncSession,
+    table: type[ActionRow] | type[MilestoneRow],
+    changes: list[dict[str, object]],
+) -> None:
+    """Write each change (its row's id and the columns to set), grouped by the columns it
+    sets so that each group is one statement run for many rows."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(change), []).append(change)
+    for group in groups.values():
+        await session.execute(update(table), group)
+
+
 async def _free_refs(
     session: AsyncSession,
-    rows: dict[int, _Row],
+    table: type[ActionRow] | type[MilestoneRow],
+    rows: dict[int, tuple[Any, ...]],
     refs: Sequence[str],
     matching: Matching,
 ) -> None:
@@ -886,21 +933,21 @@ async def _free_refs(
     moving = {
         row_id
         for ref, row_id in zip(refs, matching.ids, strict=True)
-        if row_id is not None and rows[row_id].ref != ref
+        if row_id is not None and rows[row_id][0] != ref
     }
-    for row_id in moving:
-        rows[row_id].ref = f"~{row_id}"
-    for row_id, ref in matching.aside.items():
-        rows[row_id].ref = ref
-    if moving or matching.aside:
-        await session.flush()
+    await _update_rows(
+        session,
+        table,
+        [{"id": row_id, "ref": f"~{row_id}"} for row_id in moving]
+        + [{"id": row_id, "ref": ref} for row_id, ref in matching.aside.items()],
+    )
 
 
 async def _ids_by_ref(
     session: AsyncSession, table: type[ActionRow] | type[MilestoneRow], plan_id: int
 ) -> dict[str, int]:
-    rows = await session.execute(select(table.ref, table.id).where(table.plan_id == plan_id))
-    return {ref: row_id for ref, row_id in rows.tuples()}
+    rows = await read_rows(session, select(table.ref, table.id).where(table.plan_id == plan_id))
+    return {ref: row_id for ref, row_id in rows}
 
 
 async def _record_sheet_values(

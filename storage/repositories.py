@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, distinct, exists, func, insert, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    distinct,
+    exists,
+    func,
+    insert,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -55,6 +67,15 @@ from storage.models import (
 def utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def read_rows(session: AsyncSession, statement: Select[Any]) -> Sequence[Row[Any]]:
+    """Run a read of columns on the session's own connection, inside its transaction: plain
+    rows, without the ORM's work per row (an import reads tens of thousands at once).
+    Pending changes are flushed first, as the session would before a query."""
+    await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
 
 
 def apply_changes(row: object, values: dict[str, object]) -> bool:
@@ -233,11 +254,13 @@ class PeopleRepository:
                         writers.setdefault(address, key)
         return writers
 
-    async def away_until(self, person_id: int, until: date) -> None:
-        """Mark the person away until `until`, unless already away longer."""
+    async def away_until(self, person_id: int, until: date) -> bool:
+        """Mark the person away until `until`, unless already away longer; whether it did."""
         row = await self.session.get(PersonRow, person_id)
         if row is not None and (row.away_until is None or row.away_until < until):
             row.away_until = until
+            return True
+        return False
 
     async def stop_mailing(self, address: str, *, now: datetime) -> list[PersonRecord]:
         """Mark everyone at `address` (lower case) whose address did not bounce yet as
@@ -274,24 +297,68 @@ class PeopleRepository:
                 row.slack_user_id = found[row.key]
 
     async def all(self) -> list[Person]:
-        rows = (await self.session.scalars(select(PersonRow).order_by(PersonRow.key))).all()
-        keys = {row.id: row.key for row in rows}
+        # Read as column tuples: an import reads a national directory of thousands.
+        rows = await read_rows(
+            self.session,
+            select(PersonRow.id, PersonRow.key, PersonRow.delegate_id, *_PERSON_COLUMNS).order_by(
+                PersonRow.key
+            ),
+        )
+        keys = {row_id: key for row_id, key, *_ in rows}
         return [
-            person_from_row(r, keys.get(r.delegate_id) if r.delegate_id else None) for r in rows
+            Person(
+                key=key,
+                name=name,
+                email=email,
+                slack_user_id=slack_user_id,
+                prefers=Channel(prefers),
+                timezone=timezone,
+                delegate_key=keys.get(delegate_id) if delegate_id else None,
+                away_until=away_until,
+                other_emails=tuple(a for a in (other_emails or "").split(";") if a),
+                aliases=tuple(a for a in (aliases or "").split(";") if a),
+            )
+            for (
+                _,
+                key,
+                delegate_id,
+                name,
+                email,
+                slack_user_id,
+                prefers,
+                timezone,
+                away_until,
+                other_emails,
+                aliases,
+            ) in rows
         ]
 
     async def rows_by_key(self) -> dict[str, PersonRow]:
         rows = (await self.session.scalars(select(PersonRow))).all()
         return {row.key: row for row in rows}
 
+    async def ids_by_key(self) -> dict[str, int]:
+        rows = await read_rows(self.session, select(PersonRow.key, PersonRow.id))
+        return {key: row_id for key, row_id in rows}
+
     async def upsert(self, people: Iterable[Person]) -> tuple[int, int]:
-        """Add or update people by key; returns (added, changed)."""
-        existing = await self.rows_by_key()
-        added = changed = 0
+        """Add or update people by key; returns (added, changed). The stored people are read
+        as column tuples and only the rows that differ are written (a national directory
+        re-imported unchanged writes nothing)."""
         people = list(people)
+        rows = await read_rows(
+            self.session,
+            select(PersonRow.id, PersonRow.key, PersonRow.delegate_id, *_PERSON_COLUMNS),
+        )
+        names = [column.key for column in _PERSON_COLUMNS]
+        stored = {
+            key: (row_id, delegate_id, dict(zip(names, values, strict=True)))
+            for row_id, key, delegate_id, *values in rows
+        }
         new: list[dict[str, object]] = []
+        changed: list[dict[str, object]] = []
         for person in people:
-            row = existing.get(person.key)
+            row = stored.get(person.key)
             values: dict[str, object] = {
                 "name": person.name,
                 "email": person.email,
@@ -304,18 +371,37 @@ class PeopleRepository:
             }
             if row is None:
                 new.append({"key": person.key, **values, "delegate_id": None})
-                added += 1
-            elif apply_changes(row, values):
-                changed += 1
-        await self.session.flush()
+            elif not values.items() <= row[2].items():
+                changed.append({"id": row[0], **values})
+        if changed:
+            await self.session.execute(update(PersonRow), changed)
+        ids = {key: row[0] for key, row in stored.items()}
         if new:  # one bulk insert: a national directory adds thousands at once
             await self.session.execute(insert(PersonRow), new)
-            existing = await self.rows_by_key()
-        for person in people:
-            if person.delegate_key and person.delegate_key in existing:
-                existing[person.key].delegate_id = existing[person.delegate_key].id
-        await self.session.flush()
-        return added, changed
+            ids = await self.ids_by_key()
+        delegating = [
+            {"id": ids[person.key], "delegate_id": ids[person.delegate_key]}
+            for person in people
+            if person.delegate_key
+            and person.delegate_key in ids
+            and (person.key not in stored or stored[person.key][1] != ids[person.delegate_key])
+        ]
+        if delegating:
+            await self.session.execute(update(PersonRow), delegating)
+        return len(new), len(changed)
+
+
+# The columns of a person that a people file gives.
+_PERSON_COLUMNS = (
+    PersonRow.name,
+    PersonRow.email,
+    PersonRow.slack_user_id,
+    PersonRow.prefers,
+    PersonRow.timezone,
+    PersonRow.away_until,
+    PersonRow.other_emails,
+    PersonRow.aliases,
+)
 
 
 class NetworkRepository:
@@ -846,10 +932,11 @@ class UpdateRepository:
         """Each of the plan's answered milestones' latest rating and latest note, by milestone
         id (what digests and exports show): read from `milestone_state`, never the history."""
         state = milestone_state.c
-        rows = await self.session.execute(
+        rows = await read_rows(
+            self.session,
             select(state.milestone_id, state.rated_rating, state.latest_note)
             .join(MilestoneRow, MilestoneRow.id == state.milestone_id)
-            .where(MilestoneRow.plan_id == plan_id)
+            .where(MilestoneRow.plan_id == plan_id),
         )
         return {milestone_id: Progress(rating, note) for milestone_id, rating, note in rows}
 

@@ -45,20 +45,25 @@ class SlackPeople:
         )
         return [stored_plan(row) for row in rows.all()]
 
-    async def set_away(self, person_id: int, until: date | None, *, at: datetime) -> None:
-        """Set (or clear) the person's absence, themselves, by Slack; audited."""
+    async def set_away(
+        self, person_id: int, until: date | None, *, at: datetime, channel: str = "slack"
+    ) -> None:
+        """Set (or clear) the person's absence, themselves, through `channel`; audited."""
         person = await self.session.get(PersonRow, person_id)
         if person is not None and person.away_until != until:
             person.away_until = until
-            await self._audit("away_set" if until else "away_cleared", person_id, at, until)
+            action = "away_set" if until else "away_cleared"
+            await self._audit(action, person_id, at, until, channel)
 
-    async def set_delegate(self, person_id: int, delegate_id: int | None, *, at: datetime) -> None:
-        """Name (or clear) the person's delegate, themselves, by Slack; audited."""
+    async def set_delegate(
+        self, person_id: int, delegate_id: int | None, *, at: datetime, channel: str = "slack"
+    ) -> None:
+        """Name (or clear) the person's delegate, themselves, through `channel`; audited."""
         person = await self.session.get(PersonRow, person_id)
         if person is not None and person.delegate_id != delegate_id:
             person.delegate_id = delegate_id
             action = "delegate_set" if delegate_id else "delegate_cleared"
-            await self._audit(action, person_id, at, None, delegate_id=delegate_id)
+            await self._audit(action, person_id, at, None, channel, delegate_id=delegate_id)
 
     async def _audit(
         self,
@@ -66,13 +71,14 @@ class SlackPeople:
         person_id: int,
         at: datetime,
         until: date | None,
+        channel: str,
         **details: int | None,
     ) -> None:
         await AuditLog(self.session).append(
             at=at,
             action=action,
             actor=f"person:{person_id}",
-            channel="slack",
+            channel=channel,
             person_id=person_id,
             details={**({"until": until.isoformat()} if until else {}), **details},
         )

@@ -27,7 +27,9 @@ _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
 
 def title_key(title: str) -> str:
     """A title as matching compares it: case folded, spaces collapsed, quotes straight."""
-    return " ".join(title.translate(_QUOTES).casefold().split())
+    if not title.isascii():  # translating is slow, and only non-ASCII text has curly quotes
+        title = title.translate(_QUOTES)
+    return " ".join(title.casefold().split())
 
 
 @dataclass(frozen=True, slots=True)

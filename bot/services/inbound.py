@@ -82,6 +82,7 @@ from storage.bounces import BounceRepository
 from storage.db import Session, Sessions, savepoint
 from storage.inbound_mail import InboundDecision, InboundRepository, StoredMessage
 from storage.outbox import NewMessage, OutboxRepository
+from storage.personal_data import AuditLog
 from storage.prompts import PromptRepository
 from storage.repositories import PeopleRepository, PersonRecord
 
@@ -602,7 +603,16 @@ class Inbound:
                 InboundState.IGNORED, f"{reason}; a shared mailbox, so nobody is marked away"
             )
         person = found[0]
-        await PeopleRepository(session).away_until(person.id, away)
+        if await PeopleRepository(session).away_until(person.id, away):
+            # Their own change, made by their mail server on their behalf: audited as theirs.
+            await AuditLog(session).append(
+                at=now,
+                action="away_set",
+                actor=f"person:{person.id}",
+                channel="email",
+                person_id=person.id,
+                details={"until": away.isoformat(), "by": "out-of-office reply"},
+            )
         log.info("%s is away until %s (out-of-office)", person.key, away.isoformat())
         return InboundOutcome(InboundState.IGNORED, f"{reason}; away until {away.isoformat()}")
 

@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER = "erasures.jsonl"
+# A retention sweep is background work: a hundred messages per short transaction, then a
+# pause that leaves the event loop, both cores and SQLite's write lock to the digests and
+# clicks beside it (50 ms: a batch takes a few, so the sweep uses a small share of the time).
+# At most 25 batches a sweep keeps each scheduler tick short; a year of mail goes in minutes.
+SWEEP_BATCH = 100
+SWEEP_BATCHES = 25
+SWEEP_PAUSE = 0.05
 
 
 def os_actor() -> str:
@@ -157,11 +164,18 @@ class Records:
             return await Retention(session).due(raw_before=raw_before, sent_before=sent_before)
 
     async def sweep(
-        self, now: datetime, *, batch: int = 200, max_batches: int = 50, actor: str = "scheduler"
+        self,
+        now: datetime,
+        *,
+        batch: int = SWEEP_BATCH,
+        max_batches: int = SWEEP_BATCHES,
+        pause: float = SWEEP_PAUSE,
+        actor: str = "scheduler",
     ) -> Swept:
         """Drop what retention says has gone, `batch` rows per short transaction, at most
-        `max_batches` of them (the next sweep goes on); yields to other work between
-        batches so a digest being built is never held up behind it."""
+        `max_batches` of them (the next sweep goes on), `pause` seconds apart so that a
+        digest being built, or a click waiting for SQLite's lock, is never held up behind
+        it."""
         raw_before, sent_before = self._cutoffs(now)
         dropped = {"raw": 0, "sent": 0}
         batches = 0
@@ -181,9 +195,9 @@ class Records:
                         done = await retention.drop_sent_bodies(before=before, now=now, limit=batch)
                 batches += 1
                 dropped[kind] += done
-                await asyncio.sleep(0)
                 if done < batch:
                     break
+                await asyncio.sleep(pause)
         if dropped["raw"] or dropped["sent"]:
             await self.audit(
                 "retention",

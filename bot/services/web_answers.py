@@ -198,8 +198,8 @@ class UpdatePages:
             delegate_id = None
             if absence.delegate is not None:
                 delegate_id = await PeopleRepository(session).id_of(absence.delegate)
-            await people.set_delegate(link.person.id, delegate_id, at=now)
-            await people.set_away(link.person.id, absence.away_until, at=now)
+            await people.set_delegate(link.person.id, delegate_id, at=now, channel="web")
+            await people.set_away(link.person.id, absence.away_until, at=now, channel="web")
             log.info("web: absence set for %s", link.person.key)
             names = dict(page.people)
             if absence.away_until is not None:

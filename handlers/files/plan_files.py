@@ -271,14 +271,25 @@ def _read_xlsx(path: Path, problems: list[Problem], *, sheet: str | None, plan: 
             )
         )
         return Table([])
+    from openpyxl import load_workbook
+
     try:
-        name, header_at = _choose_sheet(path, sheet, plan=plan)
-        if name is None:
-            problems.append(
-                Problem(None, None, sheet, f"no such sheet: the sheets are {header_at}")
-            )
-            return Table([])
-        raw, formulas = _xlsx_cells(path, data_only=False, sheet=name)
+        # One opening of the workbook both picks the sheet and reads it (opening a sheet
+        # that does not state its size reads all of it to find out).
+        book = load_workbook(path, read_only=True, data_only=False)
+        try:
+            try:
+                name, header_at = _choose_sheet(book, sheet, plan=plan)
+            except _FormulaHeader:
+                name, header_at = _choose_sheet_by_values(path, sheet, plan=plan)
+            if name is None:
+                problems.append(
+                    Problem(None, None, sheet, f"no such sheet: the sheets are {header_at}")
+                )
+                return Table([])
+            raw, formulas = _sheet_cells(book[name])
+        finally:
+            book.close()
         if formulas:
             # A formula is data only by the value Excel saved with it; openpyxl gives that
             # value or the formula, never both, so a workbook with formulas is read twice.
@@ -309,29 +320,41 @@ class _TooManyRows(Exception):
     pass
 
 
-def _choose_sheet(path: Path, sheet: str | None, *, plan: bool) -> tuple[str | None, Any]:
+class _FormulaHeader(Exception):
+    """A row searched for a plan's header holds a formula: only its saved value tells."""
+
+
+def _choose_sheet(book: Any, sheet: str | None, *, plan: bool) -> tuple[str | None, Any]:
     """(the sheet to read, the index of its plan header row); (None, the sheets' names) when
     `sheet` names none of them. Without `sheet`, a plan's sheet is the first whose first
-    rows hold a plan's header row, else the first sheet."""
+    rows hold a plan's header row, else the first sheet. Raises `_FormulaHeader` when a
+    formula stands in a row it searches (`book` read without saved values)."""
+    if sheet is not None:
+        names = {name.casefold(): name for name in book.sheetnames}
+        if sheet.casefold() not in names:
+            return None, ", ".join(map(repr, book.sheetnames))
+        chosen = [book[names[sheet.casefold()]]]
+    else:
+        # The "Summary" sheet `pulse export` puts first is output: looked at last.
+        chosen = sorted(book.worksheets, key=lambda ws: ws.title.casefold() == "summary")
+    if not plan:
+        return chosen[0].title, 0
+    for ws in chosen:
+        for index, row in enumerate(ws.iter_rows(max_row=_HEADER_SEARCH)):
+            if any(cell.data_type == "f" for cell in row):
+                raise _FormulaHeader
+            if plan_header([_cell_text(cell.value) for cell in row]):
+                return ws.title, index
+    return chosen[0].title, 0
+
+
+def _choose_sheet_by_values(path: Path, sheet: str | None, *, plan: bool) -> tuple[str | None, Any]:
+    """`_choose_sheet` by the values Excel saved with the formulas."""
     from openpyxl import load_workbook
 
     book = load_workbook(path, read_only=True, data_only=True)
     try:
-        if sheet is not None:
-            names = {name.casefold(): name for name in book.sheetnames}
-            if sheet.casefold() not in names:
-                return None, ", ".join(map(repr, book.sheetnames))
-            chosen = [book[names[sheet.casefold()]]]
-        else:
-            # The "Summary" sheet `pulse export` puts first is output: looked at last.
-            chosen = sorted(book.worksheets, key=lambda ws: ws.title.casefold() == "summary")
-        if not plan:
-            return chosen[0].title, 0
-        for ws in chosen:
-            for index, row in enumerate(ws.iter_rows(max_row=_HEADER_SEARCH, values_only=True)):
-                if plan_header([_cell_text(v) for v in row]):
-                    return ws.title, index
-        return chosen[0].title, 0
+        return _choose_sheet(book, sheet, plan=plan)
     finally:
         book.close()
 
@@ -347,20 +370,25 @@ def _xlsx_cells(
 
     book = load_workbook(path, read_only=True, data_only=data_only)
     try:
-        rows: list[list[object]] = []
-        formulas: list[tuple[int, int]] = []
-        for r, row in enumerate(book[sheet].iter_rows()):
-            if r > MAX_ROWS:
-                raise _TooManyRows
-            values: list[object] = []
-            for c, cell in enumerate(row):
-                if cell.data_type == "f":
-                    formulas.append((r, c))
-                values.append(cell.value)
-            rows.append(values)
-        return rows, formulas
+        return _sheet_cells(book[sheet])
     finally:
         book.close()
+
+
+def _sheet_cells(ws: Any) -> tuple[list[list[object]], list[tuple[int, int]]]:
+    """A read-only sheet's values, and the (row, column) indexes of its formula cells."""
+    rows: list[list[object]] = []
+    formulas: list[tuple[int, int]] = []
+    for r, row in enumerate(ws.iter_rows()):
+        if r > MAX_ROWS:
+            raise _TooManyRows
+        values: list[object] = []
+        for c, cell in enumerate(row):
+            if cell.data_type == "f":
+                formulas.append((r, c))
+            values.append(cell.value)
+        rows.append(values)
+    return rows, formulas
 
 
 def _coordinate(row: int, column: int) -> str:
@@ -761,6 +789,7 @@ class _PlanBuilder:
         self._in_priority: Counter[int] = Counter()
         # Letters used so far under each aim number: the next action there takes the next.
         self._lettered: Counter[str] = Counter()
+        self._timescales: dict[str, Timescale | TimescaleError] = {}
 
     def priority(self, text: str, row: int | None, column: str) -> int:
         number, title = _priority(text)
@@ -789,10 +818,18 @@ class _PlanBuilder:
         return number
 
     def timescale(self, text: str, row: int | None, column: str) -> Timescale | None:
-        try:
-            ts = timescales.parse(text, plan_start=self.plan.start, quarters=self.plan.quarters)
-        except TimescaleError as exc:
-            self.problems.append(Problem(row, column, text, exc.reason))
+        # A plan repeats its timescales ("31/03/2027", "Q3 2027") across thousands of
+        # milestones, and reading one is a pure function of the text and the plan's start
+        # and quarters: each distinct text is read once per file.
+        ts = self._timescales.get(text)
+        if ts is None:
+            try:
+                ts = timescales.parse(text, plan_start=self.plan.start, quarters=self.plan.quarters)
+            except TimescaleError as exc:
+                ts = exc.with_traceback(None)
+            self._timescales[text] = ts
+        if isinstance(ts, TimescaleError):
+            self.problems.append(Problem(row, column, text, ts.reason))
             return None
         for warning in ts.warnings:
             self.problems.append(Problem(row, column, text, warning, "warning"))

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 
 from bot.app import PlanPulse, Runner
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
+from bot.services.records import Records
 from bot.settings import Settings
 from storage.inbound_mail import InboundDecision, InboundRepository
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
@@ -395,6 +396,18 @@ async def test_37_out_of_office_marks_the_lead_away_until_they_return(mail: Mail
     [(state, outcome)] = await mail.inbound()
     assert state == "ignored"
     assert "away until 2026-11-30" in outcome
+
+
+async def test_37_an_out_of_office_absence_is_in_the_audit_log_as_dana_by_email(
+    mail: Mailroom,
+) -> None:
+    """The absence an out-of-office sets shows in `pulse audit` as Dana's own, by email."""
+    await mail.deliver(mail.render("out_of_office_exchange.eml"))
+    entries, _ = await Records(mail.pulse).audit_entries(since=None, person_key="DC")
+    dana = (await mail.person("DC")).id
+    assert [(e.action, e.actor, e.channel, e.details["until"]) for e in entries] == [
+        ("away_set", f"person:{dana}", "email", "2026-11-30")
+    ]
 
 
 async def test_37_localised_out_of_office_is_recognised(mail: Mailroom) -> None:

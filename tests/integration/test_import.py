@@ -508,6 +508,44 @@ def test_xlsx_formula_without_a_saved_value_is_an_error_naming_the_cell(tmp_path
     assert saved.actions[0].milestones[0].rating == 2
 
 
+def test_xlsx_header_made_by_formulas_is_found_by_their_saved_values(tmp_path: Path) -> None:
+    """A plan sheet whose header cells are formulas that Excel saved values for is still
+    found behind a cover sheet and read by those headings."""
+    from openpyxl import Workbook
+
+    path = tmp_path / "plan.xlsx"
+    book = Workbook()
+    cover = book.active
+    assert cover is not None
+    cover.title = "Cover"
+    cover.append(["National improvement plan"])
+    sheet = book.create_sheet("Plan")
+    sheet.append(["Plan as agreed"])
+    sheet.append(["Ref", "=UPPER(Z1)", "Lead(s)", "=LOWER(Z2)"])
+    sheet.append(["1.1", "Train staff", "AW", "31/10/26"])
+    book.save(path)
+    with ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    xml = parts["xl/worksheets/sheet2.xml"].decode()
+    for formula, heading in (("UPPER(Z1)", "Key actions"), ("LOWER(Z2)", "Timescales")):
+        xml, found = re.subn(
+            rf"<f>{re.escape(formula)}</f>(?:<v ?/>|<v></v>)",
+            f"<f>{formula}</f><v>{heading}</v>",
+            xml,
+        )
+        assert found == 1
+    parts["xl/worksheets/sheet2.xml"] = re.sub(r'(<c r="[BD]2")', r'\1 t="str"', xml).encode()
+    with ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    draft = read_plan(path, plan_key="p")
+    assert _errors(draft) == []
+    assert [(a.ref, a.title, str(a.milestones[0].timescale.due)) for a in draft.actions] == [
+        ("1.1", "Train staff", "2026-10-31")
+    ]
+    assert "read sheet 'Plan'" in [p.reason for p in draft.problems]
+
+
 def test_csv_cells_escaped_by_an_export_read_back_unescaped(tmp_path: Path) -> None:
     """A quote that an export put before `= + - @` is taken off again, and only that one."""
     path = tmp_path / "plan.csv"

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain.model import Source
+from bot.services.records import Records
 from storage.models import OutboxRow, UpdateRow
 from tests.integration.test_delivery import count
 from tests.web import Site
@@ -195,6 +196,21 @@ async def test_no_log_line_holds_a_link_token(site: Site, caplog: pytest.LogCapt
         await fetch(link[:-43] + "E" * 43)
     assert caplog.records
     assert not [r for r in caplog.records if token in r.getMessage() or "E" * 43 in r.getMessage()]
+
+
+async def test_an_absence_set_on_the_page_is_audited_as_the_leads_own_by_web(site: Site) -> None:
+    """Away-until and a delegate set on the update page show in the audit log as the lead's
+    own changes made through the web, not through Slack."""
+    link = site.link_for(ALEX)
+    _, page, _ = await fetch(link)
+    away = {"csrf": hidden(page, "csrf"), "form": "absence", "away": "31/12/2026", "delegate": "PB"}
+    status, _, _ = await fetch(link, data=away)
+    assert status == 200
+    entries, keys = await Records(site.pulse).audit_entries(since=None, person_key="AW")
+    assert [(e.action, keys.get(int(e.actor[7:])), e.channel) for e in entries] == [
+        ("delegate_set", "AW", "web"),
+        ("away_set", "AW", "web"),
+    ]
 
 
 async def test_a_delegate_answers_for_the_lead_who_is_away(site: Site) -> None:
