@@ -245,10 +245,8 @@ class DigestPoster:
         messages: list[NewMessage] = []
         if settings.slack_enabled and network.slack_channel:
             posts = render_slack(digest, slack_ids=slack_ids)
-            if settings.web_sign_in == "oidc":
-                # Everyone in the channel sees a post: it links to the live view only where
-                # opening it needs a sign-in, never with a token of its own.
-                live = f"{settings.web_base_url}/live"
+            live = live_view_link(settings.web_base_url, sign_in=settings.web_sign_in)
+            if live is not None:
                 posts.append(
                     {
                         "text": f"The live view of this network: {live}",
@@ -276,7 +274,7 @@ class DigestPoster:
                 )
             )
         if network.teams_webhook:
-            live_view = live_view_link(settings.web_base_url, digest)
+            live_view = live_view_link(settings.web_base_url, sign_in=settings.web_sign_in)
             messages += teams_messages(digest, digest_id, names=names, live_view=live_view)
         html = render_html(digest, names=names)
         text = render_text(digest)

@@ -18,15 +18,14 @@ from storage.outbox import NewMessage
 CHANNEL = "teams"
 
 
-def live_view_link(base_url: str, digest: Digest) -> str | None:
-    """Where the card's "Open the live view" button leads, or None for no button.
+def live_view_link(base_url: str, *, sign_in: str) -> str | None:
+    """Where a channel post's "Open the live view" leads, or None for no link.
 
-    The live view of a network (issue "Answer in one click", item 4) is not served yet, and
-    the web server's other pages (a lead's update page, behind a personal link) are not for
-    a channel: no button until the view exists. It must then ask its reader to sign in,
-    since everyone in the channel sees the post.
+    Everyone in a channel sees its posts, so they link to the live view only where opening
+    it needs a sign-in (`WEB_SIGN_IN=oidc`), and never with a token of their own: with links
+    only, each coordinator's own link is in their digest email instead.
     """
-    return None
+    return f"{base_url}/live" if sign_in == "oidc" else None
 
 
 def teams_messages(

@@ -381,3 +381,46 @@ async def test_a_networks_file_without_the_column_keeps_the_webhook(
             networks_path=tmp_path / "nets.csv",
         )
         assert await stored() == expected
+
+
+@pytest.mark.parametrize("sign_in", [True, False], ids=["oidc", "links only"])
+async def test_the_card_opens_the_live_view_only_when_opening_it_needs_a_sign_in(
+    db_url: str, tmp_path: Path, fake_workflows: FakeWorkflows, sign_in: bool
+) -> None:
+    """With sign-in on, every post carries "Open the live view" to /live (no token anyone in
+    the channel could use); with links only, the card has no such button."""
+    extra: dict[str, Any] = (
+        {
+            "WEB_SIGN_IN": "oidc",
+            "OIDC_ISSUER": "https://login.example.org/tenant/v2.0",
+            "OIDC_CLIENT_ID": "pulse",
+            "OIDC_CLIENT_SECRET": "not-a-secret",
+            "OIDC_TENANT_ID": "tenant",
+        }
+        if sign_in
+        else {}
+    )
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATABASE_URL=db_url,
+        PULSE_DATA_DIR=tmp_path / "var",
+        PULSE_BASE_URL="https://pulse.example.org",
+        **extra,
+    )
+    pulse = PlanPulse(settings, clock=Clock(FRIDAY))
+    await pulse.migrate()
+    try:
+        await load(pulse, tmp_path, fake_workflows.url("team"), items=60)
+        await digest_poster(pulse).post("big", now=FRIDAY)
+        timing = Timing(Clock(FRIDAY))
+        fake_workflows.clock = timing.clock
+        await worker(pulse, timing).drain()
+    finally:
+        await pulse.close()
+
+    posts = fake_workflows.channel("team")
+    assert posts
+    for post in posts:
+        actions = post["attachments"][0]["content"].get("actions", [])
+        urls = [a["url"] for a in actions if a.get("type") == "Action.OpenUrl"]
+        assert urls == (["https://pulse.example.org/live"] if sign_in else [])
