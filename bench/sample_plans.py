@@ -17,7 +17,7 @@ async def bench_pulse(url: str, data_dir: Path, now: datetime) -> PlanPulse:
     `pulse` tunes it at start-up; the caller closes it."""
     tune_collector()
     pulse = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=data_dir),  # type: ignore[call-arg]
+        Settings(_env_file=None, DATABASE_URL=url, PULSE_DATA_DIR=data_dir),
         clock=lambda: now,
     )
     await pulse.migrate()

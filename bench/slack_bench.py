@@ -65,7 +65,7 @@ from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import MilestoneRow, PersonRow, PromptRow, UpdateRow
 from storage.repositories import PlanRepository
-from tests.fake_slack import FakeSlack
+from tests.fake_slack import FakeSlack, slack_signature
 from tests.postgres import create_database, find_pg_bin, running_postgres
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
@@ -77,9 +77,7 @@ def signed(body: str) -> dict[str, str]:
     return {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(
-            timestamp=stamp, body=body
-        ),
+        "X-Slack-Signature": slack_signature(SECRET, stamp, body),
     }
 
 
@@ -298,14 +296,14 @@ async def bench(
         await followups.wait()
         async with sessions() as session:
             before = int(await session.scalar(select(func.count()).select_from(UpdateRow)) or 0)
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile() if profile is not None else None
         if profiler is not None:
             profiler.enable()
         cpu = time.process_time()
         latencies, wall = await fire_elsewhere(pool, endpoint, bodies[20:], concurrency)
         await followups.wait()
         cpu = time.process_time() - cpu
-        if profiler is not None:
+        if profiler is not None and profile is not None:
             profiler.disable()
             profiler.dump_stats(profile)
         async with sessions() as session:

@@ -71,7 +71,7 @@ async def bench(prompts: int, database_url: str | None) -> None:
     try:
         tune_collector()
         url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             DATABASE_URL=url,
             PULSE_DATA_DIR=folder / "var",

@@ -111,7 +111,7 @@ def _settings(*, service: bool = False) -> Settings:
     """The settings from the environment and `$PULSE_HOME/.env` (default `./.env`)."""
     home = Path(os.environ.get("PULSE_HOME") or ".")
     try:
-        settings = Settings(_env_file=home / ".env")  # type: ignore[call-arg]
+        settings = Settings(_env_file=home / ".env")
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])

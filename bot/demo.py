@@ -72,7 +72,7 @@ async def run_demo(
     for stale in ("pulse.db", "pulse.db-wal", "pulse.db-shm"):
         (folder / stale).unlink(missing_ok=True)
     clock = DemoClock()
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'pulse.db'}",
         PULSE_DATA_DIR=folder,

@@ -1,6 +1,7 @@
 """Shared fixtures: real databases. SQLite in a temp folder, and a PostgreSQL server started
 on loopback for the session (as the `postgres` user when run as root). In CI (`CI=true`) a
-missing PostgreSQL is a failure, never a skip."""
+missing PostgreSQL is a failure, never a skip. And `fake_slack`, a fake Slack Web API on
+loopback (tests/fake_slack.py), for any test that names it."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.fake_slack import FakeSlack
 from tests.postgres import (
     PostgresServer,
     create_database,
     find_pg_bin,
-    free_port,
     running_postgres,
 )
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-_free_port = free_port  # tests/e2e imports it from here
 
 
 def _missing(what: str) -> None:
@@ -62,6 +62,17 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 PLANS = FIXTURES / "plans"
 
 
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """A fresh fake Slack Web API on loopback (tests/fake_slack.py), stopped after the test."""
+    fake = FakeSlack()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
 class Clock:
     """A clock the test sets; never the wall's."""
 
@@ -82,7 +93,7 @@ async def running_pulse(
     from bot.settings import Settings
 
     app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data_dir),  # type: ignore[call-arg]
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data_dir),
         clock=clock,
     )
     try:

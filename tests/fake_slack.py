@@ -27,12 +27,12 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pytest_asyncio
 from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.cycles import PromptItem
@@ -365,15 +365,11 @@ class FakeSlack:
         return {"ok": True, "view": {**view, "id": f"V{len(self.views):08d}"}}
 
 
-@pytest_asyncio.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    """A fresh fake Slack for one test, stopped after it."""
-    fake = FakeSlack()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
+def slack_signature(secret: str, timestamp: str, body: str) -> str:
+    """The `X-Slack-Signature` Slack sends with `body` at `timestamp`, signed with `secret`."""
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None  # None only when a timestamp or body is missing
+    return signature
 
 
 def simple_prompt(

@@ -17,8 +17,9 @@ import aiohttp
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
 from storage.teams_chats import TeamsConversations
-from tests.conftest import PLANS, Clock, free_port, import_small_plan
+from tests.conftest import PLANS, Clock, import_small_plan
 from tests.fake_bot_connector import TENANT, FakeBotConnector, FakeIdentity, Member
+from tests.postgres import free_port
 
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 KEY = "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E"
@@ -101,7 +102,7 @@ def teams_people(folder: Path) -> Path:
 
 @asynccontextmanager
 async def teams_site(
-    db_url: str, data: Path, *, extra: Mapping[str, str] | None = None, limits: bool = False
+    db_url: str, data: Path, *, extra: Mapping[str, Any] | None = None, limits: bool = False
 ) -> AsyncIterator[TeamsSite]:
     identity = FakeIdentity()
     await identity.start()
@@ -110,7 +111,7 @@ async def teams_site(
     port = free_port()
     clock = Clock(MONDAY)
     ca = Path(identity.ca_file)
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=db_url,
         PULSE_DATA_DIR=data,

@@ -11,14 +11,15 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bot.app import PlanPulse, Runner
 from bot.settings import Settings
-from tests.conftest import Clock, free_port, import_small_plan
+from tests.conftest import Clock, import_small_plan
 from tests.integration.test_delivery import outbox_files, read_eml
+from tests.postgres import free_port
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -60,11 +61,11 @@ class Site:
         return match.group(0)
 
 
-async def running_site(db_url: str, data: Path, *, extra: dict[str, str] | None = None) -> Site:
+async def running_site(db_url: str, data: Path, *, extra: dict[str, Any] | None = None) -> Site:
     """The small plan loaded, the web server started, Monday's prompts sent as files."""
     port = free_port()
     clock = Clock(MONDAY)
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=db_url,
         PULSE_DATA_DIR=data,

@@ -361,13 +361,13 @@ def test_check_reports_each_part_and_fails_when_one_is_down(tmp_path: Path) -> N
     configured one cannot be reached."""
     from aiosmtpd.controller import Controller
 
-    from tests.conftest import _free_port
+    from tests.postgres import free_port
 
     class Sink:
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             return "250 OK"
 
-    port = _free_port()
+    port = free_port()
     controller = Controller(Sink(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -378,7 +378,7 @@ def test_check_reports_each_part_and_fails_when_one_is_down(tmp_path: Path) -> N
             "PULSE_SECRET_KEY": "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E",
         }
         good = pulse_env(tmp_path, env, "check")
-        dead = pulse_env(tmp_path, env | {"SMTP_PORT": str(_free_port())}, "check")
+        dead = pulse_env(tmp_path, env | {"SMTP_PORT": str(free_port())}, "check")
     finally:
         controller.stop()
     assert good.returncode == 0, good.stdout + good.stderr
@@ -506,7 +506,7 @@ def test_people_file_without_emails_is_refused_naming_it(tmp_path: Path, db_url:
     no_email.write_text(
         "\n".join(",".join(line.split(",")[:2]) for line in lines) + "\n", encoding="utf-8"
     )
-    args = ["import", PLANS / "small-plan.csv", "--plan", "small"]
+    args: list[str | Path] = ["import", PLANS / "small-plan.csv", "--plan", "small"]
     out = pulse(tmp_path, *args, "--people", no_email, db_url=db_url)
     assert out.returncode == 1
     assert out.stderr.startswith(f"{no_email}: 1 problem(s); nothing was imported")
@@ -529,7 +529,12 @@ def test_export_of_formula_notes_reimports_with_no_change(tmp_path: Path, db_url
         ),
         encoding="utf-8",
     )
-    common = ["--people", PLANS / "small-people.csv", "--networks", PLANS / "small-networks.csv"]
+    common: list[str | Path] = [
+        "--people",
+        PLANS / "small-people.csv",
+        "--networks",
+        PLANS / "small-networks.csv",
+    ]
     first = pulse(
         tmp_path,
         "import",
@@ -570,7 +575,12 @@ def test_nul_character_in_a_plan_is_one_line_naming_the_cell(tmp_path: Path, db_
     text = (PLANS / "small-plan.csv").read_text(encoding="utf-8")
     plan = tmp_path / "plan.csv"
     plan.write_text(text.replace("Drafting with", "Drafting\x00with"), encoding="utf-8")
-    common = ["--people", PLANS / "small-people.csv", "--networks", PLANS / "small-networks.csv"]
+    common: list[str | Path] = [
+        "--people",
+        PLANS / "small-people.csv",
+        "--networks",
+        PLANS / "small-networks.csv",
+    ]
     out = pulse(tmp_path, "import", plan, "--plan", "small", *common, db_url=db_url)
     assert out.returncode == 1
     assert out.stderr.splitlines() == [

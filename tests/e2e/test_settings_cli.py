@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import EXAMPLES, import_small, pulse, pulse_env
+from tests.conftest import EXAMPLES
+from tests.e2e.test_cli import import_small, pulse, pulse_env
 
 READERS = [
     ("status", "--plan", "small"),

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import PlanPulse, Runner
 from bot.services.alerts import AdminAlerts
@@ -20,7 +21,6 @@ from storage.models import OutboxRow
 from storage.outbox import OutboxRepository
 from tests.conftest import Clock, import_small_plan
 from tests.fake_slack import FakeSlack
-from tests.fake_slack import fake_slack as fake_slack  # the fixture, by import
 from tests.integration.test_delivery import outbox_files, read_eml
 from tests.integration.test_email_scenarios import MONDAY, Mailroom
 from tests.integration.test_outbox_leases import smtp_transport
@@ -34,8 +34,8 @@ def clock() -> Clock:
     return Clock(MONDAY)
 
 
-async def _pulse(db_url: str, tmp_path: Path, clock: Clock, **extra: object) -> PlanPulse:
-    settings = Settings(  # type: ignore[call-arg]
+async def _pulse(db_url: str, tmp_path: Path, clock: Clock, **extra: Any) -> PlanPulse:
+    settings = Settings(
         _env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var", **extra
     )
     app = PlanPulse(settings, clock=clock)
@@ -133,7 +133,7 @@ async def test_a_refused_slack_token_emails_the_admin(
     )
     async with pulse.sessions() as session, session.begin():
         await session.execute(
-            OutboxRow.__table__.update()
+            update(OutboxRow)
             .where(OutboxRow.channel == "email")
             .values(state="sent")  # only the digest is due
         )

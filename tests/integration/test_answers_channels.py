@@ -7,7 +7,7 @@ of a reply, the modal nothing until every line is valid."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -15,14 +15,15 @@ import pytest
 
 from bot.domain.model import Source, Update
 from storage.repositories import PlanRepository
-from tests.fake_slack import FakeSlack, fake_slack
+from tests.fake_slack import FakeSlack
 from tests.integration.test_email_scenarios import Mailroom, _answering, clock, mail, pulse
 from tests.integration.test_slack_app import Slack, _harness, modal_values, view_payload
 from tests.postgres import PostgresServer, create_database
 
-__all__ = ["clock", "fake_slack", "mail", "pulse"]
+__all__ = ["clock", "mail", "pulse"]
 
 DANA_SLACK = "UDC00001"
+Line = tuple[str, int, str | None]  # (milestone, rating, note) as a lead writes it
 VALID = [("1.2-1", 3, "Analysis under way with HR"), ("1.2-2", 2, "Commissioning started")]
 # After VALID, 4 on 1.2-1 is worse than its 3 and needs a note; the 1.2-2 line is fine.
 ONE_INVALID = [("1.2-1", 4, None), ("1.2-2", 1, "Commissioned")]
@@ -44,12 +45,12 @@ async def slack_world(
         yield harness
 
 
-def _email(mail: Mailroom, lines: list[tuple[str, int, str | None]]) -> bytes:
+def _email(mail: Mailroom, lines: Sequence[Line]) -> bytes:
     text = [f"{ref} {rating} {note or ''}".strip().encode() for ref, rating, note in lines]
     return _answering(mail.render("plain_reply.eml"), *text)
 
 
-def _modal(lines: list[tuple[str, int, str | None]]) -> dict[str, object]:
+def _modal(lines: Sequence[Line]) -> dict[str, object]:
     values: dict[str, object] = {}
     for ref, rating, note in lines:
         values.update(modal_values(ref, rating=rating, note=note))

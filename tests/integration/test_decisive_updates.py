@@ -62,10 +62,10 @@ async def test_decisive_updates_give_the_same_status_as_the_whole_history(
                     recorded_at=given,
                 )
             if rng.random() < 0.3:  # two answers at the very same instant
-                for rating in (1, 3):
+                for early in (1, 3):
                     await updates.add(
                         milestone_id=milestone_id,
-                        rating=rating,
+                        rating=early,
                         note=None,
                         source=Source.CLI,
                         given_at=start + timedelta(days=50),

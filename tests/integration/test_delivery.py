@@ -37,7 +37,7 @@ def clock() -> Clock:
 
 
 def _settings(db_url: str, data: Path) -> Settings:
-    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data, METRICS_PORT=0)  # type: ignore[call-arg]
+    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data, METRICS_PORT=0)
 
 
 @pytest.fixture

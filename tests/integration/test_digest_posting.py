@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -21,14 +22,14 @@ from handlers.slack.transport import SlackTransport
 from storage.digest_posts import DigestRepository
 from storage.models import DigestRow, NetworkRow, OutboxRow, PlanRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
-from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
+from tests.fake_slack import FakeSlack
 
 PLANS = FIXTURES / "plans"
 FRIDAY = datetime(2026, 11, 27, 12, 5, tzinfo=UTC)  # after the default 12:00 digest time
 
 
-def settings_for(db_url: str, data: Path, **extra: str) -> Settings:
-    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data, **extra)  # type: ignore[call-arg]
+def settings_for(db_url: str, data: Path, **extra: Any) -> Settings:
+    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data, **extra)
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ async def test_scheduled_digest_goes_out_once_on_friday_across_restarts(
 async def test_a_200_item_digest_reaches_slack_whole(
     db_url: str,
     tmp_path: Path,
-    fake_slack: FakeSlack,  # noqa: F811
+    fake_slack: FakeSlack,
 ) -> None:
     """A digest of 200 overdue milestones is posted to its channel as a parent message and
     thread replies, within Slack's limits, with every milestone in it exactly once."""

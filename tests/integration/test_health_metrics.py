@@ -235,10 +235,10 @@ async def test_pulse_run_serves_health_on_loopback_and_stops_listening_when_stop
 ) -> None:
     """The running bot listens for `/healthz` and `/metrics` on 127.0.0.1 by default and
     closes the port when stopped (as SIGTERM stops `pulse run`)."""
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     assert (defaults.metrics_host, defaults.metrics_port) == ("127.0.0.1", 9464)
     data = tmp_path / "var"
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=f"sqlite+aiosqlite:///{data / 'pulse.db'}",
         PULSE_DATA_DIR=data,
@@ -300,7 +300,7 @@ async def test_check_reports_the_web_and_metrics_addresses_and_what_answers_ther
     whether a running bot answers there."""
     port = free_port()
     data = tmp_path / "var"
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=f"sqlite+aiosqlite:///{data / 'pulse.db'}",
         PULSE_DATA_DIR=data,

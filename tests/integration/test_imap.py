@@ -554,7 +554,7 @@ async def test_run_survives_a_server_that_never_answers(fake_server: FakeImapSer
 
 @pytest.fixture
 async def pulse(tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'pulse.db'}",
         PULSE_DATA_DIR=tmp_path / "var",
@@ -633,7 +633,7 @@ def test_from_settings_reads_the_imap_settings(tmp_path: Path) -> None:
     async def take_in(raw: bytes) -> bool:
         return True
 
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         IMAP_HOST="outlook.office365.com",
         IMAP_USERNAME="plan-pulse@council.example",

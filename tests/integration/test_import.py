@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from zipfile import ZipFile
 
 import pytest
@@ -23,7 +24,12 @@ from handlers.files.importing import import_plan
 from handlers.files.plan_files import MAX_FILE_BYTES, MAX_ROWS, read_plan
 from storage.importer import ImportReport
 from storage.models import ActionRow, MilestoneRow, PersonRow, PlanRow, PromptRow, UpdateRow
-from storage.repositories import PeopleRepository, PlanRepository, UpdateRepository
+from storage.repositories import (
+    PeopleRepository,
+    PlanRepository,
+    TrackedPlan,
+    UpdateRepository,
+)
 from tests.conftest import EXAMPLES
 
 NOW = datetime(2018, 4, 20, 9, 0, tzinfo=UTC)
@@ -46,7 +52,7 @@ async def _count(pulse: PlanPulse, model: type[object]) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def _import_wirral(pulse: PlanPulse, plan: Path | None = None, **kw: object) -> object:
+async def _import_wirral(pulse: PlanPulse, plan: Path | None = None, **kw: Any) -> ImportReport:
     return await import_plan(
         pulse.sessions,
         plan or WIRRAL / "plan.csv",
@@ -55,7 +61,7 @@ async def _import_wirral(pulse: PlanPulse, plan: Path | None = None, **kw: objec
         people_path=WIRRAL / "people.csv",
         networks_path=WIRRAL / "networks.csv",
         ratings_as_of=date(2018, 4, 16),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -75,7 +81,7 @@ def _wirral_rows() -> list[dict[str, str]]:
 async def test_wirral_sample_imports_with_every_milestone(pulse: PlanPulse) -> None:
     """The Wirral sample plan imports whole: 28 actions, 77 milestones, ratings as updates."""
     report = await _import_wirral(pulse)
-    assert report.actions_added == 28  # type: ignore[attr-defined]
+    assert report.actions_added == 28
     assert await _count(pulse, MilestoneRow) == 77
     assert await _count(pulse, PersonRow) == 10
     tracked = await pulse.tracked("wirral")
@@ -110,8 +116,8 @@ async def test_yaml_and_csv_forms_of_a_plan_agree(pulse: PlanPulse, tmp_path: Pa
     )
     from_csv = await pulse.tracked("csvform")
 
-    def shape(tracked: object) -> list[tuple[str, date | None, tuple[str, ...]]]:
-        return [(m.ref, m.timescale.due, m.leads) for a in tracked.actions for m in a.milestones]  # type: ignore[attr-defined]
+    def shape(tracked: TrackedPlan) -> list[tuple[str, date | None, tuple[str, ...]]]:
+        return [(m.ref, m.timescale.due, m.leads) for a in tracked.actions for m in a.milestones]
 
     assert shape(from_yaml) == shape(from_csv)
 
@@ -603,7 +609,7 @@ async def test_import_report_says_which_encoding_was_read(pulse: PlanPulse, tmp_
     path = tmp_path / "plan.csv"
     path.write_bytes((WIRRAL / "plan.csv").read_text(encoding="utf-8").encode("cp1252"))
     report = await _import_wirral(pulse, path)
-    assert report.summary().endswith("; read as Windows-1252")  # type: ignore[attr-defined]
+    assert report.summary().endswith("; read as Windows-1252")
 
 
 def test_nul_characters_are_refused_naming_row_and_column(tmp_path: Path) -> None:
@@ -706,14 +712,14 @@ async def test_reimport_never_undoes_a_leads_answer(pulse: PlanPulse, tmp_path: 
     revised = _write_csv(tmp_path / "revised.csv", rows)
     updates_before = await _count(pulse, UpdateRow)
 
-    async def reimport(**kw: object) -> ImportReport:
+    async def reimport(**kw: Any) -> ImportReport:
         return await import_plan(
             pulse.sessions,
             revised,
             now=NOW,
             plan_key="wirral",
             ratings_as_of=date(2018, 6, 5),
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
 
     dry = await reimport(dry_run=True)
@@ -768,8 +774,8 @@ async def test_a_key_from_the_file_name_beside_another_plan_is_refused(pulse: Pl
     """Without --plan, plan.csv would become a second plan 'plan' beside wirral: refused,
     naming the plan to give; the report says whether a plan is new."""
     first = await _import_wirral(pulse)
-    assert first.created_plan  # type: ignore[attr-defined]
-    assert first.summary().startswith("imported new plan wirral")  # type: ignore[attr-defined]
+    assert first.created_plan
+    assert first.summary().startswith("imported new plan wirral")
     with pytest.raises(PlanKeyNeeded) as caught:
         await import_plan(pulse.sessions, WIRRAL / "plan.csv", now=NOW)
     assert "--plan wirral" in str(caught.value)
@@ -819,7 +825,7 @@ async def test_shift_dates_lands_the_ratings_month_on_the_current_one(
     the ratings were given (April 2018) is the clock's month; the ratings are dated then."""
     later = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
     app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),
         clock=lambda: later,
     )
     await app.migrate()

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.app import PlanPulse, cycles_for
 from bot.domain.errors import ImportFailed, PlanNotFound
@@ -41,7 +41,7 @@ PULSE = Path(sys.executable).with_name("pulse")
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
     app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),  # type: ignore[call-arg]
+        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path),
         clock=lambda: NOW,
     )
     await app.migrate()
@@ -69,7 +69,7 @@ async def _count(pulse: PlanPulse, model: type[object]) -> int:
 
 async def _counts(pulse: PlanPulse) -> dict[str, int]:
     tables = (PlanRow, ActionRow, ActionLeadRow, MilestoneRow, UpdateRow, PlanNetworkRow)
-    return {t.__tablename__: await _count(pulse, t) for t in tables}  # type: ignore[attr-defined]
+    return {t.__tablename__: await _count(pulse, t) for t in tables}
 
 
 def _pulse_plans(pulse: PlanPulse) -> str:
@@ -123,8 +123,8 @@ async def test_a_new_plan_is_seen_whole_or_not_at_all(pulse: PlanPulse) -> None:
 
     # The same import in one chunk writes the very same rows.
     async with pulse.sessions() as session, session.begin():
-        await session.execute(UpdateRow.__table__.delete())
-        await session.execute(PlanRow.__table__.delete())
+        await session.execute(delete(UpdateRow))
+        await session.execute(delete(PlanRow))
     whole = await _import(pulse, chunk_size=10_000)
     assert await _counts(pulse) == staged
     assert (whole.actions_added, whole.milestones_added, whole.ratings_recorded) == (

@@ -274,7 +274,7 @@ async def inbound(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Inb
     exist; the fuzzed mail never carries one of those tokens."""
     data: Path = tmp_path_factory.mktemp("fuzz") / "var"
     pulse = PlanPulse(
-        Settings(  # type: ignore[call-arg]
+        Settings(
             _env_file=None,
             DATABASE_URL=f"sqlite+aiosqlite:///{data / 'pulse.db'}",
             PULSE_DATA_DIR=data,

@@ -78,12 +78,12 @@ async def state_from_history(pulse: PlanPulse) -> State:
     state: State = {}
     for milestone_id, updates in history.items():
         rated = [u for u, rating, _ in updates if rating is not None]
-        revised = [u for u, _, due in updates if due is not None]
+        revisions = [u for u, _, due in updates if due is not None]
         state[milestone_id] = (
             updates[-1][0],
             rated[-1] if rated else None,
             rated[-2] if len(rated) >= 2 else None,
-            revised[-1] if revised else None,
+            revisions[-1] if revisions else None,
         )
     return state
 

@@ -59,7 +59,7 @@ class Week:
 
 @pytest.fixture
 async def week(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Week]:
-    settings = Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var")
     pulse = PlanPulse(settings, clock=clock)
     await pulse.migrate()
     await import_small_plan(pulse.sessions, now=MONDAY)

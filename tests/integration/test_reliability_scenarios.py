@@ -60,10 +60,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -80,7 +81,6 @@ from storage.models import InboundRow, OutboxRow, PromptRow, UpdateRow
 from storage.outbox import NewMessage, OutboxRepository
 from tests.conftest import PLANS, Clock, import_small_plan, running_pulse
 from tests.fake_slack import FakeSlack
-from tests.fake_slack import fake_slack as fake_slack  # the fixture, by import
 from tests.integration.test_delivery import outbox_files, prompt_for, read_eml
 from tests.integration.test_outbox_leases import Cable
 from tests.integration.test_slack_app import (
@@ -269,7 +269,10 @@ async def test_18_a_socket_mode_retry_of_an_http_click_is_the_same_click(slack: 
     click = rate_payload("UAW00001", f"{prompt}:2.3:1")
     status, _ = await slack.interact(click)
     assert status == 200
-    retry = {"x-slack-retry-num": ["1"], "x-slack-retry-reason": ["http_timeout"]}
+    retry: dict[str, str | Sequence[str]] = {
+        "x-slack-retry-num": ["1"],
+        "x-slack-retry-reason": ["http_timeout"],
+    }
     response = await slack.app.async_dispatch(
         AsyncBoltRequest(body=click, mode="socket_mode", headers=retry)
     )
@@ -288,10 +291,8 @@ async def test_18_a_socket_mode_retry_of_an_http_click_is_the_same_click(slack: 
 # --- 34 and 40: who a reply is from ------------------------------------------------------
 
 
-def _settings(db_url: str, tmp_path: Path, **extra: object) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var", **extra
-    )
+def _settings(db_url: str, tmp_path: Path, **extra: Any) -> Settings:
+    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var", **extra)
 
 
 def _reply(prompt: EmailMessage, sender: str, body: str, n: int) -> bytes:
@@ -476,7 +477,7 @@ def _slack_worker(app: PlanPulse, fake: FakeSlack, clock: Clock) -> OutboxWorker
 async def _enqueue_digest(app: PlanPulse, now: datetime) -> int:
     payload = SlackPayload("C0NETWORK", (SlackPost("Weekly digest"),)).as_outbox()
     async with app.sessions() as session, session.begin():
-        return await OutboxRepository(session).enqueue(
+        outbox_id = await OutboxRepository(session).enqueue(
             dedupe_key="digest:north:2026-W48",
             kind="digest",
             channel="slack",
@@ -484,6 +485,8 @@ async def _enqueue_digest(app: PlanPulse, now: datetime) -> int:
             payload=payload,
             now=now,
         )
+    assert outbox_id is not None  # a fresh dedupe key is always queued
+    return outbox_id
 
 
 async def _state(app: PlanPulse, outbox_id: int) -> str:
@@ -507,7 +510,7 @@ async def test_48_49_a_slack_post_whose_worker_died_is_in_the_channel_once(
             fake_slack.fail_next("chat.postMessage", delay=30.0)  # posted, answered late
         dying = _slack_worker(app, fake_slack, clock)
         if dies == "after Slack posted":
-            task = asyncio.create_task(dying.run_once())
+            task: asyncio.Task[object] = asyncio.create_task(dying.run_once())
             for _ in range(500):
                 if fake_slack.posted:
                     break

@@ -109,7 +109,7 @@ class Office:
 
 @pytest.fixture
 async def office(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Office]:
-    settings = Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path / "var")
     app = PlanPulse(settings, clock=clock)
     await app.migrate()
     report = await import_plan(

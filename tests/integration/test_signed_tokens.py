@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -28,8 +29,8 @@ OTHER_KEY = "p9Lr2Wq7Zx4Nc8Vb1Mt6Ks3Jd0Hf5GaR"
 
 
 def app(db_url: str, data: Path, clock: Clock, key: str | None) -> PlanPulse:
-    extra = {"PULSE_SECRET_KEY": key} if key else {}
-    settings = Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data, **extra)  # type: ignore[call-arg]
+    extra: dict[str, Any] = {"PULSE_SECRET_KEY": key} if key else {}
+    settings = Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data, **extra)
     return PlanPulse(settings, clock=clock)
 
 

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,7 +21,6 @@ import pytest
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,9 +33,7 @@ from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import PersonRow, PromptRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
-from tests.fake_slack import FakeSlack, fake_slack
-
-__all__ = ["fake_slack"]
+from tests.fake_slack import FakeSlack, slack_signature
 
 PLANS = FIXTURES / "plans"
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
@@ -80,7 +77,7 @@ class Slack:
 
     def sign(self, body: str, *, ts: int | None = None) -> dict[str, str]:
         stamp = str(ts if ts is not None else int(time.time()))
-        signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+        signature = slack_signature(SECRET, stamp, body)
         return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
 
     async def post(
@@ -377,7 +374,7 @@ async def test_a_bad_signature_is_refused_without_a_write(slack: Slack) -> None:
     prompt = await slack.prompt_id("AW")
     body = urlencode({"payload": json.dumps(rate_payload("UAW00001", f"{prompt}:2.3:2"))})
     stamp = str(int(time.time()))
-    forged = SignatureVerifier("wrong-secret").generate_signature(timestamp=stamp, body=body)
+    forged = slack_signature("wrong-secret", stamp, body)
     status, _ = await slack.post(
         body,
         content_type="application/x-www-form-urlencoded",
@@ -411,7 +408,7 @@ async def test_a_skewed_clock_is_told_from_a_forger_and_alerted_once(
     prompt = await slack.prompt_id("AW")
     body = urlencode({"payload": json.dumps(rate_payload("UAW00001", f"{prompt}:2.3:2"))})
     stamp = int(time.time()) + 420
-    forged = SignatureVerifier("wrong-secret").generate_signature(timestamp=str(stamp), body=body)
+    forged = slack_signature("wrong-secret", str(stamp), body)
     with caplog.at_level(logging.WARNING, logger="handlers.slack.guard"):
         refused = [
             await slack.post(
@@ -644,7 +641,7 @@ async def test_concurrent_clicks_are_each_recorded_acked_and_shown(slack_any_db:
     results = await asyncio.gather(*(slack.interact(payload) for payload in clicks))
     assert [status for status, _ in results] == [200] * len(clicks)
     rows = await slack.updates()
-    assert sorted(r.external_id for r in rows) == sorted(
+    assert sorted(str(r.external_id) for r in rows) == sorted(
         f"slack:{c['actions'][0]['action_ts']}:{c['user']['id']}"
         f"#{c['actions'][0]['selected_option']['value'].split(':')[1]}"
         for c in clicks
@@ -814,7 +811,10 @@ async def test_socket_mode_payloads_with_retry_headers_behave_as_over_http(slack
     """A rating and an app_home_opened event dispatched as Socket Mode requests, with retry
     headers, are recorded and published the same as over HTTP (scenario 18)."""
     prompt = await slack.prompt_id("AW")
-    retry = {"x-slack-retry-num": ["1"], "x-slack-retry-reason": ["timeout"]}
+    retry: dict[str, str | Sequence[str]] = {
+        "x-slack-retry-num": ["1"],
+        "x-slack-retry-reason": ["timeout"],
+    }
     for _ in range(2):
         response = await slack.app.async_dispatch(
             AsyncBoltRequest(

@@ -16,7 +16,7 @@ from bot.services.prompting import Cycles
 from handlers.slack.transport import lookup_user_by_email
 from storage.models import OutboxRow, PersonRow
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
-from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture
+from tests.fake_slack import FakeSlack, simple_prompt
 
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 
@@ -58,7 +58,7 @@ async def outbox(app: PlanPulse) -> set[tuple[str, str]]:
 async def test_slack_ids_are_found_by_email_and_the_unknown_are_asked_by_email(
     db_url: str,
     tmp_path: Path,
-    fake_slack: FakeSlack,  # noqa: F811
+    fake_slack: FakeSlack,
 ) -> None:
     people = (FIXTURES / "plans" / "small-people.csv").read_text(encoding="utf-8")
     people = people.replace(
@@ -86,7 +86,7 @@ async def test_slack_ids_are_found_by_email_and_the_unknown_are_asked_by_email(
 async def test_a_slack_that_cannot_be_reached_leaves_people_to_email(
     db_url: str,
     tmp_path: Path,
-    fake_slack: FakeSlack,  # noqa: F811
+    fake_slack: FakeSlack,
 ) -> None:
     fake_slack.fail_next("users.lookupByEmail", status=500)
     async with planning(db_url, tmp_path, fake_slack) as (app, cycles):

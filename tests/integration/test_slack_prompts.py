@@ -10,7 +10,7 @@ from bot.services.prompting import Cycles
 from handlers.email.local_transport import LocalMailTransport
 from handlers.slack.transport import SlackTransport
 from tests.conftest import FIXTURES, import_small_plan, running_pulse
-from tests.fake_slack import FakeSlack, fake_slack, simple_prompt  # noqa: F401 - the fixture
+from tests.fake_slack import FakeSlack, simple_prompt
 
 PLANS = FIXTURES / "plans"
 MONDAY = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
@@ -23,7 +23,7 @@ async def no_wait(_: float) -> None:
 async def test_slack_people_get_a_dm_and_a_failed_dm_falls_back_to_email(
     db_url: str,
     tmp_path: Path,
-    fake_slack: FakeSlack,  # noqa: F811
+    fake_slack: FakeSlack,
 ) -> None:
     """People who prefer Slack are asked by DM; when Slack says a user is gone, their
     prompt goes by email instead, once; everyone else is asked by email."""

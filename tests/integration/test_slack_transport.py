@@ -26,7 +26,6 @@ from handlers.slack.transport import (
 from storage.models import OutboxRow
 from storage.outbox import OutboxMessage, OutboxRepository
 from tests.fake_slack import FakeSlack
-from tests.fake_slack import fake_slack as fake_slack  # the fixture, by import
 
 CHANNEL = "C0NETWORK"
 
@@ -420,7 +419,7 @@ async def test_the_outbox_worker_delivers_a_slack_row_once_through_a_fatal_error
     """End to end on SQLite: the real worker hands a Slack row to the transport, Slack posts
     and answers fatal_error, and the row ends `sent` with one message in the channel."""
     clock = WorkerClock(datetime(2026, 11, 23, 9, 5, tzinfo=UTC))
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'pulse.db'}",
         PULSE_DATA_DIR=tmp_path / "var",

@@ -652,7 +652,7 @@ async def test_ms365_error_is_clear_and_keeps_the_secret(fake_time: FakeTime) ->
 
 
 def _settings(**values: Any) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         SMTP_HOST="smtp.office365.com",
         PULSE_SECRET_KEY=SecretStr("Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E"),

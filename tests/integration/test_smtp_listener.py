@@ -237,7 +237,7 @@ def _free_port() -> int:
 
 
 def _settings(data: Path, *, listen_port: int | None = None) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         DATABASE_URL=f"sqlite+aiosqlite:///{data / 'pulse.db'}",
         PULSE_DATA_DIR=data,

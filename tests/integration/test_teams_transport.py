@@ -12,8 +12,8 @@ from bot.services.transports import Reconciled, Result
 from digests.teams import check_message
 from handlers.teams.workflows import WorkflowsTransport, retry_after
 from storage.outbox import OutboxMessage
-from tests.conftest import free_port
 from tests.fake_workflows import FakeWorkflows, running_workflows
+from tests.postgres import free_port
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ class Timing:
 
 
 def settings_for(db_url: str, data: Path) -> Settings:
-    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data)  # type: ignore[call-arg]
+    return Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=data)
 
 
 async def load(
@@ -275,7 +275,7 @@ async def test_pulse_check_teams_posts_a_test_card_per_network_never_showing_the
     whether Workflows took it; a deleted flow and a URL of the wrong form are FAIL lines; no
     line or log record shows a signature."""
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         DATABASE_URL=db_url,
         PULSE_DATA_DIR=tmp_path / "var",
         TEAMS_POST_INTERVAL=0,

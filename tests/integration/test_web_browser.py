@@ -86,7 +86,7 @@ def serious_violations(driver: WebDriver, axe: str) -> list[str]:
 
 def fits(driver: WebDriver, width: int = 320) -> bool:
     """Whether the page shown at `width` CSS pixels needs no horizontal scrolling."""
-    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+    driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": True},
     )
@@ -94,7 +94,7 @@ def fits(driver: WebDriver, width: int = 320) -> bool:
         scroll = driver.execute_script("return document.documentElement.scrollWidth")
         return int(scroll) <= width
     finally:
-        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 async def web_updates(site: Site) -> int:

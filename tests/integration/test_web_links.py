@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -25,8 +26,8 @@ PRIYA = "priya.bains"
 
 
 async def fetch(
-    url: str, *, data: dict[str, str] | None = None, headers=None
-) -> tuple[int, str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    url: str, *, data: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, str, dict[str, str]]:
     async with aiohttp.ClientSession() as http:
         method = http.post if data is not None else http.get
         async with method(url, data=data, headers=headers or {}) as response:
@@ -150,7 +151,7 @@ async def test_unknown_tokens_are_slowed_down_and_valid_links_are_not(site: Site
     assert (await fetch(site.link_for(ALEX)))[0] == 200
 
 
-async def test_forwarded_for_counts_only_from_a_trusted_proxy(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_forwarded_for_counts_only_from_a_trusted_proxy(db_url: str, tmp_path: Path) -> None:
     """Behind a trusted proxy each X-Forwarded-For client is slowed on its own; from an
     untrusted peer the header is ignored."""
     from tests.web import running_site, stop_site

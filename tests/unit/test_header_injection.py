@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from typing import TypedDict
 
 import pytest
 
@@ -82,16 +83,25 @@ def assert_clean(message: EmailMessage) -> None:
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
 
 
+class _Common(TypedDict):
+    """What every message of `messages` is about, whoever it goes to."""
+
+    plan: Plan
+    person: Person
+    mail_from: str
+    now: datetime
+
+
 def messages(plan_title: str, person_name: str, network: str, period: str) -> list[EmailMessage]:
     plan = Plan("wirral", plan_title)
     person = Person("JB", person_name, "joe.bannham@wirral.example")
-    common = {"plan": plan, "person": person, "mail_from": MAIL_FROM, "now": NOW}
+    common: _Common = {"plan": plan, "person": person, "mail_from": MAIL_FROM, "now": NOW}
     out = [
-        prompt_email(items=[item()], token=new_token(), **common),  # type: ignore[arg-type]
-        prompt_email(  # type: ignore[arg-type]
+        prompt_email(items=[item()], token=new_token(), **common),
+        prompt_email(
             items=[item()], token=new_token(), reminder=True, in_reply_to="<pp.x@a>", **common
         ),
-        confirmation_email(  # type: ignore[arg-type]
+        confirmation_email(
             accepted=[ReplyLine("1.1-1", 2, "Done", None, False, 1)],
             rejected=[],
             token=new_token(),
