@@ -23,7 +23,7 @@ from email.headerregistry import (
 )
 from email.message import EmailMessage, Message
 from email.parser import HeaderParser
-from email.policy import SMTP, default
+from email.policy import SMTP, Policy, default
 from email.utils import (
     format_datetime,
     formataddr,
@@ -300,10 +300,12 @@ def _addresses(text: str) -> list[str]:
 class _Headers:
     """A message's header values as `str()` of what its policy parses (`message.get`), the
     plain forms read without parsing (`_plain_value`). Parsing every header with the modern
-    policy was most of the time taken to read a reply."""
+    policy was most of the time taken to read a reply. Without `shortcuts` every value is
+    parsed, as the shortcuts must read."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, *, shortcuts: bool = True) -> None:
         self.message = message
+        self.shortcuts = shortcuts
         self._policy = message.policy
         registry = getattr(self._policy, "header_factory", None)
         self._registry: dict[str, type[BaseHeader]] = getattr(registry, "registry", {})
@@ -315,7 +317,7 @@ class _Headers:
     def _parse(self, name: str, value: str) -> tuple[str, list[str]]:
         """The header's text and the names of its header defects."""
         kind = self._registry.get(name.lower(), self._default)
-        if kind is not None and type(value) is str:  # not a header object set in code
+        if self.shortcuts and kind is not None and type(value) is str:  # not set in code
             plain = _plain_value(kind, value.replace("\r", "").replace("\n", ""))
             if plain is not None:
                 return plain, []
@@ -333,6 +335,12 @@ class _Headers:
         except Exception:  # a malformed header reads as absent, never crashes
             return ""
         return text.replace("\x00", "")
+
+    def addresses(self, text: str) -> list[str]:
+        """The addresses in a header's text."""
+        if self.shortcuts:
+            return _addresses(text)
+        return [address for _, address in getaddresses([text])]
 
     def get_all(self, name: str) -> list[tuple[str, list[str]]]:
         """Every such header's text and header defects; raises as the parser does."""
@@ -478,7 +486,7 @@ def _senders(headers: _Headers) -> tuple[list[str], str | None, list[str]]:
         return [], "no sender", ["FromHeaderUnparseable"]
     texts = [text.replace("\x00", "") for text, _ in values]
     header_defects = [name for _, defects in values for name in defects]
-    found = _addresses(texts[0]) if len(texts) == 1 else [a for _, a in getaddresses(texts)]
+    found = headers.addresses(texts[0]) if len(texts) == 1 else [a for _, a in getaddresses(texts)]
     senders = [a.strip().lower() for a in found if "@" in a]
     if not senders:
         return [], "no sender", header_defects
@@ -556,10 +564,14 @@ def _without_header_nulls(raw: bytes) -> bytes:
     return raw[:end].replace(b"\x00", b"") + raw[end:]
 
 
-def read_mail(raw: bytes) -> InboundMail:
-    """Parse a message tolerantly; problems become `defects`, never exceptions."""
-    message = message_from_bytes(_without_header_nulls(raw), policy=READING_POLICY)
-    headers = _Headers(message)
+def read_mail(
+    raw: bytes, *, policy: Policy = READING_POLICY, shortcuts: bool = True
+) -> InboundMail:
+    """Parse a message tolerantly; problems become `defects`, never exceptions. The
+    `policy` (headers parsed once and remembered) and the `shortcuts` (plain values read
+    without parsing) only make reading faster: tests read without them to compare."""
+    message = message_from_bytes(_without_header_nulls(raw), policy=policy)
+    headers = _Headers(message, shortcuts=shortcuts)
     header = headers.get
     defects = [type(d).__name__ for d in message.defects]
     senders, sender_problem, from_defects = _senders(headers)
@@ -594,7 +606,7 @@ def read_mail(raw: bytes) -> InboundMail:
         a.lower()
         for name in ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
         if (value := header(name))
-        for a in _addresses(value)
+        for a in headers.addresses(value)
         if "@" in a
     ]
     return InboundMail(

@@ -118,8 +118,10 @@ class Inbound:
         trusted_authserv_id: str | None = None,
         signer: Signer | None = None,
         alerts: AdminAlerts | None = None,
+        sweep_batch: int = SWEEP_BATCH,
     ) -> None:
         self.sessions = sessions
+        self.sweep_batch = sweep_batch
         self.alerts = alerts
         # Checks the prompt tokens our prompts carry (signed with PULSE_SECRET_KEY).
         self.signer = signer
@@ -204,7 +206,9 @@ class Inbound:
         )
         new = 0
         while files:
-            read, files = await asyncio.to_thread(_read_files, files, self.max_bytes)
+            read, files = await asyncio.to_thread(
+                _read_files, files, self.max_bytes, self.sweep_batch
+            )
             whole = [file for file in read if file.whole]
             try:
                 new += await self.take_in_many([file.raw for file in whole], source="maildir")
@@ -915,13 +919,13 @@ def _read_file(path: Path, max_bytes: int) -> _File:
         return _File(path, handle.read(HEAD_BYTES), size, False)
 
 
-def _read_files(paths: list[Path], max_bytes: int) -> tuple[list[_File], list[Path]]:
-    """Read files until a batch is full: (what was read, what is left). A file that has gone
-    since the folder was listed (another sweep took it) is skipped."""
+def _read_files(paths: list[Path], max_bytes: int, batch: int) -> tuple[list[_File], list[Path]]:
+    """Read files until a batch of `batch` files is full: (what was read, what is left). A
+    file that has gone since the folder was listed (another sweep took it) is skipped."""
     read: list[_File] = []
     size = 0
     for n, path in enumerate(paths):
-        if read and (len(read) >= SWEEP_BATCH or size >= max(SWEEP_BATCH_BYTES, max_bytes)):
+        if read and (len(read) >= batch or size >= max(SWEEP_BATCH_BYTES, max_bytes)):
             return read, paths[n:]
         try:
             file = _read_file(path, max_bytes)

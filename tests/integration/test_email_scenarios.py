@@ -24,8 +24,8 @@ from bot.services.records import Records
 from bot.settings import Settings
 from storage.inbound_mail import InboundDecision, InboundRepository
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
-from tests.conftest import FIXTURES, import_small_plan
-from tests.integration.test_delivery import Clock, outbox_files, prompt_for, read_eml
+from tests.conftest import FIXTURES, Clock, import_small_plan
+from tests.integration.test_delivery import outbox_files, prompt_for, read_eml
 
 EMAILS = FIXTURES / "emails"
 PLANS = FIXTURES / "plans"
@@ -42,7 +42,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[PlanPulse]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         DATABASE_URL=db_url,
         PULSE_DATA_DIR=tmp_path / "var",
@@ -627,8 +627,7 @@ async def test_a_failing_reply_in_a_batch_is_kept_and_the_others_recorded(
     reply), it is kept as "unprocessable" with the error, nothing of it is written or sent,
     and the replies before and after it are recorded and confirmed as if it were not there."""
     import bot.services.inbound
-
-    real_parse = bot.services.inbound.parse_reply
+    from bot.domain.replies import parse_reply as real_parse
 
     def parse_reply(text: str, *args: Any, **kwargs: Any) -> Any:
         if "BREAKS" in text:
@@ -703,10 +702,8 @@ async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
     """Files are stored a batch per transaction and moved to taken/ only after their batch
     committed: when storing a batch fails, its files stay in the inbox for the next sweep,
     the batches before it are not taken in again, and a duplicate is kept once."""
-    import bot.services.inbound
     from bot.services.inbound import Inbound
 
-    monkeypatch.setattr(bot.services.inbound, "SWEEP_BATCH", 3)
     inbox = pulse.settings.mail_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     raws = [
@@ -715,7 +712,9 @@ async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
     ]
     for n, raw in enumerate([*raws, raws[0]]):  # eight files, the last a copy of the first
         (inbox / f"{n:02d}.eml").write_bytes(raw)
-    inbound = Inbound(pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: LATER)
+    inbound = Inbound(
+        pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: LATER, sweep_batch=3
+    )
     inbound.inbox = inbox
     real_take_in_many, real_take_in = inbound.take_in_many, inbound.take_in
     calls = 0
@@ -779,7 +778,7 @@ async def test_41_a_message_id_pasted_into_a_reply_does_not_make_it_a_duplicate(
     )
     await mail.deliver(first, second)
     assert [s for s, _ in await mail.inbound()] == ["processed", "processed"]
-    assert sorted(u.rating for u in await mail.email_updates()) == [1, 2]
+    assert sorted(u.rating or 0 for u in await mail.email_updates()) == [1, 2]
 
 
 async def test_a_message_the_database_refuses_is_left_alone_and_never_logged(
