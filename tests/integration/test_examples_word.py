@@ -12,21 +12,16 @@ from pathlib import Path
 import pytest
 
 from bot.app import PlanPulse
-from bot.settings import Settings
 from handlers.files.importing import import_plan
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, running_pulse
 
 NOW = datetime(2023, 1, 9, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 def test_the_committed_word_examples_match_their_build_script() -> None:

@@ -30,7 +30,7 @@ from storage.repositories import (
     TrackedPlan,
     UpdateRepository,
 )
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, running_pulse
 
 NOW = datetime(2018, 4, 20, 9, 0, tzinfo=UTC)
 WIRRAL = EXAMPLES / "wirral"
@@ -39,12 +39,8 @@ WEST_MIDLANDS = EXAMPLES / "west-midlands"
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 async def _count(pulse: PlanPulse, model: type[object]) -> int:

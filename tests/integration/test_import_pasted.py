@@ -11,9 +11,9 @@ import pytest
 from openpyxl import Workbook
 
 from bot.app import PlanPulse
-from bot.settings import Settings
 from handlers.files.importing import import_plan
 from handlers.files.plan_files import read_plan
+from tests.conftest import running_pulse
 from tests.e2e.test_cli import PULSE, environment
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
@@ -38,12 +38,8 @@ def _people(path: Path) -> Path:
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])

@@ -14,9 +14,9 @@ import pytest
 
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
-from bot.settings import Settings
 from handlers.files.importing import import_plan
 from handlers.files.plan_files import read_people
+from tests.conftest import running_pulse
 from tests.e2e.test_cli import PULSE, environment
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
@@ -40,12 +40,8 @@ PLAN = (
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 def test_keys_may_be_short_text_and_match_whatever_their_spacing(tmp_path: Path) -> None:

@@ -14,11 +14,10 @@ from sqlalchemy import func, select
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
 from bot.domain.model import Quarters, RiskPolicy
-from bot.settings import Settings
 from handlers.files.importing import import_plan
 from storage.importer import ImportReport
 from storage.models import MilestoneRow, PlanRow
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, running_pulse
 
 NOW = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 PEOPLE = EXAMPLES / "wirral" / "people.csv"
@@ -44,12 +43,8 @@ ROWS = [
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 def _plan_csv(path: Path, rows: list[list[str]] = ROWS) -> Path:

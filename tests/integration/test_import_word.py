@@ -12,11 +12,11 @@ from sqlalchemy import event, select
 from bot.app import PlanPulse
 from bot.domain.errors import ImportFailed
 from bot.domain.model import Source
-from bot.settings import Settings
 from handlers.files.importing import import_plan
 from handlers.files.plan_files import read_plan
 from storage.models import MilestoneRow
 from storage.repositories import PeopleRepository, UpdateRepository
+from tests.conftest import running_pulse
 from tests.word_docs import word_plan
 
 NOW = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)
@@ -47,12 +47,8 @@ def _people(path: Path) -> Path:
 
 @pytest.fixture
 async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
-    app = PlanPulse(
-        Settings(_env_file=None, DATABASE_URL=db_url, PULSE_DATA_DIR=tmp_path), clock=lambda: NOW
-    )
-    await app.migrate()
-    yield app
-    await app.close()
+    async with running_pulse(db_url, tmp_path, lambda: NOW) as app:
+        yield app
 
 
 def _two_priorities(tmp_path: Path) -> Path:
