@@ -6,7 +6,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from bot.domain.model import Action, Milestone, Network, Plan, Recurrence, Timescale, Update
 from digests.content import Digest, _ref_key, build_digest, week_title
+from tests.builders import action, milestone, update
 
 AS_OF = date(2027, 5, 14)
 PLAN = Plan(key="NW", title="North West regional improvement plan")
@@ -32,53 +33,9 @@ def day(offset: int) -> date:
     return AS_OF + timedelta(days=offset)
 
 
-def milestone(
-    ref: str, due: date | None, *, leads: tuple[str, ...] = ("MC",), title: str | None = None
-) -> Milestone:
-    ts = Timescale(text="Ongoing", ongoing=True) if due is None else Timescale(text="x", due=due)
-    return Milestone(
-        ref=ref,
-        title=title or f"Milestone {ref}",
-        timescale=ts,
-        action_ref=ref.split("-")[0],
-        leads=leads,
-    )
-
-
-def action(ref: str, *milestones: Milestone, networks: tuple[str, ...] = ("north",)) -> Action:
-    return Action(
-        ref=ref,
-        title=f"Action {ref}",
-        priority=int(ref.lstrip("W").split(".")[0]),
-        leads=("MC",),
-        networks=networks,
-        milestones=milestones,
-    )
-
-
 def single(ref: str, due: date | None, *, networks: tuple[str, ...] = ("north",)) -> Action:
     """An action with its one milestone, which shares its reference."""
     return action(ref, milestone(ref, due), networks=networks)
-
-
-def update(
-    ref: str,
-    on: date,
-    rating: int | None = None,
-    *,
-    needs_support: bool = False,
-    note: str | None = None,
-    revised_due: date | None = None,
-) -> Update:
-    return Update(
-        milestone_ref=ref,
-        given_at=datetime.combine(on, time(12, 0), tzinfo=UTC),
-        rating=rating,
-        note=note,
-        revised_due=revised_due,
-        needs_support=needs_support,
-        person_key="MC",
-    )
 
 
 def digest(

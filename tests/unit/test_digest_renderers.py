@@ -15,7 +15,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.model import Action, Milestone, Network, Plan, Timescale, Update
+from bot.domain.model import Network, Plan, Update
 from digests.content import (
     MIX_KEYS,
     Digest,
@@ -35,6 +35,7 @@ from digests.content import (
 from digests.html import render_html, render_text
 from digests.markdown import counts_line, render_markdown, scaled
 from digests.slack import NOTE_SHORTENED, TITLE_SHORTENED, escape_mrkdwn, render_slack
+from tests.builders import action, milestone, update
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 AS_OF = date(2027, 5, 14)
@@ -86,70 +87,29 @@ def day(offset: int) -> date:
     return AS_OF + timedelta(days=offset)
 
 
-def milestone(
-    ref: str, due: date | None, title: str, *, leads: tuple[str, ...] = ("MC",)
-) -> Milestone:
-    ts = Timescale(text="Ongoing", ongoing=True) if due is None else Timescale(text="x", due=due)
-    return Milestone(ref=ref, title=title, timescale=ts, action_ref=ref.split("-")[0], leads=leads)
-
-
-def action(ref: str, priority: int, *milestones: Milestone) -> Action:
-    return Action(
-        ref=ref,
-        title=f"Action {ref}",
-        priority=priority,
-        leads=("MC",),
-        networks=("north",),
-        milestones=milestones,
-    )
-
-
-def update(
-    ref: str,
-    on: date,
-    rating: int | None,
-    *,
-    note: str | None = None,
-    support: bool = False,
-    revised: date | None = None,
-) -> Update:
-    return Update(
-        milestone_ref=ref,
-        given_at=datetime.combine(on, time(12, 0), tzinfo=UTC),
-        rating=rating,
-        note=note,
-        revised_due=revised,
-        needs_support=support,
-        person_key="MC",
-    )
-
-
 def golden_digest() -> Digest:
     """Every section filled, people awaiting, three priorities, a trend, and hostile text."""
     actions = [
         action(
             "1.1",
-            1,
             milestone("1.1", day(-3), "Agree the multi-agency safeguarding arrangements"),
         ),
-        action("1.2", 1, milestone("1.2", day(20), "Audit of return-home interviews")),
-        action("1.3", 1, milestone("1.3", day(5), "Publish the early help strategy")),
-        action("1.4", 1, milestone("1.4", day(30), "Recruit two family group conferencers")),
-        action("1.5", 1, milestone("1.5", day(100), "Review the threshold document")),
+        action("1.2", milestone("1.2", day(20), "Audit of return-home interviews")),
+        action("1.3", milestone("1.3", day(5), "Publish the early help strategy")),
+        action("1.4", milestone("1.4", day(30), "Recruit two family group conferencers")),
+        action("1.5", milestone("1.5", day(100), "Review the threshold document")),
         action(
             "2.1",
-            2,
             milestone("2.1", day(10), "Tracker for EHC plans <issued> within 20 weeks & more"),
         ),
         action(
             "W2.2",
-            2,
             milestone("W2.2-1", day(-1), "Case audit *all* teams", leads=("AW", "MC")),
             milestone("W2.2-2", day(7), "Parent carer forum survey", leads=()),
         ),
-        action("3.1", 3, milestone("3.1", day(60), "Care leavers' local offer")),
-        action("3.2", 3, milestone("3.2", day(-10), "Sufficiency strategy signed off")),
-        action("3.3", 3, milestone("3.3", None, "Corporate parenting panel, ongoing")),
+        action("3.1", milestone("3.1", day(60), "Care leavers' local offer")),
+        action("3.2", milestone("3.2", day(-10), "Sufficiency strategy signed off")),
+        action("3.3", milestone("3.3", None, "Corporate parenting panel, ongoing")),
     ]
     updates = [
         update(
@@ -157,7 +117,7 @@ def golden_digest() -> Digest:
             day(-5),
             3,
             note="Draft with partners; sign-off at the June board.",
-            revised=day(25),
+            revised_due=day(25),
         ),
         update("1.2", day(-2), 4),
         update("1.3", day(-1), 3),
@@ -165,8 +125,16 @@ def golden_digest() -> Digest:
         update("1.5", day(-1), 3),
         update("W2.2-1", day(-1), 2, note=f"Scenario 16: {SCENARIO_16}"),
         update("W2.2-2", day(-1), 3),
-        update("3.1", day(-1), 3, note="Need a data analyst\n\nfor two days a week", support=True),
-        update("3.2", day(-1), 4, note="Blocked on budget <script>alert(1)</script>", support=True),
+        update(
+            "3.1", day(-1), 3, note="Need a data analyst\n\nfor two days a week", needs_support=True
+        ),
+        update(
+            "3.2",
+            day(-1),
+            4,
+            note="Blocked on budget <script>alert(1)</script>",
+            needs_support=True,
+        ),
         update("3.3", day(-1), 1),
     ]
     by_ref: dict[str, list[Update]] = {}
