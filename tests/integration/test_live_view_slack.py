@@ -13,7 +13,7 @@ from bot.services.delivery import OutboxWorker
 from handlers.email.local_transport import LocalMailTransport
 from handlers.slack.transport import SlackTransport
 from tests.conftest import Clock, import_small_plan
-from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401 - the fixture
+from tests.fake_slack import FakeSlack
 from tests.integration.test_digest_posting import FRIDAY, settings_for
 
 SIGN_IN = {
@@ -29,7 +29,7 @@ SIGN_IN = {
 async def test_a_channel_post_links_to_the_view_only_behind_sign_in(
     db_url: str,
     tmp_path: Path,
-    fake_slack: FakeSlack,  # noqa: F811
+    fake_slack: FakeSlack,
     sign_in: bool,
 ) -> None:
     """With OIDC sign-in the channel's digest ends with a link to /live (no token); with

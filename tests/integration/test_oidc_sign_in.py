@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import free_port
+from tests.postgres import free_port
 from tests.web import Site, running_site, stop_site
 
 TENANT = "7f1c6a52-0000-4000-8000-00000000c0de"

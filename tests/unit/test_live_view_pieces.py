@@ -56,13 +56,13 @@ def test_oidc_sign_in_needs_its_four_settings() -> None:
     """WEB_SIGN_IN=oidc without its issuer, client and tenant is refused naming what is
     missing; with them it is accepted."""
     with pytest.raises(ValidationError, match="OIDC_CLIENT_SECRET, OIDC_TENANT_ID"):
-        Settings(  # type: ignore[call-arg]
+        Settings(
             _env_file=None,
             WEB_SIGN_IN="oidc",
             OIDC_ISSUER="https://login.microsoftonline.com/t/v2.0",
             OIDC_CLIENT_ID="c",
         )
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         WEB_SIGN_IN="oidc",
         OIDC_ISSUER="https://login.microsoftonline.com/t/v2.0",
