@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from bot.domain.model import Source
-from bot.domain.status import Reason
+from bot.domain.status import Reason, Status
 from storage.models import MilestoneRow, UpdateRow
 from storage.repositories import UpdateRepository
 from tests.integration.test_web_links import answers, fetch
@@ -19,7 +19,7 @@ from tests.web import Site
 ALEX = "alex.walker"
 
 
-async def status_of(site: Site, ref: str, *, as_of: date | None = None):  # type: ignore[no-untyped-def]
+async def status_of(site: Site, ref: str, *, as_of: date | None = None) -> Status:
     lines = await site.pulse.statuses("small", as_of=as_of)
     return next(line.status for line in lines if line.milestone.ref == ref)
 

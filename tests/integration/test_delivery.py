@@ -235,7 +235,9 @@ async def test_a_reply_dropped_in_the_inbox_is_recorded_once_and_confirmed(
     confirmations = [read_eml(p) for p in outbox_files(pulse) if "confirmation" in p.name]
     assert len(confirmations) == 1
     assert confirmations[0]["Auto-Submitted"] == "auto-replied"
-    assert "1.2-1" in confirmations[0].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    plain = confirmations[0].get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "1.2-1" in plain.get_content()
     clock.now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
     await runner.run_once()
     reminded = {str(read_eml(p)["To"]) for p in outbox_files(pulse) if "reminder" in p.name}

@@ -201,7 +201,8 @@ async def test_a_worker_killed_before_the_final_dot_leaves_a_message_that_is_res
             await task
         await dying.close()
         assert await states(pulse) == {"claimed": 1}
-        mailbox.gate.set()  # type: ignore[union-attr]
+        assert mailbox.gate is not None
+        mailbox.gate.set()
         clock.now += timedelta(minutes=6)
         survivor_transport = smtp_transport(port)
         survivor = OutboxWorker(pulse.sessions, {"email": survivor_transport}, clock=clock)

@@ -377,9 +377,9 @@ async def test_40_mail_from_our_own_address_or_our_own_messages_is_dropped(
         # A forwarder that rewrote From and Message-ID, and dropped Auto-Submitted.
         forwarded["From"] = "Dana Cole <dana.cole@council.example>"
         forwarded["Message-ID"] = "<fwd-1@forwarder.example.net>"
-        forwarded.set_content(
-            str(confirmation.get_body(preferencelist=("plain",)).get_content())  # type: ignore[union-attr]
-        )
+        plain = confirmation.get_body(preferencelist=("plain",))
+        assert plain is not None
+        forwarded.set_content(str(plain.get_content()))
         ours = [
             _reply(prompt, "PLAN-PULSE@Council.Example", "1.2-2 1 looped", 2),
             _reply(prompt, "Plan Pulse <plan-pulse+bounces@council.example>", "1.2-2 1 x", 3),
