@@ -22,11 +22,9 @@ from bot.services.records import Records
 from bot.settings import Settings
 from handlers.files.importing import import_plan
 from tests.conftest import FIXTURES, Clock
-from tests.fake_slack import FakeSlack, fake_slack
+from tests.fake_slack import FakeSlack
 from tests.integration.test_delivery import prompt_for, reply_to
 from tests.integration.test_slack_app import MONDAY, Slack, _harness, _people_csv, rate_payload
-
-__all__ = ["fake_slack"]
 
 PLANS = FIXTURES / "plans"
 PULSE = Path(sys.executable).parent / "pulse"
@@ -41,7 +39,7 @@ async def slack_week(
     it on the same store, its clock at Monday morning; raw mail is kept one day."""
     async for slack in _harness(db_url, tmp_path, fake_slack):
         clock = Clock(MONDAY)
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             DATABASE_URL=db_url,
             PULSE_DATA_DIR=tmp_path / "var",

@@ -401,7 +401,7 @@ async def test_the_card_opens_the_live_view_only_when_opening_it_needs_a_sign_in
         else {}
     )
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         DATABASE_URL=db_url,
         PULSE_DATA_DIR=tmp_path / "var",
         PULSE_BASE_URL="https://pulse.example.org",
