@@ -44,7 +44,7 @@ from bot.metrics import count_answers
 from storage.answers import AnsweringData, AnswerRepository, AskedPrompt, NewUpdate
 from storage.db import Session, is_duplicate, savepoint
 from storage.live_view import LiveViewRepository
-from storage.repositories import PlanRepository, utc
+from storage.repositories import PlanRepository, TrackedPlan, utc
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,12 @@ class AnswerBatch:
                 slack_user_ids=slack_user_ids,
             )
         )
+
+    def plan_of(self, prompt_id: int) -> TrackedPlan | None:
+        """The prompt's plan as this batch read it: its milestones asked by the prompts
+        loaded (with what decides their status), so a channel showing them reads no more."""
+        prompt = self._data.prompts.get(prompt_id)
+        return self._data.plans.get(prompt.plan_id) if prompt is not None else None
 
     def person(self, who: Who) -> Person | None:
         if who.slack_user_id is not None:

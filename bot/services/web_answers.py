@@ -165,9 +165,9 @@ class UpdatePages:
                 opened = await self._open(session, token_hash_, now=now)
                 if opened is None:
                     return None
-                link, context = opened
-                page = await self._page(session, link, context, now=now)
-                return await self._record(session, link, context, page, form, now=now)
+                link, context, answers = opened
+                page = await self._page(session, link, context, answers, now=now)
+                return await self._record(session, link, context, answers, page, form, now=now)
         except DATABASE_ERRORS as error:
             if not is_duplicate(error):
                 raise
@@ -184,8 +184,8 @@ class UpdatePages:
             opened = await self._open(session, token_hash_, now=now)
             if opened is None:
                 return None
-            link, context = opened
-            page = await self._page(session, link, context, now=now)
+            link, context, answers = opened
+            page = await self._page(session, link, context, answers, now=now)
             absence = read_absence(
                 form,
                 people=[key for key, _ in page.people],
@@ -212,14 +212,16 @@ class UpdatePages:
                 message = f"{names[absence.delegate]} answers for you when you are away."
             else:
                 message = "You are not away, and nobody answers for you."
-            page = await self._page(session, link, context, now=now)
+            page = await self._page(session, link, context, answers, now=now)
             return AbsenceSet(page, absence, message)
 
     # -- inside a unit of work --------------------------------------------------------
 
     async def _open(
         self, session: Session, token_hash_: str, *, now: datetime
-    ) -> tuple[FoundLink, AnswerContext] | None:
+    ) -> tuple[FoundLink, AnswerContext, AnswerBatch] | None:
+        """The link, what its person may answer, and the answers batch read for it: read
+        once per request, and what the page and the recording both use."""
         link = await WebLinks(session).find(token_hash_)
         if link is None or not link.open_at(now):
             return None
@@ -230,13 +232,21 @@ class UpdatePages:
             context = answers.context(Who(person_key=link.person.key), link.prompt.id, now=now)
         except AnswerRefused:
             return None
-        return link, context
+        return link, context, answers
 
     async def _page(
-        self, session: Session, link: FoundLink, context: AnswerContext, *, now: datetime
+        self,
+        session: Session,
+        link: FoundLink,
+        context: AnswerContext,
+        answers: AnswerBatch,
+        *,
+        now: datetime,
     ) -> UpdatePage:
         refs = [r for r in link.prompt.milestone_refs if r in context.allowed]
-        tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
+        tracked = answers.plan_of(link.prompt.id)
+        if tracked is None:  # read with the context just given: cannot happen
+            tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
         since = link.prompt.created_at
         answered: dict[str, Answered] = {}
         for ref in refs:
@@ -275,6 +285,7 @@ class UpdatePages:
         session: Session,
         link: FoundLink,
         context: AnswerContext,
+        answers: AnswerBatch,
         page: UpdatePage,
         form: Mapping[str, str],
         *,
@@ -305,9 +316,7 @@ class UpdatePages:
             return Submitted(page, draft)
         nonce = _nonce(form.get("submission", ""))
         key = f"web:{link.prompt.id}:{link.person.id}:{nonce}"
-        answers = await AnswerBatch.load(
-            session, prompts=[link.prompt.asked()], person_keys=[link.person.key]
-        )
+        # The batch this request read when it opened the link, in this same transaction.
         who = Who(person_key=link.person.key)
         answers.decide(
             AnswerRequest(
