@@ -91,7 +91,21 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_READS_ONLY = "pulse_reads_only"
+
+
+async def reads_only(session: Any) -> None:
+    """Mark `session`, before its first statement, as one that only reads: on SQLite its
+    transaction then begins deferred, reading the last committed state (WAL) without taking
+    the write lock, so it neither waits for writers nor makes them wait. A statement that
+    writes in such a session may fail with "database is locked": only for pure reads."""
+    await session.connection(execution_options={_READS_ONLY: True})
+
+
 def _begin_immediate(connection: Any) -> None:
+    if connection.get_execution_options().get(_READS_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        return
     # A deferred transaction that reads and then writes fails at once with "database is
     # locked" when another connection wrote in between; taking the write lock up front makes
     # writers queue (up to busy_timeout) instead. SQLite mode is one process, so the cost of

@@ -43,7 +43,7 @@ from bot.services.answers import (
     Who,
 )
 from bot.signing import Signer
-from storage.db import DATABASE_ERRORS, Session, Sessions, is_duplicate
+from storage.db import DATABASE_ERRORS, Session, Sessions, is_duplicate, reads_only
 from storage.outbox import OutboxRepository
 from storage.prompts import PromptRepository
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan
@@ -147,11 +147,11 @@ class UpdatePages:
 
     async def page(self, token_hash_: str) -> UpdatePage | None:
         """The page a link opens, or None when the link is unknown or no longer works.
-        Reads only; on SQLite in the same queue as the writes, since every SQLite
-        transaction takes the write lock (storage/db.py): a page read left to SQLite's busy
-        handler was starved by queued submits under load (bench/web_bench.py)."""
+        Reads only, so not in the writers' queue: on SQLite it reads the last committed
+        state without the write lock (`reads_only`), while submits queue for it."""
         now = self.clock()
-        async with self._writer, self.sessions() as session:
+        async with self.sessions() as session:
+            await reads_only(session)
             opened = await self._open(session, token_hash_, now=now)
             if opened is None:
                 return None

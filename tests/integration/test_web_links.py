@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.domain.model import Source
 from bot.services.records import Records
@@ -64,6 +64,18 @@ async def test_opening_a_link_twice_records_and_sends_nothing(site: Site) -> Non
         assert "Alex Walker" in page
     assert await web_updates(site) == 0
     assert await count(site.pulse, OutboxRow) == before
+
+
+async def test_a_page_opens_while_another_writer_holds_the_database(site: Site) -> None:
+    """Opening a link reads only, so it does not wait for a write in progress elsewhere
+    (on SQLite: it does not queue for the one write lock)."""
+    link = site.link_for(ALEX)
+    async with site.pulse.sessions() as session, session.begin():
+        await session.execute(update(OutboxRow).values(attempts=OutboxRow.attempts))
+        status, page, _ = await fetch(link)
+        assert status == 200
+        assert "Alex Walker" in page
+        await session.rollback()
 
 
 async def test_a_submission_records_in_one_go_and_a_replay_records_nothing_more(
