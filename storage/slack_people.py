@@ -46,7 +46,7 @@ class SlackPeople:
         return [stored_plan(row) for row in rows.all()]
 
     async def set_away(
-        self, person_id: int, until: date | None, *, at: datetime, channel: str = "slack"
+        self, person_id: int, until: date | None, *, at: datetime, channel: str
     ) -> None:
         """Set (or clear) the person's absence, themselves, through `channel`; audited."""
         person = await self.session.get(PersonRow, person_id)
@@ -56,7 +56,7 @@ class SlackPeople:
             await self._audit(action, person_id, at, until, channel)
 
     async def set_delegate(
-        self, person_id: int, delegate_id: int | None, *, at: datetime, channel: str = "slack"
+        self, person_id: int, delegate_id: int | None, *, at: datetime, channel: str
     ) -> None:
         """Name (or clear) the person's delegate, themselves, through `channel`; audited."""
         person = await self.session.get(PersonRow, person_id)

@@ -49,10 +49,10 @@ async def reply_to(answers: SlackAnswers, user: str, verb: str, rest: str) -> st
                 raise Refused("Give the date you are back, e.g. `/pulse away 31/01/27`.")
             if day < local_date(now, person.timezone or "Europe/London"):
                 raise Refused("That date is in the past.")
-            await people.set_away(person.id, day, at=now)
+            await people.set_away(person.id, day, at=now, channel="slack")
             return f"You are away until {day:%-d %b %Y}; your delegate is asked instead."
         if verb == "back":
-            await people.set_away(person.id, None, at=now)
+            await people.set_away(person.id, None, at=now, channel="slack")
             return "Welcome back: you will be asked about your milestones again."
         if verb == "delegate":
             mention = _MENTION.match(rest)
@@ -71,9 +71,9 @@ async def reply_to(answers: SlackAnswers, user: str, verb: str, rest: str) -> st
                 raise Refused("That person is not in Plan Pulse, so cannot answer for you.")
             if delegate.id == person.id:
                 raise Refused("You cannot be your own delegate.")
-            await people.set_delegate(person.id, delegate.id, at=now)
+            await people.set_delegate(person.id, delegate.id, at=now, channel="slack")
             if until is not None:
-                await people.set_away(person.id, until, at=now)
+                await people.set_away(person.id, until, at=now, channel="slack")
                 return f"{delegate.name} answers for you until {until:%-d %b %Y}."
             return f"{delegate.name} answers for you while you are away."
     return f"I do not know `{verb}`.\n{HELP}"

@@ -263,10 +263,10 @@ class TeamsAnswers:
                     raise Refused("Give the date you are back, e.g. away 31/01/27.")
                 if day < today:
                     raise Refused("That date is in the past.")
-                await people.set_away(person.id, day, at=now)
+                await people.set_away(person.id, day, at=now, channel="teams")
                 return f"You are away until {day:%-d %b %Y}; your delegate is asked instead."
             if verb == "back":
-                await people.set_away(person.id, None, at=now)
+                await people.set_away(person.id, None, at=now, channel="teams")
                 return "Welcome back: you will be asked about your milestones again."
             if verb == "delegate":
                 name, until = _delegate_args(rest, today)
@@ -278,9 +278,9 @@ class TeamsAnswers:
                     )
                 if delegate.id == person.id:
                     raise Refused("You cannot be your own delegate.")
-                await people.set_delegate(person.id, delegate.id, at=now)
+                await people.set_delegate(person.id, delegate.id, at=now, channel="teams")
                 if until is not None:
-                    await people.set_away(person.id, until, at=now)
+                    await people.set_away(person.id, until, at=now, channel="teams")
                     return f"{delegate.name} answers for you until {until:%-d %b %Y}."
                 return f"{delegate.name} answers for you while you are away."
         return f"I do not know {verb!r}.\n\n{HELP}"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.app import Runner
-from storage.models import OutboxRow, PersonRow, UpdateRow
+from storage.models import AuditRow, OutboxRow, PersonRow, UpdateRow
 from storage.outbox import OutboxRepository
 from tests.adaptive_cards import card_contents, validate_message
 from tests.fake_bot_connector import Member
@@ -157,6 +157,24 @@ async def test_commands_in_the_chat(db_url: str, tmp_path: Path) -> None:
         assert row.away_until == date(2027, 2, 28)
         assert "in the past" in await say("away 01/01/20")
         assert "Nobody in Plan Pulse has that name" in await say("delegate Nobody Atall")
+        # Each change is in the audit log as Dana's own, made through Teams.
+        async with site.pulse.sessions() as session:
+            audited = (
+                await session.execute(
+                    select(AuditRow.action, AuditRow.actor, AuditRow.channel)
+                    .where(AuditRow.person_id == row.id)
+                    .order_by(AuditRow.id)
+                )
+            ).all()
+        assert [a for a, _, _ in audited] == [
+            "away_set",
+            "away_cleared",
+            "delegate_set",
+            "away_set",
+        ]
+        assert {(actor, channel) for _, actor, channel in audited} == {
+            (f"person:{row.id}", "teams")
+        }
 
 
 async def test_a_restart_between_sent_and_recorded_leaves_the_card_for_review(
