@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from bot.domain.ratings import label
 from digests.content import (
@@ -20,6 +21,20 @@ from digests.content import (
     DigestSection,
     week_title,
 )
+
+# The chat renderings' symbols (Slack and Teams): squares of the rating mix, 1 achieved …
+# 4 not started and unrated, and each section's and the awaiting list's mark.
+MIX_SQUARES = ("🟩", "🟦", "🟨", "🟥", "⬜")
+SECTION_EMOJI: Mapping[DigestSection, str] = MappingProxyType(
+    {
+        DigestSection.OVERDUE: "🔴",
+        DigestSection.AT_RISK: "🟠",
+        DigestSection.NEEDS_SUPPORT: "🆘",
+        DigestSection.DUE_SOON: "📅",
+        DigestSection.ACHIEVED: "✅",
+    }
+)
+AWAITING_EMOJI = "⏳"
 
 # Characters that Markdown (CommonMark and GitHub's) reads as inline markup, raw HTML or an
 # entity. User text never starts a line here (it follows a bullet or a quote marker), so the

@@ -48,8 +48,11 @@ from typing import Any
 
 from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
 from digests.markdown import (
+    AWAITING_EMOJI,
     AWAITING_TITLE,
+    MIX_SQUARES,
     NOTHING_TO_REPORT,
+    SECTION_EMOJI,
     counts_line,
     digest_title,
     group_heading,
@@ -77,18 +80,7 @@ TITLE_SHORTENED = "… (title shortened; full text in the export)"
 
 # In the order of `content.MIX_KEYS`: 1 achieved, 2 largely, 3 in progress, 4 not started,
 # unrated.
-MIX_SQUARES = ("🟩", "🟦", "🟨", "🟥", "⬜")
 
-SECTION_EMOJI: Mapping[DigestSection, str] = MappingProxyType(
-    {
-        DigestSection.OVERDUE: "🔴",
-        DigestSection.AT_RISK: "🟠",
-        DigestSection.NEEDS_SUPPORT: "🆘",
-        DigestSection.DUE_SOON: "📅",
-        DigestSection.ACHIEVED: "✅",
-    }
-)
-AWAITING_EMOJI = "⏳"
 
 _NO_IDS: Mapping[str, str] = MappingProxyType({})
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")

@@ -37,8 +37,11 @@ from typing import Any
 
 from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
 from digests.markdown import (
+    AWAITING_EMOJI,
     AWAITING_TITLE,
+    MIX_SQUARES,
     NOTHING_TO_REPORT,
+    SECTION_EMOJI,
     digest_title,
     group_heading,
     item_facts,
@@ -65,19 +68,8 @@ MAX_POST_BYTES = 27_000
 MAX_PIECE_BYTES = 6_000
 LIVE_VIEW_TITLE = "Open the live view"
 SQUARES = 10  # squares in a picture-of-progress bar
-MIX_SQUARES = ("🟩", "🟦", "🟨", "🟥", "⬜")  # 1 achieved … 4 not started, unrated
 TABLE_ROWS = 12  # rows of the picture's table in one post, header included
 
-SECTION_EMOJI: Mapping[DigestSection, str] = MappingProxyType(
-    {
-        DigestSection.OVERDUE: "🔴",
-        DigestSection.AT_RISK: "🟠",
-        DigestSection.NEEDS_SUPPORT: "🆘",
-        DigestSection.DUE_SOON: "📅",
-        DigestSection.ACHIEVED: "✅",
-    }
-)
-AWAITING_EMOJI = "⏳"
 
 _NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
