@@ -15,6 +15,11 @@ transaction; timed the same way.
     .venv/bin/python bench/web_bench.py [--leads 500] [--concurrency 10 50]
                                         [--database-url URL | --postgres]
 
+Every lead's submit must come back as the "recorded" page listing their five milestones, and
+each round must add exactly LEADS x 5 web answers; the run says what the leads were told
+and exits 1 otherwise. The bare handler writes on a plan of its own that nobody is
+prompted about, so its rows never become a lead's "answers already given".
+
 Targets: at 10 in flight, page p99 < 150 ms and submit p99 < 250 ms; at 50 in flight,
 throughput and p99 within 3x of the bare handler.
 """
@@ -51,13 +56,17 @@ from bot.signing import Signer
 from handlers.files.importing import import_plan
 from handlers.web.server import _environment, build_web_app
 from storage.db import create_engine, migrate, session_factory
-from storage.models import MilestoneRow, PromptRow, UpdateRow
+from storage.models import ActionRow, MilestoneRow, PlanRow, PromptRow, UpdateRow
 from storage.web_links import WebLinks
 from tests.postgres import create_database, find_pg_bin, running_postgres
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 KEY = "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E-bench"
 _HIDDEN = re.compile(r'name="(csrf|submission)" value="([^"]*)"')
+_RECORDED_REF = re.compile(r"<li><strong>([^<]+)</strong>")
+_ERROR = re.compile(
+    r'<p class="error" id="[^"]+"><span class="visually-hidden">Error:</span> ([^<]*)'
+)
 
 
 def write_plan(folder: Path, leads: int) -> tuple[Path, Path]:
@@ -82,6 +91,33 @@ def write_plan(folder: Path, leads: int) -> tuple[Path, Path]:
     return plan, people
 
 
+def write_baseline_plan(folder: Path) -> Path:
+    """One action of five milestones in a plan of its own, for the bare handler's rows."""
+    plan = folder / "baseline.csv"
+    with plan.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Milestones", "Progress 1 - 4"])
+        milestones = "\n".join(
+            f"- Baseline milestone {n} {10 + n}/0{n + 2}/27" for n in range(1, 6)
+        )
+        out.writerow(["1 - Priority", "1.1", "Baseline action", "P0", milestones, "4"])
+    return plan
+
+
+def outcome(done: str) -> str:
+    """What a submit's answer told the lead: "recorded N" or why not."""
+    if "Thank you: your update is recorded" in done:
+        return f"recorded {len(_RECORDED_REF.findall(done))}"
+    if "Nothing changed" in done:
+        return "nothing changed"
+    if "was already recorded" in done:
+        return "already recorded"
+    if "There is a problem" in done:
+        errors = _ERROR.findall(done)
+        return f"error: {errors[0] if errors else '?'}"
+    return "unexpected page"
+
+
 def form_of(page: str, rating: str) -> dict[str, str]:
     hidden = dict(_HIDDEN.findall(page))
     form = {"form": "update", **hidden}
@@ -91,9 +127,11 @@ def form_of(page: str, rating: str) -> dict[str, str]:
 
 
 async def fire(urls: list[str], rating: str, concurrency: int) -> dict[str, Any]:
-    """Each URL: GET, then POST its form; CONCURRENCY at a time. Latencies and wall time."""
+    """Each URL: GET, then POST its form; CONCURRENCY at a time. Latencies, wall time, and
+    how many submits told their lead what (`outcome`)."""
     pages: list[float] = []
     submits: list[float] = []
+    outcomes: dict[str, int] = {}
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -112,10 +150,17 @@ async def fire(urls: list[str], rating: str, concurrency: int) -> dict[str, Any]
                         raise RuntimeError(f"submit: status {response.status}: {done[:200]}")
                 pages.append(t1 - t0)
                 submits.append(time.perf_counter() - t1)
+                told = outcome(done)
+                outcomes[told] = outcomes.get(told, 0) + 1
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(u) for u in urls))
-        return {"pages": pages, "submits": submits, "wall": time.perf_counter() - t0}
+        return {
+            "pages": pages,
+            "submits": submits,
+            "outcomes": outcomes,
+            "wall": time.perf_counter() - t0,
+        }
 
 
 def _fire(urls: list[str], rating: str, concurrency: int) -> dict[str, Any]:
@@ -212,6 +257,10 @@ async def bench(
             sessions, plan_file, people_path=people_file, plan_key="bench", now=NOW,
             ratings_as_of=date(2026, 11, 2),
         )  # fmt: skip
+        await import_plan(
+            sessions, write_baseline_plan(folder), plan_key="baseline", now=NOW,
+            ratings_as_of=date(2026, 11, 2),
+        )  # fmt: skip
         signer = Signer(KEY)
         await Cycles(sessions, mail_from="pulse@council.example", clock=lambda: NOW).start_cycle(
             "bench", now=NOW
@@ -225,7 +274,16 @@ async def bench(
                 tokens.append(token)
                 links.append((prompt_id, person_id, link_hash(token, signer)))
             await WebLinks(session).add(links, now=NOW, expires_at=NOW + timedelta(days=14))
-            milestone_ids = list((await session.scalars(select(MilestoneRow.id).limit(5))).all())
+            milestone_ids = list(
+                (
+                    await session.scalars(
+                        select(MilestoneRow.id)
+                        .join(ActionRow, ActionRow.id == MilestoneRow.action_id)
+                        .join(PlanRow, PlanRow.id == ActionRow.plan_id)
+                        .where(PlanRow.key == "baseline")
+                    )
+                ).all()
+            )
         if engine.dialect.name == "postgresql":
             async with engine.begin() as connection:
                 await connection.exec_driver_sql("ANALYZE")
@@ -245,14 +303,22 @@ async def bench(
             f"{len(prompts)} prompts with links"
         )
         await fire_elsewhere(pool, bare_urls[:10], "3", 5)  # warm up
+        web_rows = select(func.count()).select_from(UpdateRow).where(UpdateRow.source == "web")
+        wrong = False
         for round_, (n, rating) in enumerate(zip(concurrency, ("3", "2", "3", "2"), strict=False)):
             async with sessions() as session:
-                before = int(await session.scalar(select(func.count()).select_from(UpdateRow)) or 0)
+                before = int(await session.scalar(web_rows) or 0)
             clock_now[0] = NOW + timedelta(minutes=5 + 10 * round_)
             run = await fire_elsewhere(pool, urls, rating, n)
             async with sessions() as session:
-                after = int(await session.scalar(select(func.count()).select_from(UpdateRow)) or 0)
-            print(f"{n} in flight, rating {rating}: {after - before} updates recorded")
+                after = int(await session.scalar(web_rows) or 0)
+            told = ", ".join(f"{k}: {v}" for k, v in sorted(run["outcomes"].items()))
+            ok = after - before == leads * 5 and run["outcomes"] == {"recorded 5": leads}
+            wrong = wrong or not ok
+            print(
+                f"{n} in flight, rating {rating}: {after - before} of {leads * 5} answers "
+                f"recorded; leads told {told} {'(as expected)' if ok else '(NOT as expected)'}"
+            )
             rate, page99, submit99 = summary("update page", run)
             bare = await fire_elsewhere(pool, bare_urls, rating, n)
             bare_rate, bare_page99, bare_submit99 = summary("bare", bare)
@@ -269,6 +335,8 @@ async def bench(
                 f"{'met' if ratio <= 3 and p99_ratio <= 3 else 'NOT met'}"
             )
         await engine.dispose()
+        if wrong:
+            raise SystemExit(1)
     finally:
         for r in runners:
             await r.cleanup()
