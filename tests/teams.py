@@ -102,8 +102,14 @@ def teams_people(folder: Path) -> Path:
 
 @asynccontextmanager
 async def teams_site(
-    db_url: str, data: Path, *, extra: Mapping[str, Any] | None = None, limits: bool = False
+    db_url: str,
+    data: Path,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    limits: bool = False,
+    people: Path | None = None,
 ) -> AsyncIterator[TeamsSite]:
+    """The site with the small plan, its people from `people` (else `teams_people`)."""
     identity = FakeIdentity()
     await identity.start()
     connector = FakeBotConnector(identity, enforce_limits=limits)
@@ -130,7 +136,9 @@ async def teams_site(
     runner: Runner | None = None
     try:
         await pulse.migrate()
-        await import_small_plan(pulse.sessions, now=clock(), people_path=teams_people(data))
+        await import_small_plan(
+            pulse.sessions, now=clock(), people_path=people or teams_people(data)
+        )
         runner = Runner(pulse)
         await runner.web.start()
         yield TeamsSite(
