@@ -3,6 +3,7 @@ everyone else, through the outbox, within Teams' limits, never twice."""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -13,12 +14,14 @@ from sqlalchemy import select
 from bot.domain.model import Source
 from bot.messages.teams_cards import card_activity, notice_card, teams_payload
 from bot.services.transports import Result
-from storage.models import MilestoneRow, OutboxRow
+from handlers.files.importing import import_plan
+from storage.models import MilestoneRow, OutboxRow, UpdateRow
 from storage.outbox import OutboxMessage
 from storage.repositories import UpdateRepository
-from tests.adaptive_cards import card_contents, validate_message
+from tests.adaptive_cards import MAX_MESSAGE_BYTES, card_contents, message_bytes, validate_message
+from tests.conftest import PLANS
 from tests.integration.test_delivery import outbox_files, read_eml
-from tests.teams import TeamsSite, teams_site
+from tests.teams import TeamsSite, teams_people, teams_site
 
 
 def _texts(card: Any) -> list[str]:
@@ -189,3 +192,118 @@ async def test_a_chat_answered_429_is_not_asked_again_until_retry_after(
         site.clock.now += timedelta(seconds=21)
         assert (await transport.deliver(row(2, "a:1held"))).result is Result.SENT
         assert len(site.connector.sent_to("a:1held")) == 1
+
+
+_HEADER = (
+    "Priority",
+    "Ref",
+    "Key actions",
+    "Lead(s)",
+    "Timescales",
+    "Milestones",
+    "Progress 1 - 4",
+    "Notes",
+    "Network(s)",
+)
+_ACTIONS = [
+    "Family hubs in every locality",
+    "Edge of care service redesign",
+    "Placement sufficiency strategy",
+    "Quality assurance framework refresh",
+    "Care leavers local offer",
+]
+_STEPS = [
+    "Scope agreed with partners",
+    "Baseline data collected and checked",
+    "Draft proposal to the board",
+    "Consultation with families and young people",
+    "Final sign-off and launch",
+]
+
+
+async def _import_dana_heavy_plan(site: TeamsSite, folder: Path) -> list[str]:
+    """A second plan, "big", whose five actions of five milestones each Dana leads: the
+    milestones' references in plan order."""
+    path = folder / "big-plan.csv"
+    refs: list[str] = []
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(_HEADER)
+        for number, title in enumerate(_ACTIONS, start=1):
+            steps = "\n".join(
+                f"- {step} {5 * n:02d}/{number:02d}/27" for n, step in enumerate(_STEPS, start=1)
+            )
+            writer.writerow(
+                ["3 - Children in care", f"3.{number}", title, "DC", "", steps, "", "", "workforce"]
+            )
+            refs += [f"3.{number}-{n}" for n in range(1, len(_STEPS) + 1)]
+    await import_plan(
+        site.pulse.sessions,
+        path,
+        now=site.clock(),
+        plan_key="big",
+        people_path=teams_people(folder),
+        networks_path=PLANS / "small-networks.csv",
+    )
+    return refs
+
+
+async def test_a_long_prompt_is_split_into_cards_and_the_second_one_answers(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Dana's 25 milestones come as several valid cards under Teams' size limit, each
+    milestone on exactly one; rating one on the second card records it through the answers
+    service and turns that card, and only that one, into what was recorded."""
+    async with teams_site(db_url, tmp_path) as site:
+        refs = await _import_dana_heavy_plan(site, tmp_path)
+        assert len(refs) == 25
+        dana = site.member("dana", "Dana Cole", "dana.cole@council.example")
+        assert await site.post(site.install(dana)) == 200
+        conversation = f"a:1{dana.id[3:]}"
+        report = await site.runner.cycles.start_cycle("big", now=site.clock())
+        assert report.created == 1
+        await site.runner.worker.drain()
+        activities = site.connector.sent_to(conversation)
+        assert len(site.connector.sent) == len(activities) >= 2
+        on_cards: list[str] = []
+        for activity in activities:
+            assert message_bytes(activity) < MAX_MESSAGE_BYTES
+            assert validate_message(activity) == []
+            (card,) = card_contents(activity)
+            on_cards += [ref for ref in _inputs(card) if ref.startswith("rating:")]
+        assert on_cards == [f"rating:{ref}" for ref in refs]
+
+        second = card_contents(activities[1])[0]
+        second_refs = [
+            key.partition(":")[2] for key in _inputs(second) if key.startswith("rating:")
+        ]
+        submit = next(a for a in second["actions"] if a["type"] == "Action.Submit")
+        ref = second_refs[0]
+        value = {
+            **{key: "" for key in _inputs(second)},
+            **submit["data"],
+            f"rating:{ref}": "3",
+            f"note:{ref}": "Consultation slipped to February",
+        }
+        card_id = "activity-2"  # every activity went to Dana; the connector numbers them
+        submission = site.activity(dana, "message", value=value, replyToId=card_id)
+        assert await site.post(submission) == 200
+
+        async with site.pulse.sessions() as session:
+            updates = (
+                await session.execute(
+                    select(MilestoneRow.ref, UpdateRow.rating, UpdateRow.note)
+                    .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
+                    .where(UpdateRow.source == "teams")
+                )
+            ).all()
+        assert [tuple(u) for u in updates] == [(ref, 3, "Consultation slipped to February")]
+        assert [(c, replaced) for c, replaced, _ in site.connector.updated] == [
+            (conversation, card_id)
+        ]
+        shown = site.connector.updated[0][2]
+        assert validate_message(shown) == []
+        texts = _texts(card_contents(shown)[0])
+        assert "Thank you: your update is recorded." in texts
+        assert set(second_refs) <= set(texts)
+        assert not (set(refs) - set(second_refs)) & set(texts), "the first card's milestones"
