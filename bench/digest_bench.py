@@ -198,6 +198,27 @@ async def write_postgres(url: str, tables: dict[str, list[tuple[object, ...]]]) 
         await connection.close()
 
 
+async def build_store(
+    url: str, milestones: int, updates: int, networks: int
+) -> dict[str, list[tuple[object, ...]]]:
+    """The national-scale store written into the database at `url`: the plan's rows and
+    `updates` answers, the newest a day before NOW. Returns the rows written."""
+    print(
+        f"building the store: {milestones:,} milestones, {updates:,} updates, "
+        f"{networks} networks …",
+        flush=True,
+    )
+    tables = store_rows(milestones, networks)
+    tables["updates"] = update_rows(
+        milestones, updates, start_id=1, newest=NOW - timedelta(days=1), seed=1
+    )
+    if url.startswith("sqlite"):
+        await asyncio.to_thread(write_sqlite, Path(make_url(url).database or ""), tables)
+    else:
+        await write_postgres(url, tables)
+    return tables
+
+
 async def timed_digests(pulse: PlanPulse, rounds: int = 5) -> tuple[float, int]:
     best = float("inf")
     count = 0
@@ -214,20 +235,8 @@ async def bench(milestones: int, updates: int, networks: int, database_url: str 
     try:
         url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
         pulse = await bench_pulse(url, folder, NOW)
-        print(
-            f"building the store: {milestones:,} milestones, {updates:,} updates, "
-            f"{networks} networks …",
-            flush=True,
-        )
         t0 = time.perf_counter()
-        tables = store_rows(milestones, networks)
-        tables["updates"] = update_rows(
-            milestones, updates, start_id=1, newest=NOW - timedelta(days=1), seed=1
-        )
-        if url.startswith("sqlite"):
-            await asyncio.to_thread(write_sqlite, Path(make_url(url).database or ""), tables)
-        else:
-            await write_postgres(url, tables)
+        await build_store(url, milestones, updates, networks)
         print(f"  written in {time.perf_counter() - t0:.0f} s")
 
         first, count = await timed_digests(pulse)

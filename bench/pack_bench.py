@@ -31,14 +31,10 @@ from pathlib import Path
 from digest_bench import (  # siblings: benchmarks run as scripts
     AS_OF,
     NOW,
-    store_rows,
-    update_rows,
-    write_postgres,
-    write_sqlite,
+    build_store,
 )
 from sample_plans import bench_pulse
 from sqlalchemy import select, update
-from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse
 from bot.services.packs import board_pack
@@ -113,20 +109,8 @@ async def bench(
     try:
         url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
         pulse = await bench_pulse(url, folder, NOW)
-        print(
-            f"building the store: {milestones:,} milestones, {updates:,} updates, "
-            f"{networks} networks …",
-            flush=True,
-        )
         t0 = time.perf_counter()
-        tables = store_rows(milestones, networks)
-        tables["updates"] = update_rows(
-            milestones, updates, start_id=1, newest=NOW - timedelta(days=1), seed=1
-        )
-        if url.startswith("sqlite"):
-            await asyncio.to_thread(write_sqlite, Path(make_url(url).database or ""), tables)
-        else:
-            await write_postgres(url, tables)
+        tables = await build_store(url, milestones, updates, networks)
         prompts = await add_prompts(pulse)
         print(f"  written in {time.perf_counter() - t0:.0f} s ({prompts:,} prompts)")
         followed = Counter(network_id for _, network_id in tables["action_networks"])
