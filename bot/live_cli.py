@@ -6,9 +6,9 @@ coordinator's live-view links). Registered on the main app by `bot.cli`, whose r
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,7 @@ from bot.cli_groups import command_group
 from bot.domain.errors import PulseError
 from bot.domain.ratings import rating_from_text
 from bot.domain.replies import ReplyLine
+from bot.records_cli import RunCommand
 from bot.services.answers import OnBehalf, record_on_behalf, withdraw
 from bot.services.live_view import revoke_view_links
 from bot.services.records import os_actor
@@ -23,25 +24,13 @@ from bot.services.records import os_actor
 if TYPE_CHECKING:
     from bot.app import PlanPulse
 
-T = TypeVar("T")
-
-
-class _Run(Protocol):
-    def __call__(
-        self,
-        work: Callable[[PlanPulse], Awaitable[T]],
-        *,
-        migrate: bool = ...,
-        clock: datetime | None = ...,
-    ) -> T: ...
-
 
 class Refused(PulseError):
     """An answer the command could not record: why, in one line."""
 
 
 def register_live(
-    app: typer.Typer, *, run: _Run, day: Callable[[str | None, str], date | None]
+    app: typer.Typer, *, run: RunCommand, day: Callable[[str | None, str], date | None]
 ) -> None:
     """Add `answer` and `web revoke` to `app`."""
     web_app = command_group(app, "web", "The web pages: coordinators' live-view links.")

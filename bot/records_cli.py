@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class _Run(Protocol):
+class RunCommand(Protocol):
+    """How a registered command runs its work with the application (`bot.cli._run`)."""
+
     def __call__(
         self,
         work: Callable[[PlanPulse], Awaitable[T]],
@@ -38,7 +40,7 @@ class _Run(Protocol):
 def register_records(
     app: typer.Typer,
     *,
-    run: _Run,
+    run: RunCommand,
     day: Callable[[str | None, str], date | None],
     people: typer.Typer,
 ) -> None:
