@@ -90,6 +90,7 @@ class NewUpdate:
     answers: tuple[int, ...]  # prompt ids
     supersedes: int | None = None  # the update it replaces (a change within one prompt)
     recorded_by: str | None = None  # who recorded it, when not `person_key` (a coordinator)
+    evidence: str | None = None  # with rating 1: what changed for children and families
 
 
 _Delegate = aliased(PersonRow, name="delegate")  # built once: an alias per call defeats caching
@@ -239,6 +240,7 @@ class AnswerRepository:
                     "recorded_at": utc(u.recorded_at),
                     "supersedes_id": u.supersedes,
                     "recorded_by": u.recorded_by,
+                    "evidence": u.evidence,
                 }
             )
             if u.supersedes is not None:

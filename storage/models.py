@@ -212,6 +212,15 @@ class UpdateRow(Base):
         # The answers one person gave, for a subject-access export (migration 0023).
         Index("ix_updates_person_given", "person_id", "given_at", "id"),
         # Whether an update is superseded, asked per update by status reads (0026).
+        # The milestones that have evidence of impact, asked by digests and packs (0027).
+        Index(
+            "ix_updates_milestone_evidence",
+            "milestone_id",
+            "given_at",
+            "id",
+            sqlite_where=text("evidence IS NOT NULL"),
+            postgresql_where=text("evidence IS NOT NULL"),
+        ),
         Index(
             "ix_updates_supersedes",
             "supersedes_id",
@@ -237,6 +246,9 @@ class UpdateRow(Base):
     # Who recorded it, when not the person it is for: a coordinator on a lead's behalf (their
     # address, or "os:<user>" from the command line).
     recorded_by: Mapped[str | None] = mapped_column(String(320))
+    # With a rating of 1: what changed for children and families, or a link to evidence
+    # (migration 0027). Personal data, like the note.
+    evidence: Mapped[str | None] = mapped_column(Text)
 
 
 # What a copy of an update holds in `milestone_state`, in the order of `UPDATE_FIELDS`.

@@ -174,3 +174,6 @@ class Update(NamedTuple):
     person_key: str | None = None
     external_id: str | None = None
     id: int | None = None  # its stored id, once stored
+    # With a rating of 1 (achieved): what changed for children and families, or a link to
+    # the evidence of it. Optional; None when not given.
+    evidence: str | None = None

@@ -87,6 +87,7 @@ class Refusal(StrEnum):
     NOTHING_TO_KEEP = "nothing_to_keep"  # `no change` on a milestone never rated
     UNREADABLE = "unreadable"  # the channel could not read the line (its reason says why)
     CHILD_DETAILS = "child_details"  # the note looks like it holds a child's details
+    EVIDENCE_NOT_ACHIEVED = "evidence_not_achieved"  # evidence given with a rating other than 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,8 @@ class ReplyLine:
     revised_due: date | None
     needs_support: bool
     line_no: int  # 1-based line in the reply text where the item started
+    # What changed for children and families (or a link to evidence): only with rating 1.
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,18 +487,34 @@ def judge(
     """The answer as it is recorded, or why it is sent back: the same in every channel
     (email replies, Slack clicks and the Slack form; `bot/services/answers.py` calls it).
 
-    A note written now that looks like it holds a child's details (`child_details`, with
-    the plan's `case_numbers`) is sent back to be rephrased: notes travel into channels and
-    board packs. A line with no rating whose note starts with `no change` re-confirms the
-    milestone's latest rating as of today, keeping its note and support ask unless new ones
-    are given. Then the note rule (`note_required`) applies, to the note written now.
+    A note or evidence written now that looks like it holds a child's details
+    (`child_details`, with the plan's `case_numbers`) is sent back to be rephrased: notes
+    travel into channels and board packs. A line with no rating whose note starts with
+    `no change` re-confirms the milestone's latest rating as of today, keeping its note and
+    support ask unless new ones are given. Then the note rule (`note_required`) applies, to
+    the note written now. Evidence of impact goes only with a rating of 1 (as kept).
     """
-    if line.note:
-        found = child_details(line.note, case_numbers=case_numbers)
+    for written in (line.note, line.evidence):
+        found = child_details(written, case_numbers=case_numbers) if written else None
         if found:
             return LineRefusal(
                 line.ref, Refusal.CHILD_DETAILS, rephrase_reason(found), line.line_no
             )
+    judged = _judge_rating(milestone, line)
+    if isinstance(judged, ReplyLine) and judged.evidence and judged.rating != 1:
+        return LineRefusal(
+            line.ref,
+            Refusal.EVIDENCE_NOT_ACHIEVED,
+            f"evidence of impact goes with a rating of 1 (achieved); {line.ref} is rated "
+            f"{judged.rating if judged.rating is not None else 'nothing'}: put what changed "
+            "in the note instead",
+            line.line_no,
+        )
+    return judged
+
+
+def _judge_rating(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | LineRefusal:
+    """`judge` after the child-details check: `no change` and the note rule."""
     if line.rating is None and line.note is not None:
         kept = _NO_CHANGE.match(line.note)
         if kept is not None:

@@ -428,6 +428,7 @@ class AnswerBatch:
                     source=result.request.channel,
                     person_key=context.person_for(line.ref),
                     external_id=_external_id(result.request, line),
+                    evidence=line.evidence,
                 )
             )
 
@@ -491,6 +492,7 @@ async def _write(session: Session, results: Sequence[AnswerResult]) -> list[int]
                     recorded_at=request.now,
                     answers=context.answered_prompts(line.ref),
                     supersedes=_supersedes(context, request, line),
+                    evidence=line.evidence,
                 )
             )
     new = await AnswerRepository(session).record(updates)
@@ -628,6 +630,7 @@ async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResul
                 recorded_at=request.now,
                 answers=await repository.waiting_prompts(plan.key, person.key, ref),
                 recorded_by=request.recorded_by,
+                evidence=judged.evidence,
             )
         ]
     )

@@ -839,3 +839,35 @@ def test_a_plans_own_case_numbers_are_refused_only_where_the_plan_sets_them() ->
     judged = judge(milestone, line, case_numbers=case_number_pattern(r"LCS-\d{6}"))
     assert isinstance(judged, LineRefusal)
     assert "case number" in judged.reason
+
+
+def test_evidence_goes_only_with_an_achieved_rating() -> None:
+    """Evidence of impact is kept with a rating of 1, and sent back with any other rating,
+    saying to put it in the note instead."""
+    milestone = AskedMilestone("1.2", current_rating=2, overdue=False)
+    achieved = ReplyLine("1.2", 1, "Done", None, False, 1, evidence="Fewer repeat referrals")
+    assert judge(milestone, achieved) == achieved
+    judged = judge(milestone, ReplyLine("1.2", 2, "Nearly", None, False, 1, evidence="Some"))
+    assert isinstance(judged, LineRefusal)
+    assert judged.refusal is Refusal.EVIDENCE_NOT_ACHIEVED
+    assert "rating of 1" in judged.reason
+    assert "note" in judged.reason
+
+
+def test_no_change_on_an_achieved_milestone_keeps_its_evidence() -> None:
+    """`No change` on a milestone already rated 1 may carry evidence: the kept rating is 1."""
+    milestone = AskedMilestone("1.2", current_rating=1, overdue=False)
+    kept = judge(milestone, ReplyLine("1.2", None, "No change", None, False, 1, evidence="x"))
+    assert isinstance(kept, ReplyLine)
+    assert (kept.rating, kept.evidence) == (1, "x")
+
+
+def test_evidence_with_a_childs_details_is_sent_back() -> None:
+    """Evidence travels into board packs: one naming a child's NHS number is sent back to be
+    rephrased, like a note, without repeating the number."""
+    milestone = AskedMilestone("1.2", current_rating=2, overdue=False)
+    line = ReplyLine("1.2", 1, "Done", None, False, 1, evidence="943 476 5919 now settled")
+    judged = judge(milestone, line)
+    assert isinstance(judged, LineRefusal)
+    assert judged.refusal is Refusal.CHILD_DETAILS
+    assert "5919" not in judged.reason

@@ -1,0 +1,60 @@
+"""Evidence of impact: what changed for children and families, given with a rating of 1
+(issue 17). Each milestone's evidence is the latest given with an answer that still counts
+(not changed within its prompt, not withdrawn). Found through a partial index on the updates
+that carry some, so a plan with millions of answers reads only those."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import MilestoneRow, PlanRow, UpdateRow
+from storage.repositories import counted, utc
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A milestone's evidence of impact and when it was given."""
+
+    ref: str
+    text: str
+    given_at: datetime
+
+
+class EvidenceRepository:
+    """Reads evidence of impact; never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_plan(
+        self,
+        plan_key: str,
+        *,
+        refs: Collection[str] | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Evidence]:
+        """Each milestone's latest evidence given before `until` (default: ever), by
+        milestone reference; milestones with none are absent."""
+        query = (
+            select(MilestoneRow.ref, UpdateRow.evidence, UpdateRow.given_at)
+            .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
+            .join(PlanRow, PlanRow.id == MilestoneRow.plan_id)
+            .where(
+                PlanRow.key == plan_key,
+                UpdateRow.evidence.is_not(None),
+                counted(until),
+                *([] if until is None else [UpdateRow.given_at < utc(until)]),
+                *([] if refs is None else [MilestoneRow.ref.in_(list(refs))]),
+            )
+            .order_by(UpdateRow.given_at, UpdateRow.id)
+        )
+        found: dict[str, Evidence] = {}
+        for ref, text, given_at in (await self.session.execute(query)).tuples():
+            if text:
+                found[ref] = Evidence(ref, text, utc(given_at))
+        return found
