@@ -4,9 +4,10 @@ survive what Slack does to us (TESTING.md, "Slack"; RELIABILITY.md scenarios 17-
 `FakeSlack` is an aiohttp app on 127.0.0.1 answering `/api/{method}` (POST with a form or
 JSON body, and GET with a query string, as slack_sdk sends `conversations.history`). It keeps
 what a workspace would: messages per channel with their ts, thread and metadata, DM channels,
-users by email, views. Every request is recorded in `calls` (as `(method, params)`), whether
-or not it succeeded; `posted` is what Slack would show, so "exactly one message" is
-`len(fake.posted) == 1` however many calls there were.
+users by email, views. Views and message blocks that break a Block Kit limit
+(tests/block_kit.py) are refused as Slack refuses them. Every request is recorded in `calls`
+(as `(method, params)`), whether or not it succeeded; `posted` is what Slack would show, so
+"exactly one message" is `len(fake.posted) == 1` however many calls there were.
 
 Faults are scripted per method and used up in order::
 
@@ -37,6 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Contact, Person, Plan
+from tests.block_kit import MAX_MESSAGE_BLOCKS, block_problems, view_problems
 
 BOT_USER = "UBOTPULSE"
 BOT_ID = "BPULSE"
@@ -224,6 +226,7 @@ class FakeSlack:
             "users.lookupByEmail": self._lookup_by_email,
             "views.open": self._view,
             "views.publish": self._view,
+            "views.update": self._view,
         }.get(method)
         return handler(params) if handler else {"ok": False, "error": "unknown_method"}
 
@@ -240,6 +243,10 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not params.get("text") and not params.get("blocks"):
             return {"ok": False, "error": "no_text"}
+        if params.get("blocks") is not None and block_problems(
+            params["blocks"], most=MAX_MESSAGE_BLOCKS
+        ):
+            return {"ok": False, "error": "invalid_blocks"}
         thread_ts = params.get("thread_ts")
         messages = self.channels.setdefault(channel, [])
         if thread_ts is not None:
@@ -273,6 +280,10 @@ class FakeSlack:
         )
         if found is None:
             return {"ok": False, "error": "message_not_found"}
+        if params.get("blocks") is not None and block_problems(
+            params["blocks"], most=MAX_MESSAGE_BLOCKS
+        ):
+            return {"ok": False, "error": "invalid_blocks"}
         for key in ("text", "blocks", "metadata"):
             if params.get(key) is not None:
                 found[key] = params[key]
@@ -361,6 +372,14 @@ class FakeSlack:
         view = params.get("view")
         if not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
+        problems = view_problems(view)
+        if problems:
+            # As Slack answers a view that breaks a Block Kit limit.
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": problems},
+            }
         self.views.append(view)
         return {"ok": True, "view": {**view, "id": f"V{len(self.views):08d}"}}
 
