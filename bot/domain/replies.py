@@ -63,6 +63,7 @@ __all__ = [
     "judge_answer",
     "parse_reply",
     "quotes_our_confirmation",
+    "refused_field",
     "reply_examples",
     "strip_our_text",
     "strip_quoted",
@@ -511,6 +512,23 @@ def judge(
             line.line_no,
         )
     return judged
+
+
+def refused_field(
+    refusal: LineRefusal,
+    written: ReplyLine | None,
+    case_numbers: re.Pattern[str] | None = None,
+) -> str:
+    """Which field of a form a refused line's reason belongs beside: `evidence` when the
+    evidence is what was refused (given with a rating other than 1, or holding a child's
+    details the note does not), else `note`. `written` is the line as the form gave it."""
+    if refusal.refusal is Refusal.EVIDENCE_NOT_ACHIEVED:
+        return "evidence"
+    if refusal.refusal is Refusal.CHILD_DETAILS and written is not None and written.evidence:
+        in_note = written.note and child_details(written.note, case_numbers=case_numbers)
+        if not in_note:
+            return "evidence"
+    return "note"
 
 
 def _judge_rating(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | LineRefusal:

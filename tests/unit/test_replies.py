@@ -871,3 +871,22 @@ def test_evidence_with_a_childs_details_is_sent_back() -> None:
     assert isinstance(judged, LineRefusal)
     assert judged.refusal is Refusal.CHILD_DETAILS
     assert "5919" not in judged.reason
+
+
+def test_a_refusal_is_placed_beside_the_field_it_is_about() -> None:
+    """A form shows evidence refused for its rating, or for a child's details only it holds,
+    beside the evidence field; details in the note, and the note rule, beside the note."""
+    from bot.domain.replies import refused_field
+
+    milestone = AskedMilestone("1.2", current_rating=2, overdue=True)
+    cases = {
+        ReplyLine("1.2", 2, "Nearly", None, False, 0, evidence="Some"): "evidence",
+        ReplyLine("1.2", 1, "Done", None, False, 0, evidence="943 476 5919 ok"): "evidence",
+        ReplyLine("1.2", 1, "943 476 5919 ok", None, False, 0, evidence="Fine"): "note",
+        ReplyLine("1.2", 1, "943 476 5919", None, False, 0, evidence="9434765919"): "note",
+        ReplyLine("1.2", 3, None, None, False, 0, evidence=None): "note",
+    }
+    for line, field_name in cases.items():
+        judged = judge(milestone, line)
+        assert isinstance(judged, LineRefusal)
+        assert refused_field(judged, line) == field_name, line
