@@ -9,8 +9,8 @@ Values the bot reads back are shaped so a tampered one is recognised:
 
 - a rating option's value is `"{prompt_id}:{ref}:{rating}"` (`parse_choice`);
 - the modal's `private_metadata` is JSON `{"prompt": id, "page": n, "channel": c, "ts": ts}`
-  (`parse_metadata`); its input blocks are `rating:{ref}`, `note:{ref}`, `date:{ref}` and
-  `support:{ref}` (`read_update`).
+  (`parse_metadata`); its input blocks are `rating:{ref}`, `note:{ref}`, `evidence:{ref}`,
+  `date:{ref}` and `support:{ref}` (`read_update`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -31,8 +31,11 @@ from bot.domain.status import MilestoneStatus
 from digests.slack import escape_mrkdwn
 
 __all__ = [
+    "EVIDENCE_HINT",
+    "EVIDENCE_QUESTION",
     "MAX_MESSAGE_BLOCKS",
     "MAX_VIEW_BLOCKS",
+    "HomePlan",
     "ModalDraft",
     "ModalMetadata",
     "home_view",
@@ -53,6 +56,9 @@ MAX_VIEW_BLOCKS = 100
 _TEXT_LIMIT = 2900  # under the 3,000 characters of a section's text
 _OPTION_LIMIT = 75  # an option's text
 _HEADER_LIMIT = 150
+# Evidence of impact, asked the same way in every channel.
+EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
+EVIDENCE_HINT = "a sentence, or a link to the evidence"
 # An address safe inside `<mailto:…|…>`: nothing that ends the link or starts another.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%'*+/=?^_{}~-]+@[A-Za-z0-9.-]+")
 
@@ -114,6 +120,14 @@ def _note_context(ref: str, note: str | None, *, label: str = "Last note") -> di
         "type": "context",
         "block_id": f"note:{ref}"[:255],
         "elements": [_plain(f"{label}: {note}")],
+    }
+
+
+def _evidence_context(ref: str, evidence: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "block_id": f"evidence:{ref}"[:255],
+        "elements": [_plain(f"What changed: {evidence}")],
     }
 
 
@@ -272,6 +286,8 @@ def summary_blocks(recorded: Sequence[ReplyLine]) -> list[dict[str, Any]]:
         blocks.append({"type": "section", "text": _plain(" · ".join(parts))})
         if line.note:
             blocks.append(_note_context(line.ref, line.note, label="Note"))
+        if line.evidence:
+            blocks.append(_evidence_context(line.ref, line.evidence))
     if len(blocks) > MAX_MESSAGE_BLOCKS:
         more = len(blocks) - MAX_MESSAGE_BLOCKS + 1
         blocks = blocks[: MAX_MESSAGE_BLOCKS - 1]
@@ -312,7 +328,7 @@ def parse_metadata(text: object) -> ModalMetadata | None:
     return ModalMetadata(prompt, page, channel, ts)
 
 
-_PER_MILESTONE = 6  # section, four inputs, divider
+_PER_MILESTONE = 7  # section, five inputs, divider
 _PER_PAGE = (MAX_VIEW_BLOCKS - 1) // _PER_MILESTONE
 
 
@@ -332,8 +348,9 @@ def update_modal(
     channel: str | None = None,
     ts: str | None = None,
 ) -> dict[str, Any]:
-    """The "Update with notes" modal: per milestone an optional rating, note, revised date
-    and needs-support box; at most 100 blocks, so long prompts have pages."""
+    """The "Update with notes" modal: per milestone an optional rating, note, what changed
+    for children and families (evidence, with a rating of 1), revised date and
+    needs-support box; at most 100 blocks, so long prompts have pages."""
     pages = page_count(items)
     page = min(max(page, 0), pages - 1)
     blocks: list[dict[str, Any]] = []
@@ -369,6 +386,21 @@ def update_modal(
                 "element": {
                     "type": "plain_text_input",
                     "action_id": "note",
+                    "multiline": True,
+                    "max_length": NOTE_LIMIT,
+                },
+            }
+        )
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f"evidence:{ref}"[:255],
+                "optional": True,
+                "label": _plain(EVIDENCE_QUESTION, 2000),
+                "hint": _plain(EVIDENCE_HINT, 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "evidence",
                     "multiline": True,
                     "max_length": NOTE_LIMIT,
                 },
@@ -445,6 +477,12 @@ def read_update(values: Mapping[str, Any], refs: Sequence[str], *, today: date) 
             errors[f"note:{ref}"[:255]] = (
                 f"A note can be at most {NOTE_LIMIT} characters; this one has {len(note)}."
             )
+        evidence_value = field("evidence", ref, "evidence").get("value")
+        evidence = evidence_value.strip() if isinstance(evidence_value, str) else ""
+        if len(evidence) > NOTE_LIMIT:
+            errors[f"evidence:{ref}"[:255]] = (
+                f"What changed can be at most {NOTE_LIMIT} characters; this has {len(evidence)}."
+            )
         revised: date | None = None
         picked = field("date", ref, "revised").get("selected_date")
         if isinstance(picked, str) and picked:
@@ -459,9 +497,11 @@ def read_update(values: Mapping[str, Any], refs: Sequence[str], *, today: date) 
         support = isinstance(ticked, list) and any(
             isinstance(o, Mapping) and o.get("value") == "yes" for o in ticked
         )
-        if rating is None and not note and revised is None and not support:
+        if rating is None and not note and not evidence and revised is None and not support:
             continue
-        lines.append(ReplyLine(ref, rating, note or None, revised, support, 0))
+        lines.append(
+            ReplyLine(ref, rating, note or None, revised, support, 0, evidence=evidence or None)
+        )
     return ModalDraft(tuple(lines), errors)
 
 
@@ -481,22 +521,36 @@ def parse_choice(value: object) -> tuple[int, str, int] | None:
 # --- App Home -----------------------------------------------------------------------------
 
 
-def home_view(
-    person_name: str, plans: Sequence[tuple[str, Sequence[PromptItem]]]
-) -> dict[str, Any]:
-    """The App Home tab: the person's milestones, plan by plan, with their status."""
+@dataclass(frozen=True, slots=True)
+class HomePlan:
+    """One plan on App Home: its title, the person's milestones in it, and the evidence of
+    impact given for them, by milestone reference."""
+
+    title: str
+    items: Sequence[PromptItem]
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+
+def home_view(person_name: str, plans: Sequence[HomePlan]) -> dict[str, Any]:
+    """The App Home tab: the person's milestones, plan by plan, with their status, and for
+    those rated 1 what changed for children and families."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(f"Milestones for {person_name}", _HEADER_LIMIT)}
     ]
     shown = 0
-    for title, items in plans:
-        blocks.append({"type": "section", "text": _plain(title)})
-        for item in items:
-            if len(blocks) + 3 > MAX_VIEW_BLOCKS:
+    for plan in plans:
+        blocks.append({"type": "section", "text": _plain(plan.title)})
+        for item in plan.items:
+            if len(blocks) + 4 > MAX_VIEW_BLOCKS:
                 break
             blocks.append({"type": "section", "text": _mrkdwn(milestone_line(item))})
             if item.note:
                 blocks.append(_note_context(item.milestone_ref, item.note))
+            evidence = plan.evidence.get(item.milestone_ref)
+            if evidence and item.rating == 1:
+                blocks.append(
+                    {"type": "context", "elements": [_plain(f"What changed: {evidence}")]}
+                )
             shown += 1
         blocks.append({"type": "divider"})
     if not shown:

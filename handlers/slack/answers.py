@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Source
-from bot.domain.replies import LineRefusal, Refusal, ReplyLine
+from bot.domain.replies import LineRefusal, Refusal, ReplyLine, refused_field
 from bot.domain.status import local_date
 from bot.messages import slack_blocks as kit
 from bot.services.answers import (
@@ -45,6 +45,7 @@ from bot.services.answers import (
 from bot.services.cycles import led_by, prompt_items, prompt_on_demand
 from bot.services.group_commit import GroupCommit
 from storage.db import Session, is_duplicate
+from storage.evidence import EvidenceRepository
 from storage.repositories import PersonRecord, PlanRepository
 from storage.slack_people import SlackPeople
 
@@ -221,9 +222,11 @@ class SlackAnswers:
                         _refused_whole(result.refusal, result.reason, user, meta.prompt_id)
                     )
                 errors = dict(draft.errors)
+                written = {line.ref: line for line in draft.lines}
                 for line in result.refused:
                     if line.refusal is not Refusal.UNREADABLE:
-                        errors.setdefault(f"note:{line.ref}"[:255], _sentence(line.reason))
+                        kind = refused_field(line, written.get(line.ref), context.case_numbers())
+                        errors.setdefault(f"{kind}:{line.ref}"[:255], _sentence(line.reason))
                 if errors:
                     return [], errors, items
                 return list(result.kept), {}, items
@@ -239,13 +242,22 @@ class SlackAnswers:
 
     async def milestones_of(
         self, session: Session, person: PersonRecord, now: datetime
-    ) -> list[tuple[str, list[PromptItem]]]:
+    ) -> list[kit.HomePlan]:
+        """The person's milestones plan by plan, with the evidence of those rated 1."""
         out = []
         for plan in await SlackPeople(session).plans():
             tracked = await PlanRepository(session).tracked(plan.key)
             items = led_by(tracked, person.key, local_date(now, tracked.plan.timezone))
-            if items:
-                out.append((tracked.plan.title, items))
+            if not items:
+                continue
+            achieved = [i.milestone_ref for i in items if i.rating == 1]
+            found = (
+                await EvidenceRepository(session).of_plan(plan.key, refs=achieved)
+                if achieved
+                else {}
+            )
+            evidence = {ref: e.text for ref, e in found.items()}
+            out.append(kit.HomePlan(tracked.plan.title, items, evidence))
         return out
 
     async def prompt_for_command(self, user: str) -> tuple[int, list[PromptItem]] | None:

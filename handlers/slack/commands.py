@@ -39,9 +39,9 @@ async def reply_to(answers: SlackAnswers, user: str, verb: str, rest: str) -> st
         people = SlackPeople(session)
         if verb == "status":
             lines = []
-            for title, items in await answers.milestones_of(session, person, now):
-                lines.append(f"*{escape_mrkdwn(title)}*")
-                lines.extend(f"• {kit.milestone_line(i)}" for i in items)
+            for plan in await answers.milestones_of(session, person, now):
+                lines.append(f"*{escape_mrkdwn(plan.title)}*")
+                lines.extend(f"• {kit.milestone_line(i)}" for i in plan.items)
             return "\n".join(lines) or "You lead no milestones."
         if verb == "away":
             day = parse_day(rest)

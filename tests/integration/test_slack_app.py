@@ -32,6 +32,7 @@ from handlers.slack.app import build_slack_app
 from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import PersonRow, PromptRow, UpdateRow
+from tests.block_kit import view_problems
 from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, slack_signature
 
@@ -221,10 +222,13 @@ def view_payload(
     }
 
 
-def modal_values(ref: str, *, rating: int | None = None, note: str | None = None) -> dict[str, Any]:
+def modal_values(
+    ref: str, *, rating: int | None = None, note: str | None = None, evidence: str | None = None
+) -> dict[str, Any]:
     values: dict[str, Any] = {
         f"rating:{ref}": {"rating": {"type": "static_select", "selected_option": None}},
         f"note:{ref}": {"note": {"type": "plain_text_input", "value": note}},
+        f"evidence:{ref}": {"evidence": {"type": "plain_text_input", "value": evidence}},
         f"date:{ref}": {"revised": {"type": "datepicker", "selected_date": None}},
         f"support:{ref}": {"support": {"type": "checkboxes", "selected_options": []}},
     }
@@ -917,3 +921,76 @@ async def test_the_pulse_command_sets_absence_and_delegate_and_shows_status(
     async with slack.sessions() as session:
         count = await session.scalar(select(func.count()).select_from(PromptRow))
         assert count == 4  # the command reused this cycle's prompt
+
+
+# --- evidence of impact -------------------------------------------------------------------
+
+
+async def _open_modal(slack: Slack, person: str) -> tuple[str, str, int, dict[str, Any]]:
+    """The person's DM posted and Update with notes clicked: (channel, ts, prompt, view)."""
+    channel, ts, _ = await slack.dm(person)
+    prompt = await slack.prompt_id(person)
+    payload = rate_payload(SLACK_IDS[person], "", channel=channel, ts=ts)
+    payload["actions"] = [
+        {"type": "button", "action_id": "open_update", "block_id": "update", "value": str(prompt)}
+    ]
+    status, _ = await slack.interact(payload)
+    assert status == 200
+    return channel, ts, prompt, slack.fake.calls_to("views.open")[-1]["view"]
+
+
+async def test_evidence_in_the_modal_is_recorded_and_shown_inert_in_the_dm(
+    slack_any_db: Slack,
+) -> None:
+    """The modal asks, for each milestone, what changed for children and families; 2.3 rated
+    1 with evidence full of mrkdwn and mentions stores it as written, and the DM's summary
+    and App Home show it only as plain text, on SQLite and PostgreSQL."""
+    slack = slack_any_db
+    channel, _, prompt, view = await _open_modal(slack, "AW")
+    assert view_problems(view) == []
+    asked = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
+    for ref in ("1.1", "2.3"):
+        block = asked[f"evidence:{ref}"]
+        assert block["optional"] is True
+        assert block["label"]["text"] == (
+            "What changed for children and families? (optional, with a rating of 1)"
+        )
+        assert block["hint"]["text"] == "a sentence, or a link to the evidence"
+        assert block["element"]["multiline"] is True
+    evidence = "Families wait 3 weeks less " + HOSTILE
+    values = {**modal_values("1.1"), **modal_values("2.3", rating=1, evidence=f" {evidence}\n")}
+    meta = json.loads(view["private_metadata"])
+    status, text = await slack.interact(
+        view_payload("UAW00001", prompt, values, channel=meta["channel"], ts=meta["ts"])
+    )
+    assert status == 200
+    assert "errors" not in text
+    assert [(r.rating, r.evidence) for r in await slack.updates()] == [(1, evidence)]
+    await slack.followups.wait()
+    await slack.event(_home_event("UAW00001"))
+    home = slack.fake.calls_to("views.publish")[-1]["view"]
+    assert view_problems(home) == []
+    for shown in (slack.fake.messages(channel)[0]["blocks"], home):
+        texts = list(_texts(shown))
+        assert ("plain_text", f"What changed: {evidence}") in texts
+        assert all("<!" not in t and "<@" not in t for kind, t in texts if kind == "mrkdwn")
+
+
+async def test_evidence_the_rules_refuse_is_an_error_on_its_own_field(slack_any_db: Slack) -> None:
+    """Evidence with a rating of 2, and evidence holding a child's NHS number beside a clean
+    note, are each answered with an error on that milestone's evidence field, none on its
+    note, and nothing is recorded, on SQLite and PostgreSQL."""
+    slack = slack_any_db
+    prompt = await slack.prompt_id("AW")
+    values = {
+        **modal_values("1.1", rating=1, note="Blueprint agreed", evidence="NHS 943 476 5919 ok"),
+        **modal_values("2.3", rating=2, evidence="Exit interviews show staff stay longer"),
+    }
+    status, text = await slack.interact(view_payload("UAW00001", prompt, values))
+    assert status == 200
+    answer = json.loads(text)
+    assert answer["response_action"] == "errors"
+    assert set(answer["errors"]) == {"evidence:1.1", "evidence:2.3"}
+    assert "child's details" in answer["errors"]["evidence:1.1"]
+    assert "rating of 1 (achieved)" in answer["errors"]["evidence:2.3"]
+    assert await slack.updates() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 from bot.domain.cycles import PromptItem
@@ -78,3 +79,49 @@ def test_prompt_dm_names_whom_to_ask_with_names_made_inert() -> None:
     ]
     plain = prompt_blocks("Wirral plan", "Joe", [item("1.1-1")], 7)[0]
     assert "Questions about" not in json.dumps(plain)
+
+
+def test_a_long_prompt_pages_the_modal_with_an_evidence_field_per_milestone() -> None:
+    """Forty milestones with the longest titles a section holds make modal pages that Slack
+    accepts (at most 100 blocks, every text within its limit), each milestone on one page
+    once, in order, with its own evidence field."""
+    from bot.messages.slack_blocks import page_count
+    from tests.block_kit import view_problems
+
+    items = [replace(item(f"1.{n}-1"), title="Review " * 600) for n in range(40)]
+    pages = page_count(items)
+    assert pages > 2
+    seen = []
+    for page in range(pages):
+        view = update_modal(7, items, page=page)
+        assert view_problems(view) == []
+        refs = [
+            b["block_id"].partition(":")[2]
+            for b in view["blocks"]
+            if str(b.get("block_id", "")).startswith("evidence:")
+        ]
+        assert refs == [
+            b["block_id"].partition(":")[2]
+            for b in view["blocks"]
+            if str(b.get("block_id", "")).startswith("rating:")
+        ]
+        seen += refs
+    assert seen == [i.milestone_ref for i in items]
+
+
+def test_the_modal_reads_evidence_and_refuses_an_overlong_one() -> None:
+    """Evidence alone is an answer (the rules judge it after), trimmed; evidence over 2,000
+    characters is an error on its own field (and with any error nothing is recorded)."""
+    from bot.messages.slack_blocks import read_update
+
+    def values(ref: str, evidence: str) -> dict[str, object]:
+        return {f"evidence:{ref}": {"evidence": {"value": evidence}}}
+
+    read = read_update(
+        {**values("1.1-1", "  Fewer repeat referrals "), **values("1.1-2", "x" * 2001)},
+        ["1.1-1", "1.1-2"],
+        today=date(2026, 11, 23),
+    )
+    assert (read.lines[0].ref, read.lines[0].evidence) == ("1.1-1", "Fewer repeat referrals")
+    assert list(read.errors) == ["evidence:1.1-2"]
+    assert "2000" in read.errors["evidence:1.1-2"]
