@@ -7,9 +7,9 @@ Text people wrote (titles, notes, names) is never Adaptive Card markdown: it goe
 characters, and with no `msteams.entities` no one is mentioned.
 
 A submission (`Action.Submit`) comes back as a message activity whose `value` holds the
-card's `data` and every input by id: `rating:{ref}`, `note:{ref}`, `date:{ref}` (ISO),
-`support:{ref}` ("true"/"false"). `read_submission` reads it for the refs of the prompt,
-never for refs the card sent.
+card's `data` and every input by id: `rating:{ref}`, `note:{ref}`, `evidence:{ref}`,
+`date:{ref}` (ISO), `support:{ref}` ("true"/"false"). `read_submission` reads it for the
+refs of the prompt, never for refs the card sent.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ CARD_VERSION = "1.5"
 MESSAGE_BUDGET = 24_000
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SUBMIT_KIND = "plan_pulse_answer"
+# Evidence of impact, asked the same way in every channel.
+EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
+EVIDENCE_HINT = "a sentence, or a link to the evidence"
 _STATUS_WORDS = {
     MilestoneStatus.OVERDUE: "Overdue",
     MilestoneStatus.AT_RISK: "At risk",
@@ -127,7 +130,8 @@ def prompt_card(
     state: CardState | None = None,
     part: tuple[int, int] = (1, 1),
 ) -> dict[str, Any]:
-    """The prompt as one Adaptive Card: per milestone its facts and four fields, one Submit,
+    """The prompt as one Adaptive Card: per milestone its facts and five fields (rating, note,
+    what changed for children and families, revised date, support), one Submit,
     and "Open in browser" to the lead's update page. `part` (n, of) for one card of several."""
     state = state or CardState()
     intro = (
@@ -142,9 +146,10 @@ def prompt_card(
     for item in items:
         ref = item.milestone_ref
         container: list[dict[str, Any]] = _milestone(item)
-        rating_id, note_id, date_id, support_id = (
+        rating_id, note_id, evidence_id, date_id, support_id = (
             f"rating:{ref}",
             f"note:{ref}",
+            f"evidence:{ref}",
             f"date:{ref}",
             f"support:{ref}",
         )
@@ -164,6 +169,14 @@ def prompt_card(
             "maxLength": NOTE_LIMIT,
             "placeholder": "What has happened since the last update",
         }
+        evidence: dict[str, Any] = {
+            "type": "Input.Text",
+            "id": evidence_id,
+            "label": EVIDENCE_QUESTION,
+            "isMultiline": True,
+            "maxLength": NOTE_LIMIT,
+            "placeholder": EVIDENCE_HINT,
+        }
         revised: dict[str, Any] = {"type": "Input.Date", "id": date_id, "label": "Revised date"}
         support: dict[str, Any] = {
             "type": "Input.Toggle",
@@ -173,7 +186,7 @@ def prompt_card(
             "valueOff": "false",
             "value": "false",
         }
-        for field_input in (rating, note, revised, support):
+        for field_input in (rating, note, evidence, revised, support):
             key = field_input["id"]
             if key in state.values:
                 field_input["value"] = state.values[key]
@@ -269,6 +282,8 @@ def recorded_card(
             container.append(_plain(" · ".join(said), spacing="None"))
             if line.note:
                 container.append(_plain((f"Note: {line.note}", {"italic": True}), spacing="Small"))
+            if line.evidence:
+                container.append(_plain(f"What changed: {line.evidence}", spacing="Small"))
         body.append({"type": "Container", "separator": True, "items": container})
     actions = (
         [{"type": "Action.OpenUrl", "title": "Open in browser", "url": update_url}]
@@ -364,6 +379,11 @@ def read_submission(
             errors[f"note:{ref}"] = (
                 f"A note can be at most {NOTE_LIMIT} characters; this one has {len(note)}."
             )
+        evidence = text(f"evidence:{ref}")
+        if len(evidence) > NOTE_LIMIT:
+            errors[f"evidence:{ref}"] = (
+                f"What changed can be at most {NOTE_LIMIT} characters; this has {len(evidence)}."
+            )
         revised: date | None = None
         picked = text(f"date:{ref}")
         if picked:
@@ -375,11 +395,13 @@ def read_submission(
                 if revised < today:
                     errors[f"date:{ref}"] = "The revised date is in the past."
         support = text(f"support:{ref}") == "true"
-        if any(f"{kind}:{ref}" in errors for kind in ("rating", "note", "date")):
+        if any(f"{kind}:{ref}" in errors for kind in ("rating", "note", "evidence", "date")):
             continue  # refused field by field; nothing of it is an answer
-        if rating is None and not note and revised is None and not support:
+        if rating is None and not note and not evidence and revised is None and not support:
             continue
-        lines.append(ReplyLine(ref, rating, note or None, revised, support, 0))
+        lines.append(
+            ReplyLine(ref, rating, note or None, revised, support, 0, evidence=evidence or None)
+        )
     return Submission(prompt_id, tuple(lines), errors, values)
 
 

@@ -23,7 +23,7 @@ from microsoft_agents.activity import Activity
 
 from bot.clock import Clock
 from bot.domain.model import Source
-from bot.domain.replies import LineRefusal, Refusal
+from bot.domain.replies import LineRefusal, Refusal, refused_field
 from bot.domain.status import local_date
 from bot.domain.timescales import parse_day
 from bot.messages.teams_cards import (
@@ -176,9 +176,11 @@ class TeamsAnswers:
             if result.refusal is not None:
                 raise Refused(_refused_whole(result.refusal))
             errors = dict(submission.errors)
+            written = {line.ref: line for line in submission.lines}
             for line in result.refused:
                 if line.refusal is not Refusal.UNREADABLE:
-                    errors.setdefault(f"note:{line.ref}", _sentence(line.reason))
+                    kind = refused_field(line, written.get(line.ref), context.case_numbers())
+                    errors.setdefault(f"{kind}:{line.ref}", _sentence(line.reason))
             if errors or not submission.lines:
                 message = (
                     "Nothing was recorded: put right what is marked below and send again."

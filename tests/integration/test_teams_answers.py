@@ -209,3 +209,74 @@ async def test_a_restart_between_sent_and_recorded_leaves_the_card_for_review(
             ).all()
         assert ("teams_chat", "needs_review", 1) in states
         assert site.connector.sent == []
+
+
+async def test_evidence_with_an_achieved_rating_is_recorded_and_shown_as_written(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Dana rates 1.2-1 achieved and says what changed for children and families, markup and
+    all: it is stored as written and the recorded card shows it as plain text."""
+    async with teams_site(db_url, tmp_path) as site:
+        dana, card_id, data = await _prompted(site)
+        card = card_contents(site.connector.sent[0][1])[0]
+        evidence_input = next(
+            item
+            for block in card["body"]
+            if block.get("type") == "Container"
+            for item in block["items"]
+            if item.get("id") == "evidence:1.2-1"
+        )
+        assert evidence_input["type"] == "Input.Text"
+        assert evidence_input["isMultiline"] is True
+        assert evidence_input["label"].startswith("What changed for children and families?")
+        assert evidence_input["placeholder"] == "a sentence, or a link to the evidence"
+        written = "**Fewer** repeat referrals <at>Priya</at> [report](https://evil.example)"
+        value = {**data, "rating:1.2-1": "1", "evidence:1.2-1": f"  {written}\n"}
+        submission = site.activity(dana, "message", value=value, replyToId=card_id)
+        assert await site.post(submission) == 200
+        (update,) = await _teams_updates(site)
+        assert (update.rating, update.evidence) == (1, written)
+        _, _, shown = site.connector.updated[-1]
+        assert validate_message(shown) == []
+        recorded = card_contents(shown)[0]
+        assert f"What changed: {written}" in _texts(recorded)
+        # Only ever a TextRun: never a TextBlock Teams would read as markdown.
+        assert written not in str([b for b in recorded["body"] if b.get("type") == "TextBlock"])
+
+
+async def test_evidence_refusals_are_shown_beside_the_evidence_field(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Evidence with a rating of 2, and evidence holding a child's NHS number beside a clean
+    note, are each refused under their own evidence field, what was typed is kept, and
+    nothing at all is recorded."""
+    async with teams_site(db_url, tmp_path) as site:
+        dana, card_id, data = await _prompted(site)
+        value = {
+            **data,
+            "rating:1.2-1": "2",
+            "evidence:1.2-1": "Families waiting less",
+            "rating:1.2-2": "1",
+            "note:1.2-2": "Signed off",
+            "evidence:1.2-2": "Child 943 476 5919 now settled",
+        }
+        submission = site.activity(dana, "message", value=value, replyToId=card_id)
+        assert await site.post(submission) == 200
+        assert await _teams_updates(site) == []
+        _, _, shown = site.connector.updated[-1]
+        assert validate_message(shown) == []
+        card = card_contents(shown)[0]
+        assert "Nothing was recorded" in _texts(card)
+        for ref, says in (("1.2-1", "rating of 1 (achieved)"), ("1.2-2", "child's details")):
+            container = next(
+                b for b in card["body"] if b.get("type") == "Container" and ref in _texts(b)
+            )
+            ids = [i.get("id") for i in container["items"]]
+            below = container["items"][ids.index(f"evidence:{ref}") + 1]
+            assert says in _texts(below)
+            note_at = ids.index(f"note:{ref}")
+            assert ids[note_at + 1] == f"evidence:{ref}", "no error under the note"
+            assert (
+                container["items"][ids.index(f"evidence:{ref}")]["value"]
+                == value[f"evidence:{ref}"]
+            )

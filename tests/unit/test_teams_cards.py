@@ -131,3 +131,39 @@ def test_only_our_cards_submissions_are_taken() -> None:
     assert submitted_prompt("text") is None
     assert submitted_refs({"refs": ["1.2-1", "9.9"]}, ["1.1-1", "1.2-1"]) == ["1.2-1"]
     assert submitted_refs({}, ["1.1-1", "1.2-1"]) == ["1.1-1", "1.2-1"]
+
+
+def test_every_milestone_on_every_card_asks_for_evidence_and_the_split_makes_room() -> None:
+    """Each milestone of a long prompt has its own optional, multiline evidence field after
+    its note, and the cards, split with those fields counted, stay valid and under budget."""
+    items = [_item(n) for n in range(40)]
+    cards = prompt_cards("Plan", "Dana Cole", items, 7, update_url=LINK)
+    assert all(message_size(card) <= MESSAGE_BUDGET for card in cards)
+    assert validate_cards(cards) == [[] for _ in cards]
+    for card in cards:
+        for block in card["body"]:
+            if block.get("type") != "Container":
+                continue
+            ids = [i.get("id") for i in block["items"]]
+            ref = next(str(i) for i in ids if i).partition(":")[2]
+            at = ids.index(f"evidence:{ref}")
+            assert ids[at - 1] == f"note:{ref}"
+            evidence = block["items"][at]
+            assert (evidence["type"], evidence["isMultiline"]) == ("Input.Text", True)
+            assert "isRequired" not in evidence
+
+
+def test_evidence_is_read_from_a_submission_and_a_too_long_one_refused() -> None:
+    """A card's evidence field is read into the answer; one over 2,000 characters is an
+    error beside that field and the milestone's answer is not taken."""
+    value = {
+        "rating:1.1-1": "1",
+        "evidence:1.1-1": " Fewer repeat referrals ",
+        "rating:1.2-1": "1",
+        "evidence:1.2-1": "x" * (NOTE_LIMIT + 1),
+    }
+    read = read_submission(value, 7, ["1.1-1", "1.2-1"], today=TODAY)
+    assert [(line.ref, line.evidence) for line in read.lines] == [
+        ("1.1-1", "Fewer repeat referrals")
+    ]
+    assert list(read.errors) == ["evidence:1.2-1"]
