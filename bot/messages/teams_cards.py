@@ -252,6 +252,54 @@ def prompt_cards(
     return [build(chunk, (n, total)) for n, chunk in enumerate(chunks, start=1)]
 
 
+def refused_card(
+    plan_title: str,
+    person_name: str,
+    items: Sequence[PromptItem],
+    prompt_id: int,
+    *,
+    update_url: str | None,
+    state: CardState,
+    budget: int = MESSAGE_BUDGET,
+) -> dict[str, Any]:
+    """A submitted card shown again with its errors beside their fields and what was typed
+    kept, under `budget` bytes: typed notes and evidence can take a card sized for its
+    empty fields over Teams' limit. Then only the milestones typed in or refused are shown
+    (the others were no answer), and if that is still too much, only the refused ones, with
+    what was typed in the refused fields."""
+
+    def build(chunk: Sequence[PromptItem], shown: CardState) -> dict[str, Any]:
+        return prompt_card(
+            plan_title, person_name, chunk, prompt_id, update_url=update_url, state=shown
+        )
+
+    card = build(items, state)
+    if message_size(card) <= budget:
+        return card
+    touched = {
+        key.partition(":")[2]
+        for key, value in state.values.items()
+        if value.strip() and not (key.startswith("support:") and value == "false")
+    }
+    touched |= {key.partition(":")[2] for key in state.errors}
+    narrowed = [item for item in items if item.milestone_ref in touched]
+    left_out = " Milestones you left blank are not shown here"
+    left_out += ": answer them with Open in browser." if update_url else "."
+    message = state.message + left_out
+    card = build(narrowed, CardState(state.values, state.errors, message))
+    if message_size(card) <= budget:
+        return card
+    refused = {key.partition(":")[2] for key in state.errors}
+    kept = {key: value for key, value in state.values.items() if key in state.errors}
+    message = (
+        state.message + " Only the milestones with something to put right are shown, with "
+        "what was typed in the marked fields; send your other answers again."
+    )
+    return build(
+        [i for i in items if i.milestone_ref in refused], CardState(kept, state.errors, message)
+    )
+
+
 def message_size(card: Mapping[str, Any]) -> int:
     """The bytes of the message carrying `card`, as posted (compact JSON, UTF-8)."""
     message = card_activity(card, summary="x" * 80)

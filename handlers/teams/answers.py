@@ -31,9 +31,9 @@ from bot.messages.teams_cards import (
     card_activity,
     milestone_facts,
     notice_card,
-    prompt_card,
     read_submission,
     recorded_card,
+    refused_card,
     submitted_prompt,
     submitted_refs,
 )
@@ -188,7 +188,7 @@ class TeamsAnswers:
                     else "Nothing was recorded: rate a milestone, or add a note or a date."
                 )
                 state = CardState(submission.values, errors, message)
-                return prompt_card(
+                return refused_card(
                     context.plan.title,
                     context.writer.name,
                     items,

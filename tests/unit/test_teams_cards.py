@@ -167,3 +167,40 @@ def test_evidence_is_read_from_a_submission_and_a_too_long_one_refused() -> None
         ("1.1-1", "Fewer repeat referrals")
     ]
     assert list(read.errors) == ["evidence:1.2-1"]
+
+
+def test_a_refused_card_with_long_typed_text_stays_under_teams_size_limit() -> None:
+    """A full card shown again after a refusal, with what was typed kept, stays a valid card
+    under the budget: with a few long answers typed it keeps just those milestones and says
+    why; with every milestone typed in at length it keeps only the refused milestone, with
+    its refused field's text."""
+    from bot.messages.teams_cards import CardState, refused_card
+
+    items = [_item(n) for n in range(40)]
+    first = prompt_cards("Plan", "Dana Cole", items, 7, update_url=LINK)[0]
+    on_card = [i for i in items if i.milestone_ref in _refs(first)]
+    long = "Families see one worker from first contact; " * 40  # 1,800 characters
+    errors = {f"evidence:{on_card[0].milestone_ref}": "Evidence goes with a rating of 1."}
+    few = {f"note:{i.milestone_ref}": long for i in on_card[:3]}
+    few |= {f"evidence:{i.milestone_ref}": long for i in on_card[:3]}
+    every = {f"{kind}:{i.milestone_ref}": long for i in on_card for kind in ("note", "evidence")}
+    every |= {f"support:{i.milestone_ref}": "false" for i in on_card}
+    for typed, shown_refs, says in (
+        (few, [i.milestone_ref for i in on_card[:3]], "Milestones you left blank"),
+        (every, [on_card[0].milestone_ref], "send your other answers again"),
+    ):
+        state = CardState({**typed, **{f"support:{i.milestone_ref}": "false" for i in on_card}})
+        state = CardState(state.values, errors, "Nothing was recorded.")
+        card = refused_card("Plan", "Dana Cole", on_card, 7, update_url=LINK, state=state)
+        assert message_size(card) <= MESSAGE_BUDGET
+        assert validate_cards([card]) == [[]]
+        assert _refs(card) == shown_refs
+        assert says in str(card)
+        kept = [
+            i
+            for b in card["body"]
+            if b.get("type") == "Container"
+            for i in b["items"]
+            if i.get("value") == long
+        ]
+        assert kept, "what was typed in the refused field is kept"
