@@ -991,6 +991,8 @@ async def test_evidence_the_rules_refuse_is_an_error_on_its_own_field(slack_any_
     answer = json.loads(text)
     assert answer["response_action"] == "errors"
     assert set(answer["errors"]) == {"evidence:1.1", "evidence:2.3"}
-    assert "child's details" in answer["errors"]["evidence:1.1"]
+    assert answer["errors"]["evidence:1.1"].startswith(
+        "This evidence looks like it holds a child's details"
+    )
     assert "rating of 1 (achieved)" in answer["errors"]["evidence:2.3"]
     assert await slack.updates() == []

@@ -267,7 +267,10 @@ async def test_evidence_refusals_are_shown_beside_the_evidence_field(
         assert validate_message(shown) == []
         card = card_contents(shown)[0]
         assert "Nothing was recorded" in _texts(card)
-        for ref, says in (("1.2-1", "rating of 1 (achieved)"), ("1.2-2", "child's details")):
+        for ref, says in (
+            ("1.2-1", "rating of 1 (achieved)"),
+            ("1.2-2", "This evidence looks like it holds a child's"),
+        ):
             container = next(
                 b for b in card["body"] if b.get("type") == "Container" and ref in _texts(b)
             )

@@ -864,13 +864,14 @@ def test_no_change_on_an_achieved_milestone_keeps_its_evidence() -> None:
 
 def test_evidence_with_a_childs_details_is_sent_back() -> None:
     """Evidence travels into board packs: one naming a child's NHS number is sent back to be
-    rephrased, like a note, without repeating the number."""
+    rephrased, like a note, saying it is the evidence, without repeating the number."""
     milestone = AskedMilestone("1.2", current_rating=2, overdue=False)
     line = ReplyLine("1.2", 1, "Done", None, False, 1, evidence="943 476 5919 now settled")
     judged = judge(milestone, line)
     assert isinstance(judged, LineRefusal)
     assert judged.refusal is Refusal.CHILD_DETAILS
     assert "5919" not in judged.reason
+    assert judged.reason.startswith("this evidence looks like it holds a child's details")
 
 
 def test_a_refusal_is_placed_beside_the_field_it_is_about() -> None:
