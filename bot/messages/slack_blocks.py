@@ -244,9 +244,15 @@ def mark_recorded(
     blocks: Sequence[Mapping[str, Any]], ref: str, rating: int, *, when: str
 ) -> list[dict[str, Any]]:
     """A prompt post's blocks after `rating` was recorded for `ref`: its select shows the
-    rating, and a line under it says so. Other milestones are left as they were."""
+    rating, and a line under it says so (for a 1, that what changed for children and
+    families can be added with Update with notes). Other milestones are left as they were."""
     section_id = f"m:{ref}"[:255]
     done_id = f"done:{ref}"[:255]
+    after = (
+        ". What changed for children and families? Add it with Update with notes."
+        if rating == 1
+        else ""
+    )
     out: list[dict[str, Any]] = []
     for block in blocks:
         if block.get("block_id") == done_id:
@@ -264,7 +270,7 @@ def mark_recorded(
             {
                 "type": "context",
                 "block_id": done_id,
-                "elements": [_plain(f"✓ Recorded {_rating_text(rating)} ({when})")],
+                "elements": [_plain(f"✓ Recorded {_rating_text(rating)} ({when}){after}")],
             }
         )
     return out[:MAX_MESSAGE_BLOCKS]

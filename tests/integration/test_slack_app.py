@@ -302,7 +302,8 @@ def _texts(node: Any) -> Iterator[tuple[str, str]]:
 
 async def test_a_signed_rating_is_recorded_before_the_ack_and_the_dm_shows_it(slack: Slack) -> None:
     """A valid signed rating click gets 200 only once its update is committed, and the DM is
-    updated to show the recorded rating (scenario 1)."""
+    updated to show the recorded rating, and for a 1 where to add what changed for children
+    and families (scenario 1)."""
     channel, ts, blocks = await slack.dm("AW")
     prompt = await slack.prompt_id("AW")
     status, _ = await slack.interact(
@@ -315,6 +316,10 @@ async def test_a_signed_rating_is_recorded_before_the_ack_and_the_dm_shows_it(sl
     message = slack.fake.messages(channel)[0]
     shown = [text for _, text in _texts(message["blocks"])]
     assert any("Recorded 1 – Achieved" in text for text in shown)
+    assert any(
+        "What changed for children and families? Add it with Update with notes." in text
+        for text in shown
+    )
     section = next(b for b in message["blocks"] if b.get("block_id") == "m:2.3")
     assert section["accessory"]["initial_option"]["value"] == f"{prompt}:2.3:1"
 
