@@ -252,8 +252,9 @@ async def test_a_long_prompt_is_split_into_cards_and_the_second_one_answers(
     db_url: str, tmp_path: Path
 ) -> None:
     """Dana's 25 milestones come as several valid cards under Teams' size limit, each
-    milestone on exactly one; rating one on the second card records it through the answers
-    service and turns that card, and only that one, into what was recorded."""
+    milestone on exactly one with its evidence field; answering two on the second card (one
+    achieved, with evidence) records them through the answers service and turns that card,
+    and only that one, into what was recorded."""
     async with teams_site(db_url, tmp_path) as site:
         refs = await _import_dana_heavy_plan(site, tmp_path)
         assert len(refs) == 25
@@ -270,8 +271,8 @@ async def test_a_long_prompt_is_split_into_cards_and_the_second_one_answers(
             assert message_bytes(activity) < MAX_MESSAGE_BYTES
             assert validate_message(activity) == []
             (card,) = card_contents(activity)
-            on_cards += [ref for ref in _inputs(card) if ref.startswith("rating:")]
-        assert on_cards == [f"rating:{ref}" for ref in refs]
+            on_cards += [ref for ref in _inputs(card) if ref.startswith(("rating:", "evidence:"))]
+        assert on_cards == [f"{kind}:{ref}" for ref in refs for kind in ("rating", "evidence")]
 
         second = card_contents(activities[1])[0]
         second_refs = [
@@ -284,6 +285,8 @@ async def test_a_long_prompt_is_split_into_cards_and_the_second_one_answers(
             **submit["data"],
             f"rating:{ref}": "3",
             f"note:{ref}": "Consultation slipped to February",
+            f"rating:{second_refs[1]}": "1",
+            f"evidence:{second_refs[1]}": "Care leavers now keep their personal adviser",
         }
         card_id = "activity-2"  # every activity went to Dana; the connector numbers them
         submission = site.activity(dana, "message", value=value, replyToId=card_id)
@@ -292,12 +295,16 @@ async def test_a_long_prompt_is_split_into_cards_and_the_second_one_answers(
         async with site.pulse.sessions() as session:
             updates = (
                 await session.execute(
-                    select(MilestoneRow.ref, UpdateRow.rating, UpdateRow.note)
+                    select(MilestoneRow.ref, UpdateRow.rating, UpdateRow.note, UpdateRow.evidence)
                     .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
                     .where(UpdateRow.source == "teams")
+                    .order_by(UpdateRow.id)
                 )
             ).all()
-        assert [tuple(u) for u in updates] == [(ref, 3, "Consultation slipped to February")]
+        assert [tuple(u) for u in updates] == [
+            (ref, 3, "Consultation slipped to February", None),
+            (second_refs[1], 1, None, "Care leavers now keep their personal adviser"),
+        ]
         assert [(c, replaced) for c, replaced, _ in site.connector.updated] == [
             (conversation, card_id)
         ]
@@ -305,5 +312,6 @@ async def test_a_long_prompt_is_split_into_cards_and_the_second_one_answers(
         assert validate_message(shown) == []
         texts = _texts(card_contents(shown)[0])
         assert "Thank you: your update is recorded." in texts
+        assert "What changed: Care leavers now keep their personal adviser" in texts
         assert set(second_refs) <= set(texts)
         assert not (set(refs) - set(second_refs)) & set(texts), "the first card's milestones"
