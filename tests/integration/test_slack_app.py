@@ -5,6 +5,7 @@ scenarios 1-16 and 18)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messages import slack_blocks as kit
 from bot.services.prompting import Cycles
+from handlers.files.importing import import_plan
 from handlers.slack.answers import Followups
 from handlers.slack.app import build_slack_app
 from handlers.slack.guard import build_http_app
@@ -1001,3 +1003,81 @@ async def test_evidence_the_rules_refuse_is_an_error_on_its_own_field(slack_any_
     )
     assert "rating of 1 (achieved)" in answer["errors"]["evidence:2.3"]
     assert await slack.updates() == []
+
+
+def _evidence_refs(view: dict[str, Any]) -> list[str]:
+    """The milestones a modal view asks evidence of, in order."""
+    return [
+        str(b["block_id"]).partition(":")[2]
+        for b in view["blocks"]
+        if str(b.get("block_id", "")).startswith("evidence:")
+    ]
+
+
+async def test_a_long_prompt_pages_the_modal_within_block_kit_and_records_evidence(
+    slack: Slack, tmp_path: Path
+) -> None:
+    """Alex's 20 milestones in another plan page the modal (each page a view Slack accepts,
+    with every milestone's evidence field); the second page, shown when the first is saved,
+    records a milestone achieved with what changed for children and families."""
+    path = tmp_path / "big-plan.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Priority", "Ref", "Key actions", "Lead(s)", "Timescales", "Milestones"])
+        for number in range(1, 5):
+            steps = "\n".join(
+                f"- Step {n} of action {number} {n:02d}/0{number}/27" for n in (1, 2, 3, 4, 5)
+            )
+            writer.writerow(["3 - Care", f"3.{number}", f"Action {number}", "AW", "", steps])
+    await import_plan(
+        slack.sessions,
+        path,
+        now=MONDAY,
+        plan_key="big",
+        people_path=_people_csv(tmp_path / "people-big.csv"),
+    )
+    await Cycles(
+        slack.sessions, mail_from="pulse@council.example", clock=Clock(MONDAY)
+    ).start_cycle("big", now=MONDAY)
+    async with slack.sessions() as session:
+        prompt = await session.scalar(
+            select(func.max(PromptRow.id))
+            .join(PersonRow, PersonRow.id == PromptRow.person_id)
+            .where(PersonRow.key == "AW")
+        )
+    assert prompt is not None
+    payload = rate_payload("UAW00001", "")
+    payload["actions"] = [
+        {"type": "button", "action_id": "open_update", "block_id": "update", "value": str(prompt)}
+    ]
+    assert (await slack.interact(payload))[0] == 200
+    first = slack.fake.calls_to("views.open")[-1]
+    assert slack.fake.views == [first["view"]], "Slack accepted the first page"
+    page_one = _evidence_refs(first["view"])
+    assert len(page_one) == 14
+    values = modal_values(page_one[0], rating=2)
+    status, text = await slack.interact(view_payload("UAW00001", prompt, values))
+    assert status == 200
+    answer = json.loads(text)
+    assert answer["response_action"] == "update"
+    second = answer["view"]
+    assert view_problems(second) == []
+    page_two = _evidence_refs(second)
+    assert len(page_one) + len(page_two) == 20
+    assert not set(page_one) & set(page_two)
+    meta = json.loads(second["private_metadata"])
+    assert meta["page"] == 1
+    submitted = view_payload(
+        "UAW00001",
+        prompt,
+        modal_values(page_two[-1], rating=1, evidence="Families see one worker"),
+        view_id="V2",
+    )
+    submitted["view"]["private_metadata"] = second["private_metadata"]
+    status, text = await slack.interact(submitted)
+    assert status == 200
+    assert "errors" not in text
+    assert [(r.rating, r.evidence) for r in await slack.updates()] == [
+        (2, None),
+        (1, "Families see one worker"),
+    ]
