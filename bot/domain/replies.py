@@ -18,6 +18,9 @@ The grammar, line by line:
   a rating is the note of a note-only answer (rating None). A number outside 1-4 is rejected.
 - `revised date DATE`, `new date DATE`, `revised DATE` or `by DATE` anywhere gives the revised
   due date; `need support`, `help needed`, `help`, ... set the needs-support flag.
+- `evidence: TEXT` on the item's line or one of its following lines gives the evidence of
+  impact: everything after it to the item's end, read as written (no dates or support asks
+  in it). It goes only with a rating of 1 (`judge`).
 - Lines without a reference continue the previous item's note. A blank line or a sign-off
   ("Thanks", "Kind regards") ends an item; text before the first item or after its end is
   ignored, so greetings and names never reach a note.
@@ -219,6 +222,13 @@ _REVISED = re.compile(
     r"(?:\s+(?:is|of|to|now))?|revised(?:\s+(?:to|due))?|(?:due\s+)?by)\b"
     r"\s*[:=]?\s*(?:" + _DATE + r")?",
     re.IGNORECASE,
+)
+
+# --- evidence of impact --------------------------------------------------------------------
+
+_EVIDENCE = re.compile(r"(?<![\w-])evidence(?:[^\S\n]+of[^\S\n]+impact)?[^\S\n]*[:=]", re.I)
+_EVIDENCE_HELP = (
+    "write what changed for children and families (a sentence, or a link to the evidence)"
 )
 
 _NAMED_WITHOUT_DATE = re.compile(r"[^\S\n]*(?:[:=]|[0-9]|$|[;,\n]|[-–—]\s)")
@@ -440,7 +450,14 @@ def _read_item(
             )
         return f"unknown reference {item.written}: this prompt asks about {listing}"
     milestone = milestones[item.ref.casefold()]
-    text = item.first + "".join(("\n" if bullet else " ") + line for line, bullet in item.more)
+    text, evidence = _evidence(item)
+    if evidence is not None and evidence[1] is None:
+        return f"nothing after {evidence[0]!r}: {_EVIDENCE_HELP}, or leave it out"
+    if evidence is not None and evidence[1] is not None and len(evidence[1]) > NOTE_LIMIT:
+        return (
+            f"the evidence is {len(evidence[1])} characters; the limit is {NOTE_LIMIT}: "
+            "shorten it, or give a link to the evidence"
+        )
 
     rating, consumed, rating_error = _read_rating(text)
     if rating_error is not None:
@@ -467,9 +484,33 @@ def _read_item(
         guess = _misspelt_rating(note)
         if guess is not None:
             return f"{note!r} is not a rating: did you mean {guess!r}? {_RATING_HELP}"
-    return judge(
-        milestone, ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
-    )
+    line = ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
+    if evidence is not None:
+        line = replace(line, evidence=evidence[1])
+    return judge(milestone, line)
+
+
+def _evidence(item: _Item) -> tuple[str, tuple[str, str | None] | None]:
+    """The item's text before its first `evidence:` marker, and (the marker as written, the
+    evidence after it, to the item's end) when there is one."""
+    lines = [(item.first, False), *item.more]
+    for index, (line, bullet) in enumerate(lines):
+        found = _EVIDENCE.search(line)
+        if found is None:
+            continue
+        head = [*lines[:index], (line[: found.start()], bullet)]
+        tail = [(line[found.end() :], False), *lines[index + 1 :]]
+        return _joined(head), (found.group(0).strip(), _tidy(_joined(tail)))
+    return _joined(lines), None
+
+
+def _joined(lines: Sequence[tuple[str, bool]]) -> str:
+    """Lines of an item as one text: bulleted lines joined with a newline, wrapped lines
+    with a space (the first line is joined to nothing)."""
+    if not lines:
+        return ""
+    first, _ = lines[0]
+    return first + "".join(("\n" if bullet else " ") + line for line, bullet in lines[1:])
 
 
 def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
