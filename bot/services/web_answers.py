@@ -16,15 +16,16 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from re import Pattern
 
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
 from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import LineRefusal, ReplyLine, judge
+from bot.domain.replies import AskedMilestone, LineRefusal, Refusal, ReplyLine, judge
 from bot.messages.emails import confirmation_email, new_token, token_hash
 from bot.messages.web_forms import (
     Absence,
@@ -44,6 +45,7 @@ from bot.services.answers import (
 )
 from bot.signing import Signer
 from storage.db import DATABASE_ERRORS, Session, Sessions, is_duplicate, reads_only
+from storage.evidence import EvidenceRepository
 from storage.outbox import OutboxRepository
 from storage.prompts import PromptRepository
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan
@@ -63,6 +65,7 @@ class Answered:
     note: str | None
     revised_due: date | None
     needs_support: bool
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class UpdatePage:
                 given.revised_due.strftime("%d/%m/%Y") if given.revised_due else ""
             )
             out[field_id(n, "support")] = "on" if given.needs_support else ""
+            out[field_id(n, "evidence")] = given.evidence or ""
         out["away"] = self.away_until.strftime("%d/%m/%Y") if self.away_until else ""
         out["delegate"] = self.delegate_key or ""
         return out
@@ -249,12 +253,26 @@ class UpdatePages:
             tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
         since = link.prompt.created_at
         answered: dict[str, Answered] = {}
-        for ref in refs:
-            latest = _latest_since(tracked.updates.get(ref, ()), since, now)
-            if latest is not None:
-                answered[ref] = Answered(
-                    latest.rating, latest.note, latest.revised_due, latest.needs_support
-                )
+        latest_of = {
+            ref: latest
+            for ref in refs
+            if (latest := _latest_since(tracked.updates.get(ref, ()), since, now)) is not None
+        }
+        achieved = [ref for ref, latest in latest_of.items() if latest.rating == 1]
+        evidence = (
+            await EvidenceRepository(session).of_plan(context.plan.key, refs=achieved)
+            if achieved
+            else {}
+        )
+        for ref, latest in latest_of.items():
+            given = evidence.get(ref)
+            answered[ref] = Answered(
+                latest.rating,
+                latest.note,
+                latest.revised_due,
+                latest.needs_support,
+                given.text if given is not None and given.given_at == latest.given_at else None,
+            )
         delegate_key = None
         people_repo = PeopleRepository(session)
         if link.person.delegate_id is not None:
@@ -301,7 +319,8 @@ class UpdatePages:
             verdict = judge(asked[line.ref], line, case_numbers=context.case_numbers())
             if isinstance(verdict, LineRefusal):
                 reason = verdict.reason
-                errors.setdefault(field_id(line.line_no, "note"), reason[0].upper() + reason[1:])
+                about = _refused_field(asked[line.ref], line, verdict, context.case_numbers())
+                errors.setdefault(field_id(line.line_no, about), reason[0].upper() + reason[1:])
             else:
                 judged.append(verdict)
         if errors:
@@ -310,7 +329,7 @@ class UpdatePages:
             line
             for line in judged
             if page.answered.get(line.ref)
-            != Answered(line.rating, line.note, line.revised_due, line.needs_support)
+            != Answered(line.rating, line.note, line.revised_due, line.needs_support, line.evidence)
         ]
         if not changed:
             return Submitted(page, draft)
@@ -397,6 +416,20 @@ def _nonce(given: str) -> str:
 def new_submission_id() -> str:
     """The id a drawn form carries (`_nonce`)."""
     return secrets.token_urlsafe(16)
+
+
+def _refused_field(
+    asked: AskedMilestone, line: ReplyLine, refusal: LineRefusal, case_numbers: Pattern[str] | None
+) -> str:
+    """The field a refused line's error is shown by: the evidence when it alone is at fault
+    (given with another rating, or naming a child when the note does not), else the note."""
+    if refusal.refusal is Refusal.EVIDENCE_NOT_ACHIEVED:
+        return "evidence"
+    if refusal.refusal is Refusal.CHILD_DETAILS and line.evidence:
+        without = judge(asked, replace(line, evidence=None), case_numbers=case_numbers)
+        if not (isinstance(without, LineRefusal) and without.refusal is Refusal.CHILD_DETAILS):
+            return "evidence"
+    return "note"
 
 
 def _latest_since(updates: Sequence[Update], since: datetime, now: datetime) -> Update | None:
