@@ -582,6 +582,7 @@ class OnBehalfResult:
     line: ReplyLine | None = None
     reason: str = ""
     recorded: bool = False
+    refusal: Refusal | None = None  # why judge() sent it back, when it did
 
 
 async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResult:
@@ -612,7 +613,7 @@ async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResul
     )
     judged = judge(asked, request.line, case_numbers=stored_pattern(plan.case_numbers))
     if isinstance(judged, LineRefusal):
-        return OnBehalfResult(reason=judged.reason)
+        return OnBehalfResult(reason=judged.reason, refusal=judged.refusal)
     repository = AnswerRepository(session)
     (new,) = await repository.record(
         [
