@@ -127,11 +127,12 @@ def child_details(
     return tuple(sorted(found, key=lambda d: (d.start, d.end)))
 
 
-def rephrase_reason(found: tuple[ChildDetail, ...]) -> str:
-    """What a lead is told when a line is refused: the kinds found, never the values."""
+def rephrase_reason(found: tuple[ChildDetail, ...], *, where: str = "note") -> str:
+    """What a lead is told when a line is refused: the kinds found, never the values, and
+    `where` they were (the note, or the evidence of impact)."""
     kinds = list(dict.fromkeys(d.kind.value for d in found))
     named = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
     return (
-        f"this note looks like it holds a child's details ({named}); nothing was recorded "
+        f"this {where} looks like it holds a child's details ({named}); nothing was recorded "
         "for this line: please rephrase it without them and send it again"
     )

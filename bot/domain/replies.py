@@ -535,12 +535,11 @@ def judge(
     support ask unless new ones are given. Then the note rule (`note_required`) applies, to
     the note written now. Evidence of impact goes only with a rating of 1 (as kept).
     """
-    for written in (line.note, line.evidence):
+    for where, written in (("note", line.note), ("evidence", line.evidence)):
         found = child_details(written, case_numbers=case_numbers) if written else None
         if found:
-            return LineRefusal(
-                line.ref, Refusal.CHILD_DETAILS, rephrase_reason(found), line.line_no
-            )
+            reason = rephrase_reason(found, where=where)
+            return LineRefusal(line.ref, Refusal.CHILD_DETAILS, reason, line.line_no)
     judged = _judge_rating(milestone, line)
     if isinstance(judged, ReplyLine) and judged.evidence and judged.rating != 1:
         return LineRefusal(
