@@ -18,9 +18,10 @@ The grammar, line by line:
   a rating is the note of a note-only answer (rating None). A number outside 1-4 is rejected.
 - `revised date DATE`, `new date DATE`, `revised DATE` or `by DATE` anywhere gives the revised
   due date; `need support`, `help needed`, `help`, ... set the needs-support flag.
-- `evidence: TEXT` on the item's line or one of its following lines gives the evidence of
-  impact: everything after it to the item's end, read as written (no dates or support asks
-  in it). It goes only with a rating of 1 (`judge`).
+- `evidence: TEXT` on the item's line or one of its following lines (a line starting with it
+  belongs to the last item even after a blank line) gives the evidence of impact:
+  everything after it to the item's end, read as written (no dates or support asks in it).
+  It goes only with a rating of 1 (`judge`).
 - Lines without a reference continue the previous item's note. A blank line or a sign-off
   ("Thanks", "Kind regards") ends an item; text before the first item or after its end is
   ignored, so greetings and names never reach a note.
@@ -313,6 +314,8 @@ def parse_reply(
             current = _Item(None, unknown["ref"], line_no, body[unknown.end() :], [line])
             items.append(current)
             continue
+        if current is None and items and _EVIDENCE.match(body):
+            current = items[-1]  # `evidence:` after a blank line still means the last item
         if current is None:
             continue  # greetings, text before the first item, anything after an item's end
         if _CLOSING.fullmatch(body):

@@ -915,6 +915,17 @@ def test_evidence_is_read_as_written_not_as_dates_or_support() -> None:
     assert answer.evidence == "seen by 14 Dec, help offered"
 
 
+def test_evidence_after_a_blank_line_belongs_to_the_last_item() -> None:
+    """An `evidence:` line set apart by a blank line is still the last item's evidence, not
+    text after the item's end; other text there is still ignored."""
+    reply = read("1.1a 2 Review done\n1.2 1 Commissioned\n\nEvidence: waits halved\n\nJo")
+    assert [(line.ref, line.evidence) for line in reply.accepted] == [
+        ("1.1a", None),
+        ("1.2", "waits halved"),
+    ]
+    assert read("Evidence: waits halved\n1.2 1 Commissioned").accepted[0].evidence is None
+
+
 def test_empty_evidence_is_sent_back() -> None:
     """`evidence:` with nothing after it is sent back saying what to write."""
     [rejected] = read("1.2 1 Commissioned\nevidence:").rejected
