@@ -103,6 +103,9 @@ class LineRefusal:
     refusal: Refusal
     reason: str
     line_no: int = 0
+    # The evidence of impact is what is at fault, not the rest of the answer: a channel with
+    # a field for it shows the reason there.
+    about_evidence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,7 +545,9 @@ def judge(
         found = child_details(written, case_numbers=case_numbers) if written else None
         if found:
             reason = rephrase_reason(found, where=where)
-            return LineRefusal(line.ref, Refusal.CHILD_DETAILS, reason, line.line_no)
+            return LineRefusal(
+                line.ref, Refusal.CHILD_DETAILS, reason, line.line_no, where == "evidence"
+            )
     judged = _judge_rating(milestone, line)
     if isinstance(judged, ReplyLine) and judged.evidence and judged.rating != 1:
         return LineRefusal(
@@ -552,6 +557,7 @@ def judge(
             f"{judged.rating if judged.rating is not None else 'nothing'}: put what changed "
             "in the note instead",
             line.line_no,
+            about_evidence=True,
         )
     return judged
 

@@ -16,16 +16,15 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from re import Pattern
 
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
 from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import AskedMilestone, LineRefusal, Refusal, ReplyLine, judge
+from bot.domain.replies import LineRefusal, ReplyLine, judge
 from bot.messages.emails import confirmation_email, new_token, token_hash
 from bot.messages.web_forms import (
     Absence,
@@ -319,7 +318,7 @@ class UpdatePages:
             verdict = judge(asked[line.ref], line, case_numbers=context.case_numbers())
             if isinstance(verdict, LineRefusal):
                 reason = verdict.reason
-                about = _refused_field(asked[line.ref], line, verdict, context.case_numbers())
+                about = "evidence" if verdict.about_evidence else "note"
                 errors.setdefault(field_id(line.line_no, about), reason[0].upper() + reason[1:])
             else:
                 judged.append(verdict)
@@ -416,20 +415,6 @@ def _nonce(given: str) -> str:
 def new_submission_id() -> str:
     """The id a drawn form carries (`_nonce`)."""
     return secrets.token_urlsafe(16)
-
-
-def _refused_field(
-    asked: AskedMilestone, line: ReplyLine, refusal: LineRefusal, case_numbers: Pattern[str] | None
-) -> str:
-    """The field a refused line's error is shown by: the evidence when it alone is at fault
-    (given with another rating, or naming a child when the note does not), else the note."""
-    if refusal.refusal is Refusal.EVIDENCE_NOT_ACHIEVED:
-        return "evidence"
-    if refusal.refusal is Refusal.CHILD_DETAILS and line.evidence:
-        without = judge(asked, replace(line, evidence=None), case_numbers=case_numbers)
-        if not (isinstance(without, LineRefusal) and without.refusal is Refusal.CHILD_DETAILS):
-            return "evidence"
-    return "note"
 
 
 def _latest_since(updates: Sequence[Update], since: datetime, now: datetime) -> Update | None:

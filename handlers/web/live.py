@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import NOTE_LIMIT, Refusal, ReplyLine
+from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.timescales import parse_day
 from bot.messages.web_forms import DATE_HINT, EVIDENCE_HINT, EVIDENCE_QUESTION
 from bot.messages.web_links import csrf_token, csrf_valid, well_formed
@@ -349,7 +349,7 @@ def live_routes(
         found = await views.history(access, ref) or found
         if result.line is None:
             reason = result.reason[:1].upper() + result.reason[1:]
-            at = "evidence" if result.refusal is Refusal.EVIDENCE_NOT_ACHIEVED else ""
+            at = "evidence" if result.about_evidence else ""
             return history_page(
                 request, found, access, digest, status=400, error=reason, error_at=at, values=form
             )

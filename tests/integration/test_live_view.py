@@ -203,8 +203,9 @@ async def test_a_coordinator_records_on_a_leads_behalf_and_withdraws_it(site: Si
 
 
 async def test_a_coordinator_records_evidence_for_a_lead_and_fixes_a_refusal(site: Site) -> None:
-    """Evidence given on the lead's behalf with a rating of 2 is refused beside the evidence
-    field, recording nothing; with a rating of 1 it is recorded as the milestone's evidence."""
+    """Evidence given on the lead's behalf with a rating of 2, or naming a child, is refused
+    beside the evidence field, recording nothing; with a rating of 1 it is recorded as the
+    milestone's evidence."""
     link = await view_link(site, WORKFORCE)
     _, history, _ = await fetch(link + "/m/2.3")
     assert '<label for="evidence">What changed for children and families?' in history
@@ -222,6 +223,11 @@ async def test_a_coordinator_records_evidence_for_a_lead_and_fixes_a_refusal(sit
     assert 'href="#evidence"' in back
     assert 'id="evidence-error"' in back
     assert "Staff turnover &lt;down&gt; by a third</textarea>" in back
+    child = {**form, "rating": "1", "evidence": "943 476 5919 now settled"}
+    status, back, _ = await fetch(link + "/m/2.3", data=child)
+    assert status == 400
+    assert 'href="#evidence"' in back
+    assert "this evidence looks like it holds a child" in back.lower()
     async with site.pulse.sessions() as session:
         assert await EvidenceRepository(session).of_plan("small") == {}
     status, done, _ = await fetch(link + "/m/2.3", data={**form, "rating": "1"})

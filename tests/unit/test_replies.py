@@ -872,6 +872,7 @@ def test_evidence_with_a_childs_details_is_sent_back() -> None:
     assert judged.refusal is Refusal.CHILD_DETAILS
     assert "5919" not in judged.reason
     assert judged.reason.startswith("this evidence looks like it holds a child's details")
+    assert judged.about_evidence
 
 
 def test_evidence_on_a_following_line_is_recorded_with_a_rating_of_1() -> None:
