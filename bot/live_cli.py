@@ -15,7 +15,7 @@ import typer
 from bot.cli_groups import command_group
 from bot.domain.errors import PulseError
 from bot.domain.ratings import rating_from_text
-from bot.domain.replies import ReplyLine
+from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.records_cli import RunCommand
 from bot.services.answers import OnBehalf, record_on_behalf, withdraw
 from bot.services.live_view import revoke_view_links
@@ -52,6 +52,14 @@ def register_live(
         support: Annotated[
             bool, typer.Option("--support", help="the lead asked for support")
         ] = False,
+        evidence: Annotated[
+            str | None,
+            typer.Option(
+                "--evidence",
+                help="with a rating of 1: what changed for children and families (a sentence, "
+                "or a link to the evidence)",
+            ),
+        ] = None,
         withdraw_id: Annotated[
             int | None,
             typer.Option("--withdraw", help="take back the answer with this id instead"),
@@ -85,7 +93,14 @@ def register_live(
         if value is None:
             raise typer.BadParameter(f"not a rating: {rating!r} (1-4 or the scale's words)")
         revised_due = day(revised, "--revised") if revised else None
-        line = ReplyLine(ref, value, note.strip() if note else None, revised_due, support, 1)
+        given = evidence.strip() if evidence else None
+        if given is not None and len(given) > NOTE_LIMIT:
+            raise typer.BadParameter(
+                f"--evidence is {len(given)} characters; the limit is {NOTE_LIMIT}: give a link"
+            )
+        line = ReplyLine(
+            ref, value, note.strip() if note else None, revised_due, support, 1, evidence=given
+        )
 
         async def record(pulse: PlanPulse) -> str:
             async with pulse.sessions() as session, session.begin():
@@ -102,7 +117,11 @@ def register_live(
                 )
             if result.line is None:
                 raise Refused(result.reason)
-            return f"recorded {ref} {value} for {for_person} (source coordinator, by {actor})"
+            with_evidence = " with evidence" if result.line.evidence else ""
+            return (
+                f"recorded {ref} {value}{with_evidence} for {for_person} "
+                f"(source coordinator, by {actor})"
+            )
 
         typer.echo(run(record))
 

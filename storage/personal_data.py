@@ -364,6 +364,7 @@ async def subject_access(session: AsyncSession, person: PersonRow) -> dict[str, 
         UpdateRow.given_at,
         UpdateRow.recorded_at,
         giver.c.key,
+        UpdateRow.evidence,
     )
 
     def answers(condition: ColumnElement[bool]) -> Any:
@@ -407,6 +408,7 @@ async def subject_access(session: AsyncSession, person: PersonRow) -> dict[str, 
             "given_at": _iso(row[9]),
             "recorded_at": _iso(row[10]),
             "given_by": row[11],
+            "evidence": row[12],
         }
 
     prompt_rows = (
@@ -611,9 +613,9 @@ async def forget(
     to them are dropped (outbox payloads emptied; unsent ones failed); inbound mail that
     mentions them or answered their prompts loses its raw bytes (its hash stays). Their
     answers stay, as "former lead N", with every mention of their name, keys, addresses
-    and Slack id in any stored text — notes and their copies in `milestone_state`, lead
-    cells, kept message bodies, outcomes — replaced by "former lead N". Their row keeps
-    only its id, the new name, and when it was erased.
+    and Slack id in any stored text — notes (and their copies in `milestone_state`),
+    evidence of impact, lead cells, kept message bodies, outcomes — replaced by "former
+    lead N". Their row keeps only its id, the new name, and when it was erased.
     """
     if person.erased_at is not None:
         raise PersonalDataError(f"{person.key} has already been forgotten")

@@ -18,6 +18,10 @@ The grammar, line by line:
   a rating is the note of a note-only answer (rating None). A number outside 1-4 is rejected.
 - `revised date DATE`, `new date DATE`, `revised DATE` or `by DATE` anywhere gives the revised
   due date; `need support`, `help needed`, `help`, ... set the needs-support flag.
+- `evidence: TEXT` on the item's line or one of its following lines (a line starting with it
+  belongs to the last item even after a blank line) gives the evidence of impact:
+  everything after it to the item's end, read as written (no dates or support asks in it).
+  It goes only with a rating of 1 (`judge`).
 - Lines without a reference continue the previous item's note. A blank line or a sign-off
   ("Thanks", "Kind regards") ends an item; text before the first item or after its end is
   ignored, so greetings and names never reach a note.
@@ -100,6 +104,9 @@ class LineRefusal:
     refusal: Refusal
     reason: str
     line_no: int = 0
+    # The evidence of impact is what is at fault, not the rest of the answer: a channel with
+    # a field for it shows the reason there.
+    about_evidence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +229,13 @@ _REVISED = re.compile(
     re.IGNORECASE,
 )
 
+# --- evidence of impact --------------------------------------------------------------------
+
+_EVIDENCE = re.compile(r"(?<![\w-])evidence(?:[^\S\n]+of[^\S\n]+impact)?[^\S\n]*[:=]", re.I)
+_EVIDENCE_HELP = (
+    "write what changed for children and families (a sentence, or a link to the evidence)"
+)
+
 _NAMED_WITHOUT_DATE = re.compile(r"[^\S\n]*(?:[:=]|[0-9]|$|[;,\n]|[-–—]\s)")
 
 # --- needs support --------------------------------------------------------------------------
@@ -304,6 +318,8 @@ def parse_reply(
             current = _Item(None, unknown["ref"], line_no, body[unknown.end() :], [line])
             items.append(current)
             continue
+        if current is None and items and _EVIDENCE.match(body):
+            current = items[-1]  # `evidence:` after a blank line still means the last item
         if current is None:
             continue  # greetings, text before the first item, anything after an item's end
         if _CLOSING.fullmatch(body):
@@ -441,7 +457,14 @@ def _read_item(
             )
         return f"unknown reference {item.written}: this prompt asks about {listing}"
     milestone = milestones[item.ref.casefold()]
-    text = item.first + "".join(("\n" if bullet else " ") + line for line, bullet in item.more)
+    text, evidence = _evidence(item)
+    if evidence is not None and evidence[1] is None:
+        return f"nothing after {evidence[0]!r}: {_EVIDENCE_HELP}, or leave it out"
+    if evidence is not None and evidence[1] is not None and len(evidence[1]) > NOTE_LIMIT:
+        return (
+            f"the evidence is {len(evidence[1])} characters; the limit is {NOTE_LIMIT}: "
+            "shorten it, or give a link to the evidence"
+        )
 
     rating, consumed, rating_error = _read_rating(text)
     if rating_error is not None:
@@ -468,9 +491,33 @@ def _read_item(
         guess = _misspelt_rating(note)
         if guess is not None:
             return f"{note!r} is not a rating: did you mean {guess!r}? {_RATING_HELP}"
-    return judge(
-        milestone, ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
-    )
+    line = ReplyLine(item.ref, rating, note, revised_due, needs_support, item.line_no)
+    if evidence is not None:
+        line = replace(line, evidence=evidence[1])
+    return judge(milestone, line)
+
+
+def _evidence(item: _Item) -> tuple[str, tuple[str, str | None] | None]:
+    """The item's text before its first `evidence:` marker, and (the marker as written, the
+    evidence after it, to the item's end) when there is one."""
+    lines = [(item.first, False), *item.more]
+    for index, (line, bullet) in enumerate(lines):
+        found = _EVIDENCE.search(line)
+        if found is None:
+            continue
+        head = [*lines[:index], (line[: found.start()], bullet)]
+        tail = [(line[found.end() :], False), *lines[index + 1 :]]
+        return _joined(head), (found.group(0).strip(), _tidy(_joined(tail)))
+    return _joined(lines), None
+
+
+def _joined(lines: Sequence[tuple[str, bool]]) -> str:
+    """Lines of an item as one text: bulleted lines joined with a newline, wrapped lines
+    with a space (the first line is joined to nothing)."""
+    if not lines:
+        return ""
+    first, _ = lines[0]
+    return first + "".join(("\n" if bullet else " ") + line for line, bullet in lines[1:])
 
 
 def judge_answer(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | str:
@@ -498,8 +545,9 @@ def judge(
     for what, written in (("note", line.note), ("evidence", line.evidence)):
         found = child_details(written, case_numbers=case_numbers) if written else None
         if found:
+            reason = rephrase_reason(found, what=what)
             return LineRefusal(
-                line.ref, Refusal.CHILD_DETAILS, rephrase_reason(found, what=what), line.line_no
+                line.ref, Refusal.CHILD_DETAILS, reason, line.line_no, what == "evidence"
             )
     judged = _judge_rating(milestone, line)
     if isinstance(judged, ReplyLine) and judged.evidence and judged.rating != 1:
@@ -510,25 +558,15 @@ def judge(
             f"{judged.rating if judged.rating is not None else 'nothing'}: put what changed "
             "in the note instead",
             line.line_no,
+            about_evidence=True,
         )
     return judged
 
 
-def refused_field(
-    refusal: LineRefusal,
-    written: ReplyLine | None,
-    case_numbers: re.Pattern[str] | None = None,
-) -> str:
+def refused_field(refusal: LineRefusal) -> str:
     """Which field of a form a refused line's reason belongs beside: `evidence` when the
-    evidence is what was refused (given with a rating other than 1, or holding a child's
-    details the note does not), else `note`. `written` is the line as the form gave it."""
-    if refusal.refusal is Refusal.EVIDENCE_NOT_ACHIEVED:
-        return "evidence"
-    if refusal.refusal is Refusal.CHILD_DETAILS and written is not None and written.evidence:
-        in_note = written.note and child_details(written.note, case_numbers=case_numbers)
-        if not in_note:
-            return "evidence"
-    return "note"
+    evidence of impact is what was refused, else `note`."""
+    return "evidence" if refusal.about_evidence else "note"
 
 
 def _judge_rating(milestone: AskedMilestone, line: ReplyLine) -> ReplyLine | LineRefusal:

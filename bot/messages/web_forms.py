@@ -2,10 +2,11 @@
 clock (`today` is an argument).
 
 Each milestone of the page is a fieldset numbered from 1 in page order; its fields are
-`m{n}-rating` (1–4, or absent), `m{n}-note`, `m{n}-revised` (a date) and `m{n}-support`
-(checked or absent). A milestone with nothing given is left as it is. Errors are keyed by
-the id of the field they are about, so the page shows each one beside its field and links
-to it from the summary at the top.
+`m{n}-rating` (1–4, or absent), `m{n}-note`, `m{n}-revised` (a date), `m{n}-support`
+(checked or absent) and `m{n}-evidence` (what changed for children and families, with a
+rating of 1; `judge` sends it back with any other). A milestone with nothing given is left
+as it is. Errors are keyed by the id of the field they are about, so the page shows each
+one beside its field and links to it from the summary at the top.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.timescales import parse_day
 
 DATE_HINT = "For example, 31/01/2027"
+EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
+EVIDENCE_HINT = "A sentence, or a link to the evidence."
 
 
 def field_id(n: int, name: str) -> str:
@@ -50,12 +53,14 @@ def read_update(form: Mapping[str, str], refs: Sequence[str], *, today: date) ->
         note = form.get(field_id(n, "note"), "").strip()
         revised_text = form.get(field_id(n, "revised"), "").strip()
         support = form.get(field_id(n, "support"), "") != ""
+        evidence = form.get(field_id(n, "evidence"), "").strip()
         values.update(
             {
                 field_id(n, "rating"): rating_text,
                 field_id(n, "note"): note,
                 field_id(n, "revised"): revised_text,
                 field_id(n, "support"): "on" if support else "",
+                field_id(n, "evidence"): evidence,
             }
         )
         rating: int | None = None
@@ -67,6 +72,11 @@ def read_update(form: Mapping[str, str], refs: Sequence[str], *, today: date) ->
         if len(note) > NOTE_LIMIT:
             errors[field_id(n, "note")] = (
                 f"The note for {ref} must be {NOTE_LIMIT} characters or fewer; it has {len(note)}"
+            )
+        if len(evidence) > NOTE_LIMIT:
+            errors[field_id(n, "evidence")] = (
+                f"What changed for {ref} must be {NOTE_LIMIT} characters or fewer; it has "
+                f"{len(evidence)}: give a link to the evidence instead"
             )
         revised: date | None = None
         if revised_text:
@@ -80,6 +90,12 @@ def read_update(form: Mapping[str, str], refs: Sequence[str], *, today: date) ->
                     f"The revised date for {ref} must be today or later"
                 )
         if rating is None and not note and revised is None and not support:
+            if evidence:
+                errors.setdefault(
+                    field_id(n, "evidence"),
+                    f"What changed for {ref} goes with a rating of 1 (achieved): choose 1, "
+                    "or remove it",
+                )
             continue
         if rating is None and not note and (revised is not None or support):
             errors.setdefault(
@@ -87,7 +103,9 @@ def read_update(form: Mapping[str, str], refs: Sequence[str], *, today: date) ->
                 f"Choose a rating for {ref}, or write a note, to go with the "
                 + ("revised date" if revised is not None else "request for support"),
             )
-        lines.append(ReplyLine(ref, rating, note or None, revised, support, n))
+        lines.append(
+            ReplyLine(ref, rating, note or None, revised, support, n, evidence=evidence or None)
+        )
     if not lines and not errors and refs:
         errors[rating_id(1)] = "Choose a rating or write a note for at least one milestone"
     return Draft(tuple(lines), values, errors)

@@ -582,6 +582,7 @@ class OnBehalfResult:
     line: ReplyLine | None = None
     reason: str = ""
     recorded: bool = False
+    about_evidence: bool = False  # the evidence of impact is what was at fault
 
 
 async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResult:
@@ -612,7 +613,7 @@ async def record_on_behalf(session: Session, request: OnBehalf) -> OnBehalfResul
     )
     judged = judge(asked, request.line, case_numbers=stored_pattern(plan.case_numbers))
     if isinstance(judged, LineRefusal):
-        return OnBehalfResult(reason=judged.reason)
+        return OnBehalfResult(reason=judged.reason, about_evidence=judged.about_evidence)
     repository = AnswerRepository(session)
     (new,) = await repository.record(
         [

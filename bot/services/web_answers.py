@@ -44,6 +44,7 @@ from bot.services.answers import (
 )
 from bot.signing import Signer
 from storage.db import DATABASE_ERRORS, Session, Sessions, is_duplicate, reads_only
+from storage.evidence import EvidenceRepository
 from storage.outbox import OutboxRepository
 from storage.prompts import PromptRepository
 from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan
@@ -63,6 +64,7 @@ class Answered:
     note: str | None
     revised_due: date | None
     needs_support: bool
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class UpdatePage:
                 given.revised_due.strftime("%d/%m/%Y") if given.revised_due else ""
             )
             out[field_id(n, "support")] = "on" if given.needs_support else ""
+            out[field_id(n, "evidence")] = given.evidence or ""
         out["away"] = self.away_until.strftime("%d/%m/%Y") if self.away_until else ""
         out["delegate"] = self.delegate_key or ""
         return out
@@ -249,12 +252,26 @@ class UpdatePages:
             tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
         since = link.prompt.created_at
         answered: dict[str, Answered] = {}
-        for ref in refs:
-            latest = _latest_since(tracked.updates.get(ref, ()), since, now)
-            if latest is not None:
-                answered[ref] = Answered(
-                    latest.rating, latest.note, latest.revised_due, latest.needs_support
-                )
+        latest_of = {
+            ref: latest
+            for ref in refs
+            if (latest := _latest_since(tracked.updates.get(ref, ()), since, now)) is not None
+        }
+        achieved = [ref for ref, latest in latest_of.items() if latest.rating == 1]
+        evidence = (
+            await EvidenceRepository(session).of_plan(context.plan.key, refs=achieved)
+            if achieved
+            else {}
+        )
+        for ref, latest in latest_of.items():
+            given = evidence.get(ref)
+            answered[ref] = Answered(
+                latest.rating,
+                latest.note,
+                latest.revised_due,
+                latest.needs_support,
+                given.text if given is not None and given.given_at == latest.given_at else None,
+            )
         delegate_key = None
         people_repo = PeopleRepository(session)
         if link.person.delegate_id is not None:
@@ -301,7 +318,8 @@ class UpdatePages:
             verdict = judge(asked[line.ref], line, case_numbers=context.case_numbers())
             if isinstance(verdict, LineRefusal):
                 reason = verdict.reason
-                errors.setdefault(field_id(line.line_no, "note"), reason[0].upper() + reason[1:])
+                about = "evidence" if verdict.about_evidence else "note"
+                errors.setdefault(field_id(line.line_no, about), reason[0].upper() + reason[1:])
             else:
                 judged.append(verdict)
         if errors:
@@ -310,7 +328,7 @@ class UpdatePages:
             line
             for line in judged
             if page.answered.get(line.ref)
-            != Answered(line.rating, line.note, line.revised_due, line.needs_support)
+            != Answered(line.rating, line.note, line.revised_due, line.needs_support, line.evidence)
         ]
         if not changed:
             return Submitted(page, draft)

@@ -222,10 +222,9 @@ class SlackAnswers:
                         _refused_whole(result.refusal, result.reason, user, meta.prompt_id)
                     )
                 errors = dict(draft.errors)
-                written = {line.ref: line for line in draft.lines}
                 for line in result.refused:
                     if line.refusal is not Refusal.UNREADABLE:
-                        kind = refused_field(line, written.get(line.ref), context.case_numbers())
+                        kind = refused_field(line)
                         errors.setdefault(f"{kind}:{line.ref}"[:255], _sentence(line.reason))
                 if errors:
                     return [], errors, items

@@ -176,10 +176,9 @@ class TeamsAnswers:
             if result.refusal is not None:
                 raise Refused(_refused_whole(result.refusal))
             errors = dict(submission.errors)
-            written = {line.ref: line for line in submission.lines}
             for line in result.refused:
                 if line.refusal is not Refusal.UNREADABLE:
-                    kind = refused_field(line, written.get(line.ref), context.case_numbers())
+                    kind = refused_field(line)
                     errors.setdefault(f"{kind}:{line.ref}", _sentence(line.reason))
             if errors or not submission.lines:
                 message = (

@@ -24,9 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import ReplyLine
+from bot.domain.replies import NOTE_LIMIT, ReplyLine
 from bot.domain.timescales import parse_day
-from bot.messages.web_forms import DATE_HINT
+from bot.messages.web_forms import DATE_HINT, EVIDENCE_HINT, EVIDENCE_QUESTION
 from bot.messages.web_links import csrf_token, csrf_valid, well_formed
 from bot.services.live_view import Filters, LiveView, LiveViews, view_hash
 from bot.signing import Signer
@@ -279,6 +279,7 @@ def live_routes(
         status: int = 200,
         message: str = "",
         error: str = "",
+        error_at: str = "",
         values: Mapping[str, str] | None = None,
     ) -> web.Response:
         return render(
@@ -294,8 +295,11 @@ def live_routes(
             csrf=csrf_token(digest, signer),
             message=message,
             error=error,
+            error_at=error_at,
             values=values or {},
             date_hint=DATE_HINT,
+            evidence_question=EVIDENCE_QUESTION,
+            evidence_hint=EVIDENCE_HINT,
         )
 
     async def history(request: web.Request) -> web.StreamResponse:
@@ -345,8 +349,9 @@ def live_routes(
         found = await views.history(access, ref) or found
         if result.line is None:
             reason = result.reason[:1].upper() + result.reason[1:]
+            at = "evidence" if result.about_evidence else ""
             return history_page(
-                request, found, access, digest, status=400, error=reason, values=form
+                request, found, access, digest, status=400, error=reason, error_at=at, values=form
             )
         name = found.names.get(lead, lead)
         return history_page(
@@ -379,6 +384,12 @@ def _read_answer(form: Mapping[str, str], ref: str) -> tuple[ReplyLine | None, s
     if not form.get("lead", "").strip():
         return None, "Choose whom the answer is for"
     note = " ".join(form.get("note", "").split()) or None
+    evidence = " ".join(form.get("evidence", "").split()) or None
+    if evidence is not None and len(evidence) > NOTE_LIMIT:
+        return None, (
+            f"What changed for children and families must be {NOTE_LIMIT} characters or "
+            "fewer: give a link to the evidence instead"
+        )
     return (
         ReplyLine(
             ref=ref,
@@ -387,6 +398,7 @@ def _read_answer(form: Mapping[str, str], ref: str) -> tuple[ReplyLine | None, s
             revised_due=revised,
             needs_support=form.get("support") == "on",
             line_no=1,
+            evidence=evidence,
         ),
         "",
     )

@@ -26,7 +26,13 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.clock import Clock
-from bot.messages.web_forms import DATE_HINT, field_id, rating_id
+from bot.messages.web_forms import (
+    DATE_HINT,
+    EVIDENCE_HINT,
+    EVIDENCE_QUESTION,
+    field_id,
+    rating_id,
+)
 from bot.messages.web_links import csrf_token, csrf_valid, link_hash, well_formed
 from bot.services.live_view import LiveViews
 from bot.services.web_answers import UpdatePage, UpdatePages, new_submission_id
@@ -148,7 +154,12 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        field_id=field_id, rating_id=rating_id, date_hint=DATE_HINT, status_words=_STATUS_WORDS
+        field_id=field_id,
+        rating_id=rating_id,
+        date_hint=DATE_HINT,
+        evidence_question=EVIDENCE_QUESTION,
+        evidence_hint=EVIDENCE_HINT,
+        status_words=_STATUS_WORDS,
     )
     return env
 

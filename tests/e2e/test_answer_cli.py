@@ -94,6 +94,33 @@ def test_bad_answers_are_one_line_and_change_nothing(tmp_path: Path, db_url: str
     assert item["rating"] == 2
 
 
+def test_evidence_given_for_a_lead_goes_only_with_a_rating_of_1(
+    tmp_path: Path, db_url: str
+) -> None:
+    """`pulse answer --plan small 2.3 1 --evidence TEXT --for AW` records the evidence with the
+    answer, as the lead's subject access export shows; with a rating of 2 it is one line on
+    stderr and records nothing."""
+    assert import_small(tmp_path, db_url).returncode == 0
+    base = ["answer", "--plan", "small", "2.3"]
+    evidence = ["--evidence", "Exit interviews show staff stay longer", "--for", "AW"]
+    refused = pulse(tmp_path, *base, "2", "--note", "Nearly", *evidence, db_url=db_url)
+    assert refused.returncode == 1
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "rating of 1" in refused.stderr
+    done = pulse(tmp_path, *base, "1", *evidence, db_url=db_url)
+    assert done.returncode == 0, done.stderr
+    assert "recorded 2.3 1 with evidence for AW" in done.stdout
+    audit = pulse(tmp_path, "people", "export", "AW", "--output", tmp_path, db_url=db_url)
+    assert audit.returncode == 0, audit.stderr
+    exported = json.loads(next(tmp_path.glob("subject-access-*.json")).read_text())
+    given = [
+        (a["rating"], a["evidence"])
+        for a in exported["answers_given"] + exported["answers_given_for_them"]
+        if a["source"] == "coordinator"
+    ]
+    assert given == [(1, "Exit interviews show staff stay longer")]
+
+
 def test_web_revoke_says_how_many_links_it_revoked(tmp_path: Path, db_url: str) -> None:
     """`pulse web revoke ADDRESS` revokes that coordinator's links (none yet here) and says so."""
     assert import_small(tmp_path, db_url).returncode == 0

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from bot.app import digest_poster
 from bot.domain.model import Source
 from bot.services.live_view import revoke_view_links
+from storage.evidence import EvidenceRepository
 from storage.models import AuditRow, UpdateRow
 from tests.integration.test_delivery import outbox_files, read_eml
 from tests.integration.test_web_links import answers, fetch, hidden
@@ -199,6 +200,41 @@ async def test_a_coordinator_records_on_a_leads_behalf_and_withdraws_it(site: Si
     lines = await site.pulse.statuses("small")
     assert next(x.status for x in lines if x.milestone.ref == "2.3").rating == 2
     assert await _count_2_3(site) == 3  # the import, the coordinator's, the withdrawal
+
+
+async def test_a_coordinator_records_evidence_for_a_lead_and_fixes_a_refusal(site: Site) -> None:
+    """Evidence given on the lead's behalf with a rating of 2, or naming a child, is refused
+    beside the evidence field, recording nothing; with a rating of 1 it is recorded as the
+    milestone's evidence."""
+    link = await view_link(site, WORKFORCE)
+    _, history, _ = await fetch(link + "/m/2.3")
+    assert '<label for="evidence">What changed for children and families?' in history
+    form = {
+        "csrf": hidden(history, "csrf"),
+        "form": "answer",
+        "submission": hidden(history, "submission"),
+        "lead": "AW",
+        "rating": "2",
+        "note": "Report nearly done",
+        "evidence": "Staff turnover <down> by a third",
+    }
+    status, back, _ = await fetch(link + "/m/2.3", data=form)
+    assert status == 400
+    assert 'href="#evidence"' in back
+    assert 'id="evidence-error"' in back
+    assert "Staff turnover &lt;down&gt; by a third</textarea>" in back
+    child = {**form, "rating": "1", "evidence": "943 476 5919 now settled"}
+    status, back, _ = await fetch(link + "/m/2.3", data=child)
+    assert status == 400
+    assert 'href="#evidence"' in back
+    assert "this evidence looks like it holds a child" in back.lower()
+    async with site.pulse.sessions() as session:
+        assert await EvidenceRepository(session).of_plan("small") == {}
+    status, done, _ = await fetch(link + "/m/2.3", data={**form, "rating": "1"})
+    assert status == 200, done
+    async with site.pulse.sessions() as session:
+        found = await EvidenceRepository(session).of_plan("small")
+    assert {ref: e.text for ref, e in found.items()} == {"2.3": "Staff turnover <down> by a third"}
 
 
 async def _count_2_3(site: Site) -> int:

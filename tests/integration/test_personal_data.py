@@ -20,6 +20,7 @@ from bot.app import PlanPulse, Runner, digest_poster
 from bot.domain.errors import PersonalDataError
 from bot.services.records import Records
 from bot.settings import Settings
+from storage.evidence import EvidenceRepository
 from storage.models import InboundRow, OutboxRow, PersonRow, UpdateRow
 from storage.personal_data import AuditLog, truncate_sqlite_wal
 from tests.conftest import Clock, import_small_plan
@@ -196,6 +197,33 @@ async def test_a_subject_access_export_holds_everything_about_them(
     async with week.pulse.sessions() as session:
         entries = await AuditLog(session).entries(action="subject_access_export")
     assert [e.person_id for e in entries] == [data["person"]["id"]]
+
+
+async def test_evidence_is_exported_and_erased_like_a_note(week: Week, tmp_path: Path) -> None:
+    """Evidence of impact Alex gave in an email reply is in his subject access export (JSON,
+    and escaped on the page); once he is forgotten, it names him as "former lead N" and no
+    column holds his name."""
+    await week.reply(
+        ALEX[1],
+        "1.1 1 Blueprint signed off\nevidence: <b>two hubs</b> open, ask Alex Walker",
+        3,
+    )
+    paths = await week.records.export_person("AW", output=tmp_path / "sar", actor="os:test")
+    data = json.loads(paths[0].read_text("utf-8"))
+    given = [(a["milestone"], a["evidence"]) for a in data["answers_given"]]
+    assert ("1.1", "<b>two hubs</b> open, ask Alex Walker") in given
+    assert ("2.3", None) in given
+    html = paths[1].read_text("utf-8")
+    assert '<th scope="col">Evidence of impact</th>' in html
+    assert "&lt;b&gt;two hubs&lt;/b&gt; open, ask Alex Walker" in html
+
+    erasure = await week.records.forget_person("AW", reassign_to="GR", actor="os:test")
+
+    async with week.pulse.sessions() as session:
+        found = await EvidenceRepository(session).of_plan("small")
+    assert found["1.1"].text == f"<b>two hubs</b> open, ask {erasure.replacement}"
+    after = await everything_stored(week.pulse)
+    assert [(t, c) for t, c, v in after if ALEX[0].lower() in v or ALEX[1] in v] == []
 
 
 async def test_retention_drops_old_raw_mail_and_sent_bodies_but_keeps_the_answers(

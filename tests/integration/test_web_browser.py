@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.model import Source
+from storage.evidence import EvidenceRepository
 from storage.models import OutboxRow, UpdateRow
 from tests.integration.test_delivery import count
 from tests.web import Site
@@ -165,6 +166,69 @@ async def test_the_note_rule_error_is_shown_by_its_field_and_fixed(
 
     assert await asyncio.to_thread(fix) == "Thank you: your update is recorded"
     assert await web_updates(site) == 1
+
+
+EVIDENCE_11 = "What changed for children and families? (optional, with a rating of 1) – 1.1"
+
+
+async def test_evidence_with_another_rating_is_refused_by_its_field_then_recorded(
+    site: Site, browser: WebDriver, axe_source: str
+) -> None:
+    """Evidence written by its label with a rating of 2 is refused beside the evidence field
+    and in the summary linked to it, recording nothing; choosing 1 records it, the done page
+    lists it, and the form opens again with it. Both pages fit 320 px and pass axe-core."""
+    link = site.link_for(ALEX)
+    evidence = "Waiting times down from 12 to 6 weeks <see the survey>"
+
+    def wrong() -> tuple[str, str, str, str, tuple[bool, list[str]]]:
+        from selenium.webdriver.common.by import By
+
+        browser.get(link)
+        by_label(browser, "2 – Largely achieved, some tasks outstanding").click()
+        by_label(browser, "Note for 1.1").send_keys("Blueprint agreed")
+        by_label(browser, EVIDENCE_11).send_keys(evidence)
+        click_button(browser, "Submit update")
+        checked = (fits(browser), serious_violations(browser, axe_source))
+        field_error = browser.find_element(By.ID, "m1-evidence-error").text
+        described = by_label(browser, EVIDENCE_11).get_attribute("aria-describedby") or ""
+        summary = browser.find_element(By.CSS_SELECTOR, ".error-summary a")
+        summary.click()
+        active = browser.switch_to.active_element.get_attribute("id") or ""
+        return field_error, described, summary.text, active, checked
+
+    field_error, described, summary, focused, checked = await asyncio.to_thread(wrong)
+    assert "rating of 1" in field_error
+    assert described == "m1-evidence-hint m1-evidence-error"
+    assert "rating of 1" in summary
+    assert focused == "m1-evidence"
+    assert checked == (True, [])
+    assert await web_updates(site) == 0
+
+    def fix() -> tuple[str, str, tuple[bool, list[str]]]:
+        by_label(browser, "1 – Achieved").click()
+        click_button(browser, "Submit update")
+        return (
+            heading(browser),
+            browser.page_source,
+            (
+                fits(browser),
+                serious_violations(browser, axe_source),
+            ),
+        )
+
+    shown, page, checked = await asyncio.to_thread(fix)
+    assert shown == "Thank you: your update is recorded"
+    assert "Waiting times down from 12 to 6 weeks &lt;see the survey&gt;" in page
+    assert checked == (True, [])
+    async with site.pulse.sessions() as session:
+        found = await EvidenceRepository(session).of_plan("small")
+    assert {ref: e.text for ref, e in found.items()} == {"1.1": evidence}
+
+    def reopen() -> str:
+        browser.get(link)
+        return by_label(browser, EVIDENCE_11).get_attribute("value") or ""
+
+    assert await asyncio.to_thread(reopen) == evidence
 
 
 async def test_a_keyboard_alone_submits_the_form(site: Site, browser: WebDriver) -> None:

@@ -112,6 +112,23 @@ async def test_the_note_rule_refuses_the_whole_form(site: Site) -> None:
     assert await web_updates(site) == 0
 
 
+async def test_evidence_naming_a_child_is_refused_beside_the_evidence_field(site: Site) -> None:
+    """Evidence holding a child's NHS number is sent back beside the evidence field, not the
+    note, without repeating the number, and nothing of the form is recorded."""
+    link = site.link_for(ALEX)
+    _, page, _ = await fetch(link)
+    form = answers(
+        page, m1_rating="1", m1_note="Done", m1_evidence="943 476 5919 now settled", m2_rating="2"
+    )
+    status, back, _ = await fetch(link, data=form)
+    assert status == 400
+    assert 'href="#m1-evidence"' in back
+    assert 'id="m1-evidence-error"' in back
+    assert 'id="m1-note-error"' not in back
+    assert back.count("5919") == 1  # in the field as written, not in the reason
+    assert await web_updates(site) == 0
+
+
 async def test_a_post_without_its_links_csrf_token_is_refused(site: Site) -> None:
     """A POST with no CSRF token, a forged one, or the one of another person's link records
     nothing."""

@@ -358,3 +358,44 @@ def test_prompt_and_reminder_name_whom_to_ask_escaped_in_html() -> None:
         ).raw
     )
     assert "Questions about" not in bare.as_string()
+
+
+def test_prompt_and_reminder_say_evidence_may_go_with_a_rating_of_1() -> None:
+    """The prompt and its reminder tell the lead, in both parts, that with a rating of 1 they
+    may add an `evidence:` line saying what changed for children and families."""
+    for reminder in (False, True):
+        out = prompt_email(
+            plan=PLAN,
+            person=PERSON,
+            items=[item("1.1-1")],
+            token=new_token(),
+            mail_from="pulse@wirral.example",
+            now=NOW,
+            reminder=reminder,
+        )
+        text, html = (p.get_content() for p in parse(out.raw).iter_parts())
+        assert 'With a rating of 1 you may add a line "evidence: what changed for children' in text
+        assert "<code>evidence: what changed for children and families</code>" in html
+        assert "a link to the evidence" in " ".join(text.split())
+
+
+def test_confirmation_lists_the_recorded_evidence_escaped_in_html() -> None:
+    """A confirmation shows the evidence recorded with an answer, each of its lines under the
+    answer in the text part, and as text (never markup) in the HTML part."""
+    evidence = "Waiting times <b>halved</b>\nsee https://example.org/r?a=1&b=2"
+    out = confirmation_email(
+        plan=PLAN,
+        person=PERSON,
+        accepted=[ReplyLine("1.1-1", 1, "Commissioned", None, False, 1, evidence=evidence)],
+        rejected=[],
+        token=new_token(),
+        mail_from="pulse@wirral.example",
+        now=NOW,
+        in_reply_to=None,
+    )
+    text, html = (p.get_content().replace("\r\n", "\n") for p in parse(out.raw).iter_parts())
+    assert "      evidence: Waiting times <b>halved</b>\n" in text
+    assert "\n                see https://example.org/r?a=1&b=2" in text
+    assert "Evidence: Waiting times &lt;b&gt;halved&lt;/b&gt;" in html
+    assert "<b>halved</b>" not in html
+    assert "a=1&amp;b=2" in html

@@ -872,6 +872,7 @@ def test_evidence_with_a_childs_details_is_sent_back() -> None:
     assert judged.refusal is Refusal.CHILD_DETAILS
     assert "5919" not in judged.reason
     assert judged.reason.startswith("this evidence looks like it holds a child's details")
+    assert judged.about_evidence
 
 
 def test_a_refusal_is_placed_beside_the_field_it_is_about() -> None:
@@ -890,4 +891,69 @@ def test_a_refusal_is_placed_beside_the_field_it_is_about() -> None:
     for line, field_name in cases.items():
         judged = judge(milestone, line)
         assert isinstance(judged, LineRefusal)
-        assert refused_field(judged, line) == field_name, line
+        assert refused_field(judged) == field_name, line
+
+
+def test_evidence_on_a_following_line_is_recorded_with_a_rating_of_1() -> None:
+    """`evidence:` on the line after an achieved item is that milestone's evidence of impact,
+    apart from its note."""
+    [answer] = read("1.2 1 Commissioned\n evidence: waiting times down from 12 to 6 weeks").accepted
+    assert (answer.rating, answer.note) == (1, "Commissioned")
+    assert answer.evidence == "waiting times down from 12 to 6 weeks"
+
+
+def test_evidence_on_the_items_own_line_runs_to_the_items_end() -> None:
+    """`evidence:` right after the rating takes the rest of the item, links and wrapped lines
+    too, and the next item is read as usual."""
+    reply = read(
+        "1.2 1 evidence: see https://example.org/report?year=2026\nand the survey\n"
+        "W1.2 2 - Evidence of impact: nothing yet"
+    )
+    first = reply.accepted[0]
+    assert (first.ref, first.rating, first.note) == ("1.2", 1, None)
+    assert first.evidence == "see https://example.org/report?year=2026 and the survey"
+    assert reply.rejected[0].refusal is Refusal.EVIDENCE_NOT_ACHIEVED
+
+
+def test_evidence_with_another_rating_is_sent_back_and_the_rest_recorded() -> None:
+    """Evidence given with a rating of 2 sends that item back saying why; the reply's other
+    lines are still recorded."""
+    reply = read("1.2 2 Nearly there\nevidence: fewer referrals\n\n1.1a 2 Review done")
+    assert [line.ref for line in reply.accepted] == ["1.1a"]
+    [rejected] = reply.rejected
+    assert rejected.text == "1.2 2 Nearly there\nevidence: fewer referrals"
+    assert rejected.refusal is Refusal.EVIDENCE_NOT_ACHIEVED
+    assert "rating of 1" in rejected.reason
+
+
+def test_evidence_is_read_as_written_not_as_dates_or_support() -> None:
+    """A date or `need support` after `evidence:` belongs to the evidence; before it they
+    are read as usual."""
+    [answer] = read("1.2 1 done - need support - evidence: seen by 14 Dec, help offered").accepted
+    assert answer.needs_support is True
+    assert answer.revised_due is None
+    assert answer.evidence == "seen by 14 Dec, help offered"
+
+
+def test_evidence_after_a_blank_line_belongs_to_the_last_item() -> None:
+    """An `evidence:` line set apart by a blank line is still the last item's evidence, not
+    text after the item's end; other text there is still ignored."""
+    reply = read("1.1a 2 Review done\n1.2 1 Commissioned\n\nEvidence: waits halved\n\nJo")
+    assert [(line.ref, line.evidence) for line in reply.accepted] == [
+        ("1.1a", None),
+        ("1.2", "waits halved"),
+    ]
+    assert read("Evidence: waits halved\n1.2 1 Commissioned").accepted[0].evidence is None
+
+
+def test_empty_evidence_is_sent_back() -> None:
+    """`evidence:` with nothing after it is sent back saying what to write."""
+    [rejected] = read("1.2 1 Commissioned\nevidence:").rejected
+    assert "children and families" in rejected.reason
+    assert read("1.2 1 Commissioned\nevidence:").accepted == ()
+
+
+def test_evidence_over_the_limit_is_sent_back() -> None:
+    """Evidence longer than a note may be is sent back, suggesting a link instead."""
+    [rejected] = read("1.2 1 done\nevidence: " + "x" * (NOTE_LIMIT + 1)).rejected
+    assert "link" in rejected.reason

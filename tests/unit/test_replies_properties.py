@@ -28,7 +28,7 @@ RESERVED = {
     "achieved", "done", "complete", "completed", "largely", "mostly", "in", "progress",
     "progressing", "on", "track", "started", "not", "no", "rating", "rated", "revised", "new",
     "date", "by", "due", "need", "needs", "help", "support", "needed", "please", "thanks",
-    "regards", "best", "cheers", "ta", "start", "achieve",
+    "regards", "best", "cheers", "ta", "start", "achieve", "evidence",
 }  # fmt: skip
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10).filter(
     lambda w: w not in RESERVED
@@ -41,6 +41,7 @@ PIECES = st.sampled_from(
         "1.1a", "1.2", "W1.2-3", "9.9", "2", "3/4", "rating", "done", "not started", "in progress",
         "revised date", "by", "31/01/27", "31/09/26", "14 Dec", "2027-01-31", "need support",
         "help", "no", "-", ";", ":", ",", ".", "\n", "\n\n", " ", "Thanks", "> ", "--", "\x00",
+        "evidence:", "Evidence of impact =", "1",
     ]
 )  # fmt: skip
 REPLIES = st.text() | st.lists(PIECES | st.text(max_size=5), max_size=30).map("".join)
@@ -72,6 +73,7 @@ def test_ratings_are_on_the_scale(text: str, asked: list[AskedMilestone]) -> Non
         assert answer.rating is None or answer.rating in (1, 2, 3, 4)
         assert answer.rating or answer.note or answer.revised_due or answer.needs_support
         assert answer.revised_due is None or answer.revised_due >= TODAY
+        assert answer.evidence is None or (answer.rating == 1 and answer.evidence.strip())
 
 
 @given(text=REPLIES, asked=ASKED)
@@ -94,6 +96,17 @@ def test_valid_line_round_trips(ref: str, rating: int, note: str, shout: bool) -
     [answer] = reply.accepted
     assert (answer.ref, answer.rating, answer.note) == (ref, rating, note)
     assert (answer.revised_due, answer.needs_support, answer.line_no) == (None, False, 1)
+
+
+@given(ref=REFS, note=NOTES, evidence=NOTES, same_line=st.booleans())
+def test_evidence_round_trips(ref: str, note: str, evidence: str, same_line: bool) -> None:
+    """`REF 1 note` with `evidence: text` on its line or the next gives back both, apart."""
+    asked = [AskedMilestone(ref, current_rating=None, overdue=False)]
+    joint = " - " if same_line else "\n"
+    reply = parse_reply(f"{ref} 1 {note}{joint}evidence: {evidence}", asked, today=TODAY)
+    assert reply.rejected == ()
+    [answer] = reply.accepted
+    assert (answer.rating, answer.note, answer.evidence) == (1, note, evidence)
 
 
 @given(text=REPLIES)

@@ -41,6 +41,24 @@ def test_bad_fields_are_named_by_their_ids() -> None:
     assert set(draft.errors) == {"m1-rating-1", "m2-revised", "m3-revised", "m4-rating-1"}
 
 
+def test_evidence_is_read_with_its_milestone() -> None:
+    """The evidence field of a milestone goes on its answer; evidence with nothing else, or
+    longer than a note may be, is an error on the evidence field itself."""
+    draft = read_update(
+        {"m1-rating": "1", "m1-evidence": " Waiting times halved ",
+         "m2-evidence": "Fewer referrals", "m3-rating": "1", "m3-evidence": "x" * 2001},
+        ["1.1", "1.2", "2.3"],
+        today=TODAY,
+    )  # fmt: skip
+    assert [(x.ref, x.evidence) for x in draft.lines] == [
+        ("1.1", "Waiting times halved"),
+        ("2.3", "x" * 2001),
+    ]
+    assert set(draft.errors) == {"m2-evidence", "m3-evidence"}
+    assert "rating of 1" in draft.errors["m2-evidence"]
+    assert draft.values["m1-evidence"] == "Waiting times halved"
+
+
 def test_the_page_reads_a_date_as_an_email_reply_does() -> None:
     """A revised date or a return date written "Jan 2027" or "14th Dec 2026" is read on the
     update page as in an email reply or `/pulse away`, not refused as no date."""
