@@ -554,9 +554,13 @@ def judge(
         return LineRefusal(
             line.ref,
             Refusal.EVIDENCE_NOT_ACHIEVED,
-            f"evidence of impact goes with a rating of 1 (achieved); {line.ref} is rated "
-            f"{judged.rating if judged.rating is not None else 'nothing'}: put what changed "
-            "in the note instead",
+            (
+                f"evidence of impact goes with a rating of 1 (achieved); {line.ref} is rated "
+                f"{judged.rating}: put what changed in the note instead"
+                if judged.rating is not None
+                else f"evidence of impact goes with a rating of 1 (achieved): rate {line.ref} "
+                "1 with it, or put what changed in the note instead"
+            ),
             line.line_no,
             about_evidence=True,
         )

@@ -957,3 +957,14 @@ def test_evidence_over_the_limit_is_sent_back() -> None:
     """Evidence longer than a note may be is sent back, suggesting a link instead."""
     [rejected] = read("1.2 1 done\nevidence: " + "x" * (NOTE_LIMIT + 1)).rejected
     assert "link" in rejected.reason
+
+
+def test_evidence_without_a_rating_says_to_rate_it_1() -> None:
+    """Evidence with no rating chosen is sent back asking for a rating of 1 with it, not
+    saying the milestone "is rated nothing"."""
+    milestone = AskedMilestone("1.2", current_rating=1, overdue=False)
+    judged = judge(milestone, ReplyLine("1.2", None, None, None, False, 0, evidence="Waits down"))
+    assert isinstance(judged, LineRefusal)
+    assert judged.about_evidence
+    assert "rate 1.2 1 with it" in judged.reason
+    assert "nothing" not in judged.reason
