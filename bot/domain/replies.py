@@ -95,6 +95,12 @@ class Refusal(StrEnum):
     EVIDENCE_NOT_ACHIEVED = "evidence_not_achieved"  # evidence given with a rating other than 1
 
 
+# How every channel asks for evidence of impact (issue 17): the same words in the email, the
+# update page, the Slack modal and the Teams card.
+EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
+EVIDENCE_HINT = "a sentence, or a link to the evidence"
+
+
 @dataclass(frozen=True, slots=True)
 class LineRefusal:
     """A line about `ref` that is not recorded: `refusal` says why for code, `reason` for

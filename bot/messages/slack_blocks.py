@@ -26,7 +26,7 @@ from bot.domain.contacts import CONTACT_INTRO
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Contact
 from bot.domain.ratings import DEFAULT_LABELS, RATINGS
-from bot.domain.replies import NOTE_LIMIT, ReplyLine
+from bot.domain.replies import EVIDENCE_HINT, EVIDENCE_QUESTION, NOTE_LIMIT, ReplyLine
 from bot.domain.status import MilestoneStatus
 from digests.slack import escape_mrkdwn
 
@@ -57,8 +57,6 @@ _TEXT_LIMIT = 2900  # under the 3,000 characters of a section's text
 _OPTION_LIMIT = 75  # an option's text
 _HEADER_LIMIT = 150
 # Evidence of impact, asked the same way in every channel.
-EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
-EVIDENCE_HINT = "a sentence, or a link to the evidence"
 # An address safe inside `<mailto:…|…>`: nothing that ends the link or starts another.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%'*+/=?^_{}~-]+@[A-Za-z0-9.-]+")
 

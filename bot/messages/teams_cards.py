@@ -24,7 +24,7 @@ from bot.domain.contacts import CONTACT_INTRO
 from bot.domain.cycles import PromptItem
 from bot.domain.model import Contact
 from bot.domain.ratings import RATINGS, label
-from bot.domain.replies import NOTE_LIMIT, ReplyLine
+from bot.domain.replies import EVIDENCE_HINT, EVIDENCE_QUESTION, NOTE_LIMIT, ReplyLine
 from bot.domain.status import MilestoneStatus
 
 # The outbox channel of the bot's cards (`teams` is the Workflows channel posts').
@@ -36,8 +36,6 @@ MESSAGE_BUDGET = 24_000
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SUBMIT_KIND = "plan_pulse_answer"
 # Evidence of impact, asked the same way in every channel.
-EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
-EVIDENCE_HINT = "a sentence, or a link to the evidence"
 _STATUS_WORDS = {
     MilestoneStatus.OVERDUE: "Overdue",
     MilestoneStatus.AT_RISK: "At risk",

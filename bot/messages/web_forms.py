@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from bot.domain.replies import NOTE_LIMIT, ReplyLine
+from bot.domain.replies import EVIDENCE_HINT, NOTE_LIMIT, ReplyLine
 from bot.domain.timescales import parse_day
 
 DATE_HINT = "For example, 31/01/2027"
-EVIDENCE_QUESTION = "What changed for children and families? (optional, with a rating of 1)"
-EVIDENCE_HINT = "A sentence, or a link to the evidence."
+# The page writes its hints as sentences.
+EVIDENCE_HINT_SENTENCE = f"{EVIDENCE_HINT[0].upper()}{EVIDENCE_HINT[1:]}."
 
 
 def field_id(n: int, name: str) -> str:

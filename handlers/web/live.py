@@ -24,9 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import NOTE_LIMIT, ReplyLine
+from bot.domain.replies import EVIDENCE_QUESTION, NOTE_LIMIT, ReplyLine
 from bot.domain.timescales import parse_day
-from bot.messages.web_forms import DATE_HINT, EVIDENCE_HINT, EVIDENCE_QUESTION
+from bot.messages.web_forms import DATE_HINT, EVIDENCE_HINT_SENTENCE
 from bot.messages.web_links import csrf_token, csrf_valid, well_formed
 from bot.services.live_view import Filters, LiveView, LiveViews, view_hash
 from bot.signing import Signer
@@ -299,7 +299,7 @@ def live_routes(
             values=values or {},
             date_hint=DATE_HINT,
             evidence_question=EVIDENCE_QUESTION,
-            evidence_hint=EVIDENCE_HINT,
+            evidence_hint=EVIDENCE_HINT_SENTENCE,
         )
 
     async def history(request: web.Request) -> web.StreamResponse:

@@ -26,10 +26,10 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.clock import Clock
+from bot.domain.replies import EVIDENCE_QUESTION
 from bot.messages.web_forms import (
     DATE_HINT,
-    EVIDENCE_HINT,
-    EVIDENCE_QUESTION,
+    EVIDENCE_HINT_SENTENCE,
     field_id,
     rating_id,
 )
@@ -158,7 +158,7 @@ def _environment() -> Environment:
         rating_id=rating_id,
         date_hint=DATE_HINT,
         evidence_question=EVIDENCE_QUESTION,
-        evidence_hint=EVIDENCE_HINT,
+        evidence_hint=EVIDENCE_HINT_SENTENCE,
         status_words=_STATUS_WORDS,
     )
     return env
