@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from bot.domain.model import Action, Milestone, Network, Plan, Update
+from bot.domain.ratings import ACHIEVED
 from bot.domain.status import MilestoneStatus, Status, status_in_plan
 
 
@@ -61,10 +62,19 @@ class DigestItem(NamedTuple):
     # What the lead last asked for: a later date they now aim at, and whether they need help.
     revised_due: date | None = None
     needs_support: bool = False
+    # An achieved milestone's evidence of impact (what changed for children and families),
+    # None when none is stored; always None for a milestone not achieved.
+    evidence: str | None = None
+
+    @property
+    def unevidenced(self) -> bool:
+        """Achieved, and no evidence of impact stored for it."""
+        return self.rating == ACHIEVED and self.evidence is None
 
     def to_json(self, names: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The item of DESIGN.md §12, with `lead_names` beside `leads` (a lead without a
-        stored name is shown by key)."""
+        stored name is shown by key) and `evidence` (an achieved milestone's evidence of
+        impact, else null)."""
         names = names or {}
         return {
             "ref": self.ref,
@@ -79,6 +89,7 @@ class DigestItem(NamedTuple):
             "revised_due": self.revised_due.isoformat() if self.revised_due else None,
             "needs_support": self.needs_support,
             "reasons": list(self.reasons),
+            "evidence": self.evidence,
         }
 
 
@@ -135,6 +146,10 @@ class Digest:
             return [(None, items)]
         return [(n, tuple(item for item in items if item.priority == n)) for n in numbers]
 
+    def unevidenced(self) -> int:
+        """How many milestones achieved in the period have no evidence of impact."""
+        return sum(1 for item in self.sections[DigestSection.ACHIEVED] if item.unevidenced)
+
     def counts(self) -> dict[str, int]:
         counts = {section.value: len(self.sections[section]) for section in DigestSection}
         counts["awaiting"] = len(self.awaiting)
@@ -180,7 +195,10 @@ def in_network(action: Action, network: Network) -> bool:
     return network.all_actions or network.key in action.networks
 
 
-def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
+def _item(
+    milestone: Milestone, action: Action, status: Status, evidence: str | None = None
+) -> DigestItem:
+    achieved = status.status is MilestoneStatus.ACHIEVED
     return DigestItem(
         ref=milestone.ref,
         title=milestone.title,
@@ -195,6 +213,7 @@ def _item(milestone: Milestone, action: Action, status: Status) -> DigestItem:
         action_ref=action.ref,
         revised_due=status.revised_due,
         needs_support=status.needs_support,
+        evidence=evidence if achieved else None,
     )
 
 
@@ -226,7 +245,11 @@ class Shown(NamedTuple):
 
 
 def _shown(
-    action: Action, statuses: Mapping[str, Status], as_of: date, achieved_window: int
+    action: Action,
+    statuses: Mapping[str, Status],
+    as_of: date,
+    achieved_window: int,
+    evidence: Mapping[str, str],
 ) -> Shown:
     by_status: dict[str, int] = {}
     by_rating: dict[str, int] = {}
@@ -240,7 +263,7 @@ def _shown(
         section = _section(status, as_of, achieved_window)
         if section is None and not status.needs_support:
             continue  # most milestones are on track and listed nowhere
-        item = _item(milestone, action, status)
+        item = _item(milestone, action, status, evidence.get(milestone.ref))
         ref_key = _ref_key(item.ref)
         # Sort keys of two plain values, compared fast: a digest run sorts tens of thousands.
         by_due = (item.due.toordinal() if item.due is not None else _NO_DUE, ref_key)
@@ -290,6 +313,7 @@ def build_digest(
     trend: Sequence[tuple[str, Mapping[str, int]]] = (),
     shown: dict[str, Shown] | None = None,
     names: Mapping[str, str] | None = None,
+    evidence: Mapping[str, str] | None = None,
 ) -> Digest:
     """The digest of `network` for the week of `as_of`.
 
@@ -298,7 +322,9 @@ def build_digest(
     `statuses`, when given, are the milestones' statuses already worked out for `as_of`
     (see `plan_statuses`), so that many networks' digests share one computation; `shown`,
     when given, keeps what each action shows (worked out from its statuses) for the next
-    network's digest. `names` gives people's names by key, for the renderings.
+    network's digest. `names` gives people's names by key, for the renderings;
+    `evidence`, each milestone's evidence of impact by reference (those with none absent),
+    shown with the achieved ones.
     """
     if statuses is None:
         statuses = plan_statuses(plan, actions, updates, as_of=as_of)
@@ -314,7 +340,7 @@ def build_digest(
             continue
         entry = shown.get(action.ref)
         if entry is None:
-            entry = shown[action.ref] = _shown(action, statuses, as_of, window)
+            entry = shown[action.ref] = _shown(action, statuses, as_of, window, evidence or {})
         total += entry.milestones
         for status, n in entry.statuses:
             counts[status] += n

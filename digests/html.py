@@ -29,9 +29,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from digests.content import MIX_KEYS, SECTION_TITLES, Digest, DigestItem, DigestSection
 from digests.markdown import (
     AWAITING_TITLE,
+    EVIDENCE_LABEL,
     NOTHING_TO_REPORT,
     counts_line,
     digest_title,
+    evidence_shown,
     group_heading,
     item_facts,
     legend_label,
@@ -41,6 +43,7 @@ from digests.markdown import (
     response_line,
     scaled,
     trend_rows,
+    unevidenced_line,
     without_controls,
 )
 
@@ -99,6 +102,13 @@ def _note_label(item: DigestItem) -> str:
     return f"Note ({item.updated:%d %b %Y}):" if item.updated else "Note:"
 
 
+def _evidence(item: DigestItem, section: DigestSection) -> str:
+    """An achieved milestone's evidence as shown (cleaned, cut when long), else ""."""
+    if section is not DigestSection.ACHIEVED or not item.evidence:
+        return ""
+    return evidence_shown(item.evidence)
+
+
 def _segments(mix: Mapping[str, int]) -> list[dict[str, Any]]:
     """A bar's cells, each with its colour and its width in per cent of the bar."""
     shares = scaled(mix_counts(mix), BAR_SHARES, minimum=MIN_SEGMENT)
@@ -139,6 +149,7 @@ def _context(digest: Digest, names: Mapping[str, str]) -> dict[str, Any]:
                             "facts": _facts(item, section, names),
                             "note_label": _note_label(item),
                             "note_lines": _note_lines(item.note),
+                            "evidence": _evidence(item, section),
                         }
                         for item in group
                     ],
@@ -155,6 +166,8 @@ def _context(digest: Digest, names: Mapping[str, str]) -> dict[str, Any]:
         "count_rows": count_rows,
         "count_width": 100 // COUNTS_PER_ROW,
         "response_line": response_line(digest),
+        "unevidenced": unevidenced_line(digest),
+        "evidence_label": EVIDENCE_LABEL,
         "picture": [
             {
                 "number": number,
@@ -234,6 +247,10 @@ def _text_item(item: DigestItem, section: DigestSection, names: Mapping[str, str
         lines.append(f"  {_note_label(item)}")
         for line in note:
             lines += _wrapped(line, indent="    ")
+    evidence = _evidence(item, section)
+    if evidence:
+        lines.append(f"  {EVIDENCE_LABEL}")
+        lines += _wrapped(evidence, indent="    ")
     return lines
 
 

@@ -72,10 +72,12 @@ def digest_title(digest: Digest) -> str:
 def counts_line(digest: Digest) -> str:
     """Every section's count and the people awaiting, in the order of the sections."""
     counts = digest.counts()
-    return (
+    line = (
         " · ".join(f"{SECTION_TITLES[s]}: {counts[s.value]}" for s in DigestSection)
         + f" · {AWAITING_TITLE}: {counts['awaiting']}"
     )
+    unevidenced = unevidenced_line(digest)
+    return f"{line} · {unevidenced}" if unevidenced else line
 
 
 def response_line(digest: Digest) -> str:
@@ -84,11 +86,35 @@ def response_line(digest: Digest) -> str:
 
 
 NEEDS_SUPPORT_FACT = "needs support"
+# An achieved milestone with no evidence of impact stored: the same words in every rendering
+# (digests, the board pack, the live view).
+NO_EVIDENCE_FACT = "achieved, no evidence"
+EVIDENCE_LABEL = "Evidence:"
+# Evidence is shown up to this many characters (a sentence or a link, as asked for); longer
+# text is cut at a space and ends with "…". The export holds it whole.
+EVIDENCE_SHOWN = 300
+
+
+def evidence_shown(text: str, limit: int = EVIDENCE_SHOWN) -> str:
+    """Evidence on one line as a digest shows it: control characters dropped, whitespace
+    runs made one space, and cut at a space near `limit` characters with "…" (unescaped)."""
+    flat = " ".join(without_controls(text).split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", limit // 2, limit)
+    return flat[: cut if cut > 0 else limit - 1].rstrip() + "…"
+
+
+def unevidenced_line(digest: Digest) -> str:
+    """`3 achieved without evidence`, or "" when every achieved milestone has some."""
+    n = digest.unevidenced()
+    return f"{n} achieved without evidence" if n else ""
 
 
 def item_facts(item: DigestItem, section: DigestSection) -> list[str]:
     """The facts after an item's leads: due date, the lead's revised date, days overdue,
-    rating, the lead's support ask, reasons (the support ask is not repeated among them).
+    rating, the lead's support ask, reasons (the support ask is not repeated among them),
+    and, among the achieved, "achieved, no evidence" for one without evidence of impact.
 
     Plain text of our own (dates, numbers, the rating scale's labels, reason words).
     """
@@ -105,6 +131,8 @@ def item_facts(item: DigestItem, section: DigestSection) -> list[str]:
     reasons = [r for r in item.reasons if not (item.needs_support and r == "needs_support")]
     if reasons:
         facts.append("why: " + ", ".join(r.replace("_", " ") for r in reasons))
+    if section is DigestSection.ACHIEVED and item.unevidenced:
+        facts.append(NO_EVIDENCE_FACT)
     return facts
 
 
@@ -208,6 +236,9 @@ def _item_line(item: DigestItem, section: DigestSection, names: Mapping[str, str
     line = "- " + " · ".join(parts)
     if item.note:
         line += f"\n  > {escape(item.note)}"
+    if section is DigestSection.ACHIEVED and item.evidence:
+        line += "\n  >" if item.note else ""  # a paragraph of its own in the quote
+        line += f"\n  > {EVIDENCE_LABEL} {escape(evidence_shown(item.evidence))}"
     return line
 
 

@@ -6,7 +6,9 @@ its thread. The wording mirrors the Markdown digest (`digests.markdown`).
 
 It is compact: the counts are a section's fields; within each severity section the
 milestones are lines, grouped by priority (one section block per priority, a line per
-milestone), their notes together in one context block after them. People are shown by name
+milestone), their notes (and the achieved ones' evidence) together in one context block
+after them; an achieved milestone without evidence says "achieved, no evidence" on its line,
+and the counts say how many. People are shown by name
 unless they are @-mentioned.
 
 User text is made inert (RELIABILITY.md scenario 16, "Slack ingress hardening"):
@@ -50,11 +52,13 @@ from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
 from digests.markdown import (
     AWAITING_EMOJI,
     AWAITING_TITLE,
+    EVIDENCE_LABEL,
     MIX_SQUARES,
     NOTHING_TO_REPORT,
     SECTION_EMOJI,
     counts_line,
     digest_title,
+    evidence_shown,
     group_heading,
     item_facts,
     legend_label,
@@ -64,6 +68,7 @@ from digests.markdown import (
     response_line,
     scaled,
     trend_rows,
+    unevidenced_line,
     without_controls,
 )
 
@@ -257,6 +262,14 @@ def _note_element(item: DigestItem) -> dict[str, Any] | None:
     return _plain(said + _shortened(note, room, NOTE_SHORTENED, measure=plain_length))
 
 
+def _evidence_element(item: DigestItem, section: DigestSection) -> dict[str, Any] | None:
+    """An achieved milestone's evidence as one plain_text element, `1.2-1 Evidence: …`."""
+    if section is not DigestSection.ACHIEVED or not item.evidence:
+        return None
+    said = f"{' '.join(without_controls(item.ref).split())} {EVIDENCE_LABEL} "
+    return _plain(said + evidence_shown(item.evidence))
+
+
 # --- packing into posts -----------------------------------------------------------------------
 
 
@@ -292,6 +305,9 @@ def _header(digest: Digest) -> list[Block]:
         for s in DigestSection
     ]
     fields.append(_mrkdwn(f"{AWAITING_EMOJI} {AWAITING_TITLE}: *{counts['awaiting']}*"))
+    unevidenced = unevidenced_line(digest)
+    if unevidenced:
+        fields.append(_mrkdwn(f"{NO_EVIDENCE_EMOJI} {unevidenced}"))
     return [first, {"type": "section", "text": _mrkdwn(response_line(digest)), "fields": fields}]
 
 
@@ -309,6 +325,7 @@ def _people_blocks(people: Sequence[str]) -> list[Block]:
     return blocks
 
 
+NO_EVIDENCE_EMOJI = "⚠️"
 MAX_NOTES = 10  # Slack: elements in one context block
 # Ours: the text of one unit (a block of lines and its notes) when it holds more than one
 # milestone, so that units pack into posts of `MAX_POST_TEXT` without much left over.
@@ -355,12 +372,12 @@ def _group_units(
 
     for item in items:
         line = _item_line(item, section, slack_ids, names, room)
-        note = _note_element(item)
+        said = [e for e in (_note_element(item), _evidence_element(item, section)) if e]
         line_text = utf16_length(line) + 1  # and its line break
-        note_text = text_length(note) if note is not None else 0
+        note_text = sum(text_length(e) for e in said)
         if lines and (
             text + line_text > MAX_TEXT
-            or (note is not None and len(notes) == MAX_NOTES)
+            or len(notes) + len(said) > MAX_NOTES
             or text + line_text + notes_text + note_text > UNIT_TEXT
         ):
             close()
@@ -369,9 +386,8 @@ def _group_units(
             text = utf16_length(again if out else heading)
         lines.append(line)
         text += line_text
-        if note is not None:
-            notes.append(note)
-            notes_text += note_text
+        notes += said
+        notes_text += note_text
     if lines:
         close()
     return out

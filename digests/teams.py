@@ -3,10 +3,11 @@
 `render_teams` returns the posts of a Teams digest, in order: each a Workflows message,
 `{"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
 "content": CARD}]}`, whose card is of version 1.5 (the newest every Teams client renders).
-The wording mirrors the Markdown digest (`digests.markdown`): the title, the counts, the
-rating mix per priority as a Table (with its trend), the sections with each milestone's
-reference, its leads by name and its facts, and who is awaiting an update. An "Open the live
-view" action links to the web view when the caller gives its address.
+The wording mirrors the Markdown digest (`digests.markdown`): the title, the counts (and how
+many were achieved without evidence), the rating mix per priority as a Table (with its
+trend), the sections with each milestone's reference, its leads by name and its facts (an
+achieved one's evidence, or "achieved, no evidence"), and who is awaiting an update. An
+"Open the live view" action links to the web view when the caller gives its address.
 
 Teams refuses a message of about 28 KB: each post is kept under `MAX_POST_BYTES` of JSON as
 sent (`post_body`), and a longer digest continues in further posts, each opening with
@@ -39,10 +40,12 @@ from digests.content import SECTION_TITLES, Digest, DigestItem, DigestSection
 from digests.markdown import (
     AWAITING_EMOJI,
     AWAITING_TITLE,
+    EVIDENCE_LABEL,
     MIX_SQUARES,
     NOTHING_TO_REPORT,
     SECTION_EMOJI,
     digest_title,
+    evidence_shown,
     group_heading,
     item_facts,
     legend_label,
@@ -67,6 +70,7 @@ MAX_POST_BYTES = 27_000
 # that every unit of a post fits in a post with room to spare.
 MAX_PIECE_BYTES = 6_000
 LIVE_VIEW_TITLE = "Open the live view"
+UNEVIDENCED_TITLE = "Achieved without evidence"
 SQUARES = 10  # squares in a picture-of-progress bar
 TABLE_ROWS = 12  # rows of the picture's table in one post, header included
 
@@ -204,6 +208,8 @@ def _header(digest: Digest) -> _Unit:
     facts = [{"title": SECTION_TITLES[s], "value": str(counts[s.value])} for s in DigestSection] + [
         {"title": AWAITING_TITLE, "value": str(counts["awaiting"])}
     ]
+    if digest.unevidenced():
+        facts.append({"title": UNEVIDENCED_TITLE, "value": str(digest.unevidenced())})
     return _Unit(
         [
             _text(_title(digest), size="Large", weight="Bolder"),
@@ -267,6 +273,9 @@ def _item_units(
         notes = _pieces(note, MAX_PIECE_BYTES)
         units[-1] = [*units[-1], _subtle(f"_{said}_ {notes[0]}")]
         units += [[_subtle(f"{ref}, note continued:"), _subtle(n)] for n in notes[1:]]
+    if section is DigestSection.ACHIEVED and item.evidence:
+        shown = escape_card_line(evidence_shown(item.evidence))
+        units[-1] = [*units[-1], _subtle(f"_{EVIDENCE_LABEL}_ {shown}")]
     return units
 
 

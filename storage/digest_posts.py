@@ -5,13 +5,14 @@ posted once (`DigestRepository`). Never commits; returns read models, never ORM 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_insert
+from storage.evidence import EvidenceRepository
 from storage.models import DigestRow, NetworkRow, PersonRow
 from storage.prompts import PromptRepository
 from storage.repositories import PlanRepository, TrackedPlan, utc
@@ -36,6 +37,8 @@ class DigestInputs:
     tracked: TrackedPlan  # its updates given before `until`
     prompts: tuple[DigestPrompt, ...]  # the latest cycle started by `until`
     trends: dict[str, Trend]  # by network key, for the networks asked about
+    # Each milestone's evidence of impact given before `until`, by reference (none: absent).
+    evidence: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,8 @@ class DigestReads:
     ) -> DigestInputs:
         """The plan as of `until`, its latest cycle's prompts, and the trend of each of
         `networks` (every network of the plan when None) from digests before period
-        `before`. Raises PlanNotFound, and NetworkNotFound for a network not the plan's."""
+        `before`, and the evidence of impact given by `until`. Raises PlanNotFound, and
+        NetworkNotFound for a network not the plan's."""
         plans = PlanRepository(self.session)
         tracked = await plans.tracked(plan_key, until=until)
         plan = await plans.stored(plan_key)
@@ -93,6 +97,8 @@ class DigestReads:
         by_id = await DigestRepository(self.session).trends(
             plan_id=plan.id, network_ids=[network_ids[key] for key in wanted], before=before
         )
+        # One query through the partial index of the few updates that carry evidence.
+        evidence = await EvidenceRepository(self.session).of_plan(plan_key, until=until)
         return DigestInputs(
             tracked=tracked,
             prompts=tuple(
@@ -100,6 +106,7 @@ class DigestReads:
                 for p in prompts
             ),
             trends={key: by_id[network_ids[key]] for key in wanted},
+            evidence={ref: found.text for ref, found in evidence.items()},
         )
 
     async def audience(self, plan_key: str) -> DigestAudience | None:

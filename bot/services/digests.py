@@ -124,6 +124,7 @@ def build_digests(plan: Plan, inputs: DigestInputs, *, day: date, until: datetim
                 trend=inputs.trends[n.key],
                 shown=shown,
                 names=names,
+                evidence=inputs.evidence,
             )
         )
     return digests

@@ -276,7 +276,7 @@ def test_period_is_the_iso_week(as_of: date, period: str) -> None:
 def _check_item(item: Mapping[str, Any], section: str) -> None:
     assert set(item) == {
         "ref", "title", "leads", "lead_names", "due", "days_overdue", "rating", "note",
-        "updated", "revised_due", "needs_support", "reasons",
+        "updated", "revised_due", "needs_support", "reasons", "evidence",
     }  # fmt: skip
     assert type(item["ref"]) is str
     assert type(item["title"]) is str
@@ -296,6 +296,7 @@ def _check_item(item: Mapping[str, Any], section: str) -> None:
         type(item["revised_due"]) is str and ISO_DAY.fullmatch(item["revised_due"])
     )
     assert type(item["needs_support"]) is bool
+    assert item["evidence"] is None or (type(item["evidence"]) is str and item["rating"] == 1)
     if section == "needs_support" or "needs_support" in item["reasons"]:
         assert item["needs_support"] is True
     assert type(item["reasons"]) is list
@@ -343,7 +344,41 @@ def test_json_item_values() -> None:
         "revised_due": None,
         "needs_support": False,
         "reasons": [],
+        "evidence": None,
     }
+
+
+def test_achieved_milestones_carry_their_evidence_or_are_counted_without() -> None:
+    """An achieved milestone shows its stored evidence; one achieved without evidence is
+    counted as such; evidence of a milestone not achieved now is not shown as its evidence."""
+    actions = [
+        single("1.1", day(10)),
+        single("1.2", day(12)),
+        single("1.3", day(14)),
+        single("1.4", day(20)),
+    ]
+    updates = [
+        update("1.1", day(-1), 1),
+        update("1.2", day(-1), 1),
+        update("1.3", day(-1), 1),
+        update("1.4", day(-1), 3, needs_support=True),
+    ]
+    by_ref: dict[str, list[Update]] = {}
+    for u in updates:
+        by_ref.setdefault(u.milestone_ref, []).append(u)
+    built = build_digest(
+        PLAN,
+        NORTH,
+        actions,
+        by_ref,
+        as_of=AS_OF,
+        evidence={"1.2": "Fewer children wait for a plan", "1.4": "An older achievement"},
+    )
+    achieved = {item["ref"]: item["evidence"] for item in built.to_json()["achieved"]}
+    assert achieved == {"1.1": None, "1.2": "Fewer children wait for a plan", "1.3": None}
+    assert built.to_json()["needs_support"][0]["evidence"] is None
+    assert built.unevidenced() == 2
+    assert built.counts()["achieved"] == 3  # the counts of DESIGN.md §12 are unchanged
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,11 @@ NAMES = {"MC": "Mary Clark", "AW": "Alex Wood"}
 SCENARIO_16 = (
     "<!channel> <!here> <@U123> <https://evil|Council> &amp; *bold* _it_ ~gone~ `code` @channel"
 )
+# 1.4's evidence of impact (3.3 was achieved without any): a link with an `&`, and markup.
+EVIDENCE = (
+    "Conferences now within 2 weeks, not 6: <b>audit</b> "
+    "https://council.example/audit?year=2027&team=north"
+)
 # The renderer's own tags: user text may never add to these.
 HTML_TAGS = {"html", "head", "meta", "title", "body", "table", "tr", "td", "span", "br"}
 
@@ -155,6 +160,7 @@ def golden_digest() -> Digest:
             ("2027-W18", {"1": 1, "2": 1, "3": 5, "4": 2, "unrated": 1}),
         ),
         names=NAMES,
+        evidence={"1.4": EVIDENCE},
     )
 
 
@@ -309,6 +315,47 @@ def test_every_rendering_shows_the_leads_revised_date_and_support_ask() -> None:
     assert "needs support" not in second
 
 
+def test_every_rendering_flags_achieved_without_evidence_and_shows_evidence() -> None:
+    """3.3 (achieved, nothing stored) reads "achieved, no evidence" and is counted; 1.4's
+    evidence is shown under it, escaped for each medium; in Slack, HTML, text and Markdown."""
+    digest = golden_digest()
+    slack = render_slack(digest, slack_ids=SLACK_IDS)
+    html = render_html(digest, names=NAMES)
+    text = render_text(digest, names=NAMES)
+    markdown = render_markdown(digest)
+    for rendered in (json.dumps(slack, ensure_ascii=False), html, text, markdown):
+        assert "1 achieved without evidence" in rendered
+        assert rendered.count("achieved, no evidence") == 1
+    achieved = text.split("Achieved this week (")[1].split("Awaiting update (")[0]
+    assert "- 3.3 Corporate parenting panel" in achieved.split("achieved, no evidence")[0]
+    assert "Evidence:\n    Conferences now within 2 weeks, not 6: <b>audit</b>" in achieved
+    assert "https://council.example/audit?year=2027&team=north" in achieved
+    assert "&lt;b&gt;audit&lt;/b&gt; https://council.example/audit?year=2027&amp;team=north" in html
+    assert "<b>" not in html
+    assert "\\<b\\>audit\\</b\\>" in markdown
+    notes = [
+        element["text"]
+        for post in slack
+        for block in post["blocks"]
+        if block["type"] == "context"
+        for element in block["elements"]
+    ]
+    assert f"1.4 Evidence: {EVIDENCE}" in notes
+
+
+def test_long_evidence_is_cut_at_a_word_in_every_digest() -> None:
+    """Evidence of 2,000 characters is shown as its first words and "…", not whole."""
+    long = "Fewer children wait " * 100
+    achieved = item("1.1", rating=1)._replace(evidence=long)
+    digest = make_digest({DigestSection.ACHIEVED: [achieved]})
+    slack = json.dumps(render_slack(digest), ensure_ascii=False)
+    for rendered in (slack, render_html(digest), render_text(digest), render_markdown(digest)):
+        assert "Fewer children wait Fewer" in rendered
+        assert "wait…" in rendered
+        assert long.strip() not in rendered
+        assert "achieved, no evidence" not in rendered
+
+
 # --- grouping by priority ----------------------------------------------------------------------
 
 
@@ -414,8 +461,9 @@ def test_slack_is_compact_counts_as_fields_and_milestones_as_lines_by_priority()
     blocks = posts[0]["blocks"]
     fields = [f["text"] for f in blocks[1]["fields"]]
     assert fields[0] == "🔴 Overdue: *3*"
-    assert fields[-1] == "⏳ Awaiting update: *3*"
-    assert len(fields) == 6
+    assert fields[-2] == "⏳ Awaiting update: *3*"
+    assert fields[-1] == "⚠️ 1 achieved without evidence"
+    assert len(fields) == 7
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     overdue = [t for t in sections if "• *3.2*" in t or "• *1.1*" in t or "• *W2.2-1*" in t][:3]
     assert overdue[0].startswith("*🔴 Overdue (3)*\n*Priority 1 · Help &amp; protection*\n")

@@ -183,3 +183,18 @@ def test_control_characters_are_dropped_and_json_stays_small() -> None:
     body = post_body(render_teams(digest)[0]).decode()
     assert "abc" in body
     assert "\\u00" not in json.dumps(json.loads(body), ensure_ascii=False)
+
+
+def test_the_card_flags_achieved_without_evidence_and_shows_evidence_inert() -> None:
+    """The counts say how many were achieved without evidence, 3.3 reads "achieved, no
+    evidence", and 1.4's evidence is shown with no tag or link formed; the card is valid."""
+    [card] = cards(render_teams(golden_digest(), names=NAMES))
+    assert validate_cards([card]) == [[]]
+    shown = "\n".join(texts(card))
+    assert "Achieved without evidence: 1" in shown
+    assert shown.count("achieved, no evidence") == 1
+    assert "rated 1 (Achieved) · achieved, no evidence" in shown
+    assert (
+        "_Evidence:_ Conferences now within 2 weeks, not 6: <\u2060b>audit<\u2060/b> "
+        "https:\u2060//council.example/audit?year=2027&\u2060team=north"
+    ) in shown
