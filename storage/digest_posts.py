@@ -97,8 +97,8 @@ class DigestReads:
         by_id = await DigestRepository(self.session).trends(
             plan_id=plan.id, network_ids=[network_ids[key] for key in wanted], before=before
         )
-        # One query through the partial index of the few updates that carry evidence.
-        evidence = await EvidenceRepository(self.session).of_plan(plan_key, until=until)
+        # One query: a probe of the evidence index per milestone that may be achieved.
+        evidence = await EvidenceRepository(self.session).of_achieved(plan_key, until=until)
         return DigestInputs(
             tracked=tracked,
             prompts=tuple(

@@ -9,10 +9,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import MilestoneRow, PlanRow, UpdateRow
+from bot.domain.ratings import ACHIEVED
+from storage.models import MilestoneRow, PlanRow, UpdateRow, milestone_state
 from storage.repositories import counted, utc
 
 
@@ -58,3 +59,41 @@ class EvidenceRepository:
             if text:
                 found[ref] = Evidence(ref, text, utc(given_at))
         return found
+
+    async def of_achieved(self, plan_key: str, *, until: datetime) -> dict[str, Evidence]:
+        """The latest evidence given before `until` of each live milestone that may be
+        achieved then, by reference: those whose latest rating is 1 in `milestone_state`
+        (and any answered on or after `until`, whose state is newer than that day). One
+        query; each milestone's evidence is one probe of the partial index from its newest,
+        so the cost follows the achieved milestones, not the length of the history."""
+        state = milestone_state.c
+        latest = (
+            select(UpdateRow.id)
+            .where(
+                UpdateRow.milestone_id == MilestoneRow.id,
+                UpdateRow.evidence.is_not(None),
+                UpdateRow.given_at < utc(until),
+                counted(until),
+            )
+            .order_by(UpdateRow.given_at.desc(), UpdateRow.id.desc())
+            .limit(1)
+            .correlate(MilestoneRow)
+            .scalar_subquery()
+        )
+        plan_id = select(PlanRow.id).where(PlanRow.key == plan_key).scalar_subquery()
+        query = (
+            select(MilestoneRow.ref, UpdateRow.evidence, UpdateRow.given_at)
+            .select_from(MilestoneRow)
+            .join(milestone_state, state.milestone_id == MilestoneRow.id)
+            .join(UpdateRow, UpdateRow.id == latest)
+            .where(
+                MilestoneRow.plan_id == plan_id,
+                MilestoneRow.retired.is_(False),
+                or_(state.rated_rating == ACHIEVED, state.latest_given_at >= utc(until)),
+            )
+        )
+        return {
+            ref: Evidence(ref, text, utc(given_at))
+            for ref, text, given_at in (await self.session.execute(query)).tuples()
+            if text
+        }

@@ -22,8 +22,9 @@ LONG_LINK = "https://evidence.example.org/" + "board-papers/" * 12 + "report.pdf
 
 
 def crowded_digest() -> Digest:
-    """The golden digest with a note holding one long unbroken web address, a very long
-    title and a long name: what breaks a fixed-width layout on a phone."""
+    """The golden digest with a note and an achieved milestone's evidence each holding one
+    long unbroken web address, a very long title and a long name: what breaks a fixed-width
+    layout on a phone."""
     digest = golden_digest()
     long_one = item(
         "4.1",
@@ -33,8 +34,10 @@ def crowded_digest() -> Digest:
         days_overdue=2,
         priority=3,
     )
+    proven = item("4.2", rating=1, priority=3)._replace(evidence=f"Board audit: {LONG_LINK}")
     sections = dict(digest.sections)
     sections[DigestSection.OVERDUE] = (*sections[DigestSection.OVERDUE], long_one)
+    sections[DigestSection.ACHIEVED] = (*sections[DigestSection.ACHIEVED], proven)
     names = {**digest.names, "LN": "Alexandra Featherstonehaugh-Montgomery-Smythe"}
     return replace(digest, sections=sections, names=names)
 
@@ -44,7 +47,8 @@ def test_the_html_digest_reflows_and_passes_axe(
     browser: WebDriver, axe_source: str, tmp_path: Path, width: int
 ) -> None:
     """The digest email opened in a browser needs no horizontal scrolling at 320, 375 and
-    1280 px, names its people, and has no serious or critical axe-core violation."""
+    1280 px, names its people, flags achieved without evidence and shows evidence, and has
+    no serious or critical axe-core violation."""
     page = tmp_path / "digest.html"
     page.write_text(render_html(crowded_digest()), encoding="utf-8")
     browser.get(page.as_uri())
@@ -53,3 +57,6 @@ def test_the_html_digest_reflows_and_passes_axe(
     text = browser.find_element("tag name", "body").text
     assert "Alexandra Featherstonehaugh-Montgomery-Smythe" in text
     assert "week of 10 May 2027" in text
+    assert "1 achieved without evidence" in text
+    assert "rated 1 (Achieved) · achieved, no evidence" in text
+    assert f"Evidence:\nBoard audit: {LONG_LINK}" in text

@@ -4,7 +4,7 @@ evidence with any other rating is refused with nothing recorded; on SQLite and P
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
@@ -17,10 +17,10 @@ from tests.web import Site
 OVERSIGHT = "chair@council.example"
 
 
-async def _on_behalf(site: Site, line: ReplyLine, message_id: str) -> str:
+async def _on_behalf(site: Site, line: ReplyLine, message_id: str, lead: str = "AW") -> str:
     async with site.pulse.sessions() as session, session.begin():
         done = await record_on_behalf(
-            session, OnBehalf("small", line, "AW", OVERSIGHT, site.clock(), message_id)
+            session, OnBehalf("small", line, lead, OVERSIGHT, site.clock(), message_id)
         )
     return "" if done.recorded else done.reason
 
@@ -71,3 +71,23 @@ async def test_evidence_with_another_rating_records_nothing(site: Site) -> None:
         found = await EvidenceRepository(session).of_plan("small")
     assert after == before
     assert found == {}
+
+
+async def test_the_digest_flags_achieved_without_evidence_as_of_its_day(site: Site) -> None:
+    """2.3 and 2.4 achieved on Monday, neither with evidence: Monday's workforce digest
+    flags both; evidence given for 2.3 on Tuesday is in Tuesday's digest and not Monday's."""
+    for ref, lead in (("2.3", "AW"), ("2.4", "PB")):
+        line = ReplyLine(ref, 1, "Done", None, False, 1)
+        assert await _on_behalf(site, line, f"d{ref}", lead) == ""
+    site.clock.now += timedelta(days=1)
+    line = ReplyLine("2.3", 1, None, None, False, 1, evidence="Leavers say why & we act")
+    assert await _on_behalf(site, line, "d3") == ""
+
+    async def achieved(day: date) -> dict[str, str | None]:
+        [digest] = await site.pulse.digests("small", network="workforce", as_of=day)
+        return {item["ref"]: item["evidence"] for item in digest.to_json()["achieved"]}
+
+    assert await achieved(date(2026, 11, 23)) == {"2.3": None, "2.4": None}
+    assert await achieved(date(2026, 11, 24)) == {"2.3": "Leavers say why & we act", "2.4": None}
+    [tuesday] = await site.pulse.digests("small", network="workforce", as_of=date(2026, 11, 24))
+    assert tuesday.unevidenced() == 1
