@@ -51,6 +51,7 @@ class Given:
     recorded_by: str | None  # who recorded it, when someone else did
     supersedes: int | None
     superseded_by: int | None = None  # a later change or withdrawal replaced it
+    evidence: str | None = None  # with a rating of 1: what changed for children and families
 
     @property
     def withdrawal(self) -> bool:
@@ -164,6 +165,7 @@ class LiveViewRepository:
                 u.recorded_by,
                 u.supersedes_id,
                 replaced.get(u.id),
+                u.evidence,
             )
             for u, name in rows
         ]

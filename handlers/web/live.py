@@ -32,7 +32,7 @@ from bot.services.live_view import Filters, LiveView, LiveViews, view_hash
 from bot.signing import Signer
 from digests.content import MIX_KEYS, SECTION_TITLES, DigestSection
 from digests.html import MIX_COLOURS
-from digests.markdown import legend_label
+from digests.markdown import NO_EVIDENCE_FACT, legend_label
 
 Render = Callable[..., web.Response]
 Refuse = Callable[[web.Request], web.Response]
@@ -51,6 +51,7 @@ COLUMNS = (
     "Revised date",
     "Needs support",
     "Reasons",
+    "Evidence",
 )
 CHART_WIDTH = 640
 LABEL_WIDTH = 200
@@ -153,6 +154,7 @@ def table_rows(view: LiveView) -> list[list[Any]]:
                     item.revised_due,
                     "yes" if item.needs_support else "",
                     ", ".join(r.replace("_", " ") for r in item.reasons),
+                    item.evidence or "",
                 )
             ]
         )
@@ -245,6 +247,7 @@ def live_routes(
             label_width=LABEL_WIDTH,
             bar_height=BAR_HEIGHT,
             date_hint=DATE_HINT,
+            no_evidence=NO_EVIDENCE_FACT,
         )
 
     async def download(request: web.Request) -> web.StreamResponse:
