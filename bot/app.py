@@ -46,6 +46,7 @@ from handlers.web.metrics import MetricsServer
 from handlers.web.oidc import OidcClient, OidcConfig
 from handlers.web.server import WebServer, build_web_app
 from storage.db import Sessions, migrate, open_database
+from storage.evidence import EvidenceRepository
 from storage.repositories import PlanRepository, TrackedPlan
 from storage.web_links import WebLinks
 
@@ -108,7 +109,8 @@ class PlanPulse:
     async def export(
         self, plan_key: str, *, fmt: str, as_of: date | None = None, output: Path | None = None
     ) -> Path:
-        """Write the plan with each milestone's latest rating, note, date and status."""
+        """Write the plan with each milestone's latest rating, note, evidence, date and
+        status."""
         async with self.sessions() as session:
             plan = await PlanRepository(session).get(plan_key)
             day = as_of or self.today(plan.timezone)
@@ -118,8 +120,16 @@ class PlanPulse:
             stored = await PlanRepository(session).stored(plan_key)
             assert stored is not None
             layout = stored.settings.get("layout")
+            evidence = await EvidenceRepository(session).of_plan(
+                plan_key, until=end_of_day(day, plan.timezone)
+            )
         statuses = plan_statuses(plan, tracked.actions, tracked.updates, as_of=day)
-        table = export.rows(tracked, statuses, layout if isinstance(layout, list) else None)
+        table = export.rows(
+            tracked,
+            statuses,
+            layout if isinstance(layout, list) else None,
+            {ref: found.text for ref, found in evidence.items()},
+        )
         if output is None:
             folder = self.settings.data_dir / "exports"
             folder.mkdir(parents=True, exist_ok=True)

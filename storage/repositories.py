@@ -889,6 +889,7 @@ class UpdateRepository:
         revised_due: date | None = None,
         needs_support: bool = False,
         external_id: str | None = None,
+        evidence: str | None = None,
     ) -> None:
         self.session.add(
             UpdateRow(
@@ -902,6 +903,7 @@ class UpdateRepository:
                 external_id=external_id,
                 given_at=utc(given_at),
                 recorded_at=utc(recorded_at),
+                evidence=evidence,
             )
         )
 

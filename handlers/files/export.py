@@ -1,6 +1,6 @@
 """Writing a plan back as the board reads it: one row per milestone, in the plan's own
-column headings where it came from a spreadsheet, with the latest rating, note, date,
-revised date, support ask and status of each — and in a form that `pulse import` reads
+column headings where it came from a spreadsheet, with the latest rating, note, evidence of
+impact, date, revised date, support ask and status of each — and in a form that `pulse import` reads
 back without a change. The columns it adds for the board (the milestone's reference, lead
 names, the due date, the rating in words) sit beside the plan's own, which stay as written.
 
@@ -48,6 +48,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("timescale", "Timescales"),
     ("rating", "Progress 1 - 4"),
     ("note", "Notes"),
+    ("evidence", "Evidence"),
     ("updated", "Last updated"),
     ("revised", "Revised date"),
     ("support", "Needs support"),
@@ -126,9 +127,14 @@ class Export:
 
 
 def rows(
-    tracked: TrackedPlan, statuses: Mapping[str, Status], layout: Sequence[str] | None
+    tracked: TrackedPlan,
+    statuses: Mapping[str, Status],
+    layout: Sequence[str] | None,
+    evidence: Mapping[str, str] | None = None,
 ) -> Export:
-    """One row per milestone: ratings as numbers, dates as dates, the rest as text."""
+    """One row per milestone: ratings as numbers, dates as dates, the rest as text;
+    `evidence` is each milestone's evidence of impact by reference (none: absent)."""
+    evidence = evidence or {}
     columns = headings(layout)
     titles = {p.number: p.title for p in tracked.priorities}
     names = _names(tracked.people)
@@ -152,6 +158,7 @@ def rows(
                 "rating": status.rating,
                 "rating_words": label(status.rating) if status.rating is not None else "",
                 "note": status.note or "",
+                "evidence": evidence.get(milestone.ref, ""),
                 "updated": status.updated,
                 "revised": status.revised_due,
                 "support": "yes" if status.needs_support else "",
@@ -207,6 +214,7 @@ _WIDTHS: Mapping[str, int] = {
     "action": 44,
     "milestones": 44,
     "note": 44,
+    "evidence": 44,
     "aim": 30,
     "priority": 24,
     "lead_names": 24,

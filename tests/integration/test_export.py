@@ -20,6 +20,7 @@ from storage.repositories import UpdateRepository
 from tests.conftest import EXAMPLES, running_pulse
 
 NOW = datetime(2018, 5, 30, 9, 0, tzinfo=UTC)
+EVIDENCE = "=Re-referrals down from 24% to 17%\nhttps://wirral.example/board/audit"
 WIRRAL = EXAMPLES / "wirral"
 
 
@@ -49,6 +50,20 @@ async def pulse(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
                 source=Source.EMAIL,
                 given_at=NOW,
                 recorded_at=NOW,
+            )
+            # 1.1-2 achieved, with evidence that opens like a formula and spans two lines.
+            achieved_id = await session.scalar(
+                select(MilestoneRow.id).where(MilestoneRow.ref == "1.1-2")
+            )
+            assert achieved_id is not None
+            await UpdateRepository(session).add(
+                milestone_id=achieved_id,
+                rating=1,
+                note=None,
+                source=Source.EMAIL,
+                given_at=NOW,
+                recorded_at=NOW,
+                evidence=EVIDENCE,
             )
         yield app
 
@@ -100,6 +115,8 @@ async def test_export_carries_latest_progress_and_reimports_without_change(
     assert first["Needs support"] == "yes"
     assert table[1]["Revised date"] == table[1]["Needs support"] == ""
     assert first["Status"] == "overdue by 1 day"
+    evidence = "'" + EVIDENCE if fmt == "csv" else EVIDENCE  # a CSV cell quotes a formula
+    assert (first["Evidence"], table[1]["Evidence"]) == ("", evidence)
     report = await import_plan(pulse.sessions, path, now=NOW, plan_key="wirral")
     assert not [w for w in report.warnings if "not recognised" in w.reason or "second" in w.reason]
     assert report.actions_added == report.actions_changed == report.actions_retired == 0
