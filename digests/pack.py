@@ -7,9 +7,8 @@ statuses come from `digests.content.plan_statuses`, so "overdue", "achieved" and
 "worsening" mean exactly what they mean in the weekly digest. Everything is listed in the
 plan's own order and words: priority, aim, action, milestone; people by name.
 
-Evidence of impact is not stored yet: `build_pack` takes it as `evidence` (by milestone
-reference) so the achieved table can show it when it is; until then every achieved
-milestone reads "no evidence recorded".
+Evidence of impact comes in as `evidence` (by milestone reference): the achieved table shows
+each milestone's, or "achieved, no evidence" where none is stored, and the pack counts those.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from bot.domain.pack_history import LeadResponse, MixPoint, SupportAsk
 from bot.domain.ratings import ACHIEVED
 from bot.domain.status import MilestoneStatus, Reason, Status
 from digests.content import MIX_KEYS, in_network
+from digests.markdown import NO_EVIDENCE_FACT
 
 # A lead silent for this many cycles in a row is an exception.
 SILENT_CYCLES = 2
@@ -117,6 +117,12 @@ class Pack:
     trend_days: tuple[date, ...] = ()
     mix: Mapping[int, tuple[Mapping[str, int], ...]] = field(default_factory=dict)
     milestones: int = 0
+    unevidenced: int = 0  # achieved milestones with no evidence of impact
+
+    def unevidenced_line(self) -> str:
+        """`2 achieved without evidence.`, or "" when every achieved one has some."""
+        n = self.unevidenced
+        return f"{n} achieved without evidence." if n else ""
 
     def priority_title(self, number: int) -> str:
         return self.priorities.get(number) or f"Priority {number}"
@@ -177,7 +183,7 @@ def build_pack(
     `now` and `before` are every milestone's status on `as_of` and on `since`, by
     reference; `support_asks`, `responses` and `mix_points` are storage's aggregates of the
     period (`mix_points` indexed by `mix_days`). `evidence` is the evidence of impact of
-    achieved milestones by reference, once it is stored.
+    achieved milestones by reference; one without reads "achieved, no evidence".
     """
     names = {p.key: p.name for p in people}
     evidence = evidence or {}
@@ -186,7 +192,7 @@ def build_pack(
     changes: dict[Change, list[PackLine]] = {c: [] for c in Change}
     exceptions: dict[Exception_, list[PackLine]] = {e: [] for e in Exception_}
     achieved: list[PackLine] = []
-    total = 0
+    total = unevidenced = 0
 
     def line(action: Action, milestone: Milestone, status: Status, detail: str) -> PackLine:
         return PackLine(
@@ -216,7 +222,8 @@ def build_pack(
                 on = long_date(status.rated_on)
                 changes[Change.ACHIEVED].append(line(action, milestone, status, f"on {on}"))
                 given = evidence.get(milestone.ref)
-                achieved.append(line(action, milestone, status, given or "no evidence recorded"))
+                unevidenced += not given
+                achieved.append(line(action, milestone, status, given or NO_EVIDENCE_FACT))
             if (
                 status.status is MilestoneStatus.OVERDUE
                 and then.status is not MilestoneStatus.OVERDUE
@@ -317,4 +324,5 @@ def build_pack(
         trend_days=tuple(mix_days),
         mix={n: tuple(points) for n, points in mix.items()},
         milestones=total,
+        unevidenced=unevidenced,
     )

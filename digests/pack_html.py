@@ -130,6 +130,7 @@ def render_pack_html(pack: Pack) -> str:
         exceptions=exceptions,
         silent=pack.silent,
         achieved=_grouped(pack, pack.achieved),
+        unevidenced=pack.unevidenced_line(),
         leads=[
             {"name": r.name, "rate": rate_text(r.answered, r.prompted)} for r in pack.lead_responses
         ],

@@ -12,6 +12,7 @@ from bot.domain.status import local_date
 from digests.content import in_network, plan_statuses
 from digests.pack import Pack, build_pack, trend_days
 from storage.db import Sessions
+from storage.evidence import EvidenceRepository
 from storage.pack import PackHistory
 from storage.repositories import PlanRepository
 
@@ -53,6 +54,7 @@ async def board_pack(
         # A network's pack looks back at its own milestones only.
         refs = None if chosen is None else [m.ref for a in actions for m in a.milestones]
         earlier = await plans.tracked(plan_key, until=start, refs=refs)
+        evidence = await EvidenceRepository(session).of_achieved(plan_key, until=until)
         history = PackHistory(session)
         responses = await history.responses(plan_key, since=start, until=until)
         asks = await history.support_asks(plan_key, since=start, until=until)
@@ -77,4 +79,5 @@ async def board_pack(
         responses=responses,
         mix_days=days,
         mix_points=points,
+        evidence={ref: found.text for ref, found in evidence.items()},
     )

@@ -194,6 +194,8 @@ def write_pack_docx(pack: Pack, path: Path) -> None:
         document.add_paragraph("No exceptions.")
 
     document.add_heading("Achieved", level=1)
+    if pack.unevidenced:
+        document.add_paragraph().add_run(pack.unevidenced_line()).bold = True
     if pack.achieved:
         _grouped(document, pack, pack.achieved, "Evidence")
     else:

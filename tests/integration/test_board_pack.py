@@ -140,7 +140,7 @@ async def test_exceptions_and_achievements_use_names_and_the_plans_order(
     assert [line.ref for line in pack.exceptions[Exception_.WORSENING]] == ["1.2-3"]
     assert [(s.name, s.cycles) for s in pack.silent] == [("Alex Walker", 2)]
     [achieved] = pack.achieved
-    assert (achieved.ref, achieved.detail) == ("1.2-1", "no evidence recorded")
+    assert (achieved.ref, achieved.detail) == ("1.2-1", "achieved, no evidence")
     assert (achieved.priority, achieved.action_ref, achieved.action_title) == (
         1,
         "1.2",
@@ -224,7 +224,7 @@ async def test_the_word_pack_has_headings_repeated_headers_and_alt_text(
         assert header.find(qn("w:tblHeader")) is not None
     texts = [c.text for t in document.tables for r in t.rows for c in r.cells]
     assert "Alex Walker, Morgan Clarke" in texts
-    assert "no evidence recorded" in texts
+    assert "achieved, no evidence" in texts
     pictures = document.inline_shapes
     assert len(pictures) == 2
     for shape in pictures:

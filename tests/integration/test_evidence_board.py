@@ -1,22 +1,34 @@
 """Evidence of impact where coordinators and boards read it (issue 17, item 3), on SQLite and
 PostgreSQL: the live view's milestones show an achieved one's evidence or "achieved, no
-evidence", each answer in a history its evidence, and the downloads an Evidence column."""
+evidence", each answer in a history its evidence, and the downloads an Evidence column; the
+board pack shows stored evidence and flags achieved milestones without."""
 
 from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import aiohttp
+from docx import Document
 from openpyxl import load_workbook
+from sqlalchemy import select
 
+from bot.app import PlanPulse
+from bot.domain.model import Source
 from bot.domain.replies import ReplyLine
 from bot.services.answers import OnBehalf, record_on_behalf
+from digests.pack_html import render_pack_html
+from handlers.files.pack_docx import write_pack_docx
+from storage.models import MilestoneRow
+from storage.repositories import UpdateRepository
+from tests.integration.test_board_pack import _pack, at, pulse  # noqa: F401 (a fixture)
 from tests.integration.test_live_view import OVERSIGHT, view_link
 from tests.integration.test_web_links import fetch
 from tests.web import Site
 
 # Markup, an ampersand and a formula's opening: escaped on the page, quoted in a spreadsheet.
+PACK_EVIDENCE = "40 staff trained <i>in person</i> & online"
 EVIDENCE = "=Leavers <b>say</b> why & we act: https://council.example/exit-audit"
 
 
@@ -74,3 +86,43 @@ async def test_live_view_downloads_have_an_evidence_column(site: Site) -> None:
     values = [[c.value for c in row] for row in sheet.iter_rows()]
     assert values[0][-1] == "Evidence"
     assert {row[1]: row[-1] for row in values[1:]} == {"2.3": "'" + EVIDENCE, "2.4": None}
+
+
+async def test_the_pack_shows_stored_evidence_and_flags_achieved_without(
+    pulse: PlanPulse,  # noqa: F811 (the board pack's fixture, imported above)
+    tmp_path: Path,
+) -> None:
+    """The pack reads stored evidence: 1.2-1, achieved without, is flagged and counted in
+    the pack and its HTML and Word documents; once evidence is given before the pack's day,
+    the achieved table shows it (escaped in HTML) and nothing is flagged."""
+    pack = await _pack(pulse)
+    assert [(line.ref, line.detail) for line in pack.achieved] == [
+        ("1.2-1", "achieved, no evidence")
+    ]
+    assert "<p><strong>1 achieved without evidence.</strong></p>" in render_pack_html(pack)
+    write_pack_docx(pack, tmp_path / "before.docx")
+    paragraphs = [p.text for p in Document(str(tmp_path / "before.docx")).paragraphs]
+    assert "1 achieved without evidence." in paragraphs
+    async with pulse.sessions() as session, session.begin():
+        milestone_id = await session.scalar(
+            select(MilestoneRow.id).where(MilestoneRow.ref == "1.2-1")
+        )
+        assert milestone_id is not None
+        await UpdateRepository(session).add(
+            milestone_id=milestone_id,
+            rating=1,
+            note=None,
+            source=Source.EMAIL,
+            given_at=at(28),
+            recorded_at=at(28),
+            evidence=PACK_EVIDENCE,
+        )
+    pack = await _pack(pulse)
+    assert [(line.ref, line.detail) for line in pack.achieved] == [("1.2-1", PACK_EVIDENCE)]
+    assert pack.unevidenced_line() == ""
+    html = render_pack_html(pack)
+    assert "40 staff trained &lt;i&gt;in person&lt;/i&gt; &amp; online" in html
+    assert "achieved without evidence" not in html
+    write_pack_docx(pack, tmp_path / "after.docx")
+    document = Document(str(tmp_path / "after.docx"))
+    assert PACK_EVIDENCE in [c.text for t in document.tables for r in t.rows for c in r.cells]

@@ -29,8 +29,8 @@ def test_trend_days_run_from_the_last_board_to_the_packs_day() -> None:
 
 
 def test_evidence_given_for_an_achieved_milestone_is_shown() -> None:
-    """An achieved milestone shows its evidence when there is some, and says none is
-    recorded otherwise; its lead is named."""
+    """An achieved milestone shows its evidence when there is some, and is flagged
+    "achieved, no evidence" (and counted) otherwise; its lead is named."""
     plan = Plan("p", "Plan")
     milestones = tuple(
         Milestone(ref, "Hub open", Timescale("31/12/26", due=date(2026, 12, 31)), "1.1", ("AW",))
@@ -57,6 +57,7 @@ def test_evidence_given_for_an_achieved_milestone_is_shown() -> None:
     )
     assert [(line.ref, line.detail, line.leads) for line in pack.achieved] == [
         ("1.1-1", "Hub visits up by a third", ("Alex Walker",)),
-        ("1.1-2", "no evidence recorded", ("Alex Walker",)),
+        ("1.1-2", "achieved, no evidence", ("Alex Walker",)),
     ]
+    assert pack.unevidenced_line() == "1 achieved without evidence."
     assert [line.detail for line in pack.changes[Change.ACHIEVED]] == ["on 25 November 2026"] * 2
