@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
@@ -22,7 +24,8 @@ from digests.pack_html import render_pack_html
 from handlers.files.pack_docx import write_pack_docx
 from storage.models import MilestoneRow
 from storage.repositories import UpdateRepository
-from tests.integration.test_board_pack import _pack, at, pulse  # noqa: F401 (a fixture)
+from tests.conftest import Clock, import_small_plan, running_pulse
+from tests.integration.test_board_pack import IMPORTED, NOW, _pack, _script, at
 from tests.integration.test_live_view import OVERSIGHT, view_link
 from tests.integration.test_web_links import fetch
 from tests.web import Site
@@ -88,14 +91,23 @@ async def test_live_view_downloads_have_an_evidence_column(site: Site) -> None:
     assert {row[1]: row[-1] for row in values[1:]} == {"2.3": "'" + EVIDENCE, "2.4": None}
 
 
+@pytest.fixture
+async def board(db_url: str, tmp_path: Path) -> AsyncIterator[PlanPulse]:
+    """The board pack's scripted fortnight of the small plan (1.2-1 achieved on 25
+    November, without evidence)."""
+    async with running_pulse(db_url, tmp_path / "var", Clock(NOW)) as app:
+        await import_small_plan(app.sessions, now=IMPORTED)
+        await _script(app)
+        yield app
+
+
 async def test_the_pack_shows_stored_evidence_and_flags_achieved_without(
-    pulse: PlanPulse,  # noqa: F811 (the board pack's fixture, imported above)
-    tmp_path: Path,
+    board: PlanPulse, tmp_path: Path
 ) -> None:
     """The pack reads stored evidence: 1.2-1, achieved without, is flagged and counted in
     the pack and its HTML and Word documents; once evidence is given before the pack's day,
     the achieved table shows it (escaped in HTML) and nothing is flagged."""
-    pack = await _pack(pulse)
+    pack = await _pack(board)
     assert [(line.ref, line.detail) for line in pack.achieved] == [
         ("1.2-1", "achieved, no evidence")
     ]
@@ -103,7 +115,7 @@ async def test_the_pack_shows_stored_evidence_and_flags_achieved_without(
     write_pack_docx(pack, tmp_path / "before.docx")
     paragraphs = [p.text for p in Document(str(tmp_path / "before.docx")).paragraphs]
     assert "1 achieved without evidence." in paragraphs
-    async with pulse.sessions() as session, session.begin():
+    async with board.sessions() as session, session.begin():
         milestone_id = await session.scalar(
             select(MilestoneRow.id).where(MilestoneRow.ref == "1.2-1")
         )
@@ -117,7 +129,7 @@ async def test_the_pack_shows_stored_evidence_and_flags_achieved_without(
             recorded_at=at(28),
             evidence=PACK_EVIDENCE,
         )
-    pack = await _pack(pulse)
+    pack = await _pack(board)
     assert [(line.ref, line.detail) for line in pack.achieved] == [("1.2-1", PACK_EVIDENCE)]
     assert pack.unevidenced_line() == ""
     html = render_pack_html(pack)
