@@ -608,7 +608,8 @@ def test_escape_mrkdwn_leaves_no_markup(text: str) -> None:
 
 
 def big_digest(count: int = 200) -> Digest:
-    """`count` items spread over the four exclusive sections, with notes of many lengths."""
+    """`count` items spread over the four exclusive sections, with notes of many lengths,
+    and evidence (or none) on the achieved ones."""
     exclusive = [
         DigestSection.OVERDUE,
         DigestSection.AT_RISK,
@@ -622,15 +623,18 @@ def big_digest(count: int = 200) -> Digest:
         if n == 13:
             note = "x" * 10_000
         section = exclusive[n % 4]
-        sections[section].append(
-            item(
-                f"R{n:03d}",
-                title=f"Milestone number {n} with a reasonably long title for a plan",
-                note=note,
-                days_overdue=3 if section is DigestSection.OVERDUE else 0,
-                leads=("MC", "AW"),
-            )
+        achieved = section is DigestSection.ACHIEVED
+        listed = item(
+            f"R{n:03d}",
+            title=f"Milestone number {n} with a reasonably long title for a plan",
+            note=note,
+            days_overdue=3 if section is DigestSection.OVERDUE else 0,
+            leads=("MC", "AW"),
+            rating=1 if achieved else 3,
         )
+        if achieved and n % 3:  # evidence of many lengths for two in three achieved
+            listed = listed._replace(evidence=("What changed & <why> " * 40)[: 20 + n * 7])
+        sections[section].append(listed)
     return make_digest(sections, awaiting=[f"P{n:03d}" for n in range(300)])
 
 
