@@ -81,16 +81,22 @@ class EvidenceRepository:
             .scalar_subquery()
         )
         plan_id = select(PlanRow.id).where(PlanRow.key == plan_key).scalar_subquery()
-        query = (
-            select(MilestoneRow.ref, UpdateRow.evidence, UpdateRow.given_at)
-            .select_from(MilestoneRow)
+        # The chosen update ids first, then the updates by primary key: joined on the probe
+        # itself, PostgreSQL hashes the whole `updates` table to match them. OFFSET 0 keeps
+        # it from folding the subquery back into the join.
+        chosen = (
+            select(MilestoneRow.ref.label("ref"), latest.label("update_id"))
             .join(milestone_state, state.milestone_id == MilestoneRow.id)
-            .join(UpdateRow, UpdateRow.id == latest)
             .where(
                 MilestoneRow.plan_id == plan_id,
                 MilestoneRow.retired.is_(False),
                 or_(state.rated_rating == ACHIEVED, state.latest_given_at >= utc(until)),
             )
+            .offset(0)
+            .subquery()
+        )
+        query = select(chosen.c.ref, UpdateRow.evidence, UpdateRow.given_at).join(
+            UpdateRow, UpdateRow.id == chosen.c.update_id
         )
         return {
             ref: Evidence(ref, text, utc(given_at))
