@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,8 @@ class DigestInputs:
     tracked: TrackedPlan  # its updates given before `until`
     prompts: tuple[DigestPrompt, ...]  # the latest cycle started by `until`
     trends: dict[str, Trend]  # by network key, for the networks asked about
-    # Each milestone's evidence of impact given before `until`, by reference (none: absent).
+    # The evidence of impact given before `until` of each milestone achieved in the achieved
+    # window, by reference (none: absent).
     evidence: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,8 +98,12 @@ class DigestReads:
         by_id = await DigestRepository(self.session).trends(
             plan_id=plan.id, network_ids=[network_ids[key] for key in wanted], before=before
         )
-        # One query: a probe of the evidence index per milestone that may be achieved.
-        evidence = await EvidenceRepository(self.session).of_achieved(plan_key, until=until)
+        # One query: a probe of the evidence index per milestone that may have been achieved
+        # in the digest's window (a day more, for the plan's timezone).
+        window = timedelta(days=tracked.plan.policy.achieved_window + 1)
+        evidence = await EvidenceRepository(self.session).of_achieved(
+            plan_key, until=until, rated_since=until - window
+        )
         return DigestInputs(
             tracked=tracked,
             prompts=tuple(

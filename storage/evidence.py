@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.ratings import ACHIEVED
@@ -60,13 +60,19 @@ class EvidenceRepository:
                 found[ref] = Evidence(ref, text, utc(given_at))
         return found
 
-    async def of_achieved(self, plan_key: str, *, until: datetime) -> dict[str, Evidence]:
+    async def of_achieved(
+        self, plan_key: str, *, until: datetime, rated_since: datetime | None = None
+    ) -> dict[str, Evidence]:
         """The latest evidence given before `until` of each live milestone that may be
-        achieved then, by reference: those whose latest rating is 1 in `milestone_state`
-        (and any answered on or after `until`, whose state is newer than that day). One
-        query; each milestone's evidence is one probe of the partial index from its newest,
-        so the cost follows the achieved milestones, not the length of the history."""
+        achieved then, by reference: those whose latest rating is 1 in `milestone_state`,
+        given at or after `rated_since` when set (a digest's or a pack's period), and any
+        answered on or after `until` (their state is newer than that day). One query; each
+        milestone's evidence is one probe of the partial index from its newest, so the cost
+        follows the milestones achieved in the period, not the length of the history."""
         state = milestone_state.c
+        achieved = [state.rated_rating == ACHIEVED]
+        if rated_since is not None:
+            achieved.append(state.rated_given_at >= utc(rated_since))
         latest = (
             select(UpdateRow.id)
             .where(
@@ -90,7 +96,7 @@ class EvidenceRepository:
             .where(
                 MilestoneRow.plan_id == plan_id,
                 MilestoneRow.retired.is_(False),
-                or_(state.rated_rating == ACHIEVED, state.latest_given_at >= utc(until)),
+                or_(and_(*achieved), state.latest_given_at >= utc(until)),
             )
             .offset(0)
             .subquery()

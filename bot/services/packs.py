@@ -54,7 +54,9 @@ async def board_pack(
         # A network's pack looks back at its own milestones only.
         refs = None if chosen is None else [m.ref for a in actions for m in a.milestones]
         earlier = await plans.tracked(plan_key, until=start, refs=refs)
-        evidence = await EvidenceRepository(session).of_achieved(plan_key, until=until)
+        evidence = await EvidenceRepository(session).of_achieved(
+            plan_key, until=until, rated_since=start
+        )
         history = PackHistory(session)
         responses = await history.responses(plan_key, since=start, until=until)
         asks = await history.support_asks(plan_key, since=start, until=until)
