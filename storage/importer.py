@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -69,6 +69,7 @@ from storage.repositories import (
     PlanRepository,
     UpdateRepository,
     apply_changes,
+    insert_rows,
     not_staged,
     plan_from_row,
     read_rows,
@@ -750,8 +751,7 @@ async def _write(
             changed_actions.append({"id": row_id, "retired": True})
             report.actions_retired += 1
     await _update_rows(session, ActionRow, changed_actions)
-    if new_actions:
-        await session.execute(insert(ActionRow), new_actions)
+    await insert_rows(session, ActionRow, new_actions)
     action_id = await _ids_by_ref(session, ActionRow, plan_row.id)
     current = [(action, action_id[action.ref]) for action in draft.actions]
     leads = {
@@ -799,8 +799,7 @@ async def _write(
             changed_milestones.append({"id": row_id, "retired": True})
             report.milestones_retired += 1
     await _update_rows(session, MilestoneRow, changed_milestones)
-    if new_milestones:
-        await session.execute(insert(MilestoneRow), new_milestones)
+    await insert_rows(session, MilestoneRow, new_milestones)
     milestone_id = await _ids_by_ref(session, MilestoneRow, plan_row.id) if rated else {}
 
     await _record_sheet_values(
@@ -867,8 +866,7 @@ async def _relink(
         for aid in changed
         for other, place in sorted(wanted[aid])
     ]
-    if fresh:
-        await session.execute(insert(link), fresh)
+    await insert_rows(session, link, fresh)
 
 
 # The columns of a stored action and milestone that a plan file gives, in the order the
@@ -1177,8 +1175,9 @@ async def _write_chunk(
 ) -> None:
     """Add these actions of the staged plan, their leads, networks, milestones and sheet
     ratings, in bulk inserts (the plan is new, so there is nothing to match or compare)."""
-    await session.execute(
-        insert(ActionRow),
+    await insert_rows(
+        session,
+        ActionRow,
         [
             {
                 "plan_id": plan_id,
@@ -1204,15 +1203,13 @@ async def _write_chunk(
             }
         )
     ]
-    if leads:
-        await session.execute(insert(ActionLeadRow), leads)
+    await insert_rows(session, ActionLeadRow, leads)
     nets = [
         {"action_id": action_id[action.ref], "network_id": nid}
         for action in actions
         for nid in sorted({network_id[key] for key in action.network_keys})
     ]
-    if nets:
-        await session.execute(insert(ActionNetworkRow), nets)
+    await insert_rows(session, ActionNetworkRow, nets)
     milestones: list[dict[str, object]] = []
     rated: list[tuple[str, int | None, str | None]] = []
     for action in actions:
@@ -1222,8 +1219,7 @@ async def _write_chunk(
             )
             if ms.rating is not None or ms.note:
                 rated.append((ms.ref, ms.rating, ms.note))
-    if milestones:
-        await session.execute(insert(MilestoneRow), milestones)
+    await insert_rows(session, MilestoneRow, milestones)
     report.milestones_added += len(milestones)
     milestone_id = (
         await _ids_of(session, MilestoneRow, plan_id, [ref for ref, *_ in rated]) if rated else {}
