@@ -13,8 +13,9 @@ gives up after 3 s):
 - A NEW plan is staged: its people and networks go in first (adding or updating them is
   harmless on its own), then the plan under a key no one can name (`STAGED_PLAN_PREFIX`) and
   retired, so that no listing, cycle, digest or Slack view sees it; then its actions, links,
-  milestones and sheet ratings in transactions of `chunk_size` actions each; and last one
-  short transaction gives it its own key and makes it live. Anyone reading the store sees
+  milestones and sheet ratings in transactions of `chunk_size` actions each, a short pause
+  between them on SQLite unless the store was empty (`_Pauses`); and last one short
+  transaction gives it its own key and makes it live. Anyone reading the store sees
   the whole plan or none of it. On any failure the staged plan is deleted again, and one left
   by a crash is deleted by the next import once it is an hour old (`STALE_STAGING`).
 - A re-import of an EXISTING plan stays one transaction: it must match actions and
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -69,6 +70,7 @@ from storage.repositories import (
     PlanRepository,
     UpdateRepository,
     apply_changes,
+    insert_rows,
     not_staged,
     plan_from_row,
     read_rows,
@@ -82,10 +84,11 @@ CHUNK_SIZE = 1000
 # People written per transaction: a person is one narrow row, so five times as many fit in
 # the same few tenths of a second (and each transaction saved is a pause saved).
 PEOPLE_PER_ACTION_CHUNK = 5
-# The pause after each of a staged import's transactions on SQLite. A writer kept waiting
-# there (a Slack click) retries every 100 ms once it has waited a third of a second, and the
-# lock goes to whoever asks first, not to who waited longest: without a gap at least that
-# long, the import's next transaction could take the lock again and again before it.
+# The pause between a staged import's long transactions on SQLite (`_Pauses`). A writer
+# kept waiting by one (a Slack click) retries every 100 ms once it has waited a third of a
+# second, and the lock goes to whoever asks first, not to who waited longest: without a gap
+# at least that long, the import's next transaction could take the lock again and again
+# before it.
 SQLITE_PAUSE = 0.1
 # A staged plan this old was left by an import that crashed (a whole import takes seconds).
 STALE_STAGING = timedelta(hours=1)
@@ -339,6 +342,9 @@ class _Ready:
     leads_by_action: dict[str, tuple[str, ...]]
     # No plan had its key when the store was read: it is staged (see the module's docstring).
     new_plan: bool
+    # The store held no plan and no person when it was read: no one can be answering or
+    # changing anything, so no writer can be kept waiting by the import (see `_Pauses`).
+    empty_store: bool = False
 
 
 async def _prepare(
@@ -419,7 +425,14 @@ async def _prepare(
         failed = [str(plan_path), *failed]
     if failed:
         raise ImportFailed(", ".join(failed), problems)
-    return _Ready(draft, incoming, given_networks, leads_by_action, new_plan=plan_row is None)
+    return _Ready(
+        draft,
+        incoming,
+        given_networks,
+        leads_by_action,
+        new_plan=plan_row is None,
+        empty_store=not stored and not known,
+    )
 
 
 def _shift_dates(
@@ -750,8 +763,7 @@ async def _write(
             changed_actions.append({"id": row_id, "retired": True})
             report.actions_retired += 1
     await _update_rows(session, ActionRow, changed_actions)
-    if new_actions:
-        await session.execute(insert(ActionRow), new_actions)
+    await insert_rows(session, ActionRow, new_actions)
     action_id = await _ids_by_ref(session, ActionRow, plan_row.id)
     current = [(action, action_id[action.ref]) for action in draft.actions]
     leads = {
@@ -799,8 +811,7 @@ async def _write(
             changed_milestones.append({"id": row_id, "retired": True})
             report.milestones_retired += 1
     await _update_rows(session, MilestoneRow, changed_milestones)
-    if new_milestones:
-        await session.execute(insert(MilestoneRow), new_milestones)
+    await insert_rows(session, MilestoneRow, new_milestones)
     milestone_id = await _ids_by_ref(session, MilestoneRow, plan_row.id) if rated else {}
 
     await _record_sheet_values(
@@ -867,8 +878,7 @@ async def _relink(
         for aid in changed
         for other, place in sorted(wanted[aid])
     ]
-    if fresh:
-        await session.execute(insert(link), fresh)
+    await insert_rows(session, link, fresh)
 
 
 # The columns of a stored action and milestone that a plan file gives, in the order the
@@ -1022,8 +1032,9 @@ async def _import_staged(
     """
     draft = ready.draft
     report.created_plan = True
+    pauses = _Pauses(sessions, needed=not ready.empty_store)
     person_id, network_id = await _upsert_people_and_networks(
-        sessions, ready, report=report, chunk_size=chunk_size
+        sessions, ready, report=report, chunk_size=chunk_size, pauses=pauses
     )
     plan_id: int | None = None
     # Catches everything, cancellation and Ctrl-C too, only to delete the staged plan and
@@ -1033,6 +1044,7 @@ async def _import_staged(
             plan_id, priority_id = await _stage_plan(session, draft, now=now)
         timezone = draft.plan.timezone
         for start in range(0, len(draft.actions), chunk_size):
+            await pauses.before_long()
             async with sessions() as session, session.begin():
                 await _write_chunk(
                     session,
@@ -1049,7 +1061,6 @@ async def _import_staged(
                 )
             if chunk_hook is not None:
                 await chunk_hook(min(start + chunk_size, len(draft.actions)))
-            await _pause(sessions)
         async with sessions() as session, session.begin():
             await _switch_over(
                 session,
@@ -1075,6 +1086,7 @@ async def _upsert_people_and_networks(
     *,
     report: ImportReport,
     chunk_size: int,
+    pauses: _Pauses,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Add or update the people, `chunk_size` a transaction (a national directory has
     thousands), then the networks; the ids of all, by key. A delegate added in a later
@@ -1082,19 +1094,19 @@ async def _upsert_people_and_networks(
     people = ready.people
     chunk_size *= PEOPLE_PER_ACTION_CHUNK
     for start in range(0, len(people), chunk_size):
+        await pauses.before_long()
         async with sessions() as session, session.begin():
             added, changed = await PeopleRepository(session).upsert(
                 people[start : start + chunk_size]
             )
         report.people_added += added
         report.people_changed += changed
-        await _pause(sessions)
     if len(people) > chunk_size:
         delegating = [p for p in people if p.delegate_key]
         for start in range(0, len(delegating), chunk_size):
+            await pauses.before_long()
             async with sessions() as session, session.begin():
                 await PeopleRepository(session).upsert(delegating[start : start + chunk_size])
-            await _pause(sessions)
     async with sessions() as session, session.begin():
         networks = NetworkRepository(session)
         report.networks_added, report.networks_changed = await networks.upsert(ready.networks)
@@ -1107,6 +1119,25 @@ async def _upsert_people_and_networks(
             for key, row_id in (await session.execute(select(NetworkRow.key, NetworkRow.id)))
         }
     return person_id, network_id
+
+
+class _Pauses:
+    """The pauses of a staged import (`SQLITE_PAUSE`): one before each of its long
+    transactions (a chunk of people or actions) that follows another, so that a writer kept
+    waiting by the one before has the lock first. The short ones (the networks, the staged
+    plan, the switch-over) follow without one: a writer waits a few milliseconds more for
+    them. None where no one can be waiting: on PostgreSQL, or in a store that held no plan
+    and no person when the import began."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, needed: bool) -> None:
+        self.sessions = sessions
+        self.needed = needed
+        self.held = False  # whether a long transaction ran yet
+
+    async def before_long(self) -> None:
+        if self.held and self.needed:
+            await _pause(self.sessions)
+        self.held = True
 
 
 async def _pause(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -1177,8 +1208,9 @@ async def _write_chunk(
 ) -> None:
     """Add these actions of the staged plan, their leads, networks, milestones and sheet
     ratings, in bulk inserts (the plan is new, so there is nothing to match or compare)."""
-    await session.execute(
-        insert(ActionRow),
+    await insert_rows(
+        session,
+        ActionRow,
         [
             {
                 "plan_id": plan_id,
@@ -1204,15 +1236,13 @@ async def _write_chunk(
             }
         )
     ]
-    if leads:
-        await session.execute(insert(ActionLeadRow), leads)
+    await insert_rows(session, ActionLeadRow, leads)
     nets = [
         {"action_id": action_id[action.ref], "network_id": nid}
         for action in actions
         for nid in sorted({network_id[key] for key in action.network_keys})
     ]
-    if nets:
-        await session.execute(insert(ActionNetworkRow), nets)
+    await insert_rows(session, ActionNetworkRow, nets)
     milestones: list[dict[str, object]] = []
     rated: list[tuple[str, int | None, str | None]] = []
     for action in actions:
@@ -1222,8 +1252,7 @@ async def _write_chunk(
             )
             if ms.rating is not None or ms.note:
                 rated.append((ms.ref, ms.rating, ms.note))
-    if milestones:
-        await session.execute(insert(MilestoneRow), milestones)
+    await insert_rows(session, MilestoneRow, milestones)
     report.milestones_added += len(milestones)
     milestone_id = (
         await _ids_of(session, MilestoneRow, plan_id, [ref for ref, *_ in rated]) if rated else {}

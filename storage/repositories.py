@@ -8,12 +8,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    Table,
     and_,
     distinct,
     exists,
@@ -53,6 +54,7 @@ from storage.models import (
     ActionLeadRow,
     ActionNetworkRow,
     ActionRow,
+    Base,
     MilestoneRow,
     NetworkRow,
     PersonRow,
@@ -76,6 +78,20 @@ async def read_rows(session: AsyncSession, statement: Select[Any]) -> Sequence[R
     await session.flush()
     connection = await session.connection()
     return (await connection.execute(statement)).all()
+
+
+async def insert_rows(
+    session: AsyncSession, model: type[Base], rows: Sequence[Mapping[str, object]]
+) -> None:
+    """Insert `rows` (column values by name) into `model`'s table as one statement run for
+    them all, on the session's own connection inside its transaction: a plain insert, without
+    the ORM's bulk bookkeeping per row (an import writes tens of thousands at once). Pending
+    changes are flushed first, so that rows the new ones refer to exist."""
+    if not rows:
+        return
+    await session.flush()
+    connection = await session.connection()
+    await connection.execute(insert(cast(Table, model.__table__)), list(rows))
 
 
 def apply_changes(row: object, values: dict[str, object]) -> bool:
@@ -377,7 +393,7 @@ class PeopleRepository:
             await self.session.execute(update(PersonRow), changed)
         ids = {key: row[0] for key, row in stored.items()}
         if new:  # one bulk insert: a national directory adds thousands at once
-            await self.session.execute(insert(PersonRow), new)
+            await insert_rows(self.session, PersonRow, new)
             ids = await self.ids_by_key()
         delegating = [
             {"id": ids[person.key], "delegate_id": ids[person.delegate_key]}
@@ -911,8 +927,9 @@ class UpdateRepository:
         """Add a plan file's ratings and notes (source `import`) in one bulk insert."""
         if not new:
             return
-        await self.session.execute(
-            insert(UpdateRow),
+        await insert_rows(
+            self.session,
+            UpdateRow,
             [
                 {
                     "milestone_id": u.milestone_id,
