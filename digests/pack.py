@@ -196,7 +196,12 @@ def build_pack(
     achieved: list[PackLine] = []
     total = unevidenced = 0
 
+    lead_names: dict[tuple[str, ...], tuple[str, ...]] = {}  # an action's, for each line
+
     def line(action: Action, milestone: Milestone, status: Status, detail: str) -> PackLine:
+        leads = lead_names.get(milestone.leads)
+        if leads is None:
+            leads = lead_names[milestone.leads] = _names(milestone.leads, names)
         return PackLine(
             action.priority,
             action.aim,
@@ -204,7 +209,7 @@ def build_pack(
             action.title,
             milestone.ref,
             milestone.title,
-            _names(milestone.leads, names),
+            leads,
             status.due,
             status.rating,
             detail,
