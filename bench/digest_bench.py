@@ -56,8 +56,8 @@ def store_rows(
                 "Europe/London",
                 None,
                 "{}",
-                NOW.isoformat(),
-                NOW.isoformat(),
+                NOW,  # a datetime: asyncpg's COPY takes no text for a timestamp
+                NOW,
             )
         ],
         "priorities": [(p, 1, p, f"Priority {p}") for p in range(1, 11)],

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import NamedTuple
 
 from bot.domain.model import Action, Milestone, Network, Person, Plan, Priority
@@ -33,6 +34,7 @@ SILENT_CYCLES = 2
 TREND_POINTS = 7
 
 
+@lru_cache(maxsize=4096)  # a national pack writes the same few hundred days 90,000 times
 def long_date(day: date) -> str:
     """A day as people write it: 4 June 2018."""
     return f"{day.day} {day:%B %Y}"
@@ -194,7 +196,12 @@ def build_pack(
     achieved: list[PackLine] = []
     total = unevidenced = 0
 
+    lead_names: dict[tuple[str, ...], tuple[str, ...]] = {}  # an action's, for each line
+
     def line(action: Action, milestone: Milestone, status: Status, detail: str) -> PackLine:
+        leads = lead_names.get(milestone.leads)
+        if leads is None:
+            leads = lead_names[milestone.leads] = _names(milestone.leads, names)
         return PackLine(
             action.priority,
             action.aim,
@@ -202,7 +209,7 @@ def build_pack(
             action.title,
             milestone.ref,
             milestone.title,
-            _names(milestone.leads, names),
+            leads,
             status.due,
             status.rating,
             detail,
@@ -265,10 +272,13 @@ def build_pack(
             if key not in in_scope:
                 in_scope.append(key)
     scope_networks = [network] if network is not None else list(networks)
-    for n in scope_networks:
-        for action in actions:
-            if in_network(action, n):
-                leads_of[n.key].update(action.leads)
+    # Each action's leads go to the networks it names, and to every plan-wide network:
+    # one pass over the actions, not one per network.
+    wide = [n.key for n in scope_networks if n.all_actions]
+    named = {n.key for n in scope_networks if not n.all_actions}
+    for action in actions:
+        for key in (*wide, *(k for k in action.networks if k in named)):
+            leads_of[key].update(action.leads)
     lead_responses = tuple(
         sorted(
             (

@@ -127,7 +127,16 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
+    # No JIT compiling: it is for long analytic scans, and its planner guesses the index
+    # probes of a status read (one correlated subquery a milestone) to be one, so that a
+    # board pack's look back spent a second compiling a query that then ran in two.
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"server_settings": {"jit": "off"}},
+    )
 
 
 def session_factory(

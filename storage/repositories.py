@@ -723,6 +723,17 @@ class PlanRepository:
             updates=updates,
         )
 
+    async def decisive(
+        self, key: str, *, until: datetime, refs: Sequence[str] | None = None
+    ) -> dict[str, tuple[Update, ...]]:
+        """The updates of `tracked(key, until=until, refs=refs)`, without reading the plan
+        again: for a look back at an earlier day beside a plan already read."""
+        plan_row = await self.row(key)
+        if plan_row is None:
+            raise PlanNotFound(key)
+        people = await self.session.execute(select(PersonRow.id, PersonRow.key))
+        return await _decisive(self.session, plan_row.id, until, refs, dict(people.tuples().all()))
+
 
 SOURCES = {source.value: source for source in Source}
 
@@ -773,18 +784,16 @@ async def _decisive(
                 read.append(row[i : i + width])
         found[row[0]] = read
     if until is not None:
-        later = list(
-            (
-                await session.scalars(
-                    select(MilestoneRow.ref)
-                    .join(milestone_state, state.milestone_id == MilestoneRow.id)
-                    .where(*chosen, state.latest_given_at >= utc(until))
-                )
-            ).all()
+        # Named by a condition, not a list of references: on a look back a month, every
+        # milestone of a national plan may have been answered since.
+        later = MilestoneRow.id.in_(
+            select(state.milestone_id).where(state.latest_given_at >= utc(until))
         )
-        if later:
-            for values in (await session.execute(_decisive_updates(plan_id, until, later))).all():
-                found.setdefault(values[0], []).append(tuple(values[1:]))
+        probed = await (await session.connection()).execute(
+            _decisive_updates(plan_id, until, refs, later)
+        )
+        for values in probed.tuples().all():
+            found.setdefault(values[0], []).append(values[1:])
     decisive: dict[str, tuple[Update, ...]] = {}
     for ref, read in found.items():
         if len(read) > 1:
@@ -832,13 +841,17 @@ def counted(until: datetime | None = None) -> ColumnElement[bool]:
 
 
 def _decisive_updates(
-    plan_id: int, until: datetime | None, refs: Sequence[str] | None = None
+    plan_id: int,
+    until: datetime | None,
+    refs: Sequence[str] | None = None,
+    *also: ColumnElement[bool],
 ) -> Select[Any]:
     """The updates that decide each live milestone's status, found by index probes.
 
     A status needs a milestone's latest update (note, support), its last two ratings
     (achieved, worsening) and its latest revised date; everything older changes nothing.
-    Reading just these keeps a digest's cost flat however long the history grows.
+    Reading just these keeps a digest's cost flat however long the history grows. `also`:
+    further conditions on the milestones probed.
     """
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
     counts = counted(until)
@@ -857,6 +870,7 @@ def _decisive_updates(
             MilestoneRow.plan_id == plan_id,
             MilestoneRow.retired.is_(False),
             *([] if refs is None else [MilestoneRow.ref.in_(list(refs))]),
+            *also,
         )
 
     before = [UpdateRow.given_at < utc(until)] if until is not None else []
@@ -882,7 +896,7 @@ def _decisive_updates(
         )
         .join(chosen, chosen.c.update_id == UpdateRow.id)
         .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
-        .order_by(UpdateRow.given_at, UpdateRow.id)
+        # In no order: `_decisive` puts each milestone's few in order, not the database.
     )
 
 

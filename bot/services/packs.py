@@ -53,7 +53,7 @@ async def board_pack(
         actions = [a for a in tracked.actions if chosen is None or in_network(a, chosen)]
         # A network's pack looks back at its own milestones only.
         refs = None if chosen is None else [m.ref for a in actions for m in a.milestones]
-        earlier = await plans.tracked(plan_key, until=start, refs=refs)
+        earlier = await plans.decisive(plan_key, until=start, refs=refs)
         evidence = await EvidenceRepository(session).of_achieved(
             plan_key, until=until, rated_since=start
         )
@@ -65,7 +65,7 @@ async def board_pack(
             plan_key, at=[_end_of(d, plan.timezone) for d in days], network=network
         )
     current = plan_statuses(plan, actions, tracked.updates, as_of=as_of)
-    before = plan_statuses(plan, actions, earlier.updates, as_of=since)
+    before = plan_statuses(plan, actions, earlier, as_of=since)
     return build_pack(
         plan,
         network=chosen,

@@ -233,6 +233,25 @@ async def test_the_word_pack_has_headings_repeated_headers_and_alt_text(
         assert "20 November 2026" in alt
 
 
+async def test_the_word_pack_keeps_markup_tabs_and_line_breaks_of_a_plan_pasted_from_word(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """A milestone title with markup characters, a tab, Word's own line break (a vertical
+    tab) and a stray control character is written into the Word pack's tables as the text
+    it is, line break included, instead of failing the whole pack."""
+    async with pulse.sessions() as session, session.begin():
+        await session.execute(
+            update(MilestoneRow)
+            .where(MilestoneRow.ref == "1.2-1")
+            .values(title="Train <all> staff & managers\tin May\x0bthen June\x01")
+        )
+    path = tmp_path / "pack.docx"
+    write_pack_docx(await _pack(pulse), path)
+    document = Document(str(path))
+    texts = {c.text for t in document.tables for r in t.rows for c in r.cells}
+    assert "1.2-1 Train <all> staff & managers\tin May\nthen June" in texts
+
+
 async def test_the_html_pack_reflows_and_passes_axe(
     pulse: PlanPulse, tmp_path: Path, browser: WebDriver, axe_source: str
 ) -> None:
