@@ -120,14 +120,20 @@ def _wait_ready(proc: subprocess.Popen[bytes], bin_dir: Path, port: int) -> None
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"PostgreSQL did not start: {err}") from None
             time.sleep(0.05)
-    # Accepting TCP is not quite ready: wait until a real connection succeeds.
-    ready = subprocess.run(
-        [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-t", "60"],
-        capture_output=True,
-        check=False,
-    )
-    if ready.returncode != 0:
-        raise RuntimeError("PostgreSQL never became ready")
+    # Accepting TCP is not quite ready: wait until a real connection succeeds. pg_isready
+    # answers 1 at once while the server is still starting up (it rejects connections), so
+    # ask again until it says 0, within the same deadline.
+    while True:
+        ready = subprocess.run(
+            [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-t", "10"],
+            capture_output=True,
+            check=False,
+        )
+        if ready.returncode == 0:
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL never became ready")
+        time.sleep(0.1)
 
 
 async def create_database(server: PostgresServer) -> str:
