@@ -156,14 +156,10 @@ class AnswerRepository:
             refs[prompt.plan_id].update(prompt.milestone_refs)
         plans: dict[int, TrackedPlan] = {}
         if refs:
-            keys = (
-                await session.execute(
-                    select(PlanRow.id, PlanRow.key).where(PlanRow.id.in_(list(refs)))
-                )
-            ).tuples()
-            for plan_id, key in keys.all():
-                plans[plan_id] = await PlanRepository(session).tracked(
-                    key, refs=sorted(refs[plan_id])
+            plan_rows = await session.scalars(select(PlanRow).where(PlanRow.id.in_(list(refs))))
+            for plan_row in plan_rows.all():
+                plans[plan_row.id] = await PlanRepository(session).tracked(
+                    plan_row.key, refs=sorted(refs[plan_row.id]), row=plan_row
                 )
         return AnsweringData(
             found,
