@@ -29,6 +29,7 @@ from storage.models import (
     MilestoneRow,
     PersonRow,
     PlanRow,
+    PriorityRow,
     PromptRow,
     UpdateRow,
     milestone_state,
@@ -113,10 +114,14 @@ class AnswerRepository:
         prompts: Collection[AskedPrompt] = (),
         person_keys: Collection[str] = (),
         slack_user_ids: Collection[str] = (),
+        people_read: Mapping[int, Person] | None = None,
+        carrying_none: Collection[int] = (),
     ) -> AnsweringData:
         """Read `prompts` and those with `prompt_ids`, the prompts carried in their
         messages, their owners and plans, and the people with `person_keys` or
-        `slack_user_ids`."""
+        `slack_user_ids`. What the caller read with its prompts is not read again:
+        `people_read` (by id, when they are everyone needed) and `carrying_none` (prompts
+        it knows carry no other's)."""
         session = self.session
         found = {p.id: p for p in prompts}
         wanted = [i for i in set(prompt_ids) if i not in found]
@@ -124,10 +129,9 @@ class AnswerRepository:
             rows = await session.scalars(select(PromptRow).where(PromptRow.id.in_(wanted)))
             found.update((p.id, asked_prompt(p)) for p in rows.all())
         carried: dict[int, list[AskedPrompt]] = defaultdict(list)
-        if found:
-            rows = await session.scalars(
-                select(PromptRow).where(PromptRow.sent_with.in_(list(found)))
-            )
+        carrying = [i for i in found if i not in set(carrying_none)]
+        if carrying:
+            rows = await session.scalars(select(PromptRow).where(PromptRow.sent_with.in_(carrying)))
             for carried_row in rows.all():
                 carried[carried_row.sent_with or 0].append(asked_prompt(carried_row))
         asked = [*found.values(), *(p for listed in carried.values() for p in listed)]
@@ -137,7 +141,15 @@ class AnswerRepository:
             *([PersonRow.slack_user_id.in_(set(slack_user_ids))] if slack_user_ids else []),
         ]
         people: dict[int, Person] = {}
-        if who:
+        known = people_read or {}
+        if (
+            known
+            and not slack_user_ids
+            and {p.person_id for p in asked} <= known.keys()
+            and set(person_keys) <= {person.key for person in known.values()}
+        ):
+            people = dict(sorted(known.items()))
+        elif who:
             for person_row, delegate in (
                 await session.execute(
                     select(PersonRow, _Delegate.key)
@@ -156,10 +168,22 @@ class AnswerRepository:
             refs[prompt.plan_id].update(prompt.milestone_refs)
         plans: dict[int, TrackedPlan] = {}
         if refs:
-            plan_rows = await session.scalars(select(PlanRow).where(PlanRow.id.in_(list(refs))))
-            for plan_row in plan_rows.all():
-                plans[plan_row.id] = await PlanRepository(session).tracked(
-                    plan_row.key, refs=sorted(refs[plan_row.id]), row=plan_row
+            # Each plan with its priorities, in one query.
+            plan_rows: dict[int, tuple[PlanRow, list[PriorityRow]]] = {}
+            for plan_row, priority in (
+                await session.execute(
+                    select(PlanRow, PriorityRow)
+                    .outerjoin(PriorityRow, PriorityRow.plan_id == PlanRow.id)
+                    .where(PlanRow.id.in_(list(refs)))
+                    .order_by(PlanRow.id, PriorityRow.number)
+                )
+            ).tuples():
+                listed = plan_rows.setdefault(plan_row.id, (plan_row, []))[1]
+                if priority is not None:
+                    listed.append(priority)
+            for plan_id, (plan_row, priorities) in plan_rows.items():
+                plans[plan_id] = await PlanRepository(session).tracked(
+                    plan_row.key, refs=sorted(refs[plan_id]), row=plan_row, priorities=priorities
                 )
         return AnsweringData(
             found,

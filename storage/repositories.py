@@ -579,12 +579,14 @@ class PlanRepository:
         until: datetime | None = None,
         refs: Sequence[str] | None = None,
         row: PlanRow | None = None,
+        priorities: Sequence[PriorityRow] | None = None,
     ) -> TrackedPlan:
         """The plan's live actions and milestones, each with the updates that decide its
         status given before `until` (its latest update, its last two ratings and its latest
         revised date: see `_decisive`), oldest first. With `refs`, only those
         milestones and their actions: what an answer to one prompt needs, and no more, in
-        four queries (`_chosen`). `row`: the plan's row, when the caller has read it."""
+        four queries (`_chosen`). `row` and `priorities`: the plan's row and its priorities
+        in order, when the caller has read them."""
         plan_row = row if row is not None else await self.row(key)
         if plan_row is None:
             raise PlanNotFound(key)
@@ -592,11 +594,14 @@ class PlanRepository:
         # Plain Core results for the big reads: no ORM bookkeeping per row.
         core = await s.connection()
         pid = plan_row.id
-        priorities = (
-            await s.scalars(
-                select(PriorityRow).where(PriorityRow.plan_id == pid).order_by(PriorityRow.number)
-            )
-        ).all()
+        if priorities is None:
+            priorities = (
+                await s.scalars(
+                    select(PriorityRow)
+                    .where(PriorityRow.plan_id == pid)
+                    .order_by(PriorityRow.number)
+                )
+            ).all()
         if refs is not None and until is None:
             chosen = await _chosen(s, core, pid, refs)
             return _tracked_plan(plan_row, priorities, *chosen)

@@ -11,9 +11,10 @@ from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.domain.model import Person
 from storage.models import PersonRow, PromptRow, WebLinkRow
 from storage.prompts import StoredPrompt, stored_prompt
-from storage.repositories import PersonRecord, person_record, utc
+from storage.repositories import PersonRecord, person_from_row, person_record, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class FoundLink:
     expires_at: datetime
     superseded: bool  # the person has had a newer prompt of the plan since
     delegate_key: str | None = None  # the key of the person's delegate, if they have one
+    answering: Person | None = None  # the person as answering needs them
+    carries: bool = True  # whether the prompt's message carried other prompts (a mailbox's)
 
     def open_at(self, now: datetime) -> bool:
         return not self.superseded and now < self.expires_at and not self.person.erased
@@ -75,8 +78,16 @@ class WebLinks:
             newer.person_id == WebLinkRow.person_id,
             newer.created_at > PromptRow.created_at,
         )
+        carries = exists().where(newer.sent_with == PromptRow.id)
         rows = await self.session.execute(
-            select(WebLinkRow, PromptRow, PersonRow, _Delegate.key, superseded.label("newer"))
+            select(
+                WebLinkRow,
+                PromptRow,
+                PersonRow,
+                _Delegate.key,
+                superseded.label("newer"),
+                carries.label("carries"),
+            )
             .join(PromptRow, PromptRow.id == WebLinkRow.prompt_id)
             .join(PersonRow, PersonRow.id == WebLinkRow.person_id)
             .outerjoin(_Delegate, _Delegate.id == PersonRow.delegate_id)
@@ -89,8 +100,10 @@ class WebLinks:
                 utc(link.expires_at),
                 bool(is_superseded),
                 delegate_key,
+                person_from_row(person, delegate_key),
+                bool(carrying),
             )
-            for link, prompt, person, delegate_key, is_superseded in rows.tuples()
+            for link, prompt, person, delegate_key, is_superseded, carrying in rows.tuples()
         }
 
     async def open_prompt(self) -> tuple[StoredPrompt, PersonRecord] | None:

@@ -207,11 +207,7 @@ class UpdatePages:
                 prompts.add(prompt_id)
             waiting = later
             chosen = [links[submissions[n].token_hash] for n in this_round]
-            answers = await AnswerBatch.load(
-                session,
-                prompts=[link.prompt.asked() for link in chosen],
-                person_keys=[link.person.key for link in chosen],
-            )
+            answers = await _load(session, chosen)
             if names is None:
                 names = await PeopleRepository(session).names()
             deciding: list[tuple[int, _Decided]] = []
@@ -358,9 +354,7 @@ class UpdatePages:
         link = await WebLinks(session).find(token_hash_)
         if link is None or not link.open_at(now):
             return None
-        answers = await AnswerBatch.load(
-            session, prompts=[link.prompt.asked()], person_keys=[link.person.key]
-        )
+        answers = await _load(session, [link])
         try:
             context = answers.context(Who(person_key=link.person.key), link.prompt.id, now=now)
         except AnswerRefused:
@@ -489,6 +483,20 @@ class _Confirmation:
     lines: tuple[ReplyLine, ...]
     key: str
     now: datetime
+
+
+async def _load(session: Session, links: Sequence[FoundLink]) -> AnswerBatch:
+    """The answers batch for these links' prompts and people, reading nothing the links'
+    query read already."""
+    return await AnswerBatch.load(
+        session,
+        prompts=[link.prompt.asked() for link in links],
+        person_keys=[link.person.key for link in links],
+        people_read={
+            link.person.id: link.answering for link in links if link.answering is not None
+        },
+        carrying_none=[link.prompt.id for link in links if not link.carries],
+    )
 
 
 def _nonce(given: str) -> str:
