@@ -24,7 +24,7 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.errors import NetworkNotFound, PlanNotFound
@@ -585,7 +585,7 @@ class PlanRepository:
         status given before `until` (its latest update, its last two ratings and its latest
         revised date: see `_decisive`), oldest first. With `refs`, only those
         milestones and their actions: what an answer to one prompt needs, and no more, in
-        four queries (`_chosen`). `row` and `priorities`: the plan's row and its priorities
+        three queries (`_chosen`). `row` and `priorities`: the plan's row and its priorities
         in order, when the caller has read them."""
         plan_row = row if row is not None else await self.row(key)
         if plan_row is None:
@@ -603,7 +603,7 @@ class PlanRepository:
                 )
             ).all()
         if refs is not None and until is None:
-            chosen = await _chosen(s, core, pid, refs)
+            chosen = await _chosen(s, pid, refs)
             return _tracked_plan(plan_row, priorities, *chosen)
         ref_filter = [] if refs is None else [MilestoneRow.ref.in_(list(refs))]
         action_filter = (
@@ -767,17 +767,16 @@ def _tracked_plan(
     )
 
 
-async def _chosen(
-    session: AsyncSession, core: AsyncConnection, plan_id: int, refs: Sequence[str]
-) -> tuple[Any, ...]:
-    """What `tracked` reads for the milestones `refs` (an answer's), in three queries: the
+async def _chosen(session: AsyncSession, plan_id: int, refs: Sequence[str]) -> tuple[Any, ...]:
+    """What `tracked` reads for the milestones `refs` (an answer's), in two queries: the
     actions with any of them, each live one with its decisive updates (`milestone_state`,
-    the updates today's status needs); their leads with their people; the plan's networks
-    with those of these actions. As `_tracked_plan` takes them after the priorities."""
+    the updates today's status needs), with the actions' leads and their people (a row per
+    milestone and lead); the plan's networks with those of these actions. As
+    `_tracked_plan` takes them after the priorities."""
     state = milestone_state.c
     slots = [state[f"{slot}_{name}"] for slot in STATE_SLOTS for name, _ in UPDATE_FIELDS]
     rows = (
-        await core.execute(
+        await session.execute(
             select(
                 ActionRow.id,
                 ActionRow.ref,
@@ -792,10 +791,14 @@ async def _chosen(
                 MilestoneRow.start,
                 MilestoneRow.recurrence,
                 MilestoneRow.ongoing,
+                MilestoneRow.id,
+                PersonRow,
                 state.milestone_id,
                 *slots,
             )
             .join(ActionRow, ActionRow.id == MilestoneRow.action_id)
+            .outerjoin(ActionLeadRow, ActionLeadRow.action_id == ActionRow.id)
+            .outerjoin(PersonRow, PersonRow.id == ActionLeadRow.person_id)
             .outerjoin(milestone_state, state.milestone_id == MilestoneRow.id)
             .where(
                 MilestoneRow.plan_id == plan_id,
@@ -803,44 +806,48 @@ async def _chosen(
                 ActionRow.plan_id == plan_id,
                 ActionRow.retired.is_(False),
             )
-            .order_by(ActionRow.position, ActionRow.id, MilestoneRow.position, MilestoneRow.id)
+            .order_by(
+                ActionRow.position,
+                ActionRow.id,
+                MilestoneRow.position,
+                MilestoneRow.id,
+                ActionLeadRow.position,
+            )
         )
     ).tuples()
     actions: dict[int, _ActionRead] = {}
     milestones: list[tuple[Any, ...]] = []
+    leads: dict[int, list[str]] = defaultdict(list)
+    people: dict[int, PersonRow] = {}
+    led: set[tuple[int, int]] = set()
+    seen_milestones: set[int] = set()
     width = len(UPDATE_FIELDS)
     found: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
-        action_id = row[0]
+        action_id, person = row[0], row[14]
         if action_id not in actions:
             actions[action_id] = _ActionRead(*row[:5])
-        if row[5]:  # a retired milestone: its action is still read, as when listed alone
+        if person is not None and (action_id, person.id) not in led:
+            led.add((action_id, person.id))
+            people.setdefault(person.id, person)
+            leads[action_id].append(person.key)
+        # A retired milestone: its action is still read, as when listed alone.
+        if row[5] or row[13] in seen_milestones:
             continue
+        seen_milestones.add(row[13])
         ref = row[6]
         milestones.append((action_id, *row[6:13]))
-        if row[13] is None:  # no state yet: nothing answered
+        if row[15] is None:  # no state yet: nothing answered
             continue
         read: list[tuple[Any, ...]] = []
         seen: set[int] = set()
-        for i in range(14, 14 + len(STATE_SLOTS) * width, width):
+        for i in range(16, 16 + len(STATE_SLOTS) * width, width):
             update_id = row[i]
             if update_id is not None and update_id not in seen:  # one update, two slots
                 seen.add(update_id)
                 read.append(row[i : i + width])
         found[ref] = read
     ids = list(actions)
-    leads: dict[int, list[str]] = defaultdict(list)
-    people: dict[int, PersonRow] = {}
-    for action_id, person in (
-        await session.execute(
-            select(ActionLeadRow.action_id, PersonRow)
-            .join(PersonRow, PersonRow.id == ActionLeadRow.person_id)
-            .where(ActionLeadRow.action_id.in_(ids))
-            .order_by(ActionLeadRow.position)
-        )
-    ).tuples():
-        people.setdefault(person.id, person)
-        leads[action_id].append(person.key)
     networks: dict[int, NetworkRow] = {}
     nets: dict[int, list[str]] = defaultdict(list)
     for network, action_id in (

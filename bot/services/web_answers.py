@@ -222,7 +222,12 @@ class UpdatePages:
                 page = await self._page_of(
                     session, link, context, answers, names, now=submission.now
                 )
-                outcome = self._decide(link, context, answers, page, submission)
+                try:
+                    outcome = self._decide(link, context, answers, page, submission)
+                except Exception as failed:  # that request's alone: the others go on
+                    log.exception("web: a submission could not be decided")
+                    results[n] = failed
+                    continue
                 if isinstance(outcome, Submitted):
                     results[n] = outcome
                 else:
