@@ -25,6 +25,7 @@ from sqlalchemy.orm.util import identity_key
 
 from bot.domain.model import Person
 from storage.models import (
+    STATE_SLOTS,
     UPDATE_FIELDS,
     MilestoneRow,
     PersonRow,
@@ -348,14 +349,29 @@ async def restate_milestones(session: AsyncSession, milestone_ids: Sequence[int]
             )
         ).all()
     }
+    restated: list[dict[str, object]] = []
     for milestone_id, *slots in chosen:
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"milestone": milestone_id}
         for slot, update_id in zip(wanted, slots, strict=True):
             found = rows.get(update_id) if update_id is not None else None
             for name, _ in UPDATE_FIELDS:
-                values[f"{slot}_{name}"] = getattr(found, name) if found is not None else None
-        await session.execute(
-            update(milestone_state)
-            .where(milestone_state.c.milestone_id == milestone_id)
-            .values(**values)
-        )
+                values[f"v_{slot}_{name}"] = getattr(found, name) if found is not None else None
+        restated.append(values)
+    if restated:
+        await session.execute(_RESTATE, restated)  # one statement, every milestone's row
+
+
+# Every slot of a milestone's `milestone_state` row at once, one parameter set a milestone.
+_RESTATE = (
+    update(milestone_state)
+    .where(milestone_state.c.milestone_id == bindparam("milestone"))
+    .values(
+        {
+            f"{slot}_{name}": bindparam(
+                f"v_{slot}_{name}", type_=milestone_state.c[f"{slot}_{name}"].type
+            )
+            for slot in STATE_SLOTS
+            for name, _ in UPDATE_FIELDS
+        }
+    )
+)
