@@ -25,10 +25,12 @@ from sqlalchemy.orm.util import identity_key
 
 from bot.domain.model import Person
 from storage.models import (
+    STATE_SLOTS,
     UPDATE_FIELDS,
     MilestoneRow,
     PersonRow,
     PlanRow,
+    PriorityRow,
     PromptRow,
     UpdateRow,
     milestone_state,
@@ -113,10 +115,14 @@ class AnswerRepository:
         prompts: Collection[AskedPrompt] = (),
         person_keys: Collection[str] = (),
         slack_user_ids: Collection[str] = (),
+        people_read: Mapping[int, Person] | None = None,
+        carrying_none: Collection[int] = (),
     ) -> AnsweringData:
         """Read `prompts` and those with `prompt_ids`, the prompts carried in their
         messages, their owners and plans, and the people with `person_keys` or
-        `slack_user_ids`."""
+        `slack_user_ids`. What the caller read with its prompts is not read again:
+        `people_read` (by id, when they are everyone needed) and `carrying_none` (prompts
+        it knows carry no other's)."""
         session = self.session
         found = {p.id: p for p in prompts}
         wanted = [i for i in set(prompt_ids) if i not in found]
@@ -124,10 +130,9 @@ class AnswerRepository:
             rows = await session.scalars(select(PromptRow).where(PromptRow.id.in_(wanted)))
             found.update((p.id, asked_prompt(p)) for p in rows.all())
         carried: dict[int, list[AskedPrompt]] = defaultdict(list)
-        if found:
-            rows = await session.scalars(
-                select(PromptRow).where(PromptRow.sent_with.in_(list(found)))
-            )
+        carrying = [i for i in found if i not in set(carrying_none)]
+        if carrying:
+            rows = await session.scalars(select(PromptRow).where(PromptRow.sent_with.in_(carrying)))
             for carried_row in rows.all():
                 carried[carried_row.sent_with or 0].append(asked_prompt(carried_row))
         asked = [*found.values(), *(p for listed in carried.values() for p in listed)]
@@ -137,7 +142,15 @@ class AnswerRepository:
             *([PersonRow.slack_user_id.in_(set(slack_user_ids))] if slack_user_ids else []),
         ]
         people: dict[int, Person] = {}
-        if who:
+        known = people_read or {}
+        if (
+            known
+            and not slack_user_ids
+            and {p.person_id for p in asked} <= known.keys()
+            and set(person_keys) <= {person.key for person in known.values()}
+        ):
+            people = dict(sorted(known.items()))
+        elif who:
             for person_row, delegate in (
                 await session.execute(
                     select(PersonRow, _Delegate.key)
@@ -156,14 +169,22 @@ class AnswerRepository:
             refs[prompt.plan_id].update(prompt.milestone_refs)
         plans: dict[int, TrackedPlan] = {}
         if refs:
-            keys = (
+            # Each plan with its priorities, in one query.
+            plan_rows: dict[int, tuple[PlanRow, list[PriorityRow]]] = {}
+            for plan_row, priority in (
                 await session.execute(
-                    select(PlanRow.id, PlanRow.key).where(PlanRow.id.in_(list(refs)))
+                    select(PlanRow, PriorityRow)
+                    .outerjoin(PriorityRow, PriorityRow.plan_id == PlanRow.id)
+                    .where(PlanRow.id.in_(list(refs)))
+                    .order_by(PlanRow.id, PriorityRow.number)
                 )
-            ).tuples()
-            for plan_id, key in keys.all():
+            ).tuples():
+                listed = plan_rows.setdefault(plan_row.id, (plan_row, []))[1]
+                if priority is not None:
+                    listed.append(priority)
+            for plan_id, (plan_row, priorities) in plan_rows.items():
                 plans[plan_id] = await PlanRepository(session).tracked(
-                    key, refs=sorted(refs[plan_id])
+                    plan_row.key, refs=sorted(refs[plan_id]), row=plan_row, priorities=priorities
                 )
         return AnsweringData(
             found,
@@ -328,14 +349,29 @@ async def restate_milestones(session: AsyncSession, milestone_ids: Sequence[int]
             )
         ).all()
     }
+    restated: list[dict[str, object]] = []
     for milestone_id, *slots in chosen:
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"milestone": milestone_id}
         for slot, update_id in zip(wanted, slots, strict=True):
             found = rows.get(update_id) if update_id is not None else None
             for name, _ in UPDATE_FIELDS:
-                values[f"{slot}_{name}"] = getattr(found, name) if found is not None else None
-        await session.execute(
-            update(milestone_state)
-            .where(milestone_state.c.milestone_id == milestone_id)
-            .values(**values)
-        )
+                values[f"v_{slot}_{name}"] = getattr(found, name) if found is not None else None
+        restated.append(values)
+    if restated:
+        await session.execute(_RESTATE, restated)  # one statement, every milestone's row
+
+
+# Every slot of a milestone's `milestone_state` row at once, one parameter set a milestone.
+_RESTATE = (
+    update(milestone_state)
+    .where(milestone_state.c.milestone_id == bindparam("milestone"))
+    .values(
+        {
+            f"{slot}_{name}": bindparam(
+                f"v_{slot}_{name}", type_=milestone_state.c[f"{slot}_{name}"].type
+            )
+            for slot in STATE_SLOTS
+            for name, _ in UPDATE_FIELDS
+        }
+    )
+)

@@ -407,6 +407,20 @@ class OutboxRepository:
             counts.update((recipient, int(n)) for recipient, n in rows.tuples())
         return counts
 
+    async def message_ids_for(self, dedupe_keys: Sequence[str]) -> dict[str, str]:
+        """The message ids of the messages with these dedupe keys (those that have one)."""
+        found: dict[str, str] = {}
+        keys = list(dict.fromkeys(dedupe_keys))
+        for start in range(0, len(keys), IN_CHUNK):
+            rows = await self.session.execute(
+                select(OutboxRow.dedupe_key, OutboxRow.message_id).where(
+                    OutboxRow.dedupe_key.in_(keys[start : start + IN_CHUNK]),
+                    OutboxRow.message_id.is_not(None),
+                )
+            )
+            found.update((key, message_id) for key, message_id in rows.tuples() if message_id)
+        return found
+
     async def message_id_for(self, dedupe_key: str) -> str | None:
         value: str | None = await self.session.scalar(
             select(OutboxRow.message_id).where(OutboxRow.dedupe_key == dedupe_key)

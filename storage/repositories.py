@@ -573,25 +573,38 @@ class PlanRepository:
         return plan_from_row(row)
 
     async def tracked(
-        self, key: str, *, until: datetime | None = None, refs: Sequence[str] | None = None
+        self,
+        key: str,
+        *,
+        until: datetime | None = None,
+        refs: Sequence[str] | None = None,
+        row: PlanRow | None = None,
+        priorities: Sequence[PriorityRow] | None = None,
     ) -> TrackedPlan:
         """The plan's live actions and milestones, each with the updates that decide its
         status given before `until` (its latest update, its last two ratings and its latest
         revised date: see `_decisive`), oldest first. With `refs`, only those
-        milestones and their actions: what an answer to one prompt needs, and no more."""
-        plan_row = await self.row(key)
+        milestones and their actions: what an answer to one prompt needs, and no more, in
+        three queries (`_chosen`). `row` and `priorities`: the plan's row and its priorities
+        in order, when the caller has read them."""
+        plan_row = row if row is not None else await self.row(key)
         if plan_row is None:
             raise PlanNotFound(key)
         s = self.session
         # Plain Core results for the big reads: no ORM bookkeeping per row.
         core = await s.connection()
         pid = plan_row.id
-        priorities = (
-            await s.scalars(
-                select(PriorityRow).where(PriorityRow.plan_id == pid).order_by(PriorityRow.number)
-            )
-        ).all()
-        number_of = {p.id: p.number for p in priorities}
+        if priorities is None:
+            priorities = (
+                await s.scalars(
+                    select(PriorityRow)
+                    .where(PriorityRow.plan_id == pid)
+                    .order_by(PriorityRow.number)
+                )
+            ).all()
+        if refs is not None and until is None:
+            chosen = await _chosen(s, pid, refs)
+            return _tracked_plan(plan_row, priorities, *chosen)
         ref_filter = [] if refs is None else [MilestoneRow.ref.in_(list(refs))]
         action_filter = (
             []
@@ -680,48 +693,10 @@ class PlanRepository:
             if network_id in network_key:
                 nets[action_id].append(network_key[network_id])
         updates = await _decisive(s, pid, until, refs, person_key)
-
-        by_action: dict[int, list[Any]] = defaultdict(list)
-        # Milestones often share a timescale ("March 2027", "Quarterly"): one object each.
-        timescales: dict[tuple[Any, ...], Timescale] = {}
-        for action_id, ref, title, text, due, start, recurrence, ongoing in milestones:
-            shared = (text, due, start, recurrence, ongoing)
-            timescale = timescales.get(shared)
-            if timescale is None:
-                timescale = timescales[shared] = Timescale(
-                    text, due, start, Recurrence(recurrence) if recurrence else None, ongoing
-                )
-            by_action[action_id].append((ref, title, timescale))
-        domain_actions = []
-        for a in actions:
-            action_leads = tuple(leads[a.id])
-            domain_actions.append(
-                Action(
-                    ref=a.ref,
-                    title=a.title,
-                    priority=number_of[a.priority_id],
-                    leads=action_leads,
-                    networks=tuple(sorted(nets[a.id])),
-                    aim=a.aim,
-                    milestones=tuple(
-                        Milestone(ref, title, timescale, a.ref, action_leads)
-                        for ref, title, timescale in by_action[a.id]
-                    ),
-                )
-            )
-        return TrackedPlan(
-            plan=plan_from_row(plan_row),
-            priorities=tuple(
-                Priority(p.number, p.title, p.description, p.leads) for p in priorities
-            ),
-            actions=tuple(domain_actions),
-            networks=tuple(network_from_row(n) for n in network_rows),
-            people=tuple(
-                person_from_row(p, person_key.get(p.delegate_id) if p.delegate_id else None)
-                for p in people_rows
-            ),
-            updates=updates,
-        )
+        return _tracked_plan(
+            plan_row, priorities, actions, milestones, people_rows, leads, network_rows, nets,
+            updates,
+        )  # fmt: skip
 
     async def decisive(
         self, key: str, *, until: datetime, refs: Sequence[str] | None = None
@@ -733,6 +708,184 @@ class PlanRepository:
             raise PlanNotFound(key)
         people = await self.session.execute(select(PersonRow.id, PersonRow.key))
         return await _decisive(self.session, plan_row.id, until, refs, dict(people.tuples().all()))
+
+
+def _tracked_plan(
+    plan_row: PlanRow,
+    priorities: Sequence[PriorityRow],
+    actions: Sequence[Any],
+    milestones: Sequence[Any],
+    people_rows: Sequence[PersonRow],
+    leads: Mapping[int, list[str]],
+    network_rows: Sequence[NetworkRow],
+    nets: Mapping[int, list[str]],
+    updates: dict[str, tuple[Update, ...]],
+) -> TrackedPlan:
+    """The plan as read: actions (id, ref, title, aim, priority id) in order, milestones
+    (action id, ref, title, timescale's text, due, start, recurrence, ongoing) in order,
+    the leads' people, each action's lead keys and network keys, and the decisive updates."""
+    number_of = {p.id: p.number for p in priorities}
+    person_key = {p.id: p.key for p in people_rows}
+    by_action: dict[int, list[Any]] = defaultdict(list)
+    # Milestones often share a timescale ("March 2027", "Quarterly"): one object each.
+    timescales: dict[tuple[Any, ...], Timescale] = {}
+    for action_id, ref, title, text, due, start, recurrence, ongoing in milestones:
+        shared = (text, due, start, recurrence, ongoing)
+        timescale = timescales.get(shared)
+        if timescale is None:
+            timescale = timescales[shared] = Timescale(
+                text, due, start, Recurrence(recurrence) if recurrence else None, ongoing
+            )
+        by_action[action_id].append((ref, title, timescale))
+    domain_actions = []
+    for a in actions:
+        action_leads = tuple(leads[a.id])
+        domain_actions.append(
+            Action(
+                ref=a.ref,
+                title=a.title,
+                priority=number_of[a.priority_id],
+                leads=action_leads,
+                networks=tuple(sorted(nets[a.id])),
+                aim=a.aim,
+                milestones=tuple(
+                    Milestone(ref, title, timescale, a.ref, action_leads)
+                    for ref, title, timescale in by_action[a.id]
+                ),
+            )
+        )
+    return TrackedPlan(
+        plan=plan_from_row(plan_row),
+        priorities=tuple(Priority(p.number, p.title, p.description, p.leads) for p in priorities),
+        actions=tuple(domain_actions),
+        networks=tuple(network_from_row(n) for n in network_rows),
+        people=tuple(
+            person_from_row(p, person_key.get(p.delegate_id) if p.delegate_id else None)
+            for p in people_rows
+        ),
+        updates=updates,
+    )
+
+
+async def _chosen(session: AsyncSession, plan_id: int, refs: Sequence[str]) -> tuple[Any, ...]:
+    """What `tracked` reads for the milestones `refs` (an answer's), in two queries: the
+    actions with any of them, each live one with its decisive updates (`milestone_state`,
+    the updates today's status needs), with the actions' leads and their people (a row per
+    milestone and lead); the plan's networks with those of these actions. As
+    `_tracked_plan` takes them after the priorities."""
+    state = milestone_state.c
+    slots = [state[f"{slot}_{name}"] for slot in STATE_SLOTS for name, _ in UPDATE_FIELDS]
+    rows = (
+        await session.execute(
+            select(
+                ActionRow.id,
+                ActionRow.ref,
+                ActionRow.title,
+                ActionRow.aim,
+                ActionRow.priority_id,
+                MilestoneRow.retired,
+                MilestoneRow.ref,
+                MilestoneRow.title,
+                MilestoneRow.timescale_text,
+                MilestoneRow.due,
+                MilestoneRow.start,
+                MilestoneRow.recurrence,
+                MilestoneRow.ongoing,
+                MilestoneRow.id,
+                PersonRow,
+                state.milestone_id,
+                *slots,
+            )
+            .join(ActionRow, ActionRow.id == MilestoneRow.action_id)
+            .outerjoin(ActionLeadRow, ActionLeadRow.action_id == ActionRow.id)
+            .outerjoin(PersonRow, PersonRow.id == ActionLeadRow.person_id)
+            .outerjoin(milestone_state, state.milestone_id == MilestoneRow.id)
+            .where(
+                MilestoneRow.plan_id == plan_id,
+                MilestoneRow.ref.in_(list(refs)),
+                ActionRow.plan_id == plan_id,
+                ActionRow.retired.is_(False),
+            )
+            .order_by(
+                ActionRow.position,
+                ActionRow.id,
+                MilestoneRow.position,
+                MilestoneRow.id,
+                ActionLeadRow.position,
+            )
+        )
+    ).tuples()
+    actions: dict[int, _ActionRead] = {}
+    milestones: list[tuple[Any, ...]] = []
+    leads: dict[int, list[str]] = defaultdict(list)
+    people: dict[int, PersonRow] = {}
+    led: set[tuple[int, int]] = set()
+    seen_milestones: set[int] = set()
+    width = len(UPDATE_FIELDS)
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        action_id, person = row[0], row[14]
+        if action_id not in actions:
+            actions[action_id] = _ActionRead(*row[:5])
+        if person is not None and (action_id, person.id) not in led:
+            led.add((action_id, person.id))
+            people.setdefault(person.id, person)
+            leads[action_id].append(person.key)
+        # A retired milestone: its action is still read, as when listed alone.
+        if row[5] or row[13] in seen_milestones:
+            continue
+        seen_milestones.add(row[13])
+        ref = row[6]
+        milestones.append((action_id, *row[6:13]))
+        if row[15] is None:  # no state yet: nothing answered
+            continue
+        read: list[tuple[Any, ...]] = []
+        seen: set[int] = set()
+        for i in range(16, 16 + len(STATE_SLOTS) * width, width):
+            update_id = row[i]
+            if update_id is not None and update_id not in seen:  # one update, two slots
+                seen.add(update_id)
+                read.append(row[i : i + width])
+        found[ref] = read
+    ids = list(actions)
+    networks: dict[int, NetworkRow] = {}
+    nets: dict[int, list[str]] = defaultdict(list)
+    for network, action_id in (
+        await session.execute(
+            select(NetworkRow, ActionNetworkRow.action_id)
+            .join(PlanNetworkRow, PlanNetworkRow.network_id == NetworkRow.id)
+            .outerjoin(
+                ActionNetworkRow,
+                and_(
+                    ActionNetworkRow.network_id == NetworkRow.id,
+                    ActionNetworkRow.action_id.in_(ids),
+                ),
+            )
+            .where(PlanNetworkRow.plan_id == plan_id)
+            .order_by(NetworkRow.key)
+        )
+    ).tuples():
+        networks.setdefault(network.id, network)
+        if action_id is not None:
+            nets[action_id].append(network.key)
+    person_key = {person_id: person.key for person_id, person in people.items()}
+    return (
+        list(actions.values()),
+        milestones,
+        list(people.values()),
+        leads,
+        list(networks.values()),
+        nets,
+        _updates_of(found, person_key),
+    )
+
+
+class _ActionRead(NamedTuple):
+    id: int
+    ref: str
+    title: str
+    aim: str | None
+    priority_id: int
 
 
 SOURCES = {source.value: source for source in Source}
@@ -794,6 +947,13 @@ async def _decisive(
         )
         for values in probed.tuples().all():
             found.setdefault(values[0], []).append(values[1:])
+    return _updates_of(found, person_key)
+
+
+def _updates_of(
+    found: Mapping[str, list[tuple[Any, ...]]], person_key: Mapping[int, str]
+) -> dict[str, tuple[Update, ...]]:
+    """The decisive updates read (`UPDATE_FIELDS` values) of each milestone, oldest first."""
     decisive: dict[str, tuple[Update, ...]] = {}
     for ref, read in found.items():
         if len(read) > 1:

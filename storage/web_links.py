@@ -3,15 +3,18 @@ by the keyed hash of their token. Never commits."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from bot.domain.model import Person
 from storage.models import PersonRow, PromptRow, WebLinkRow
 from storage.prompts import StoredPrompt, stored_prompt
-from storage.repositories import PersonRecord, person_record, utc
+from storage.repositories import PersonRecord, person_from_row, person_record, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +26,17 @@ class FoundLink:
     person: PersonRecord
     expires_at: datetime
     superseded: bool  # the person has had a newer prompt of the plan since
+    delegate_key: str | None = None  # the key of the person's delegate, if they have one
+    answering: Person | None = None  # the person as answering needs them
+    carries: bool = True  # whether the prompt's message carried other prompts (a mailbox's)
 
     def open_at(self, now: datetime) -> bool:
         return not self.superseded and now < self.expires_at and not self.person.erased
+
+
+# Built once: an alias per call defeats the statement cache.
+_Delegate = aliased(PersonRow, name="delegate")
+_Newer = aliased(PromptRow, name="newer")
 
 
 class WebLinks:
@@ -53,29 +64,47 @@ class WebLinks:
 
     async def find(self, token_hash: str) -> FoundLink | None:
         """The link with this token hash, or None."""
-        found = (
-            await self.session.execute(
-                select(WebLinkRow, PromptRow, PersonRow)
-                .join(PromptRow, PromptRow.id == WebLinkRow.prompt_id)
-                .join(PersonRow, PersonRow.id == WebLinkRow.person_id)
-                .where(WebLinkRow.token_hash == token_hash)
-            )
-        ).first()
-        if found is None:
-            return None
-        link, prompt, person = found[0], found[1], found[2]
-        newer = await self.session.scalar(
-            select(PromptRow.id)
-            .where(
-                PromptRow.plan_id == prompt.plan_id,
-                PromptRow.person_id == link.person_id,
-                PromptRow.created_at > prompt.created_at,
-            )
-            .limit(1)
+        return (await self.find_many([token_hash])).get(token_hash)
+
+    async def find_many(self, token_hashes: Sequence[str]) -> dict[str, FoundLink]:
+        """The links with these token hashes, by hash (those found), in one query: each with
+        its prompt, its person and their delegate's key, and whether a newer prompt of the
+        plan has gone to the person since."""
+        if not token_hashes:
+            return {}
+        newer = _Newer
+        superseded = exists().where(
+            newer.plan_id == PromptRow.plan_id,
+            newer.person_id == WebLinkRow.person_id,
+            newer.created_at > PromptRow.created_at,
         )
-        return FoundLink(
-            stored_prompt(prompt), person_record(person), utc(link.expires_at), newer is not None
+        carries = exists().where(newer.sent_with == PromptRow.id)
+        rows = await self.session.execute(
+            select(
+                WebLinkRow,
+                PromptRow,
+                PersonRow,
+                _Delegate.key,
+                superseded.label("newer"),
+                carries.label("carries"),
+            )
+            .join(PromptRow, PromptRow.id == WebLinkRow.prompt_id)
+            .join(PersonRow, PersonRow.id == WebLinkRow.person_id)
+            .outerjoin(_Delegate, _Delegate.id == PersonRow.delegate_id)
+            .where(WebLinkRow.token_hash.in_(list(dict.fromkeys(token_hashes))))
         )
+        return {
+            link.token_hash: FoundLink(
+                stored_prompt(prompt),
+                person_record(person),
+                utc(link.expires_at),
+                bool(is_superseded),
+                delegate_key,
+                person_from_row(person, delegate_key),
+                bool(carrying),
+            )
+            for link, prompt, person, delegate_key, is_superseded, carrying in rows.tuples()
+        }
 
     async def open_prompt(self) -> tuple[StoredPrompt, PersonRecord] | None:
         """One prompt still waiting for its answer that was sent, the latest first: the

@@ -198,14 +198,19 @@ class AnswerBatch:
         prompts: Collection[AskedPrompt] = (),
         person_keys: Collection[str] = (),
         slack_user_ids: Collection[str] = (),
+        people_read: Mapping[int, Person] | None = None,
+        carrying_none: Collection[int] = (),
     ) -> AnswerBatch:
-        """Read what answers to these prompts by these people need, at once."""
+        """Read what answers to these prompts by these people need, at once; not what the
+        caller read with its prompts (`AnswerRepository.load`)."""
         return cls(
             await AnswerRepository(session).load(
                 prompt_ids=prompt_ids,
                 prompts=prompts,
                 person_keys=person_keys,
                 slack_user_ids=slack_user_ids,
+                people_read=people_read,
+                carrying_none=carrying_none,
             )
         )
 

@@ -15,16 +15,17 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from bot.clock import Clock
 from bot.domain.cycles import PromptItem
 from bot.domain.mail_states import OutboxKind
 from bot.domain.model import Source, Update
 from bot.domain.ratings import DEFAULT_LABELS
-from bot.domain.replies import LineRefusal, ReplyLine, judge
+from bot.domain.replies import LineRefusal, Refusal, ReplyLine, judge
 from bot.messages.emails import confirmation_email, new_token, token_hash
 from bot.messages.web_forms import (
     Absence,
@@ -39,15 +40,17 @@ from bot.services.answers import (
     AnswerContext,
     AnswerRefused,
     AnswerRequest,
+    AnswerResult,
     Recording,
     Who,
 )
+from bot.services.group_commit import GroupCommit
 from bot.signing import Signer
 from storage.db import DATABASE_ERRORS, Session, Sessions, is_duplicate, reads_only
 from storage.evidence import EvidenceRepository
-from storage.outbox import OutboxRepository
+from storage.outbox import NewMessage, OutboxRepository
 from storage.prompts import PromptRepository
-from storage.repositories import PeopleRepository, PlanRepository, TrackedPlan
+from storage.repositories import PeopleRepository, TrackedPlan
 from storage.slack_people import SlackPeople
 from storage.web_links import FoundLink, WebLinks
 
@@ -147,6 +150,9 @@ class UpdatePages:
         self._writer: asyncio.Lock | contextlib.nullcontext[None] = (
             asyncio.Lock() if sqlite else contextlib.nullcontext()
         )
+        self._submits: GroupCommit[_Submission, Submitted | None] = GroupCommit(
+            sessions, self._submit_batch, lock=self._writer
+        )
 
     async def page(self, token_hash_: str) -> UpdatePage | None:
         """The page a link opens, or None when the link is unknown or no longer works.
@@ -158,19 +164,15 @@ class UpdatePages:
             opened = await self._open(session, token_hash_, now=now)
             if opened is None:
                 return None
-            return await self._page(session, *opened, now=now)
+            names = await PeopleRepository(session).names()
+            return await self._page_of(session, *opened, names, now=now)
 
     async def submit(self, token_hash_: str, form: Mapping[str, str]) -> Submitted | None:
-        """Record the form's answers, all or nothing; None when the link no longer works."""
-        now = self.clock()
+        """Record the form's answers, all or nothing; None when the link no longer works.
+        Submits arriving together are recorded in one transaction (`GroupCommit`); each is
+        answered once that transaction has committed."""
         try:
-            async with self._writer, self.sessions() as session, session.begin():
-                opened = await self._open(session, token_hash_, now=now)
-                if opened is None:
-                    return None
-                link, context, answers = opened
-                page = await self._page(session, link, context, answers, now=now)
-                return await self._record(session, link, context, answers, page, form, now=now)
+            return await self._submits.submit(_Submission(token_hash_, form, self.clock()))
         except DATABASE_ERRORS as error:
             if not is_duplicate(error):
                 raise
@@ -180,134 +182,74 @@ class UpdatePages:
                 return None
             return Submitted(page_again, Draft((), {}), already=True)
 
-    async def set_absence(self, token_hash_: str, form: Mapping[str, str]) -> AbsenceSet | None:
-        """Set the link's person away until a date (or back) and their delegate."""
-        now = self.clock()
-        async with self._writer, self.sessions() as session, session.begin():
-            opened = await self._open(session, token_hash_, now=now)
-            if opened is None:
-                return None
-            link, context, answers = opened
-            page = await self._page(session, link, context, answers, now=now)
-            absence = read_absence(
-                form,
-                people=[key for key, _ in page.people],
-                own_key=link.person.key,
-                today=page.today,
-            )
-            if absence.errors:
-                return AbsenceSet(page, absence, errors=absence.errors)
-            people = SlackPeople(session)
-            delegate_id = None
-            if absence.delegate is not None:
-                delegate_id = await PeopleRepository(session).id_of(absence.delegate)
-            await people.set_delegate(link.person.id, delegate_id, at=now, channel="web")
-            await people.set_away(link.person.id, absence.away_until, at=now, channel="web")
-            log.info("web: absence set for %s", link.person.key)
-            names = dict(page.people)
-            if absence.away_until is not None:
-                whom = names.get(absence.delegate or "", "nobody")
-                message = (
-                    f"You are away until {absence.away_until:%-d %B %Y}; "
-                    f"{whom} answers for you meanwhile."
+    async def _submit_batch(
+        self, session: Session, submissions: Sequence[_Submission]
+    ) -> list[Submitted | Exception | None]:
+        """The submissions' answers, decided in turn and written together in `session`'s
+        transaction. Two submissions on one prompt go in separate rounds, the later one
+        reading what the earlier recorded, as if each had its own transaction."""
+        results: list[Submitted | Exception | None] = [None] * len(submissions)
+        links = await WebLinks(session).find_many([s.token_hash for s in submissions])
+        waiting = [
+            n
+            for n, s in enumerate(submissions)
+            if (link := links.get(s.token_hash)) is not None and link.open_at(s.now)
+        ]
+        names: dict[str, str] | None = None
+        confirm: list[_Confirmation] = []
+        while waiting:
+            this_round: list[int] = []
+            later: list[int] = []
+            prompts: set[int] = set()
+            for n in waiting:
+                prompt_id = links[submissions[n].token_hash].prompt.id
+                (later if prompt_id in prompts else this_round).append(n)
+                prompts.add(prompt_id)
+            waiting = later
+            chosen = [links[submissions[n].token_hash] for n in this_round]
+            answers = await _load(session, chosen)
+            if names is None:
+                names = await PeopleRepository(session).names()
+            deciding: list[tuple[int, _Decided]] = []
+            for n, link in zip(this_round, chosen, strict=True):
+                submission = submissions[n]
+                try:
+                    context = answers.context(
+                        Who(person_key=link.person.key), link.prompt.id, now=submission.now
+                    )
+                except AnswerRefused:
+                    continue  # results[n] stays None: the link no longer works
+                page = await self._page_of(
+                    session, link, context, answers, names, now=submission.now
                 )
-            elif absence.delegate is not None:
-                message = f"{names[absence.delegate]} answers for you when you are away."
-            else:
-                message = "You are not away, and nobody answers for you."
-            page = await self._page(session, link, context, answers, now=now)
-            return AbsenceSet(page, absence, message)
+                try:
+                    outcome = self._decide(link, context, answers, page, submission)
+                except Exception as failed:  # that request's alone: the others go on
+                    log.exception("web: a submission could not be decided")
+                    results[n] = failed
+                    continue
+                if isinstance(outcome, Submitted):
+                    results[n] = outcome
+                else:
+                    deciding.append((n, outcome))
+            recorded = await answers.record(session)
+            for (n, decided), result in zip(deciding, recorded, strict=True):
+                results[n] = self._outcome(decided, result, confirm)
+        if confirm:
+            await self._confirm(session, confirm)
+        return results
 
-    # -- inside a unit of work --------------------------------------------------------
-
-    async def _open(
-        self, session: Session, token_hash_: str, *, now: datetime
-    ) -> tuple[FoundLink, AnswerContext, AnswerBatch] | None:
-        """The link, what its person may answer, and the answers batch read for it: read
-        once per request, and what the page and the recording both use."""
-        link = await WebLinks(session).find(token_hash_)
-        if link is None or not link.open_at(now):
-            return None
-        answers = await AnswerBatch.load(
-            session, prompts=[link.prompt.asked()], person_keys=[link.person.key]
-        )
-        try:
-            context = answers.context(Who(person_key=link.person.key), link.prompt.id, now=now)
-        except AnswerRefused:
-            return None
-        return link, context, answers
-
-    async def _page(
+    def _decide(
         self,
-        session: Session,
-        link: FoundLink,
-        context: AnswerContext,
-        answers: AnswerBatch,
-        *,
-        now: datetime,
-    ) -> UpdatePage:
-        refs = [r for r in link.prompt.milestone_refs if r in context.allowed]
-        tracked = answers.plan_of(link.prompt.id)
-        if tracked is None:  # read with the context just given: cannot happen
-            tracked = await PlanRepository(session).tracked(context.plan.key, refs=refs)
-        since = link.prompt.created_at
-        answered: dict[str, Answered] = {}
-        latest_of = {
-            ref: latest
-            for ref in refs
-            if (latest := _latest_since(tracked.updates.get(ref, ()), since, now)) is not None
-        }
-        achieved = [ref for ref, latest in latest_of.items() if latest.rating == 1]
-        evidence = (
-            await EvidenceRepository(session).of_plan(context.plan.key, refs=achieved)
-            if achieved
-            else {}
-        )
-        for ref, latest in latest_of.items():
-            given = evidence.get(ref)
-            answered[ref] = Answered(
-                latest.rating,
-                latest.note,
-                latest.revised_due,
-                latest.needs_support,
-                given.text if given is not None and given.given_at == latest.given_at else None,
-            )
-        delegate_key = None
-        people_repo = PeopleRepository(session)
-        if link.person.delegate_id is not None:
-            delegate_key = await people_repo.key_of(link.person.delegate_id)
-        names = await people_repo.names()
-        people = tuple(
-            sorted(
-                ((key, name) for key, name in names.items() if key != link.person.key),
-                key=lambda kn: kn[1].lower(),
-            )
-        )
-        return UpdatePage(
-            plan_title=context.plan.title,
-            writer_name=context.writer.name,
-            writer_key=context.writer.key,
-            items=tuple(_items(tracked, refs, context)),
-            answered=answered,
-            labels=DEFAULT_LABELS,
-            today=context.today,
-            away_until=link.person.away_until,
-            delegate_key=delegate_key,
-            people=people,
-            names=names,
-        )
-
-    async def _record(
-        self,
-        session: Session,
         link: FoundLink,
         context: AnswerContext,
         answers: AnswerBatch,
         page: UpdatePage,
-        form: Mapping[str, str],
-        *,
-        now: datetime,
-    ) -> Submitted:
+        submission: _Submission,
+    ) -> Submitted | _Decided:
+        """The form judged: the page again with its errors, "nothing changed", or the
+        changed lines decided in `answers` (to be recorded with the rest)."""
+        form, now = submission.form, submission.now
         refs = [item.milestone_ref for item in page.items]
         draft = read_update(form, refs, today=page.today)
         errors = dict(draft.errors)
@@ -334,73 +276,232 @@ class UpdatePages:
             return Submitted(page, draft)
         nonce = _nonce(form.get("submission", ""))
         key = f"web:{link.prompt.id}:{link.person.id}:{nonce}"
-        # The batch this request read when it opened the link, in this same transaction.
         who = Who(person_key=link.person.key)
         answers.decide(
             AnswerRequest(
                 who, link.prompt.id, changed, now, key, Source.WEB, Recording.ALL_OR_NOTHING, now
             )
         )
-        (result,) = await answers.record(session)
+        return _Decided(link, context, page, draft, tuple(changed), key, now)
+
+    def _outcome(
+        self, decided: _Decided, result: AnswerResult, confirm: list[_Confirmation]
+    ) -> Submitted:
+        """What a decided submission came to once recorded; its confirmation added to
+        `confirm` when it recorded something and its writer has an address."""
+        page, draft, changed = decided.page, decided.draft, decided.changed
         if result.refusal is not None or result.refused:  # changed since the page was read
             refused = result.refused[0].reason if result.refused else result.reason
             errors = {field_id(changed[0].line_no, "note"): refused[0].upper() + refused[1:]}
             return Submitted(page, Draft(draft.lines, draft.values, errors))
-        count = result.recorded
-        if count == 0:
+        if result.recorded == 0:
             return Submitted(page, draft, already=True)
-        emailed = await self._confirm(session, link, context, changed, key, now=now)
+        writer = decided.context.writer
+        emailed = bool(writer.email) and not decided.link.person.bounced
+        if emailed:
+            confirm.append(
+                _Confirmation(decided.link, decided.context, changed, decided.key, decided.now)
+            )
         log.info(
             "web: %d answers recorded for prompt %d by %s",
-            count,
-            link.prompt.id,
-            context.writer.key,
+            result.recorded,
+            decided.link.prompt.id,
+            writer.key,
         )
-        return Submitted(page, draft, recorded=tuple(changed), emailed=emailed)
+        return Submitted(page, draft, recorded=changed, emailed=emailed)
 
-    async def _confirm(
+    async def set_absence(self, token_hash_: str, form: Mapping[str, str]) -> AbsenceSet | None:
+        """Set the link's person away until a date (or back) and their delegate."""
+        now = self.clock()
+        async with self._writer, self.sessions() as session, session.begin():
+            opened = await self._open(session, token_hash_, now=now)
+            if opened is None:
+                return None
+            link, context, answers = opened
+            names = await PeopleRepository(session).names()
+            page = await self._page_of(session, link, context, answers, names, now=now)
+            absence = read_absence(
+                form,
+                people=[key for key, _ in page.people],
+                own_key=link.person.key,
+                today=page.today,
+            )
+            if absence.errors:
+                return AbsenceSet(page, absence, errors=absence.errors)
+            people = SlackPeople(session)
+            delegate_id = None
+            if absence.delegate is not None:
+                delegate_id = await PeopleRepository(session).id_of(absence.delegate)
+            await people.set_delegate(link.person.id, delegate_id, at=now, channel="web")
+            await people.set_away(link.person.id, absence.away_until, at=now, channel="web")
+            log.info("web: absence set for %s", link.person.key)
+            names = dict(page.people)
+            if absence.away_until is not None:
+                whom = names.get(absence.delegate or "", "nobody")
+                message = (
+                    f"You are away until {absence.away_until:%-d %B %Y}; "
+                    f"{whom} answers for you meanwhile."
+                )
+            elif absence.delegate is not None:
+                message = f"{names[absence.delegate]} answers for you when you are away."
+            else:
+                message = "You are not away, and nobody answers for you."
+            page = await self._page_of(session, link, context, answers, names, now=now)
+            return AbsenceSet(page, absence, message)
+
+    # -- inside a unit of work --------------------------------------------------------
+
+    async def _open(
+        self, session: Session, token_hash_: str, *, now: datetime
+    ) -> tuple[FoundLink, AnswerContext, AnswerBatch] | None:
+        """The link, what its person may answer, and the answers batch read for it: read
+        once per request, and what the page and the recording both use."""
+        link = await WebLinks(session).find(token_hash_)
+        if link is None or not link.open_at(now):
+            return None
+        answers = await _load(session, [link])
+        try:
+            context = answers.context(Who(person_key=link.person.key), link.prompt.id, now=now)
+        except AnswerRefused:
+            return None
+        return link, context, answers
+
+    async def _page_of(
         self,
         session: Session,
         link: FoundLink,
         context: AnswerContext,
-        lines: Sequence[ReplyLine],
-        key: str,
+        answers: AnswerBatch,
+        names: Mapping[str, str],
         *,
         now: datetime,
-    ) -> bool:
-        """The usual confirmation email, in this transaction; False when there is no
-        address to send it to."""
-        writer = context.writer
-        if not writer.email or link.person.bounced:
-            return False
-        from datetime import timedelta
+    ) -> UpdatePage:
+        """The page, from what `_open` read and everyone's names (`PeopleRepository.names`);
+        the evidence of answers rated 1 is read here."""
+        refs = [r for r in link.prompt.milestone_refs if r in context.allowed]
+        tracked = answers.plan_of(link.prompt.id)
+        if tracked is None:  # read with the context just given: cannot happen
+            raise AnswerRefused(Refusal.NO_PROMPT, "the prompt no longer exists")
+        since = link.prompt.created_at
+        answered: dict[str, Answered] = {}
+        latest_of = {
+            ref: latest
+            for ref in refs
+            if (latest := _latest_since(tracked.updates.get(ref, ()), since, now)) is not None
+        }
+        achieved = [ref for ref, latest in latest_of.items() if latest.rating == 1]
+        evidence = (
+            await EvidenceRepository(session).of_plan(context.plan.key, refs=achieved)
+            if achieved
+            else {}
+        )
+        for ref, latest in latest_of.items():
+            given = evidence.get(ref)
+            answered[ref] = Answered(
+                latest.rating,
+                latest.note,
+                latest.revised_due,
+                latest.needs_support,
+                given.text if given is not None and given.given_at == latest.given_at else None,
+            )
+        people = tuple(
+            sorted(
+                ((key, name) for key, name in names.items() if key != link.person.key),
+                key=lambda kn: kn[1].lower(),
+            )
+        )
+        return UpdatePage(
+            plan_title=context.plan.title,
+            writer_name=context.writer.name,
+            writer_key=context.writer.key,
+            items=tuple(_items(tracked, refs, context)),
+            answered=answered,
+            labels=DEFAULT_LABELS,
+            today=context.today,
+            away_until=link.person.away_until,
+            delegate_key=link.delegate_key,
+            people=people,
+            names=names,
+        )
 
-        token = new_token(self.signer)
-        await PromptRepository(session).add_tokens(
-            [(link.prompt.id, token_hash(token, self.signer))],
-            expires_at=now + timedelta(days=_REPLY_TOKEN_DAYS),
-        )
-        original = await OutboxRepository(session).message_id_for(f"prompt:{link.prompt.id}")
-        message = confirmation_email(
-            plan=context.plan,
-            person=writer,
-            accepted=lines,
-            rejected=[],
-            token=token,
-            mail_from=self.mail_from,
-            now=now,
-            in_reply_to=original,
-        )
-        await OutboxRepository(session).enqueue(
-            dedupe_key=f"confirm:{key}"[:255],
-            kind=OutboxKind.CONFIRMATION,
-            channel="email",
-            recipient=writer.email,
-            payload=message.payload(),
-            message_id=message.message_id,
-            now=now,
-        )
-        return True
+    async def _confirm(self, session: Session, recorded: Sequence[_Confirmation]) -> None:
+        """The usual confirmation emails, in this transaction: a reply token each, and each
+        in reply to its prompt's email when there was one."""
+        outbox = OutboxRepository(session)
+        originals = await outbox.message_ids_for([f"prompt:{c.link.prompt.id}" for c in recorded])
+        tokens: dict[datetime, list[tuple[int, str]]] = defaultdict(list)
+        messages: dict[datetime, list[NewMessage]] = defaultdict(list)
+        for c in recorded:
+            writer = c.context.writer
+            token = new_token(self.signer)
+            tokens[c.now].append((c.link.prompt.id, token_hash(token, self.signer)))
+            message = confirmation_email(
+                plan=c.context.plan,
+                person=writer,
+                accepted=c.lines,
+                rejected=[],
+                token=token,
+                mail_from=self.mail_from,
+                now=c.now,
+                in_reply_to=originals.get(f"prompt:{c.link.prompt.id}"),
+            )
+            messages[c.now].append(
+                NewMessage(
+                    dedupe_key=f"confirm:{c.key}"[:255],
+                    kind=OutboxKind.CONFIRMATION,
+                    channel="email",
+                    recipient=writer.email or "",
+                    payload=message.payload(),
+                    message_id=message.message_id,
+                )
+            )
+        prompts = PromptRepository(session)
+        for now, given in tokens.items():  # submissions of one moment: usually one statement
+            await prompts.add_tokens(given, expires_at=now + timedelta(days=_REPLY_TOKEN_DAYS))
+            await outbox.enqueue_many(messages[now], now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Submission:
+    token_hash: str
+    form: Mapping[str, str]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """A submission whose changed lines were decided, waiting for the batch's record."""
+
+    link: FoundLink
+    context: AnswerContext
+    page: UpdatePage
+    draft: Draft
+    changed: tuple[ReplyLine, ...]
+    key: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Confirmation:
+    link: FoundLink
+    context: AnswerContext
+    lines: tuple[ReplyLine, ...]
+    key: str
+    now: datetime
+
+
+async def _load(session: Session, links: Sequence[FoundLink]) -> AnswerBatch:
+    """The answers batch for these links' prompts and people, reading nothing the links'
+    query read already."""
+    return await AnswerBatch.load(
+        session,
+        prompts=[link.prompt.asked() for link in links],
+        person_keys=[link.person.key for link in links],
+        people_read={
+            link.person.id: link.answering for link in links if link.answering is not None
+        },
+        carrying_none=[link.prompt.id for link in links if not link.carries],
+    )
 
 
 def _nonce(given: str) -> str:

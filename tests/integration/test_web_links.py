@@ -6,6 +6,7 @@ token."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from datetime import timedelta
@@ -97,6 +98,38 @@ async def test_a_submission_records_in_one_go_and_a_replay_records_nothing_more(
     assert "already recorded" in again
     assert await web_updates(site) == 2
     assert await count(site.pulse, OutboxRow, OutboxRow.kind == "confirmation") == 1
+
+
+async def test_leads_submitting_at_once_are_each_recorded_and_each_confirmed(site: Site) -> None:
+    """Two leads submitting at the same moment each see their update recorded and each get
+    their own confirmation; the same form sent twice at once is recorded once."""
+    alex, priya = site.link_for(ALEX), site.link_for(PRIYA)
+    (_, alex_page, _), (_, priya_page, _) = await asyncio.gather(fetch(alex), fetch(priya))
+    alex_form = answers(alex_page, m1_rating="2", m1_note="Blueprint signed off")
+    priya_form = answers(priya_page, m1_rating="3")
+    done = await asyncio.gather(
+        fetch(alex, data=alex_form), fetch(priya, data=priya_form), fetch(alex, data=alex_form)
+    )
+    assert [status for status, _, _ in done] == [200, 200, 200]
+    told = sorted(
+        "recorded" if "your update is recorded" in page else "already"
+        for _, page, _ in (done[0], done[2])
+        if "your update is recorded" in page or "already recorded" in page
+    )
+    assert told == ["already", "recorded"]
+    assert "your update is recorded" in done[1][1]
+    assert await web_updates(site) == 2
+    async with site.pulse.sessions() as session:
+        confirmed = (
+            await session.execute(
+                select(OutboxRow.recipient, OutboxRow.message_id).where(
+                    OutboxRow.kind == "confirmation"
+                )
+            )
+        ).all()
+    assert len(confirmed) == 2
+    assert len({recipient for recipient, _ in confirmed}) == 2
+    assert len({message_id for _, message_id in confirmed}) == 2
 
 
 async def test_the_note_rule_refuses_the_whole_form(site: Site) -> None:
