@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.domain.absences import AbsenceRefusal, day_back
 from bot.domain.replies import EVIDENCE_HINT, NOTE_LIMIT, ReplyLine
 from bot.domain.timescales import parse_day
 
@@ -126,18 +127,31 @@ def read_absence(
     form: Mapping[str, str], *, people: Sequence[str], own_key: str, today: date
 ) -> Absence:
     """The absence form: `away` (a date or empty) and `delegate` (a key of `people`, or
-    empty)."""
+    empty), checked by the absence rules every channel uses (bot/domain/absences.py)."""
     away_text = form.get("away", "").strip()
     delegate = form.get("delegate", "").strip()
     values = {"away": away_text, "delegate": delegate}
     errors: dict[str, str] = {}
     away: date | None = None
     if away_text:
-        away = parse_day(away_text)
-        if away is None:
-            errors["away"] = "The date you are back must be a real date, for example 31/01/2027"
-        elif away < today:
-            errors["away"] = "The date you are back must be today or later"
+        read = day_back(away_text, today)
+        if isinstance(read, AbsenceRefusal):
+            errors["away"] = ABSENCE_ERRORS[read]
+        else:
+            away = read
     if delegate and (delegate not in people or delegate == own_key):
-        errors["delegate"] = "Choose a delegate from the list"
+        errors["delegate"] = ABSENCE_ERRORS[AbsenceRefusal.UNKNOWN_PERSON]
     return Absence(away, delegate or None, values, errors)
+
+
+ABSENCE_ERRORS = {
+    AbsenceRefusal.NO_DAY: "The date you are back must be a real date, for example 31/01/2027",
+    AbsenceRefusal.UNREADABLE_DAY: (
+        "The date you are back must be a real date, for example 31/01/2027"
+    ),
+    AbsenceRefusal.PAST_DAY: "The date you are back must be today or later",
+    AbsenceRefusal.NO_NAME: "Choose a delegate from the list",
+    AbsenceRefusal.UNKNOWN_PERSON: "Choose a delegate from the list",
+    AbsenceRefusal.OWN_DELEGATE: "Choose a delegate from the list",
+}
+"""The page's words, beside their field, for each refusal of the absences service."""

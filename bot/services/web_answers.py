@@ -28,6 +28,7 @@ from bot.domain.ratings import DEFAULT_LABELS
 from bot.domain.replies import LineRefusal, Refusal, ReplyLine, judge
 from bot.messages.emails import confirmation_email, new_token, token_hash
 from bot.messages.web_forms import (
+    ABSENCE_ERRORS,
     Absence,
     Draft,
     field_id,
@@ -35,6 +36,7 @@ from bot.messages.web_forms import (
     read_absence,
     read_update,
 )
+from bot.services.absences import AbsenceRequest, Absences, ByKey
 from bot.services.answers import (
     AnswerBatch,
     AnswerContext,
@@ -51,7 +53,6 @@ from storage.evidence import EvidenceRepository
 from storage.outbox import NewMessage, OutboxRepository
 from storage.prompts import PromptRepository
 from storage.repositories import PeopleRepository, TrackedPlan
-from storage.slack_people import SlackPeople
 from storage.web_links import FoundLink, WebLinks
 
 log = logging.getLogger(__name__)
@@ -328,12 +329,16 @@ class UpdatePages:
             )
             if absence.errors:
                 return AbsenceSet(page, absence, errors=absence.errors)
-            people = SlackPeople(session)
-            delegate_id = None
-            if absence.delegate is not None:
-                delegate_id = await PeopleRepository(session).id_of(absence.delegate)
-            await people.set_delegate(link.person.id, delegate_id, at=now, channel="web")
-            await people.set_away(link.person.id, absence.away_until, at=now, channel="web")
+            request = AbsenceRequest(
+                away=absence.values["away"] or None,
+                back=absence.away_until is None,
+                delegate=ByKey(absence.delegate) if absence.delegate else None,
+                no_delegate=absence.delegate is None,
+            )
+            outcome = await Absences(session, channel="web", now=now).ask(link.person, request)
+            if outcome.refused:
+                refused = {f: ABSENCE_ERRORS[r] for f, r in outcome.refusals.items()}
+                return AbsenceSet(page, absence, errors=refused)
             log.info("web: absence set for %s", link.person.key)
             names = dict(page.people)
             if absence.away_until is not None:

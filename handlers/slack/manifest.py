@@ -49,7 +49,9 @@ def manifest(*, request_url: str | None = None, name: str = APP_NAME) -> dict[st
     command: dict[str, Any] = {
         "command": COMMAND,
         "description": "Update your milestones, see their status, or set who answers for you",
-        "usage_hint": "[status | away DATE | back | delegate @someone [until DATE] | help]",
+        "usage_hint": (
+            "[status | away DATE | back | delegate @someone [until DATE] | delegate none | help]"
+        ),
         "should_escape": True,
     }
     events: dict[str, Any] = {"bot_events": list(BOT_EVENTS)}

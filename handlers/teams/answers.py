@@ -1,5 +1,7 @@
 """What a lead does in their 1:1 chat with the bot: submit a prompt's card, or write a
-command (`status`, `away DATE`, `back`, `delegate NAME [until DATE]`, `help`).
+command (`status`, `away DATE`, `back`, `delegate NAME [until DATE]`, `delegate none`,
+`help`). Away, back and delegate are decided and recorded by the absences service
+(bot/services/absences.py), as in Slack and on the update page.
 
 A card submission is a message activity whose `value` carries the card's inputs. It goes
 through the one answers service (bot/services/answers.py) in one transaction, all or
@@ -14,7 +16,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any
 
 import aiohttp
@@ -22,10 +23,11 @@ from aiohttp import web
 from microsoft_agents.activity import Activity
 
 from bot.clock import Clock
+from bot.domain.absences import AbsenceRefusal
 from bot.domain.model import Source
 from bot.domain.replies import LineRefusal, Refusal, refused_field
 from bot.domain.status import local_date
-from bot.domain.timescales import parse_day
+from bot.messages.absences import absence_reply
 from bot.messages.teams_cards import (
     CardState,
     card_activity,
@@ -37,6 +39,7 @@ from bot.messages.teams_cards import (
     submitted_prompt,
     submitted_refs,
 )
+from bot.services.absences import AbsenceRequest, Absences, ByName
 from bot.services.answers import (
     AnswerBatch,
     AnswerRefused,
@@ -63,6 +66,7 @@ HELP = (
     "- away 31/01/27: you are away until then; your delegate is asked instead\n"
     "- back: you are back, and asked again\n"
     "- delegate Sam Murray [until 31/01/27]: who answers for you while you are away\n"
+    "- delegate none: nobody answers for you\n"
     "- help: this list\n\n"
     "Answer a prompt on its card, or with Open in browser."
 )
@@ -246,7 +250,6 @@ class TeamsAnswers:
                 raise Refused(NOT_LINKED)
             people = SlackPeople(session)
             person = await teams.person(key)
-            today = local_date(now, person.timezone or "Europe/London")
             if verb == "status":
                 lines = []
                 for plan in await people.plans():
@@ -258,32 +261,10 @@ class TeamsAnswers:
                             f"- {i.milestone_ref} {i.title}: {milestone_facts(i)}" for i in items
                         ]
                 return "\n".join(lines) or "You lead no milestones."
-            if verb == "away":
-                day = parse_day(rest)
-                if day is None:
-                    raise Refused("Give the date you are back, e.g. away 31/01/27.")
-                if day < today:
-                    raise Refused("That date is in the past.")
-                await people.set_away(person.id, day, at=now, channel="teams")
-                return f"You are away until {day:%-d %b %Y}; your delegate is asked instead."
-            if verb == "back":
-                await people.set_away(person.id, None, at=now, channel="teams")
-                return "Welcome back: you will be asked about your milestones again."
-            if verb == "delegate":
-                name, until = _delegate_args(rest, today)
-                delegate = await teams.person_by_name(name)
-                if delegate is None:
-                    raise Refused(
-                        "Nobody in Plan Pulse has that name; write their full name, "
-                        "e.g. delegate Sam Murray."
-                    )
-                if delegate.id == person.id:
-                    raise Refused("You cannot be your own delegate.")
-                await people.set_delegate(person.id, delegate.id, at=now, channel="teams")
-                if until is not None:
-                    await people.set_away(person.id, until, at=now, channel="teams")
-                    return f"{delegate.name} answers for you until {until:%-d %b %Y}."
-                return f"{delegate.name} answers for you while you are away."
+            if verb in ("away", "back", "delegate"):
+                request = _request(verb, rest)
+                outcome = await Absences(session, channel="teams", now=now).ask(person, request)
+                return absence_reply(outcome, hints=_HINTS)
         return f"I do not know {verb!r}.\n\n{HELP}"
 
     async def _say(self, activity: Activity, text: str) -> None:
@@ -307,21 +288,25 @@ def _command_text(text: str) -> str:
     return " ".join(cleaned.strip().lstrip("/").split())
 
 
-def _delegate_args(rest: str, today: date) -> tuple[str, date | None]:
+_HINTS = {
+    AbsenceRefusal.NO_DAY: "For example: away 31/01/27.",
+    AbsenceRefusal.NO_NAME: "For example: delegate Sam Murray until 31/01/27.",
+    AbsenceRefusal.UNKNOWN_PERSON: "Write their full name, e.g. delegate Sam Murray.",
+}
+
+
+def _request(verb: str, rest: str) -> AbsenceRequest:
+    """The absence asked for by `away|back|delegate REST` in the chat."""
+    if verb == "away":
+        return AbsenceRequest(away=rest)
+    if verb == "back":
+        return AbsenceRequest(back=True)
+    if rest.lower() in ("none", "nobody"):
+        return AbsenceRequest(no_delegate=True)
     name, marker, until_text = rest.rpartition(" until ")
     if not marker:
         name, until_text = rest, ""
-    name = name.strip()
-    if not name:
-        raise Refused("Name someone, e.g. delegate Sam Murray until 31/01/27.")
-    until: date | None = None
-    if until_text.strip():
-        until = parse_day(until_text.strip())
-        if until is None:
-            raise Refused("That date could not be read; write it as 31/01/27.")
-        if until < today:
-            raise Refused("That date is in the past.")
-    return name, until
+    return AbsenceRequest(delegate=ByName(name.strip()), delegate_until=until_text.strip() or None)
 
 
 def _refused_whole(refusal: Refusal) -> str:

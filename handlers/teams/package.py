@@ -26,7 +26,7 @@ COMMANDS = (
     ("status", "The milestones you lead, and how they stand"),
     ("away", "You are away until a date, e.g. away 31/01/27"),
     ("back", "You are back, and asked again"),
-    ("delegate", "Who answers for you, e.g. delegate Sam Murray until 31/01/27"),
+    ("delegate", "Who answers for you (or none), e.g. delegate Sam Murray until 31/01/27"),
     ("help", "What Plan Pulse answers here"),
 )
 _BLUE = (0x1F, 0x4E, 0x79, 0xFF)

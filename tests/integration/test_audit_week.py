@@ -98,8 +98,7 @@ async def test_a_scripted_weeks_audit_log_lists_each_change_with_who_and_channel
     await audit_import(pulse, report, {"plan": plan, "people": people, "networks": networks})
     await Runner(pulse).run_once()
     # Alex answers by email; Dana in Slack, then sets an absence and a delegate and comes
-    # back (the Slack app's clock stays at Monday morning). Slack has no verb that clears a
-    # delegate alone.
+    # back (the Slack app's clock stays at Monday morning).
     clock.now = MONDAY + timedelta(hours=2)
     prompt = prompt_for(pulse, ALEX[1])
     raw = reply_to(prompt, sender=f"Alex <{ALEX[1]}>", body="2.3 2", message_id="<r1@example.org>")

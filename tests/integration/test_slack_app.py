@@ -33,7 +33,7 @@ from handlers.slack.answers import Followups
 from handlers.slack.app import build_slack_app
 from handlers.slack.guard import build_http_app
 from storage.db import create_engine, migrate, session_factory
-from storage.models import PersonRow, PromptRow, UpdateRow
+from storage.models import AuditRow, PersonRow, PromptRow, UpdateRow
 from tests.block_kit import view_problems
 from tests.conftest import FIXTURES, Clock, import_small_plan
 from tests.fake_slack import FakeSlack, slack_signature
@@ -928,6 +928,36 @@ async def test_the_pulse_command_sets_absence_and_delegate_and_shows_status(
     async with slack.sessions() as session:
         count = await session.scalar(select(func.count()).select_from(PromptRow))
         assert count == 4  # the command reused this cycle's prompt
+
+
+async def test_pulse_delegate_none_clears_the_delegate_and_a_past_until_is_refused(
+    slack_any_db: Slack,
+) -> None:
+    """`/pulse delegate none` clears Alex's delegate, audited as Alex's own through Slack,
+    and naming a delegate until a day in the past is refused and changes nothing, on
+    SQLite and PostgreSQL."""
+    slack = slack_any_db
+    _, text = await slack.command("UAW00001", "delegate <@UMC00001|morgan> until 01/01/20")
+    assert "That date is in the past." in text
+    _, text = await slack.command("UAW00001", "delegate <@UMC00001|morgan>")
+    assert "Morgan Clarke answers for you while you are away." in text
+    _, text = await slack.command("UAW00001", "delegate none")
+    assert "Nobody answers for you now" in text
+    async with slack.sessions() as session:
+        alex = await session.scalar(select(PersonRow).where(PersonRow.key == "AW"))
+        assert alex is not None
+        assert alex.delegate_id is None
+        audited = (
+            await session.execute(
+                select(AuditRow.action, AuditRow.actor, AuditRow.channel)
+                .where(AuditRow.person_id == alex.id)
+                .order_by(AuditRow.id)
+            )
+        ).all()
+    assert [tuple(a) for a in audited] == [
+        ("delegate_set", f"person:{alex.id}", "slack"),
+        ("delegate_cleared", f"person:{alex.id}", "slack"),
+    ]
 
 
 # --- evidence of impact -------------------------------------------------------------------

@@ -177,6 +177,38 @@ async def test_commands_in_the_chat(db_url: str, tmp_path: Path) -> None:
         }
 
 
+async def test_delegate_none_in_the_chat_clears_the_delegate(db_url: str, tmp_path: Path) -> None:
+    """`delegate none` clears the delegate Dana named, keeps her day back, and is audited as
+    her own change through Teams."""
+    async with teams_site(db_url, tmp_path) as site:
+        dana = site.member("dana", "Dana Cole", "dana.cole@council.example")
+        await site.post(site.install(dana))
+        conversation = f"a:1{dana.id[3:]}"
+
+        async def say(text: str) -> str:
+            assert await site.post(site.activity(dana, "message", text=text)) == 200
+            return str(site.connector.sent_to(conversation)[-1]["text"])
+
+        assert "delegate none" in await say("help")
+        assert "You cannot be your own delegate." in await say("delegate Dana Cole")
+        assert "Sam Murray answers for you until 28 Feb 2027" in await say(
+            "delegate Sam Murray until 28/02/27"
+        )
+        assert "Nobody answers for you now" in await say("delegate none")
+        async with site.pulse.sessions() as session:
+            row = await session.scalar(select(PersonRow).where(PersonRow.key == "DC"))
+            assert row is not None
+            assert (row.delegate_id, row.away_until) == (None, date(2027, 2, 28))
+            audited = (
+                await session.scalars(
+                    select(AuditRow.action)
+                    .where(AuditRow.person_id == row.id, AuditRow.channel == "teams")
+                    .order_by(AuditRow.id)
+                )
+            ).all()
+        assert audited == ["delegate_set", "away_set", "delegate_cleared"]
+
+
 async def test_a_restart_between_sent_and_recorded_leaves_the_card_for_review(
     db_url: str, tmp_path: Path
 ) -> None:
