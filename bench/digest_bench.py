@@ -9,8 +9,12 @@ the trigger on `updates`, which fires for the bulk load here as for any insert),
 second time should match the first.
 
     .venv/bin/python bench/digest_bench.py [--milestones 50000] [--updates 2000000]
-                                           [--networks 200] [--database-url URL]
+                                           [--networks 200] [--database-url URL | --postgres]
     .venv/bin/python bench/digest_bench.py --small   # 5,000 milestones, 200,000 updates
+
+The store goes into a new SQLite file, or with `--database-url` into a new database made on
+that PostgreSQL server (and dropped after); `--postgres` starts a throwaway server for the run
+(tests/postgres.py).
 
 Targets (issue 6): all digests under 2 s, and within 10% when the history doubles. The
 store is written with the database's bulk path (not timed); a bare baseline — the same
@@ -30,7 +34,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sample_plans import bench_pulse  # a sibling: benchmarks run as scripts
+from sample_plans import (  # a sibling: benchmarks run as scripts
+    bench_pulse,
+    fresh_database,
+    throwaway_postgres,
+)
 from sqlalchemy.engine import make_url
 
 from bot.app import PlanPulse
@@ -193,14 +201,7 @@ async def write_postgres(url: str, tables: dict[str, list[tuple[object, ...]]]) 
     try:
         for table, rows in tables.items():
             columns = [c.strip() for c in COLUMNS[table].split(",")]
-            fixed = [
-                tuple(
-                    (v == "True" if isinstance(v, str) and v in ("True", "False") else v)
-                    for v in row
-                )
-                for row in rows
-            ]
-            await connection.copy_records_to_table(table, records=fixed, columns=columns)
+            await connection.copy_records_to_table(table, records=rows, columns=columns)
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
@@ -241,53 +242,57 @@ async def timed_digests(pulse: PlanPulse, rounds: int = 5) -> tuple[float, int, 
     return best, count, cpu
 
 
-async def bench(milestones: int, updates: int, networks: int, database_url: str | None) -> None:
+async def bench(milestones: int, updates: int, networks: int, server_url: str | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="pulse-digest-bench-"))
     try:
-        url = database_url or f"sqlite+aiosqlite:///{folder / 'pulse.db'}"
-        pulse = await bench_pulse(url, folder, NOW)
-        t0 = time.perf_counter()
-        await build_store(url, milestones, updates, networks)
-        print(f"  written in {time.perf_counter() - t0:.0f} s")
-
-        first, count, first_cpu = await timed_digests(pulse)
-
-        tracked = await pulse.tracked("national")
-        t0 = time.perf_counter()
-        plan_statuses(tracked.plan, tracked.actions, tracked.updates, as_of=AS_OF)
-        bare = time.perf_counter() - t0
-
-        print(f"doubling the history with {updates:,} older updates …", flush=True)
-        older = update_rows(
-            milestones, updates, start_id=updates + 1, newest=NOW - timedelta(days=800), seed=2
-        )
-        if url.startswith("sqlite"):
-            await asyncio.to_thread(
-                write_sqlite, Path(make_url(url).database or ""), {"updates": older}
-            )
-        else:
-            await write_postgres(url, {"updates": older})
-        second, _, second_cpu = await timed_digests(pulse)
-        await pulse.close()
-
-        print(f"database                         {url.split(':', 1)[0]}")
-        print(f"digests built                    {count}")
-        print(
-            f"all digests, {updates:>9,} updates  {first:6.2f} s   target < 2 s: "
-            f"{'met' if first < 2 else 'NOT met'}   (CPU {first_cpu:.2f} s)"
-        )
-        print(f"all digests, {2 * updates:>9,} updates  {second:6.2f} s   (CPU {second_cpu:.2f} s)")
-        change = (second - first) / first
-        print(
-            f"change when the history doubles  {change:+.1%}   target within 10%: "
-            f"{'met' if abs(change) <= 0.10 else 'NOT met'}"
-        )
-        print(
-            f"bare statuses in memory          {bare:6.2f} s   "
-            f"(digests / bare = {first / bare:.1f}x)"
-        )
+        async with fresh_database(server_url, folder / "pulse.db") as url:
+            await bench_in(url, folder, milestones, updates, networks)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def bench_in(url: str, folder: Path, milestones: int, updates: int, networks: int) -> None:
+    """The bench in the empty database at `url`."""
+    pulse = await bench_pulse(url, folder, NOW)
+    t0 = time.perf_counter()
+    await build_store(url, milestones, updates, networks)
+    print(f"  written in {time.perf_counter() - t0:.0f} s")
+
+    first, count, first_cpu = await timed_digests(pulse)
+
+    tracked = await pulse.tracked("national")
+    t0 = time.perf_counter()
+    plan_statuses(tracked.plan, tracked.actions, tracked.updates, as_of=AS_OF)
+    bare = time.perf_counter() - t0
+
+    print(f"doubling the history with {updates:,} older updates …", flush=True)
+    older = update_rows(
+        milestones, updates, start_id=updates + 1, newest=NOW - timedelta(days=800), seed=2
+    )
+    if url.startswith("sqlite"):
+        await asyncio.to_thread(
+            write_sqlite, Path(make_url(url).database or ""), {"updates": older}
+        )
+    else:
+        await write_postgres(url, {"updates": older})
+    second, _, second_cpu = await timed_digests(pulse)
+    await pulse.close()
+
+    print(f"database                         {url.split(':', 1)[0]}")
+    print(f"digests built                    {count}")
+    print(
+        f"all digests, {updates:>9,} updates  {first:6.2f} s   target < 2 s: "
+        f"{'met' if first < 2 else 'NOT met'}   (CPU {first_cpu:.2f} s)"
+    )
+    print(f"all digests, {2 * updates:>9,} updates  {second:6.2f} s   (CPU {second_cpu:.2f} s)")
+    change = (second - first) / first
+    print(
+        f"change when the history doubles  {change:+.1%}   target within 10%: "
+        f"{'met' if abs(change) <= 0.10 else 'NOT met'}"
+    )
+    print(
+        f"bare statuses in memory          {bare:6.2f} s   (digests / bare = {first / bare:.1f}x)"
+    )
 
 
 def main() -> None:
@@ -295,14 +300,23 @@ def main() -> None:
     parser.add_argument("--milestones", type=int, default=50_000)
     parser.add_argument("--updates", type=int, default=2_000_000)
     parser.add_argument("--networks", type=int, default=200)
-    parser.add_argument("--database-url", default=None)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--database-url", default=None, help="a PostgreSQL server to make a new database on"
+    )
+    where.add_argument("--postgres", action="store_true", help="start a throwaway server")
     parser.add_argument(
         "--small", action="store_true", help="a tenth of the store, for a quick run"
     )
     args = parser.parse_args()
     if args.small:
         args.milestones, args.updates = args.milestones // 10, args.updates // 10
-    asyncio.run(bench(args.milestones, args.updates, args.networks, args.database_url))
+    if args.postgres:
+        with throwaway_postgres() as server:
+            url = server.url("postgres")
+            asyncio.run(bench(args.milestones, args.updates, args.networks, url))
+    else:
+        asyncio.run(bench(args.milestones, args.updates, args.networks, args.database_url))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,24 @@ milestones, rated so that every milestone is open (nobody's work is already achi
 from __future__ import annotations
 
 import csv
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from bot.app import PlanPulse
 from bot.settings import Settings
 from storage.bulk import tune_collector
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.postgres import (  # the tests' throwaway server
+    PostgresServer,
+    create_database_beside,
+    drop_database,
+    find_pg_bin,
+    running_postgres,
+)
 
 
 async def bench_pulse(url: str, data_dir: Path, now: datetime) -> PlanPulse:
@@ -22,6 +34,34 @@ async def bench_pulse(url: str, data_dir: Path, now: datetime) -> PlanPulse:
     )
     await pulse.migrate()
     return pulse
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own for a bench's `--postgres` run, stopped and deleted on
+    leaving (tests/postgres.py)."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL is not installed (Debian package postgresql)")
+    with running_postgres(bin_dir) as server:
+        yield server
+
+
+@asynccontextmanager
+async def fresh_database(server_url: str | None, sqlite_file: Path) -> AsyncIterator[str]:
+    """An empty database for one run; yields its URL. Given a PostgreSQL URL, a new database
+    on that server (the URL may name any of its databases), dropped on leaving; given none, a
+    new SQLite file at `sqlite_file`."""
+    if server_url is None:
+        yield f"sqlite+aiosqlite:///{sqlite_file}"
+        return
+    if not server_url.startswith("postgresql"):
+        raise SystemExit("--database-url must be a PostgreSQL URL (SQLite runs make their own)")
+    url = await create_database_beside(server_url)
+    try:
+        yield url
+    finally:
+        await drop_database(url)
 
 
 def write_plan(

@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
 
 def find_pg_bin() -> Path | None:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
@@ -138,14 +141,42 @@ def _wait_ready(proc: subprocess.Popen[bytes], bin_dir: Path, port: int) -> None
 
 async def create_database(server: PostgresServer) -> str:
     """A new empty database on `server`; its name."""
-    import asyncpg
+    return await _new_database(server.url("postgres"))
 
+
+async def create_database_beside(url: str) -> str:
+    """A new empty database on the server of `url` (a PostgreSQL URL whose user may create
+    databases); the URL of the new one, `url` with its database name replaced."""
+    name = await _new_database(url)
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _new_database(url: str) -> str:
     name = f"pulse_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(
-        host="127.0.0.1", port=server.port, user=server.user, database="postgres"
-    )
+    conn = await _connect(url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
     return name
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database `url` names, from its server's `postgres` database."""
+    name = make_url(url).database
+    conn = await _connect(url, database="postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _connect(url: str, database: str | None = None) -> asyncpg.Connection:
+    parts = make_url(url)
+    return await asyncpg.connect(
+        host=parts.host,
+        port=parts.port,
+        user=parts.username,
+        password=parts.password,
+        database=database or parts.database,
+    )
