@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sample_plans import write_plan  # a sibling: benchmarks run as scripts
+from sample_plans import throwaway_postgres, write_plan  # siblings: benchmarks run as scripts
 
 from bot.messages import slack_blocks as kit
 from bot.services.cycles import prompt_items
@@ -66,7 +66,7 @@ from storage.db import create_engine, migrate, session_factory
 from storage.models import MilestoneRow, PersonRow, PromptRow, UpdateRow
 from storage.repositories import PlanRepository
 from tests.fake_slack import FakeSlack, slack_signature
-from tests.postgres import create_database, find_pg_bin, running_postgres
+from tests.postgres import create_database
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 SECRET = "bench-signing-secret-0123456789"
@@ -347,10 +347,7 @@ async def bench_on_postgres(
     pool: ProcessPoolExecutor,
     fake: FakeSlack,
 ) -> None:
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL is not installed (Debian package postgresql)")
-    with running_postgres(bin_dir) as server:
+    with throwaway_postgres() as server:
         url = server.url(await create_database(server))
         await bench(clicks, concurrency, people, url, profile, pool, fake)
 
