@@ -620,28 +620,45 @@ def _answering(raw: bytes, first: bytes, second: bytes = b"") -> bytes:
     )
 
 
+async def _execute(pulse: PlanPulse, statements: list[str]) -> None:
+    """Run the test's own DDL (a trigger, a constraint) in one transaction."""
+    async with pulse.sessions() as session, session.begin():
+        for statement in statements:
+            await session.execute(text(statement))
+
+
 async def test_a_failing_reply_in_a_batch_is_kept_and_the_others_recorded(
-    mail: Mailroom, monkeypatch: pytest.MonkeyPatch
+    mail: Mailroom, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Replies decided in one batch: when one of them breaks the code (a bug, not a bad
-    reply), it is kept as "unprocessable" with the error, nothing of it is written or sent,
-    and the replies before and after it are recorded and confirmed as if it were not there."""
-    import bot.services.inbound
-    from bot.domain.replies import parse_reply as real_parse
-
-    def parse_reply(text: str, *args: Any, **kwargs: Any) -> Any:
-        if "BREAKS" in text:
-            raise RuntimeError("parser bug")
-        return real_parse(text, *args, **kwargs)
-
-    monkeypatch.setattr(bot.services.inbound, "parse_reply", parse_reply)
+    """Replies decided in one batch: when recording one of them fails for a reason that is
+    not the reply's fault (simulated by a constraint the test adds to the database, which
+    refuses that one reply's answer), it is kept as "unprocessable" with the error's type
+    but none of its text, nothing of it is written or sent, and the replies before and
+    after it are recorded and confirmed as if it were not there."""
+    refuse = {
+        "sqlite": [
+            "CREATE TRIGGER refuse_breaks BEFORE INSERT ON updates "
+            "WHEN instr(NEW.note, 'BREAKS') > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a test constraint'); END"
+        ],
+        # PostgreSQL quotes the failing row (the note) in the error's detail.
+        "postgresql": [
+            "ALTER TABLE updates ADD CONSTRAINT refuse_breaks "
+            "CHECK (note IS NULL OR position('BREAKS' in note) = 0) NOT VALID"
+        ],
+    }["postgresql" if db_url.startswith("postgresql") else "sqlite"]
+    await _execute(mail.pulse, refuse)
     good = mail.render("plain_reply.eml")
-    broken = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 BREAKS the parser")
+    # Each answers a milestone the other does not: a later answer to the same one would
+    # replace the failing one's before it is written.
+    broken = _answering(mail.render("plain_reply.eml"), b"", b"1.2-2 2 BREAKS the private note")
     later = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Analysis under way with HR")
-    await mail.deliver(good, broken, later)
+    with caplog.at_level(logging.INFO):
+        await mail.deliver(good, broken, later)
     states = await mail.inbound()
+    assert states[1] == ("unprocessable", "IntegrityError; where it failed is in the log")
     assert [s for s, _ in states] == ["processed", "unprocessable", "processed"]
-    assert states[1][1] == "RuntimeError: parser bug"
+    assert "private note" not in caplog.text
     assert len(await mail.email_updates()) == 3  # two from the first reply, one from the third
     assert [str(m["Subject"]).split()[0] for m in mail.new_mail()] == ["Recorded:"] * 2
     async with mail.pulse.sessions() as session:
