@@ -247,5 +247,5 @@ def is_duplicate(error: BaseException) -> bool:
         return False
     original = error.orig
     if isinstance(original, sqlite3.Error):
-        return original.sqlite_errorcode in _SQLITE_UNIQUE
+        return getattr(original, "sqlite_errorcode", None) in _SQLITE_UNIQUE
     return getattr(original, "sqlstate", None) == _UNIQUE_VIOLATION
