@@ -4,6 +4,7 @@ and the Alembic upgrade that `pulse init` runs."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,18 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return sqlite_insert(table)
 
 
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
+_SQLITE_UNIQUE = frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY})
+
+
 def is_duplicate(error: BaseException) -> bool:
-    """Whether `error` is a unique key refusing a row another transaction committed first."""
-    return isinstance(error, IntegrityError)
+    """Whether `error` is a unique key refusing a row another transaction committed first.
+
+    Only a unique key: any other constraint (a check, a foreign key, a trigger) refusing a
+    row is a failure to report, never an answer to count as already recorded."""
+    if not isinstance(error, IntegrityError):
+        return False
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        return getattr(original, "sqlite_errorcode", None) in _SQLITE_UNIQUE
+    return getattr(original, "sqlstate", None) == _UNIQUE_VIOLATION

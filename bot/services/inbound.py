@@ -341,8 +341,11 @@ class Inbound:
                         )
                         # What it wrote and queued was rolled back with its savepoint.
                         work = _Work(message, sender=sender)
+                        # The type only: an error's text may quote the message (a
+                        # database's quotes the row it refused, note and all).
                         work.outcome = InboundOutcome(
-                            InboundState.UNPROCESSABLE, f"{type(exc).__name__}: {exc}"
+                            InboundState.UNPROCESSABLE,
+                            f"{type(exc).__name__}; where it failed is in the log",
                         )
                 else:
                     try:

@@ -13,15 +13,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from bot.app import PlanPulse, Runner
 from bot.messages.inbound_mail import HEAD_BYTES, header_section
 from bot.services.records import Records
 from bot.settings import Settings
+from storage.answers import AnswerRepository, NewUpdate
+from storage.db import create_engine, session_factory
 from storage.inbound_mail import InboundDecision, InboundRepository
 from storage.models import EmailBounceRow, InboundRow, PersonRow, UpdateRow
 from tests.conftest import FIXTURES, Clock, import_small_plan
@@ -620,28 +622,45 @@ def _answering(raw: bytes, first: bytes, second: bytes = b"") -> bytes:
     )
 
 
+async def _execute(pulse: PlanPulse, statements: list[str]) -> None:
+    """Run the test's own DDL (a trigger, a constraint) in one transaction."""
+    async with pulse.sessions() as session, session.begin():
+        for statement in statements:
+            await session.execute(text(statement))
+
+
 async def test_a_failing_reply_in_a_batch_is_kept_and_the_others_recorded(
-    mail: Mailroom, monkeypatch: pytest.MonkeyPatch
+    mail: Mailroom, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Replies decided in one batch: when one of them breaks the code (a bug, not a bad
-    reply), it is kept as "unprocessable" with the error, nothing of it is written or sent,
-    and the replies before and after it are recorded and confirmed as if it were not there."""
-    import bot.services.inbound
-    from bot.domain.replies import parse_reply as real_parse
-
-    def parse_reply(text: str, *args: Any, **kwargs: Any) -> Any:
-        if "BREAKS" in text:
-            raise RuntimeError("parser bug")
-        return real_parse(text, *args, **kwargs)
-
-    monkeypatch.setattr(bot.services.inbound, "parse_reply", parse_reply)
+    """Replies decided in one batch: when recording one of them fails for a reason that is
+    not the reply's fault (simulated by a constraint the test adds to the database, which
+    refuses that one reply's answer), it is kept as "unprocessable" with the error's type
+    but none of its text, nothing of it is written or sent, and the replies before and
+    after it are recorded and confirmed as if it were not there."""
+    refuse = {
+        "sqlite": [
+            "CREATE TRIGGER refuse_breaks BEFORE INSERT ON updates "
+            "WHEN instr(NEW.note, 'BREAKS') > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a test constraint'); END"
+        ],
+        # PostgreSQL quotes the failing row (the note) in the error's detail.
+        "postgresql": [
+            "ALTER TABLE updates ADD CONSTRAINT refuse_breaks "
+            "CHECK (note IS NULL OR position('BREAKS' in note) = 0) NOT VALID"
+        ],
+    }["postgresql" if db_url.startswith("postgresql") else "sqlite"]
+    await _execute(mail.pulse, refuse)
     good = mail.render("plain_reply.eml")
-    broken = _answering(mail.render("plain_reply.eml"), b"1.2-1 2 BREAKS the parser")
+    # Each answers a milestone the other does not: a later answer to the same one would
+    # replace the failing one's before it is written.
+    broken = _answering(mail.render("plain_reply.eml"), b"", b"1.2-2 2 BREAKS the private note")
     later = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Analysis under way with HR")
-    await mail.deliver(good, broken, later)
+    with caplog.at_level(logging.INFO):
+        await mail.deliver(good, broken, later)
     states = await mail.inbound()
+    assert states[1] == ("unprocessable", "IntegrityError; where it failed is in the log")
     assert [s for s, _ in states] == ["processed", "unprocessable", "processed"]
-    assert states[1][1] == "RuntimeError: parser bug"
+    assert "private note" not in caplog.text
     assert len(await mail.email_updates()) == 3  # two from the first reply, one from the third
     assert [str(m["Subject"]).split()[0] for m in mail.new_mail()] == ["Recorded:"] * 2
     async with mail.pulse.sessions() as session:
@@ -650,26 +669,79 @@ async def test_a_failing_reply_in_a_batch_is_kept_and_the_others_recorded(
 
 
 async def test_a_batch_whose_answers_cannot_be_written_together_is_recorded_one_by_one(
-    mail: Mailroom, monkeypatch: pytest.MonkeyPatch
+    mail: Mailroom, db_url: str
 ) -> None:
-    """Should recording a batch's answers together fail (say, another process committed one
-    of them meanwhile), the batch is decided again reply by reply: every reply is recorded."""
-    from storage.answers import AnswerRepository
-
-    real_record = AnswerRepository.record
-
-    async def record(self: AnswerRepository, updates: Any) -> list[bool]:
-        if len({u.external_id.partition("#")[0] for u in updates}) > 1:
-            raise RuntimeError("conflict")
-        return await real_record(self, updates)
-
-    monkeypatch.setattr(AnswerRepository, "record", record)
-    first = mail.render("plain_reply.eml")
-    second = _answering(mail.render("plain_reply.eml"), b"1.2-1 3 Interviews booked")
-    await mail.deliver(first, second)
+    """Should recording a batch's answers together meet a duplicate (another process
+    committed one of them meanwhile), each reply is recorded alone: both are recorded and
+    confirmed, and the answer already committed is kept once. On PostgreSQL another
+    connection commits the first reply's answer while the batch waits on it; on SQLite,
+    whose writers take turns so the race cannot happen, a trigger adds a copy of the second
+    reply's answer just before the batch writes it, and only then."""
+    first_id, second_id = "<first@mail.council.example>", "<second@mail.council.example>"
+    first = mail.render("plain_reply.eml", reply_id=first_id)
+    second = _answering(
+        mail.render("plain_reply.eml", reply_id=second_id), b"1.2-1 3 Interviews booked"
+    )
+    if not db_url.startswith("postgresql"):
+        columns = (
+            "milestone_id, person_id, rating, note, revised_due, needs_support, source, "
+            "external_id, given_at, recorded_at, supersedes_id, recorded_by, evidence"
+        )
+        copied = ", ".join(f"NEW.{column.strip()}" for column in columns.split(","))
+        await _execute(
+            mail.pulse,
+            [
+                "CREATE TRIGGER written_meanwhile BEFORE INSERT ON updates "
+                f"WHEN NEW.external_id = '{second_id}#1.2-1' "
+                # Only while the batch writes both replies' answers at once: no prompt is
+                # marked answered yet.
+                "AND NOT EXISTS (SELECT 1 FROM prompts WHERE answered_at IS NOT NULL) "
+                f"BEGIN INSERT INTO updates ({columns}) VALUES ({copied}); END"
+            ],
+        )
+        await mail.deliver(first, second)
+    else:
+        engine = create_engine(db_url)
+        try:
+            async with session_factory(engine)() as other, other.begin():
+                await AnswerRepository(other).record(
+                    [
+                        NewUpdate(
+                            plan_key="small",
+                            ref="1.2-1",
+                            person_key="DC",
+                            rating=3,
+                            note="Analysis under way with HR",
+                            revised_due=None,
+                            needs_support=False,
+                            source="email",
+                            external_id=f"{first_id}#1.2-1",
+                            given_at=LATER,
+                            recorded_at=LATER,
+                            answers=(),
+                        )
+                    ]
+                )
+                delivering = asyncio.create_task(mail.deliver(first, second))
+                # Commit once the batch waits for this uncommitted duplicate.
+                for _ in range(3000):
+                    if delivering.done() or await _waiting_on_a_lock(mail):
+                        break
+                    await asyncio.sleep(0.01)
+                assert not delivering.done()
+            await delivering
+        finally:
+            await engine.dispose()
     assert [s for s, _ in await mail.inbound()] == ["processed", "processed"]
     assert len(await mail.email_updates()) == 3
     assert len(mail.new_mail()) == 2
+
+
+async def _waiting_on_a_lock(mail: Mailroom) -> bool:
+    """Whether a transaction waits for another one to end (PostgreSQL)."""
+    waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+    async with mail.pulse.sessions() as session:
+        return bool(await session.scalar(text(waiting)))
 
 
 async def test_later_replies_in_a_batch_are_judged_after_the_earlier_ones(
@@ -697,11 +769,13 @@ async def test_later_replies_in_a_batch_are_judged_after_the_earlier_ones(
 
 
 async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
-    pulse: PlanPulse, monkeypatch: pytest.MonkeyPatch
+    pulse: PlanPulse, db_url: str
 ) -> None:
     """Files are stored a batch per transaction and moved to taken/ only after their batch
-    committed: when storing a batch fails, its files stay in the inbox for the next sweep,
-    the batches before it are not taken in again, and a duplicate is kept once."""
+    committed: when the database fails every message of a batch (here a trigger the test
+    installs: on PostgreSQL it ends the connection, as a server going away does; on SQLite
+    it aborts the insert), its files stay in the inbox for the next sweep, the batches
+    before it are not taken in again, and a duplicate is kept once."""
     from bot.services.inbound import Inbound
 
     inbox = pulse.settings.mail_dir / "inbox"
@@ -716,29 +790,32 @@ async def test_the_inbox_is_taken_in_batch_by_batch_and_never_twice(
         pulse.sessions, mail_from="plan-pulse@localhost", clock=lambda: LATER, sweep_batch=3
     )
     inbound.inbox = inbox
-    real_take_in_many, real_take_in = inbound.take_in_many, inbound.take_in
-    calls = 0
-    down = False  # the database is away for the second batch, together or file by file
-
-    async def take_in_many(raws: Any, *, source: str) -> int:
-        nonlocal calls, down
-        calls += 1
-        down = calls == 2
-        if down:
-            raise RuntimeError("database went away")
-        return await real_take_in_many(raws, source=source)
-
-    async def take_in(raw: bytes, *, source: str) -> bool:
-        if down:
-            raise RuntimeError("database went away")
-        return await real_take_in(raw, source=source)
-
-    monkeypatch.setattr(inbound, "take_in_many", take_in_many)
-    monkeypatch.setattr(inbound, "take_in", take_in)
-    with pytest.raises(RuntimeError):
+    second_batch = "(<m3@x.example>|<m4@x.example>|<m5@x.example>)"
+    if db_url.startswith("postgresql"):
+        install = [
+            "CREATE FUNCTION go_away() RETURNS trigger AS $$ BEGIN "
+            f"IF convert_from(NEW.raw, 'UTF8') ~ '{second_batch}' THEN "
+            "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql",
+            "CREATE TRIGGER go_away BEFORE INSERT ON inbound "
+            "FOR EACH ROW EXECUTE FUNCTION go_away()",
+        ]
+        remove = ["DROP TRIGGER go_away ON inbound"]
+    else:
+        install = [
+            "CREATE TRIGGER go_away BEFORE INSERT ON inbound WHEN "
+            + " OR ".join(
+                f"instr(NEW.raw, CAST('<m{n}@x.example>' AS BLOB)) > 0" for n in (3, 4, 5)
+            )
+            + " BEGIN SELECT RAISE(ABORT, 'database went away'); END"
+        ]
+        remove = ["DROP TRIGGER go_away"]
+    await _execute(pulse, install)
+    with pytest.raises(DBAPIError):
         await inbound.sweep_inbox()
     left = sorted(p.name for p in inbox.iterdir() if p.is_file())
     assert left == ["03.eml", "04.eml", "05.eml", "06.eml", "07.eml"]
+    await _execute(pulse, remove)  # the database is back
     assert await inbound.sweep_inbox() == 4  # 03-06; 07 repeats 00
     assert not [p for p in inbox.iterdir() if p.is_file()]
     assert len(list((inbox / "taken").iterdir())) == 8

@@ -61,8 +61,14 @@ class Transaction:
         if db.commit_errors:
             raise db.commit_errors.pop(0)
         if len(written) > 1 and any(item.startswith("dup") for item in written):
-            raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+            raise IntegrityError("INSERT", {}, UniqueViolation("duplicate key"))
         db.committed.append(list(written))
+
+
+class UniqueViolation(Exception):
+    """What PostgreSQL's driver raises for a unique key (SQLSTATE 23505)."""
+
+    sqlstate = "23505"
 
 
 async def write_all(session: AsyncSession, items: Sequence[str]) -> list[str | Exception]:
