@@ -477,7 +477,10 @@ class Inbound:
             return read_mail(message.raw)
         except Exception as exc:  # read_mail is tolerant; this is a last resort
             log.error("inbound %s could not be read: %s", message.id, without_text(exc))
-            return InboundOutcome(InboundState.UNPROCESSABLE, f"{type(exc).__name__}: {exc}")
+            # The type only, as when recording fails: the error's text may quote the mail.
+            return InboundOutcome(
+                InboundState.UNPROCESSABLE, f"{type(exc).__name__}; where it failed is in the log"
+            )
 
     async def _decide(
         self,
