@@ -193,6 +193,8 @@ class UpdateRow(Base):
         Index("ix_updates_milestone_given", "milestone_id", "given_at", "id"),
         # A milestone's status needs only its latest update, its last two ratings and its
         # latest revised date: these indexes find each without reading the history.
+        # On PostgreSQL it carries the rating too (migration 0029): a pack's rating mix
+        # probes it 350,000 times and reads each rating from the index alone.
         Index(
             "ix_updates_milestone_rated",
             "milestone_id",
@@ -200,6 +202,7 @@ class UpdateRow(Base):
             "id",
             sqlite_where=text("rating IS NOT NULL"),
             postgresql_where=text("rating IS NOT NULL"),
+            postgresql_include=["rating"],
         ),
         Index(
             "ix_updates_milestone_revised",
