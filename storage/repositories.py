@@ -21,7 +21,9 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    true,
     union,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -942,11 +944,16 @@ async def _decisive(
         later = MilestoneRow.id.in_(
             select(state.milestone_id).where(state.latest_given_at >= utc(until))
         )
-        probed = await (await session.connection()).execute(
-            _decisive_updates(plan_id, until, refs, later)
+        connection = await session.connection()
+        lateral = connection.dialect.name == "postgresql"
+        probed = await connection.execute(
+            _decisive_updates(plan_id, until, refs, later, lateral=lateral)
         )
+        named: set[int] = set()
         for values in probed.tuples().all():
-            found.setdefault(values[0], []).append(values[1:])
+            if values[1] not in named:  # one update found by two probes
+                named.add(values[1])
+                found.setdefault(values[0], []).append(values[1:])
     return _updates_of(found, person_key)
 
 
@@ -1005,16 +1012,56 @@ def _decisive_updates(
     until: datetime | None,
     refs: Sequence[str] | None = None,
     *also: ColumnElement[bool],
+    lateral: bool = False,
 ) -> Select[Any]:
     """The updates that decide each live milestone's status, found by index probes.
 
     A status needs a milestone's latest update (note, support), its last two ratings
     (achieved, worsening) and its latest revised date; everything older changes nothing.
     Reading just these keeps a digest's cost flat however long the history grows. `also`:
-    further conditions on the milestones probed.
+    further conditions on the milestones probed. `lateral` (PostgreSQL): each probe reads
+    its updates whole, the last two ratings in one, and the same update may come twice;
+    otherwise each probe names one update, read by its key after.
     """
     latest_first = (UpdateRow.given_at.desc(), UpdateRow.id.desc())
     counts = counted(until)
+    milestones = [
+        MilestoneRow.plan_id == plan_id,
+        MilestoneRow.retired.is_(False),
+        *([] if refs is None else [MilestoneRow.ref.in_(list(refs))]),
+        *also,
+    ]
+    fields = (
+        UpdateRow.id,
+        UpdateRow.given_at,
+        UpdateRow.rating,
+        UpdateRow.note,
+        UpdateRow.revised_due,
+        UpdateRow.needs_support,
+        UpdateRow.source,
+        UpdateRow.person_id,
+        UpdateRow.external_id,
+    )
+    before = [UpdateRow.given_at < utc(until)] if until is not None else []
+    rated = UpdateRow.rating.is_not(None)
+    revised = UpdateRow.revised_due.is_not(None)
+
+    if lateral:
+        # Each milestone chosen once, its updates read whole in one lateral subquery: no
+        # join back over the updates' key, which on a national look back walks the primary
+        # key of millions of rows for 150,000 updates.
+        def newest(*conditions: ColumnElement[bool], n: int = 1) -> Select[Any]:
+            return (
+                select(*fields)
+                .where(UpdateRow.milestone_id == MilestoneRow.id, counts, *conditions)
+                .order_by(*latest_first)
+                .limit(n)
+            )
+
+        found = union_all(
+            newest(*before), newest(*before, rated, n=2), newest(*before, revised)
+        ).lateral()
+        return select(MilestoneRow.ref, *found.c).join(found, true()).where(*milestones)
 
     def probe(*conditions: ColumnElement[bool], offset: int = 0) -> Select[Any]:
         found = (
@@ -1026,34 +1073,16 @@ def _decisive_updates(
             .correlate(MilestoneRow)
             .scalar_subquery()
         )
-        return select(found.label("update_id")).where(
-            MilestoneRow.plan_id == plan_id,
-            MilestoneRow.retired.is_(False),
-            *([] if refs is None else [MilestoneRow.ref.in_(list(refs))]),
-            *also,
-        )
+        return select(found.label("update_id")).where(*milestones)
 
-    before = [UpdateRow.given_at < utc(until)] if until is not None else []
-    rated = UpdateRow.rating.is_not(None)
     chosen = union(
         probe(*before),
         probe(*before, rated),
         probe(*before, rated, offset=1),
-        probe(*before, UpdateRow.revised_due.is_not(None)),
+        probe(*before, revised),
     ).subquery()
     return (
-        select(
-            MilestoneRow.ref,
-            UpdateRow.id,
-            UpdateRow.given_at,
-            UpdateRow.rating,
-            UpdateRow.note,
-            UpdateRow.revised_due,
-            UpdateRow.needs_support,
-            UpdateRow.source,
-            UpdateRow.person_id,
-            UpdateRow.external_id,
-        )
+        select(MilestoneRow.ref, *fields)
         .join(chosen, chosen.c.update_id == UpdateRow.id)
         .join(MilestoneRow, MilestoneRow.id == UpdateRow.milestone_id)
         # In no order: `_decisive` puts each milestone's few in order, not the database.
