@@ -11,11 +11,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import PlanPulse
 from bot.domain.model import Source, Update
 from bot.domain.status import milestone_status
+from bot.services.answers import withdraw
 from handlers.files.importing import import_plan
 from storage.models import MilestoneRow, UpdateRow
 from storage.repositories import PlanRepository, UpdateRepository, utc
@@ -114,3 +115,54 @@ async def test_decisive_updates_give_the_same_status_as_the_whole_history(
                     policy=tracked.plan.policy,
                 )
                 assert decisive == full, (milestone.ref, day)
+
+
+async def test_a_look_back_counts_an_answer_withdrawn_only_after_that_day(
+    pulse: PlanPulse, tmp_path: Path
+) -> None:
+    """Looking back to a day before a rating was withdrawn, that rating still decides the
+    milestone; to a day after, the earlier rating does, and the withdrawal says nothing."""
+    rows = ["Priority,Ref,Key actions,Timescales", "1,1.1,Action,31/12/26"]
+    (tmp_path / "w.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    await import_plan(pulse.sessions, tmp_path / "w.csv", now=NOW, plan_key="w")
+    day = datetime(2026, 10, 1, 12, tzinfo=UTC)
+    async with pulse.sessions() as session, session.begin():
+        (ref, milestone_id), *_ = (
+            await session.execute(select(MilestoneRow.ref, MilestoneRow.id))
+        ).tuples()
+        updates = UpdateRepository(session)
+        for days, rating in ((0, 2), (2, 4)):
+            await updates.add(
+                milestone_id=milestone_id,
+                rating=rating,
+                note=None,
+                source=Source.CLI,
+                given_at=day + timedelta(days=days),
+                recorded_at=day + timedelta(days=days),
+            )
+        withdrawn = await session.scalar(select(func.max(UpdateRow.id)))
+        assert withdrawn is not None
+        assert (
+            await withdraw(
+                session,
+                plan_key="w",
+                update_id=withdrawn,
+                recorded_by="chair@council.example",
+                now=day + timedelta(days=5),
+            )
+            is None
+        )
+        await updates.add(  # answered since: each look back reads the history
+            milestone_id=milestone_id,
+            rating=None,
+            note="Under way",
+            source=Source.CLI,
+            given_at=day + timedelta(days=7),
+            recorded_at=day + timedelta(days=7),
+        )
+    async with pulse.sessions() as session:
+        plans = PlanRepository(session)
+        before = await plans.decisive("w", until=day + timedelta(days=3))
+        after = await plans.decisive("w", until=day + timedelta(days=6))
+    assert [u.rating for u in before[ref]] == [2, 4]
+    assert [u.rating for u in after[ref]] == [2]
