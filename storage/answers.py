@@ -103,6 +103,30 @@ _MARK_ANSWERED = (
     .values(answered_at=bindparam("at"))
 )
 
+# Built once, like the rest of an answer's statements: built per answer, their construction
+# and cache key cost more than the database does for these few rows.
+_PLANS = (
+    select(PlanRow, PriorityRow)
+    .outerjoin(PriorityRow, PriorityRow.plan_id == PlanRow.id)
+    .where(PlanRow.id.in_(bindparam("plans", expanding=True)))
+    .order_by(PlanRow.id, PriorityRow.number)
+)
+_MILESTONE_IDS = (
+    select(PlanRow.key, MilestoneRow.ref, MilestoneRow.id)
+    .join(PlanRow, PlanRow.id == MilestoneRow.plan_id)
+    .where(
+        PlanRow.key.in_(bindparam("plans", expanding=True)),
+        MilestoneRow.ref.in_(bindparam("refs", expanding=True)),
+    )
+)
+_WRITER_IDS = select(PersonRow.key, PersonRow.id).where(
+    PersonRow.key.in_(bindparam("keys", expanding=True))
+)
+_KNOWN = select(UpdateRow.external_id).where(
+    UpdateRow.source == bindparam("source"),
+    UpdateRow.external_id.in_(bindparam("ids", expanding=True)),
+)
+
 
 class AnswerRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -172,12 +196,7 @@ class AnswerRepository:
             # Each plan with its priorities, in one query.
             plan_rows: dict[int, tuple[PlanRow, list[PriorityRow]]] = {}
             for plan_row, priority in (
-                await session.execute(
-                    select(PlanRow, PriorityRow)
-                    .outerjoin(PriorityRow, PriorityRow.plan_id == PlanRow.id)
-                    .where(PlanRow.id.in_(list(refs)))
-                    .order_by(PlanRow.id, PriorityRow.number)
-                )
+                await session.execute(_PLANS, {"plans": list(refs)})
             ).tuples():
                 listed = plan_rows.setdefault(plan_row.id, (plan_row, []))[1]
                 if priority is not None:
@@ -207,23 +226,18 @@ class AnswerRepository:
             (plan, ref): milestone_id
             for plan, ref, milestone_id in (
                 await session.execute(
-                    select(PlanRow.key, MilestoneRow.ref, MilestoneRow.id)
-                    .join(PlanRow, PlanRow.id == MilestoneRow.plan_id)
-                    .where(
-                        PlanRow.key.in_({u.plan_key for u in updates}),
-                        MilestoneRow.ref.in_({u.ref for u in updates}),
-                    )
+                    _MILESTONE_IDS,
+                    {
+                        "plans": list({u.plan_key for u in updates}),
+                        "refs": list({u.ref for u in updates}),
+                    },
                 )
             ).tuples()
         }
         writers = {
             key: writer_id
             for key, writer_id in (
-                await session.execute(
-                    select(PersonRow.key, PersonRow.id).where(
-                        PersonRow.key.in_({u.person_key for u in updates})
-                    )
-                )
+                await session.execute(_WRITER_IDS, {"keys": list({u.person_key for u in updates})})
             ).tuples()
         }
         by_source: dict[str, list[str]] = defaultdict(list)
@@ -233,11 +247,7 @@ class AnswerRepository:
             (source, external_id)
             for source, external_ids in by_source.items()
             for external_id in (
-                await session.scalars(
-                    select(UpdateRow.external_id).where(
-                        UpdateRow.source == source, UpdateRow.external_id.in_(external_ids)
-                    )
-                )
+                await session.scalars(_KNOWN, {"source": source, "ids": external_ids})
             ).all()
         }
         rows = []

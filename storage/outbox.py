@@ -83,6 +83,13 @@ class OutboxProblem:
     why: str
 
 
+# Built once: a confirmation looks its prompt's message up on every submit.
+_MESSAGE_IDS = select(OutboxRow.dedupe_key, OutboxRow.message_id).where(
+    OutboxRow.dedupe_key.in_(bindparam("keys", expanding=True)),
+    OutboxRow.message_id.is_not(None),
+)
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -413,10 +420,7 @@ class OutboxRepository:
         keys = list(dict.fromkeys(dedupe_keys))
         for start in range(0, len(keys), IN_CHUNK):
             rows = await self.session.execute(
-                select(OutboxRow.dedupe_key, OutboxRow.message_id).where(
-                    OutboxRow.dedupe_key.in_(keys[start : start + IN_CHUNK]),
-                    OutboxRow.message_id.is_not(None),
-                )
+                _MESSAGE_IDS, {"keys": keys[start : start + IN_CHUNK]}
             )
             found.update((key, message_id) for key, message_id in rows.tuples() if message_id)
         return found

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     distinct,
     exists,
     func,
@@ -204,6 +205,9 @@ def person_record(row: PersonRow) -> PersonRecord:
     )
 
 
+_NAMES = select(PersonRow.key, PersonRow.name).where(PersonRow.erased_at.is_(None))
+
+
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -231,9 +235,7 @@ class PeopleRepository:
 
     async def names(self) -> dict[str, str]:
         """The name of everyone not erased, by key."""
-        rows = await self.session.execute(
-            select(PersonRow.key, PersonRow.name).where(PersonRow.erased_at.is_(None))
-        )
+        rows = await self.session.execute(_NAMES)
         return dict(rows.tuples().all())
 
     async def by_address(self, address: str, *, mailable: bool = False) -> list[PersonRecord]:
@@ -769,54 +771,69 @@ def _tracked_plan(
     )
 
 
+# The statements of an answer's reads (`_chosen`), built once: built per call, their
+# construction and cache key cost more than the database does for these few rows.
+_state = milestone_state.c
+_CHOSEN = (
+    select(
+        ActionRow.id,
+        ActionRow.ref,
+        ActionRow.title,
+        ActionRow.aim,
+        ActionRow.priority_id,
+        MilestoneRow.retired,
+        MilestoneRow.ref,
+        MilestoneRow.title,
+        MilestoneRow.timescale_text,
+        MilestoneRow.due,
+        MilestoneRow.start,
+        MilestoneRow.recurrence,
+        MilestoneRow.ongoing,
+        MilestoneRow.id,
+        PersonRow,
+        _state.milestone_id,
+        *(_state[f"{slot}_{name}"] for slot in STATE_SLOTS for name, _ in UPDATE_FIELDS),
+    )
+    .join(ActionRow, ActionRow.id == MilestoneRow.action_id)
+    .outerjoin(ActionLeadRow, ActionLeadRow.action_id == ActionRow.id)
+    .outerjoin(PersonRow, PersonRow.id == ActionLeadRow.person_id)
+    .outerjoin(milestone_state, _state.milestone_id == MilestoneRow.id)
+    .where(
+        MilestoneRow.plan_id == bindparam("plan"),
+        MilestoneRow.ref.in_(bindparam("refs", expanding=True)),
+        ActionRow.plan_id == bindparam("plan"),
+        ActionRow.retired.is_(False),
+    )
+    .order_by(
+        ActionRow.position,
+        ActionRow.id,
+        MilestoneRow.position,
+        MilestoneRow.id,
+        ActionLeadRow.position,
+    )
+)
+_CHOSEN_NETWORKS = (
+    select(NetworkRow, ActionNetworkRow.action_id)
+    .join(PlanNetworkRow, PlanNetworkRow.network_id == NetworkRow.id)
+    .outerjoin(
+        ActionNetworkRow,
+        and_(
+            ActionNetworkRow.network_id == NetworkRow.id,
+            ActionNetworkRow.action_id.in_(bindparam("actions", expanding=True)),
+        ),
+    )
+    .where(PlanNetworkRow.plan_id == bindparam("plan"))
+    .order_by(NetworkRow.key)
+)
+
+
 async def _chosen(session: AsyncSession, plan_id: int, refs: Sequence[str]) -> tuple[Any, ...]:
     """What `tracked` reads for the milestones `refs` (an answer's), in two queries: the
     actions with any of them, each live one with its decisive updates (`milestone_state`,
     the updates today's status needs), with the actions' leads and their people (a row per
     milestone and lead); the plan's networks with those of these actions. As
     `_tracked_plan` takes them after the priorities."""
-    state = milestone_state.c
-    slots = [state[f"{slot}_{name}"] for slot in STATE_SLOTS for name, _ in UPDATE_FIELDS]
-    rows = (
-        await session.execute(
-            select(
-                ActionRow.id,
-                ActionRow.ref,
-                ActionRow.title,
-                ActionRow.aim,
-                ActionRow.priority_id,
-                MilestoneRow.retired,
-                MilestoneRow.ref,
-                MilestoneRow.title,
-                MilestoneRow.timescale_text,
-                MilestoneRow.due,
-                MilestoneRow.start,
-                MilestoneRow.recurrence,
-                MilestoneRow.ongoing,
-                MilestoneRow.id,
-                PersonRow,
-                state.milestone_id,
-                *slots,
-            )
-            .join(ActionRow, ActionRow.id == MilestoneRow.action_id)
-            .outerjoin(ActionLeadRow, ActionLeadRow.action_id == ActionRow.id)
-            .outerjoin(PersonRow, PersonRow.id == ActionLeadRow.person_id)
-            .outerjoin(milestone_state, state.milestone_id == MilestoneRow.id)
-            .where(
-                MilestoneRow.plan_id == plan_id,
-                MilestoneRow.ref.in_(list(refs)),
-                ActionRow.plan_id == plan_id,
-                ActionRow.retired.is_(False),
-            )
-            .order_by(
-                ActionRow.position,
-                ActionRow.id,
-                MilestoneRow.position,
-                MilestoneRow.id,
-                ActionLeadRow.position,
-            )
-        )
-    ).tuples()
+    rows = (await session.execute(_CHOSEN, {"plan": plan_id, "refs": list(refs)})).tuples()
     actions: dict[int, _ActionRead] = {}
     milestones: list[tuple[Any, ...]] = []
     leads: dict[int, list[str]] = defaultdict(list)
@@ -853,19 +870,7 @@ async def _chosen(session: AsyncSession, plan_id: int, refs: Sequence[str]) -> t
     networks: dict[int, NetworkRow] = {}
     nets: dict[int, list[str]] = defaultdict(list)
     for network, action_id in (
-        await session.execute(
-            select(NetworkRow, ActionNetworkRow.action_id)
-            .join(PlanNetworkRow, PlanNetworkRow.network_id == NetworkRow.id)
-            .outerjoin(
-                ActionNetworkRow,
-                and_(
-                    ActionNetworkRow.network_id == NetworkRow.id,
-                    ActionNetworkRow.action_id.in_(ids),
-                ),
-            )
-            .where(PlanNetworkRow.plan_id == plan_id)
-            .order_by(NetworkRow.key)
-        )
+        await session.execute(_CHOSEN_NETWORKS, {"plan": plan_id, "actions": ids})
     ).tuples():
         networks.setdefault(network.id, network)
         if action_id is not None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, insert, select
+from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -34,9 +34,30 @@ class FoundLink:
         return not self.superseded and now < self.expires_at and not self.person.erased
 
 
-# Built once: an alias per call defeats the statement cache.
+# Built once: an alias per call defeats the statement cache, and a statement built per call
+# costs its construction and its cache key on every page.
 _Delegate = aliased(PersonRow, name="delegate")
 _Newer = aliased(PromptRow, name="newer")
+_FIND = (
+    select(
+        WebLinkRow,
+        PromptRow,
+        PersonRow,
+        _Delegate.key,
+        exists()
+        .where(
+            _Newer.plan_id == PromptRow.plan_id,
+            _Newer.person_id == WebLinkRow.person_id,
+            _Newer.created_at > PromptRow.created_at,
+        )
+        .label("newer"),
+        exists().where(_Newer.sent_with == PromptRow.id).label("carries"),
+    )
+    .join(PromptRow, PromptRow.id == WebLinkRow.prompt_id)
+    .join(PersonRow, PersonRow.id == WebLinkRow.person_id)
+    .outerjoin(_Delegate, _Delegate.id == PersonRow.delegate_id)
+    .where(WebLinkRow.token_hash.in_(bindparam("hashes", expanding=True)))
+)
 
 
 class WebLinks:
@@ -72,27 +93,7 @@ class WebLinks:
         plan has gone to the person since."""
         if not token_hashes:
             return {}
-        newer = _Newer
-        superseded = exists().where(
-            newer.plan_id == PromptRow.plan_id,
-            newer.person_id == WebLinkRow.person_id,
-            newer.created_at > PromptRow.created_at,
-        )
-        carries = exists().where(newer.sent_with == PromptRow.id)
-        rows = await self.session.execute(
-            select(
-                WebLinkRow,
-                PromptRow,
-                PersonRow,
-                _Delegate.key,
-                superseded.label("newer"),
-                carries.label("carries"),
-            )
-            .join(PromptRow, PromptRow.id == WebLinkRow.prompt_id)
-            .join(PersonRow, PersonRow.id == WebLinkRow.person_id)
-            .outerjoin(_Delegate, _Delegate.id == PersonRow.delegate_id)
-            .where(WebLinkRow.token_hash.in_(list(dict.fromkeys(token_hashes))))
-        )
+        rows = await self.session.execute(_FIND, {"hashes": list(dict.fromkeys(token_hashes))})
         return {
             link.token_hash: FoundLink(
                 stored_prompt(prompt),
