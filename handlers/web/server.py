@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from bot.clock import Clock
 from bot.domain.replies import EVIDENCE_QUESTION
@@ -146,6 +147,30 @@ def _secure(headers: Any, path: str) -> None:
         headers["Cache-Control"] = "no-store"
 
 
+def _escaped(text: str) -> str:
+    """`text` escaped as markupsafe's `escape` does (the template's autoescape), for strings
+    joined by the hundred where its Markup objects cost more than the page's queries."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+def delegate_options(people: Sequence[tuple[str, str]], selected: str | None) -> Markup:
+    """The delegate select's options, one line each, `selected` marked: everyone on the
+    plan, so hundreds of them, joined here at a fraction of a template loop's cost."""
+    return Markup(
+        "".join(
+            f'<option value="{_escaped(key)}"{" selected" if key == selected else ""}>'
+            f"{_escaped(name)}</option>\n"
+            for key, name in people
+        )
+    )
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("handlers.web", "templates"),
@@ -160,6 +185,7 @@ def _environment() -> Environment:
         evidence_question=EVIDENCE_QUESTION,
         evidence_hint=EVIDENCE_HINT_SENTENCE,
         status_words=_STATUS_WORDS,
+        delegate_options=delegate_options,
     )
     return env
 

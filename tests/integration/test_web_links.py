@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from bot.domain.model import Source
 from bot.services.records import Records
-from storage.models import OutboxRow, UpdateRow
+from storage.models import OutboxRow, PersonRow, UpdateRow
 from tests.integration.test_delivery import count
 from tests.web import Site
 
@@ -274,6 +274,32 @@ async def test_an_absence_set_on_the_page_is_audited_as_the_leads_own_by_web(sit
         ("delegate_set", "AW", "web"),
         ("away_set", "AW", "web"),
     ]
+
+
+async def test_the_delegate_list_shows_names_as_written_with_the_chosen_one_selected(
+    site: Site,
+) -> None:
+    """The delegate list offers everyone but the lead, a name with markup in it shown as
+    written, and once the lead has chosen a delegate the page shows them selected, also when
+    an update form comes back with an error."""
+    async with site.pulse.sessions() as session, session.begin():
+        await session.execute(
+            update(PersonRow).where(PersonRow.key == "PB").values(name='Priya <b>"Bains"</b> & Co')
+        )
+    link = site.link_for(ALEX)
+    _, page, _ = await fetch(link)
+    chosen = {"csrf": hidden(page, "csrf"), "form": "absence", "away": "", "delegate": "PB"}
+    status, _, _ = await fetch(link, data=chosen)
+    assert status == 200
+    _, again, _ = await fetch(link)
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', again)
+    assert ("PB", " selected", "Priya &lt;b&gt;&#34;Bains&#34;&lt;/b&gt; &amp; Co") in options
+    assert [key for key, marked, _ in options if marked] == ["PB"]
+    assert "AW" not in [key for key, _, _ in options]
+    assert ("", "", "Nobody") == options[0]
+    status, back, _ = await fetch(link, data=answers(again, m1_rating="4", m2_rating="1"))
+    assert status == 400
+    assert re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', back) == options
 
 
 async def test_a_delegate_answers_for_the_lead_who_is_away(site: Site) -> None:
