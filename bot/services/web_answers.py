@@ -17,7 +17,7 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from bot.clock import Clock
@@ -196,7 +196,6 @@ class UpdatePages:
             for n, s in enumerate(submissions)
             if (link := links.get(s.token_hash)) is not None and link.open_at(s.now)
         ]
-        names: dict[str, str] | None = None
         confirm: list[_Confirmation] = []
         while waiting:
             this_round: list[int] = []
@@ -209,8 +208,6 @@ class UpdatePages:
             waiting = later
             chosen = [links[submissions[n].token_hash] for n in this_round]
             answers = await _load(session, chosen)
-            if names is None:
-                names = await PeopleRepository(session).names()
             deciding: list[tuple[int, _Decided]] = []
             for n, link in zip(this_round, chosen, strict=True):
                 submission = submissions[n]
@@ -220,9 +217,9 @@ class UpdatePages:
                     )
                 except AnswerRefused:
                     continue  # results[n] stays None: the link no longer works
-                page = await self._page_of(
-                    session, link, context, answers, names, now=submission.now
-                )
+                # Without everyone's names: only a form sent back with errors shows the
+                # delegate list, and those are filled in below.
+                page = await self._page_of(session, link, context, answers, {}, now=submission.now)
                 try:
                     outcome = self._decide(link, context, answers, page, submission)
                 except Exception as failed:  # that request's alone: the others go on
@@ -238,6 +235,14 @@ class UpdatePages:
                 results[n] = self._outcome(decided, result, confirm)
         if confirm:
             await self._confirm(session, confirm)
+        names: dict[str, str] | None = None
+        for n, told in enumerate(results):
+            if isinstance(told, Submitted) and told.errors:  # the form goes back
+                if names is None:
+                    names = await PeopleRepository(session).names()
+                own_key = links[submissions[n].token_hash].person.key
+                page = replace(told.page, people=_delegates(names, own_key), names=names)
+                results[n] = replace(told, page=page)
         return results
 
     def _decide(
@@ -409,12 +414,6 @@ class UpdatePages:
                 latest.needs_support,
                 given.text if given is not None and given.given_at == latest.given_at else None,
             )
-        people = tuple(
-            sorted(
-                ((key, name) for key, name in names.items() if key != link.person.key),
-                key=lambda kn: kn[1].lower(),
-            )
-        )
         return UpdatePage(
             plan_title=context.plan.title,
             writer_name=context.writer.name,
@@ -425,7 +424,7 @@ class UpdatePages:
             today=context.today,
             away_until=link.person.away_until,
             delegate_key=link.delegate_key,
-            people=people,
+            people=_delegates(names, link.person.key),
             names=names,
         )
 
@@ -521,6 +520,16 @@ def _nonce(given: str) -> str:
 def new_submission_id() -> str:
     """The id a drawn form carries (`_nonce`)."""
     return secrets.token_urlsafe(16)
+
+
+def _delegates(names: Mapping[str, str], own_key: str) -> tuple[tuple[str, str], ...]:
+    """Who the person with `own_key` may name delegate, (key, name) in name order."""
+    return tuple(
+        sorted(
+            ((key, name) for key, name in names.items() if key != own_key),
+            key=lambda kn: kn[1].lower(),
+        )
+    )
 
 
 def _latest_since(updates: Sequence[Update], since: datetime, now: datetime) -> Update | None:
