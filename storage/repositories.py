@@ -234,8 +234,9 @@ class PeopleRepository:
         return found
 
     async def names(self) -> dict[str, str]:
-        """The name of everyone not erased, by key."""
-        rows = await self.session.execute(_NAMES)
+        """The name of everyone not erased, by key. On the session's connection, not through
+        the ORM (no flush first): every update page reads all of them."""
+        rows = await (await self.session.connection()).execute(_NAMES)
         return dict(rows.tuples().all())
 
     async def by_address(self, address: str, *, mailable: bool = False) -> list[PersonRecord]:

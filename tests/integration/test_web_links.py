@@ -296,7 +296,7 @@ async def test_the_delegate_list_shows_names_as_written_with_the_chosen_one_sele
     assert ("PB", " selected", "Priya &lt;b&gt;&#34;Bains&#34;&lt;/b&gt; &amp; Co") in options
     assert [key for key, marked, _ in options if marked] == ["PB"]
     assert "AW" not in [key for key, _, _ in options]
-    assert ("", "", "Nobody") == options[0]
+    assert options[0] == ("", "", "Nobody")
     status, back, _ = await fetch(link, data=answers(again, m1_rating="4", m2_rating="1"))
     assert status == 400
     assert re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', back) == options
