@@ -19,6 +19,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from html import escape
 from importlib import resources
 from typing import Any
 
@@ -147,25 +148,13 @@ def _secure(headers: Any, path: str) -> None:
         headers["Cache-Control"] = "no-store"
 
 
-def _escaped(text: str) -> str:
-    """`text` escaped as markupsafe's `escape` does (the template's autoescape), for strings
-    joined by the hundred where its Markup objects cost more than the page's queries."""
-    return (
-        text.replace("&", "&amp;")
-        .replace(">", "&gt;")
-        .replace("<", "&lt;")
-        .replace("'", "&#39;")
-        .replace('"', "&#34;")
-    )
-
-
 def delegate_options(people: Sequence[tuple[str, str]], selected: str | None) -> Markup:
     """The delegate select's options, one line each, `selected` marked: everyone on the
     plan, so hundreds of them, joined here at a fraction of a template loop's cost."""
     return Markup(
         "".join(
-            f'<option value="{_escaped(key)}"{" selected" if key == selected else ""}>'
-            f"{_escaped(name)}</option>\n"
+            f'<option value="{escape(key)}"{" selected" if key == selected else ""}>'
+            f"{escape(name)}</option>\n"
             for key, name in people
         )
     )
