@@ -90,6 +90,7 @@ def item(
     revised_due: str | None = None,
     needs_support: bool = False,
     reasons: list[str] | None = None,
+    evidence: str | None = None,
 ) -> dict[str, Any]:
     return {
         "ref": ref,
@@ -104,6 +105,7 @@ def item(
         "revised_due": revised_due,
         "needs_support": needs_support,
         "reasons": reasons or [],
+        "evidence": evidence,  # evidence of impact, added to §12: none recorded in this plan
     }
 
 
