@@ -46,7 +46,7 @@ from digest_bench import (  # siblings: benchmarks run as scripts
     NOW,
     build_store,
 )
-from sample_plans import bench_pulse
+from sample_plans import bench_pulse, throwaway_postgres
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -59,7 +59,7 @@ from digests.pack_html import render_pack_html
 from handlers.files.pack_docx import write_pack_docx
 from storage.models import PersonRow, PlanRow, PromptRow
 from storage.prompts import NewPrompt, PromptRepository
-from tests.postgres import create_database, find_pg_bin, running_postgres
+from tests.postgres import create_database
 
 SINCE = AS_OF - timedelta(days=30)
 CYCLES = 6
@@ -215,10 +215,7 @@ async def bench(
 
 
 async def bench_on_postgres(milestones: int, updates: int, networks: int, rounds: int) -> None:
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL is not installed (Debian package postgresql)")
-    with running_postgres(bin_dir) as server:
+    with throwaway_postgres() as server:
         url = server.url(await create_database(server))
         await bench(milestones, updates, networks, url, rounds)
 

@@ -49,6 +49,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sample_plans import throwaway_postgres  # a sibling: benchmarks run as scripts
+
 from bot.messages.web_links import csrf_token, link_hash, new_link_token
 from bot.services.prompting import Cycles
 from bot.services.web_answers import UpdatePages, new_submission_id
@@ -58,7 +60,7 @@ from handlers.web.server import _environment, build_web_app
 from storage.db import create_engine, migrate, session_factory
 from storage.models import ActionRow, MilestoneRow, PlanRow, PromptRow, UpdateRow
 from storage.web_links import WebLinks
-from tests.postgres import create_database, find_pg_bin, running_postgres
+from tests.postgres import create_database
 
 NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 KEY = "Vq3xN8r2LmT7pZs1Kd6Wf0Hj4Yc9Ba5E-bench"
@@ -344,10 +346,7 @@ async def bench(
 
 
 async def bench_on_postgres(leads: int, concurrency: list[int], pool: ProcessPoolExecutor) -> None:
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL is not installed (Debian package postgresql)")
-    with running_postgres(bin_dir) as server:
+    with throwaway_postgres() as server:
         url = server.url(await create_database(server))
         await bench(leads, concurrency, url, pool)
 
